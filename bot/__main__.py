@@ -1,0 +1,51 @@
+"""Command line: `python -m bot [run|check|chat]`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from bot.config import ConfigError, load_settings
+from bot.logs import setup_logging
+
+EXIT_CONFIG = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bot", description="mcpcord: an LLM Discord bot with MCP tools."
+    )
+    parser.add_argument(
+        "command",
+        nargs="?",
+        default="run",
+        choices=["run", "check", "chat"],
+        help="run the bot (default), check the configuration, or chat in the terminal",
+    )
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+        setup_logging(settings.logging)
+        if args.command == "check":
+            from bot.check import run_checks
+
+            return asyncio.run(run_checks(settings))
+        if args.command == "chat":
+            from bot.console import chat
+
+            return asyncio.run(chat(settings))
+        from bot.app import serve
+
+        asyncio.run(serve(settings))
+        return 0
+    except ConfigError as exc:
+        for line in str(exc).splitlines():
+            print(f"config error: {line}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""The composition root: builds store, tools, backend and bot from Settings, and runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from bot.backends.base import Backend
+from bot.config import ConfigError, Settings
+from bot.core.approvals import ApprovalBroker, ApprovalPolicy
+from bot.core.conversations import Conversations
+from bot.core.limits import UserLimits
+from bot.core.tool_calls import ToolExecutor
+from bot.store.records import TurnRecord
+from bot.store.sqlite import Store
+from bot.tools.mcp import MCPTools
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Core:
+    """The Discord-free part of the service; `chat` and `check` use it without a bot."""
+
+    settings: Settings
+    store: Store
+    tools: MCPTools
+    broker: ApprovalBroker
+    policies: dict[str, ApprovalPolicy]
+    backend: Backend
+    conversations: Conversations
+
+
+def make_backend(settings: Settings, executor: ToolExecutor) -> Backend:
+    if settings.llm.backend == "responses":
+        from bot.backends.responses import ResponsesBackend
+
+        return ResponsesBackend(settings.llm, tools=executor, servers=settings.mcp.servers)
+    from bot.backends.chat import ChatBackend
+
+    return ChatBackend(settings.llm, tools=executor)
+
+
+@asynccontextmanager
+async def build_core(settings: Settings) -> AsyncIterator[Core]:
+    async with Store.open(settings.storage.path) as store:
+        bot_side = {n: s for n, s in settings.mcp.servers.items() if not s.server_side}
+        async with MCPTools(bot_side, tool_timeout_s=settings.mcp.tool_timeout_s) as tools:
+            broker = ApprovalBroker(store, timeout_s=settings.mcp.approval_timeout_s)
+            policies = {
+                name: ApprovalPolicy(server.require_approval)
+                for name, server in settings.mcp.servers.items()
+            }
+            backend = make_backend(settings, ToolExecutor(tools, policies, broker))
+            try:
+                yield Core(
+                    settings=settings,
+                    store=store,
+                    tools=tools,
+                    broker=broker,
+                    policies=policies,
+                    backend=backend,
+                    conversations=Conversations(store, backend, make_record=TurnRecord),
+                )
+            finally:
+                await backend.aclose()
+
+
+async def serve(settings: Settings) -> None:
+    """Run the bot until SIGTERM/SIGINT, then let running turns finish within the grace period."""
+    import discord
+
+    from bot.discord.client import Services, build_bot
+
+    if settings.discord_token is None:
+        raise ConfigError("DISCORD_TOKEN: not set; put the bot token in the environment or .env")
+    token = settings.discord_token.get_secret_value()
+    async with build_core(settings) as core:
+        services = Services(
+            settings=settings,
+            store=core.store,
+            conversations=core.conversations,
+            broker=core.broker,
+            limits=UserLimits(settings.limits, tokens_since=core.store.tokens_used_since),
+            tools=core.tools,
+            policies=core.policies,
+        )
+        bot = build_bot(services)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        async with bot:
+            runner = asyncio.create_task(bot.start(token))
+            stopper = asyncio.create_task(stop.wait())
+            await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if runner.done():
+                stopper.cancel()
+                try:
+                    runner.result()
+                except discord.LoginFailure:
+                    raise ConfigError(
+                        "DISCORD_TOKEN: Discord rejected the token; copy it again from the "
+                        "Developer Portal (Bot → Reset Token)"
+                    ) from None
+                except discord.PrivilegedIntentsRequired:
+                    raise ConfigError(
+                        "discord: the Message Content intent is not enabled; turn on "
+                        "MESSAGE CONTENT INTENT under Bot in the Developer Portal"
+                    ) from None
+                return
+            log.info("shutting down: no new turns, %.0f s grace", settings.shutdown_grace_s)
+            await bot.drain(settings.shutdown_grace_s)
+            await bot.close()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await runner
+    log.info("stopped cleanly")

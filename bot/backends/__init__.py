@@ -1,0 +1,1 @@
+"""LLM backends: each turns a TurnRequest into the shared TurnEvent stream."""

@@ -1,0 +1,36 @@
+"""Trimming stored history without separating a tool call from its result."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+def trim_history(items: Sequence[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
+    """The newest items, at most `limit`, starting at a user message.
+
+    Starting at a user message is what keeps an assistant tool call and its tool results
+    together: they always sit between two user messages. If the newest turn alone is longer than
+    the limit, that whole turn is kept rather than cut in the middle of its tool exchange.
+    """
+    if len(items) <= limit:
+        return list(items)
+    user_positions = [i for i, item in enumerate(items) if item.get("role") == "user"]
+    earliest = len(items) - limit
+    for position in user_positions:
+        if position >= earliest:
+            return list(items[position:])
+    return list(items[user_positions[-1] :]) if user_positions else list(items[earliest:])
+
+
+def user_content(text: str, image_urls: Sequence[str], *, responses: bool) -> Any:
+    """A user message's content: plain text, or text plus image parts when there are images."""
+    if not image_urls:
+        return text
+    if responses:
+        parts: list[dict[str, Any]] = [{"type": "input_text", "text": text}]
+        parts += [{"type": "input_image", "image_url": url} for url in image_urls]
+        return parts
+    parts = [{"type": "text", "text": text}]
+    parts += [{"type": "image_url", "image_url": {"url": url}} for url in image_urls]
+    return parts

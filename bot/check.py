@@ -1,0 +1,92 @@
+"""`python -m bot check`: config, storage, each MCP server and one tiny LLM call, as a table."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+
+from bot.config import DEFAULT_CONFIG_PATH, Settings
+from bot.store.sqlite import Store
+from bot.tools.mcp import MCPTools
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    ok: bool
+    detail: str
+
+
+async def run_checks(settings: Settings) -> int:
+    rows = [Row("config", True, os.environ.get("BOT_CONFIG") or DEFAULT_CONFIG_PATH)]
+    rows.append(
+        Row("DISCORD_TOKEN", True, "set")
+        if settings.discord_token is not None
+        else Row("DISCORD_TOKEN", False, "not set; put it in the environment or .env")
+    )
+    try:
+        async with Store.open(settings.storage.path) as store:
+            applied = await store.migrate()
+        rows.append(Row("storage", True, f"{settings.storage.path} ({len(applied)} migrations)"))
+    except Exception as exc:
+        rows.append(Row("storage", False, f"{settings.storage.path}: {exc}"))
+    bot_side = {n: s for n, s in settings.mcp.servers.items() if not s.server_side}
+    async with MCPTools(bot_side, tool_timeout_s=settings.mcp.tool_timeout_s) as tools:
+        for status in tools.status():
+            detail = ", ".join(status.tools) or "no tools" if status.connected else status.error
+            rows.append(Row(f"mcp:{status.name}", status.connected, detail or "failed"))
+    for name, server in settings.mcp.servers.items():
+        if server.server_side:
+            rows.append(Row(f"mcp:{name}", True, f"server-side ({server.url}); not connected here"))
+    rows.append(await _check_llm(settings))
+    _print_table(rows)
+    return 0 if all(row.ok for row in rows) else 1
+
+
+async def _check_llm(settings: Settings) -> Row:
+    llm = settings.llm
+    name = f"llm:{llm.backend}"
+    try:
+        if llm.backend == "responses":
+            from openai import AsyncOpenAI
+
+            client = AsyncOpenAI(
+                base_url=llm.base_url,
+                api_key=settings.llm_api_key() or os.environ.get("OPENAI_API_KEY") or "unset",
+                timeout=min(llm.request_timeout_s, 30),
+                max_retries=0,
+            )
+            response = await client.responses.create(
+                model=llm.model, input="Reply with OK.", max_output_tokens=16
+            )
+            answer = response.output_text
+            await client.close()
+        else:
+            from bot.backends.chat import _import_litellm
+
+            litellm = _import_litellm()
+            kwargs = {"api_base": llm.base_url} if llm.base_url else {}
+            if settings.llm_api_key():
+                kwargs["api_key"] = settings.llm_api_key()
+            reply = await asyncio.wait_for(
+                litellm.acompletion(
+                    model=llm.model,
+                    messages=[{"role": "user", "content": "Reply with OK."}],
+                    max_tokens=5,
+                    max_retries=0,
+                    **kwargs,
+                ),
+                timeout=min(llm.request_timeout_s, 30),
+            )
+            answer = reply.choices[0].message.content or ""
+        return Row(name, True, f"{llm.model} answered {answer.strip()[:40]!r}")
+    except Exception as exc:
+        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        return Row(name, False, f"{llm.model}: {reason}")
+
+
+def _print_table(rows: list[Row]) -> None:
+    width = max(len(row.name) for row in rows)
+    for row in rows:
+        print(f"{'OK  ' if row.ok else 'FAIL'}  {row.name.ljust(width)}  {row.detail}")

@@ -1,0 +1,1 @@
+"""Backend- and Discord-independent logic: events, conversations, approvals."""

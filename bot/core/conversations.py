@@ -1,0 +1,113 @@
+"""Runs turns: one at a time per conversation, state loaded before and saved only on success."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from typing import Any, Literal, Protocol
+
+from bot.backends.base import Backend
+from bot.core.events import TurnCompleted, TurnEvent, TurnFailed
+from bot.core.state import ConversationKey, ConversationState, TurnRequest
+
+log = logging.getLogger(__name__)
+
+Scope = Literal["user", "channel", "thread"]
+
+
+def conversation_key(
+    scope: Scope, *, guild_id: int | None, channel_id: int, user_id: int, in_thread: bool
+) -> ConversationKey:
+    """`user`: one conversation per user per channel. `channel`: one per channel.
+    `thread`: one per thread, and per user in ordinary channels."""
+    shared = scope == "channel" or (scope == "thread" and in_thread)
+    return ConversationKey(
+        guild_id=guild_id or 0, channel_id=channel_id, user_id=0 if shared else user_id
+    )
+
+
+class TurnStore(Protocol):
+    async def load_conversation(self, key: ConversationKey) -> ConversationState | None: ...
+    async def save_turn(
+        self, key: ConversationKey, state: ConversationState, turn: Any
+    ) -> None: ...
+
+
+class _KeyedLocks:
+    """A lock per conversation, dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[ConversationKey, tuple[asyncio.Lock, int]] = {}
+
+    @contextmanager
+    def claim(self, key: ConversationKey) -> Iterator[asyncio.Lock]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            yield lock
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    def busy(self, key: ConversationKey) -> bool:
+        return key in self._locks
+
+
+class Conversations:
+    def __init__(self, store: TurnStore, backend: Backend, *, make_record: Any) -> None:
+        self._store = store
+        self._backend = backend
+        self._locks = _KeyedLocks()
+        # Builds the usage row for a finished turn; the store module owns its type.
+        self._make_record = make_record
+
+    @property
+    def backend(self) -> Backend:
+        return self._backend
+
+    def busy(self, key: ConversationKey) -> bool:
+        return self._locks.busy(key)
+
+    async def run_turn(self, request: TurnRequest) -> AsyncIterator[TurnEvent]:
+        """The turn's events; the new state is saved before TurnCompleted is passed on."""
+        with self._locks.claim(request.key) as lock:
+            async with lock:
+                async for event in self._run_locked(request):
+                    yield event
+
+    async def _run_locked(self, request: TurnRequest) -> AsyncIterator[TurnEvent]:
+        started = time.monotonic()
+        state = await self._store.load_conversation(request.key)
+        if state is None or state.backend != self._backend.name:
+            # A conversation stored by another backend cannot be continued by this one.
+            state = ConversationState(
+                backend=self._backend.name, model=state.model if state else None
+            )
+        try:
+            async for event in self._backend.run_turn(state, request):
+                if isinstance(event, TurnCompleted):
+                    record = self._make_record(
+                        user_id=request.user_id,
+                        model=event.model,
+                        usage=event.usage,
+                        duration_s=time.monotonic() - started,
+                    )
+                    await self._store.save_turn(request.key, event.state, record)
+                yield event
+                if isinstance(event, TurnCompleted | TurnFailed):
+                    return
+        except Exception:
+            # Errors are values at this boundary: the user gets words, the log gets the trace.
+            log.exception("turn failed unexpectedly for %s", request.key)
+            yield TurnFailed(
+                message="Something went wrong on my side. Please try again.", retryable=True
+            )
+            return
+        log.error("backend %s ended a turn without a final event", self._backend.name)
+        yield TurnFailed(message="The answer ended unexpectedly. Please try again.")

@@ -1,0 +1,101 @@
+"""The one event stream every backend emits and every front end (Discord, CLI) renders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from bot.core.state import ConversationState
+
+
+@dataclass(frozen=True, kw_only=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class TextDelta:
+    kind: Literal["text_delta"] = "text_delta"
+    text: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Notice:
+    """A one-line remark about the turn itself (e.g. a conversation had to start fresh)."""
+
+    kind: Literal["notice"] = "notice"
+    text: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolCallStarted:
+    kind: Literal["tool_call_started"] = "tool_call_started"
+    call_id: str
+    server: str
+    tool: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApprovalRequested:
+    kind: Literal["approval_requested"] = "approval_requested"
+    call_id: str
+    approval_id: int
+    server: str
+    tool: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+    requester_id: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApprovalResolved:
+    kind: Literal["approval_resolved"] = "approval_resolved"
+    call_id: str
+    approval_id: int
+    approved: bool
+    status: str  # approved | denied | timeout | always
+    decided_by: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolCallFinished:
+    kind: Literal["tool_call_finished"] = "tool_call_finished"
+    call_id: str
+    server: str
+    tool: str
+    outcome: Literal["done", "failed", "denied"]
+    output: str  # what the model receives as the tool result
+
+
+@dataclass(frozen=True, kw_only=True)
+class TurnCompleted:
+    kind: Literal["turn_completed"] = "turn_completed"
+    state: ConversationState
+    usage: Usage = field(default_factory=Usage)
+    model: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TurnFailed:
+    kind: Literal["turn_failed"] = "turn_failed"
+    message: str  # plain words for the user: what happened, whether to retry
+    retryable: bool = True
+
+
+TurnEvent = (
+    TextDelta
+    | Notice
+    | ToolCallStarted
+    | ApprovalRequested
+    | ApprovalResolved
+    | ToolCallFinished
+    | TurnCompleted
+    | TurnFailed
+)

@@ -1,0 +1,47 @@
+"""Plain values for a conversation: its key, its stored state, and one turn's request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConversationKey:
+    """Where a conversation lives. `user_id` is 0 for channel- and thread-scoped conversations."""
+
+    guild_id: int  # 0 for DMs
+    channel_id: int
+    user_id: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.guild_id}:{self.channel_id}:{self.user_id}"
+
+    @classmethod
+    def parse(cls, text: str) -> ConversationKey:
+        guild, channel, user = (int(part) for part in text.split(":"))
+        return cls(guild_id=guild, channel_id=channel, user_id=user)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConversationState:
+    """What a backend needs to continue a conversation.
+
+    The chat backend keeps `history` (OpenAI chat messages); the responses backend keeps either
+    `previous_response_id` (state: server) or `history` as Responses input items (state: local).
+    """
+
+    backend: str = ""
+    history: tuple[dict[str, Any], ...] = ()
+    previous_response_id: str | None = None
+    model: str | None = None  # a /model choice that overrides llm.model for this conversation
+
+
+@dataclass(frozen=True, kw_only=True)
+class TurnRequest:
+    key: ConversationKey
+    user_id: int
+    user_name: str
+    text: str
+    image_urls: tuple[str, ...] = field(default_factory=tuple)
+    is_admin: bool = False

@@ -1,0 +1,179 @@
+"""Runs one model tool call through policy, approval and the tool itself; shared by all backends."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from bot.core.approvals import ApprovalGate, ApprovalPolicy, ApprovalRequest
+from bot.core.events import (
+    ApprovalRequested,
+    ApprovalResolved,
+    ToolCallFinished,
+    ToolCallStarted,
+    TurnEvent,
+)
+from bot.core.state import TurnRequest
+
+
+class ToolSpecLike(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def server(self) -> str: ...
+    @property
+    def tool(self) -> str: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def input_schema(self) -> dict[str, Any]: ...
+
+
+class ToolResultLike(Protocol):
+    @property
+    def text(self) -> str: ...
+    @property
+    def is_error(self) -> bool: ...
+
+
+class ToolBox(Protocol):
+    """The tools the bot itself runs (bot/tools/mcp.py's MCPTools fits)."""
+
+    def tools(self) -> list[Any]: ...
+    def find(self, name: str) -> Any: ...
+    async def call(self, name: str, arguments: dict[str, Any]) -> Any: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolCall:
+    """A call as the model made it; `arguments` is the raw JSON text the model produced."""
+
+    call_id: str
+    name: str
+    arguments: str
+
+
+class ToolExecutor:
+    def __init__(
+        self, toolbox: ToolBox, policies: dict[str, ApprovalPolicy], gate: ApprovalGate
+    ) -> None:
+        self._toolbox = toolbox
+        self._policies = policies
+        self._gate = gate
+
+    @property
+    def gate(self) -> ApprovalGate:
+        return self._gate
+
+    def chat_tools(self) -> list[dict[str, Any]]:
+        """The tools in Chat Completions' function format."""
+        return [
+            {
+                "type": "function",
+                "function": {
+                    "name": spec.name,
+                    "description": spec.description,
+                    "parameters": spec.input_schema,
+                },
+            }
+            for spec in self._toolbox.tools()
+        ]
+
+    def responses_tools(self) -> list[dict[str, Any]]:
+        """The tools in the Responses API's function format."""
+        return [
+            {
+                "type": "function",
+                "name": spec.name,
+                "description": spec.description,
+                "parameters": spec.input_schema,
+            }
+            for spec in self._toolbox.tools()
+        ]
+
+    async def run(self, call: ToolCall, request: TurnRequest) -> AsyncIterator[TurnEvent]:
+        """Yield the events of one call; the last one is always its ToolCallFinished."""
+        spec = self._toolbox.find(call.name)
+        if spec is None:
+            yield ToolCallFinished(
+                call_id=call.call_id,
+                server="",
+                tool=call.name,
+                outcome="failed",
+                output=f"There is no tool named {call.name!r}. It was not run.",
+            )
+            return
+        arguments, problem = parse_arguments(call.arguments)
+        if problem:
+            yield ToolCallFinished(
+                call_id=call.call_id,
+                server=spec.server,
+                tool=spec.tool,
+                outcome="failed",
+                output=f"{problem} The tool was not run; call it again with a JSON object.",
+            )
+            return
+        policy = self._policies.get(spec.server, ApprovalPolicy())
+        if policy.needs_approval(spec.tool) and not await self._gate.preapproved(
+            request.key, spec.name
+        ):
+            approval = ApprovalRequest(
+                key=request.key,
+                call_id=call.call_id,
+                server=spec.server,
+                tool=spec.name,
+                arguments=arguments,
+                requester_id=request.user_id,
+            )
+            approval_id = await self._gate.open(approval)
+            yield ApprovalRequested(
+                call_id=call.call_id,
+                approval_id=approval_id,
+                server=spec.server,
+                tool=spec.tool,
+                arguments=arguments,
+                requester_id=request.user_id,
+            )
+            decision = await self._gate.wait(approval_id)
+            yield ApprovalResolved(
+                call_id=call.call_id,
+                approval_id=approval_id,
+                approved=decision.approved,
+                status=decision.status,
+                decided_by=decision.decided_by,
+            )
+            if not decision.approved:
+                yield ToolCallFinished(
+                    call_id=call.call_id,
+                    server=spec.server,
+                    tool=spec.tool,
+                    outcome="denied",
+                    output=decision.tool_output(),
+                )
+                return
+        yield ToolCallStarted(
+            call_id=call.call_id, server=spec.server, tool=spec.tool, arguments=arguments
+        )
+        result = await self._toolbox.call(spec.name, arguments)
+        yield ToolCallFinished(
+            call_id=call.call_id,
+            server=spec.server,
+            tool=spec.tool,
+            outcome="failed" if result.is_error else "done",
+            output=result.text,
+        )
+
+
+def parse_arguments(raw: str) -> tuple[dict[str, Any], str | None]:
+    """The call's arguments as a dict, or a problem the model can read and fix."""
+    if not raw.strip():
+        return {}, None
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        return {}, f"The arguments were not valid JSON ({exc.msg} at position {exc.pos})."
+    if not isinstance(value, dict):
+        return {}, "The arguments must be a JSON object."
+    return value, None

@@ -1,0 +1,1 @@
+"""The Discord front end: turns gateway events into turns and turn events into messages."""

@@ -1,0 +1,154 @@
+"""The Bot subclass: intents, setup_hook (buttons, commands, stale approvals), turn tracking."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import discord
+from discord.ext import commands
+
+from bot.config import Settings
+from bot.core.approvals import ApprovalBroker, ApprovalPolicy
+from bot.core.conversations import Conversations
+from bot.core.limits import UserLimits
+from bot.discord import handlers
+from bot.discord.access import Access
+from bot.discord.approvals import ApprovalButton, DiscordApprovals
+from bot.discord.commands import ALL_COMMANDS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Services:
+    """Everything the Discord layer uses, built by the composition root."""
+
+    settings: Settings
+    store: Any
+    conversations: Conversations
+    broker: ApprovalBroker
+    limits: UserLimits
+    tools: Any  # MCPTools or None
+    policies: dict[str, ApprovalPolicy]
+
+    def describe_tools(self) -> list[str]:
+        lines: list[str] = []
+        if self.tools is not None:
+            for status in self.tools.status():
+                policy = self.policies.get(status.name, ApprovalPolicy()).describe()
+                if not status.connected:
+                    lines.append(f"**{status.name}**: unavailable ({status.error})")
+                    continue
+                names = ", ".join(f"`{t}`" for t in status.tools) or "no tools"
+                lines.append(f"**{status.name}** (approval: {policy}): {names}")
+        for name, server in self.settings.mcp.servers.items():
+            if server.server_side:
+                policy = self.policies.get(name, ApprovalPolicy()).describe()
+                lines.append(f"**{name}** (run by the model server; approval: {policy})")
+        return lines
+
+
+class _McpcordMixin:
+    """Shared by the plain and the auto-sharded bot; see build_bot."""
+
+    services: Services
+    access: Access
+    approvals: DiscordApprovals
+    accepting: bool
+    _turns: set[asyncio.Task[None]]
+
+    def _init_mcpcord(self, services: Services) -> None:
+        self.services = services
+        self.access = Access(services.settings.discord.permissions)
+        self.approvals = DiscordApprovals(services.broker, services.store)
+        self.accepting = True
+        self._turns = set()
+
+    async def setup_hook(self) -> None:
+        bot: Any = self
+        bot.add_dynamic_items(ApprovalButton)
+        for command in ALL_COMMANDS:
+            bot.tree.add_command(command)
+        guild_ids = self.services.settings.discord.command_guild_ids
+        if guild_ids:
+            for guild_id in guild_ids:
+                guild = discord.Object(guild_id)
+                bot.tree.copy_global_to(guild=guild)
+                await bot.tree.sync(guild=guild)
+        else:
+            await bot.tree.sync()
+        log.info("slash commands synced (%s)", guild_ids or "global")
+        expired = await self.approvals.expire_stale(bot)
+        if expired:
+            log.info("%d approval request(s) from before the restart expired", expired)
+
+    async def on_ready(self) -> None:
+        bot: Any = self
+        log.info("logged in as %s (%s) in %d guild(s)", bot.user, bot.user.id, len(bot.guilds))
+
+    async def on_message(self, message: discord.Message) -> None:
+        # Our own task, not discord.py's: shutdown can wait for it and then cancel it.
+        task = asyncio.create_task(self._answer_safely(message))
+        self._turns.add(task)
+        task.add_done_callback(self._turns.discard)
+
+    async def _answer_safely(self, message: discord.Message) -> None:
+        try:
+            await handlers.on_message(self, message)  # type: ignore[arg-type]
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("failed to answer message %s", message.id)
+
+    async def drain(self, grace_s: float) -> None:
+        """Stop taking new turns; give running ones `grace_s` to finish, then cancel them."""
+        self.accepting = False
+        pending = set(self._turns)
+        if not pending:
+            return
+        log.info("waiting up to %.0f s for %d running turn(s)", grace_s, len(pending))
+        _, still_running = await asyncio.wait(pending, timeout=grace_s)
+        for task in still_running:
+            task.cancel()
+        if still_running:
+            await asyncio.wait(still_running, timeout=5)
+
+
+def _intents() -> discord.Intents:
+    intents = discord.Intents.default()
+    intents.message_content = True  # privileged: enable it in the Developer Portal
+    return intents
+
+
+class McpcordBot(_McpcordMixin, commands.Bot):
+    def __init__(self, services: Services) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=_intents(),
+            allowed_mentions=discord.AllowedMentions.none(),
+            help_command=None,
+        )
+        self._init_mcpcord(services)
+
+
+class ShardedMcpcordBot(_McpcordMixin, commands.AutoShardedBot):
+    def __init__(self, services: Services) -> None:
+        discord_config = services.settings.discord
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=_intents(),
+            allowed_mentions=discord.AllowedMentions.none(),
+            help_command=None,
+            shard_count=discord_config.shard_count,
+            shard_ids=discord_config.shard_ids,
+        )
+        self._init_mcpcord(services)
+
+
+def build_bot(services: Services) -> McpcordBot | ShardedMcpcordBot:
+    if services.settings.discord.shard_count:
+        return ShardedMcpcordBot(services)
+    return McpcordBot(services)

@@ -1,0 +1,111 @@
+"""From a Discord message to a turn: is it for us, is it allowed, and what does it ask."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from bot.core.conversations import conversation_key
+from bot.core.state import TurnRequest
+from bot.discord.render import NO_MENTIONS, StreamRenderer
+
+if TYPE_CHECKING:
+    from bot.discord.client import McpcordBot
+
+log = logging.getLogger(__name__)
+
+EMPTY_MENTION_HINT = "Mention me with a question, for example: `@{name} what can you do?`"
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
+
+
+def is_addressed(message: discord.Message, me: discord.ClientUser, allow_dms: bool) -> bool:
+    """A mention of the bot or its managed role, a reply to the bot, or (if allowed) a DM."""
+    if message.guild is None:
+        return allow_dms
+    if me in message.mentions:
+        return True
+    own_role = message.guild.self_role
+    if own_role is not None and own_role in message.role_mentions:
+        return True
+    reference = message.reference
+    resolved = reference.resolved if reference else None
+    return isinstance(resolved, discord.Message) and resolved.author.id == me.id
+
+
+def strip_mentions(content: str, me: discord.ClientUser, own_role_id: int | None) -> str:
+    patterns = [rf"<@!?{me.id}>"]
+    if own_role_id:
+        patterns.append(rf"<@&{own_role_id}>")
+    return re.sub("|".join(patterns), "", content).strip()
+
+
+async def on_message(bot: McpcordBot, message: discord.Message) -> None:
+    me = bot.user
+    if me is None or message.author.bot or message.author.id == me.id:
+        return
+    settings = bot.services.settings
+    if not is_addressed(message, me, settings.discord.allow_dms):
+        return
+    if not bot.accepting:
+        return  # shutting down: a half-started turn would only be cancelled
+    if not bot.access.allows(message.author, message.channel):
+        log.info("ignoring %s in %s: not allowed by config", message.author.id, message.channel.id)
+        return
+    own_role = message.guild.self_role if message.guild else None
+    text = strip_mentions(message.content, me, own_role.id if own_role else None)
+    images = tuple(
+        a.url
+        for a in message.attachments
+        if settings.llm.vision and (a.content_type or "").split(";")[0] in IMAGE_TYPES
+    )
+    if not text and not images:
+        await message.reply(
+            EMPTY_MENTION_HINT.format(name=me.display_name),
+            mention_author=False,
+            allowed_mentions=NO_MENTIONS,
+        )
+        return
+    refusal = await bot.services.limits.refusal(message.author.id)
+    if refusal:
+        await message.reply(refusal, mention_author=False, allowed_mentions=NO_MENTIONS)
+        return
+    channel: Any = message.channel
+    target: discord.abc.Messageable | None = None
+    if settings.discord.reply_in_thread and isinstance(channel, discord.TextChannel):
+        channel = target = await message.create_thread(name=(text or "Question")[:90])
+    request = TurnRequest(
+        key=conversation_key(
+            settings.discord.scope,
+            guild_id=message.guild.id if message.guild else None,
+            channel_id=channel.id,
+            user_id=message.author.id,
+            in_thread=isinstance(channel, discord.Thread),
+        ),
+        user_id=message.author.id,
+        user_name=message.author.display_name,
+        text=text,
+        image_urls=images,
+        is_admin=bot.access.is_admin(message.author),
+    )
+    await answer(bot, message, request, target)
+
+
+async def answer(
+    bot: McpcordBot,
+    message: discord.Message,
+    request: TurnRequest,
+    target: discord.abc.Messageable | None,
+) -> None:
+    services = bot.services
+    with services.limits.turn(request.user_id):
+        async with StreamRenderer(
+            message,
+            edit_interval_s=services.settings.discord.edit_interval_s,
+            approvals=bot.approvals,
+            channel=target,
+        ) as renderer:
+            async for event in services.conversations.run_turn(request):
+                await renderer.handle(event)

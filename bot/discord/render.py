@@ -1,0 +1,166 @@
+"""StreamRenderer: shows a turn in Discord by sending and editing replies at a tolerable rate."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Protocol
+
+import discord
+
+from bot.core.events import ApprovalRequested, ApprovalResolved, TextDelta, TurnEvent
+from bot.discord.split import open_fence_at_end, split_message
+from bot.discord.transcript import STREAMING_INDICATOR, Transcript
+
+log = logging.getLogger(__name__)
+
+NO_MENTIONS = discord.AllowedMentions.none()
+TYPING_REFRESH_S = 8.0  # Discord shows "typing" for about 10 s per request
+
+
+class ApprovalUI(Protocol):
+    async def send_prompt(self, event: ApprovalRequested, anchor: discord.Message) -> None: ...
+    async def show_resolution(self, event: ApprovalResolved) -> None: ...
+
+
+class StreamRenderer:
+    """Feed it a turn's events; it keeps at most one Discord request in flight and always shows
+    the newest text. Used as `async with StreamRenderer(...) as r: await r.handle(event)`."""
+
+    def __init__(
+        self,
+        source: discord.Message,
+        *,
+        edit_interval_s: float,
+        approvals: ApprovalUI,
+        channel: discord.abc.Messageable | None = None,
+    ) -> None:
+        self._source = source
+        # Where the first part goes: a reply to `source`, or (reply_in_thread) a new thread.
+        self._channel = channel
+        self._interval = edit_interval_s
+        self._approvals = approvals
+        self._transcript = Transcript()
+        self._messages: list[discord.Message] = []
+        self._shown: list[str] = []
+        self._dirty = asyncio.Event()
+        self._sync_lock = asyncio.Lock()
+        self._flusher: asyncio.Task[None] | None = None
+        self._typing: asyncio.Task[None] | None = None
+
+    @property
+    def messages(self) -> list[discord.Message]:
+        return list(self._messages)
+
+    async def __aenter__(self) -> StreamRenderer:
+        self._typing = asyncio.create_task(self._keep_typing())
+        self._flusher = asyncio.create_task(self._flush_loop())
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.finish()
+
+    async def handle(self, event: TurnEvent) -> None:
+        if not self._transcript.apply(event):
+            return
+        if isinstance(event, TextDelta):
+            self._dirty.set()  # the flusher picks it up at its own pace
+            return
+        if isinstance(event, ApprovalRequested):
+            # The user must see what led to the question before the buttons appear below it.
+            await self._sync(final=False)
+            anchor = self._messages[-1] if self._messages else self._source
+            await self._approvals.send_prompt(event, anchor)
+        elif isinstance(event, ApprovalResolved):
+            await self._approvals.show_resolution(event)
+        self._dirty.set()
+
+    async def finish(self) -> None:
+        """Stop streaming and show the final text at once, without the indicator."""
+        for task in (self._flusher, self._typing):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._flusher = self._typing = None
+        if not self._transcript.render():
+            self._transcript.apply(TextDelta(text="-# (the model gave an empty answer)"))
+        await self._sync(final=True)
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            # Shielded: cancelling the loop must not abandon a send half-way (a lost message id
+            # would mean a duplicate reply); finish() waits for it through the lock instead.
+            # A failed request is logged where it happened; the next sync retries with newer text.
+            with contextlib.suppress(discord.HTTPException):
+                await asyncio.shield(self._sync(final=False))
+            await asyncio.sleep(self._interval)
+
+    async def _keep_typing(self) -> None:
+        channel = self._channel or self._source.channel
+        while not self._messages:
+            try:
+                await channel.typing()
+            except discord.HTTPException as exc:
+                log.debug("typing indicator failed: %s", exc)
+            await asyncio.sleep(TYPING_REFRESH_S)
+
+    def _preview(self, final: bool) -> str:
+        text = self._transcript.render()
+        if final or not text:
+            return text
+        fence = open_fence_at_end(text)
+        if fence:
+            # Close the still-open code block so the preview renders as it will at the end.
+            marker = fence.lstrip()
+            text += "\n" + marker[: len(marker) - len(marker.lstrip(marker[0]))]
+        return text + STREAMING_INDICATOR
+
+    async def _sync(self, *, final: bool) -> None:
+        async with self._sync_lock:
+            parts = split_message(self._preview(final)) if self._transcript.render() else []
+            for index, part in enumerate(parts):
+                if index < len(self._messages):
+                    if self._shown[index] != part:
+                        await self._edit(index, part)
+                else:
+                    await self._send(part)
+            # The indicator or a split moved: drop parts that no longer exist.
+            while len(self._messages) > len(parts) and final:
+                stale = self._messages.pop()
+                self._shown.pop()
+                with contextlib.suppress(discord.HTTPException):
+                    await stale.delete()
+        if self._messages and self._typing is not None:
+            self._typing.cancel()
+
+    async def _send(self, content: str) -> None:
+        try:
+            if self._messages:
+                message = await self._messages[-1].reply(
+                    content, mention_author=False, allowed_mentions=NO_MENTIONS
+                )
+            elif self._channel is not None:
+                message = await self._channel.send(content, allowed_mentions=NO_MENTIONS)
+            else:
+                message = await self._source.reply(
+                    content, mention_author=False, allowed_mentions=NO_MENTIONS
+                )
+        except discord.HTTPException as exc:
+            log.warning("could not send a reply part: %s", exc)
+            raise
+        self._messages.append(message)
+        self._shown.append(content)
+
+    async def _edit(self, index: int, content: str) -> None:
+        try:
+            self._messages[index] = await self._messages[index].edit(
+                content=content, allowed_mentions=NO_MENTIONS
+            )
+            self._shown[index] = content
+        except discord.HTTPException as exc:
+            # An edit that fails is retried by the next sync with the then-newest text.
+            log.warning("could not edit a reply part: %s", exc)

@@ -1,0 +1,103 @@
+"""What a turn's reply shows, built from its events: text, tool lines, notices and errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bot.core.events import (
+    ApprovalRequested,
+    ApprovalResolved,
+    Notice,
+    TextDelta,
+    ToolCallFinished,
+    ToolCallStarted,
+    TurnEvent,
+    TurnFailed,
+)
+
+STREAMING_INDICATOR = " ▌"
+
+
+@dataclass
+class _Text:
+    pieces: list[str] = field(default_factory=list)
+
+    def render(self) -> str:
+        return "".join(self.pieces)
+
+
+@dataclass
+class _Line:
+    text: str
+
+    def render(self) -> str:
+        return self.text
+
+
+def _label(server: str, tool: str) -> str:
+    return f"`{server}.{tool}`" if server else f"`{tool}`"
+
+
+class Transcript:
+    """An ordered list of blocks. Text deltas append in O(1); tool lines update in place."""
+
+    def __init__(self) -> None:
+        self._blocks: list[_Text | _Line] = []
+        self._tool_lines: dict[str, _Line] = {}
+        self.has_text = False
+        self.failed = False
+
+    def apply(self, event: TurnEvent) -> bool:
+        """Fold one event in; True if what the reply shows changed."""
+        match event:
+            case TextDelta(text=text):
+                if not text:
+                    return False
+                last = self._blocks[-1] if self._blocks else None
+                if not isinstance(last, _Text):
+                    last = _Text()
+                    self._blocks.append(last)
+                last.pieces.append(text)
+                self.has_text = self.has_text or bool(text.strip())
+            case ApprovalRequested(call_id=call_id, server=server, tool=tool):
+                self._tool_line(call_id, f"-# 🔐 {_label(server, tool)} waiting for approval…")
+            case ApprovalResolved(call_id=call_id, approved=True):
+                line = self._tool_lines.get(call_id)
+                if line:
+                    line.text = line.text.replace("waiting for approval…", "approved")
+            case ApprovalResolved():
+                return False  # the ToolCallFinished that follows says "not run"
+            case ToolCallStarted(call_id=call_id, server=server, tool=tool):
+                self._tool_line(call_id, f"-# 🔧 {_label(server, tool)} running…")
+            case ToolCallFinished(call_id=call_id, server=server, tool=tool, outcome=outcome):
+                words = {
+                    "done": "✅ {label} done",
+                    "failed": "⚠️ {label} failed",
+                    "denied": "🚫 {label} not run (not approved)",
+                }[outcome]
+                self._tool_line(call_id, "-# " + words.format(label=_label(server, tool)))
+            case Notice(text=text):
+                self._blocks.append(_Line(f"-# ℹ️ {text}"))
+            case TurnFailed(message=message):
+                self.failed = True
+                self._blocks.append(_Line(f"⚠️ {message}"))
+            case _:
+                return False
+        return True
+
+    def _tool_line(self, call_id: str, text: str) -> None:
+        line = self._tool_lines.get(call_id)
+        if line is None:
+            line = self._tool_lines[call_id] = _Line(text)
+            self._blocks.append(line)
+        else:
+            line.text = text
+
+    def render(self) -> str:
+        out: list[str] = []
+        for block in self._blocks:
+            text = block.render()
+            if out and not out[-1].endswith("\n"):
+                out.append("\n")
+            out.append(text)
+        return "".join(out).strip()

@@ -1,0 +1,1 @@
+"""Persistence. All SQL of the project lives in this package."""

@@ -1,0 +1,104 @@
+"""The schema's history: ordered migrations, each applied once and recorded in schema_migrations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Migration:
+    # The name is what schema_migrations records, so a shipped migration must never be renamed or
+    # edited: databases that already ran it would silently differ from new ones. Append instead.
+    name: str
+    # Separate statements rather than one script: sqlite3's executescript() commits first, which
+    # would take the migration out of its transaction.
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        "m001_conversations",
+        (
+            """
+            CREATE TABLE conversations (
+                key TEXT PRIMARY KEY,            -- str(ConversationKey): "guild:channel:user"
+                guild_id INTEGER NOT NULL,
+                channel_id INTEGER NOT NULL,
+                user_id INTEGER NOT NULL,
+                backend TEXT NOT NULL DEFAULT '',
+                history TEXT NOT NULL DEFAULT '[]',  -- JSON list of message dicts
+                previous_response_id TEXT,
+                model TEXT,
+                created_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL
+            )
+            """,
+            # reset_channel deletes by channel regardless of user.
+            "CREATE INDEX conversations_by_channel ON conversations (guild_id, channel_id)",
+        ),
+    ),
+    Migration(
+        "m002_approvals",
+        (
+            # No foreign key to conversations: the approval is written during a conversation's
+            # first turn, before that turn (and so the conversation row) is saved.
+            # AUTOINCREMENT so an id, which lives on in a button's custom_id, is never reused.
+            """
+            CREATE TABLE approvals (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                conversation_key TEXT NOT NULL,
+                call_id TEXT NOT NULL,
+                server TEXT NOT NULL,
+                tool TEXT NOT NULL,
+                arguments TEXT NOT NULL,         -- JSON object
+                requester_id INTEGER NOT NULL,
+                status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN
+                    ('pending', 'approved', 'denied', 'always', 'timeout', 'expired')),
+                decided_by INTEGER,
+                channel_id INTEGER,
+                message_id INTEGER,
+                created_at TEXT NOT NULL,
+                decided_at TEXT
+            )
+            """,
+            # Start-up looks for pending rows only; a partial index stays small as history grows.
+            "CREATE INDEX approvals_pending ON approvals (id) WHERE status = 'pending'",
+        ),
+    ),
+    Migration(
+        "m003_tool_grants",
+        (
+            # Keyed by conversation key, not a foreign key: "always allow" can be granted before
+            # the conversation's first turn is saved.
+            """
+            CREATE TABLE tool_grants (
+                conversation_key TEXT NOT NULL,
+                tool TEXT NOT NULL,
+                granted_by INTEGER NOT NULL,
+                created_at TEXT NOT NULL,
+                PRIMARY KEY (conversation_key, tool)
+            )
+            """,
+        ),
+    ),
+    Migration(
+        "m004_usage",
+        (
+            # Not tied to conversations: usage must outlive a /reset or quotas could be dodged.
+            """
+            CREATE TABLE usage (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                conversation_key TEXT NOT NULL,
+                user_id INTEGER NOT NULL,
+                model TEXT NOT NULL,
+                input_tokens INTEGER NOT NULL CHECK (input_tokens >= 0),
+                output_tokens INTEGER NOT NULL CHECK (output_tokens >= 0),
+                duration_s REAL NOT NULL CHECK (duration_s >= 0),
+                created_at TEXT NOT NULL
+            )
+            """,
+            # tokens_used_since: one user's rows after a moment.
+            "CREATE INDEX usage_by_user_time ON usage (user_id, created_at)",
+        ),
+    ),
+)

@@ -1,0 +1,379 @@
+"""The bot's durable memory: conversations, tool approvals and token usage in one SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from bot.core.state import ConversationKey, ConversationState
+from bot.store.migrations import MIGRATIONS, Migration
+from bot.store.records import DECISIONS, PENDING, ApprovalRecord, TurnRecord
+
+log = logging.getLogger(__name__)
+
+# busy_timeout matters only when another process (a CLI, a second bot) holds the file;
+# NORMAL is durable enough under WAL: a power cut may lose the last commits, never corrupt.
+_PRAGMAS = (
+    "PRAGMA busy_timeout = 5000",
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA foreign_keys = ON",
+    "PRAGMA synchronous = NORMAL",
+)
+
+_APPROVAL_COLUMNS = (
+    "id, conversation_key, call_id, server, tool, arguments, requester_id, status, decided_by,"
+    " channel_id, message_id, created_at, decided_at"
+)
+
+
+def _now() -> str:
+    return _timestamp(datetime.now(UTC))
+
+
+def _timestamp(moment: datetime) -> str:
+    # Always UTC with microseconds, so every stored timestamp has the same shape and text
+    # comparison in SQL orders them correctly.
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime: pass an aware one (e.g. datetime.now(UTC))")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _dump_json(value: Any) -> str:
+    # allow_nan=False: NaN/Infinity are not JSON and would be unreadable by other tools.
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def _approval(row: sqlite3.Row) -> ApprovalRecord:
+    return ApprovalRecord(
+        id=row["id"],
+        key=ConversationKey.parse(row["conversation_key"]),
+        call_id=row["call_id"],
+        server=row["server"],
+        tool=row["tool"],
+        arguments=json.loads(row["arguments"]),
+        requester_id=row["requester_id"],
+        status=row["status"],
+        decided_by=row["decided_by"],
+        channel_id=row["channel_id"],
+        message_id=row["message_id"],
+        created_at=datetime.fromisoformat(row["created_at"]),
+        decided_at=datetime.fromisoformat(row["decided_at"]) if row["decided_at"] else None,
+    )
+
+
+class Store:
+    """Every query the bot makes, over one shared aiosqlite connection.
+
+    Create it with `async with Store.open(path) as store:`; the schema is migrated on the way in.
+    """
+
+    def __init__(self, db: aiosqlite.Connection, migrations: Sequence[Migration]) -> None:
+        self._db = db
+        self._migrations = tuple(migrations)
+        # The connection is shared by concurrent tasks, and SQLite transactions belong to the
+        # connection, not the task: a statement sent while another task is between BEGIN and
+        # COMMIT would join (and could be rolled back with) that task's transaction, and a second
+        # BEGIN would fail. So every use of the connection, reads included, holds this lock.
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    def open(
+        cls, path: str | Path, *, migrations: Sequence[Migration] = MIGRATIONS
+    ) -> AbstractAsyncContextManager[Store]:
+        """Connect, apply pending migrations, and close on exit. `migrations` exists for tests."""
+        return cls._open(Path(path), migrations)
+
+    @classmethod
+    @asynccontextmanager
+    async def _open(cls, path: Path, migrations: Sequence[Migration]) -> AsyncIterator[Store]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None stops sqlite3 from opening transactions behind our back, so the
+        # explicit BEGIN IMMEDIATE / COMMIT / ROLLBACK below are the only transaction boundaries.
+        db = await aiosqlite.connect(path, isolation_level=None)
+        store = cls(db, migrations)
+        try:
+            db.row_factory = sqlite3.Row
+            for pragma in _PRAGMAS:
+                rows = list(await db.execute_fetchall(pragma))
+                if pragma.startswith("PRAGMA journal_mode") and rows[0][0] != "wal":
+                    log.warning("SQLite journal mode is %s, not WAL, for %s", rows[0][0], path)
+            await store.migrate()
+            yield store
+        finally:
+            await store.close()
+
+    async def close(self) -> None:
+        # Under the lock so a transaction in flight finishes before the connection goes away.
+        async with self._lock:
+            await self._db.close()
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """Run the body as one all-or-nothing write transaction."""
+        async with self._lock:
+            # IMMEDIATE takes the write lock up front, so a busy database fails (or waits) here
+            # rather than half-way through, when a read lock cannot be upgraded.
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+                await self._db.execute("COMMIT")
+            except BaseException:
+                # BaseException too: a task cancelled mid-transaction must not leave it open for
+                # the next task to commit. aiosqlite runs statements in order on its thread, so
+                # this ROLLBACK lands after whatever statement the cancellation interrupted.
+                if self._db.in_transaction:
+                    # If the interrupted statement was the COMMIT itself, it may have finished
+                    # by the time ROLLBACK runs; "no transaction is active" is then harmless.
+                    with contextlib.suppress(sqlite3.OperationalError):
+                        await self._db.execute("ROLLBACK")
+                raise
+
+    async def _fetch(self, sql: str, parameters: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        async with self._lock:
+            return list(await self._db.execute_fetchall(sql, parameters))
+
+    async def _write(self, sql: str, parameters: Iterable[Any] = ()) -> aiosqlite.Cursor:
+        # A lone statement is atomic by itself in autocommit mode; no BEGIN/COMMIT needed.
+        async with self._lock:
+            return await self._db.execute(sql, parameters)
+
+    # -- migrations -----------------------------------------------------------------------------
+
+    async def migrate(self) -> list[str]:
+        """Apply pending migrations in order; return the names applied (empty when up to date)."""
+        names = [migration.name for migration in self._migrations]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate migration names in {names}")
+        await self._write(
+            "CREATE TABLE IF NOT EXISTS schema_migrations"
+            " (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+        )
+        done = {row["name"] for row in await self._fetch("SELECT name FROM schema_migrations")}
+        if unknown := done - set(names):
+            # A newer bot migrated this file; running older code on it could corrupt data.
+            raise RuntimeError(
+                f"database has migrations this code does not know: {sorted(unknown)}"
+            )
+        applied: list[str] = []
+        for migration in self._migrations:
+            if migration.name in done:
+                continue
+            async with self._transaction() as db:
+                # Checked again inside the write lock: another process may have just applied it.
+                already = await db.execute_fetchall(
+                    "SELECT 1 FROM schema_migrations WHERE name = ?", (migration.name,)
+                )
+                if list(already):
+                    continue
+                for statement in migration.statements:
+                    await db.execute(statement)
+                await db.execute(
+                    "INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)",
+                    (migration.name, _now()),
+                )
+            applied.append(migration.name)
+            log.info("applied migration %s", migration.name)
+        return applied
+
+    # -- conversations --------------------------------------------------------------------------
+
+    async def load_conversation(self, key: ConversationKey) -> ConversationState | None:
+        rows = await self._fetch(
+            "SELECT backend, history, previous_response_id, model FROM conversations WHERE key = ?",
+            (str(key),),
+        )
+        if not rows:
+            return None
+        row = rows[0]
+        return ConversationState(
+            backend=row["backend"],
+            history=tuple(json.loads(row["history"])),
+            previous_response_id=row["previous_response_id"],
+            model=row["model"],
+        )
+
+    async def save_turn(
+        self, key: ConversationKey, state: ConversationState, turn: TurnRecord
+    ) -> None:
+        """Store the conversation's new state and the turn's usage together, or neither."""
+        # Encoded before the transaction: a history that is not JSON fails without touching
+        # the database or holding the lock.
+        history = _dump_json(list(state.history))
+        now = _now()
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT INTO conversations (key, guild_id, channel_id, user_id, backend, history,"
+                " previous_response_id, model, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET backend = excluded.backend,"
+                " history = excluded.history, previous_response_id = excluded.previous_response_id,"
+                " model = excluded.model, updated_at = excluded.updated_at",
+                (
+                    str(key),
+                    key.guild_id,
+                    key.channel_id,
+                    key.user_id,
+                    state.backend,
+                    history,
+                    state.previous_response_id,
+                    state.model,
+                    now,
+                    now,
+                ),
+            )
+            await db.execute(
+                "INSERT INTO usage (conversation_key, user_id, model, input_tokens, output_tokens,"
+                " duration_s, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    str(key),
+                    turn.user_id,
+                    turn.model,
+                    turn.usage.input_tokens,
+                    turn.usage.output_tokens,
+                    turn.duration_s,
+                    now,
+                ),
+            )
+
+    async def reset_conversation(self, key: ConversationKey) -> bool:
+        """Forget the conversation and its "always allow" grants; True if there was anything."""
+        async with self._transaction() as db:
+            conversations = await db.execute("DELETE FROM conversations WHERE key = ?", (str(key),))
+            grants = await db.execute(
+                "DELETE FROM tool_grants WHERE conversation_key = ?", (str(key),)
+            )
+            return conversations.rowcount > 0 or grants.rowcount > 0
+
+    async def reset_channel(self, guild_id: int, channel_id: int) -> int:
+        """Forget every conversation in a channel, whoever it belongs to; return how many."""
+        # Grants may exist for conversations that have no row yet, so they are matched by key:
+        # every key in the channel starts with "guild:channel:", and ';' is the character after
+        # ':', so this half-open range is exactly that prefix (and can use the primary key).
+        low = f"{guild_id}:{channel_id}:"
+        high = f"{guild_id}:{channel_id};"
+        async with self._transaction() as db:
+            deleted = await db.execute(
+                "DELETE FROM conversations WHERE guild_id = ? AND channel_id = ?",
+                (guild_id, channel_id),
+            )
+            await db.execute(
+                "DELETE FROM tool_grants WHERE conversation_key >= ? AND conversation_key < ?",
+                (low, high),
+            )
+            return deleted.rowcount
+
+    async def set_conversation_model(self, key: ConversationKey, model: str | None) -> None:
+        """Choose the model for this conversation (None: the configured default); keeps history."""
+        now = _now()
+        # Upsert: /model may come before the conversation's first turn.
+        await self._write(
+            "INSERT INTO conversations (key, guild_id, channel_id, user_id, model, created_at,"
+            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET model = excluded.model, updated_at = excluded.updated_at",
+            (str(key), key.guild_id, key.channel_id, key.user_id, model, now, now),
+        )
+
+    # -- approvals ------------------------------------------------------------------------------
+
+    async def create_approval(
+        self,
+        *,
+        key: ConversationKey,
+        call_id: str,
+        server: str,
+        tool: str,
+        arguments: dict[str, Any],
+        requester_id: int,
+    ) -> int:
+        """Record a pending approval and return its id (the one the buttons' custom_id carries)."""
+        encoded = _dump_json(arguments)
+        cursor = await self._write(
+            "INSERT INTO approvals (conversation_key, call_id, server, tool, arguments,"
+            " requester_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (str(key), call_id, server, tool, encoded, requester_id, _now()),
+        )
+        assert cursor.lastrowid is not None  # always set after a successful INSERT
+        return cursor.lastrowid
+
+    async def attach_approval_message(
+        self, approval_id: int, channel_id: int, message_id: int
+    ) -> None:
+        """Remember where the buttons went, so they can be disabled later."""
+        cursor = await self._write(
+            "UPDATE approvals SET channel_id = ?, message_id = ? WHERE id = ?",
+            (channel_id, message_id, approval_id),
+        )
+        if cursor.rowcount == 0:
+            raise LookupError(f"no approval with id {approval_id}")
+
+    async def decide_approval(
+        self, approval_id: int, *, status: str, decided_by: int | None
+    ) -> bool:
+        """Decide a pending approval. False if it was already decided (or does not exist).
+
+        Compare-and-set in one statement, so of two racing clicks (or a click racing the
+        timeout) exactly one wins.
+        """
+        if status not in DECISIONS:
+            raise ValueError(f"unknown approval status {status!r}; expected one of {DECISIONS}")
+        cursor = await self._write(
+            "UPDATE approvals SET status = ?, decided_by = ?, decided_at = ?"
+            " WHERE id = ? AND status = ?",
+            (status, decided_by, _now(), approval_id, PENDING),
+        )
+        return cursor.rowcount == 1
+
+    async def get_approval(self, approval_id: int) -> ApprovalRecord | None:
+        rows = await self._fetch(
+            f"SELECT {_APPROVAL_COLUMNS} FROM approvals WHERE id = ?", (approval_id,)
+        )
+        return _approval(rows[0]) if rows else None
+
+    async def expire_pending_approvals(self) -> list[ApprovalRecord]:
+        """At start-up: nobody is waiting on approvals from a previous process any more.
+
+        Returns the expired rows, oldest first, so their buttons can be disabled.
+        """
+        rows = await self._fetch(
+            "UPDATE approvals SET status = 'expired', decided_at = ? WHERE status = ?"
+            f" RETURNING {_APPROVAL_COLUMNS}",
+            (_now(), PENDING),
+        )
+        return sorted((_approval(row) for row in rows), key=lambda record: record.id)
+
+    async def grant_tool(self, key: ConversationKey, tool: str, granted_by: int) -> None:
+        """Let `tool` run without asking in this conversation ("always allow"); first grant wins."""
+        await self._write(
+            "INSERT INTO tool_grants (conversation_key, tool, granted_by, created_at)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT (conversation_key, tool) DO NOTHING",
+            (str(key), tool, granted_by, _now()),
+        )
+
+    async def granted_tools(self, key: ConversationKey) -> set[str]:
+        rows = await self._fetch(
+            "SELECT tool FROM tool_grants WHERE conversation_key = ?", (str(key),)
+        )
+        return {row["tool"] for row in rows}
+
+    # -- usage ----------------------------------------------------------------------------------
+
+    async def tokens_used_since(self, user_id: int, since: datetime) -> int:
+        """Input plus output tokens `user_id` spent from `since` (an aware datetime) on."""
+        rows = await self._fetch(
+            "SELECT COALESCE(SUM(input_tokens + output_tokens), 0) AS total FROM usage"
+            " WHERE user_id = ? AND created_at >= ?",
+            (user_id, _timestamp(since)),
+        )
+        return int(rows[0]["total"])

@@ -1,0 +1,1 @@
+"""Tools the model may call: MCP servers configured by the operator."""
