@@ -147,10 +147,9 @@ class ApprovalBroker:
             # A click won the race against the timeout; its decision stands.
             return await future
         finally:
+            # On cancellation (shutdown) the row stays pending: the next start-up marks it
+            # expired and updates its message, and a click meanwhile is answered "expired".
             self._waiting.pop(approval_id, None)
-            if not future.done():
-                # The turn was cancelled (shutdown): nobody can answer this request any more.
-                await self._store.decide_approval(approval_id, status="expired", decided_by=None)
 
     async def click(
         self, approval_id: int, *, user_id: int, is_admin: bool, action: Action

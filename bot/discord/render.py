@@ -10,7 +10,7 @@ from typing import Protocol
 import discord
 
 from bot.core.events import ApprovalRequested, ApprovalResolved, TextDelta, TurnEvent
-from bot.discord.split import open_fence_at_end, split_message
+from bot.discord.split import split_message
 from bot.discord.transcript import STREAMING_INDICATOR, Transcript
 
 log = logging.getLogger(__name__)
@@ -109,15 +109,9 @@ class StreamRenderer:
             await asyncio.sleep(TYPING_REFRESH_S)
 
     def _preview(self, final: bool) -> str:
+        # split_message closes a code block left open at the end, so previews render cleanly.
         text = self._transcript.render()
-        if final or not text:
-            return text
-        fence = open_fence_at_end(text)
-        if fence:
-            # Close the still-open code block so the preview renders as it will at the end.
-            marker = fence.lstrip()
-            text += "\n" + marker[: len(marker) - len(marker.lstrip(marker[0]))]
-        return text + STREAMING_INDICATOR
+        return text if final or not text else text + STREAMING_INDICATOR
 
     async def _sync(self, *, final: bool) -> None:
         async with self._sync_lock:
