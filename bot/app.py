@@ -48,9 +48,17 @@ def make_backend(settings: Settings, executor: ToolExecutor) -> Backend:
 
 @asynccontextmanager
 async def build_core(settings: Settings) -> AsyncIterator[Core]:
+    preload = None
+    if settings.llm.backend == "chat":
+        # litellm takes seconds to import: do it while the MCP servers start.
+        from bot.backends.chat import import_litellm
+
+        preload = asyncio.create_task(asyncio.to_thread(import_litellm))
     async with Store.open(settings.storage.path) as store:
         bot_side = {n: s for n, s in settings.mcp.servers.items() if not s.server_side}
         async with MCPTools(bot_side, tool_timeout_s=settings.mcp.tool_timeout_s) as tools:
+            if preload is not None:
+                await preload
             broker = ApprovalBroker(store, timeout_s=settings.mcp.approval_timeout_s)
             policies = {
                 name: ApprovalPolicy(server.require_approval)
@@ -80,7 +88,15 @@ async def serve(settings: Settings) -> None:
     if settings.discord_token is None:
         raise ConfigError("DISCORD_TOKEN: not set; put the bot token in the environment or .env")
     token = settings.discord_token.get_secret_value()
+    # Installed first: a SIGTERM during start-up must still end in a clean exit.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     async with build_core(settings) as core:
+        if stop.is_set():
+            log.info("stopped during start-up")
+            return
         services = Services(
             settings=settings,
             store=core.store,
@@ -91,10 +107,6 @@ async def serve(settings: Settings) -> None:
             policies=core.policies,
         )
         bot = build_bot(services)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
         async with bot:
             runner = asyncio.create_task(bot.start(token))
             stopper = asyncio.create_task(stop.wait())

@@ -63,9 +63,9 @@ async def _check_llm(settings: Settings) -> Row:
             answer = response.output_text
             await client.close()
         else:
-            from bot.backends.chat import _import_litellm
+            from bot.backends.chat import import_litellm
 
-            litellm = _import_litellm()
+            litellm = import_litellm()
             kwargs = {"api_base": llm.base_url} if llm.base_url else {}
             if settings.llm_api_key():
                 kwargs["api_key"] = settings.llm_api_key()

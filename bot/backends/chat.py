@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 MAX_RETRIES = 3
 
 
-def _import_litellm() -> Any:
+def import_litellm() -> Any:
     # Offline, litellm stalls ~15 s at import fetching a price list unless told to use its copy.
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import litellm
@@ -76,7 +76,7 @@ class ChatBackend:
     def __init__(self, llm: LLMConfig, *, tools: ToolExecutor | None = None) -> None:
         self._llm = llm
         self._tools = tools
-        self._litellm = _import_litellm()
+        self._litellm = import_litellm()
 
     async def aclose(self) -> None:
         return None

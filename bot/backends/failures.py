@@ -28,7 +28,19 @@ class StreamCut(Exception):
     """The model's stream ended without its closing event."""
 
 
+def _named(exc: BaseException, *names: str) -> bool:
+    # httpx/httpx2 errors escape the SDKs mid-stream; match them by class name so both
+    # client generations (and litellm's wrappers) are recognised without importing each.
+    return any(cls.__name__ in names for cls in type(exc).__mro__)
+
+
 def classify(exc: BaseException) -> Failure:
+    if _named(exc, "MidStreamFallbackError", "TransportError", "RemoteProtocolError"):
+        if _named(exc, "TimeoutException"):
+            return Failure("The model took too long to answer. Try again.", True)
+        return Failure(
+            "The connection to the model was lost before the answer finished. Try again.", True
+        )
     if isinstance(exc, openai.RateLimitError):
         return Failure(
             "The model is rate-limited right now. Try again in a minute.",

@@ -1,0 +1,277 @@
+"""Folds one Responses API event stream into TurnEvents and what the turn needs to continue."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import openai
+
+from bot.backends.failures import Failure, classify
+from bot.config import ApprovalLists, ApprovalSetting, MCPServerConfig
+from bot.core.events import Notice, TextDelta, ToolCallFinished, ToolCallStarted, TurnEvent, Usage
+from bot.core.tool_calls import ToolCall
+
+log = logging.getLogger(__name__)
+
+
+class StreamFailed(Exception):
+    """The server reported a failure inside the stream (`response.failed` or `error`)."""
+
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+
+
+@dataclass(frozen=True)
+class ApprovalAsk:
+    """A server-side `mcp_approval_request` item: the server waits for our yes or no."""
+
+    id: str
+    server: str
+    tool: str
+    arguments: str
+
+
+@dataclass
+class Round:
+    """What one streamed response produced."""
+
+    # Approval request ids answered earlier in this turn, so the mcp_call they led to can reuse
+    # the approval's call id and Discord updates one line instead of adding a second.
+    answered: set[str] = field(default_factory=set)
+    response_id: str | None = None
+    text: str = ""
+    calls: list[ToolCall] = field(default_factory=list)
+    mcp_names: set[str] = field(default_factory=set)
+    approvals: list[ApprovalAsk] = field(default_factory=list)
+    completed: bool = False
+    _usages: dict[str, Usage] = field(default_factory=dict)
+    _done_items: set[str] = field(default_factory=set)
+    _streamed_items: set[str] = field(default_factory=set)
+
+    def reset(self) -> None:
+        fresh = Round(answered=self.answered)
+        self.__dict__.update(fresh.__dict__)
+
+    @property
+    def usage(self) -> Usage:
+        # Keyed by response id: a proxy that chains several responses in one stream reports
+        # each once, and a repeated completion event is not counted twice.
+        total = Usage()
+        for usage in self._usages.values():
+            total = total + usage
+        return total
+
+    def absorb(self, event: Any) -> list[TurnEvent]:
+        """Fold one stream event in; return what to show. Raises StreamFailed on failures."""
+        kind = _get(event, "type")
+        if kind == "response.created":
+            self.response_id = _get(_get(event, "response"), "id") or self.response_id
+        elif kind in ("response.output_text.delta", "response.refusal.delta"):
+            delta = _get(event, "delta") or ""
+            self._streamed_items.add(_get(event, "item_id") or "")
+            if delta:
+                self.text += delta
+                return [TextDelta(text=delta)]
+        elif kind == "response.output_item.done":
+            return self._item_done(_get(event, "item"))
+        elif kind in ("response.completed", "response.incomplete"):
+            return self._finish(_get(event, "response"), incomplete=kind == "response.incomplete")
+        elif kind == "response.failed":
+            error = _get(_get(event, "response"), "error")
+            log.warning(
+                "model response failed: %s: %s", _get(error, "code"), _get(error, "message")
+            )
+            raise StreamFailed(stream_failure(_get(error, "code")))
+        elif kind == "error":
+            log.warning("model stream error: %s: %s", _get(event, "code"), _get(event, "message"))
+            raise StreamFailed(stream_failure(_get(event, "code")))
+        return []
+
+    def _finish(self, response: Any, *, incomplete: bool) -> list[TurnEvent]:
+        self.completed = True
+        response_id = _get(response, "id") or self.response_id or ""
+        self.response_id = response_id or None
+        usage = _get(response, "usage")
+        if usage is not None:
+            self._usages[response_id] = Usage(
+                input_tokens=_get(usage, "input_tokens") or 0,
+                output_tokens=_get(usage, "output_tokens") or 0,
+            )
+        if not incomplete:
+            return []
+        reason = _get(_get(response, "incomplete_details"), "reason")
+        return [Notice(text=_INCOMPLETE.get(reason, _INCOMPLETE[None]))]
+
+    def _item_done(self, item: Any) -> list[TurnEvent]:
+        kind = _get(item, "type")
+        item_id = _get(item, "id") or ""
+        # Some proxies repeat an item's done event; acting twice would run a tool twice.
+        if item_id and item_id in self._done_items:
+            return []
+        if item_id:
+            self._done_items.add(item_id)
+        if kind == "message" and item_id not in self._streamed_items:
+            # A server that sends whole messages without deltas still gets its text shown.
+            text = "".join(
+                _get(part, "text") or _get(part, "refusal") or ""
+                for part in _get(item, "content") or []
+            )
+            self.text += text
+            return [TextDelta(text=text)] if text else []
+        if kind == "function_call":
+            call_id = _get(item, "call_id") or item_id or f"call_{uuid.uuid4().hex[:24]}"
+            if any(call.call_id == call_id for call in self.calls):
+                return []
+            name = _get(item, "name") or ""
+            self.calls.append(
+                ToolCall(call_id=call_id, name=name, arguments=_get(item, "arguments") or "")
+            )
+        elif kind == "mcp_call":
+            return self._mcp_call(item, item_id)
+        elif kind == "mcp_approval_request":
+            self.approvals.append(
+                ApprovalAsk(
+                    id=item_id,
+                    server=_get(item, "server_label") or "",
+                    tool=_get(item, "name") or "",
+                    arguments=_get(item, "arguments") or "",
+                )
+            )
+        return []
+
+    def _mcp_call(self, item: Any, item_id: str) -> list[TurnEvent]:
+        name = _get(item, "name") or ""
+        self.mcp_names.add(name)
+        approval_id = _get(item, "approval_request_id")
+        call_id = approval_id if approval_id in self.answered else item_id
+        server = _get(item, "server_label") or ""
+        error = _get(item, "error")
+        failed = bool(error) or _get(item, "status") == "failed"
+        return [
+            ToolCallStarted(
+                call_id=call_id,
+                server=server,
+                tool=name,
+                arguments=json_object(_get(item, "arguments") or ""),
+            ),
+            ToolCallFinished(
+                call_id=call_id,
+                server=server,
+                tool=name,
+                outcome="failed" if failed else "done",
+                output=_get(item, "output") or error or "",
+            ),
+        ]
+
+    def calls_to_run(self, own_tools: set[str]) -> list[ToolCall]:
+        """The function calls the bot must answer.
+
+        A proxy that runs MCP tools itself (LiteLLM) also streams the model's raw function_call
+        for them; the mcp_call of the same name says it already ran, so running it here would
+        run it twice. Unknown names without an mcp_call still go to the executor, which answers
+        them as failed so the model learns the tool does not exist.
+        """
+        return [
+            call for call in self.calls if call.name in own_tools or call.name not in self.mcp_names
+        ]
+
+
+_INCOMPLETE: dict[str | None, str] = {
+    "max_output_tokens": "The answer reached the model's length limit and was cut short.",
+    "content_filter": "The model service's content filter cut the answer short.",
+    None: "The model stopped before finishing the answer.",
+}
+
+
+def stream_failure(code: str | None) -> Failure:
+    """Plain words for a failure the server reported inside the stream (its text is logged)."""
+    if code == "rate_limit_exceeded":
+        return Failure("The model is rate-limited right now. Try again in a minute.", True)
+    if code == "context_length_exceeded":
+        return Failure(
+            "This conversation is too long for the model. Use /reset to start over.", False
+        )
+    if code and "image" in code:
+        return Failure(
+            "The model service could not use an attached image. "
+            "Try again with another image or none.",
+            False,
+        )
+    if code == "invalid_prompt":
+        return Failure("The model service refused this request. Try rephrasing it.", False)
+    return Failure("The model service could not finish this answer. Try again.", True)
+
+
+def failure_of(exc: BaseException) -> Failure:
+    """Like failures.classify, plus the failures a Responses stream reports inside itself."""
+    if isinstance(exc, StreamFailed):
+        return exc.failure
+    # The SDK raises a bare APIError for an error payload in the stream; it carries the code.
+    if type(exc) is openai.APIError:
+        return stream_failure(getattr(exc, "code", None))
+    # classify also covers the HTTP library's errors that escape the SDK mid-stream.
+    return classify(exc)
+
+
+def missing_previous(exc: BaseException, previous_id: str) -> bool:
+    """Did the server reject the stored previous_response_id (unknown, expired, deleted)?"""
+    if not isinstance(exc, openai.BadRequestError | openai.NotFoundError):
+        return False
+    if getattr(exc, "code", None) == "previous_response_not_found":
+        return True
+    if getattr(exc, "param", None) == "previous_response_id":
+        return True
+    message = str(getattr(exc, "message", "") or "").lower()
+    if "previous_response" in message or "previous response" in message:
+        return True
+    return "not found" in message and previous_id.lower() in message
+
+
+def mcp_tool(name: str, server: MCPServerConfig) -> dict[str, Any]:
+    """A server-side MCP server as a Responses `mcp` tool."""
+    tool: dict[str, Any] = {
+        "type": "mcp",
+        "server_label": name,
+        "server_url": server.url,
+        "require_approval": require_approval(server.require_approval),
+    }
+    if server.allowed_tools is not None:
+        tool["allowed_tools"] = list(server.allowed_tools)
+    if server.headers:
+        tool["headers"] = {k: v.get_secret_value() for k, v in server.headers.items()}
+    return tool
+
+
+def require_approval(setting: ApprovalSetting) -> Any:
+    if not isinstance(setting, ApprovalLists):
+        return setting
+    # Unlisted tools need approval (bot/core/approvals.py), which is also the API's default.
+    value: dict[str, Any] = {"never": {"tool_names": list(setting.never)}}
+    if setting.always:
+        value["always"] = {"tool_names": list(setting.always)}
+    return value
+
+
+def json_object(raw: str) -> dict[str, Any]:
+    """Arguments for display and approval: the JSON object, or the raw text kept visible."""
+    if not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        return {"raw": raw}
+    return value if isinstance(value, dict) else {"raw": raw}
+
+
+def _get(obj: Any, name: str) -> Any:
+    # Events are SDK models, but a proxy's non-standard items may arrive as plain dicts.
+    if obj is None:
+        return None
+    if isinstance(obj, dict):
+        return obj.get(name)
+    return getattr(obj, name, None)

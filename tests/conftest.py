@@ -1,0 +1,152 @@
+"""Shared test worlds: the fake Discord, the scripted LLM, real MCP servers and bot processes."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from tests.e2e.harness import BotProcess
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.llm import ScriptedLLM
+from tests.fakes.mcp_server import HTTPServerProcess, stdio_params
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+
+@dataclass
+class World:
+    """A running bot process and everything it talks to."""
+
+    discord: FakeDiscord
+    llm: ScriptedLLM
+    bot: BotProcess
+    call_log: Path
+    backend: str
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def llm() -> AsyncIterator[ScriptedLLM]:
+    server = ScriptedLLM()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def http_mcp(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[HTTPServerProcess]:
+    log = tmp_path_factory.mktemp("http-mcp") / "calls.jsonl"
+    server = HTTPServerProcess(log, require_header="X-Test-Token: secret-value")
+    await server.start()
+    yield server
+    server.kill()
+
+
+def bot_config(
+    llm: ScriptedLLM, workdir: Path, call_log: Path, backend: str, **overrides: Any
+) -> dict[str, Any]:
+    """A config like an operator's: a never-ask server, an always-ask one, mcp-server-time."""
+    auto = stdio_params(call_log, name="auto")
+    gated = stdio_params(call_log, name="gated")
+    config: dict[str, Any] = {
+        "llm": {
+            "backend": backend,
+            "model": "openai/test-model" if backend == "chat" else "test-model",
+            "base_url": llm.base_url,
+            "max_tool_rounds": 4,
+            "request_timeout_s": 10,
+            "state": "server",
+        },
+        "discord": {"edit_interval_s": 1.0},
+        "limits": {"user_concurrent_turns": 5, "user_turns_per_minute": 100},
+        "mcp": {
+            "approval_timeout_s": 4,
+            "tool_timeout_s": 10,
+            "servers": {
+                "auto": {**auto, "require_approval": "never"},
+                "gated": {
+                    **gated,
+                    "require_approval": {"never": ["echo"]},
+                },
+                "time": {
+                    "command": sys.executable,
+                    "args": ["-m", "mcp_server_time", "--local-timezone", "UTC"],
+                    "require_approval": "never",
+                },
+            },
+        },
+        "storage": {"path": str(workdir / "bot.db")},
+        "logging": {"level": "INFO"},
+        "shutdown_grace_s": 5,
+    }
+    for section, values in overrides.items():
+        if isinstance(values, dict) and isinstance(config.get(section), dict):
+            config[section] = {**config[section], **values}
+        else:
+            config[section] = values
+    return config
+
+
+async def start_world(
+    tmp_path_factory: pytest.TempPathFactory,
+    llm: ScriptedLLM,
+    backend: str,
+    extra_servers: dict[str, Any] | None = None,
+) -> World:
+    discord = FakeDiscord()
+    await discord.start()
+    workdir = tmp_path_factory.mktemp(f"bot-{backend}")
+    call_log = workdir / "calls.jsonl"
+    config = bot_config(llm, workdir, call_log, backend)
+    config["mcp"]["servers"].update(extra_servers or {})
+    bot = BotProcess(discord, config, workdir)
+    await bot.start()
+    return World(discord=discord, llm=llm, bot=bot, call_log=call_log, backend=backend)
+
+
+async def stop_world(world: World) -> None:
+    try:
+        code = await world.bot.stop()
+        assert code == 0, f"bot exited with {code}:\n{world.bot.log()[-3000:]}"
+    finally:
+        await world.discord.stop()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def chat_world(
+    tmp_path_factory: pytest.TempPathFactory, llm: ScriptedLLM, http_mcp: HTTPServerProcess
+) -> AsyncIterator[World]:
+    web = {
+        "url": http_mcp.url,
+        "headers": {"X-Test-Token": "secret-value"},
+        "require_approval": "never",
+    }
+    world = await start_world(tmp_path_factory, llm, "chat", {"web": web})
+    yield world
+    await stop_world(world)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def responses_world(
+    tmp_path_factory: pytest.TempPathFactory, llm: ScriptedLLM
+) -> AsyncIterator[World]:
+    docs = {
+        "url": "http://127.0.0.1:9/docs-mcp",
+        "server_side": True,
+        "require_approval": "always",
+    }
+    world = await start_world(tmp_path_factory, llm, "responses", {"docs": docs})
+    yield world
+    await stop_world(world)
+
+
+@pytest.fixture(params=["chat", "responses"])
+def world(request: pytest.FixtureRequest) -> World:
+    """Both backends, for tests whose Discord behaviour must not depend on the backend."""
+    return request.getfixturevalue(f"{request.param}_world")

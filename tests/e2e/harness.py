@@ -1,0 +1,198 @@
+"""Runs the real bot (`python -m bot`) as a process against the fake Discord and the scripted LLM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.fakes.discord import FakeDiscord
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+INDICATOR = " ▌"
+
+
+class BotProcess:
+    """One bot process with its own config file, database and log."""
+
+    def __init__(
+        self,
+        discord: FakeDiscord,
+        config: dict[str, Any],
+        workdir: Path,
+        *,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.discord = discord
+        self.config = config
+        self.workdir = workdir
+        self.extra_env = env or {}
+        self.proc: asyncio.subprocess.Process | None = None
+        self.log_path = workdir / "bot.log"
+        self._log_offset = 0
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        fake = self.discord.bot_env()
+        paths = [fake["PYTHONPATH"], str(REPO_ROOT)]
+        if env.get("PYTHONPATH"):
+            paths.append(env["PYTHONPATH"])
+        env.update(fake)
+        env["PYTHONPATH"] = os.pathsep.join(paths)
+        env.update(
+            {
+                "BOT_CONFIG": str(self.workdir / "config.yaml"),
+                "DISCORD_TOKEN": self.discord.token,
+                "OPENAI_API_KEY": "sk-test",
+                "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+            }
+        )
+        env.update(self.extra_env)
+        return env
+
+    async def start(self, *, wait: bool = True, timeout: float = 90) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        (self.workdir / "config.yaml").write_text(yaml.safe_dump(self.config), encoding="utf-8")
+        log = self.log_path.open("ab")
+        self._log_offset = log.tell()  # a restart appends: only look at this run's lines
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            cwd=self.workdir,
+            env=self.environment(),
+            stdout=log,
+            stderr=asyncio.subprocess.STDOUT,
+            stdin=asyncio.subprocess.DEVNULL,
+        )
+        log.close()
+        if wait:
+            await self.wait_logged("logged in as", timeout=timeout)
+
+    def log(self, *, this_run: bool = False) -> str:
+        if not self.log_path.exists():
+            return ""
+        data = self.log_path.read_bytes()
+        if this_run:
+            data = data[self._log_offset :]
+        return data.decode("utf-8", errors="replace")
+
+    async def wait_logged(self, text: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.log(this_run=True):
+            if self.proc is not None and self.proc.returncode is not None:
+                raise RuntimeError(f"bot exited with {self.proc.returncode}:\n{self.log()[-4000:]}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"bot never logged {text!r}:\n{self.log()[-4000:]}")
+            await asyncio.sleep(0.1)
+
+    async def stop(self, timeout: float = 40) -> int:
+        """SIGTERM, as a service manager would; returns the exit code."""
+        assert self.proc is not None
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.proc.wait(), timeout)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+                raise
+        return self.proc.returncode or 0
+
+    async def kill(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+
+
+class Chat:
+    """A test's own corner of a shared world: a fresh channel and fresh users."""
+
+    def __init__(self, discord: FakeDiscord, name: str = "test") -> None:
+        self.discord = discord
+        self.channel = discord.add_channel(name)
+        self.user = discord.add_user(f"{name}-user")
+
+    def mention(self) -> str:
+        return f"<@{self.discord.bot_user_id}>"
+
+    async def say(
+        self, text: str, *, user: int | None = None, mention: bool = True, **kw: Any
+    ) -> dict:
+        content = f"{self.mention()} {text}" if mention else text
+        return await self.discord.send_message(self.channel, user or self.user, content, **kw)
+
+    def bot_messages(self, after: int = 0) -> list[dict]:
+        return [
+            m
+            for m in self.discord.messages(self.channel)
+            if int(m["author"]["id"]) == self.discord.bot_user_id and int(m["id"]) > after
+        ]
+
+    def replies_to(self, message_id: int) -> list[dict]:
+        """The reply chain answering one message: its first part, and the parts replying to it."""
+        chain: list[dict] = []
+        wanted = {message_id}
+        for m in self.bot_messages():
+            ref = (m.get("message_reference") or {}).get("message_id")
+            if ref is not None and int(ref) in wanted and "Approval needed" not in m["content"]:
+                chain.append(m)
+                wanted.add(int(m["id"]))
+        return chain
+
+    async def answer(
+        self, message_id: int, done: Callable[[str], bool] | None = None, timeout: float = 30
+    ) -> list[dict]:
+        """Wait until the reply to `message_id` is final (no streaming indicator) and `done`."""
+
+        def ready() -> list[dict] | None:
+            parts = self.replies_to(message_id)
+            if not parts or parts[-1]["content"].endswith(INDICATOR):
+                return None
+            text = "\n".join(p["content"] for p in parts)
+            if any(p["content"].endswith(INDICATOR) for p in parts):
+                return None
+            if done is not None and not done(text):
+                return None
+            return parts
+
+        return await self.discord.wait_for(ready, timeout=timeout)
+
+    async def answer_text(self, message_id: int, contains: str = "", timeout: float = 30) -> str:
+        parts = await self.answer(message_id, lambda t: contains in t, timeout)
+        return "\n".join(p["content"] for p in parts)
+
+    async def prompt(self, timeout: float = 20) -> dict:
+        """The newest approval prompt in this channel."""
+
+        def find() -> dict | None:
+            prompts = [m for m in self.bot_messages() if "Approval needed" in m["content"]]
+            return prompts[-1] if prompts else None
+
+        return await self.discord.wait_for(find, timeout=timeout)
+
+
+def buttons(message: dict) -> list[dict]:
+    return [c for row in message.get("components", []) for c in row.get("components", [])]
+
+
+async def settle(seconds: float = 0.3) -> None:
+    await asyncio.sleep(seconds)
+
+
+@contextlib.asynccontextmanager
+async def running(bot: BotProcess):  # type: ignore[no-untyped-def]
+    await bot.start()
+    try:
+        yield bot
+    finally:
+        with contextlib.suppress(Exception):
+            await bot.stop()

@@ -1,0 +1,85 @@
+"""The approval broker over a real SQLite store: who may decide, decided once, timeouts, restarts."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from bot.config import ApprovalLists
+from bot.core.approvals import ApprovalBroker, ApprovalPolicy, ApprovalRequest
+from bot.core.state import ConversationKey
+from bot.store.sqlite import Store
+
+KEY = ConversationKey(guild_id=1, channel_id=2, user_id=3)
+
+
+def request(call_id: str = "call-1", tool: str = "srv__write") -> ApprovalRequest:
+    return ApprovalRequest(
+        key=KEY, call_id=call_id, server="srv", tool=tool, arguments={"x": 1}, requester_id=3
+    )
+
+
+def test_policy_defaults_to_asking() -> None:
+    assert ApprovalPolicy().needs_approval("anything")
+    assert not ApprovalPolicy("never").needs_approval("anything")
+    lists = ApprovalPolicy(ApprovalLists(never=["read"], always=["write"]))
+    assert not lists.needs_approval("read")
+    assert lists.needs_approval("write") and lists.needs_approval("unlisted")
+
+
+async def test_only_requester_or_admin_decides_and_only_once(tmp_path: Path) -> None:
+    async with Store.open(tmp_path / "a.db") as store:
+        broker = ApprovalBroker(store, timeout_s=5)
+        approval_id = await broker.open(request())
+        waiter = asyncio.create_task(broker.wait(approval_id))
+        stranger = await broker.click(approval_id, user_id=99, is_admin=False, action="approve")
+        assert stranger.outcome == "not_allowed"
+        assert not waiter.done()
+        results = await asyncio.gather(
+            broker.click(approval_id, user_id=3, is_admin=False, action="deny"),
+            broker.click(approval_id, user_id=42, is_admin=True, action="approve"),
+        )
+        assert sorted(r.outcome for r in results) == ["already_decided", "decided"]
+        decision = await waiter
+        record = await store.get_approval(approval_id)
+        assert record.status == decision.status and record.decided_by == decision.decided_by
+
+
+async def test_timeout_is_a_denial_and_late_clicks_change_nothing(tmp_path: Path) -> None:
+    async with Store.open(tmp_path / "a.db") as store:
+        broker = ApprovalBroker(store, timeout_s=0.2)
+        approval_id = await broker.open(request())
+        decision = await broker.wait(approval_id)
+        assert decision.status == "timeout" and not decision.approved
+        assert "not run" in decision.tool_output()
+        late = await broker.click(approval_id, user_id=3, is_admin=False, action="approve")
+        assert late.outcome == "already_decided" and late.status == "timeout"
+
+
+async def test_always_grants_the_tool_for_this_conversation_only(tmp_path: Path) -> None:
+    async with Store.open(tmp_path / "a.db") as store:
+        broker = ApprovalBroker(store, timeout_s=5)
+        approval_id = await broker.open(request())
+        waiter = asyncio.create_task(broker.wait(approval_id))
+        await broker.click(approval_id, user_id=3, is_admin=False, action="always")
+        assert (await waiter).approved
+        assert await broker.preapproved(KEY, "srv__write")
+        assert not await broker.preapproved(KEY, "srv__other")
+        other = ConversationKey(guild_id=1, channel_id=2, user_id=4)
+        assert not await broker.preapproved(other, "srv__write")
+
+
+async def test_a_click_after_a_restart_is_expired(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    async with Store.open(path) as store:
+        approval_id = await ApprovalBroker(store, timeout_s=5).open(request())
+    # A new process: a new broker with nobody waiting for the old row.
+    async with Store.open(path) as store:
+        broker = ApprovalBroker(store, timeout_s=5)
+        result = await broker.click(approval_id, user_id=3, is_admin=False, action="approve")
+        assert result.outcome == "expired"
+        assert (await store.get_approval(approval_id)).status == "expired"
+        again = await broker.click(approval_id, user_id=3, is_admin=False, action="approve")
+        assert again.outcome == "expired"
+        unknown = await broker.click(12345, user_id=3, is_admin=False, action="approve")
+        assert unknown.outcome == "unknown"

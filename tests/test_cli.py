@@ -1,0 +1,142 @@
+"""The command line: config mistakes exit 2 with one clear line; `check` reports a table."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.llm import ScriptedLLM
+from tests.fakes.mcp_server import stdio_params
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_bot(
+    tmp_path: Path, *args: str, config: str | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
+    environment = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DISCORD_TOKEN", "BOT_CONFIG") and "__" not in k
+    }
+    environment["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(REPO_ROOT), env.pop("PYTHONPATH", "")])
+    )
+    environment["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+    if config is not None:
+        (tmp_path / "config.yaml").write_text(config, encoding="utf-8")
+    environment.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+MISTAKES = {
+    "no token": ("", {}, "DISCORD_TOKEN"),
+    "invalid yaml": ("llm: [unclosed\n", {"DISCORD_TOKEN": "x"}, "invalid YAML at line"),
+    "unknown backend": ("llm:\n  backend: magic\n", {"DISCORD_TOKEN": "x"}, "llm.backend: 'magic'"),
+    "wrong type": (
+        "llm:\n  max_tool_rounds: lots\n",
+        {"DISCORD_TOKEN": "x"},
+        "llm.max_tool_rounds",
+    ),
+    "unknown key": (
+        "discord:\n  scopee: user\n",
+        {"DISCORD_TOKEN": "x"},
+        "discord.scopee: unknown key",
+    ),
+    "env override": (
+        "",
+        {"DISCORD_TOKEN": "x", "DISCORD__SCOPE": "galaxy"},
+        "discord.scope: 'galaxy'",
+    ),
+    "secret in yaml": ("llm:\n  api_key: sk-123\n", {"DISCORD_TOKEN": "x"}, "LLM__API_KEY"),
+    "missing variable": (
+        "mcp:\n  servers:\n    gh:\n      url: http://x/mcp\n      headers: {A: '${NOPE_TOKEN}'}\n",
+        {"DISCORD_TOKEN": "x"},
+        "NOPE_TOKEN is not set",
+    ),
+    "missing BOT_CONFIG file": (
+        "",
+        {"DISCORD_TOKEN": "x", "BOT_CONFIG": "/nonexistent.yaml"},
+        "BOT_CONFIG",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", MISTAKES, ids=list(MISTAKES))
+def test_config_mistakes_exit_2_with_one_line(tmp_path: Path, case: str) -> None:
+    config, env, expected = MISTAKES[case]
+    result = run_bot(tmp_path, config=config, **env)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert expected in lines[0]
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "sk-123" not in result.stderr
+
+
+async def test_bad_token_exits_2(tmp_path: Path) -> None:
+    discord = FakeDiscord()
+    await discord.start()
+    try:
+        env = discord.bot_env()
+        config = yaml.safe_dump(
+            {
+                "storage": {"path": str(tmp_path / "bot.db")},
+                "llm": {"backend": "responses", "model": "m", "base_url": "http://127.0.0.1:9/v1"},
+            }
+        )
+        import asyncio
+
+        result = await asyncio.to_thread(
+            run_bot, tmp_path, config=config, DISCORD_TOKEN="wrong-token", **env
+        )
+    finally:
+        await discord.stop()
+    assert result.returncode == 2, result.stderr
+    assert "DISCORD_TOKEN: Discord rejected the token" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "wrong-token" not in result.stderr
+
+
+async def test_check_reports_each_part(tmp_path: Path, llm: ScriptedLLM) -> None:
+    config = {
+        "llm": {"backend": "chat", "model": "openai/test-model", "base_url": llm.base_url},
+        "storage": {"path": str(tmp_path / "bot.db")},
+        "mcp": {
+            "servers": {
+                "good": stdio_params(name="good"),
+                "broken": {"command": "/nonexistent/mcp-server"},
+            }
+        },
+    }
+    import asyncio
+
+    result = await asyncio.to_thread(
+        run_bot,
+        tmp_path,
+        "check",
+        config=yaml.safe_dump(config),
+        DISCORD_TOKEN="x",
+        OPENAI_API_KEY="sk-test",
+    )
+    rows = {line.split()[1]: line.split()[0] for line in result.stdout.splitlines() if line.strip()}
+    assert rows["mcp:good"] == "OK", result.stdout
+    assert rows["mcp:broken"] == "FAIL", result.stdout
+    assert rows["llm:chat"] == "OK", result.stdout + result.stderr
+    assert rows["storage"] == "OK"
+    assert result.returncode == 1
+    assert any(r.body.get("messages") for r in llm.requests if "Reply with OK" in str(r.body))
