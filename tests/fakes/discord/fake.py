@@ -1,0 +1,278 @@
+"""FakeDiscord: the public face tests use to run the fake, act as users, and inspect what Discord shows."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import copy
+import inspect
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from . import channels, control, rest, webhooks
+from .gateway import Gateway
+from .interactions import Interaction, command_payload, component_payload
+from .messages import attachment_payload, new_message
+from .ratelimit import RateLimiter
+from .state import TEXT, World
+from .wire import FAKE, RecordedRequest
+
+log = logging.getLogger("fake_discord")
+SITECUSTOMIZE_DIR = str(Path(__file__).with_name("sitecustomize"))
+
+
+class FakeDiscord:
+    def __init__(
+        self,
+        *,
+        token: str = "fake-bot-token",
+        rate_limits: bool = False,
+        latency_s: float = 0.0,
+        interaction_deadline_s: float = 3.0,
+        message_bucket: tuple[int, float] = (5, 5.0),
+        global_limit_per_s: int = 50,
+    ) -> None:
+        self.token = token
+        self.latency_s = latency_s
+        self.interaction_deadline_s = interaction_deadline_s
+        self.interaction_token_lifetime_s = 15 * 60.0
+        self.ratelimiter = RateLimiter(
+            enabled=rate_limits,
+            message_bucket=message_bucket,
+            global_limit_per_s=global_limit_per_s,
+        )
+        self.world = World()
+        self.requests: list[RecordedRequest] = []
+        self.unknown_routes: list[str] = []
+        self.commands: dict[str | int, list[dict]] = {}
+        self.counters: collections.Counter = collections.Counter()
+        self.interactions: dict[int, Interaction] = {}
+        self.interactions_by_token: dict[str, Interaction] = {}
+        self.ready = asyncio.Event()
+        self.gateway = Gateway(self)
+        self._pending: set[asyncio.Task] = set()
+        self._runner: web.AppRunner | None = None
+        self._url: str | None = None
+
+    # -- lifecycle ------------------------------------------------------------
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        app = web.Application(middlewares=[rest.make_middleware(self)], client_max_size=64 * 2**20)
+        app[FAKE] = self
+        app.router.add_get("/gateway", self.gateway.handle)
+        rest.add_routes(app)
+        channels.add_routes(app)
+        webhooks.add_routes(app)
+        control.add_routes(app)
+        self._runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        real_host, real_port = self._runner.addresses[0][:2]
+        self._url = f"http://{real_host}:{real_port}"
+        self.world.base_url = self._url
+
+    async def stop(self) -> None:
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
+        await self.gateway.close_all()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeDiscord:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def url(self) -> str:
+        if self._url is None:
+            raise RuntimeError("FakeDiscord.start() has not run yet")
+        return self._url
+
+    def bot_env(self) -> dict[str, str]:
+        return {"FAKE_DISCORD_URL": self.url, "PYTHONPATH": SITECUSTOMIZE_DIR}
+
+    # -- world shortcuts ------------------------------------------------------
+
+    @property
+    def bot_user_id(self) -> int:
+        return self.world.bot_user_id
+
+    @property
+    def guild_id(self) -> int:
+        return self.world.guild_id
+
+    @property
+    def bot_role_id(self) -> int:
+        return self.world.bot_role_id
+
+    @property
+    def owner_id(self) -> int:
+        return self.world.owner_id
+
+    def add_user(self, name: str, *, roles: list[int] | tuple = (), bot: bool = False) -> int:
+        uid = self.world.add_user(name, roles=roles, bot=bot)
+        self._dispatch_soon(
+            "GUILD_MEMBER_ADD", {**self.world.member_payload(uid), "guild_id": str(self.guild_id)}
+        )
+        return uid
+
+    def add_role(self, name: str, *, permissions: int = 0) -> int:
+        return self.world.add_role(name, permissions=permissions)
+
+    def add_channel(self, name: str = "chan") -> int:
+        channel = self.world.add_channel(name, TEXT)
+        self._dispatch_soon("CHANNEL_CREATE", self.world.channel_payload(channel.id))
+        return channel.id
+
+    def add_dm_channel(self, user_id: int) -> int:
+        return self.world.dm_channel_for(user_id).id
+
+    # -- dispatch -------------------------------------------------------------
+
+    def _dispatch_soon(self, event: str, data: dict) -> None:
+        """For sync helpers; later dispatches wait for these so event order is kept."""
+        if not self.gateway.sessions:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        task = loop.create_task(self.gateway.dispatch(event, data))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def dispatch(self, event: str, data: dict) -> None:
+        if self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)
+        await self.gateway.dispatch(event, data)
+
+    async def delete_stored_message(self, message_id: int) -> None:
+        payload = self.world.remove_message(message_id)
+        if payload is None:
+            return
+        self.counters["messages_deleted"] += 1
+        if self.world.meta[message_id].ephemeral:
+            return
+        event = {"id": payload["id"], "channel_id": payload["channel_id"]}
+        if "guild_id" in payload:
+            event["guild_id"] = payload["guild_id"]
+        await self.dispatch("MESSAGE_DELETE", event)
+
+    async def disconnect_bot(self) -> None:
+        await self.gateway.disconnect()
+
+    # -- acting as users ------------------------------------------------------
+
+    async def send_message(
+        self,
+        channel_id: int,
+        author_id: int,
+        content: str,
+        *,
+        reply_to: int | None = None,
+        attachments: list[dict] | None = None,
+    ) -> dict:
+        """attachments: [{"filename": ..., "content": bytes|str, "content_type": ...}]."""
+        if channel_id not in self.world.channels:
+            raise ValueError(f"unknown channel {channel_id}")
+        if author_id not in self.world.users:
+            raise ValueError(f"unknown user {author_id}")
+        body: dict[str, Any] = {"content": content}
+        if reply_to is not None:
+            if reply_to not in self.world.messages:
+                raise ValueError(f"cannot reply to unknown message {reply_to}")
+            body["message_reference"] = {"message_id": str(reply_to)}
+        msg = new_message(self.world, channel_id, author_id, body)
+        for att in attachments or []:
+            data = att.get("content", b"")
+            data = data.encode() if isinstance(data, str) else bytes(data)
+            msg["attachments"].append(
+                attachment_payload(
+                    self.world,
+                    channel_id,
+                    att["filename"],
+                    data,
+                    content_type=att.get("content_type"),
+                )
+            )
+        self.counters["user_messages"] += 1
+        await self.dispatch("MESSAGE_CREATE", msg)
+        return copy.deepcopy(msg)
+
+    async def _start_interaction(
+        self, payload: dict, kind: str, message_id: int | None
+    ) -> Interaction:
+        inter = Interaction(self, payload, kind, message_id)
+        self.interactions[inter.id] = inter
+        self.interactions_by_token[inter.token] = inter
+        self.counters[f"interactions_{kind}"] += 1
+        await self.dispatch("INTERACTION_CREATE", payload)
+        inter.created = time.monotonic()  # the deadline runs from delivery
+        return inter
+
+    async def click_button(self, message_id: int, custom_id: str, user_id: int) -> Interaction:
+        payload = component_payload(self, int(message_id), custom_id, user_id)
+        return await self._start_interaction(payload, "component", int(message_id))
+
+    async def choose(
+        self, message_id: int, custom_id: str, user_id: int, values: list[str]
+    ) -> Interaction:
+        """Picks values in a select menu (any select type)."""
+        payload = component_payload(self, int(message_id), custom_id, user_id, values=values)
+        return await self._start_interaction(payload, "component", int(message_id))
+
+    async def slash_command(
+        self, name: str, user_id: int, channel_id: int, options: dict | None = None
+    ) -> Interaction:
+        payload = command_payload(self, name, user_id, channel_id, options or {})
+        return await self._start_interaction(payload, "command", None)
+
+    # -- observing ------------------------------------------------------------
+
+    def messages(self, channel_id: int, *, include_ephemeral: bool = False) -> list[dict]:
+        return self.world.visible_messages(channel_id, include_ephemeral=include_ephemeral)
+
+    def message(self, message_id: int | str) -> dict | None:
+        msg = self.world.messages.get(int(message_id))
+        return copy.deepcopy(msg) if msg is not None else None
+
+    def pings(self, message_id: int | str) -> dict:
+        """Who the message notifies after allowed_mentions: {"users", "roles", "everyone", ...}."""
+        meta = self.world.meta[int(message_id)]
+        return {**copy.deepcopy(meta.pings), "allowed_mentions": meta.allowed_mentions}
+
+    def requests_to(self, method: str, path_contains: str) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.method == method.upper() and path_contains in r.path]
+
+    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if inspect.isawaitable(value):
+                value = await value
+            if value:
+                return value
+            if time.monotonic() >= deadline:
+                try:
+                    source = inspect.getsource(predicate).strip()
+                except (OSError, TypeError):
+                    source = repr(predicate)
+                recent = "\n  ".join(
+                    f"{r.method} {r.path} -> {r.status}" for r in self.requests[-8:]
+                )
+                raise TimeoutError(
+                    f"condition not met within {timeout}s: {source}\n"
+                    f"last REST requests:\n  {recent or '(none)'}\n"
+                    f"counters: {dict(self.counters)}"
+                )
+            await asyncio.sleep(0.01)

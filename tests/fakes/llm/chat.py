@@ -1,0 +1,164 @@
+"""Renders scripted replies as OpenAI chat completions (chunked SSE or one JSON object)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from .items import (
+    Item,
+    McpApprovalRequest,
+    McpCall,
+    Text,
+    ToolCall,
+    arg_pieces,
+    args_str,
+    new_id,
+    output_text,
+    token_counts,
+)
+from .stream import Event, Plan, Renderer, sse_data, text_deltas
+
+
+def last_user_text(body: dict[str, Any]) -> str | None:
+    """Content of the last role=user message: a string, or its text parts joined."""
+    for msg in reversed(body.get("messages") or []):
+        if isinstance(msg, dict) and msg.get("role") == "user":
+            content = msg.get("content")
+            if isinstance(content, str):
+                return content
+            if isinstance(content, list):
+                return "".join(
+                    p.get("text", "")
+                    for p in content
+                    if isinstance(p, dict) and p.get("type") == "text"
+                )
+            return ""
+    return None
+
+
+def check_items(items: list[Item]) -> None:
+    """MCP items exist only in the Responses API; scripting them for chat is a test bug."""
+    for item in items:
+        if isinstance(item, McpCall | McpApprovalRequest):
+            raise ValueError(f"{type(item).__name__} is only valid for /v1/responses")
+
+
+class ChatRenderer(Renderer):
+    def __init__(self, body: dict[str, Any], plan: Plan) -> None:
+        self.body = body
+        self.plan = plan
+        self.id = new_id("chatcmpl", "-")
+        self.created = int(time.time())
+        self.model = body.get("model") or "test-model"
+        self.include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        # Call ids are fixed up front so streamed and final views agree.
+        self.call_ids = {
+            i: item.call_id or new_id("call")
+            for i, item in enumerate(plan.items)
+            if isinstance(item, ToolCall)
+        }
+        self.tool_index = {i: n for n, i in enumerate(self.call_ids)}
+
+    # -- shared pieces -------------------------------------------------------------
+    def usage(self) -> dict[str, Any]:
+        inp, out = token_counts(self.body.get("messages"), output_text(self.plan.items))
+        return {
+            "prompt_tokens": inp,
+            "completion_tokens": out,
+            "total_tokens": inp + out,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
+        }
+
+    def finish_reason(self) -> str:
+        return "tool_calls" if self.call_ids else "stop"
+
+    def chunk(self, delta: dict[str, Any], finish: str | None = None) -> str:
+        obj: dict[str, Any] = {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": "fp_scripted",
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        }
+        if self.include_usage:
+            # OpenAI sends usage: null on every chunk but the last when include_usage is set.
+            obj["usage"] = None
+        return sse_data(obj)
+
+    # -- streaming -----------------------------------------------------------------
+    def prelude(self) -> Iterator[Event]:
+        yield self.chunk({"role": "assistant", "content": "", "refusal": None})
+
+    def open(self, i: int, item: Item) -> Iterator[Event]:
+        if isinstance(item, Text):
+            for piece in text_deltas(item):
+                yield piece if not isinstance(piece, str) else self.chunk({"content": piece})
+            return
+        assert isinstance(item, ToolCall)
+        index, call_id = self.tool_index[i], self.call_ids[i]
+        pieces = arg_pieces(args_str(item.arguments))
+        # Like OpenAI: id, type and name come once, with empty arguments; then argument deltas.
+        head = {"index": index, "id": call_id, "type": "function"}
+        yield self.chunk(
+            {"tool_calls": [{**head, "function": {"name": item.name, "arguments": ""}}]}
+        )
+        for piece in pieces:
+            if piece:
+                yield self.chunk(
+                    {"tool_calls": [{"index": index, "function": {"arguments": piece}}]}
+                )
+
+    def finale(self) -> Iterator[Event]:
+        yield self.chunk({}, self.finish_reason())
+        if self.include_usage:
+            yield sse_data(
+                {
+                    "id": self.id,
+                    "object": "chat.completion.chunk",
+                    "created": self.created,
+                    "model": self.model,
+                    "system_fingerprint": "fp_scripted",
+                    "choices": [],
+                    "usage": self.usage(),
+                }
+            )
+        yield sse_data("[DONE]")
+
+    # -- non-streaming -------------------------------------------------------------
+    def completion(self) -> dict[str, Any]:
+        text = "".join(i.text for i in self.plan.items if isinstance(i, Text))
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": text if (text or not self.call_ids) else None,
+            "refusal": None,
+        }
+        if self.call_ids:
+            message["tool_calls"] = [
+                {
+                    "id": self.call_ids[i],
+                    "type": "function",
+                    "function": {"name": item.name, "arguments": args_str(item.arguments)},
+                }
+                for i, item in enumerate(self.plan.items)
+                if isinstance(item, ToolCall)
+            ]
+        return {
+            "id": self.id,
+            "object": "chat.completion",
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": "fp_scripted",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": message,
+                    "logprobs": None,
+                    "finish_reason": self.finish_reason(),
+                }
+            ],
+            "usage": self.usage(),
+        }

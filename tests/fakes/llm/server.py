@@ -1,0 +1,218 @@
+"""ScriptedLLM: the loopback aiohttp server tests script, inspect and break on purpose."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from . import chat, responses
+from .items import Cut, Fault, Item, Reply, Stall, Text, error_body, new_id, normalize
+from .stream import Plan, cut_body, pump
+
+
+@dataclass
+class Recorded:
+    path: str
+    body: dict[str, Any]
+    key: str | None
+    t: float
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Stored:
+    """What a Responses id remembers, so previous_response_id can continue it."""
+
+    output: list[dict[str, Any]]
+    key: str | None
+    text: str | None
+    request: dict[str, Any]
+
+
+class ScriptedLLM:
+    def __init__(self) -> None:
+        self.requests: list[Recorded] = []
+        self.base_url = ""
+        self.models: list[str] = ["test-model"]
+        self._scripts: dict[str, deque[Fault | Cut | Stall | list[Item]]] = {}
+        self._stored: dict[str, _Stored] = {}
+        self._runner: web.AppRunner | None = None
+        self._changed: asyncio.Condition | None = None
+
+    # -- lifecycle -----------------------------------------------------------------
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/responses", self._responses)
+        app.router.add_get("/v1/models", self._models)
+        # Short shutdown timeout: a test's Stall must not hold up stop().
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        bound = self._runner.addresses[0][1]  # the real port when port=0
+        self.base_url = f"http://{host}:{bound}/v1"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> ScriptedLLM:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- scripting and inspection ---------------------------------------------------
+    def script(self, key: str, *replies: Reply) -> None:
+        queue = self._scripts.setdefault(key, deque())
+        queue.extend(normalize(r) for r in replies)
+
+    def requests_for(self, key: str) -> list[Recorded]:
+        return [r for r in self.requests if r.key == key]
+
+    def clear(self) -> None:
+        # Stored responses stay: a bot process may still continue an earlier response id.
+        self._scripts.clear()
+        self.requests.clear()
+
+    # The timeout parameter is part of the agreed public API, hence the noqa.
+    async def wait_for_requests(self, key: str, n: int, timeout: float = 10.0) -> list[Recorded]:  # noqa: ASYNC109
+        cond = self._cond()
+        try:
+            async with asyncio.timeout(timeout), cond:
+                await cond.wait_for(lambda: len(self.requests_for(key)) >= n)
+        except TimeoutError:
+            got = len(self.requests_for(key))
+            raise TimeoutError(f"{got}/{n} requests for key {key!r} after {timeout}s") from None
+        return self.requests_for(key)
+
+    # -- internals -----------------------------------------------------------------
+    def _cond(self) -> asyncio.Condition:
+        # Created lazily so it binds to the loop the server actually runs on.
+        if self._changed is None:
+            self._changed = asyncio.Condition()
+        return self._changed
+
+    def _match(self, text: str | None) -> str | None:
+        """First registered key in the text, preferring keys that still have replies queued."""
+        if text is None:
+            return None
+        hits = [k for k in self._scripts if k in text]
+        return next((k for k in hits if self._scripts[k]), hits[0] if hits else None)
+
+    def _next(self, key: str | None, text: str | None) -> Fault | Cut | Stall | list[Item]:
+        queue = self._scripts.get(key) if key is not None else None
+        if queue:
+            return queue.popleft()
+        return [Text("echo: " + (text or ""))]
+
+    async def _record(self, request: web.Request, body: dict[str, Any], key: str | None) -> None:
+        self.requests.append(
+            Recorded(request.path, body, key, time.monotonic(), dict(request.headers))
+        )
+        cond = self._cond()
+        async with cond:
+            cond.notify_all()
+
+    @staticmethod
+    async def _body(request: web.Request) -> dict[str, Any] | web.Response:
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return web.json_response(
+                error_body(400, "We could not parse the JSON body."), status=400
+            )
+        if not isinstance(body, dict):
+            return web.json_response(error_body(400, "Request body must be an object."), status=400)
+        return body
+
+    @staticmethod
+    def _headers() -> dict[str, str]:
+        return {"x-request-id": new_id("req")}
+
+    @staticmethod
+    def _fault(fault: Fault) -> web.Response:
+        headers = ScriptedLLM._headers()
+        if fault.retry_after is not None:
+            headers["Retry-After"] = f"{fault.retry_after:g}"
+            headers["retry-after-ms"] = str(int(fault.retry_after * 1000))
+        return web.json_response(
+            error_body(fault.status, fault.message), status=fault.status, headers=headers
+        )
+
+    def _remember_model(self, body: dict[str, Any]) -> None:
+        model = body.get("model")
+        if isinstance(model, str) and model not in self.models:
+            self.models.append(model)
+
+    # -- handlers ------------------------------------------------------------------
+    async def _models(self, request: web.Request) -> web.Response:
+        data = [
+            {"id": m, "object": "model", "created": 0, "owned_by": "scripted"} for m in self.models
+        ]
+        return web.json_response({"object": "list", "data": data})
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = await self._body(request)
+        if isinstance(body, web.Response):
+            return body
+        self._remember_model(body)
+        text = chat.last_user_text(body)
+        key = self._match(text)
+        await self._record(request, body, key)
+        reply = self._next(key, text)
+        if isinstance(reply, Fault):
+            return self._fault(reply)
+        plan = Plan.of(reply)
+        try:
+            chat.check_items(plan.items)
+        except ValueError as e:
+            return web.json_response(error_body(500, str(e)), status=500)
+        renderer = chat.ChatRenderer(body, plan)
+        if body.get("stream"):
+            return await pump(request, self._headers(), renderer.events(plan))
+        return await self._whole(request, plan, json.dumps(renderer.completion()).encode())
+
+    async def _responses(self, request: web.Request) -> web.StreamResponse:
+        body = await self._body(request)
+        if isinstance(body, web.Response):
+            return body
+        self._remember_model(body)
+        text = responses.last_user_text(body)
+        key = self._match(text)
+        prev_id = body.get("previous_response_id")
+        prev = self._stored.get(prev_id) if prev_id else None
+        if prev is not None and text is None:
+            # Tool outputs / approval answers carry no user text: they continue the same script.
+            key, text = prev.key, prev.text
+        await self._record(request, body, key)
+        if prev_id and prev is None:
+            return web.json_response(
+                responses.not_found(prev_id), status=400, headers=self._headers()
+            )
+        reply = self._next(key, text)
+        if isinstance(reply, Fault):
+            return self._fault(reply)
+        plan = Plan.of(reply)
+        renderer = responses.ResponsesRenderer(body, plan, new_id("resp"))
+        self._stored[renderer.id] = _Stored(renderer.final, key, text, body)
+        if body.get("stream"):
+            return await pump(request, self._headers(), renderer.events(plan))
+        return await self._whole(request, plan, responses.dumps(renderer.response(True)))
+
+    async def _whole(self, request: web.Request, plan: Plan, payload: bytes) -> web.StreamResponse:
+        """Non-streaming reply, honouring Stall (delay) and Cut (half a body, then drop)."""
+        if plan.cut:
+            return await cut_body(request, self._headers(), payload)
+        if plan.stall:
+            await asyncio.sleep(plan.stall)
+        return web.Response(body=payload, content_type="application/json", headers=self._headers())

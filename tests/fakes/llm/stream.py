@@ -1,0 +1,140 @@
+"""Shared streaming plumbing: a reply plan, pause/drop markers and the SSE writer for both APIs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from .items import Cut, Item, Stall, Text
+
+
+@dataclass(frozen=True)
+class Pause:
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Drop:
+    """Close the socket mid-body: the client sees a truncated chunked stream."""
+
+
+DROP = Drop()
+Event = str | Pause | Drop
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one response streams: its items, and whether it stalls or is cut after them."""
+
+    items: list[Item]
+    stall: float | None = None
+    cut: bool = False
+
+    @classmethod
+    def of(cls, reply: list[Item] | Cut | Stall) -> Plan:
+        if isinstance(reply, Cut):
+            # Small chunks so a cut after a few chars still shows partial deltas first.
+            return cls([Text(reply.text[: reply.after_chars], chunk_size=8)], cut=True)
+        if isinstance(reply, Stall):
+            return cls([Text(reply.text)] if reply.text else [], stall=reply.seconds)
+        return cls(reply)
+
+
+class Renderer:
+    """Per-API event source; subclasses define prelude/open/close/finale for one response."""
+
+    def prelude(self) -> Iterator[Event]:
+        return iter(())
+
+    def open(self, i: int, item: Item) -> Iterator[Event]:
+        raise NotImplementedError
+
+    def close(self, i: int, item: Item) -> Iterator[Event]:
+        return iter(())
+
+    def finale(self) -> Iterator[Event]:
+        return iter(())
+
+    def events(self, plan: Plan) -> Iterator[Event]:
+        # open/close are split so a Cut can drop, and a Stall can pause, with an item half sent.
+        yield from self.prelude()
+        for i, item in enumerate(plan.items):
+            yield from self.open(i, item)
+            if plan.cut:
+                yield DROP
+                return
+            if plan.stall is not None and i == len(plan.items) - 1:
+                yield Pause(plan.stall)
+            yield from self.close(i, item)
+        if plan.stall is not None and not plan.items:
+            yield Pause(plan.stall)
+        yield from self.finale()
+
+
+def text_deltas(text: Text) -> Iterator[str | Pause]:
+    """Text chunks with the item's delay between them (not before the first)."""
+    size = max(1, text.chunk_size)
+    pieces = [text.text[i : i + size] for i in range(0, len(text.text), size)]
+    for n, piece in enumerate(pieces):
+        if n and text.delay_s > 0:
+            yield Pause(text.delay_s)
+        yield piece
+
+
+def sse_data(payload: dict[str, Any] | str) -> str:
+    data = payload if isinstance(payload, str) else json.dumps(payload)
+    return f"data: {data}\n\n"
+
+
+def sse_event(payload: dict[str, Any]) -> str:
+    return f"event: {payload['type']}\ndata: {json.dumps(payload)}\n\n"
+
+
+async def pump(
+    request: web.Request, headers: dict[str, str], events: Iterable[Event]
+) -> web.StreamResponse:
+    """Write events as SSE; a Drop closes the transport so no terminator chunk is ever sent."""
+    resp = web.StreamResponse(
+        status=200,
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", **headers},
+    )
+    await resp.prepare(request)
+    try:
+        for ev in events:
+            if isinstance(ev, Pause):
+                await asyncio.sleep(ev.seconds)
+            elif isinstance(ev, Drop):
+                await drop(request)
+                return resp
+            else:
+                await resp.write(ev.encode())
+        await resp.write_eof()
+    except ConnectionResetError:
+        # The client hung up mid-stream (a cancelled answer): normal, not a server error.
+        pass
+    return resp
+
+
+async def drop(request: web.Request) -> None:
+    """Abruptly end the connection; aiohttp's later write_eof then fails quietly (ConnectionError)."""
+    # Let already-written bytes reach the client first so it sees the partial stream.
+    await asyncio.sleep(0.01)
+    if request.transport is not None:
+        request.transport.close()
+
+
+async def cut_body(
+    request: web.Request, headers: dict[str, str], body: bytes
+) -> web.StreamResponse:
+    """Non-streaming Cut: send half of a JSON body under a full Content-Length, then drop."""
+    resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json", **headers})
+    resp.content_length = len(body)
+    await resp.prepare(request)
+    await resp.write(body[: len(body) // 2])
+    await drop(request)
+    return resp

@@ -1,0 +1,260 @@
+"""A real MCP server (mcp SDK's MCPServer) for tests: stdio or streamable HTTP, with a call log."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.abc
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _log_call(tool: str, arguments: dict[str, Any]) -> None:
+    # Written before the tool does its work and flushed, so another process can count calls
+    # even when the tool then crashes the server.
+    path = os.environ.get("MCP_CALL_LOG")
+    if not path:
+        return
+    line = json.dumps({"tool": tool, "arguments": arguments, "pid": os.getpid(), "t": time.time()})
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(line + "\n")
+        f.flush()
+
+
+def build_server(name: str) -> MCPServer:
+    server = MCPServer(name, log_level="WARNING")
+
+    @server.tool(description="Add two integers.")
+    def add(a: int, b: int) -> int:
+        _log_call("add", {"a": a, "b": b})
+        return a + b
+
+    @server.tool(description="Return the text unchanged.")
+    def echo(text: str) -> str:
+        _log_call("echo", {"text": text})
+        return text
+
+    @server.tool(description="Record a note (a side effect tests can count).")
+    def record(note: str) -> str:
+        _log_call("record", {"note": note})
+        return f"recorded: {note}"
+
+    @server.tool(description="Sleep for the given number of seconds, then answer.")
+    async def slow(seconds: float) -> str:
+        _log_call("slow", {"seconds": seconds})
+        await anyio.sleep(seconds)
+        return f"slept {seconds}"
+
+    @server.tool(description="Always fails with the given message.")
+    def fail(message: str) -> str:
+        _log_call("fail", {"message": message})
+        # ToolError passes the message to the client; other exceptions are reported generically.
+        raise ToolError(message)
+
+    @server.tool(description="Kill the server process, to simulate a dying server.")
+    def crash() -> str:
+        _log_call("crash", {})
+        os._exit(1)
+
+    return server
+
+
+def _require_header(app: Any, required: str) -> Any:
+    """Proves the client sends its configured headers: without them every request is 401."""
+    key, _, value = required.partition(":")
+    want = (key.strip().lower().encode(), value.strip().encode())
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and want not in scope["headers"]:
+            await send({"type": "http.response.start", "status": 401, "headers": []})
+            await send({"type": "http.response.body", "body": b"missing header"})
+            return
+        await app(scope, receive, send)
+
+    return wrapped
+
+
+def _legacy_only(app: Any) -> Any:
+    """Answers `server/discover` with "method not found", so clients fall back to the
+    2025 initialize handshake and get a session id (which a restarted server forgets)."""
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await app(scope, receive, send)
+            return
+        body, more = b"", True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            payload = None
+        if isinstance(payload, dict) and payload.get("method") == "server/discover":
+            error = {"code": -32601, "message": "Method not found"}
+            out = json.dumps({"jsonrpc": "2.0", "id": payload.get("id"), "error": error})
+            headers = [(b"content-type", b"application/json")]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": out.encode()})
+            return
+        replayed = False
+
+        async def replay() -> Any:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await app(scope, replay, send)
+
+    return wrapped
+
+
+async def _serve_http(
+    server: MCPServer, port: int, required_header: str | None, legacy: bool
+) -> None:
+    import uvicorn
+
+    app: Any = server.streamable_http_app()
+    if legacy:
+        app = _legacy_only(app)
+    if required_header:
+        app = _require_header(app, required_header)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    await uvicorn.Server(config).serve()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--transport", choices=["stdio", "http"], default="stdio")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--name", default="fake")
+    parser.add_argument("--require-header", help='"Name: value" every HTTP request must carry')
+    parser.add_argument("--legacy", action="store_true", help="HTTP: refuse the 2026 protocol")
+    args = parser.parse_args(argv)
+    server = build_server(args.name)
+    if args.transport == "stdio":
+        server.run()
+    else:
+        anyio.run(_serve_http, server, args.port, args.require_header, args.legacy)
+
+
+# ---- helpers for tests ---------------------------------------------------------------------
+
+
+def stdio_params(log_path: str | Path | None = None, name: str = "fake") -> dict[str, Any]:
+    """command/args/env/cwd for an MCPServerConfig that runs this server over stdio."""
+    env = {"MCP_CALL_LOG": str(log_path)} if log_path else {}
+    return {
+        "command": sys.executable,
+        "args": ["-m", "tests.fakes.mcp_server", "--transport", "stdio", "--name", name],
+        "env": env,
+        "cwd": str(REPO_ROOT),
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def read_calls(log_path: str | Path) -> list[dict[str, Any]]:
+    path = Path(log_path)
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+class HTTPServerProcess:
+    """The HTTP variant as a subprocess; can be killed and restarted on the same port."""
+
+    def __init__(
+        self,
+        log_path: str | Path | None,
+        port: int | None = None,
+        require_header: str | None = None,
+        legacy: bool = False,
+    ) -> None:
+        self.log_path = log_path
+        self.port = port or free_port()
+        self.require_header = require_header
+        self.legacy = legacy
+        self.proc: anyio.abc.Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/mcp"
+
+    async def start(self, startup_s: float = 15) -> None:
+        env = dict(os.environ)
+        if self.log_path:
+            env["MCP_CALL_LOG"] = str(self.log_path)
+        cmd = [sys.executable, "-m", "tests.fakes.mcp_server", "--transport", "http"]
+        cmd += ["--port", str(self.port)]
+        if self.require_header:
+            cmd += ["--require-header", self.require_header]
+        if self.legacy:
+            cmd.append("--legacy")
+        self.proc = await anyio.open_process(
+            cmd, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + startup_s
+        while time.monotonic() < deadline:
+            if self.proc.returncode is not None:
+                raise RuntimeError(f"test MCP server exited with {self.proc.returncode}")
+            try:
+                stream = await anyio.connect_tcp("127.0.0.1", self.port)
+            except OSError:
+                await anyio.sleep(0.05)
+                continue
+            await stream.aclose()
+            return
+        await self.stop()
+        raise TimeoutError(f"test MCP server did not listen on {self.port} within {startup_s}s")
+
+    def kill(self) -> None:
+        """SIGKILL without waiting, for synchronous teardown; prefer `await stop()`."""
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
+
+    async def stop(self) -> None:
+        """Kill the server (SIGKILL: no goodbye to its clients) and reap it."""
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+        if self.proc is not None:
+            await self.proc.aclose()
+        self.proc = None
+
+
+@contextlib.asynccontextmanager
+async def http_server(
+    log_path: str | Path | None = None, port: int | None = None, require_header: str | None = None
+) -> AsyncIterator[str]:
+    """Start the HTTP variant on a free port; yields its URL (http://127.0.0.1:P/mcp)."""
+    server = HTTPServerProcess(log_path, port, require_header)
+    await server.start()
+    try:
+        yield server.url
+    finally:
+        await server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,302 @@
+"""MCPTools against real MCP servers (our fake over stdio and HTTP, and mcp-server-time)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import mcp_types as types
+import pytest
+from mcp import Client
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from pydantic import SecretStr
+
+from bot.config import MCPServerConfig
+from bot.tools.mcp import MCPTools, ToolResult
+from bot.tools.mcp_format import exposed_name, object_schema, result_text
+from tests.fakes.mcp_server import HTTPServerProcess, http_server, read_calls, stdio_params
+
+NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+
+
+def stdio(log: Path, **extra: Any) -> MCPServerConfig:
+    return MCPServerConfig(**stdio_params(log), **extra)
+
+
+def status_of(tools: MCPTools, name: str) -> Any:
+    return next(s for s in tools.status() if s.name == name)
+
+
+async def test_stdio_lists_and_calls_each_tool_once(tmp_path: Path) -> None:
+    log = tmp_path / "calls.jsonl"
+    async with MCPTools({"fake": stdio(log)}) as mcp:
+        names = {t.name for t in mcp.tools()}
+        assert {"fake__add", "fake__echo", "fake__record", "fake__crash"} <= names
+        spec = mcp.find("fake__add")
+        assert spec is not None and spec.server == "fake" and spec.tool == "add"
+        assert spec.input_schema["type"] == "object"
+        assert set(spec.input_schema["properties"]) == {"a", "b"}
+        assert spec.description == "Add two integers."
+
+        assert await mcp.call("fake__add", {"a": 2, "b": 3}) == _ok("5")
+        assert await mcp.call("fake__echo", {"text": "héllo"}) == _ok("héllo")
+        assert await mcp.call("fake__record", {"note": "n1"}) == _ok("recorded: n1")
+
+        status = status_of(mcp, "fake")
+        assert (status.transport, status.connected, status.error) == ("stdio", True, None)
+    calls = read_calls(log)
+    assert [c["tool"] for c in calls] == ["add", "echo", "record"]
+    assert calls[2]["arguments"] == {"note": "n1"}
+
+
+async def test_third_party_time_server() -> None:
+    cfg = MCPServerConfig(
+        command=sys.executable, args=["-m", "mcp_server_time", "--local-timezone", "UTC"]
+    )
+    async with MCPTools({"time": cfg}) as mcp:
+        assert mcp.find("time__get_current_time") is not None
+        result = await mcp.call("time__get_current_time", {"timezone": "Asia/Tokyo"})
+    assert not result.is_error
+    assert json.loads(result.text)["timezone"] == "Asia/Tokyo"
+
+
+async def test_http_with_header_and_allowed_tools(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    log = tmp_path / "calls.jsonl"
+    caplog.set_level(logging.DEBUG)
+    async with http_server(log, require_header="X-Api-Key: s3cret-value") as url:
+        servers = {
+            "web": MCPServerConfig(
+                url=url,
+                headers={"X-Api-Key": SecretStr("s3cret-value")},
+                allowed_tools=["add", "echo"],
+            ),
+            "nokey": MCPServerConfig(url=url),  # the server answers 401 without the header
+        }
+        async with MCPTools(servers) as mcp:
+            assert sorted(t.name for t in mcp.tools()) == ["web__add", "web__echo"]
+            assert await mcp.call("web__add", {"a": 20, "b": 22}) == _ok("42")
+            # Filtered-out tools are not callable, even though the server has them.
+            assert (await mcp.call("web__record", {"note": "x"})).is_error
+            web, nokey = status_of(mcp, "web"), status_of(mcp, "nokey")
+    assert (web.transport, web.connected) == ("http", True)
+    assert not nokey.connected and "401" in (nokey.error or "")
+    assert [c["tool"] for c in read_calls(log)] == ["add"]
+    assert "s3cret-value" not in caplog.text
+
+
+async def test_unreachable_servers_do_not_block_start(tmp_path: Path) -> None:
+    log = tmp_path / "calls.jsonl"
+    hang = [sys.executable, "-c", "import sys; sys.stdin.read()"]  # never answers MCP
+    servers = {
+        "missing": MCPServerConfig(command="/nonexistent/mcp-server"),
+        "refused": MCPServerConfig(url="http://127.0.0.1:1/mcp"),
+        "mute": MCPServerConfig(command=hang[0], args=hang[1:]),
+        "dies": MCPServerConfig(
+            command=sys.executable, args=["-c", "import sys; sys.exit('bad config: x')"]
+        ),
+        "remote": MCPServerConfig(url="http://127.0.0.1:1/mcp", server_side=True),
+        "fake": stdio(log),
+    }
+    started = time.monotonic()
+    async with MCPTools(servers, connect_timeout_s=3) as mcp:
+        elapsed = time.monotonic() - started
+        assert elapsed < 5
+        by_name = {s.name: s for s in mcp.status()}
+        assert "remote" not in by_name  # run by the Responses server, not by the bot
+        assert "/nonexistent/mcp-server" in (by_name["missing"].error or "")
+        assert "cannot connect" in (by_name["refused"].error or "")
+        assert "within 3 s" in (by_name["mute"].error or "")
+        assert "bad config: x" in (by_name["dies"].error or "")
+        for name in ("missing", "refused", "mute", "dies"):
+            assert not by_name[name].connected and by_name[name].tools == []
+        assert by_name["fake"].connected
+        assert {t.server for t in mcp.tools()} == {"fake"}
+        assert await mcp.call("fake__add", {"a": 1, "b": 1}) == _ok("2")
+
+
+async def test_error_results(tmp_path: Path) -> None:
+    log = tmp_path / "calls.jsonl"
+    async with MCPTools({"fake": stdio(log)}, tool_timeout_s=0.5) as mcp:
+        failed = await mcp.call("fake__fail", {"message": "disk full"})
+        assert failed.is_error and "disk full" in failed.text
+
+        unknown = await mcp.call("fake__nope", {})
+        assert unknown.is_error and "unknown tool" in unknown.text
+
+        bad_args = await mcp.call("fake__add", {"a": "x"})
+        assert bad_args.is_error
+
+        started = time.monotonic()
+        slow = await mcp.call("fake__slow", {"seconds": 5})
+        assert slow.is_error and "timed out after 0.5 s" in slow.text
+        assert time.monotonic() - started < 2
+
+        # A timeout is not a dead server: the same session keeps working.
+        assert await mcp.call("fake__add", {"a": 1, "b": 2}) == _ok("3")
+        assert status_of(mcp, "fake").connected
+    assert len({c["pid"] for c in read_calls(log)}) == 1
+
+
+async def test_crashed_stdio_server_restarts_on_next_call(tmp_path: Path) -> None:
+    log = tmp_path / "calls.jsonl"
+    async with MCPTools({"fake": stdio(log)}) as mcp:
+        starts: list[str] = []
+        real_start = mcp._start
+
+        def counting_start(server: Any) -> Any:  # a spy: counts connection attempts
+            starts.append(server.name)
+            return real_start(server)
+
+        mcp._start = counting_start  # type: ignore[method-assign]
+
+        crashed = await mcp.call("fake__crash", {})
+        assert crashed.is_error and "fake" in crashed.text
+        status = status_of(mcp, "fake")
+        assert not status.connected and "restarts on the next call" in (status.error or "")
+        assert status.tools  # still offered, so the model can call it and trigger the restart
+
+        # A caller cancelled mid-restart (say, the turn was stopped) does not waste the restart.
+        waiter = asyncio.create_task(mcp.call("fake__add", {"a": 1, "b": 1}))
+        await asyncio.sleep(0.2)
+        waiter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiter
+
+        assert await mcp.call("fake__record", {"note": "after"}) == _ok("recorded: after")
+        status = status_of(mcp, "fake")
+        assert status.connected and status.error is None
+    calls = read_calls(log)
+    assert [c["tool"] for c in calls] == ["crash", "record"]  # nothing ran twice
+    assert calls[0]["pid"] != calls[1]["pid"]
+    # One restart, not one per caller: the cancelled waiter's connection was reused.
+    assert len(starts) == 1
+
+
+async def test_http_server_restart(tmp_path: Path) -> None:
+    log = tmp_path / "calls.jsonl"
+    server = HTTPServerProcess(log)
+    await server.start()
+    try:
+        async with MCPTools({"web": MCPServerConfig(url=server.url)}) as mcp:
+            assert await mcp.call("web__add", {"a": 1, "b": 1}) == _ok("2")
+            await server.stop()
+            down = await mcp.call("web__record", {"note": "lost"})
+            assert down.is_error
+            assert not status_of(mcp, "web").connected
+
+            # While it stays down, calls fail fast with the reason instead of hanging.
+            still_down = await mcp.call("web__add", {"a": 1, "b": 1})
+            assert still_down.is_error and "unavailable" in still_down.text
+
+            await server.start()  # same port
+            assert await mcp.call("web__record", {"note": "back"}) == _ok("recorded: back")
+            assert status_of(mcp, "web").connected
+    finally:
+        await server.stop()
+    assert [c["arguments"] for c in read_calls(log) if c["tool"] == "record"] == [{"note": "back"}]
+
+
+async def test_legacy_http_server_restarted_while_idle(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    log = tmp_path / "calls.jsonl"
+    server = HTTPServerProcess(log, legacy=True)
+    await server.start()
+    try:
+        # The fake really speaks the 2025 handshake protocol (with a session id) in this mode.
+        async with Client(server.url) as raw:
+            assert raw.protocol_version not in MODERN_PROTOCOL_VERSIONS
+        async with MCPTools({"old": MCPServerConfig(url=server.url)}) as mcp:
+            assert await mcp.call("old__record", {"note": "one"}) == _ok("recorded: one")
+            await server.stop()
+            await server.start()  # the new process does not know the old session id
+            # The stale session is answered 404 before the tool runs, so it is retried once.
+            assert await mcp.call("old__record", {"note": "two"}) == _ok("recorded: two")
+            assert "no longer knows the session" in caplog.text
+    finally:
+        await server.stop()
+    assert [c["arguments"]["note"] for c in read_calls(log)] == ["one", "two"]
+
+
+async def test_concurrent_calls_from_other_tasks(tmp_path: Path) -> None:
+    log = tmp_path / "calls.jsonl"
+    async with MCPTools({"fake": stdio(log)}) as mcp:
+        slow = asyncio.create_task(mcp.call("fake__slow", {"seconds": 1}))
+        adds = [asyncio.create_task(mcp.call("fake__add", {"a": i, "b": i})) for i in range(5)]
+        results = await asyncio.gather(*adds)
+        assert [r.text for r in results] == ["0", "2", "4", "6", "8"]
+        assert not slow.done()  # the slow call did not hold the others up
+        assert (await slow) == _ok("slept 1.0")
+
+
+async def test_same_tool_names_on_two_servers(tmp_path: Path) -> None:
+    log = tmp_path / "calls.jsonl"
+    long_name = "a-very-long-server-name-" + "x" * 50
+    servers = {
+        "one": stdio(log),
+        "x.y": stdio(log),
+        "x_y": stdio(log),  # sanitises to the same prefix as "x.y"
+        long_name: stdio(log, allowed_tools=["echo"]),
+    }
+    async with MCPTools(servers) as mcp:
+        specs = mcp.tools()
+        names = [s.name for s in specs]
+        assert len(names) == len(set(names)) == 6 * 3 + 1
+        assert all(NAME_RE.match(n) for n in names)
+        assert "one__add" in names and "x_y__add" in names
+        adds = [s for s in specs if s.tool == "add" and s.server in ("x.y", "x_y")]
+        assert len({s.name for s in adds}) == 2
+        for spec in adds:
+            assert await mcp.call(spec.name, {"a": 1, "b": 2}) == _ok("3")
+        (long_spec,) = [s for s in specs if s.server == long_name]
+        assert len(long_spec.name) == 64
+        assert await mcp.call(long_spec.name, {"text": "ok"}) == _ok("ok")
+
+
+def test_exposed_name_rule() -> None:
+    assert exposed_name("srv", "get time") == "srv__get_time"
+    first = exposed_name("x.y", "add")
+    assert first == "x_y__add"
+    second = exposed_name("x_y", "add", taken=[first])
+    assert second != first and second.startswith("x_y__add_") and NAME_RE.match(second)
+    assert second == exposed_name("x_y", "add", taken=[first])  # stable
+    long = exposed_name("s" * 40, "t" * 40)
+    assert len(long) == 64 and NAME_RE.match(long)
+    assert long != exposed_name("s" * 40, "t" * 39 + "u")
+
+
+def test_schema_and_result_text() -> None:
+    assert object_schema(None) == {"type": "object", "properties": {}}
+    assert object_schema({"properties": {"a": {}}})["type"] == "object"
+
+    structured = types.CallToolResult(content=[], structured_content={"temp": 21})
+    assert json.loads(result_text(structured)) == {"temp": 21}
+
+    texts = types.CallToolResult(
+        content=[
+            types.TextContent(type="text", text="a"),
+            types.TextContent(type="text", text="b"),
+        ],
+        structured_content={"ignored": True},
+    )
+    assert result_text(texts) == "a\nb"
+
+    big = types.CallToolResult(content=[types.TextContent(type="text", text="x" * 50_000)])
+    text = result_text(big)
+    assert len(text) < 20_200 and "truncated" in text
+
+    empty_error = types.CallToolResult(content=[], is_error=True)
+    assert result_text(empty_error)
+
+
+def _ok(text: str) -> ToolResult:
+    return ToolResult(text=text, is_error=False)
