@@ -45,7 +45,7 @@ async def http_mcp(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[HT
     server = HTTPServerProcess(log, require_header="X-Test-Token: secret-value")
     await server.start()
     yield server
-    server.kill()
+    await server.stop()
 
 
 def bot_config(

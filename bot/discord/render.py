@@ -62,10 +62,10 @@ class StreamRenderer:
         await self.finish()
 
     async def handle(self, event: TurnEvent) -> None:
-        if not self._transcript.apply(event):
-            return
+        changed = self._transcript.apply(event)
         if isinstance(event, TextDelta):
-            self._dirty.set()  # the flusher picks it up at its own pace
+            if changed:
+                self._dirty.set()  # the flusher picks it up at its own pace
             return
         if isinstance(event, ApprovalRequested):
             # The user must see what led to the question before the buttons appear below it.
@@ -74,7 +74,8 @@ class StreamRenderer:
             await self._approvals.send_prompt(event, anchor)
         elif isinstance(event, ApprovalResolved):
             await self._approvals.show_resolution(event)
-        self._dirty.set()
+        if changed:
+            self._dirty.set()
 
     async def finish(self) -> None:
         """Stop streaming and show the final text at once, without the indicator."""

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -35,7 +36,7 @@ class BotProcess:
         self.config = config
         self.workdir = workdir
         self.extra_env = env or {}
-        self.proc: asyncio.subprocess.Process | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = workdir / "bot.log"
         self._log_offset = 0
 
@@ -63,15 +64,14 @@ class BotProcess:
         (self.workdir / "config.yaml").write_text(yaml.safe_dump(self.config), encoding="utf-8")
         log = self.log_path.open("ab")
         self._log_offset = log.tell()  # a restart appends: only look at this run's lines
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
+        # Popen, not asyncio's subprocess: its transports outlive the test loop and warn.
+        self.proc = subprocess.Popen(  # noqa: ASYNC220 - returns at once
+            [sys.executable, "-m", "bot"],
             cwd=self.workdir,
             env=self.environment(),
             stdout=log,
-            stderr=asyncio.subprocess.STDOUT,
-            stdin=asyncio.subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
         log.close()
         if wait:
@@ -88,29 +88,37 @@ class BotProcess:
     async def wait_logged(self, text: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while text not in self.log(this_run=True):
-            if self.proc is not None and self.proc.returncode is not None:
+            if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(f"bot exited with {self.proc.returncode}:\n{self.log()[-4000:]}")
             if time.monotonic() > deadline:
                 raise TimeoutError(f"bot never logged {text!r}:\n{self.log()[-4000:]}")
             await asyncio.sleep(0.1)
 
+    async def wait_exit(self, timeout: float) -> int:
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        while (code := self.proc.poll()) is None:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"bot still running after {timeout} s")
+            await asyncio.sleep(0.05)
+        return code
+
     async def stop(self, timeout: float = 40) -> int:
         """SIGTERM, as a service manager would; returns the exit code."""
         assert self.proc is not None
-        if self.proc.returncode is None:
+        if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                await asyncio.wait_for(self.proc.wait(), timeout)
+                return await self.wait_exit(timeout)
             except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
+                await self.kill()
                 raise
-        return self.proc.returncode or 0
+        return self.proc.returncode
 
     async def kill(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
+        if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
-            await self.proc.wait()
+            await self.wait_exit(10)
 
 
 class Chat:
@@ -170,11 +178,12 @@ class Chat:
         parts = await self.answer(message_id, lambda t: contains in t, timeout)
         return "\n".join(p["content"] for p in parts)
 
-    async def prompt(self, timeout: float = 20) -> dict:
-        """The newest approval prompt in this channel."""
+    async def prompt(self, *, newer_than: dict | None = None, timeout: float = 20) -> dict:
+        """The newest approval prompt in this channel (newer than a given one)."""
+        floor = int(newer_than["id"]) if newer_than else 0
 
         def find() -> dict | None:
-            prompts = [m for m in self.bot_messages() if "Approval needed" in m["content"]]
+            prompts = [m for m in self.bot_messages(floor) if "Approval needed" in m["content"]]
             return prompts[-1] if prompts else None
 
         return await self.discord.wait_for(find, timeout=timeout)

@@ -157,8 +157,7 @@ async def test_always_allow_skips_asking_in_this_conversation_only(chat_world: W
     world.llm.script(other_key, call, Text("Other: denied."))
     other = world.discord.add_user("other")
     asked = await chat.say(f"{other_key} add", user=other)
-    other_prompt = await chat.prompt()
-    assert other_prompt["id"] != prompt["id"]
+    other_prompt = await chat.prompt(newer_than=prompt)
     await click(world, other_prompt, "deny", other)
     await chat.answer_text(int(asked["id"]), "Other: denied.")
 
