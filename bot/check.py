@@ -66,9 +66,10 @@ async def _check_llm(settings: Settings) -> Row:
             from bot.backends.chat import import_litellm
 
             litellm = import_litellm()
-            kwargs = {"api_base": llm.base_url} if llm.base_url else {}
-            if settings.llm_api_key():
-                kwargs["api_key"] = settings.llm_api_key()
+            kwargs: dict[str, str] = {"api_base": llm.base_url} if llm.base_url else {}
+            api_key = settings.llm_api_key()
+            if api_key:
+                kwargs["api_key"] = api_key
             reply = await asyncio.wait_for(
                 litellm.acompletion(
                     model=llm.model,

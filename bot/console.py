@@ -8,6 +8,7 @@ import sys
 
 from bot.app import build_core
 from bot.config import Settings
+from bot.core.approvals import Action
 from bot.core.events import (
     ApprovalRequested,
     Notice,
@@ -54,7 +55,9 @@ async def chat(settings: Settings) -> int:
                         print(f"[{tool}: {outcome}]", flush=True)
                     case ApprovalRequested(approval_id=approval_id, tool=tool, arguments=args):
                         answer = await _ask(f"\nRun {tool} {json.dumps(args)}? [y/N/always] ")
-                        action = {"y": "approve", "always": "always"}.get(answer.lower(), "deny")
+                        action: Action = {"y": "approve", "always": "always"}.get(
+                            answer.lower(), "deny"
+                        )  # type: ignore[assignment]
                         await core.broker.click(
                             approval_id, user_id=CONSOLE_USER, is_admin=True, action=action
                         )

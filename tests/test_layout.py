@@ -7,7 +7,9 @@ import re
 from pathlib import Path
 
 BOT = Path(__file__).resolve().parents[1] / "bot"
-SQL = re.compile(r"\b(SELECT\s.+\sFROM|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|CREATE\s+TABLE)\b", re.I)
+SQL = re.compile(
+    r"\b(SELECT\s.+\sFROM|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|CREATE\s+TABLE)\b", re.I
+)
 
 
 def imported_modules(path: Path) -> set[str]:

@@ -143,7 +143,7 @@ class ShardedMcpcordBot(_McpcordMixin, commands.AutoShardedBot):
             allowed_mentions=discord.AllowedMentions.none(),
             help_command=None,
             shard_count=discord_config.shard_count,
-            shard_ids=discord_config.shard_ids,
+            shard_ids=discord_config.shard_ids,  # type: ignore[arg-type]  # None = all shards
         )
         self._init_mcpcord(services)
 

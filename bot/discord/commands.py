@@ -84,4 +84,4 @@ async def model(interaction: discord.Interaction[Any], name: str | None = None) 
     await interaction.response.send_message(f"Using `{name}` from now on.", ephemeral=True)
 
 
-ALL_COMMANDS = (reset, tools, model)
+ALL_COMMANDS: tuple[app_commands.Command[Any, ..., None], ...] = (reset, tools, model)
