@@ -79,6 +79,10 @@ class ScriptedLLM:
     def requests_for(self, key: str) -> list[Recorded]:
         return [r for r in self.requests if r.key == key]
 
+    def forget_responses(self) -> None:
+        """Drop stored responses, as a server does when they expire: old ids become unknown."""
+        self._stored.clear()
+
     def clear(self) -> None:
         # Stored responses stay: a bot process may still continue an earlier response id.
         self._scripts.clear()
