@@ -52,12 +52,14 @@ def bot_config(
     llm: ScriptedLLM, workdir: Path, call_log: Path, backend: str, **overrides: Any
 ) -> dict[str, Any]:
     """A config like an operator's: a never-ask server, an always-ask one, mcp-server-time."""
+    prefix = "openai/" if backend == "chat" else ""  # litellm names the provider, openai not
     auto = stdio_params(call_log, name="auto")
     gated = stdio_params(call_log, name="gated")
     config: dict[str, Any] = {
         "llm": {
             "backend": backend,
-            "model": "openai/test-model" if backend == "chat" else "test-model",
+            "model": f"{prefix}test-model",
+            "models": [f"{prefix}test-model", f"{prefix}test-model-2"],
             "base_url": llm.base_url,
             "max_tool_rounds": 4,
             "request_timeout_s": 10,

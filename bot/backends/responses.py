@@ -24,8 +24,6 @@ from bot.backends.responses_events import (
 from bot.config import LLMConfig, MCPServerConfig
 from bot.core.approvals import ApprovalRequest
 from bot.core.events import (
-    ApprovalRequested,
-    ApprovalResolved,
     Notice,
     ToolCallFinished,
     TurnCompleted,
@@ -34,7 +32,7 @@ from bot.core.events import (
     Usage,
 )
 from bot.core.state import ConversationState, TurnRequest
-from bot.core.tool_calls import ToolCall, ToolExecutor
+from bot.core.tool_calls import ToolCall, ToolExecutor, ask_approval
 
 log = logging.getLogger(__name__)
 
@@ -265,46 +263,19 @@ class ResponsesBackend:
                 output="This tool call was not approved, so it was not run.",
             )
             return
-        gate = self._tools.gate
-        if await gate.preapproved(request.key, ask.tool):
-            verdict.approved = True
-            return
-        arguments = json_object(ask.arguments)
-        approval_id = await gate.open(
-            ApprovalRequest(
-                key=request.key,
-                call_id=ask.id,
-                server=ask.server,
-                tool=ask.tool,
-                arguments=arguments,
-                requester_id=request.user_id,
-            )
-        )
-        yield ApprovalRequested(
+        approval = ApprovalRequest(
+            key=request.key,
             call_id=ask.id,
-            approval_id=approval_id,
             server=ask.server,
             tool=ask.tool,
-            arguments=arguments,
+            arguments=json_object(ask.arguments),
             requester_id=request.user_id,
         )
-        decision = await gate.wait(approval_id)
-        verdict.approved = decision.approved
-        yield ApprovalResolved(
-            call_id=ask.id,
-            approval_id=approval_id,
-            approved=decision.approved,
-            status=decision.status,
-            decided_by=decision.decided_by,
-        )
-        if not decision.approved:
-            yield ToolCallFinished(
-                call_id=ask.id,
-                server=ask.server,
-                tool=ask.tool,
-                outcome="denied",
-                output=decision.tool_output(),
-            )
+        verdict.approved = True
+        async for event in ask_approval(self._tools.gate, approval, shown_tool=ask.tool):
+            if isinstance(event, ToolCallFinished):
+                verdict.approved = False
+            yield event
 
 
 def _call_item(call: ToolCall) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Literal, Protocol
 
@@ -60,7 +60,9 @@ class _KeyedLocks:
 
 
 class Conversations:
-    def __init__(self, store: TurnStore, backend: Backend, *, make_record: Any) -> None:
+    def __init__(
+        self, store: TurnStore, backend: Backend, *, make_record: Callable[..., Any]
+    ) -> None:
         self._store = store
         self._backend = backend
         self._locks = _KeyedLocks()

@@ -116,9 +116,7 @@ class ToolExecutor:
             )
             return
         policy = self._policies.get(spec.server, ApprovalPolicy())
-        if policy.needs_approval(spec.tool) and not await self._gate.preapproved(
-            request.key, spec.name
-        ):
+        if policy.needs_approval(spec.tool):
             approval = ApprovalRequest(
                 key=request.key,
                 call_id=call.call_id,
@@ -127,31 +125,11 @@ class ToolExecutor:
                 arguments=arguments,
                 requester_id=request.user_id,
             )
-            approval_id = await self._gate.open(approval)
-            yield ApprovalRequested(
-                call_id=call.call_id,
-                approval_id=approval_id,
-                server=spec.server,
-                tool=spec.tool,
-                arguments=arguments,
-                requester_id=request.user_id,
-            )
-            decision = await self._gate.wait(approval_id)
-            yield ApprovalResolved(
-                call_id=call.call_id,
-                approval_id=approval_id,
-                approved=decision.approved,
-                status=decision.status,
-                decided_by=decision.decided_by,
-            )
-            if not decision.approved:
-                yield ToolCallFinished(
-                    call_id=call.call_id,
-                    server=spec.server,
-                    tool=spec.tool,
-                    outcome="denied",
-                    output=decision.tool_output(),
-                )
+            denied = False
+            async for event in ask_approval(self._gate, approval, shown_tool=spec.tool):
+                denied = denied or isinstance(event, ToolCallFinished)
+                yield event
+            if denied:
                 return
         yield ToolCallStarted(
             call_id=call.call_id, server=spec.server, tool=spec.tool, arguments=arguments
@@ -163,6 +141,43 @@ class ToolExecutor:
             tool=spec.tool,
             outcome="failed" if result.is_error else "done",
             output=result.text,
+        )
+
+
+async def ask_approval(
+    gate: ApprovalGate, approval: ApprovalRequest, *, shown_tool: str
+) -> AsyncIterator[TurnEvent]:
+    """Ask a human unless this conversation already granted the tool ("always").
+
+    Yields nothing when the call may run; otherwise the request and its resolution, and when the
+    answer is no, a final ToolCallFinished(denied) whose output tells the model why.
+    """
+    if await gate.preapproved(approval.key, approval.tool):
+        return
+    approval_id = await gate.open(approval)
+    yield ApprovalRequested(
+        call_id=approval.call_id,
+        approval_id=approval_id,
+        server=approval.server,
+        tool=shown_tool,
+        arguments=approval.arguments,
+        requester_id=approval.requester_id,
+    )
+    decision = await gate.wait(approval_id)
+    yield ApprovalResolved(
+        call_id=approval.call_id,
+        approval_id=approval_id,
+        approved=decision.approved,
+        status=decision.status,
+        decided_by=decision.decided_by,
+    )
+    if not decision.approved:
+        yield ToolCallFinished(
+            call_id=approval.call_id,
+            server=approval.server,
+            tool=shown_tool,
+            outcome="denied",
+            output=decision.tool_output(),
         )
 
 

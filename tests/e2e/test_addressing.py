@@ -63,3 +63,28 @@ async def test_admin_resets_the_whole_channel_others_may_not(chat_world: World) 
     await chat.answer_text(int(asked["id"]), "echo")
     body = world.llm.requests_for(key)[-1].body
     assert "pineapple" not in str(body["messages"])
+
+
+async def test_model_command_switches_this_conversation_only(world: World) -> None:
+    chat = Chat(world.discord, "model")
+    key = f"k-model-{world.backend}"
+    world.llm.script(key)
+    listing = await world.discord.slash_command("model", chat.user, chat.channel)
+    assert "test-model-2" in (await listing.wait_response())["data"]["content"]
+    refused = await world.discord.slash_command(
+        "model", chat.user, chat.channel, {"name": "gpt-9-ultra"}
+    )
+    assert "not allowed" in (await refused.wait_response())["data"]["content"]
+    prefix = "openai/" if world.backend == "chat" else ""
+    chosen = await world.discord.slash_command(
+        "model", chat.user, chat.channel, {"name": f"{prefix}test-model-2"}
+    )
+    assert (await chosen.wait_response())["data"]["flags"] & 64
+    asked = await chat.say(f"{key} hi")
+    await chat.answer_text(int(asked["id"]), "echo")
+    other = world.discord.add_user("other-model-user")
+    asked = await chat.say(f"{key} hi from another", user=other)
+    await chat.answer_text(int(asked["id"]), "echo")
+    mine, theirs = world.llm.requests_for(key)
+    assert mine.body["model"] == "test-model-2"
+    assert theirs.body["model"] == "test-model"
