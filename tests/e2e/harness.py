@@ -124,9 +124,11 @@ class BotProcess:
 class Chat:
     """A test's own corner of a shared world: a fresh channel and fresh users."""
 
-    def __init__(self, discord: FakeDiscord, name: str = "test") -> None:
+    def __init__(
+        self, discord: FakeDiscord, name: str = "test", channel: int | None = None
+    ) -> None:
         self.discord = discord
-        self.channel = discord.add_channel(name)
+        self.channel = channel or discord.add_channel(name)
         self.user = discord.add_user(f"{name}-user")
 
     def mention(self) -> str:
