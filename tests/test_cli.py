@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -77,9 +78,10 @@ MISTAKES = {
 
 
 @pytest.mark.parametrize("case", MISTAKES, ids=list(MISTAKES))
-def test_config_mistakes_exit_2_with_one_line(tmp_path: Path, case: str) -> None:
+async def test_config_mistakes_exit_2_with_one_line(tmp_path: Path, case: str) -> None:
     config, env, expected = MISTAKES[case]
-    result = run_bot(tmp_path, config=config, **env)
+    # In a thread: the session loop also serves the fake Discord of the shared bots.
+    result = await asyncio.to_thread(run_bot, tmp_path, config=config, **env)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -99,8 +101,6 @@ async def test_bad_token_exits_2(tmp_path: Path) -> None:
                 "llm": {"backend": "responses", "model": "m", "base_url": "http://127.0.0.1:9/v1"},
             }
         )
-        import asyncio
-
         result = await asyncio.to_thread(
             run_bot, tmp_path, config=config, DISCORD_TOKEN="wrong-token", **env
         )
@@ -123,8 +123,6 @@ async def test_check_reports_each_part(tmp_path: Path, llm: ScriptedLLM) -> None
             }
         },
     }
-    import asyncio
-
     result = await asyncio.to_thread(
         run_bot,
         tmp_path,

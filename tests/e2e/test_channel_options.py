@@ -76,7 +76,9 @@ async def test_threads_dms_channel_scope_and_access_lists(llm: ScriptedLLM, tmp_
             lambda: [
                 m
                 for m in discord.world.messages.values()
-                if m["author"]["id"] == str(discord.bot_user_id) and "admin here" in m["content"]
+                if m["author"]["id"] == str(discord.bot_user_id)
+                and "admin here" in m["content"]
+                and not m["content"].endswith(" ▌")
             ]
         )
         assert len(llm.requests) == before + 1
@@ -88,7 +90,11 @@ async def test_threads_dms_channel_scope_and_access_lists(llm: ScriptedLLM, tmp_
         said = await discord.send_message(dm, other, f"{key} hello in private")
         answer = await discord.wait_for(
             lambda: [
-                m for m in discord.messages(dm) if m["author"]["id"] == str(discord.bot_user_id)
+                m
+                for m in discord.messages(dm)
+                if m["author"]["id"] == str(discord.bot_user_id)
+                and "private" in m["content"]
+                and not m["content"].endswith(" ▌")
             ]
         )
         assert answer[0]["content"] == f"echo: {key} hello in private" and said
