@@ -18,6 +18,7 @@ from bot.discord import handlers
 from bot.discord.access import Access
 from bot.discord.approvals import ApprovalButton, DiscordApprovals
 from bot.discord.commands import ALL_COMMANDS
+from bot.discord.pacing import ChannelPacer
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class _McpcordMixin:
     services: Services
     access: Access
     approvals: DiscordApprovals
+    pacer: ChannelPacer
     accepting: bool
     _turns: set[asyncio.Task[None]]
 
@@ -64,6 +66,7 @@ class _McpcordMixin:
         self.services = services
         self.access = Access(services.settings.discord.permissions)
         self.approvals = DiscordApprovals(services.broker, services.store)
+        self.pacer = ChannelPacer()
         self.accepting = True
         self._turns = set()
 

@@ -73,7 +73,7 @@ async def on_message(bot: McpcordBot, message: discord.Message) -> None:
         await message.reply(refusal, mention_author=False, allowed_mentions=NO_MENTIONS)
         return
     channel: Any = message.channel
-    target: discord.abc.Messageable | None = None
+    target: discord.Thread | None = None
     if settings.discord.reply_in_thread and isinstance(channel, discord.TextChannel):
         channel = target = await message.create_thread(name=(text or "Question")[:90])
     request = TurnRequest(
@@ -97,14 +97,16 @@ async def answer(
     bot: McpcordBot,
     message: discord.Message,
     request: TurnRequest,
-    target: discord.abc.Messageable | None,
+    target: discord.Thread | None,
 ) -> None:
     services = bot.services
-    with services.limits.turn(request.user_id):
+    channel_id = (target or message.channel).id
+    with services.limits.turn(request.user_id), bot.pacer.streaming(channel_id):
         async with StreamRenderer(
             message,
             edit_interval_s=services.settings.discord.edit_interval_s,
             approvals=bot.approvals,
+            pacer=bot.pacer,
             channel=target,
         ) as renderer:
             async for event in services.conversations.run_turn(request):

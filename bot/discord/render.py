@@ -10,6 +10,7 @@ from typing import Protocol
 import discord
 
 from bot.core.events import ApprovalRequested, ApprovalResolved, TextDelta, TurnEvent
+from bot.discord.pacing import ChannelPacer
 from bot.discord.split import split_message
 from bot.discord.transcript import STREAMING_INDICATOR, Transcript
 
@@ -34,13 +35,16 @@ class StreamRenderer:
         *,
         edit_interval_s: float,
         approvals: ApprovalUI,
-        channel: discord.abc.Messageable | None = None,
+        pacer: ChannelPacer,
+        channel: discord.Thread | None = None,
     ) -> None:
         self._source = source
         # Where the first part goes: a reply to `source`, or (reply_in_thread) a new thread.
         self._channel = channel
         self._interval = edit_interval_s
         self._approvals = approvals
+        self._pacer = pacer
+        self._channel_id = (channel or source.channel).id
         self._transcript = Transcript()
         self._messages: list[discord.Message] = []
         self._shown: list[str] = []
@@ -98,7 +102,7 @@ class StreamRenderer:
             # A failed request is logged where it happened; the next sync retries with newer text.
             with contextlib.suppress(discord.HTTPException):
                 await asyncio.shield(self._sync(final=False))
-            await asyncio.sleep(self._interval)
+            await asyncio.sleep(self._pacer.edit_interval(self._channel_id, self._interval))
 
     async def _keep_typing(self) -> None:
         channel = self._channel or self._source.channel
@@ -109,14 +113,13 @@ class StreamRenderer:
                 log.debug("typing indicator failed: %s", exc)
             await asyncio.sleep(TYPING_REFRESH_S)
 
-    def _preview(self, final: bool) -> str:
-        # split_message closes a code block left open at the end, so previews render cleanly.
-        text = self._transcript.render()
-        return text if final or not text else text + STREAMING_INDICATOR
-
     async def _sync(self, *, final: bool) -> None:
         async with self._sync_lock:
-            parts = split_message(self._preview(final)) if self._transcript.render() else []
+            text = self._transcript.render()
+            if text and not final:
+                text += STREAMING_INDICATOR
+            # split_message closes a code block left open at the end, so previews render cleanly.
+            parts = split_message(text) if text else []
             for index, part in enumerate(parts):
                 if index < len(self._messages):
                     if self._shown[index] != part:
@@ -133,6 +136,10 @@ class StreamRenderer:
             self._typing.cancel()
 
     async def _send(self, content: str) -> None:
+        async with self._pacer.sending(self._channel_id):
+            await self._send_now(content)
+
+    async def _send_now(self, content: str) -> None:
         try:
             if self._messages:
                 message = await self._messages[-1].reply(
@@ -151,6 +158,7 @@ class StreamRenderer:
         self._shown.append(content)
 
     async def _edit(self, index: int, content: str) -> None:
+        await self._pacer.wait_for_sends(self._channel_id)
         try:
             self._messages[index] = await self._messages[index].edit(
                 content=content, allowed_mentions=NO_MENTIONS
