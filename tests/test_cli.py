@@ -19,7 +19,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_bot(
-    tmp_path: Path, *args: str, config: str | None = None, **env: str
+    tmp_path: Path, *args: str, config: str | None = None, stdin: str | None = None, **env: str
 ) -> subprocess.CompletedProcess[str]:
     environment = {
         k: v
@@ -40,7 +40,8 @@ def run_bot(
         capture_output=True,
         text=True,
         timeout=120,
-        stdin=subprocess.DEVNULL,
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
     )
 
 
@@ -138,3 +139,26 @@ async def test_check_reports_each_part(tmp_path: Path, llm: ScriptedLLM) -> None
     assert rows["storage"] == "OK"
     assert result.returncode == 1
     assert any(r.body.get("messages") for r in llm.requests if "Reply with OK" in str(r.body))
+
+
+async def test_chat_command_talks_to_the_model_in_the_terminal(
+    tmp_path: Path, llm: ScriptedLLM
+) -> None:
+    config = {
+        "llm": {"model": "openai/test-model", "base_url": llm.base_url},
+        "storage": {"path": str(tmp_path / "bot.db")},
+        "logging": {"level": "WARNING"},
+    }
+    llm.script("k-console")
+    result = await asyncio.to_thread(
+        run_bot,
+        tmp_path,
+        "chat",
+        config=yaml.safe_dump(config),
+        stdin="k-console my name is Ada\nk-console who am I?\n\n",
+        OPENAI_API_KEY="sk-test",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "echo: k-console my name is Ada" in result.stdout
+    second = llm.requests_for("k-console")[-1].body
+    assert any("my name is Ada" in str(m.get("content")) for m in second["messages"])
