@@ -144,7 +144,9 @@ class DiscordApprovals:
         self._store = store
         self._prompts: dict[int, discord.Message] = {}
 
-    async def send_prompt(self, event: ApprovalRequested, anchor: discord.Message) -> None:
+    async def send_prompt(
+        self, event: ApprovalRequested, anchor: discord.Message
+    ) -> discord.Message:
         # Only the requester may be pinged: the text includes model-chosen arguments.
         message = await anchor.reply(
             prompt_text(event),
@@ -156,6 +158,7 @@ class DiscordApprovals:
         )
         self._prompts[event.approval_id] = message
         await self._store.attach_approval_message(event.approval_id, message.channel.id, message.id)
+        return message
 
     async def show_resolution(self, event: ApprovalResolved) -> None:
         message = self._prompts.pop(event.approval_id, None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import discord
@@ -21,7 +22,9 @@ TYPING_REFRESH_S = 8.0  # Discord shows "typing" for about 10 s per request
 
 
 class ApprovalUI(Protocol):
-    async def send_prompt(self, event: ApprovalRequested, anchor: discord.Message) -> None: ...
+    async def send_prompt(
+        self, event: ApprovalRequested, anchor: discord.Message
+    ) -> discord.Message: ...
     async def show_resolution(self, event: ApprovalResolved) -> None: ...
 
 
@@ -46,16 +49,15 @@ class StreamRenderer:
         self._pacer = pacer
         self._channel_id = (channel or source.channel).id
         self._transcript = Transcript()
-        self._messages: list[discord.Message] = []
-        self._shown: list[str] = []
+        # After an approval prompt the answer continues below it, in a new segment of messages.
+        self._segments: list[_Segment] = [_Segment(start=0, anchor=None)]
         self._dirty = asyncio.Event()
         self._sync_lock = asyncio.Lock()
         self._flusher: asyncio.Task[None] | None = None
         self._typing: asyncio.Task[None] | None = None
 
-    @property
-    def messages(self) -> list[discord.Message]:
-        return list(self._messages)
+    def _sent_any(self) -> bool:
+        return bool(self._segments[0].messages)
 
     async def __aenter__(self) -> StreamRenderer:
         self._typing = asyncio.create_task(self._keep_typing())
@@ -74,8 +76,9 @@ class StreamRenderer:
         if isinstance(event, ApprovalRequested):
             # The user must see what led to the question before the buttons appear below it.
             await self._sync(final=False)
-            anchor = self._messages[-1] if self._messages else self._source
-            await self._approvals.send_prompt(event, anchor)
+            last = self._segments[-1].messages or self._segments[0].messages
+            prompt = await self._approvals.send_prompt(event, last[-1] if last else self._source)
+            self._segments.append(_Segment(start=self._transcript.seal(), anchor=prompt))
         elif isinstance(event, ApprovalResolved):
             await self._approvals.show_resolution(event)
         if changed:
@@ -106,7 +109,7 @@ class StreamRenderer:
 
     async def _keep_typing(self) -> None:
         channel = self._channel or self._source.channel
-        while not self._messages:
+        while not self._sent_any():
             try:
                 await channel.typing()
             except discord.HTTPException as exc:
@@ -115,55 +118,70 @@ class StreamRenderer:
 
     async def _sync(self, *, final: bool) -> None:
         async with self._sync_lock:
-            text = self._transcript.render()
-            if text and not final:
-                text += STREAMING_INDICATOR
-            # split_message closes a code block left open at the end, so previews render cleanly.
-            parts = split_message(text) if text else []
-            for index, part in enumerate(parts):
-                if index < len(self._messages):
-                    if self._shown[index] != part:
-                        await self._edit(index, part)
-                else:
-                    await self._send(part)
-            # The indicator or a split moved: drop parts that no longer exist.
-            while len(self._messages) > len(parts) and final:
-                stale = self._messages.pop()
-                self._shown.pop()
-                with contextlib.suppress(discord.HTTPException):
-                    await stale.delete()
-        if self._messages and self._typing is not None:
+            for index, segment in enumerate(self._segments):
+                following = self._segments[index + 1 : index + 2]
+                text = self._transcript.render(
+                    segment.start, following[0].start if following else None
+                )
+                if text and not final and not following:
+                    text += STREAMING_INDICATOR
+                # split_message closes a code block left open at the end, so previews render
+                # cleanly.
+                await self._sync_segment(segment, split_message(text) if text else [], final)
+        if self._sent_any() and self._typing is not None:
             self._typing.cancel()
 
-    async def _send(self, content: str) -> None:
-        async with self._pacer.sending(self._channel_id):
-            await self._send_now(content)
-
-    async def _send_now(self, content: str) -> None:
-        try:
-            if self._messages:
-                message = await self._messages[-1].reply(
-                    content, mention_author=False, allowed_mentions=NO_MENTIONS
-                )
-            elif self._channel is not None:
-                message = await self._channel.send(content, allowed_mentions=NO_MENTIONS)
+    async def _sync_segment(self, segment: _Segment, parts: list[str], final: bool) -> None:
+        for index, part in enumerate(parts):
+            if index < len(segment.messages):
+                if segment.shown[index] != part:
+                    await self._edit(segment, index, part)
             else:
-                message = await self._source.reply(
-                    content, mention_author=False, allowed_mentions=NO_MENTIONS
-                )
-        except discord.HTTPException as exc:
-            log.warning("could not send a reply part: %s", exc)
-            raise
-        self._messages.append(message)
-        self._shown.append(content)
+                await self._send(segment, part)
+        # The indicator or a split moved: drop parts that no longer exist.
+        while final and len(segment.messages) > len(parts):
+            stale = segment.messages.pop()
+            segment.shown.pop()
+            with contextlib.suppress(discord.HTTPException):
+                await stale.delete()
 
-    async def _edit(self, index: int, content: str) -> None:
+    async def _send(self, segment: _Segment, content: str) -> None:
+        async with self._pacer.sending(self._channel_id):
+            try:
+                message = await self._post(segment, content)
+            except discord.HTTPException as exc:
+                log.warning("could not send a reply part: %s", exc)
+                raise
+        segment.messages.append(message)
+        segment.shown.append(content)
+
+    async def _post(self, segment: _Segment, content: str) -> discord.Message:
+        # Each part replies to the one before it; a segment's first part to its prompt; the
+        # very first part to the question (or, with reply_in_thread, opens the thread).
+        anchor = segment.messages[-1] if segment.messages else segment.anchor
+        if anchor is None and self._channel is not None:
+            return await self._channel.send(content, allowed_mentions=NO_MENTIONS)
+        return await (anchor or self._source).reply(
+            content, mention_author=False, allowed_mentions=NO_MENTIONS
+        )
+
+    async def _edit(self, segment: _Segment, index: int, content: str) -> None:
         await self._pacer.wait_for_sends(self._channel_id)
         try:
-            self._messages[index] = await self._messages[index].edit(
+            segment.messages[index] = await segment.messages[index].edit(
                 content=content, allowed_mentions=NO_MENTIONS
             )
-            self._shown[index] = content
+            segment.shown[index] = content
         except discord.HTTPException as exc:
             # An edit that fails is retried by the next sync with the then-newest text.
             log.warning("could not edit a reply part: %s", exc)
+
+
+@dataclass
+class _Segment:
+    """Messages showing the transcript's blocks from `start` up to the next segment's start."""
+
+    start: int
+    anchor: discord.Message | None
+    messages: list[discord.Message] = field(default_factory=list)
+    shown: list[str] = field(default_factory=list)

@@ -44,8 +44,7 @@ class Transcript:
     def __init__(self) -> None:
         self._blocks: list[_Text | _Line] = []
         self._tool_lines: dict[str, _Line] = {}
-        self.has_text = False
-        self.failed = False
+        self._sealed = 0  # text after this many blocks starts a new block
 
     def apply(self, event: TurnEvent) -> bool:
         """Fold one event in; True if what the reply shows changed."""
@@ -53,12 +52,11 @@ class Transcript:
             case TextDelta(text=text):
                 if not text:
                     return False
-                last = self._blocks[-1] if self._blocks else None
+                last = self._blocks[-1] if len(self._blocks) > self._sealed else None
                 if not isinstance(last, _Text):
                     last = _Text()
                     self._blocks.append(last)
                 last.pieces.append(text)
-                self.has_text = self.has_text or bool(text.strip())
             case ApprovalRequested(call_id=call_id, server=server, tool=tool):
                 self._tool_line(call_id, f"-# 🔐 {_label(server, tool)} waiting for approval…")
             case ApprovalResolved(call_id=call_id, approved=True):
@@ -79,11 +77,15 @@ class Transcript:
             case Notice(text=text):
                 self._blocks.append(_Line(f"-# ℹ️ {text}"))
             case TurnFailed(message=message):
-                self.failed = True
                 self._blocks.append(_Line(f"⚠️ {message}"))
             case _:
                 return False
         return True
+
+    def seal(self) -> int:
+        """Later text goes into new blocks; returns where they start."""
+        self._sealed = len(self._blocks)
+        return self._sealed
 
     def _tool_line(self, call_id: str, text: str) -> None:
         line = self._tool_lines.get(call_id)
@@ -93,9 +95,13 @@ class Transcript:
         else:
             line.text = text
 
-    def render(self) -> str:
+    def __len__(self) -> int:
+        """The number of blocks; `render(start)` shows the blocks from a position on."""
+        return len(self._blocks)
+
+    def render(self, start: int = 0, end: int | None = None) -> str:
         out: list[str] = []
-        for block in self._blocks:
+        for block in self._blocks[start:end]:
             text = block.render()
             if out and not out[-1].endswith("\n"):
                 out.append("\n")

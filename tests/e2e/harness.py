@@ -148,14 +148,16 @@ class Chat:
         ]
 
     def replies_to(self, message_id: int) -> list[dict]:
-        """The reply chain answering one message: its first part, and the parts replying to it."""
+        """The reply chain answering one message: each part replies to the one before it, and
+        the answer continues below an approval prompt. Prompts themselves are left out."""
         chain: list[dict] = []
         wanted = {message_id}
         for m in self.bot_messages():
             ref = (m.get("message_reference") or {}).get("message_id")
-            if ref is not None and int(ref) in wanted and "Approval needed" not in m["content"]:
-                chain.append(m)
+            if ref is not None and int(ref) in wanted:
                 wanted.add(int(m["id"]))
+                if "Approval needed" not in m["content"]:
+                    chain.append(m)
         return chain
 
     async def answer(

@@ -79,6 +79,11 @@ async def test_approve_runs_the_tool_exactly_once(world: World) -> None:
     assert all(b["disabled"] for b in buttons(response["data"]))
     assert f"Approved by <@{chat.user}>" in response["data"]["content"]
     await chat.answer_text(int(asked["id"]), "Recorded it.")
+    # The answer goes on below the prompt, where the person who clicked is looking.
+    first, *_, last = chat.replies_to(int(asked["id"]))
+    assert int(last["message_reference"]["message_id"]) == int(prompt["id"])
+    assert "Recorded it." in last["content"] and "Recorded it." not in first["content"]
+    assert "`gated.record` done" in first["content"]
     assert len(calls_of(world, "record", note)) == 1
     assert tool_outputs(world.llm.requests_for(key)[1].body) == [f"recorded: {note}"]
 
