@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 from tests.conftest import World
@@ -216,4 +215,3 @@ async def test_killed_server_fails_cleanly_and_comes_back(chat_world: World) -> 
     text = await chat.answer_text(int(second["id"]), "Back: 42.")
     assert "✅ `auto.add` done" in text
     assert tool_outputs(world.llm.requests_for(key)[3].body)[-1] == "42"
-    await asyncio.sleep(0)
