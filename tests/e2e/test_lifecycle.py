@@ -28,7 +28,14 @@ async def test_bot_logs_in_syncs_commands_and_stops_on_sigterm(
     names = {c["name"] for c in discord.commands.get("global", [])}
     assert {"reset", "tools", "model"} <= names
     assert discord.counters["identify"] == 1
+    # SIGTERM in the middle of an answer: it still finishes within the grace period.
+    chat = Chat(discord, "sigterm")
+    text = " ".join(f"part{i}" for i in range(60))
+    llm.script("k-sigterm", Text(text, chunk_size=10, delay_s=0.05))
+    asked = await chat.say("k-sigterm talk for a while")
+    await discord.wait_for(lambda: chat.replies_to(int(asked["id"])))
     assert await bot.stop(timeout=20) == 0
+    assert [p["content"] for p in chat.replies_to(int(asked["id"]))] == [text]
     log = bot.log()
     assert "stopped cleanly" in log
     assert "Traceback" not in log
