@@ -23,12 +23,20 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+class _NoVoiceNotice(logging.Filter):
+    """discord.py warns at start-up that voice libraries are missing; the bot never uses voice."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "voice will NOT be supported" not in record.getMessage()
+
+
 def setup_logging(config: LoggingConfig) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if config.format == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler.addFilter(_NoVoiceNotice())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(config.level)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("fake_discord.gateway")
 
 HEARTBEAT_INTERVAL_MS = 41250
+ACK_DELAY_S = 0.02
 GUILDS = 1 << 0
 GUILD_MEMBERS = 1 << 1
 GUILD_MESSAGES = 1 << 9
@@ -140,6 +141,9 @@ class Gateway:
                 payload = json.loads(msg.data)
                 op, d = payload.get("op"), payload.get("d")
                 if op == 1:
+                    # A real ACK takes a network round trip; an instant one races discord.py's
+                    # keep-alive thread, which then logs a bogus "Can't keep up" warning.
+                    await asyncio.sleep(ACK_DELAY_S)
                     await ws.send_json({"op": 11})
                 elif op == 2:
                     if session is not None:
