@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Literal, Protocol
 
@@ -76,7 +76,7 @@ class Conversations:
     def busy(self, key: ConversationKey) -> bool:
         return self._locks.busy(key)
 
-    async def run_turn(self, request: TurnRequest) -> AsyncIterator[TurnEvent]:
+    async def run_turn(self, request: TurnRequest) -> AsyncGenerator[TurnEvent, None]:
         """The turn's events; the new state is saved before TurnCompleted is passed on."""
         with self._locks.claim(request.key) as lock:
             async with lock:

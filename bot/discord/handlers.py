@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from typing import TYPE_CHECKING, Any
@@ -102,12 +103,15 @@ async def answer(
     services = bot.services
     channel_id = (target or message.channel).id
     with services.limits.turn(request.user_id), bot.pacer.streaming(channel_id):
-        async with StreamRenderer(
+        renderer = StreamRenderer(
             message,
             edit_interval_s=services.settings.discord.edit_interval_s,
             approvals=bot.approvals,
             pacer=bot.pacer,
             channel=target,
-        ) as renderer:
-            async for event in services.conversations.run_turn(request):
+        )
+        # aclosing: if Discord fails mid-turn, the turn (and its conversation lock) ends now.
+        events = contextlib.aclosing(services.conversations.run_turn(request))
+        async with renderer, events as stream:
+            async for event in stream:
                 await renderer.handle(event)
