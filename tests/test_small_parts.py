@@ -1,0 +1,83 @@
+"""Small pure pieces: approval prompt text, the reply transcript, per-user limits."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from bot.config import LimitsConfig
+from bot.core.events import (
+    ApprovalRequested,
+    Notice,
+    TextDelta,
+    ToolCallFinished,
+    ToolCallStarted,
+    TurnFailed,
+)
+from bot.core.limits import UserLimits
+from bot.discord.approvals import prompt_text, with_outcome
+from bot.discord.transcript import Transcript
+
+
+def test_prompt_text_is_truncated_and_cannot_break_out_of_its_code_block() -> None:
+    event = ApprovalRequested(
+        call_id="c1",
+        approval_id=7,
+        server="files",
+        tool="write",
+        arguments={"path": "x.py", "body": "```\n@everyone " + "y" * 5000},
+        requester_id=42,
+    )
+    text = prompt_text(event)
+    assert len(text) < 1800
+    assert text.count("```") == 2  # only our own fence pair
+    assert "(truncated)" in text and "<@42>" in text
+    assert re.search(r"`write` from `files`", text)
+
+
+def test_outcome_line_is_added_once() -> None:
+    once = with_outcome("prompt", "expired", None)
+    assert with_outcome(once, "expired", None) == once
+    assert "Denied by <@5>" in with_outcome("prompt", "denied", 5)
+
+
+def test_transcript_interleaves_text_and_tool_lines_in_order() -> None:
+    transcript = Transcript()
+    for event in (
+        TextDelta(text="Let me check."),
+        ToolCallStarted(call_id="a", server="time", tool="now"),
+        ToolCallFinished(call_id="a", server="time", tool="now", outcome="done", output="12:00"),
+        TextDelta(text="It is noon."),
+        Notice(text="fresh start"),
+        TurnFailed(message="Lost the connection."),
+    ):
+        transcript.apply(event)
+    assert transcript.render() == (
+        "Let me check.\n-# ✅ `time.now` done\nIt is noon.\n-# ℹ️ fresh start\n⚠️ Lost the connection."
+    )
+    assert transcript.render(start=2) == "It is noon.\n-# ℹ️ fresh start\n⚠️ Lost the connection."
+
+
+async def test_user_limits_count_concurrency_rate_and_tokens() -> None:
+    now = [0.0]
+    used = {1: 0}
+
+    async def tokens_since(user_id: int, since: datetime) -> int:
+        return used.get(user_id, 0)
+
+    limits = UserLimits(
+        LimitsConfig(user_concurrent_turns=1, user_turns_per_minute=2, user_daily_tokens=100),
+        tokens_since=tokens_since,
+        clock=lambda: now[0],
+    )
+    assert await limits.refusal(1) is None
+    with limits.turn(1):
+        assert "still working" in (await limits.refusal(1) or "")
+        assert await limits.refusal(2) is None
+    with limits.turn(1):
+        pass
+    assert "faster" in (await limits.refusal(1) or "")
+    now[0] = 61.0
+    assert await limits.refusal(1) is None
+    used[1] = 100
+    assert "allowance" in (await limits.refusal(1) or "")
