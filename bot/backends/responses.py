@@ -32,7 +32,7 @@ from bot.core.events import (
     Usage,
 )
 from bot.core.state import ConversationState, TurnRequest
-from bot.core.tool_calls import ToolCall, ToolExecutor, ask_approval
+from bot.core.tool_calls import ToolCall, ToolExecutor, ask_approval, unknown_tool
 
 log = logging.getLogger(__name__)
 
@@ -241,13 +241,7 @@ class ResponsesBackend:
                 yield event
             return
         # No executor: the call still needs an answer, or the server's response stays pending.
-        yield ToolCallFinished(
-            call_id=call.call_id,
-            server="",
-            tool=call.name,
-            outcome="failed",
-            output=f"There is no tool named {call.name!r}. It was not run.",
-        )
+        yield unknown_tool(call)
 
     async def _ask(
         self, ask: ApprovalAsk, request: TurnRequest, verdict: _Verdict

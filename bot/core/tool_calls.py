@@ -97,13 +97,7 @@ class ToolExecutor:
         """Yield the events of one call; the last one is always its ToolCallFinished."""
         spec = self._toolbox.find(call.name)
         if spec is None:
-            yield ToolCallFinished(
-                call_id=call.call_id,
-                server="",
-                tool=call.name,
-                outcome="failed",
-                output=f"There is no tool named {call.name!r}. It was not run.",
-            )
+            yield unknown_tool(call)
             return
         arguments, problem = parse_arguments(call.arguments)
         if problem:
@@ -142,6 +136,17 @@ class ToolExecutor:
             outcome="failed" if result.is_error else "done",
             output=result.text,
         )
+
+
+def unknown_tool(call: ToolCall) -> ToolCallFinished:
+    """The answer to a call of a tool the bot does not have; the model reads it and adapts."""
+    return ToolCallFinished(
+        call_id=call.call_id,
+        server="",
+        tool=call.name,
+        outcome="failed",
+        output=f"There is no tool named {call.name!r}. It was not run.",
+    )
 
 
 async def ask_approval(
