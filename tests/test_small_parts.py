@@ -81,3 +81,17 @@ async def test_user_limits_count_concurrency_rate_and_tokens() -> None:
     assert await limits.refusal(1) is None
     used[1] = 100
     assert "allowance" in (await limits.refusal(1) or "")
+
+
+def test_mcp_call_error_words_from_every_shape() -> None:
+    from bot.backends.responses_events import mcp_error_text
+
+    assert mcp_error_text(None) == ""
+    assert mcp_error_text("boom") == "boom"
+    assert mcp_error_text({"type": "mcp_protocol_error", "code": -32602, "message": "bad"}) == "bad"
+    assert mcp_error_text({"type": "http_error", "code": 502, "message": ""}) == "http_error 502"
+    execution = {
+        "type": "mcp_tool_execution_error",
+        "content": [{"type": "text", "text": "disk full"}, {"type": "image", "data": "..."}],
+    }
+    assert mcp_error_text(execution) == "disk full"

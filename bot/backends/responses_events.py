@@ -150,7 +150,7 @@ class Round:
         approval_id = _get(item, "approval_request_id")
         call_id = approval_id if approval_id in self.answered else item_id
         server = _get(item, "server_label") or ""
-        error = _get(item, "error")
+        error = mcp_error_text(_get(item, "error"))
         failed = bool(error) or _get(item, "status") == "failed"
         return [
             ToolCallStarted(
@@ -266,6 +266,29 @@ def json_object(raw: str) -> dict[str, Any]:
     except json.JSONDecodeError:
         return {"raw": raw}
     return value if isinstance(value, dict) else {"raw": raw}
+
+
+def mcp_error_text(error: Any) -> str:
+    """The words of an `mcp_call.error`.
+
+    Older servers send a string; current ones an object: a protocol or HTTP error with a
+    `message`, or a tool-execution error whose `content` holds the tool's own text parts.
+    """
+    if error is None or isinstance(error, str):
+        return error or ""
+    message = _get(error, "message")
+    if message:
+        return str(message)
+    content = _get(error, "content")
+    if isinstance(content, list):
+        texts = [str(_get(part, "text")) for part in content if _get(part, "text")]
+        if texts:
+            return "\n".join(texts)
+    if isinstance(content, str) and content:
+        return content
+    kind = _get(error, "type") or "error"
+    code = _get(error, "code")
+    return f"{kind} {code}" if code is not None else str(kind)
 
 
 def _get(obj: Any, name: str) -> Any:

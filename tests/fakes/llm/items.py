@@ -33,7 +33,7 @@ class McpCall:
     name: str
     arguments: str | dict[str, Any]
     output: str | None = None
-    error: str | None = None
+    error: str | None = None  # sent as the SDK's tool-execution error object holding this text
     server_label: str = "litellm"
 
 
@@ -74,6 +74,13 @@ class Stall:
 
 Item = Text | ToolCall | McpCall | McpApprovalRequest
 Reply = Item | Fault | Cut | Stall | list[Item]
+
+
+def mcp_error(text: str | None) -> dict[str, Any] | None:
+    """An `mcp_call.error` as current servers send it: an object, not a string."""
+    if text is None:
+        return None
+    return {"type": "mcp_tool_execution_error", "content": [{"type": "text", "text": text}]}
 
 
 def new_id(prefix: str, sep: str = "_") -> str:

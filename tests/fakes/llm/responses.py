@@ -15,6 +15,7 @@ from .items import (
     ToolCall,
     arg_pieces,
     args_str,
+    mcp_error,
     new_id,
     output_text,
     token_counts,
@@ -71,7 +72,7 @@ def final_item(item: Item, item_id: str, call_id: str | None) -> dict[str, Any]:
             "name": item.name,
             "arguments": args_str(item.arguments),
             "output": item.output,
-            "error": item.error,
+            "error": mcp_error(item.error),
             "status": "failed" if item.error is not None else "completed",
             "approval_request_id": None,
         }
