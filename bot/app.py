@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from bot.backends.base import Backend
 from bot.config import ConfigError, Settings
 from bot.core.approvals import ApprovalBroker, ApprovalPolicy
+from bot.core.backend import Backend
 from bot.core.conversations import Conversations
 from bot.core.limits import UserLimits
 from bot.core.tool_calls import ToolExecutor

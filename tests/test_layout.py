@@ -7,38 +7,100 @@ import re
 from pathlib import Path
 
 BOT = Path(__file__).resolve().parents[1] / "bot"
+# Matched against every string literal, across lines: SQL is often written as a triple-quoted block.
 SQL = re.compile(
-    r"\b(SELECT\s.+\sFROM|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|CREATE\s+TABLE)\b", re.I
+    r"\b(SELECT\s[\s\S]+?\sFROM\s|INSERT\s+(OR\s+\w+\s+)?INTO\s|UPDATE\s+\w+\s+SET\s"
+    r"|DELETE\s+FROM\s|CREATE\s+(TABLE|INDEX)\s|ALTER\s+TABLE\s|PRAGMA\s)",
+    re.I,
 )
+LOWER_LAYERS = ("core", "backends", "store", "tools")
 
 
-def imported_modules(path: Path) -> set[str]:
+def module_name(path: Path, root: Path = BOT) -> str:
+    parts = path.relative_to(root.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported_modules(path: Path, root: Path = BOT) -> set[str]:
+    """Full dotted names this file imports, relative imports resolved against its package."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
+    own = module_name(path, root)
+    package = own if path.name == "__init__.py" else own.rsplit(".", 1)[0]
     names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module.split(".")[0])
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")
+                anchor = anchor[: len(anchor) - (node.level - 1)]
+                base = ".".join([*anchor, base] if base else anchor)
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
     return names
 
 
-def test_core_backends_store_tools_never_import_discord() -> None:
-    for package in ("core", "backends", "store", "tools"):
+def reaches(imported: set[str], *packages: str) -> set[str]:
+    return {n for n in imported for p in packages if n == p or n.startswith(p + ".")}
+
+
+def test_import_resolution_sees_full_paths(tmp_path: Path) -> None:
+    """The checks below must see `from bot.discord.render import X` and relative imports."""
+    sample = tmp_path / "bot" / "core" / "x.py"
+    sample.parent.mkdir(parents=True)
+    sample.write_text(
+        "from bot.discord.render import StreamRenderer\nfrom ..discord import split\n"
+    )
+    found = reaches(imported_modules(sample, tmp_path / "bot"), "bot.discord")
+    assert {"bot.discord.render", "bot.discord", "bot.discord.split"} <= found
+
+
+def test_lower_layers_never_import_discord() -> None:
+    for package in LOWER_LAYERS:
         for path in (BOT / package).rglob("*.py"):
-            assert "discord" not in imported_modules(path), f"{path} imports discord"
+            bad = reaches(imported_modules(path), "discord", "bot.discord")
+            assert not bad, f"{path} imports {sorted(bad)}"
+
+
+def test_core_never_imports_the_layers_above_it() -> None:
+    for path in (BOT / "core").rglob("*.py"):
+        bad = reaches(imported_modules(path), "bot.backends", "bot.tools", "bot.app")
+        assert not bad, f"{path} imports {sorted(bad)}: a protocol belongs in bot/core"
 
 
 def test_discord_layer_builds_no_llm_requests() -> None:
     for path in (BOT / "discord").rglob("*.py"):
-        assert not {"openai", "litellm", "mcp"} & imported_modules(path), path
+        bad = reaches(imported_modules(path), "openai", "litellm", "mcp", "bot.backends")
+        assert not bad, f"{path} imports {sorted(bad)}"
+
+
+def sql_in(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = []
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and SQL.search(node.value)
+        ):
+            found.append(node.value.strip().splitlines()[0])
+    return found
+
+
+def test_sql_check_catches_multi_line_statements(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        'Q = """\n    SELECT id, key\n      FROM conversations\n     WHERE key = ?\n"""\n'
+    )
+    assert sql_in(sample)
 
 
 def test_sql_lives_only_in_the_store() -> None:
     for path in BOT.rglob("*.py"):
         if path.parent.name == "store":
             continue
-        assert not SQL.search(path.read_text(encoding="utf-8")), f"SQL in {path}"
+        assert not sql_in(path), f"SQL in {path}: {sql_in(path)}"
 
 
 def test_modules_stay_small() -> None:

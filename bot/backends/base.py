@@ -1,27 +1,12 @@
-"""The Backend protocol: one turn in, one stream of TurnEvents out."""
+"""What the backends share: the system prompt's template (the Backend protocol is in bot/core)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Protocol
 
-from bot.core.events import TurnEvent
-from bot.core.state import ConversationState, TurnRequest
+from bot.core.backend import Backend
 
-
-class Backend(Protocol):
-    """Runs a turn. Promises: every tool call carries a stable call id; the stream ends with
-    exactly one TurnCompleted (carrying the state to store) or one TurnFailed (store nothing);
-    errors become TurnFailed, never exceptions."""
-
-    name: str
-
-    def run_turn(
-        self, state: ConversationState, request: TurnRequest
-    ) -> AsyncIterator[TurnEvent]: ...
-
-    async def aclose(self) -> None: ...
+__all__ = ["Backend", "system_prompt"]
 
 
 def system_prompt(template: str, now: datetime | None = None) -> str:

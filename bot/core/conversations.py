@@ -9,7 +9,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Literal, Protocol
 
-from bot.backends.base import Backend
+from bot.core.backend import Backend
 from bot.core.events import TurnCompleted, TurnEvent, TurnFailed
 from bot.core.state import ConversationKey, ConversationState, TurnRequest
 
