@@ -1,0 +1,302 @@
+"""Spends Discord's message-write budget: which reply's send or edit goes next, and when.
+
+Discord allows about 5 message creates+edits per 5 s per channel and 50 requests per second per
+bot. When several answers stream at once that budget is the only real limit, so it is spent in
+the order that users notice: a final text and a reply's first words before an intermediate edit,
+intermediate edits shared fairly between the replies of a channel (the one served longest ago
+goes next), and the last token of a window kept back while a reply is still waiting for its first
+words. The model is a sliding window per channel and one for the whole bot, corrected by what
+Discord says (`X-RateLimit-Remaining: 0` with its reset, or a 429's `retry_after`).
+
+`WriteBudget` is pure bookkeeping over a clock passed in, so its decisions are unit-tested with a
+fake clock; `WriteScheduler` (below) drives it on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import time
+from collections import defaultdict, deque
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+
+class Priority(IntEnum):
+    """Lower goes first."""
+
+    FINAL = 0  # the last text of a reply: nothing after it will fix a stale message
+    FIRST = 1  # a new message: the user's first sight of (more of) an answer
+    EDIT = 2  # an intermediate edit: only refreshes text that is already visible
+
+
+@dataclass(frozen=True)
+class Limits:
+    channel_writes: int = 5
+    channel_period_s: float = 5.0
+    # Discord's global limit is 50/s; typing, interactions and reads share it.
+    global_per_s: int = 40
+    # Requests reach Discord a little after they are granted, and not always in order: a window
+    # is treated as this much longer than Discord's so two windows never land in one.
+    safety_s: float = 0.15
+
+
+@dataclass(order=True)
+class Ticket:
+    """One write waiting for the budget."""
+
+    priority: Priority
+    last_served: int  # this reply's place in the order of service: served longest ago goes first
+    seq: int
+    channel_id: int = field(compare=False)
+    reply_id: int = field(compare=False)
+    granted: bool = field(default=False, compare=False)
+    cancelled: bool = field(default=False, compare=False)
+
+
+class WriteBudget:
+    """The budget's state and decisions; no I/O and no event loop."""
+
+    def __init__(self, limits: Limits | None = None) -> None:
+        self.limits = limits or Limits()
+        self._channel_grants: dict[int, deque[float]] = defaultdict(deque)
+        self._global_grants: deque[float] = deque()
+        self._blocked_until: dict[int, float] = {}
+        self._global_blocked_until = 0.0
+        self._waiting: dict[int, list[Ticket]] = defaultdict(list)
+        self._last_served: dict[int, int] = {}
+        self._service = itertools.count()
+        # Grants whose request has not been seen leaving yet (see note_write).
+        self._unclaimed: dict[int, deque[float]] = defaultdict(deque)
+        self._awaiting_first: dict[int, set[int]] = defaultdict(set)
+        self._seq = itertools.count()
+
+    # --- what the renderers say -------------------------------------------------------------
+
+    def expect_first(self, channel_id: int, reply_id: int) -> None:
+        """A reply in this channel will soon need a FIRST write: keep a token for it."""
+        self._awaiting_first[channel_id].add(reply_id)
+
+    def forget(self, channel_id: int, reply_id: int) -> None:
+        """The reply is done (or sent its first part): it no longer needs a reserve."""
+        waiting = self._awaiting_first.get(channel_id)
+        if waiting is not None:
+            waiting.discard(reply_id)
+            if not waiting:
+                del self._awaiting_first[channel_id]
+
+    def finish(self, channel_id: int, reply_id: int) -> None:
+        """The reply has ended: drop what was kept about it."""
+        self.forget(channel_id, reply_id)
+        self._last_served.pop(reply_id, None)
+
+    def submit(self, channel_id: int, reply_id: int, priority: Priority) -> Ticket:
+        ticket = Ticket(
+            priority=priority,
+            last_served=self._last_served.get(reply_id, -1),
+            seq=next(self._seq),
+            channel_id=channel_id,
+            reply_id=reply_id,
+        )
+        heapq.heappush(self._waiting[channel_id], ticket)
+        return ticket
+
+    def cancel(self, ticket: Ticket) -> None:
+        ticket.cancelled = True
+
+    # --- what Discord says ------------------------------------------------------------------
+
+    def observe(self, channel_id: int, now: float, *, remaining: int, reset_after_s: float) -> None:
+        """Response headers of a message write: Discord's own count wins over the model."""
+        if remaining <= 0:
+            until = now + reset_after_s + self.limits.safety_s
+            self._blocked_until[channel_id] = max(self._blocked_until.get(channel_id, 0.0), until)
+
+    def rate_limited(self, channel_id: int | None, now: float, retry_after_s: float) -> None:
+        """A 429: nothing more goes to that channel (or anywhere, if global) until it lifts."""
+        until = now + retry_after_s + self.limits.safety_s
+        if channel_id is None:
+            self._global_blocked_until = max(self._global_blocked_until, until)
+        else:
+            self._blocked_until[channel_id] = max(self._blocked_until.get(channel_id, 0.0), until)
+
+    def note_other_request(self, now: float) -> None:
+        """A request outside the budget (typing, interactions) still counts toward 50/s."""
+        self._global_grants.append(now)
+
+    def note_write(self, channel_id: int, now: float) -> None:
+        """A message write is leaving for Discord. One the budget granted was counted then; one
+        it did not (a notice, a prompt sent directly) still spends the channel's window."""
+        unclaimed = self._unclaimed.get(channel_id)
+        if unclaimed:
+            unclaimed.popleft()
+            return
+        self._channel_grants[channel_id].append(now)
+        self._global_grants.append(now)
+
+    # --- decisions --------------------------------------------------------------------------
+
+    def grant(self, now: float) -> list[Ticket]:
+        """Every waiting write that may go now, best first across all channels (when the global
+        limit is what binds, a final in one channel still goes before an edit in another)."""
+        granted: list[Ticket] = []
+        self._expire(now)
+        while self._global_free(now):
+            ready = [t for c in list(self._waiting) if (t := self._ready(c, now)) is not None]
+            if not ready:
+                break
+            ticket = min(ready)
+            heapq.heappop(self._waiting[ticket.channel_id])
+            if not self._waiting[ticket.channel_id]:
+                del self._waiting[ticket.channel_id]
+            ticket.granted = True
+            self._channel_grants[ticket.channel_id].append(now)
+            self._unclaimed[ticket.channel_id].append(now)
+            self._global_grants.append(now)
+            self._last_served[ticket.reply_id] = next(self._service)
+            granted.append(ticket)
+        return granted
+
+    def next_wake(self, now: float) -> float | None:
+        """When a waiting write could next be granted (None: nothing waits)."""
+        wakes = []
+        window = self.limits.channel_period_s + self.limits.safety_s
+        for channel_id in list(self._waiting):
+            head = self._head(channel_id)
+            if head is None:
+                continue
+            grants = self._channel_grants.get(channel_id, ())
+            # Enough old grants must age out to leave `needed` writes free.
+            expire = len(grants) - self.limits.channel_writes + self._needed(head)
+            at = grants[expire - 1] + window if expire > 0 else now
+            wakes.append(max(at, self._blocked_until.get(channel_id, now)))
+        if not wakes:
+            return None
+        at = min(wakes)
+        if len(self._global_grants) >= self.limits.global_per_s:
+            over = len(self._global_grants) - self.limits.global_per_s
+            at = max(at, self._global_grants[over] + 1.0)
+        return max(at, self._global_blocked_until, now)
+
+    # --- internals --------------------------------------------------------------------------
+
+    def _expire(self, now: float) -> None:
+        window = self.limits.channel_period_s + self.limits.safety_s
+        for channel_id, grants in list(self._channel_grants.items()):
+            while grants and grants[0] <= now - window:
+                grants.popleft()
+            if not grants:
+                del self._channel_grants[channel_id]
+        for channel_id, unclaimed in list(self._unclaimed.items()):
+            while unclaimed and unclaimed[0] <= now - window:
+                unclaimed.popleft()  # granted but never sent: nothing left to match
+            if not unclaimed:
+                del self._unclaimed[channel_id]
+        while self._global_grants and self._global_grants[0] <= now - 1.0:
+            self._global_grants.popleft()
+        for channel_id, until in list(self._blocked_until.items()):
+            if until <= now:
+                del self._blocked_until[channel_id]
+
+    def _global_free(self, now: float) -> bool:
+        return now >= self._global_blocked_until and (
+            len(self._global_grants) < self.limits.global_per_s
+        )
+
+    def _head(self, channel_id: int) -> Ticket | None:
+        heap = self._waiting[channel_id]
+        while heap and heap[0].cancelled:
+            heapq.heappop(heap)
+        if not heap:
+            del self._waiting[channel_id]
+            return None
+        return heap[0]
+
+    def _needed(self, ticket: Ticket) -> int:
+        """Free writes the window must hold for this ticket to go: an intermediate edit leaves
+        one for a reply in the same channel that is still waiting to show its first words."""
+        if ticket.priority is not Priority.EDIT:
+            return 1
+        others = self._awaiting_first.get(ticket.channel_id, set()) - {ticket.reply_id}
+        return 2 if others else 1
+
+    def _ready(self, channel_id: int, now: float) -> Ticket | None:
+        head = self._head(channel_id)
+        if head is None or now < self._blocked_until.get(channel_id, 0.0):
+            return None
+        used = len(self._channel_grants.get(channel_id, ()))
+        return head if self.limits.channel_writes - used >= self._needed(head) else None
+
+
+Clock = Callable[[], float]
+
+
+class WriteScheduler:
+    """Drives a WriteBudget on the event loop: `async with scheduler.slot(...)` waits its turn."""
+
+    def __init__(self, limits: Limits | None = None, clock: Clock = time.monotonic) -> None:
+        self.budget = WriteBudget(limits)
+        self._clock = clock
+        self._events: dict[int, asyncio.Event] = {}
+        self._timer: asyncio.TimerHandle | None = None
+
+    @contextlib.contextmanager
+    def reply(self, channel_id: int, reply_id: int) -> Iterator[None]:
+        """While a reply streams and has shown nothing yet, its first write is reserved for."""
+        self.budget.expect_first(channel_id, reply_id)
+        try:
+            yield
+        finally:
+            self.budget.finish(channel_id, reply_id)
+            self._pump()
+
+    def shown(self, channel_id: int, reply_id: int) -> None:
+        self.budget.forget(channel_id, reply_id)
+        self._pump()
+
+    @asynccontextmanager
+    async def slot(self, channel_id: int, reply_id: int, priority: Priority) -> AsyncIterator[None]:
+        ticket = self.budget.submit(channel_id, reply_id, priority)
+        event = self._events[id(ticket)] = asyncio.Event()
+        try:
+            self._pump()
+            await event.wait()
+        except BaseException:
+            self.budget.cancel(ticket)
+            raise
+        finally:
+            self._events.pop(id(ticket), None)
+        yield
+
+    def observe(self, channel_id: int, *, remaining: int, reset_after_s: float) -> None:
+        self.budget.observe(
+            channel_id, self._clock(), remaining=remaining, reset_after_s=reset_after_s
+        )
+
+    def rate_limited(self, channel_id: int | None, retry_after_s: float) -> None:
+        self.budget.rate_limited(channel_id, self._clock(), retry_after_s)
+        self._pump()
+
+    def note_other_request(self) -> None:
+        self.budget.note_other_request(self._clock())
+
+    def note_write(self, channel_id: int) -> None:
+        self.budget.note_write(channel_id, self._clock())
+
+    def _pump(self) -> None:
+        now = self._clock()
+        for ticket in self.budget.grant(now):
+            event = self._events.get(id(ticket))
+            if event is not None:
+                event.set()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        wake = self.budget.next_wake(now)
+        if wake is not None:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(max(wake - now, 0.001), self._pump)

@@ -1,0 +1,79 @@
+"""Tells the write scheduler what Discord answered, through discord.py's own `http_trace` hook.
+
+discord.py keeps rate-limit headers inside its HTTP layer; an aiohttp TraceConfig passed to the
+client as `http_trace` sees every request and response without forking or patching the library.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from types import SimpleNamespace
+from typing import Any
+
+import aiohttp
+
+from bot.discord.budget import WriteScheduler
+
+log = logging.getLogger(__name__)
+
+# Message creates, edits and deletes share one per-channel bucket.
+MESSAGE_WRITE = re.compile(r"/channels/(\d+)/messages(?:/\d+)?$")
+WRITE_METHODS = frozenset({"POST", "PATCH", "DELETE"})
+
+
+def message_write_channel(method: str, path: str) -> int | None:
+    """The channel whose message bucket this request spends, or None for any other route."""
+    if method.upper() not in WRITE_METHODS:
+        return None
+    match = MESSAGE_WRITE.search(path)
+    return int(match.group(1)) if match else None
+
+
+def trace_config(scheduler: WriteScheduler) -> aiohttp.TraceConfig:
+    trace = aiohttp.TraceConfig()
+
+    async def on_start(_: Any, __: SimpleNamespace, params: Any) -> None:
+        channel_id = message_write_channel(params.method, params.url.path)
+        if channel_id is None:
+            scheduler.note_other_request()
+        else:
+            scheduler.note_write(channel_id)
+
+    async def on_end(_: Any, __: SimpleNamespace, params: Any) -> None:
+        channel_id = message_write_channel(params.method, params.url.path)
+        headers = params.response.headers
+        if params.response.status == 429:
+            is_global = headers.get("X-RateLimit-Global", "").lower() == "true"
+            retry_after = _seconds(headers.get("X-RateLimit-Reset-After")) or _seconds(
+                headers.get("Retry-After")
+            )
+            log.warning(
+                "Discord answered 429 on %s %s (retry after %.2f s%s)",
+                params.method,
+                params.url.path,
+                retry_after or 0.0,
+                ", global" if is_global else "",
+            )
+            if is_global or channel_id is not None:
+                scheduler.rate_limited(None if is_global else channel_id, retry_after or 1.0)
+            return
+        if channel_id is None:
+            return
+        remaining = headers.get("X-RateLimit-Remaining")
+        reset_after = _seconds(headers.get("X-RateLimit-Reset-After"))
+        if remaining is not None and reset_after is not None:
+            with contextlib.suppress(ValueError):
+                scheduler.observe(channel_id, remaining=int(remaining), reset_after_s=reset_after)
+
+    trace.on_request_start.append(on_start)
+    trace.on_request_end.append(on_end)
+    return trace
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None

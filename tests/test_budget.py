@@ -1,0 +1,154 @@
+"""WriteBudget with a fake clock: what goes first, fairness, and what Discord's answers change."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot.discord.budget import Limits, Priority, WriteBudget, WriteScheduler
+
+LIMITS = Limits(channel_writes=5, channel_period_s=5.0, global_per_s=40, safety_s=0.0)
+
+
+def fill(budget: WriteBudget, channel: int, now: float, count: int = 5) -> None:
+    for _ in range(count):
+        budget.submit(channel, 999, Priority.FIRST)
+    assert len(budget.grant(now)) == count
+
+
+def run(budget: WriteBudget, until: float, start: float = 0.0) -> list[tuple[float, int, str]]:
+    """Advance a fake clock from wake-up to wake-up; record (time, reply, priority) granted."""
+    now, seen = start, []
+    while (wake := budget.next_wake(now)) is not None and wake <= until:
+        now = wake
+        seen += [(now, t.reply_id, t.priority.name) for t in budget.grant(now)]
+    return seen
+
+
+def test_finals_and_first_parts_go_before_edits() -> None:
+    budget = WriteBudget(LIMITS)
+    fill(budget, 1, 0.0)
+    budget.submit(1, 10, Priority.EDIT)
+    budget.submit(1, 11, Priority.FIRST)
+    budget.submit(1, 12, Priority.FINAL)
+    assert budget.grant(1.0) == []  # the window is full
+    assert budget.next_wake(1.0) == 5.0
+    order = [(reply, kind) for _, reply, kind in run(budget, 10.0, 1.0)]
+    assert order == [(12, "FINAL"), (11, "FIRST"), (10, "EDIT")]
+
+
+def test_edits_of_concurrent_replies_are_shared_fairly() -> None:
+    budget = WriteBudget(LIMITS)
+    served: list[int] = []
+    pending = {reply: budget.submit(7, reply, Priority.EDIT) for reply in (1, 2, 3)}
+    now = 0.0
+    for _ in range(30):
+        wake = budget.next_wake(now)
+        assert wake is not None
+        now = wake
+        for ticket in budget.grant(now):
+            served.append(ticket.reply_id)
+            # every reply always has a newer text waiting: it asks again at once
+            pending[ticket.reply_id] = budget.submit(7, ticket.reply_id, Priority.EDIT)
+    counts = [served.count(r) for r in (1, 2, 3)]
+    assert max(counts) - min(counts) <= 1, counts
+    # and the channel never got more than 5 writes in any 5 s
+    assert len(served) <= 5 * (now // 5.0 + 1)
+
+
+def test_one_edit_is_kept_back_for_a_reply_still_waiting_for_its_first_words() -> None:
+    budget = WriteBudget(LIMITS)
+    budget.expect_first(3, reply_id=20)
+    fill(budget, 3, 0.0, count=4)
+    budget.submit(3, 21, Priority.EDIT)
+    assert budget.grant(0.5) == []  # the last free write is held for reply 20
+    first = budget.submit(3, 20, Priority.FIRST)
+    assert budget.grant(0.6) == [first]
+    budget.forget(3, 20)
+    assert [t.reply_id for t in budget.grant(5.1)] == [21]
+
+
+def test_remaining_zero_from_discord_holds_writes_until_its_reset() -> None:
+    budget = WriteBudget(LIMITS)
+    budget.observe(4, 0.0, remaining=0, reset_after_s=2.5)
+    budget.submit(4, 1, Priority.FINAL)
+    budget.submit(5, 2, Priority.FINAL)
+    assert [t.channel_id for t in budget.grant(0.1)] == [5]  # other channels are not held
+    assert budget.next_wake(0.1) == 2.5
+    assert [t.channel_id for t in budget.grant(2.5)] == [4]
+
+
+def test_a_429_holds_its_channel_and_a_global_429_holds_everything() -> None:
+    budget = WriteBudget(LIMITS)
+    budget.rate_limited(4, 0.0, retry_after_s=1.5)
+    budget.submit(4, 1, Priority.FINAL)
+    assert budget.grant(1.0) == []
+    assert [t.reply_id for t in budget.grant(1.5)] == [1]
+
+    budget.rate_limited(None, 2.0, retry_after_s=3.0)
+    budget.submit(8, 2, Priority.FINAL)
+    budget.submit(9, 3, Priority.FIRST)
+    assert budget.grant(4.9) == []
+    assert budget.next_wake(4.9) == 5.0
+    assert [t.reply_id for t in budget.grant(5.0)] == [2, 3]
+
+
+def test_the_global_limit_binds_across_channels_with_finals_first() -> None:
+    budget = WriteBudget(LIMITS)
+    for _ in range(10):
+        budget.note_other_request(0.0)  # typing indicators count toward 50/s too
+    for channel in range(100, 140):
+        budget.submit(channel, channel, Priority.EDIT)
+    budget.submit(200, 1, Priority.FINAL)
+    granted = budget.grant(0.0)
+    assert len(granted) == 30 and granted[0].reply_id == 1
+    assert budget.next_wake(0.0) == 1.0
+    assert len(budget.grant(1.0)) == 11
+
+
+def test_cancelled_tickets_are_skipped() -> None:
+    budget = WriteBudget(LIMITS)
+    gone = budget.submit(6, 1, Priority.FINAL)
+    budget.cancel(gone)
+    kept = budget.submit(6, 2, Priority.EDIT)
+    assert budget.grant(0.0) == [kept]
+    assert budget.next_wake(0.0) is None
+
+
+async def test_the_scheduler_wakes_waiters_in_priority_order() -> None:
+    limits = Limits(channel_writes=2, channel_period_s=0.2, global_per_s=40, safety_s=0.0)
+    scheduler = WriteScheduler(limits)
+    order: list[str] = []
+
+    async def write(name: str, priority: Priority) -> None:
+        async with scheduler.slot(1, hash(name), priority):
+            order.append(name)
+
+    await asyncio.gather(write("a", Priority.EDIT), write("b", Priority.EDIT))
+    await asyncio.gather(
+        write("edit", Priority.EDIT), write("first", Priority.FIRST), write("final", Priority.FINAL)
+    )
+    assert order[:2] == ["a", "b"]
+    assert order[2:] == ["final", "first", "edit"]
+
+
+def test_writes_the_budget_did_not_grant_still_spend_the_window() -> None:
+    budget = WriteBudget(LIMITS)
+    granted = budget.submit(2, 1, Priority.FIRST)
+    assert budget.grant(0.0) == [granted]
+    budget.note_write(2, 0.0)  # the granted write leaving: already counted
+    for _ in range(4):
+        budget.note_write(2, 0.1)  # e.g. approval prompts sent outside the renderer
+    budget.submit(2, 1, Priority.FINAL)
+    assert budget.grant(0.2) == []
+    assert budget.next_wake(0.2) == 5.0
+
+
+def test_message_writes_are_told_apart_from_other_routes() -> None:
+    from bot.discord.budget_feed import message_write_channel
+
+    assert message_write_channel("POST", "/api/v10/channels/42/messages") == 42
+    assert message_write_channel("PATCH", "/api/v10/channels/42/messages/7") == 42
+    assert message_write_channel("DELETE", "/api/v10/channels/42/messages/7") == 42
+    assert message_write_channel("GET", "/api/v10/channels/42/messages/7") is None
+    assert message_write_channel("POST", "/api/v10/channels/42/typing") is None
+    assert message_write_channel("POST", "/api/v10/channels/42/messages/7/threads") is None
