@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from tests.e2e import rules
 from tests.e2e.harness import BotProcess
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.llm import ScriptedLLM
@@ -152,3 +153,19 @@ async def responses_world(
 def world(request: pytest.FixtureRequest) -> World:
     """Both backends, for tests whose Discord behaviour must not depend on the backend."""
     return request.getfixturevalue(f"{request.param}_world")
+
+
+@pytest.fixture(autouse=True)
+def discord_rules(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each test on a shared world: what must never happen in Discord (tests/e2e/rules.py)."""
+    names = [n for n in ("world", "chat_world", "responses_world") if n in request.fixturenames]
+    if not names:
+        yield
+        return
+    discord = request.getfixturevalue(names[0]).discord
+    before = rules.snapshot(discord)
+    yield
+    marker = request.node.get_closest_marker("discord_errors")
+    allowed = set(marker.args) if marker else set()
+    found = rules.violations(discord, before, allowed)
+    assert not found, "Discord rules broken:\n" + "\n".join(found)

@@ -19,6 +19,8 @@ from tests.fakes.discord import FakeDiscord
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INDICATOR = " ▌"
+# What a bot process needs from the test runner's environment to start its own children.
+INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "SSL_CERT_FILE", "VIRTUAL_ENV")
 
 
 class BotProcess:
@@ -41,13 +43,11 @@ class BotProcess:
         self._log_offset = 0
 
     def environment(self) -> dict[str, str]:
-        env = dict(os.environ)
+        # Built from scratch: a developer's own LLM__*/DISCORD__* variables must not leak in.
+        env = {name: os.environ[name] for name in INHERITED if name in os.environ}
         fake = self.discord.bot_env()
-        paths = [fake["PYTHONPATH"], str(REPO_ROOT)]
-        if env.get("PYTHONPATH"):
-            paths.append(env["PYTHONPATH"])
         env.update(fake)
-        env["PYTHONPATH"] = os.pathsep.join(paths)
+        env["PYTHONPATH"] = os.pathsep.join([fake["PYTHONPATH"], str(REPO_ROOT)])
         env.update(
             {
                 "BOT_CONFIG": str(self.workdir / "config.yaml"),

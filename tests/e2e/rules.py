@@ -1,0 +1,68 @@
+"""What must never happen in Discord, checked after every end-to-end test that uses a shared world.
+
+Each e2e test gets these for free: no 429 from Discord, no request to a route the fake does not
+know, no 4xx the test did not ask for (mark it `@pytest.mark.discord_errors(403, 404)`), no ping
+from a bot message except a prompt with buttons pinging the one person it asks, and no reply edited more
+often than its edit interval allows.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from tests.fakes.discord import FakeDiscord
+
+# Slack over `discord.edit_interval_s` for timer jitter; an edit-on-every-delta bot is far above.
+EDIT_SPACING_S = 0.8
+EDIT_ALLOWANCE = 3  # the first sync, the final text and one retry need no spacing
+
+
+@dataclass
+class Snapshot:
+    requests: int
+    unknown_routes: int
+    newest_message: int
+
+
+def snapshot(discord: FakeDiscord) -> Snapshot:
+    return Snapshot(
+        requests=len(discord.requests),
+        unknown_routes=len(discord.unknown_routes),
+        newest_message=max(discord.world.messages, default=0),
+    )
+
+
+def violations(discord: FakeDiscord, before: Snapshot, allowed: set[int]) -> list[str]:
+    found: list[str] = []
+    new = discord.requests[before.requests :]
+    for r in new:
+        if r.status == 429:
+            found.append(f"429 from Discord: {r.method} {r.path}")
+        elif 400 <= r.status < 500 and r.status not in allowed:
+            found.append(f"unexpected {r.status}: {r.method} {r.path} {r.response}")
+    found += [f"unknown route {u}" for u in discord.unknown_routes[before.unknown_routes :]]
+
+    for message_id, message in list(discord.world.messages.items()):
+        if message_id <= before.newest_message:
+            continue
+        if int(message["author"]["id"]) != discord.bot_user_id:
+            continue
+        pings = discord.pings(message_id)
+        if pings.get("everyone") or pings.get("roles"):
+            found.append(f"bot message {message_id} pings roles or everyone")
+        # Only a prompt with buttons may ping, and only the one person it asks.
+        may_ping = 1 if message.get("components") else 0
+        if len(pings.get("users", [])) > may_ping:
+            found.append(f"bot message {message_id} pings users {pings['users']}")
+
+    edits: dict[str, list[float]] = defaultdict(list)
+    for r in new:
+        if r.method == "PATCH" and "/channels/" in r.path and "/messages/" in r.path:
+            edits[r.path].append(r.t)
+    for path, times in edits.items():
+        span = max(times) - min(times)
+        bound = EDIT_ALLOWANCE + span / EDIT_SPACING_S
+        if len(times) > bound:
+            found.append(f"{len(times)} edits of {path} in {span:.1f} s (bound {bound:.0f})")
+    return found
