@@ -113,6 +113,28 @@ async def test_bad_token_exits_2(tmp_path: Path) -> None:
     assert "wrong-token" not in result.stderr
 
 
+async def test_message_content_intent_off_exits_2_with_the_fix(tmp_path: Path) -> None:
+    discord = FakeDiscord(privileged_intents=False)
+    await discord.start()
+    try:
+        config = yaml.safe_dump(
+            {
+                "storage": {"path": str(tmp_path / "bot.db")},
+                "llm": {"backend": "responses", "model": "m", "base_url": "http://127.0.0.1:9/v1"},
+            }
+        )
+        result = await asyncio.to_thread(
+            run_bot, tmp_path, config=config, DISCORD_TOKEN=discord.token, **discord.bot_env()
+        )
+    finally:
+        await discord.stop()
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("config error: discord: the Message Content intent is not enabled")
+    assert "MESSAGE CONTENT INTENT" in lines[-1]
+    assert "Traceback" not in result.stderr + result.stdout
+
+
 async def test_check_reports_each_part(tmp_path: Path, llm: ScriptedLLM) -> None:
     config = {
         "llm": {"backend": "chat", "model": "openai/test-model", "base_url": llm.base_url},

@@ -36,9 +36,12 @@ class FakeDiscord:
         interaction_deadline_s: float = 3.0,
         message_bucket: tuple[int, float] = (5, 5.0),
         global_limit_per_s: int = 50,
+        privileged_intents: bool = True,
     ) -> None:
         self.token = token
         self.latency_s = latency_s
+        # False: the portal has Message Content and Server Members off; asking for them is 4014.
+        self.privileged_intents = privileged_intents
         self.interaction_deadline_s = interaction_deadline_s
         self.interaction_token_lifetime_s = 15 * 60.0
         self.ratelimiter = RateLimiter(

@@ -33,6 +33,8 @@ EVENT_INTENTS = {
     "GUILD_CREATE": GUILDS,
     "GUILD_MEMBER_ADD": GUILD_MEMBERS,
 }
+PRESENCES = 1 << 8
+PRIVILEGED = GUILD_MEMBERS | PRESENCES | MESSAGE_CONTENT
 MESSAGE_EVENTS = ("MESSAGE_CREATE", "MESSAGE_UPDATE", "MESSAGE_DELETE")
 # Application flags saying the privileged intents are enabled in the (imaginary) developer portal.
 APP_FLAGS = (1 << 13) | (1 << 15) | (1 << 19)
@@ -177,6 +179,10 @@ class Gateway:
     async def _identify(self, ws: web.WebSocketResponse, d: dict) -> Session | None:
         if d.get("token") != self.fake.token:
             await ws.close(code=4004, message=b"Authentication failed.")
+            return None
+        intents = int(d.get("intents") or 0)
+        if not self.fake.privileged_intents and intents & PRIVILEGED:
+            await ws.close(code=4014, message=b"Disallowed intent(s).")
             return None
         self.fake.counters["identify"] += 1
         session = Session(secrets.token_hex(16), int(d.get("intents") or 0), d.get("shard"))
