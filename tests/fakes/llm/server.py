@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import chat, responses
+from . import chat, history, responses
 from .items import Cut, Fault, Item, Reply, Stall, Text, error_body, new_id, normalize
 from .stream import Plan, cut_body, pump
 
@@ -173,6 +173,9 @@ class ScriptedLLM:
         text = chat.last_user_text(body)
         key = self._match(text)
         await self._record(request, body, key)
+        problem = history.chat_problem(body)
+        if problem is not None:
+            return web.json_response(error_body(400, problem), status=400, headers=self._headers())
         reply = self._next(key, text)
         if isinstance(reply, Fault):
             return self._fault(reply)
@@ -203,6 +206,9 @@ class ScriptedLLM:
             return web.json_response(
                 responses.not_found(prev_id), status=400, headers=self._headers()
             )
+        problem = history.responses_problem(body, prev.output if prev else [])
+        if problem is not None:
+            return web.json_response(error_body(400, problem), status=400, headers=self._headers())
         reply = self._next(key, text)
         if isinstance(reply, Fault):
             return self._fault(reply)
