@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -110,7 +111,8 @@ class ScriptedLLM:
         """First registered key in the text, preferring keys that still have replies queued."""
         if text is None:
             return None
-        hits = [k for k in self._scripts if k in text]
+        # Whole words only: a script "k-always" must not answer a test that says "k-always-other".
+        hits = [k for k in self._scripts if re.search(rf"(?<![\w-]){re.escape(k)}(?![\w-])", text)]
         return next((k for k in hits if self._scripts[k]), hits[0] if hits else None)
 
     def _next(self, key: str | None, text: str | None) -> Fault | Cut | Stall | list[Item]:
