@@ -13,7 +13,7 @@ import pytest
 import pytest_asyncio
 
 from tests.e2e import rules
-from tests.e2e.harness import BotProcess
+from tests.e2e.harness import BotProcess, kill_leftover_bots
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.llm import ScriptedLLM
 from tests.fakes.mcp_server import HTTPServerProcess, stdio_params
@@ -169,3 +169,9 @@ def discord_rules(request: pytest.FixtureRequest) -> Iterator[None]:
     allowed = set(marker.args) if marker else set()
     found = rules.violations(discord, before, allowed)
     assert not found, "Discord rules broken:\n" + "\n".join(found)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_bot_outlives_the_session() -> Iterator[None]:
+    yield
+    kill_leftover_bots()

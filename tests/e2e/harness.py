@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import os
 import signal
@@ -11,7 +12,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -24,7 +25,13 @@ INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "SSL_CERT_FILE", 
 
 
 class BotProcess:
-    """One bot process with its own config file, database and log."""
+    """One bot process with its own config file, database and log.
+
+    Every started process is remembered in `BotProcess.live` so the session's finalizer (and
+    atexit, if pytest itself dies) can kill what a failing test left running.
+    """
+
+    live: ClassVar[set[subprocess.Popen[bytes]]] = set()
 
     def __init__(
         self,
@@ -74,6 +81,7 @@ class BotProcess:
             stdin=subprocess.DEVNULL,
         )
         log.close()
+        BotProcess.live.add(self.proc)
         if wait:
             await self.wait_logged("logged in as", timeout=timeout)
 
@@ -209,3 +217,16 @@ async def running(bot: BotProcess):  # type: ignore[no-untyped-def]
     finally:
         with contextlib.suppress(Exception):
             await bot.stop()
+
+
+def kill_leftover_bots() -> None:
+    """Kill bot processes that a failed test never stopped."""
+    for proc in list(BotProcess.live):
+        if proc.poll() is None:
+            proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=10)
+        BotProcess.live.discard(proc)
+
+
+atexit.register(kill_leftover_bots)

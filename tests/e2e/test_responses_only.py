@@ -61,7 +61,7 @@ async def test_unknown_stored_response_id_starts_fresh_with_a_note(
     world.llm.script(key, Text("First answer."), Text("Fresh answer."))
     first = await chat.say(f"{key} hello")
     await chat.answer_text(int(first["id"]), "First answer.")
-    world.llm.forget_responses()
+    world.llm.forget_responses(key)
     second = await chat.say(f"{key} hello again")
     text = await chat.answer_text(int(second["id"]), "Fresh answer.")
     assert "fresh start" in text

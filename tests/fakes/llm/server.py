@@ -80,9 +80,12 @@ class ScriptedLLM:
     def requests_for(self, key: str) -> list[Recorded]:
         return [r for r in self.requests if r.key == key]
 
-    def forget_responses(self) -> None:
-        """Drop stored responses, as a server does when they expire: old ids become unknown."""
-        self._stored.clear()
+    def forget_responses(self, key: str | None = None) -> None:
+        """Drop stored responses, as a server does when they expire: old ids become unknown.
+        With `key`, only that script's responses, so other tests' conversations go on."""
+        for response_id, stored in list(self._stored.items()):
+            if key is None or stored.key == key:
+                del self._stored[response_id]
 
     def clear(self) -> None:
         # Stored responses stay: a bot process may still continue an earlier response id.
