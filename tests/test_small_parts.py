@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
+import pytest
+
 from bot.config import LimitsConfig
 from bot.core.events import (
     ApprovalRequested,
@@ -95,3 +97,34 @@ def test_mcp_call_error_words_from_every_shape() -> None:
         "content": [{"type": "text", "text": "disk full"}, {"type": "image", "data": "..."}],
     }
     assert mcp_error_text(execution) == "disk full"
+
+
+def test_model_info_reads_litellms_map_without_importing_it() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from bot.backends.model_info import model_info; "
+        "info = model_info('openai/gpt-4o-mini'); "
+        "print(info.max_input_tokens, 'litellm' in sys.modules, model_info('nobody/knows-me'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    window, imported, unknown = out.stdout.split()
+    assert int(window) >= 100_000 and imported == "False" and unknown == "None"
+
+
+def test_cost_counts_cached_input_at_its_own_rate() -> None:
+    from bot.backends.model_info import ModelInfo
+
+    info = ModelInfo(
+        1000,
+        input_cost_per_token=2e-6,
+        output_cost_per_token=8e-6,
+        cached_input_cost_per_token=0.5e-6,
+    )
+    cost = info.cost_usd(input_tokens=1000, cached_tokens=400, output_tokens=100)
+    assert cost == pytest.approx(600 * 2e-6 + 400 * 0.5e-6 + 100 * 8e-6)
+    assert (
+        ModelInfo(None, None, None, None).cost_usd(input_tokens=1, cached_tokens=0, output_tokens=1)
+        is None
+    )
