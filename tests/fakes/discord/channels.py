@@ -100,6 +100,13 @@ async def create_message(request: web.Request) -> web.Response:
     problem = check_message(body, files=len(uploads))
     if problem:
         return json_response(problem, 400)
+    nonce = body.get("nonce")
+    if nonce is not None and body.get("enforce_nonce"):
+        # Discord answers a repeated nonce of the same author with the message it already made.
+        same = fake.world.find_by_nonce(channel.id, fake.bot_user_id, str(nonce))
+        if same is not None:
+            fake.counters["nonce_repeats"] += 1
+            return json_response(same)
     ref = body.get("message_reference")
     if ref:
         target = fake.world.messages.get(int(ref.get("message_id") or 0))

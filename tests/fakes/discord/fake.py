@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from . import channels, control, rest, webhooks
+from .faults import Faults
 from .gateway import Gateway
 from .interactions import Interaction, command_payload, component_payload
 from .messages import attachment_payload, new_message
@@ -50,6 +51,7 @@ class FakeDiscord:
             global_limit_per_s=global_limit_per_s,
         )
         self.world = World()
+        self.faults = Faults()
         self.requests: list[RecordedRequest] = []
         self.unknown_routes: list[str] = []
         self.commands: dict[str | int, list[dict]] = {}

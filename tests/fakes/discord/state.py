@@ -375,6 +375,14 @@ class World:
             ch.last_message_id = mid
             ch.message_count += 1
 
+    def find_by_nonce(self, channel_id: int, author_id: int, nonce: str) -> dict | None:
+        """A recent message of this author with this nonce (Discord checks a few minutes back)."""
+        for mid in reversed(self.channel_messages.get(channel_id, [])[-200:]):
+            msg = self.messages[mid]
+            if int(msg["author"]["id"]) == author_id and str(msg.get("nonce")) == nonce:
+                return msg
+        return None
+
     def remove_message(self, message_id: int) -> dict | None:
         payload = self.messages.pop(message_id, None)
         if payload is not None:
