@@ -6,6 +6,7 @@ import asyncio
 
 from tests.conftest import World
 from tests.e2e.harness import INDICATOR, Chat
+from tests.fakes.discord.state import SEND_MESSAGES
 from tests.fakes.llm import Text, ToolCall
 
 TYPING_REFRESH_S = 8.0  # the bot's typing period; one more period shows whether typing stopped
@@ -108,3 +109,19 @@ async def test_approval_prompt_deleted_while_pending(world: World) -> None:
     await world.discord.wait_for(answered, timeout=30)
     first = chat.replies_to(int(asked["id"]))[0]
     assert "not run" in world.discord.message(first["id"])["content"]
+
+
+async def test_channel_without_send_costs_nothing_and_blocks_nobody(world: World) -> None:
+    muted = Chat(world.discord, "no-send")
+    await world.discord.deny_bot(muted.channel, SEND_MESSAGES)
+    key = f"k-no-send-{world.backend}"
+    world.llm.script(key, Text("Nobody would see this.", chunk_size=4, delay_s=0.2))
+    await muted.say(f"{key} hello?")
+    # The same user, at once, elsewhere: no lock, no limit held by the refused turn.
+    elsewhere = Chat(world.discord, "no-send-other")
+    asked = await elsewhere.say(f"k-no-send-other-{world.backend} hi", user=muted.user)
+    assert "echo" in await elsewhere.answer_text(int(asked["id"]), "echo")
+    assert world.llm.requests_for(key) == []
+    await world.bot.wait_logged(f"not answering in channel {muted.channel}")
+    assert world.discord.requests_to("POST", f"/channels/{muted.channel}/") == []
+    assert "lacks the Send Messages permission" in world.bot.log()

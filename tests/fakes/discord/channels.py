@@ -47,7 +47,7 @@ def _message(request: web.Request, channel: Channel) -> dict | None:
 def _missing_permission(fake: FakeDiscord, channel: Channel, needed: int) -> web.Response | None:
     if channel.type == DM:
         return None
-    if fake.world.permissions(fake.bot_user_id) & needed != needed:
+    if fake.world.channel_permissions(fake.bot_user_id, channel.id) & needed != needed:
         return error(403, 50013, "Missing Permissions")
     return None
 
@@ -72,6 +72,10 @@ async def typing(request: web.Request) -> web.Response:
     channel = _channel(request)
     if channel is None:
         return unknown_channel()
+    send = SEND_MESSAGES_IN_THREADS if channel.type in THREAD_TYPES else SEND_MESSAGES
+    refused = _missing_permission(fake, channel, send)
+    if refused:
+        return refused
     fake.counters["typing"] += 1
     return no_content()
 

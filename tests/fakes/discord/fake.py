@@ -139,6 +139,16 @@ class FakeDiscord:
         self._dispatch_soon("CHANNEL_CREATE", self.world.channel_payload(channel.id))
         return channel.id
 
+    async def deny_bot(self, channel_id: int, permissions: int) -> None:
+        """A moderator denies the bot permissions in a channel (a member overwrite): requests
+        needing them get 403 / 50013, and CHANNEL_UPDATE tells the client."""
+        channel = self.world.channels[channel_id]
+        channel.overwrites = [o for o in channel.overwrites if o["id"] != self.bot_user_id]
+        channel.overwrites.append(
+            {"id": self.bot_user_id, "type": 1, "allow": 0, "deny": permissions}
+        )
+        await self.dispatch("CHANNEL_UPDATE", self.world.channel_payload(channel_id))
+
     def add_dm_channel(self, user_id: int) -> int:
         return self.world.dm_channel_for(user_id).id
 
