@@ -29,6 +29,7 @@ FINAL_ATTEMPTS = 3  # whole final syncs, each with the per-request retries above
 QUEUED_NOTICE_S = 3.0  # a turn waiting this long for its conversation says so
 QUEUED_LINE = "-# ⏳ Queued behind the current question here; I'll answer as soon as it's done."
 INTERRUPTED = "Interrupted: I was restarting and could not finish. Please ask again."
+PROMPT_FAILED = "I couldn't post the approval request here, so the tool was not run. Try again."
 ASKER_LINE = "-# ↪ For <@{user}> (the question was deleted)"
 UNKNOWN_MESSAGE = 10008
 
@@ -138,7 +139,15 @@ class StreamRenderer:
             with contextlib.suppress(Exception):  # logged in _sync_quietly
                 await self._sync_quietly(final=False)
             last = self._segments[-1].messages or self._segments[0].messages
-            prompt = await self._approvals.send_prompt(event, last[-1] if last else self._source)
+            anchor = last[-1] if last else self._source
+            try:
+                prompt = await with_retries(
+                    "posting an approval prompt", lambda: self._approvals.send_prompt(event, anchor)
+                )
+            except Exception:
+                # The turn cannot go on without its question; finish() shows why it stopped.
+                self._transcript.apply(TurnFailed(message=PROMPT_FAILED))
+                raise
             self._segments.append(_Segment(start=self._transcript.seal(), anchor=prompt))
         elif isinstance(event, ApprovalResolved):
             await self._approvals.show_resolution(event)
@@ -163,6 +172,8 @@ class StreamRenderer:
                         FINAL_ATTEMPTS,
                         _describe(exc),
                     )
+                    if not is_transient(exc):
+                        break  # refused for good (e.g. no access any more): trying again won't help
                     if attempt < FINAL_ATTEMPTS:
                         await asyncio.sleep(RETRY_DELAYS_S[-1])
             log.error("gave up showing the final answer in channel %s", self._channel_id)
