@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from tests.conftest import World
 from tests.e2e.harness import INDICATOR, Chat
 from tests.fakes.discord.state import SEND_MESSAGES
@@ -60,6 +62,7 @@ async def test_dropped_connection_on_the_first_send(world: World) -> None:
     assert typing_after(world, chat.channel, done) == []
 
 
+@pytest.mark.discord_errors(404)  # an edit already on its way when the part is deleted
 async def test_first_part_deleted_mid_stream_is_sent_again(world: World) -> None:
     chat = Chat(world.discord, "del-part")
     key = f"k-del-part-{world.backend}"
@@ -91,6 +94,7 @@ async def test_question_deleted_before_the_first_words(world: World) -> None:
     assert world.discord.pings(message["id"])["users"] == []  # ...without pinging
 
 
+@pytest.mark.discord_errors(404)  # marking the deleted prompt as timed out
 async def test_approval_prompt_deleted_while_pending(world: World) -> None:
     chat = Chat(world.discord, "del-prompt")
     key = f"k-del-prompt-{world.backend}"
