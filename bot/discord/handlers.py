@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import secrets
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -12,6 +13,7 @@ import discord
 from bot.core.conversations import conversation_key
 from bot.core.state import TurnRequest
 from bot.discord.render import NO_MENTIONS, StreamRenderer
+from bot.discord.retry import with_retries
 
 if TYPE_CHECKING:
     from bot.discord.client import McpcordBot
@@ -128,12 +130,17 @@ def missing_permission(message: discord.Message, reply_in_thread: bool) -> str |
 
 async def reply_plain(message: discord.Message, text: str) -> None:
     """A one-line answer; sent even if the question was deleted meanwhile."""
+    nonce = secrets.randbelow(10**18)  # a retry after a lost answer does not post it twice
     try:
-        await message.channel.send(
-            text,
-            reference=message.to_reference(fail_if_not_exists=False),
-            mention_author=False,
-            allowed_mentions=NO_MENTIONS,
+        await with_retries(
+            "sending a one-line answer",
+            lambda: message.channel.send(
+                text,
+                reference=message.to_reference(fail_if_not_exists=False),
+                mention_author=False,
+                allowed_mentions=NO_MENTIONS,
+                nonce=nonce,
+            ),
         )
     except Exception as exc:
         log.warning("could not answer message %s: %s", message.id, exc)

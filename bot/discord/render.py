@@ -6,16 +6,15 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import Protocol
 
-import aiohttp
 import discord
 
 from bot.core.events import ApprovalRequested, ApprovalResolved, TextDelta, TurnEvent, TurnFailed
 from bot.discord.deletions import DeletedMessages
 from bot.discord.pacing import ChannelPacer
+from bot.discord.retry import RETRY_DELAYS_S, describe, is_transient, with_retries
 from bot.discord.split import split_message
 from bot.discord.transcript import STREAMING_INDICATOR, Transcript
 
@@ -23,9 +22,7 @@ log = logging.getLogger(__name__)
 
 NO_MENTIONS = discord.AllowedMentions.none()
 TYPING_REFRESH_S = 8.0  # Discord shows "typing" for about 10 s per request
-# A request that failed in transit (dropped connection, timeout, 5xx) is tried again after these.
-RETRY_DELAYS_S = (0.5, 1.5, 3.0)
-FINAL_ATTEMPTS = 3  # whole final syncs, each with the per-request retries above
+FINAL_ATTEMPTS = 3  # whole final syncs, each request in them retried as in retry.py
 QUEUED_NOTICE_S = 3.0  # a turn waiting this long for its conversation says so
 QUEUED_LINE = "-# ⏳ Queued behind the current question here; I'll answer as soon as it's done."
 INTERRUPTED = "Interrupted: I was restarting and could not finish. Please ask again."
@@ -33,39 +30,12 @@ PROMPT_FAILED = "I couldn't post the approval request here, so the tool was not 
 ASKER_LINE = "-# ↪ For <@{user}> (the question was deleted)"
 UNKNOWN_MESSAGE = 10008
 
-T = TypeVar("T")
-
 
 class ApprovalUI(Protocol):
     async def send_prompt(
         self, event: ApprovalRequested, anchor: discord.Message
     ) -> discord.Message: ...
     async def show_resolution(self, event: ApprovalResolved) -> None: ...
-
-
-def is_transient(exc: BaseException) -> bool:
-    """A request that may work if sent again: the connection or Discord's side failed.
-    discord.py passes aiohttp's connection errors and timeouts through unchanged."""
-    if isinstance(exc, discord.HTTPException):
-        return exc.status >= 500 or exc.status == 429
-    return isinstance(exc, aiohttp.ClientError | TimeoutError | OSError | discord.RateLimited)
-
-
-async def with_retries(what: str, call: Callable[[], Awaitable[T]]) -> T:
-    """Runs a Discord request, sending it again after transient failures."""
-    for delay in (*RETRY_DELAYS_S, None):
-        try:
-            return await call()
-        except Exception as exc:
-            if delay is None or not is_transient(exc):
-                raise
-            log.info("%s failed (%s); trying again in %.1f s", what, _describe(exc), delay)
-            await asyncio.sleep(delay)
-    raise AssertionError("unreachable")
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 class StreamRenderer:
@@ -170,7 +140,7 @@ class StreamRenderer:
                         self._channel_id,
                         attempt,
                         FINAL_ATTEMPTS,
-                        _describe(exc),
+                        describe(exc),
                     )
                     if not is_transient(exc):
                         break  # refused for good (e.g. no access any more): trying again won't help
@@ -216,7 +186,7 @@ class StreamRenderer:
             try:
                 await channel.typing()
             except Exception as exc:
-                log.debug("typing indicator failed: %s", _describe(exc))
+                log.debug("typing indicator failed: %s", describe(exc))
             await asyncio.sleep(TYPING_REFRESH_S)
 
     async def _notice_queue(self) -> None:
@@ -252,7 +222,7 @@ class StreamRenderer:
             await self._sync(final=final)
         except Exception as exc:
             log.warning(
-                "could not update a reply in channel %s: %s", self._channel_id, _describe(exc)
+                "could not update a reply in channel %s: %s", self._channel_id, describe(exc)
             )
             raise
 
@@ -358,7 +328,7 @@ class StreamRenderer:
             if is_transient(exc):
                 raise  # the whole sync is tried again: by the flusher, or by finish()
             # Refused for good (e.g. too old to edit): keep what it shows, go on with the rest.
-            log.warning("could not edit a reply part: %s", _describe(exc))
+            log.warning("could not edit a reply part: %s", describe(exc))
         return True
 
 
