@@ -16,7 +16,7 @@ from bot.core.events import (
     ToolCallStarted,
     TurnFailed,
 )
-from bot.core.limits import UserLimits
+from bot.core.limits import Reservation, UserLimits
 from bot.discord.approvals import prompt_text, with_outcome
 from bot.discord.transcript import Transcript
 
@@ -72,17 +72,25 @@ async def test_user_limits_count_concurrency_rate_and_tokens() -> None:
         tokens_since=tokens_since,
         clock=lambda: now[0],
     )
-    assert await limits.refusal(1) is None
-    with limits.turn(1):
-        assert "still working" in (await limits.refusal(1) or "")
-        assert await limits.refusal(2) is None
-    with limits.turn(1):
-        pass
-    assert "faster" in (await limits.refusal(1) or "")
+    first = limits.reserve(1)
+    assert isinstance(first, Reservation)
+    with first:
+        # Counted at once: the next message of the same user is refused before any await.
+        assert "still working" in str(limits.reserve(1))
+        other = limits.reserve(2)
+        assert isinstance(other, Reservation)
+        other.release()
+        other.release()  # twice is harmless
+    with limits.reserve(1) as second:  # type: ignore[union-attr]
+        assert isinstance(second, Reservation)
+    assert "faster" in str(limits.reserve(1))
     now[0] = 61.0
-    assert await limits.refusal(1) is None
+    assert await limits.token_refusal(1) is None
+    third = limits.reserve(1)
+    assert isinstance(third, Reservation)
+    third.release()
     used[1] = 100
-    assert "allowance" in (await limits.refusal(1) or "")
+    assert "allowance" in (await limits.token_refusal(1) or "")
 
 
 def test_mcp_call_error_words_from_every_shape() -> None:

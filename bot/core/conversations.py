@@ -76,10 +76,16 @@ class Conversations:
     def busy(self, key: ConversationKey) -> bool:
         return self._locks.busy(key)
 
-    async def run_turn(self, request: TurnRequest) -> AsyncGenerator[TurnEvent, None]:
-        """The turn's events; the new state is saved before TurnCompleted is passed on."""
+    async def run_turn(
+        self, request: TurnRequest, *, on_start: Callable[[], None] | None = None
+    ) -> AsyncGenerator[TurnEvent, None]:
+        """The turn's events; the new state is saved before TurnCompleted is passed on.
+        A turn queues behind another one of the same conversation; `on_start` is called once it
+        holds the conversation, so a front end can tell waiting from working."""
         with self._locks.claim(request.key) as lock:
             async with lock:
+                if on_start is not None:
+                    on_start()
                 async for event in self._run_locked(request):
                     yield event
 

@@ -4,11 +4,38 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict, deque
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from types import TracebackType
 
 from bot.config import LimitsConfig
+
+BUSY = "I'm still working on your other questions. Wait for them to finish."
+TOKENS = "You've used your token allowance for today. Try again tomorrow."
+
+
+class Reservation:
+    """A turn counted against its user from the moment it was reserved until released.
+    Use it as a context manager so every path releases it; releasing twice is harmless."""
+
+    def __init__(self, release: Callable[[], None]) -> None:
+        self._release: Callable[[], None] | None = release
+
+    def release(self) -> None:
+        if self._release is not None:
+            self._release()
+            self._release = None
+
+    def __enter__(self) -> Reservation:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
 
 
 class UserLimits:
@@ -25,10 +52,11 @@ class UserLimits:
         self._active: dict[int, int] = defaultdict(int)
         self._recent: dict[int, deque[float]] = defaultdict(deque)
 
-    async def refusal(self, user_id: int) -> str | None:
-        """Why this user may not start a turn now, in plain words; None if they may."""
+    def reserve(self, user_id: int) -> Reservation | str:
+        """Checks the concurrent and per-minute limits and counts the turn at once, with no await
+        in between, so a burst of messages cannot all pass. Returns why not, in plain words."""
         if self._active[user_id] >= self._config.user_concurrent_turns:
-            return "I'm still working on your other questions. Wait for them to finish."
+            return BUSY
         now = self._clock()
         recent = self._recent[user_id]
         while recent and now - recent[0] > 60:
@@ -36,20 +64,20 @@ class UserLimits:
         if len(recent) >= self._config.user_turns_per_minute:
             wait = int(60 - (now - recent[0])) + 1
             return f"You're asking faster than I'm allowed to answer. Try again in {wait} s."
-        if self._config.user_daily_tokens is not None:
-            since = datetime.now(UTC) - timedelta(days=1)
-            if await self._tokens_since(user_id, since) >= self._config.user_daily_tokens:
-                return "You've used your token allowance for today. Try again tomorrow."
+        recent.append(now)
+        self._active[user_id] += 1
+        return Reservation(lambda: self._finish(user_id))
+
+    async def token_refusal(self, user_id: int) -> str | None:
+        """The daily token allowance (a store query), checked once a turn is reserved."""
+        if self._config.user_daily_tokens is None:
+            return None
+        since = datetime.now(UTC) - timedelta(days=1)
+        if await self._tokens_since(user_id, since) >= self._config.user_daily_tokens:
+            return TOKENS
         return None
 
-    @contextmanager
-    def turn(self, user_id: int) -> Iterator[None]:
-        """Counts a turn against the user while it runs."""
-        self._recent[user_id].append(self._clock())
-        self._active[user_id] += 1
-        try:
-            yield
-        finally:
-            self._active[user_id] -= 1
-            if not self._active[user_id]:
-                del self._active[user_id]
+    def _finish(self, user_id: int) -> None:
+        self._active[user_id] -= 1
+        if not self._active[user_id]:
+            del self._active[user_id]

@@ -148,8 +148,10 @@ class DiscordApprovals:
         self, event: ApprovalRequested, anchor: discord.Message
     ) -> discord.Message:
         # Only the requester may be pinged: the text includes model-chosen arguments.
-        message = await anchor.reply(
+        # fail_if_not_exists=False: an anchor deleted meanwhile must not stop the prompt.
+        message = await anchor.channel.send(
             prompt_text(event),
+            reference=anchor.to_reference(fail_if_not_exists=False),
             view=approval_view(event.approval_id),
             mention_author=False,
             allowed_mentions=discord.AllowedMentions(

@@ -18,6 +18,7 @@ from bot.discord import handlers
 from bot.discord.access import Access
 from bot.discord.approvals import ApprovalButton, DiscordApprovals
 from bot.discord.commands import ALL_COMMANDS
+from bot.discord.deletions import DeletedMessages
 from bot.discord.pacing import ChannelPacer
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ class _McpcordMixin:
     access: Access
     approvals: DiscordApprovals
     pacer: ChannelPacer
+    deleted: DeletedMessages
     accepting: bool
     _turns: set[asyncio.Task[None]]
 
@@ -67,6 +69,7 @@ class _McpcordMixin:
         self.access = Access(services.settings.discord.permissions)
         self.approvals = DiscordApprovals(services.broker, services.store)
         self.pacer = ChannelPacer()
+        self.deleted = DeletedMessages()
         self.accepting = True
         self._turns = set()
 
@@ -75,18 +78,48 @@ class _McpcordMixin:
         bot.add_dynamic_items(ApprovalButton)
         for command in ALL_COMMANDS:
             bot.tree.add_command(command)
-        guild_ids = self.services.settings.discord.command_guild_ids
-        if guild_ids:
-            for guild_id in guild_ids:
-                guild = discord.Object(guild_id)
-                bot.tree.copy_global_to(guild=guild)
-                await bot.tree.sync(guild=guild)
-        else:
-            await bot.tree.sync()
-        log.info("slash commands synced (%s)", guild_ids or "global")
+        await self._sync_commands()
         expired = await self.approvals.expire_stale(bot)
         if expired:
             log.info("%d approval request(s) from before the restart expired", expired)
+
+    async def _sync_commands(self) -> None:
+        """Sync slash commands globally or per listed guild. A guild that refuses (a stale id,
+        the bot kicked, no applications.commands scope) is logged; the bot runs on."""
+        bot: Any = self
+        guild_ids: list[int | None] = list(self.services.settings.discord.command_guild_ids)
+        synced: list[int | str] = []
+        for guild_id in guild_ids or [None]:
+            guild = discord.Object(guild_id) if guild_id is not None else None
+            try:
+                if guild is not None:
+                    bot.tree.copy_global_to(guild=guild)
+                await bot.tree.sync(guild=guild)
+            except Exception as exc:
+                if guild_id is None:
+                    log.error(
+                        "slash commands: the global sync failed (%s); the bot runs on, and the "
+                        "next start tries again",
+                        exc,
+                    )
+                else:
+                    log.error(
+                        "slash commands: guild %s refused the sync (%s); remove it from "
+                        "discord.command_guild_ids, or invite the bot there again with the "
+                        "applications.commands scope",
+                        guild_id,
+                        exc,
+                    )
+                continue
+            synced.append(guild_id if guild_id is not None else "global")
+        log.info("slash commands synced (%s)", ", ".join(map(str, synced)) or "nowhere")
+
+    async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
+        self.deleted.note(payload.message_id)
+
+    async def on_raw_bulk_message_delete(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
+        for message_id in payload.message_ids:
+            self.deleted.note(message_id)
 
     async def on_ready(self) -> None:
         bot: Any = self

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import secrets
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -12,6 +13,7 @@ import discord
 from bot.core.conversations import conversation_key
 from bot.core.state import TurnRequest
 from bot.discord.render import NO_MENTIONS, StreamRenderer
+from bot.discord.retry import with_retries
 
 if TYPE_CHECKING:
     from bot.discord.client import McpcordBot
@@ -63,35 +65,85 @@ async def on_message(bot: McpcordBot, message: discord.Message) -> None:
         if settings.llm.vision and (a.content_type or "").split(";")[0] in IMAGE_TYPES
     )
     if not text and not images:
-        await message.reply(
-            EMPTY_MENTION_HINT.format(name=me.display_name),
-            mention_author=False,
-            allowed_mentions=NO_MENTIONS,
+        await reply_plain(message, EMPTY_MENTION_HINT.format(name=me.display_name))
+        return
+    missing = missing_permission(message, settings.discord.reply_in_thread)
+    if missing:
+        # Nobody would see an answer: spend no tokens and hold no conversation.
+        log.warning(
+            "not answering in channel %s (#%s): the bot lacks the %s permission there",
+            message.channel.id,
+            getattr(message.channel, "name", "?"),
+            missing,
         )
         return
-    refusal = await bot.services.limits.refusal(message.author.id)
-    if refusal:
-        await message.reply(refusal, mention_author=False, allowed_mentions=NO_MENTIONS)
+    # Reserved before any await, so a burst of messages cannot all pass the limits.
+    reservation = bot.services.limits.reserve(message.author.id)
+    if isinstance(reservation, str):
+        await reply_plain(message, reservation)
         return
-    channel: Any = message.channel
-    target: discord.Thread | None = None
-    if settings.discord.reply_in_thread and isinstance(channel, discord.TextChannel):
-        channel = target = await message.create_thread(name=(text or "Question")[:90])
-    request = TurnRequest(
-        key=conversation_key(
-            settings.discord.scope,
-            guild_id=message.guild.id if message.guild else None,
-            channel_id=channel.id,
+    with reservation:
+        refusal = await bot.services.limits.token_refusal(message.author.id)
+        if refusal:
+            await reply_plain(message, refusal)
+            return
+        channel: Any = message.channel
+        target: discord.Thread | None = None
+        if settings.discord.reply_in_thread and isinstance(channel, discord.TextChannel):
+            channel = target = await message.create_thread(name=(text or "Question")[:90])
+        request = TurnRequest(
+            key=conversation_key(
+                settings.discord.scope,
+                guild_id=message.guild.id if message.guild else None,
+                channel_id=channel.id,
+                user_id=message.author.id,
+                in_thread=isinstance(channel, discord.Thread),
+            ),
             user_id=message.author.id,
-            in_thread=isinstance(channel, discord.Thread),
-        ),
-        user_id=message.author.id,
-        user_name=message.author.display_name,
-        text=text,
-        image_urls=images,
-        is_admin=bot.access.is_admin(message.author),
-    )
-    await answer(bot, message, request, target)
+            user_name=message.author.display_name,
+            text=text,
+            image_urls=images,
+            is_admin=bot.access.is_admin(message.author),
+        )
+        await answer(bot, message, request, target)
+
+
+def missing_permission(message: discord.Message, reply_in_thread: bool) -> str | None:
+    """The permission the bot lacks to answer this message where it would answer, if any."""
+    channel = message.channel
+    if message.guild is None or isinstance(channel, discord.DMChannel | discord.GroupChannel):
+        return None
+    needed: tuple[str, ...] = ("send_messages",)
+    if isinstance(channel, discord.Thread):
+        needed = ("send_messages_in_threads",)
+    elif reply_in_thread and isinstance(channel, discord.TextChannel):
+        needed = ("create_public_threads", "send_messages_in_threads")
+    try:
+        allowed = channel.permissions_for(message.guild.me)
+    except discord.ClientException:
+        return None  # a thread whose parent is not cached: let Discord decide
+    for name in needed:
+        if not getattr(allowed, name):
+            return name.replace("_", " ").title()
+    return None
+
+
+async def reply_plain(message: discord.Message, text: str) -> None:
+    """A one-line answer; sent even if the question was deleted meanwhile."""
+    nonce = secrets.randbelow(10**18)  # a retry after a lost answer does not post it twice
+    try:
+        await with_retries(
+            "sending a one-line answer",
+            lambda: message.channel.send(
+                text,
+                reference=message.to_reference(fail_if_not_exists=False),
+                mention_author=False,
+                allowed_mentions=NO_MENTIONS,
+                nonce=nonce,
+            ),
+        )
+    except Exception as exc:
+        log.warning("could not answer message %s: %s", message.id, exc)
 
 
 async def answer(
@@ -101,17 +153,17 @@ async def answer(
     target: discord.Thread | None,
 ) -> None:
     services = bot.services
-    channel_id = (target or message.channel).id
-    with services.limits.turn(request.user_id), bot.pacer.streaming(channel_id):
-        renderer = StreamRenderer(
-            message,
-            edit_interval_s=services.settings.discord.edit_interval_s,
-            approvals=bot.approvals,
-            pacer=bot.pacer,
-            channel=target,
-        )
-        # aclosing: if Discord fails mid-turn, the turn (and its conversation lock) ends now.
-        events = contextlib.aclosing(services.conversations.run_turn(request))
-        async with renderer, events as stream:
-            async for event in stream:
-                await renderer.handle(event)
+    renderer = StreamRenderer(
+        message,
+        edit_interval_s=services.settings.discord.edit_interval_s,
+        approvals=bot.approvals,
+        pacer=bot.pacer,
+        deleted=bot.deleted,
+        channel=target,
+    )
+    # aclosing: if Discord fails mid-turn, the turn (and its conversation lock) ends now.
+    # The renderer types and paces as streaming only once the conversation is ours (on_start).
+    events = contextlib.aclosing(services.conversations.run_turn(request, on_start=renderer.start))
+    async with renderer, events as stream:
+        async for event in stream:
+            await renderer.handle(event)

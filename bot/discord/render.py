@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import discord
 
-from bot.core.events import ApprovalRequested, ApprovalResolved, TextDelta, TurnEvent
+from bot.core.events import ApprovalRequested, ApprovalResolved, TextDelta, TurnEvent, TurnFailed
+from bot.discord.deletions import DeletedMessages
 from bot.discord.pacing import ChannelPacer
+from bot.discord.retry import RETRY_DELAYS_S, describe, is_transient, with_retries
 from bot.discord.split import split_message
 from bot.discord.transcript import STREAMING_INDICATOR, Transcript
 
@@ -19,6 +22,13 @@ log = logging.getLogger(__name__)
 
 NO_MENTIONS = discord.AllowedMentions.none()
 TYPING_REFRESH_S = 8.0  # Discord shows "typing" for about 10 s per request
+FINAL_ATTEMPTS = 3  # whole final syncs, each request in them retried as in retry.py
+QUEUED_NOTICE_S = 3.0  # a turn waiting this long for its conversation says so
+QUEUED_LINE = "-# ⏳ Queued behind the current question here; I'll answer as soon as it's done."
+INTERRUPTED = "Interrupted: I was restarting and could not finish. Please ask again."
+PROMPT_FAILED = "I couldn't post the approval request here, so the tool was not run. Try again."
+ASKER_LINE = "-# ↪ For <@{user}> (the question was deleted)"
+UNKNOWN_MESSAGE = 10008
 
 
 class ApprovalUI(Protocol):
@@ -30,7 +40,11 @@ class ApprovalUI(Protocol):
 
 class StreamRenderer:
     """Feed it a turn's events; it keeps at most one Discord request in flight and always shows
-    the newest text. Used as `async with StreamRenderer(...) as r: await r.handle(event)`."""
+    the newest text. Used as `async with StreamRenderer(...) as r: await r.handle(event)`.
+
+    A turn may wait for its conversation (another turn holds it): until `start()` is called it
+    does not type and does not count against the channel's pace, and after QUEUED_NOTICE_S it
+    shows one line saying it is queued, which the answer later replaces."""
 
     def __init__(
         self,
@@ -39,6 +53,7 @@ class StreamRenderer:
         edit_interval_s: float,
         approvals: ApprovalUI,
         pacer: ChannelPacer,
+        deleted: DeletedMessages,
         channel: discord.Thread | None = None,
     ) -> None:
         self._source = source
@@ -47,25 +62,41 @@ class StreamRenderer:
         self._interval = edit_interval_s
         self._approvals = approvals
         self._pacer = pacer
+        self._deleted = deleted
         self._channel_id = (channel or source.channel).id
         self._transcript = Transcript()
         # After an approval prompt the answer continues below it, in a new segment of messages.
         self._segments: list[_Segment] = [_Segment(start=0, anchor=None)]
         self._dirty = asyncio.Event()
         self._sync_lock = asyncio.Lock()
+        self._started = False
+        self._queued = False  # the queued line is (to be) shown in place of the answer
+        self._pacing = contextlib.ExitStack()
         self._flusher: asyncio.Task[None] | None = None
         self._typing: asyncio.Task[None] | None = None
+        self._queue_timer: asyncio.Task[None] | None = None
 
-    def _sent_any(self) -> bool:
-        return bool(self._segments[0].messages)
+    # -- the turn's life -----------------------------------------------------------------------
 
     async def __aenter__(self) -> StreamRenderer:
-        self._typing = asyncio.create_task(self._keep_typing())
         self._flusher = asyncio.create_task(self._flush_loop())
+        self._queue_timer = asyncio.create_task(self._notice_queue())
         return self
 
-    async def __aexit__(self, *exc_info: object) -> None:
+    async def __aexit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if exc_type is not None and issubclass(exc_type, asyncio.CancelledError):
+            # Cut off at shutdown: a half answer must not look complete.
+            self._transcript.apply(TurnFailed(message=INTERRUPTED))
         await self.finish()
+
+    def start(self) -> None:
+        """The turn holds its conversation now: type until the first words, pace as streaming."""
+        if self._started:
+            return
+        self._started = True
+        self._pacing.enter_context(self._pacer.streaming(self._channel_id))
+        if not self._content_shown():
+            self._typing = asyncio.create_task(self._keep_typing())
 
     async def handle(self, event: TurnEvent) -> None:
         changed = self._transcript.apply(event)
@@ -75,9 +106,18 @@ class StreamRenderer:
             return
         if isinstance(event, ApprovalRequested):
             # The user must see what led to the question before the buttons appear below it.
-            await self._sync(final=False)
+            with contextlib.suppress(Exception):  # logged in _sync_quietly
+                await self._sync_quietly(final=False)
             last = self._segments[-1].messages or self._segments[0].messages
-            prompt = await self._approvals.send_prompt(event, last[-1] if last else self._source)
+            anchor = last[-1] if last else self._source
+            try:
+                prompt = await with_retries(
+                    "posting an approval prompt", lambda: self._approvals.send_prompt(event, anchor)
+                )
+            except Exception:
+                # The turn cannot go on without its question; finish() shows why it stopped.
+                self._transcript.apply(TurnFailed(message=PROMPT_FAILED))
+                raise
             self._segments.append(_Segment(start=self._transcript.seal(), anchor=prompt))
         elif isinstance(event, ApprovalResolved):
             await self._approvals.show_resolution(event)
@@ -86,15 +126,48 @@ class StreamRenderer:
 
     async def finish(self) -> None:
         """Stop streaming and show the final text at once, without the indicator."""
-        for task in (self._flusher, self._typing):
+        try:
+            await self._stop_tasks()
+            if not self._transcript.render():
+                self._transcript.apply(TextDelta(text="-# (the model gave an empty answer)"))
+            for attempt in range(1, FINAL_ATTEMPTS + 1):
+                try:
+                    await self._sync(final=True)
+                    return
+                except Exception as exc:
+                    log.warning(
+                        "could not show the final answer in channel %s (attempt %d/%d): %s",
+                        self._channel_id,
+                        attempt,
+                        FINAL_ATTEMPTS,
+                        describe(exc),
+                    )
+                    if not is_transient(exc):
+                        break  # refused for good (e.g. no access any more): trying again won't help
+                    if attempt < FINAL_ATTEMPTS:
+                        await asyncio.sleep(RETRY_DELAYS_S[-1])
+            log.error("gave up showing the final answer in channel %s", self._channel_id)
+        finally:
+            await self._stop_typing()
+            self._pacing.close()
+
+    async def _stop_tasks(self) -> None:
+        for task in (self._queue_timer, self._flusher):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        self._flusher = self._typing = None
-        if not self._transcript.render():
-            self._transcript.apply(TextDelta(text="-# (the model gave an empty answer)"))
-        await self._sync(final=True)
+        self._queue_timer = self._flusher = None
+        await self._stop_typing()
+
+    async def _stop_typing(self) -> None:
+        if self._typing is not None:
+            self._typing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._typing
+            self._typing = None
+
+    # -- background tasks ----------------------------------------------------------------------
 
     async def _flush_loop(self) -> None:
         while True:
@@ -102,79 +175,161 @@ class StreamRenderer:
             self._dirty.clear()
             # Shielded: cancelling the loop must not abandon a send half-way (a lost message id
             # would mean a duplicate reply); finish() waits for it through the lock instead.
-            # A failed request is logged where it happened; the next sync retries with newer text.
-            with contextlib.suppress(discord.HTTPException):
-                await asyncio.shield(self._sync(final=False))
+            # A failed sync is logged; the next one retries with newer text.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._sync_quietly(final=False))
             await asyncio.sleep(self._pacer.edit_interval(self._channel_id, self._interval))
 
     async def _keep_typing(self) -> None:
         channel = self._channel or self._source.channel
-        while not self._sent_any():
+        while not self._content_shown():
             try:
                 await channel.typing()
-            except discord.HTTPException as exc:
-                log.debug("typing indicator failed: %s", exc)
+            except Exception as exc:
+                log.debug("typing indicator failed: %s", describe(exc))
             await asyncio.sleep(TYPING_REFRESH_S)
+
+    async def _notice_queue(self) -> None:
+        await asyncio.sleep(QUEUED_NOTICE_S)
+        if not self._started:
+            self._queued = True
+            self._dirty.set()
+
+    # -- showing the transcript ----------------------------------------------------------------
+
+    def _content_shown(self) -> bool:
+        """Part of the answer itself (not just the queued line) is visible."""
+        first = self._segments[0]
+        return bool(first.messages) and first.shown[0] != QUEUED_LINE
+
+    def _segment_text(self, index: int, final: bool) -> str:
+        segment = self._segments[index]
+        if index == 0 and not segment.messages and self._source.id in self._deleted:
+            # Known gone before the first words (MESSAGE_DELETE): no reply arrow to point with.
+            self._answer_deleted_question(segment)
+        following = self._segments[index + 1 : index + 2]
+        text = self._transcript.render(segment.start, following[0].start if following else None)
+        if index == 0 and not text and self._queued and not final:
+            return QUEUED_LINE
+        if text and segment.header:
+            text = f"{segment.header}\n{text}"
+        if text and not final and not following:
+            text += STREAMING_INDICATOR
+        return text
+
+    async def _sync_quietly(self, *, final: bool) -> None:
+        try:
+            await self._sync(final=final)
+        except Exception as exc:
+            log.warning(
+                "could not update a reply in channel %s: %s", self._channel_id, describe(exc)
+            )
+            raise
 
     async def _sync(self, *, final: bool) -> None:
         async with self._sync_lock:
-            for index, segment in enumerate(self._segments):
-                following = self._segments[index + 1 : index + 2]
-                text = self._transcript.render(
-                    segment.start, following[0].start if following else None
-                )
-                if text and not final and not following:
-                    text += STREAMING_INDICATOR
-                # split_message closes a code block left open at the end, so previews render
-                # cleanly.
-                await self._sync_segment(segment, split_message(text) if text else [], final)
-        if self._sent_any() and self._typing is not None:
+            headers = [segment.header for segment in self._segments]
+            await self._sync_all(final)
+            if headers != [segment.header for segment in self._segments]:
+                await self._sync_all(final)  # a send found the question deleted: say whose
+        if self._content_shown() and self._typing is not None:
             self._typing.cancel()
 
+    async def _sync_all(self, final: bool) -> None:
+        for index, segment in enumerate(self._segments):
+            text = self._segment_text(index, final)
+            # split_message closes a code block left open at the end, so previews render cleanly.
+            await self._sync_segment(segment, split_message(text) if text else [], final)
+
     async def _sync_segment(self, segment: _Segment, parts: list[str], final: bool) -> None:
+        # A part deleted by someone is sent again, and so is everything after it (order matters).
+        gone = next((i for i, m in enumerate(segment.messages) if m.id in self._deleted), None)
+        if gone is not None:
+            await self._forget_from(segment, gone)
         for index, part in enumerate(parts):
-            if index < len(segment.messages):
-                if segment.shown[index] != part:
-                    await self._edit(segment, index, part)
-            else:
+            changed = index < len(segment.messages) and segment.shown[index] != part
+            if changed and not await self._edit(segment, index, part):
+                await self._forget_from(segment, index)
+            if index >= len(segment.messages):
                 await self._send(segment, part)
         # The indicator or a split moved: drop parts that no longer exist.
         while final and len(segment.messages) > len(parts):
             stale = segment.messages.pop()
             segment.shown.pop()
-            with contextlib.suppress(discord.HTTPException):
+            with contextlib.suppress(Exception):
                 await stale.delete()
 
+    async def _forget_from(self, segment: _Segment, index: int) -> None:
+        later = segment.messages[index + 1 :]
+        del segment.messages[index:], segment.shown[index:]
+        for message in later:
+            with contextlib.suppress(Exception):
+                await message.delete()
+
     async def _send(self, segment: _Segment, content: str) -> None:
+        # One nonce for all tries: if a dropped connection hid a send that worked, Discord
+        # answers the retry with that message instead of posting it twice.
+        nonce = secrets.randbelow(10**18)
         async with self._pacer.sending(self._channel_id):
-            try:
-                message = await self._post(segment, content)
-            except discord.HTTPException as exc:
-                log.warning("could not send a reply part: %s", exc)
-                raise
+            message = await with_retries(
+                "sending a reply part", lambda: self._post(segment, content, nonce)
+            )
         segment.messages.append(message)
         segment.shown.append(content)
 
-    async def _post(self, segment: _Segment, content: str) -> discord.Message:
+    async def _post(self, segment: _Segment, content: str, nonce: int) -> discord.Message:
         # Each part replies to the one before it; a segment's first part to its prompt; the
         # very first part to the question (or, with reply_in_thread, opens the thread).
         anchor = segment.messages[-1] if segment.messages else segment.anchor
-        if anchor is None and self._channel is not None:
-            return await self._channel.send(content, allowed_mentions=NO_MENTIONS)
-        return await (anchor or self._source).reply(
-            content, mention_author=False, allowed_mentions=NO_MENTIONS
+        if anchor is None and self._channel is None:
+            anchor = self._source
+        target = self._channel or self._source.channel
+        if anchor is None or anchor.id in self._deleted:
+            if anchor is self._source:
+                self._answer_deleted_question(segment)
+            return await target.send(content, allowed_mentions=NO_MENTIONS, nonce=nonce)
+        # A reply to a message deleted meanwhile is sent as a plain message, not refused.
+        message = await target.send(
+            content,
+            reference=anchor.to_reference(fail_if_not_exists=False),
+            mention_author=False,
+            allowed_mentions=NO_MENTIONS,
+            nonce=nonce,
         )
+        if message.reference is None:
+            self._deleted.note(anchor.id)
+            if anchor is self._source:
+                self._answer_deleted_question(segment)
+        return message
 
-    async def _edit(self, segment: _Segment, index: int, content: str) -> None:
+    def _answer_deleted_question(self, segment: _Segment) -> None:
+        # Without the reply arrow nobody would know whom this answers: name the asker.
+        if not segment.header and self._channel is None:
+            segment.header = ASKER_LINE.format(user=self._source.author.id)
+            self._dirty.set()
+
+    async def _edit(self, segment: _Segment, index: int, content: str) -> bool:
+        """Shows `content` in a part; False if the part is gone (deleted by someone)."""
         await self._pacer.wait_for_sends(self._channel_id)
+        message = segment.messages[index]
         try:
-            segment.messages[index] = await segment.messages[index].edit(
-                content=content, allowed_mentions=NO_MENTIONS
+            segment.messages[index] = await with_retries(
+                "editing a reply part",
+                lambda: message.edit(content=content, allowed_mentions=NO_MENTIONS),
             )
             segment.shown[index] = content
-        except discord.HTTPException as exc:
-            # An edit that fails is retried by the next sync with the then-newest text.
-            log.warning("could not edit a reply part: %s", exc)
+        except discord.NotFound as exc:
+            if exc.code != UNKNOWN_MESSAGE:
+                raise
+            log.info("reply part %s was deleted; sending it again", message.id)
+            self._deleted.note(message.id)
+            return False
+        except Exception as exc:
+            if is_transient(exc):
+                raise  # the whole sync is tried again: by the flusher, or by finish()
+            # Refused for good (e.g. too old to edit): keep what it shows, go on with the rest.
+            log.warning("could not edit a reply part: %s", describe(exc))
+        return True
 
 
 @dataclass
@@ -185,3 +340,4 @@ class _Segment:
     anchor: discord.Message | None
     messages: list[discord.Message] = field(default_factory=list)
     shown: list[str] = field(default_factory=list)
+    header: str = ""  # a line shown above the segment's text

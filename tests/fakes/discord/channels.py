@@ -47,7 +47,7 @@ def _message(request: web.Request, channel: Channel) -> dict | None:
 def _missing_permission(fake: FakeDiscord, channel: Channel, needed: int) -> web.Response | None:
     if channel.type == DM:
         return None
-    if fake.world.permissions(fake.bot_user_id) & needed != needed:
+    if fake.world.channel_permissions(fake.bot_user_id, channel.id) & needed != needed:
         return error(403, 50013, "Missing Permissions")
     return None
 
@@ -72,6 +72,10 @@ async def typing(request: web.Request) -> web.Response:
     channel = _channel(request)
     if channel is None:
         return unknown_channel()
+    send = SEND_MESSAGES_IN_THREADS if channel.type in THREAD_TYPES else SEND_MESSAGES
+    refused = _missing_permission(fake, channel, send)
+    if refused:
+        return refused
     fake.counters["typing"] += 1
     return no_content()
 
@@ -100,6 +104,13 @@ async def create_message(request: web.Request) -> web.Response:
     problem = check_message(body, files=len(uploads))
     if problem:
         return json_response(problem, 400)
+    nonce = body.get("nonce")
+    if nonce is not None and body.get("enforce_nonce"):
+        # Discord answers a repeated nonce of the same author with the message it already made.
+        same = fake.world.find_by_nonce(channel.id, fake.bot_user_id, str(nonce))
+        if same is not None:
+            fake.counters["nonce_repeats"] += 1
+            return json_response(same)
     ref = body.get("message_reference")
     if ref:
         target = fake.world.messages.get(int(ref.get("message_id") or 0))

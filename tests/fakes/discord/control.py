@@ -115,6 +115,41 @@ async def requests_log(request: web.Request) -> web.Response:
     )
 
 
+async def add_fault(request: web.Request) -> web.Response:
+    """{"kind": "drop" | "status" | "refuse_sync", "method", "path", "times", ...}."""
+    body = await request.json()
+    faults = _fake(request).faults
+    kind = body.get("kind")
+    if kind == "drop":
+        faults.drop_connection(
+            body["method"],
+            body["path"],
+            int(body.get("times", 1)),
+            after_handling=bool(body.get("after_handling")),
+        )
+    elif kind == "status":
+        faults.server_error(
+            body["method"], body["path"], int(body.get("times", 1)), int(body.get("status", 503))
+        )
+    elif kind == "refuse_sync":
+        faults.refuse_command_sync(int(body["guild_id"]))
+    else:
+        return json_response({"message": f"unknown fault kind {kind!r}"}, 400)
+    return json_response({"ok": True})
+
+
+async def delete_message(request: web.Request) -> web.Response:
+    """A moderator deletes a message (MESSAGE_DELETE is dispatched)."""
+    await _fake(request).delete_stored_message(int(request.match_info["message_id"]))
+    return json_response({"ok": True})
+
+
+async def deny_bot(request: web.Request) -> web.Response:
+    body = await request.json()
+    await _fake(request).deny_bot(int(request.match_info["channel_id"]), int(body["permissions"]))
+    return json_response({"ok": True})
+
+
 async def disconnect(request: web.Request) -> web.Response:
     await _fake(request).disconnect_bot()
     return json_response({"ok": True})
@@ -132,3 +167,6 @@ def add_routes(app: web.Application) -> None:
     r.add_get(f"{PREFIX}/interactions/{{interaction_id:\\d+}}", get_interaction)
     r.add_get(f"{PREFIX}/requests", requests_log)
     r.add_post(f"{PREFIX}/disconnect", disconnect)
+    r.add_post(f"{PREFIX}/faults", add_fault)
+    r.add_delete(f"{PREFIX}/messages/{{message_id:\\d+}}", delete_message)
+    r.add_post(f"{PREFIX}/channels/{{channel_id:\\d+}}/deny", deny_bot)

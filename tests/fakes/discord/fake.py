@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from . import channels, control, rest, webhooks
+from .faults import Faults
 from .gateway import Gateway
 from .interactions import Interaction, command_payload, component_payload
 from .messages import attachment_payload, new_message
@@ -50,6 +51,7 @@ class FakeDiscord:
             global_limit_per_s=global_limit_per_s,
         )
         self.world = World()
+        self.faults = Faults()
         self.requests: list[RecordedRequest] = []
         self.unknown_routes: list[str] = []
         self.commands: dict[str | int, list[dict]] = {}
@@ -136,6 +138,16 @@ class FakeDiscord:
         channel = self.world.add_channel(name, TEXT)
         self._dispatch_soon("CHANNEL_CREATE", self.world.channel_payload(channel.id))
         return channel.id
+
+    async def deny_bot(self, channel_id: int, permissions: int) -> None:
+        """A moderator denies the bot permissions in a channel (a member overwrite): requests
+        needing them get 403 / 50013, and CHANNEL_UPDATE tells the client."""
+        channel = self.world.channels[channel_id]
+        channel.overwrites = [o for o in channel.overwrites if o["id"] != self.bot_user_id]
+        channel.overwrites.append(
+            {"id": self.bot_user_id, "type": 1, "allow": 0, "deny": permissions}
+        )
+        await self.dispatch("CHANNEL_UPDATE", self.world.channel_payload(channel_id))
 
     def add_dm_channel(self, user_id: int) -> int:
         return self.world.dm_channel_for(user_id).id

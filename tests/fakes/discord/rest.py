@@ -68,6 +68,13 @@ def make_middleware(fake: FakeDiscord):
         fake.requests.append(rec)
         if fake.latency_s:
             await asyncio.sleep(fake.latency_s)
+        fault = fake.faults.take(request.method, request.path)
+        if fault is not None and fault.kind == "drop":
+            return await _drop(fake, request, handler, rec, after=fault.after_handling)
+        if fault is not None:
+            fake.counters["faults"] += 1
+            rec.status = fault.status
+            return error(fault.status, fault.code, fault.message)
         response, extra_headers = await _respond(fake, request, handler)
         response.headers.update(extra_headers)
         response.headers.setdefault("Via", "1.1 google")  # real Discord responses all carry it
@@ -83,6 +90,20 @@ def make_middleware(fake: FakeDiscord):
         return response
 
     return middleware
+
+
+async def _drop(
+    fake: FakeDiscord, request: web.Request, handler, rec: RecordedRequest, *, after: bool
+) -> web.StreamResponse:
+    """Close the connection without an answer; the client sees ServerDisconnectedError."""
+    if after:
+        await _respond(fake, request, handler)
+    fake.counters["dropped_connections"] += 1
+    rec.status = -1
+    if request.transport is not None:
+        request.transport.abort()
+    # Writing to the aborted transport fails quietly: aiohttp counts it as a client disconnect.
+    return web.Response(status=204)
 
 
 async def _respond(fake: FakeDiscord, request: web.Request, handler):

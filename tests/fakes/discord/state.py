@@ -109,6 +109,8 @@ class Channel:
     created_at: str = ""
     last_message_id: int | None = None
     message_count: int = 0
+    # Discord's permission_overwrites: {"id", "type" (0 role, 1 member), "allow", "deny"}.
+    overwrites: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -181,8 +183,32 @@ class World:
 
     # -- permissions ----------------------------------------------------------
 
+    def channel_permissions(self, user_id: int, channel_id: int) -> int:
+        """Guild permissions with the channel's overwrites applied as Discord does: @everyone,
+        then the member's roles together, then the member. A thread follows its parent."""
+        value = self.permissions(user_id)
+        if value == ALL_PERMISSIONS:
+            return value
+        channel = self.channels[channel_id]
+        if channel.type in THREAD_TYPES and channel.parent_id in self.channels:
+            channel = self.channels[channel.parent_id]
+        by_id = {int(o["id"]): o for o in channel.overwrites}
+        roles = self.users[user_id].roles
+        layers = [
+            [by_id[self.guild_id]] if self.guild_id in by_id else [],
+            [by_id[r] for r in roles if r in by_id and by_id[r]["type"] == 0],
+            [by_id[user_id]] if user_id in by_id and by_id[user_id]["type"] == 1 else [],
+        ]
+        for layer in layers:
+            deny = allow = 0
+            for overwrite in layer:
+                deny |= int(overwrite["deny"])
+                allow |= int(overwrite["allow"])
+            value = (value & ~deny) | allow
+        return value
+
     def permissions(self, user_id: int) -> int:
-        """Guild-level permissions; the fake has no channel overwrites."""
+        """Guild-level permissions (see channel_permissions for a channel's overwrites)."""
         user = self.users[user_id]
         if user_id == self.owner_id:
             return ALL_PERMISSIONS
@@ -285,7 +311,18 @@ class World:
                 },
             )
         else:
-            data.update(position=ch.id % 1000, permission_overwrites=[], topic=None, parent_id=None)
+            overwrites = [
+                {
+                    "id": str(o["id"]),
+                    "type": o["type"],
+                    "allow": str(o["allow"]),
+                    "deny": str(o["deny"]),
+                }
+                for o in ch.overwrites
+            ]
+            data.update(
+                position=ch.id % 1000, permission_overwrites=overwrites, topic=None, parent_id=None
+            )
         return data
 
     def guild_payload(self) -> dict:
@@ -374,6 +411,14 @@ class World:
         if not meta.ephemeral:
             ch.last_message_id = mid
             ch.message_count += 1
+
+    def find_by_nonce(self, channel_id: int, author_id: int, nonce: str) -> dict | None:
+        """A recent message of this author with this nonce (Discord checks a few minutes back)."""
+        for mid in reversed(self.channel_messages.get(channel_id, [])[-200:]):
+            msg = self.messages[mid]
+            if int(msg["author"]["id"]) == author_id and str(msg.get("nonce")) == nonce:
+                return msg
+        return None
 
     def remove_message(self, message_id: int) -> dict | None:
         payload = self.messages.pop(message_id, None)

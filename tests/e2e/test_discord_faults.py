@@ -1,0 +1,131 @@
+"""End to end: Discord failing mid-turn (dropped connections, 5xx, deletions): the answer finishes."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.conftest import World
+from tests.e2e.harness import INDICATOR, Chat
+from tests.fakes.discord.state import SEND_MESSAGES
+from tests.fakes.llm import Text, ToolCall
+
+TYPING_REFRESH_S = 8.0  # the bot's typing period; one more period shows whether typing stopped
+
+
+def typing_after(world: World, channel: int, t: float) -> list:
+    return [r for r in world.discord.requests_to("POST", f"/channels/{channel}/typing") if r.t > t]
+
+
+def last_write(world: World, channel: int) -> float:
+    writes = [
+        r
+        for r in world.discord.requests
+        if f"/channels/{channel}/messages" in r.path and r.method in ("POST", "PATCH")
+    ]
+    return max(r.t for r in writes)
+
+
+async def test_dropped_connection_on_edits_mid_stream(world: World) -> None:
+    chat = Chat(world.discord, "drop-edit")
+    key = f"k-drop-edit-{world.backend}"
+    text = " ".join(f"edit{i}" for i in range(120))
+    world.llm.script(key, Text(text, chunk_size=10, delay_s=0.05))  # ~3 s of streaming
+    asked = await chat.say(f"{key} talk")
+    await world.discord.wait_for(lambda: chat.replies_to(int(asked["id"])))
+    edits = rf"/channels/{chat.channel}/messages/\d+$"
+    dropped = world.discord.faults.drop_connection("PATCH", edits, times=2)
+    unavailable = world.discord.faults.server_error("PATCH", edits, times=1, status=503)
+    parts = await chat.answer(int(asked["id"]), lambda t: t == text)
+    assert [p["content"] for p in parts] == [text]
+    assert dropped.fired == 2 and unavailable.fired == 1
+    assert not [m for m in chat.bot_messages() if m["content"].endswith(INDICATOR)]
+
+
+async def test_dropped_connection_on_the_first_send(world: World) -> None:
+    chat = Chat(world.discord, "drop-send")
+    key = f"k-drop-send-{world.backend}"
+    text = " ".join(f"send{i}" for i in range(60))
+    world.llm.script(key, Text(text, chunk_size=10, delay_s=0.05))
+    # The send reaches Discord, but the answer is lost on the way back: a retry must not post
+    # the part twice.
+    sends = rf"/channels/{chat.channel}/messages$"
+    dropped = world.discord.faults.drop_connection("POST", sends, times=1, after_handling=True)
+    asked = await chat.say(f"{key} talk")
+    parts = await chat.answer(int(asked["id"]), lambda t: t == text)
+    assert [p["content"] for p in parts] == [text]
+    assert dropped.fired == 1
+    assert [m["id"] for m in chat.bot_messages()] == [parts[0]["id"]]
+    done = last_write(world, chat.channel)
+    await asyncio.sleep(TYPING_REFRESH_S + 1)
+    assert typing_after(world, chat.channel, done) == []
+
+
+@pytest.mark.discord_errors(404)  # an edit already on its way when the part is deleted
+async def test_first_part_deleted_mid_stream_is_sent_again(world: World) -> None:
+    chat = Chat(world.discord, "del-part")
+    key = f"k-del-part-{world.backend}"
+    text = " ".join(f"gone{i}" for i in range(120))
+    world.llm.script(key, Text(text, chunk_size=10, delay_s=0.05))
+    asked = await chat.say(f"{key} talk")
+    first = await world.discord.wait_for(lambda: chat.replies_to(int(asked["id"])))
+    await world.discord.delete_stored_message(int(first[0]["id"]))
+    parts = await chat.answer(int(asked["id"]), lambda t: t == text)
+    assert "\n".join(p["content"] for p in parts) == text
+    assert parts[0]["id"] != first[0]["id"]
+
+
+async def test_question_deleted_before_the_first_words(world: World) -> None:
+    chat = Chat(world.discord, "del-question")
+    key = f"k-del-question-{world.backend}"
+    world.llm.script(key, Text("Still answered.", chunk_size=4, delay_s=0.1))
+    asked = await chat.say(f"{key} quick, delete me")
+    # Deleted while the model is asked, before the bot could post a word.
+    await world.llm.wait_for_requests(key, 1)
+    await world.discord.delete_stored_message(int(asked["id"]))
+
+    def answered() -> dict | None:
+        done = [m for m in chat.bot_messages() if "Still answered." in m["content"]]
+        return done[0] if done and not done[0]["content"].endswith(INDICATOR) else None
+
+    message = await world.discord.wait_for(answered, timeout=30)
+    assert f"<@{chat.user}>" in message["content"]  # names the asker...
+    assert world.discord.pings(message["id"])["users"] == []  # ...without pinging
+
+
+@pytest.mark.discord_errors(404)  # marking the deleted prompt as timed out
+async def test_approval_prompt_deleted_while_pending(world: World) -> None:
+    chat = Chat(world.discord, "del-prompt")
+    key = f"k-del-prompt-{world.backend}"
+    world.llm.script(
+        key, [ToolCall("gated__record", {"note": "del-prompt"})], Text("Carried on anyway.")
+    )
+    asked = await chat.say(f"{key} record please")
+    prompt = await chat.prompt()
+    await world.discord.delete_stored_message(int(prompt["id"]))
+    # Nobody can decide now: the request times out and the answer goes on without the tool.
+
+    def answered() -> dict | None:
+        done = [m for m in chat.bot_messages() if "Carried on anyway." in m["content"]]
+        return done[0] if done and not done[0]["content"].endswith(INDICATOR) else None
+
+    await world.discord.wait_for(answered, timeout=30)
+    first = chat.replies_to(int(asked["id"]))[0]
+    assert "not run" in world.discord.message(first["id"])["content"]
+
+
+async def test_channel_without_send_costs_nothing_and_blocks_nobody(world: World) -> None:
+    muted = Chat(world.discord, "no-send")
+    await world.discord.deny_bot(muted.channel, SEND_MESSAGES)
+    key = f"k-no-send-{world.backend}"
+    world.llm.script(key, Text("Nobody would see this.", chunk_size=4, delay_s=0.2))
+    await muted.say(f"{key} hello?")
+    # The same user, at once, elsewhere: no lock, no limit held by the refused turn.
+    elsewhere = Chat(world.discord, "no-send-other")
+    asked = await elsewhere.say(f"k-no-send-other-{world.backend} hi", user=muted.user)
+    assert "echo" in await elsewhere.answer_text(int(asked["id"]), "echo")
+    assert world.llm.requests_for(key) == []
+    await world.bot.wait_logged(f"not answering in channel {muted.channel}")
+    assert world.discord.requests_to("POST", f"/channels/{muted.channel}/") == []
+    assert "lacks the Send Messages permission" in world.bot.log()
