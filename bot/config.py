@@ -90,6 +90,8 @@ class DiscordConfig(_Section):
     scope: Literal["user", "channel", "thread"] = "user"
     reply_in_thread: bool = False
     edit_interval_s: float = Field(default=1.0, ge=0.2)
+    # Schedule message writes within Discord's budget (5 per 5 s per channel, 50/s in all).
+    write_budget: bool = True
     command_guild_ids: list[int] = Field(default_factory=list)
     shard_count: int | None = Field(default=None, ge=1)
     shard_ids: list[int] | None = None

@@ -102,7 +102,7 @@ async def start_world(
     backend: str,
     extra_servers: dict[str, Any] | None = None,
 ) -> World:
-    discord = FakeDiscord()
+    discord = FakeDiscord(rate_limits=True)  # Discord's limits bite in every e2e test
     await discord.start()
     workdir = tmp_path_factory.mktemp(f"bot-{backend}")
     call_log = workdir / "calls.jsonl"

@@ -120,8 +120,8 @@ async def test_the_scheduler_wakes_waiters_in_priority_order() -> None:
     order: list[str] = []
 
     async def write(name: str, priority: Priority) -> None:
-        async with scheduler.slot(1, hash(name), priority):
-            order.append(name)
+        await scheduler.acquire(1, hash(name), priority)
+        order.append(name)
 
     await asyncio.gather(write("a", Priority.EDIT), write("b", Priority.EDIT))
     await asyncio.gather(

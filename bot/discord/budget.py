@@ -20,8 +20,7 @@ import heapq
 import itertools
 import time
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -43,6 +42,10 @@ class Limits:
     # Requests reach Discord a little after they are granted, and not always in order: a window
     # is treated as this much longer than Discord's so two windows never land in one.
     safety_s: float = 0.15
+
+
+# No budget at all: every write goes at once (the bench's baseline, `discord.write_budget: false`).
+UNLIMITED = Limits(channel_writes=10**9, global_per_s=10**9, safety_s=0.0)
 
 
 @dataclass(order=True)
@@ -236,7 +239,7 @@ Clock = Callable[[], float]
 
 
 class WriteScheduler:
-    """Drives a WriteBudget on the event loop: `async with scheduler.slot(...)` waits its turn."""
+    """Drives a WriteBudget on the event loop: `await scheduler.acquire(...)` waits its turn."""
 
     def __init__(self, limits: Limits | None = None, clock: Clock = time.monotonic) -> None:
         self.budget = WriteBudget(limits)
@@ -258,8 +261,8 @@ class WriteScheduler:
         self.budget.forget(channel_id, reply_id)
         self._pump()
 
-    @asynccontextmanager
-    async def slot(self, channel_id: int, reply_id: int, priority: Priority) -> AsyncIterator[None]:
+    async def acquire(self, channel_id: int, reply_id: int, priority: Priority) -> None:
+        """Wait until this reply may make one message write in the channel."""
         ticket = self.budget.submit(channel_id, reply_id, priority)
         event = self._events[id(ticket)] = asyncio.Event()
         try:
@@ -270,7 +273,6 @@ class WriteScheduler:
             raise
         finally:
             self._events.pop(id(ticket), None)
-        yield
 
     def observe(self, channel_id: int, *, remaining: int, reset_after_s: float) -> None:
         self.budget.observe(

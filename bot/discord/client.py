@@ -17,9 +17,10 @@ from bot.core.limits import UserLimits
 from bot.discord import handlers
 from bot.discord.access import Access
 from bot.discord.approvals import ApprovalButton, DiscordApprovals
+from bot.discord.budget import UNLIMITED, Limits, WriteScheduler
+from bot.discord.budget_feed import trace_config
 from bot.discord.commands import ALL_COMMANDS
 from bot.discord.deletions import DeletedMessages
-from bot.discord.pacing import ChannelPacer
 
 log = logging.getLogger(__name__)
 
@@ -59,16 +60,16 @@ class _McpcordMixin:
     services: Services
     access: Access
     approvals: DiscordApprovals
-    pacer: ChannelPacer
+    budget: WriteScheduler
     deleted: DeletedMessages
     accepting: bool
     _turns: set[asyncio.Task[None]]
 
-    def _init_mcpcord(self, services: Services) -> None:
+    def _init_mcpcord(self, services: Services, budget: WriteScheduler) -> None:
         self.services = services
+        self.budget = budget
         self.access = Access(services.settings.discord.permissions)
         self.approvals = DiscordApprovals(services.broker, services.store)
-        self.pacer = ChannelPacer()
         self.deleted = DeletedMessages()
         self.accepting = True
         self._turns = set()
@@ -160,18 +161,19 @@ def _intents() -> discord.Intents:
 
 
 class McpcordBot(_McpcordMixin, commands.Bot):
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, budget: WriteScheduler) -> None:
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=_intents(),
             allowed_mentions=discord.AllowedMentions.none(),
             help_command=None,
+            http_trace=trace_config(budget),
         )
-        self._init_mcpcord(services)
+        self._init_mcpcord(services, budget)
 
 
 class ShardedMcpcordBot(_McpcordMixin, commands.AutoShardedBot):
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, budget: WriteScheduler) -> None:
         discord_config = services.settings.discord
         super().__init__(
             command_prefix=commands.when_mentioned,
@@ -180,11 +182,17 @@ class ShardedMcpcordBot(_McpcordMixin, commands.AutoShardedBot):
             help_command=None,
             shard_count=discord_config.shard_count,
             shard_ids=discord_config.shard_ids,  # type: ignore[arg-type]  # None = all shards
+            http_trace=trace_config(budget),
         )
-        self._init_mcpcord(services)
+        self._init_mcpcord(services, budget)
 
 
 def build_bot(services: Services) -> McpcordBot | ShardedMcpcordBot:
-    if services.settings.discord.shard_count:
-        return ShardedMcpcordBot(services)
-    return McpcordBot(services)
+    # One budget for all message writes of this process; it learns from every response
+    # through discord.py's http_trace hook. Off, writes go as soon as a reply wants them and
+    # only discord.py's own rate limiter holds them back (the bench's baseline).
+    settings = services.settings.discord
+    budget = WriteScheduler(Limits() if settings.write_budget else UNLIMITED)
+    if settings.shard_count:
+        return ShardedMcpcordBot(services, budget)
+    return McpcordBot(services, budget)

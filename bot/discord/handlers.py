@@ -157,7 +157,7 @@ async def answer(
         message,
         edit_interval_s=services.settings.discord.edit_interval_s,
         approvals=bot.approvals,
-        pacer=bot.pacer,
+        budget=bot.budget,
         deleted=bot.deleted,
         channel=target,
     )

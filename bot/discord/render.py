@@ -6,19 +6,21 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import discord
 
 from bot.core.events import ApprovalRequested, ApprovalResolved, TextDelta, TurnEvent, TurnFailed
+from bot.discord.budget import Priority, WriteScheduler
 from bot.discord.deletions import DeletedMessages
-from bot.discord.pacing import ChannelPacer
 from bot.discord.retry import RETRY_DELAYS_S, describe, is_transient, with_retries
 from bot.discord.split import split_message
 from bot.discord.transcript import STREAMING_INDICATOR, Transcript
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 NO_MENTIONS = discord.AllowedMentions.none()
 TYPING_REFRESH_S = 8.0  # Discord shows "typing" for about 10 s per request
@@ -52,7 +54,7 @@ class StreamRenderer:
         *,
         edit_interval_s: float,
         approvals: ApprovalUI,
-        pacer: ChannelPacer,
+        budget: WriteScheduler,
         deleted: DeletedMessages,
         channel: discord.Thread | None = None,
     ) -> None:
@@ -61,7 +63,11 @@ class StreamRenderer:
         self._channel = channel
         self._interval = edit_interval_s
         self._approvals = approvals
-        self._pacer = pacer
+        # Every message write of this reply waits its turn in the channel's budget.
+        self._budget = budget
+        self._reply_id = source.id
+        self._prepaid = False  # the flusher already holds a write for its next request
+        self._finalizing = False
         self._deleted = deleted
         self._channel_id = (channel or source.channel).id
         self._transcript = Transcript()
@@ -71,7 +77,7 @@ class StreamRenderer:
         self._sync_lock = asyncio.Lock()
         self._started = False
         self._queued = False  # the queued line is (to be) shown in place of the answer
-        self._pacing = contextlib.ExitStack()
+        self._in_budget = contextlib.ExitStack()
         self._flusher: asyncio.Task[None] | None = None
         self._typing: asyncio.Task[None] | None = None
         self._queue_timer: asyncio.Task[None] | None = None
@@ -94,7 +100,7 @@ class StreamRenderer:
         if self._started:
             return
         self._started = True
-        self._pacing.enter_context(self._pacer.streaming(self._channel_id))
+        self._in_budget.enter_context(self._budget.reply(self._channel_id, self._reply_id))
         if not self._content_shown():
             self._typing = asyncio.create_task(self._keep_typing())
 
@@ -128,6 +134,7 @@ class StreamRenderer:
         """Stop streaming and show the final text at once, without the indicator."""
         try:
             await self._stop_tasks()
+            self._finalizing = True  # from here on every write is the final text: it goes first
             if not self._transcript.render():
                 self._transcript.apply(TextDelta(text="-# (the model gave an empty answer)"))
             for attempt in range(1, FINAL_ATTEMPTS + 1):
@@ -149,7 +156,7 @@ class StreamRenderer:
             log.error("gave up showing the final answer in channel %s", self._channel_id)
         finally:
             await self._stop_typing()
-            self._pacing.close()
+            self._in_budget.close()
 
     async def _stop_tasks(self) -> None:
         for task in (self._queue_timer, self._flusher):
@@ -172,13 +179,19 @@ class StreamRenderer:
     async def _flush_loop(self) -> None:
         while True:
             await self._dirty.wait()
+            # Wait for the budget before reading the text, so the write carries the newest text
+            # and everything that arrived while waiting is one edit, not many.
+            priority = Priority.EDIT if self._content_shown() else Priority.FIRST
+            await self._budget.acquire(self._channel_id, self._reply_id, priority)
+            self._prepaid = True
             self._dirty.clear()
             # Shielded: cancelling the loop must not abandon a send half-way (a lost message id
             # would mean a duplicate reply); finish() waits for it through the lock instead.
             # A failed sync is logged; the next one retries with newer text.
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._sync_quietly(final=False))
-            await asyncio.sleep(self._pacer.edit_interval(self._channel_id, self._interval))
+            self._prepaid = False  # unspent when nothing had changed after all
+            await asyncio.sleep(self._interval)
 
     async def _keep_typing(self) -> None:
         channel = self._channel or self._source.channel
@@ -232,8 +245,10 @@ class StreamRenderer:
             await self._sync_all(final)
             if headers != [segment.header for segment in self._segments]:
                 await self._sync_all(final)  # a send found the question deleted: say whose
-        if self._content_shown() and self._typing is not None:
-            self._typing.cancel()
+        if self._content_shown():
+            self._budget.shown(self._channel_id, self._reply_id)
+            if self._typing is not None:
+                self._typing.cancel()
 
     async def _sync_all(self, final: bool) -> None:
         for index, segment in enumerate(self._segments):
@@ -257,23 +272,24 @@ class StreamRenderer:
             stale = segment.messages.pop()
             segment.shown.pop()
             with contextlib.suppress(Exception):
-                await stale.delete()
+                await self._paid(Priority.FINAL, stale.delete)
 
     async def _forget_from(self, segment: _Segment, index: int) -> None:
         later = segment.messages[index + 1 :]
         del segment.messages[index:], segment.shown[index:]
         for message in later:
             with contextlib.suppress(Exception):
-                await message.delete()
+                await self._paid(Priority.FINAL, message.delete)
 
     async def _send(self, segment: _Segment, content: str) -> None:
         # One nonce for all tries: if a dropped connection hid a send that worked, Discord
         # answers the retry with that message instead of posting it twice.
         nonce = secrets.randbelow(10**18)
-        async with self._pacer.sending(self._channel_id):
-            message = await with_retries(
-                "sending a reply part", lambda: self._post(segment, content, nonce)
-            )
+        priority = Priority.FINAL if self._finalizing else Priority.FIRST
+        message = await with_retries(
+            "sending a reply part",
+            lambda: self._paid(priority, lambda: self._post(segment, content, nonce)),
+        )
         segment.messages.append(message)
         segment.shown.append(content)
 
@@ -302,6 +318,14 @@ class StreamRenderer:
                 self._answer_deleted_question(segment)
         return message
 
+    async def _paid(self, priority: Priority, request: Callable[[], Awaitable[T]]) -> T:
+        """Make one message write once the channel's budget allows it."""
+        if self._prepaid:
+            self._prepaid = False
+        else:
+            await self._budget.acquire(self._channel_id, self._reply_id, priority)
+        return await request()
+
     def _answer_deleted_question(self, segment: _Segment) -> None:
         # Without the reply arrow nobody would know whom this answers: name the asker.
         if not segment.header and self._channel is None:
@@ -310,12 +334,14 @@ class StreamRenderer:
 
     async def _edit(self, segment: _Segment, index: int, content: str) -> bool:
         """Shows `content` in a part; False if the part is gone (deleted by someone)."""
-        await self._pacer.wait_for_sends(self._channel_id)
         message = segment.messages[index]
+        priority = Priority.FINAL if self._finalizing else Priority.EDIT
         try:
             segment.messages[index] = await with_retries(
                 "editing a reply part",
-                lambda: message.edit(content=content, allowed_mentions=NO_MENTIONS),
+                lambda: self._paid(
+                    priority, lambda: message.edit(content=content, allowed_mentions=NO_MENTIONS)
+                ),
             )
             segment.shown[index] = content
         except discord.NotFound as exc:
