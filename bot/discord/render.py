@@ -126,7 +126,11 @@ class StreamRenderer:
                 raise
             self._segments.append(_Segment(start=self._transcript.seal(), anchor=prompt))
         elif isinstance(event, ApprovalResolved):
-            await self._approvals.show_resolution(event)
+            try:
+                await self._approvals.show_resolution(event)
+            except Exception as exc:
+                # Only the prompt's outcome line is lost; the answer goes on below it.
+                log.warning("could not show an approval outcome: %s", describe(exc))
         if changed:
             self._dirty.set()
 

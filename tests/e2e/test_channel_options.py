@@ -7,6 +7,7 @@ from pathlib import Path
 from tests.conftest import bot_config
 from tests.e2e.harness import BotProcess, Chat
 from tests.fakes.discord import FakeDiscord
+from tests.fakes.discord.state import CREATE_PUBLIC_THREADS
 from tests.fakes.llm import ScriptedLLM
 
 
@@ -84,6 +85,15 @@ async def test_threads_dms_channel_scope_and_access_lists(llm: ScriptedLLM, tmp_
         assert len(llm.requests) == before + 1
         assert "admin here" in str(llm.requests[-1].body)
         assert as_admin
+
+        # reply_in_thread where the bot may not create threads: no answer, no LLM call.
+        no_threads = Chat(discord, "no-threads")
+        await discord.deny_bot(no_threads.channel, CREATE_PUBLIC_THREADS)
+        before = len(llm.requests)
+        await no_threads.say(f"{key} thread please")
+        await bot.wait_logged(f"not answering in channel {no_threads.channel}")
+        assert "lacks the Create Public Threads permission" in bot.log()
+        assert len(llm.requests) == before
 
         # DMs are answered when allow_dms is on.
         dm = discord.add_dm_channel(other)

@@ -126,19 +126,21 @@ async def discord() -> AsyncIterator[FakeDiscord]:
     await fake.stop()
 
 
+@pytest.mark.parametrize("backend", ["chat", "responses"])
 async def test_sigterm_mid_answer_leaves_an_interrupted_note(
-    discord: FakeDiscord, llm: ScriptedLLM, tmp_path
+    discord: FakeDiscord, llm: ScriptedLLM, tmp_path, backend: str
 ) -> None:
     config = bot_config(
-        llm, tmp_path, tmp_path / "calls.jsonl", "chat", mcp={"servers": {}}, shutdown_grace_s=1
+        llm, tmp_path, tmp_path / "calls.jsonl", backend, mcp={"servers": {}}, shutdown_grace_s=1
     )
     bot = BotProcess(discord, config, tmp_path)
     await bot.start()
     try:
         chat = Chat(discord, "interrupt")
         text = " ".join(f"slow{i}" for i in range(200))
-        llm.script("k-interrupt", Text(text, chunk_size=5, delay_s=0.1))  # ~20 s
-        asked = await chat.say("k-interrupt talk for a long while")
+        key = f"k-interrupt-{backend}"
+        llm.script(key, Text(text, chunk_size=5, delay_s=0.1))  # ~20 s
+        asked = await chat.say(f"{key} talk for a long while")
         await discord.wait_for(lambda: chat.replies_to(int(asked["id"])))
         assert await bot.stop(timeout=30) == 0
     finally:

@@ -62,6 +62,19 @@ async def test_dropped_connection_on_the_first_send(world: World) -> None:
     assert typing_after(world, chat.channel, done) == []
 
 
+async def test_final_edit_lands_after_repeated_drops(world: World) -> None:
+    chat = Chat(world.discord, "drop-final")
+    key = f"k-drop-final-{world.backend}"
+    world.llm.script(key, Text("first half, second half", chunk_size=11, delay_s=0.3))
+    edits = rf"/channels/{chat.channel}/messages/\d+$"
+    # More drops than one request's retries: the final sync itself must be tried again.
+    dropped = world.discord.faults.drop_connection("PATCH", edits, times=5)
+    asked = await chat.say(f"{key} talk")
+    parts = await chat.answer(int(asked["id"]), lambda t: t == "first half, second half")
+    assert [p["content"] for p in parts] == ["first half, second half"]
+    assert dropped.fired == 5
+
+
 @pytest.mark.discord_errors(404)  # an edit already on its way when the part is deleted
 async def test_first_part_deleted_mid_stream_is_sent_again(world: World) -> None:
     chat = Chat(world.discord, "del-part")

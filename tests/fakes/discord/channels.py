@@ -9,6 +9,7 @@ from aiohttp import web
 from .messages import apply_edit, new_message
 from .state import (
     ATTACH_FILES,
+    CREATE_PUBLIC_THREADS,
     DM,
     MANAGE_MESSAGES,
     PUBLIC_THREAD,
@@ -224,6 +225,9 @@ async def create_thread(request: web.Request) -> web.Response:
         return error(400, 50035, "Invalid Form Body", errs)
     if channel.type != TEXT:
         return error(400, 50024, "Cannot execute action on this channel type")
+    refused = _missing_permission(fake, channel, CREATE_PUBLIC_THREADS)
+    if refused:
+        return refused
     starter = None
     if "message_id" in request.match_info:
         starter = _message(request, channel)
