@@ -21,20 +21,45 @@ from bot.discord.approvals import prompt_text, with_outcome
 from bot.discord.transcript import Transcript
 
 
-def test_prompt_text_is_truncated_and_cannot_break_out_of_its_code_block() -> None:
+def test_prompt_text_shortens_values_and_cannot_break_out_of_its_code_block() -> None:
     event = ApprovalRequested(
         call_id="c1",
         approval_id=7,
         server="files",
         tool="write",
-        arguments={"path": "x.py", "body": "```\n@everyone " + "y" * 5000},
+        arguments={"path": "x.py", "body": "```\n@everyone " + "y" * 5000 + "rm -rf /"},
         requester_id=42,
     )
-    text = prompt_text(event)
-    assert len(text) < 1800
+    text, shortened = prompt_text(event)
+    assert shortened and len(text) < 1800
     assert text.count("```") == 2  # only our own fence pair
-    assert "(truncated)" in text and "<@42>" in text
+    assert "arguments.json" in text and "<@42>" in text
+    assert '"path": "x.py"' in text and '"body": ' in text  # every key
+    assert "rm -rf /" in text  # a long value keeps its end in view, not only its start
     assert re.search(r"`write` from `files`", text)
+
+
+def test_prompt_shows_every_key_even_when_there_are_many() -> None:
+    arguments = {f"key_{i}": "v" * 50 for i in range(60)}
+    event = ApprovalRequested(
+        call_id="c1", approval_id=7, server="s", tool="t", arguments=arguments, requester_id=1
+    )
+    text, shortened = prompt_text(event)
+    assert shortened and len(text) < 1800
+    assert all(f'"key_{i}"' in text for i in range(60))
+
+
+def test_invisible_characters_are_shown_as_escapes() -> None:
+    event = ApprovalRequested(
+        call_id="c1",
+        approval_id=7,
+        server="s",
+        tool="t",
+        arguments={"path": "safe\u202etxt.exe"},
+        requester_id=1,
+    )
+    text, shortened = prompt_text(event)
+    assert not shortened and "\u202e" not in text and "\\u202e" in text
 
 
 def test_outcome_line_is_added_once() -> None:
