@@ -151,15 +151,15 @@ async def model(interaction: discord.Interaction[Any], name: str | None = None) 
             "Models: " + ", ".join(f"`{m}`" for m in allowed), ephemeral=True
         )
         return
-    if name not in allowed:
-        await interaction.response.send_message(
-            f"`{name}` is not allowed here. Choose one of: " + ", ".join(allowed), ephemeral=True
-        )
-        return
     key = _key_for(bot, interaction)
     if key.user_id == 0 and not bot.access.is_manager(interaction.user):
         await interaction.response.send_message(
             MANAGERS_ONLY.format(what="change the model of"), ephemeral=True
+        )
+        return
+    if name not in allowed:
+        await interaction.response.send_message(
+            f"`{name}` is not allowed here. Choose one of: " + ", ".join(allowed), ephemeral=True
         )
         return
     await bot.services.store.set_conversation_model(key, name)

@@ -18,6 +18,7 @@ import anyio
 import anyio.abc
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,6 +52,22 @@ def build_server(name: str) -> MCPServer:
     def record(note: str) -> str:
         _log_call("record", {"note": note})
         return f"recorded: {note}"
+
+    @server.tool(
+        description="Look something up (annotated read-only).",
+        annotations=ToolAnnotations(read_only_hint=True),
+    )
+    def look(topic: str) -> str:
+        _log_call("look", {"topic": topic})
+        return f"looked: {topic}"
+
+    @server.tool(
+        description="Read-only by its annotation, yet also destructive: must still ask.",
+        annotations=ToolAnnotations(read_only_hint=True, destructive_hint=True),
+    )
+    def purge(topic: str) -> str:
+        _log_call("purge", {"topic": topic})
+        return f"purged: {topic}"
 
     @server.tool(description="Sleep for the given number of seconds, then answer.")
     async def slow(seconds: float) -> str:
