@@ -149,6 +149,8 @@ async def test_long_arguments_are_attached_in_full(world: Approvals) -> None:
     assert '"note"' in prompt["content"]
     assert "shortened" in prompt["content"] and "arguments.json" in prompt["content"]
     assert attachment_json(world, prompt, "arguments.json") == {"note": note}
+    edit = next(b for b in buttons(prompt) if b["custom_id"].endswith(":edit"))
+    assert edit["disabled"]  # over Discord's 4,000 characters for a text input
     (await click(world, prompt, "deny", chat.user))
     await chat.answer_text(int(asked["id"]), "Not recorded.")
     assert world.calls("record", "rm -rf") == []
@@ -350,8 +352,16 @@ async def test_always_for_one_server_side_server_does_not_cover_another(
     second = await chat.say(f"{key} search wiki")
     other = await chat.prompt(newer_than=prompt)
     assert "`search` from `wiki`" in other["content"]
-    await (await click(world, other, "deny", chat.user)).wait_response()
+    opened = await click(world, other, "reason", chat.user)
+    await opened.wait_response()
+    await (await world.discord.submit_modal(opened, {"reason": "wiki is stale"})).wait_response()
     await chat.answer_text(int(second["id"]), "Wiki asked.")
+    (answer,) = [
+        i
+        for i in world.llm.requests_for(key)[3].body["input"]
+        if i.get("type") == "mcp_approval_response"
+    ]
+    assert answer["approve"] is False and answer["reason"] == "wiki is stale"
 
 
 # -- slash commands under the access lists ------------------------------------------------------
@@ -371,6 +381,17 @@ async def test_blocked_users_get_no_commands_even_as_guild_admins(world: Approva
             answer = await command(world, name, user, channel, options)
             assert answer["data"]["flags"] & 64
             assert "can't use my commands here" in answer["data"]["content"], (name, user)
+
+
+async def test_block_wins_over_discord_administrator_for_mentions(world: Approvals) -> None:
+    chat = Chat(world.discord, "blocked-mention")
+    key = f"k-blocked-mention-{world.backend}"
+    world.llm.script(key, Text("Answered the allowed one."))
+    ignored = await chat.say(f"{key} from a blocked admin", user=world.guild_admin)
+    asked = await chat.say(f"{key} from an allowed user")
+    await chat.answer_text(int(asked["id"]), "Answered the allowed one.")
+    assert chat.replies_to(int(ignored["id"])) == []
+    assert len(world.llm.requests_for(key)) == 1
 
 
 async def test_tools_shows_failure_reasons_to_admins_only(world: Approvals) -> None:
