@@ -13,7 +13,9 @@ from bot.core.approvals import (
     ApproverRule,
     grant_name,
 )
-from bot.core.state import ConversationKey
+from bot.core.audit import AuditTrail
+from bot.core.events import ApprovalRequested, ApprovalResolved, ToolCallFinished, ToolCallStarted
+from bot.core.state import ConversationKey, TurnRequest
 from bot.store.sqlite import Store
 
 KEY = ConversationKey(guild_id=1, channel_id=2, user_id=3)
@@ -176,3 +178,32 @@ def test_read_only_tools_run_unasked_only_when_configured() -> None:
     assert not auto.needs_approval("look", read_only=True)
     assert auto.unasked_because("look", read_only=True) == "read-only"
     assert auto.needs_approval("write", read_only=False)
+
+
+def test_audit_trail_has_one_line_per_decision_and_run_and_no_values() -> None:
+    trail = AuditTrail()
+    turn = TurnRequest(key=KEY, user_id=3, user_name="Ann", text="hi")
+    secret = {"token": "sk-very-secret", "path": "/etc"}
+    events = [
+        ApprovalRequested(
+            call_id="c1", approval_id=9, server="fs", tool="write", arguments=secret, requester_id=3
+        ),
+        ApprovalResolved(
+            call_id="c1",
+            approval_id=9,
+            approved=True,
+            status="approved",
+            decided_by=4,
+            arguments={"path": "/tmp"},
+        ),
+        ToolCallStarted(call_id="c1", server="fs", tool="write", arguments={"path": "/tmp"}),
+        ToolCallFinished(call_id="c1", server="fs", tool="write", outcome="done", output="ok"),
+        ToolCallFinished(call_id="c2", server="", tool="nope", outcome="failed", output="no"),
+    ]
+    lines = [line for e in events if (line := trail.observe(turn, e))]
+    assert len(lines) == 2
+    decision, run = lines
+    assert "`fs.write`" in decision and "**edit** by <@4>" in decision and "<@3>" in decision
+    assert "path, token" in decision and "edited: path" in decision
+    assert "ran for <@3>: done" in run
+    assert "sk-very-secret" not in "".join(lines) and "/etc" not in "".join(lines)
