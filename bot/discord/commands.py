@@ -8,7 +8,7 @@ import discord
 from discord import app_commands
 
 from bot.core.approvals import ApprovalPolicy
-from bot.core.conversations import conversation_key
+from bot.core.conversations import BUSY, conversation_key
 from bot.core.state import ConversationKey
 
 if TYPE_CHECKING:
@@ -78,12 +78,12 @@ async def reset(interaction: discord.Interaction[Any], everyone: bool = False) -
     if shared and not bot.access.is_manager(interaction.user):
         await interaction.response.send_message(MANAGERS_ONLY.format(what="reset"), ephemeral=True)
         return
-    if conversations.busy(key):
+    forgot = await conversations.when_idle(key, lambda: store.reset_conversation(key))
+    if forgot is BUSY:
         await interaction.response.send_message(
             "I'm still answering here. Try /reset again when I'm done.", ephemeral=True
         )
         return
-    forgot = await store.reset_conversation(key)
     here = "this conversation" if shared else "our conversation here"
     await interaction.response.send_message(
         f"Done: I've forgotten {here}." if forgot else "There was nothing to forget.",

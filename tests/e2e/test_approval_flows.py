@@ -14,7 +14,7 @@ from tests.conftest import bot_config
 from tests.e2e.harness import BotProcess, Chat, buttons
 from tests.e2e.test_tools import tool_outputs
 from tests.fakes.discord import FakeDiscord
-from tests.fakes.llm import McpApprovalRequest, ScriptedLLM, Text, ToolCall
+from tests.fakes.llm import McpApprovalRequest, McpCall, ScriptedLLM, Text, ToolCall
 from tests.fakes.mcp_server import read_calls, stdio_params
 
 ADMINISTRATOR = 1 << 3
@@ -340,7 +340,7 @@ async def test_always_for_one_server_side_server_does_not_cover_another(
     world.llm.script(
         key,
         [McpApprovalRequest("search", {"q": "a"}, server_label="docs")],
-        Text("Docs searched."),
+        [McpCall("search", {"q": "a"}, output="hit", server_label="docs"), Text("Docs searched.")],
         [McpApprovalRequest("search", {"q": "b"}, server_label="wiki")],
         Text("Wiki asked."),
     )
@@ -362,6 +362,15 @@ async def test_always_for_one_server_side_server_does_not_cover_another(
         if i.get("type") == "mcp_approval_response"
     ]
     assert answer["approve"] is False and answer["reason"] == "wiki is stale"
+
+    def audited() -> list[str]:
+        mine = [line for line in world.audit_lines() if f"<@{chat.user}>" in line]
+        return mine if len(mine) >= 3 else []
+
+    lines = await world.discord.wait_for(audited, timeout=10)
+    assert any("`docs.search`" in line and "**always**" in line for line in lines)
+    assert any("`docs.search` ran" in line and "done" in line for line in lines)  # mcp_call
+    assert any("`wiki.search`" in line and "**reason**" in line for line in lines)
 
 
 # -- slash commands under the access lists ------------------------------------------------------
