@@ -8,6 +8,7 @@ from datetime import datetime
 import pytest
 
 from bot.config import LimitsConfig
+from bot.core.approvals import ApproverRule
 from bot.core.events import (
     ApprovalRequested,
     Notice,
@@ -17,6 +18,7 @@ from bot.core.events import (
     TurnFailed,
 )
 from bot.core.limits import Reservation, UserLimits
+from bot.discord.approval_text import outcome_line, who_may_decide, with_line
 from bot.discord.approvals import prompt_text, with_outcome
 from bot.discord.transcript import Transcript
 
@@ -161,3 +163,27 @@ def test_cost_counts_cached_input_at_its_own_rate() -> None:
         ModelInfo(None, None, None, None).cost_usd(input_tokens=1, cached_tokens=0, output_tokens=1)
         is None
     )
+
+
+def test_a_decided_prompt_always_fits_in_one_discord_message() -> None:
+    rule = ApproverRule(
+        users=frozenset(range(10**17, 10**17 + 40)),
+        roles=frozenset(range(10**16, 10**16 + 10)),
+        requester_can_approve=False,
+    )
+    event = ApprovalRequested(
+        call_id="c1",
+        approval_id=7,
+        server="s" * 60,
+        tool="t" * 64,
+        arguments={f"k{i}": "\u202e" * 40 for i in range(30)},
+        requester_id=10**18,
+    )
+    text, shortened = prompt_text(event, rule)
+    assert shortened and "not <@1000000000000000000>, who asked" in text
+    assert "Who may decide: the 40 user(s) and 10 role(s)" in text
+    decided = with_line(text, outcome_line("denied", 10**18, reason="no " * 400))
+    decided = with_line(decided, outcome_line("approved", 10**18, edited=True))
+    assert len(decided) <= 2000 and decided.count("```") % 2 == 0
+    only_admins = ApproverRule(requester_can_approve=False)
+    assert who_may_decide(only_admins, 5) == "Who may decide: an admin; not <@5>, who asked."

@@ -17,13 +17,17 @@ from bot.core.events import ApprovalRequested
 ARGUMENTS_FILE = "arguments.json"
 EDITED_FILE = "edited-arguments.json"
 # The prompt stays well under Discord's 2000 characters, leaving room for the outcome lines.
-ARGUMENTS_BUDGET = 1100
+# Budget of a prompt (2000 characters at most on Discord): header and names ~250, arguments
+# 1000, the shortened note 90, who may decide 250, and outcome lines after a decision ~300.
+ARGUMENTS_BUDGET = 1000
+WHO_BUDGET = 250
+MESSAGE_MAX = 2000
 # Tried in turn until every key fits: how many characters of each value are shown.
 VALUE_LIMITS = (300, 120, 48, 16)
 KEY_LIMIT = 60
 MODAL_TEXT_MAX = 4000  # Discord's limit for a text input's value
 REASON_MAX = 1000
-REASON_SHOWN = 200
+REASON_SHOWN = 150
 SHORTENED_NOTE = (
     "✂️ Some values are shortened here; the full arguments are attached as `arguments.json`."
 )
@@ -88,7 +92,7 @@ def arguments_file(arguments: dict[str, Any], filename: str = ARGUMENTS_FILE) ->
     return discord.File(io.BytesIO(pretty(arguments).encode()), filename=filename)
 
 
-def who_may_decide(rule: ApproverRule, requester_id: int) -> str:
+def who_may_decide(rule: ApproverRule, requester_id: int, server: str = "") -> str:
     people = []
     if rule.requester_can_approve:
         people.append(f"<@{requester_id}> (who asked)")
@@ -96,6 +100,12 @@ def who_may_decide(rule: ApproverRule, requester_id: int) -> str:
     people += [f"members of <@&{role}>" for role in sorted(rule.roles)]
     people.append("an admin")
     text = ", ".join(people[:-1]) + f" or {people[-1]}" if len(people) > 1 else people[0]
+    if len(text) > WHO_BUDGET:  # a long approver list: counted, and listed by /tools
+        asker = f"<@{requester_id}> (who asked), " if rule.requester_can_approve else ""
+        text = (
+            f"{asker}the {len(rule.users)} user(s) and {len(rule.roles)} role(s) "
+            f"approving `{server}`, or an admin"
+        )
     if not rule.requester_can_approve:
         text += f"; not <@{requester_id}>, who asked"
     return f"Who may decide: {text}."
@@ -110,7 +120,7 @@ def prompt_text(event: ApprovalRequested, rule: ApproverRule | None = None) -> t
     )
     if shortened:
         text += f"\n{SHORTENED_NOTE}"
-    text += "\n" + who_may_decide(rule or ApproverRule(), event.requester_id)
+    text += "\n" + who_may_decide(rule or ApproverRule(), event.requester_id, event.server)
     return text, shortened
 
 
@@ -128,6 +138,12 @@ def outcome_line(
 def with_line(content: str, line: str) -> str:
     if line in content:
         return content  # shown already (e.g. expired at start-up, then clicked)
+    if len(content) + len(line) + 1 > MESSAGE_MAX:
+        # Never refused by Discord for length: the outcome matters more than the tail, and the
+        # full arguments stay attached. A cut code block is closed again.
+        content = content[: MESSAGE_MAX - len(line) - 6] + "…"
+        if content.count("```") % 2:
+            content += "\n```"
     return f"{content}\n{line}" if content else line
 
 

@@ -160,7 +160,8 @@ async def _answer_click(
             assert result.requester_id is not None
             rule = bot.services.broker.rule(result.server)
             await interaction.response.send_message(
-                "You can't decide this one. " + who_may_decide(rule, result.requester_id),
+                "You can't decide this one. "
+                + who_may_decide(rule, result.requester_id, result.server),
                 ephemeral=True,
                 allowed_mentions=discord.AllowedMentions.none(),
             )
