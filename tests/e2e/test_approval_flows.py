@@ -83,7 +83,10 @@ async def _start(tmp_path_factory: pytest.TempPathFactory, llm: ScriptedLLM, bac
             "requester_can_approve": False,
             "approvers": {"roles": [approver_role]},
         },
-        "ro": {**stdio_params(call_log, name="ro"), "auto_approve_read_only": True},
+        "ro": {
+            **stdio_params(call_log, name="ro", annotated=True),
+            "auto_approve_read_only": True,
+        },
         # Dies at start-up with a line on stderr: /tools may show why to admins only.
         "broken": {
             "command": sys.executable,
