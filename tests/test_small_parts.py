@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from types import SimpleNamespace
 
 import pytest
 
-from bot.config import LimitsConfig
+from bot.config import LimitsConfig, PermissionsConfig
 from bot.core.approvals import ApproverRule
 from bot.core.events import (
     ApprovalRequested,
@@ -18,6 +19,7 @@ from bot.core.events import (
     TurnFailed,
 )
 from bot.core.limits import Reservation, UserLimits
+from bot.discord.access import Access
 from bot.discord.approval_text import outcome_line, who_may_decide, with_line
 from bot.discord.approvals import prompt_text, with_outcome
 from bot.discord.transcript import Transcript
@@ -187,3 +189,31 @@ def test_a_decided_prompt_always_fits_in_one_discord_message() -> None:
     assert len(decided) <= 2000 and decided.count("```") % 2 == 0
     only_admins = ApproverRule(requester_can_approve=False)
     assert who_may_decide(only_admins, 5) == "Who may decide: an admin; not <@5>, who asked."
+
+
+def test_one_rule_for_lists_and_admins() -> None:
+    access = Access(
+        PermissionsConfig.model_validate(
+            {
+                "users": {"block": [1, 2]},
+                "channels": {"allow": [100]},
+                "admin_ids": [2],
+                "manager_roles": [77],
+            }
+        )
+    )
+    admin_perms = SimpleNamespace(administrator=True)
+    blocked_guild_admin = SimpleNamespace(id=1, roles=[], guild_permissions=admin_perms)
+    blocked_owner = SimpleNamespace(id=2, roles=[])
+    manager = SimpleNamespace(id=3, roles=[SimpleNamespace(id=77)])
+    allowed_here, elsewhere = SimpleNamespace(id=100), SimpleNamespace(id=200)
+    thread_here = SimpleNamespace(id=300, parent_id=100)
+    # block wins over Discord's Administrator permission, but not over admin_ids
+    assert not access.allows(blocked_guild_admin, allowed_here)
+    assert access.is_admin(blocked_guild_admin)
+    assert access.allows(blocked_owner, elsewhere)
+    # the channel allow list holds for everyone else, threads following their channel
+    assert access.allows(manager, allowed_here) and access.allows(manager, thread_here)
+    assert not access.allows(manager, elsewhere)
+    assert access.is_manager(manager) and not access.is_admin(manager)
+    assert not access.is_manager(SimpleNamespace(id=4, roles=[]))
