@@ -64,6 +64,16 @@ class ApprovalPolicy:
         return text + ("; read-only tools run unasked" if self.auto_approve_read_only else "")
 
 
+def is_read_only(annotations: Any) -> bool:
+    """An MCP tool annotated readOnlyHint, and not also destructiveHint (a contradiction that is
+    resolved towards asking)."""
+    return (
+        annotations is not None
+        and getattr(annotations, "read_only_hint", None) is True
+        and getattr(annotations, "destructive_hint", None) is not True
+    )
+
+
 def policy_of(server: MCPServerConfig) -> ApprovalPolicy:
     return ApprovalPolicy(server.require_approval, server.auto_approve_read_only)
 

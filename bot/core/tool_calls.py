@@ -7,7 +7,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from bot.core.approvals import ApprovalGate, ApprovalPolicy, ApprovalRequest, grant_name
+from bot.core.approvals import (
+    ApprovalGate,
+    ApprovalPolicy,
+    ApprovalRequest,
+    grant_name,
+    is_read_only,
+)
 from bot.core.arguments import pretty
 from bot.core.events import (
     ApprovalRequested,
@@ -111,13 +117,7 @@ class ToolExecutor:
             )
             return
         policy = self._policies.get(spec.server, ApprovalPolicy())
-        annotations = getattr(spec, "annotations", None)
-        # readOnlyHint alone is not enough: a tool also marked destructive still asks.
-        read_only = bool(
-            annotations is not None
-            and getattr(annotations, "read_only_hint", None) is True
-            and getattr(annotations, "destructive_hint", None) is not True
-        )
+        read_only = is_read_only(getattr(spec, "annotations", None))
         edited_note = ""
         if policy.needs_approval(spec.tool, read_only=read_only):
             approval = ApprovalRequest(
@@ -155,9 +155,8 @@ def edited_by_note(resolved: ApprovalResolved, arguments: dict[str, Any]) -> str
     """Tells the model its call ran with a person's corrections, so it does not assume its own."""
     who = resolved.decided_by_name or "a user"
     return (
-        f"[Note: before approving, {who} (user id {resolved.decided_by}) edited the arguments "
-        "of this call; it ran "
-        f"with these arguments instead of yours: {pretty(arguments)}]\n"
+        f"[Note: before approving, {who} (user id {resolved.decided_by}) edited the arguments of "
+        f"this call; it ran with these arguments instead of yours: {pretty(arguments)}]\n"
     )
 
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord import app_commands
 
-from bot.core.approvals import ApprovalPolicy
+from bot.core.approvals import ApprovalPolicy, is_read_only
 from bot.core.conversations import BUSY, conversation_key
 from bot.core.state import ConversationKey
 
@@ -106,12 +106,7 @@ def describe_tools(bot: McpcordBot, *, is_admin: bool) -> list[str]:
                 continue
             tools = []
             for spec in (s for s in specs if s.server == status.name):
-                annotations = spec.annotations
-                read_only = bool(
-                    annotations is not None
-                    and annotations.read_only_hint is True
-                    and annotations.destructive_hint is not True
-                )
+                read_only = is_read_only(spec.annotations)
                 because = policy.unasked_because(spec.tool, read_only=read_only)
                 mark = f"runs unasked: {because}" if because else "asks first"
                 tools.append(f"`{spec.name}` ({mark})")
