@@ -1,4 +1,4 @@
-"""Tool-call arguments a person sees and edits: checked against the tool's schema, shortened for display."""
+"""Tool-call arguments a person edits or audits: JSON Schema checks, pretty JSON, value-free digests."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""What an approval prompt says: every argument key, long values shortened (head and tail), who may
-decide, and the outcome lines added after a decision."""
+"""What an approval prompt says: every argument key, long values cut to head and tail, who decides."""
 
 from __future__ import annotations
 

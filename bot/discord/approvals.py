@@ -1,5 +1,4 @@
-"""Approval prompts: persistent `mcpa:<id>:<action>` buttons and `mcpm:<id>:<kind>` modals, wired to
-the ApprovalBroker; the prompt hides nothing (long values shortened, full JSON attached)."""
+"""Approval prompts on Discord: persistent `mcpa:` buttons and `mcpm:` modals, wired to the broker."""
 
 from __future__ import annotations
 
