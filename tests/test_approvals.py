@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from bot.config import ApprovalLists
+import pytest
+from pydantic import ValidationError
+
+from bot.config import ApprovalLists, MCPServerConfig
 from bot.core.approvals import (
     ApprovalBroker,
     ApprovalPolicy,
@@ -207,3 +210,13 @@ def test_audit_trail_has_one_line_per_decision_and_run_and_no_values() -> None:
     assert "path, token" in decision and "edited: path" in decision
     assert "ran for <@3>: done" in run
     assert "sk-very-secret" not in "".join(lines) and "/etc" not in "".join(lines)
+
+
+def test_read_only_auto_approval_needs_a_server_the_bot_runs() -> None:
+    with pytest.raises(ValidationError, match="auto_approve_read_only"):
+        MCPServerConfig(url="http://x/mcp", server_side=True, auto_approve_read_only=True)
+    server = MCPServerConfig(
+        command="x", approvers={"users": [1], "roles": [2]}, requester_can_approve=False
+    )
+    rule = ApproverRule.of(server)
+    assert rule.users == {1} and rule.roles == {2} and not rule.requester_can_approve
