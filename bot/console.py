@@ -22,9 +22,6 @@ from bot.core.events import (
 from bot.core.state import ConversationKey, TurnRequest
 
 CONSOLE_USER = 1
-# Decides for servers whose requester may not approve alone: the terminal has nobody else, so
-# the operator's only possible answer there is no.
-CONSOLE_OPERATOR = 0
 KEY = ConversationKey(guild_id=0, channel_id=0, user_id=CONSOLE_USER)
 CHOICES = {"y": "approve", "yes": "approve", "a": "always", "always": "always"}
 
@@ -47,10 +44,9 @@ async def decide(core: Core, event: ApprovalRequested) -> None:
     broker = core.broker
     print(f"\nApproval needed: {event.server}.{event.tool} with:\n{pretty(event.arguments)}")
     if not broker.rule(event.server).requester_can_approve:
+        # The terminal has nobody else to ask, and the asker may only say no.
         print(f"({event.server} needs someone other than the asker to approve; not run.)")
-        await broker.click(
-            event.approval_id, user_id=CONSOLE_OPERATOR, is_admin=True, action="deny"
-        )
+        await broker.click(event.approval_id, user_id=CONSOLE_USER, is_admin=True, action="deny")
         return
     menu = "[y]es, [N]o, [a]lways, [r]eason" + (", [e]dit" if event.editable else "")
     while True:

@@ -49,13 +49,16 @@ def test_a_decided_prompt_always_fits_in_one_discord_message() -> None:
         requester_id=10**18,
     )
     text, shortened = prompt_text(event, rule)
-    assert shortened and "not <@1000000000000000000>, who asked" in text
+    assert shortened and "<@1000000000000000000>, who asked, may only deny" in text
     assert "Who may decide: the 40 user(s) and 10 role(s)" in text
     decided = with_line(text, outcome_line("denied", 10**18, reason="no " * 400))
     decided = with_line(decided, outcome_line("approved", 10**18, edited=True))
     assert len(decided) <= 2000 and decided.count("```") % 2 == 0
     only_admins = ApproverRule(requester_can_approve=False)
-    assert who_may_decide(only_admins, 5) == "Who may decide: an admin; not <@5>, who asked."
+    assert (
+        who_may_decide(only_admins, 5)
+        == "Who may decide: an admin; <@5>, who asked, may only deny."
+    )
 
 
 def test_one_rule_for_lists_and_admins() -> None:

@@ -128,6 +128,13 @@ async def test_approvers_and_requester_can_approve(tmp_path: Path) -> None:
         )
         assert by_role.outcome == "decided"
         assert (await waiter).decided_by == 77
+        # ... but may always withdraw their own request.
+        second = await broker.open(request("call-2"))
+        waiter = asyncio.create_task(broker.wait(second))
+        withdrawn = await broker.click(
+            second, user_id=3, is_admin=False, action="reason", reason="never mind"
+        )
+        assert withdrawn.outcome == "decided" and (await waiter).reason == "never mind"
 
 
 async def test_edit_is_checked_against_the_schema_and_reason_reaches_the_decision(

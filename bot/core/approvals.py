@@ -80,8 +80,8 @@ def policy_of(server: MCPServerConfig) -> ApprovalPolicy:
 
 @dataclass(frozen=True, kw_only=True)
 class ApproverRule:
-    """Who may decide a server's approvals: admins, listed users and roles, and (unless
-    `requester_can_approve` is false) the person who asked."""
+    """Who may decide a server's approvals: admins, listed users and roles, and the person who
+    asked, who with `requester_can_approve: false` may only say no (withdraw their request)."""
 
     users: frozenset[int] = frozenset()
     roles: frozenset[int] = frozenset()
@@ -96,11 +96,17 @@ class ApproverRule:
         )
 
     def allows(
-        self, user_id: int, *, requester_id: int, is_admin: bool, role_ids: Iterable[int] = ()
+        self,
+        user_id: int,
+        *,
+        requester_id: int,
+        is_admin: bool,
+        role_ids: Iterable[int] = (),
+        approving: bool = True,
     ) -> bool:
         if user_id == requester_id:
             # "Someone else must approve" holds for an admin's own request too: that is the point.
-            return self.requester_can_approve
+            return self.requester_can_approve or not approving
         return is_admin or user_id in self.users or bool(self.roles & set(role_ids))
 
 
@@ -255,7 +261,13 @@ class ApprovalBroker:
             self._schemas.pop(approval_id, None)
 
     async def may_decide(
-        self, approval_id: int, *, user_id: int, is_admin: bool, role_ids: Iterable[int] = ()
+        self,
+        approval_id: int,
+        *,
+        user_id: int,
+        is_admin: bool,
+        action: Action,
+        role_ids: Iterable[int] = (),
     ) -> ClickResult | None:
         """A refusal for this user (or an unknown approval), or None when they may decide.
 
@@ -265,7 +277,11 @@ class ApprovalBroker:
         if record is None:
             return ClickResult(outcome="unknown")
         if not self.rule(record.server).allows(
-            user_id, requester_id=record.requester_id, is_admin=is_admin, role_ids=role_ids
+            user_id,
+            requester_id=record.requester_id,
+            is_admin=is_admin,
+            role_ids=role_ids,
+            approving=_STATUS_OF_ACTION[action] != "denied",
         ):
             return ClickResult(
                 outcome="not_allowed",
@@ -295,7 +311,11 @@ class ApprovalBroker:
             return ClickResult(outcome="unknown")
         facts = {"tool": record.tool, "server": record.server, "requester_id": record.requester_id}
         if not self.rule(record.server).allows(
-            user_id, requester_id=record.requester_id, is_admin=is_admin, role_ids=role_ids
+            user_id,
+            requester_id=record.requester_id,
+            is_admin=is_admin,
+            role_ids=role_ids,
+            approving=_STATUS_OF_ACTION[action] != "denied",
         ):
             return ClickResult(outcome="not_allowed", status=record.status, **facts)
         future = self._waiting.get(approval_id)

@@ -106,7 +106,7 @@ def who_may_decide(rule: ApproverRule, requester_id: int, server: str = "") -> s
             f"approving `{server}`, or an admin"
         )
     if not rule.requester_can_approve:
-        text += f"; not <@{requester_id}>, who asked"
+        text += f"; <@{requester_id}>, who asked, may only deny"
     return f"Who may decide: {text}."
 
 

@@ -256,7 +256,11 @@ async def _open_modal(
     broker = bot.services.broker
     user = interaction.user
     refusal = await broker.may_decide(
-        approval_id, user_id=user.id, is_admin=bot.access.is_admin(user), role_ids=role_ids(user)
+        approval_id,
+        user_id=user.id,
+        is_admin=bot.access.is_admin(user),
+        action=kind,
+        role_ids=role_ids(user),
     )
     if refusal is not None:
         await _answer_click(bot, interaction, approval_id, refusal)

@@ -181,7 +181,7 @@ async def test_requester_cannot_approve_alone_but_an_approver_can(world: Approva
     world.llm.script(key, [ToolCall("strict__record", {"note": note})], Text("Recorded."))
     asked = await chat.say(f"{key} record")
     prompt = await chat.prompt()
-    assert f"not <@{chat.user}>, who asked" in prompt["content"]
+    assert f"<@{chat.user}>, who asked, may only deny" in prompt["content"]
     refused = await (await click(world, prompt, "approve", chat.user)).wait_response()
     assert refused["type"] == 4 and refused["data"]["flags"] & 64
     assert "can't decide" in refused["data"]["content"]
