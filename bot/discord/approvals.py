@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+_MODAL_ID = re.compile(r"mcpm:(?P<approval_id>[0-9]+):(?:edit|reason)")
+
 _BUTTONS: tuple[tuple[Action, str, discord.ButtonStyle], ...] = (
     ("approve", "Approve", discord.ButtonStyle.success),
     ("deny", "Deny", discord.ButtonStyle.danger),
@@ -223,6 +225,8 @@ class ArgumentsModal(discord.ui.Modal):
         await decide(
             interaction.client, interaction, self.approval_id, "edit", edited=self.arguments.value
         )
+        # Only after success: discord.py drops a submitted modal only then.
+        interaction.client.approvals.closed(self)
 
 
 class ReasonModal(discord.ui.Modal):
@@ -248,6 +252,8 @@ class ReasonModal(discord.ui.Modal):
         await decide(
             interaction.client, interaction, self.approval_id, "reason", reason=self.reason.value
         )
+        # Only after success: discord.py drops a submitted modal only then.
+        interaction.client.approvals.closed(self)
 
 
 async def _open_modal(
@@ -267,16 +273,20 @@ async def _open_modal(
         return
     record = await bot.services.store.get_approval(approval_id)
     if record.status != "pending" or not broker.waiting(approval_id):
-        # Decided already, or from before a restart: a plain click says which, and marks it.
-        await decide(bot, interaction, approval_id, "deny" if kind == "reason" else "approve")
+        # Decided already, or from before a restart: nobody waits, so no click can decide it;
+        # the broker says which (and marks a leftover as expired).
+        await decide(bot, interaction, approval_id, "deny")
         return
+    modal: discord.ui.Modal
     if kind == "edit":
         if not broker.editable(approval_id) or len(pretty(record.arguments)) > MODAL_TEXT_MAX:
             await _answer_click(bot, interaction, approval_id, ClickResult(outcome="not_editable"))
             return
-        await interaction.response.send_modal(ArgumentsModal(approval_id, record.arguments))
+        modal = ArgumentsModal(approval_id, record.arguments)
     else:
-        await interaction.response.send_modal(ReasonModal(approval_id))
+        modal = ReasonModal(approval_id)
+    await interaction.response.send_modal(modal)
+    bot.approvals.opened(modal)
 
 
 # -- prompts that no click reported ------------------------------------------------------------
@@ -292,6 +302,35 @@ class DiscordApprovals:
         self._store = store
         self._audit = audit
         self._prompts: dict[int, discord.Message] = {}
+        # The modals discord.py holds, by custom_id (it keeps one per id and drops it once it
+        # was submitted): a submit for any other `mcpm:` id would otherwise go unanswered.
+        self._open: dict[str, discord.ui.Modal] = {}
+
+    def opened(self, modal: discord.ui.Modal) -> None:
+        self._open[modal.custom_id] = modal
+
+    def closed(self, modal: discord.ui.Modal) -> None:
+        if self._open.get(modal.custom_id) is modal:
+            del self._open[modal.custom_id]
+
+    async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
+        """Answers the submit of a modal discord.py no longer holds: opened before a restart, or
+        a second copy of a form someone else already submitted. It never decides anything."""
+        if interaction.type is not discord.InteractionType.modal_submit:
+            return
+        data: dict[str, Any] = dict(interaction.data or {})
+        custom = str(data.get("custom_id", ""))
+        match = _MODAL_ID.fullmatch(custom)
+        if match is None or custom in self._open:
+            return
+        approval_id = int(match["approval_id"])
+        if self._broker.waiting(approval_id):
+            await interaction.response.send_message(
+                "This form was closed meanwhile; press the button again.", ephemeral=True
+            )
+            return
+        # Nobody waits for it: the broker says whether it expired or was decided already.
+        await decide(interaction.client, interaction, approval_id, "deny")
 
     async def send_prompt(
         self, event: ApprovalRequested, anchor: discord.Message

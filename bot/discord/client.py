@@ -68,6 +68,7 @@ class _McpcordMixin:
         if self.audit is not None:
             self.audit.start()
         bot.add_dynamic_items(ApprovalButton)
+        bot.add_listener(self.approvals.on_interaction, "on_interaction")
         for command in ALL_COMMANDS:
             bot.tree.add_command(command)
         await self._sync_commands()

@@ -238,6 +238,31 @@ async def test_edit_runs_the_edited_arguments_once(world: Approvals) -> None:
     assert attachment_json(world, final, "edited-arguments.json") == {"note": right}
 
 
+async def test_a_form_discord_py_no_longer_holds_is_answered_and_runs_nothing(
+    world: Approvals,
+) -> None:
+    chat = Chat(world.discord, "stale-form")
+    key = f"k-stale-form-{world.backend}"
+    note = f"stale-form-{world.backend}"
+    world.llm.script(key, [ToolCall("gated__record", {"note": "x"})], Text("Fresh click."))
+    asked = await chat.say(f"{key} record")
+    prompt = await chat.prompt()
+    first = await click(world, prompt, "edit", chat.user)
+    await first.wait_response()
+    second = await click(world, prompt, "edit", chat.user)  # the same form again: replaces it
+    await second.wait_response()
+    invalid = await world.discord.submit_modal(second, {"arguments": "{"})
+    assert "not valid JSON" in (await invalid.wait_response())["data"]["content"]
+    stale = await world.discord.submit_modal(first, {"arguments": json.dumps({"note": note})})
+    answer = await stale.wait_response()
+    assert answer["type"] == 4 and answer["data"]["flags"] & 64
+    assert "press the button again" in answer["data"]["content"]
+    assert world.calls("record", note) == []
+    await (await click(world, prompt, "approve", chat.user)).wait_response()
+    await chat.answer_text(int(asked["id"]), "Fresh click.")
+    assert world.calls("record", note) == []
+
+
 # -- deny with a reason -------------------------------------------------------------------------
 
 
