@@ -6,12 +6,13 @@ import json
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
 from tests.conftest import bot_config
-from tests.e2e.harness import BotProcess, Chat, buttons
+from tests.e2e.harness import BotProcess, Chat, buttons, running
 from tests.e2e.test_tools import tool_outputs
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.llm import McpApprovalRequest, McpCall, ScriptedLLM, Text, ToolCall
@@ -128,9 +129,12 @@ async def world(
             await made.discord.stop()
 
 
+def custom_id_of(prompt: dict, action: str) -> str:
+    return next(b["custom_id"] for b in buttons(prompt) if b["custom_id"].endswith(f":{action}"))
+
+
 async def click(world: Approvals, prompt: dict, action: str, user: int):
-    custom_id = next(b["custom_id"] for b in buttons(prompt) if b["custom_id"].endswith(action))
-    return await world.discord.click_button(int(prompt["id"]), custom_id, user)
+    return await world.discord.click_button(int(prompt["id"]), custom_id_of(prompt, action), user)
 
 
 def attachment_json(world: Approvals, message: dict, filename: str) -> dict:
@@ -465,3 +469,37 @@ async def test_shared_conversation_needs_a_manager_and_an_idle_turn(world: Appro
         assert "still answering" in busy["data"]["content"], options
     await (await click(world, prompt, "deny", chat.user)).wait_response()
     await chat.answer_text(int(asked["id"]), "Was busy.")
+
+
+# -- restarts -----------------------------------------------------------------------------------
+
+
+async def test_a_form_opened_before_a_restart_expires_and_runs_nothing(
+    llm: ScriptedLLM, tmp_path: Path
+) -> None:
+    discord = FakeDiscord()
+    await discord.start()
+    call_log = tmp_path / "calls.jsonl"
+    config = bot_config(llm, tmp_path, call_log, "chat", shutdown_grace_s=1)
+    try:
+        async with running(BotProcess(discord, config, tmp_path)) as bot:
+            chat = Chat(discord, "restart-form")
+            key = "k-restart-form"
+            llm.script(key, [ToolCall("gated__record", {"note": "before"})], Text("Gone."))
+            await chat.say(f"{key} record")
+            prompt = await chat.prompt()
+            opened = await discord.click_button(
+                int(prompt["id"]), custom_id_of(prompt, "edit"), chat.user
+            )
+            await opened.wait_response()
+            assert await bot.stop() == 0
+        async with running(BotProcess(discord, config, tmp_path)):
+            await discord.wait_for(
+                lambda: "Expired" in (discord.message(int(prompt["id"])) or {}).get("content", "")
+            )
+            late = await discord.submit_modal(opened, {"arguments": '{"note": "after"}'})
+            answer = await late.wait_response()
+            assert "expired" in json.dumps(answer).lower()
+            assert [c for c in read_calls(call_log) if c["tool"] == "record"] == []
+    finally:
+        await discord.stop()
