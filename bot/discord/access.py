@@ -1,9 +1,4 @@
-"""Who may talk to the bot, manage shared conversations and count as an admin (discord.permissions).
-
-One rule, the same for mentions and slash commands: `block` always wins, except for ids in
-`admin_ids`, which bypass every list. Members with Discord's Administrator permission count as
-admins for deciding approvals and managing conversations, but follow the lists like everyone else.
-"""
+"""Who may talk to the bot, manage shared conversations and count as an admin (discord.permissions)."""
 
 from __future__ import annotations
 
@@ -25,6 +20,11 @@ def role_ids(user: discord.abc.User | Any) -> set[int]:
 
 
 class Access:
+    """One rule, the same for mentions and slash commands: `block` always wins, except for ids in
+    `admin_ids`, which bypass every list. Members with Discord's Administrator permission count as
+    admins for deciding approvals and managing conversations, but follow the lists like everyone.
+    """
+
     def __init__(self, permissions: PermissionsConfig) -> None:
         self._permissions = permissions
 
