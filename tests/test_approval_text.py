@@ -19,6 +19,7 @@ def test_prompt_shows_every_key_even_when_there_are_many() -> None:
     text, shortened = prompt_text(event)
     assert shortened and len(text) < 1800
     assert all(f'"key_{i}"' in text for i in range(60))
+    assert "\\u000a" not in text
 
 
 def test_invisible_characters_are_shown_as_escapes() -> None:

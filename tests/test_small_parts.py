@@ -34,7 +34,7 @@ def test_prompt_text_shortens_values_and_cannot_break_out_of_its_code_block() ->
     assert shortened and len(text) < 1800
     assert text.count("```") == 2  # only our own fence pair
     assert "arguments.json" in text and "<@42>" in text
-    assert '"path": "x.py"' in text and '"body": ' in text  # every key
+    assert '\n"path": "x.py"\n"body": ' in text  # every key, one per line
     assert "rm -rf /" in text  # a long value keeps its end in view, not only its start
     assert re.search(r"`write` from `files`", text)
 

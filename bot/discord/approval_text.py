@@ -71,7 +71,7 @@ def shown_arguments(arguments: dict[str, Any]) -> tuple[str, bool]:
             shown_value, value_cut = _shorten(raw, limit)
             cut = cut or key_cut or value_cut
             lines.append(f"{shown_key}: {shown_value}")
-        text = _visible("\n".join(lines))
+        text = "\n".join(_visible(line) for line in lines)
         if len(text) <= ARGUMENTS_BUDGET:
             return text, cut
     # So many keys that even short values do not fit: list the keys alone, as many as fit.
@@ -84,7 +84,7 @@ def shown_arguments(arguments: dict[str, Any]) -> tuple[str, bool]:
         count += 1
     if count < len(keys):
         text += f", … and {len(keys) - count} more keys"
-    return _visible(text + "\n(values: see arguments.json)"), True
+    return _visible(text) + "\n(values: see arguments.json)", True
 
 
 def arguments_file(arguments: dict[str, Any], filename: str = ARGUMENTS_FILE) -> discord.File:
