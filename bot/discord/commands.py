@@ -91,6 +91,19 @@ async def reset(interaction: discord.Interaction[Any], everyone: bool = False) -
     )
 
 
+def _deciders(bot: McpcordBot, server: str) -> str:
+    """Who decides this server's approvals, when it is more than the default (asker or admin)."""
+    rule = bot.services.broker.rule(server)
+    if not rule.users and not rule.roles and rule.requester_can_approve:
+        return ""
+    people = [f"<@{u}>" for u in sorted(rule.users)] + [f"<@&{r}>" for r in sorted(rule.roles)]
+    people.append("admins")
+    if rule.requester_can_approve:
+        people.insert(0, "the asker")
+    extra = "" if rule.requester_can_approve else "; the asker may only deny"
+    return f"; decided by: {', '.join(people)}{extra}"
+
+
 def describe_tools(bot: McpcordBot, *, is_admin: bool) -> list[str]:
     """One line per server: its approval rule, and per tool whether it asks or why not."""
     services = bot.services
@@ -111,11 +124,13 @@ def describe_tools(bot: McpcordBot, *, is_admin: bool) -> list[str]:
                 mark = f"runs unasked: {because}" if because else "asks first"
                 tools.append(f"`{spec.name}` ({mark})")
             names = ", ".join(tools) or "no tools"
-            lines.append(f"**{status.name}** (approval: {policy.describe()}): {names}")
+            rule = f"approval: {policy.describe()}{_deciders(bot, status.name)}"
+            lines.append(f"**{status.name}** ({rule}): {names}")
     for name, server in services.settings.mcp.servers.items():
         if server.server_side:
             policy = services.policies.get(name, ApprovalPolicy())
-            lines.append(f"**{name}** (run by the model server; approval: {policy.describe()})")
+            rule = f"approval: {policy.describe()}{_deciders(bot, name)}"
+            lines.append(f"**{name}** (run by the model server; {rule})")
     return lines
 
 

@@ -442,6 +442,7 @@ async def test_tools_shows_failure_reasons_to_admins_only(world: Approvals) -> N
     assert "(" not in plain.split("**broken**: unavailable", 1)[1].split("\n", 1)[0]
     assert "`ro__look` (runs unasked: read-only)" in plain
     assert "`ro__purge` (asks first)" in plain
+    assert "decided by: <@&" in plain and "the asker may only deny" in plain  # strict
     admin = world.discord.owner_id  # the guild owner: an Administrator, not blocked
     full = (await command(world, "tools", admin, chat.channel))["data"]["content"]
     assert "**broken**: unavailable (" in full
