@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from bot.config import ConfigError, Settings
-from bot.core.approvals import ApprovalBroker, ApprovalPolicy
+from bot.core.approvals import ApprovalBroker, ApprovalPolicy, ApproverRule, policy_of
 from bot.core.backend import Backend
 from bot.core.conversations import Conversations
 from bot.core.limits import UserLimits
@@ -59,11 +59,13 @@ async def build_core(settings: Settings) -> AsyncIterator[Core]:
         async with MCPTools(bot_side, tool_timeout_s=settings.mcp.tool_timeout_s) as tools:
             if preload is not None:
                 await preload
-            broker = ApprovalBroker(store, timeout_s=settings.mcp.approval_timeout_s)
-            policies = {
-                name: ApprovalPolicy(server.require_approval)
-                for name, server in settings.mcp.servers.items()
-            }
+            servers = settings.mcp.servers
+            broker = ApprovalBroker(
+                store,
+                timeout_s=settings.mcp.approval_timeout_s,
+                rules={name: ApproverRule.of(server) for name, server in servers.items()},
+            )
+            policies = {name: policy_of(server) for name, server in servers.items()}
             backend = make_backend(settings, ToolExecutor(tools, policies, broker))
             try:
                 yield Core(

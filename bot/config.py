@@ -35,6 +35,13 @@ class ApprovalLists(_Section):
 ApprovalSetting = Literal["never", "always"] | ApprovalLists
 
 
+class Approvers(_Section):
+    """Who may decide a server's approvals besides admins (and the requester)."""
+
+    users: list[int] = Field(default_factory=list)
+    roles: list[int] = Field(default_factory=list)
+
+
 class MCPServerConfig(_Section):
     """One MCP server: stdio (`command`) or streamable HTTP (`url`)."""
 
@@ -48,6 +55,11 @@ class MCPServerConfig(_Section):
     server_side: bool = False
     require_approval: ApprovalSetting = "always"
     allowed_tools: list[str] | None = None
+    approvers: Approvers = Field(default_factory=Approvers)
+    # false: someone other than the person who asked must approve this server's tools.
+    requester_can_approve: bool = True
+    # Tools the server annotates readOnlyHint (and not destructiveHint) run without asking.
+    auto_approve_read_only: bool = False
 
     @model_validator(mode="after")
     def _one_transport(self) -> MCPServerConfig:
@@ -55,6 +67,11 @@ class MCPServerConfig(_Section):
             raise ValueError("give exactly one of `command` (stdio) or `url` (streamable HTTP)")
         if self.server_side and not self.url:
             raise ValueError("`server_side: true` needs a `url` the Responses server can reach")
+        if self.server_side and self.auto_approve_read_only:
+            raise ValueError(
+                "`auto_approve_read_only` needs tool annotations the bot sees; it works only "
+                "for servers the bot runs (remove it or `server_side: true`)"
+            )
         return self
 
 
@@ -83,6 +100,8 @@ class PermissionsConfig(_Section):
     roles: AllowBlock = Field(default_factory=AllowBlock)
     channels: AllowBlock = Field(default_factory=AllowBlock)
     admin_ids: list[int] = Field(default_factory=list)
+    # May /model and /reset conversations shared by a channel or thread (admins may too).
+    manager_roles: list[int] = Field(default_factory=list)
 
 
 class DiscordConfig(_Section):
@@ -96,6 +115,8 @@ class DiscordConfig(_Section):
     shard_count: int | None = Field(default=None, ge=1)
     shard_ids: list[int] | None = None
     permissions: PermissionsConfig = Field(default_factory=PermissionsConfig)
+    # One line per tool run and approval decision goes to this channel (None: nowhere).
+    audit_channel_id: int | None = None
 
 
 class LimitsConfig(_Section):

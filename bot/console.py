@@ -6,9 +6,10 @@ import asyncio
 import json
 import sys
 
-from bot.app import build_core
+from bot.app import Core, build_core
 from bot.config import Settings
 from bot.core.approvals import Action
+from bot.core.arguments import pretty
 from bot.core.events import (
     ApprovalRequested,
     Notice,
@@ -22,10 +23,55 @@ from bot.core.state import ConversationKey, TurnRequest
 
 CONSOLE_USER = 1
 KEY = ConversationKey(guild_id=0, channel_id=0, user_id=CONSOLE_USER)
+CHOICES = {"y": "approve", "yes": "approve", "a": "always", "always": "always"}
 
 
 async def _ask(prompt: str) -> str:
     return (await asyncio.to_thread(input, prompt)).strip()
+
+
+async def _read_json() -> str:
+    """Lines up to an empty one: room for pretty-printed JSON."""
+    print("Enter the arguments as JSON, then an empty line:")
+    lines = []
+    while line := (await asyncio.to_thread(input)).rstrip():
+        lines.append(line)
+    return "\n".join(lines)
+
+
+async def decide(core: Core, event: ApprovalRequested) -> None:
+    """Ask on the terminal until the approval is decided: approve, always, edit, reason or deny."""
+    broker = core.broker
+    print(f"\nApproval needed: {event.server}.{event.tool} with:\n{pretty(event.arguments)}")
+    if not broker.rule(event.server).requester_can_approve:
+        # The terminal has nobody else to ask, and the asker may only say no.
+        print(f"({event.server} needs someone other than the asker to approve; not run.)")
+        await broker.click(event.approval_id, user_id=CONSOLE_USER, is_admin=True, action="deny")
+        return
+    menu = "[y]es, [N]o, [a]lways, [r]eason" + (", [e]dit" if event.editable else "")
+    while True:
+        try:
+            answer = (await _ask(f"Run it? {menu}: ")).lower()
+            action: Action = CHOICES.get(answer, "deny")  # type: ignore[assignment]
+            edited = reason = None
+            if answer in ("e", "edit") and event.editable:
+                action, edited = "edit", await _read_json()
+            elif answer in ("r", "reason"):
+                action, reason = "reason", await _ask("Why not? ")
+        except EOFError:
+            action, edited, reason = "deny", None, None
+        result = await broker.click(
+            event.approval_id,
+            user_id=CONSOLE_USER,
+            is_admin=True,
+            action=action,
+            user_name="the terminal user",
+            edited=edited,
+            reason=reason,
+        )
+        if result.outcome != "invalid":
+            return
+        print(f"Not run: {result.problem} Try again.")
 
 
 async def chat(settings: Settings) -> int:
@@ -53,14 +99,8 @@ async def chat(settings: Settings) -> int:
                         print(f"\n[tool {server}.{tool} {json.dumps(args)}]", flush=True)
                     case ToolCallFinished(tool=tool, outcome=outcome):
                         print(f"[{tool}: {outcome}]", flush=True)
-                    case ApprovalRequested(approval_id=approval_id, tool=tool, arguments=args):
-                        answer = await _ask(f"\nRun {tool} {json.dumps(args)}? [y/N/always] ")
-                        action: Action = {"y": "approve", "always": "always"}.get(
-                            answer.lower(), "deny"
-                        )  # type: ignore[assignment]
-                        await core.broker.click(
-                            approval_id, user_id=CONSOLE_USER, is_admin=True, action=action
-                        )
+                    case ApprovalRequested():
+                        await decide(core, event)
                     case Notice(text=note):
                         print(f"\n({note})")
                     case TurnFailed(message=message):

@@ -5,17 +5,38 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from bot.config import ApprovalLists
-from bot.core.approvals import ApprovalBroker, ApprovalPolicy, ApprovalRequest
-from bot.core.state import ConversationKey
+import pytest
+from pydantic import ValidationError
+
+from bot.config import ApprovalLists, MCPServerConfig
+from bot.core.approvals import (
+    ApprovalBroker,
+    ApprovalPolicy,
+    ApprovalRequest,
+    ApproverRule,
+    grant_name,
+)
+from bot.core.audit import AuditTrail
+from bot.core.events import ApprovalRequested, ApprovalResolved, ToolCallFinished, ToolCallStarted
+from bot.core.state import ConversationKey, TurnRequest
 from bot.store.sqlite import Store
 
 KEY = ConversationKey(guild_id=1, channel_id=2, user_id=3)
 
 
-def request(call_id: str = "call-1", tool: str = "srv__write") -> ApprovalRequest:
+def request(call_id: str = "call-1", tool: str = "write", server: str = "srv") -> ApprovalRequest:
     return ApprovalRequest(
-        key=KEY, call_id=call_id, server="srv", tool=tool, arguments={"x": 1}, requester_id=3
+        key=KEY,
+        call_id=call_id,
+        server=server,
+        tool=tool,
+        arguments={"x": 1},
+        requester_id=3,
+        input_schema={
+            "type": "object",
+            "properties": {"x": {"type": "integer"}},
+            "required": ["x"],
+        },
     )
 
 
@@ -63,10 +84,12 @@ async def test_always_grants_the_tool_for_this_conversation_only(tmp_path: Path)
         waiter = asyncio.create_task(broker.wait(approval_id))
         await broker.click(approval_id, user_id=3, is_admin=False, action="always")
         assert (await waiter).approved
-        assert await broker.preapproved(KEY, "srv__write")
-        assert not await broker.preapproved(KEY, "srv__other")
+        assert await broker.preapproved(KEY, grant_name("srv", "write"))
+        assert not await broker.preapproved(KEY, grant_name("srv", "other"))
+        # A same-named tool of another server is not covered by the grant.
+        assert not await broker.preapproved(KEY, grant_name("srv2", "write"))
         other = ConversationKey(guild_id=1, channel_id=2, user_id=4)
-        assert not await broker.preapproved(other, "srv__write")
+        assert not await broker.preapproved(other, grant_name("srv", "write"))
 
 
 async def test_a_click_after_a_restart_is_expired(tmp_path: Path) -> None:
@@ -83,3 +106,124 @@ async def test_a_click_after_a_restart_is_expired(tmp_path: Path) -> None:
         assert again.outcome == "expired"
         unknown = await broker.click(12345, user_id=3, is_admin=False, action="approve")
         assert unknown.outcome == "unknown"
+
+
+async def test_approvers_and_requester_can_approve(tmp_path: Path) -> None:
+    rules = {
+        "srv": ApproverRule(
+            users=frozenset({50}), roles=frozenset({60}), requester_can_approve=False
+        )
+    }
+    async with Store.open(tmp_path / "a.db") as store:
+        broker = ApprovalBroker(store, timeout_s=5, rules=rules)
+        approval_id = await broker.open(request())
+        waiter = asyncio.create_task(broker.wait(approval_id))
+        # The requester may not approve alone, even as an admin.
+        own = await broker.click(approval_id, user_id=3, is_admin=True, action="approve")
+        assert own.outcome == "not_allowed"
+        stranger = await broker.click(approval_id, user_id=99, is_admin=False, action="approve")
+        assert stranger.outcome == "not_allowed"
+        by_role = await broker.click(
+            approval_id, user_id=77, is_admin=False, role_ids=[60], action="approve"
+        )
+        assert by_role.outcome == "decided"
+        assert (await waiter).decided_by == 77
+        # ... but may always withdraw their own request.
+        second = await broker.open(request("call-2"))
+        waiter = asyncio.create_task(broker.wait(second))
+        withdrawn = await broker.click(
+            second, user_id=3, is_admin=False, action="reason", reason="never mind"
+        )
+        assert withdrawn.outcome == "decided" and (await waiter).reason == "never mind"
+
+
+async def test_edit_is_checked_against_the_schema_and_reason_reaches_the_decision(
+    tmp_path: Path,
+) -> None:
+    async with Store.open(tmp_path / "a.db") as store:
+        broker = ApprovalBroker(store, timeout_s=5)
+        approval_id = await broker.open(request())
+        waiter = asyncio.create_task(broker.wait(approval_id))
+        bad_json = await broker.click(
+            approval_id, user_id=3, is_admin=False, action="edit", edited="{x: 1"
+        )
+        assert bad_json.outcome == "invalid" and "not valid JSON" in bad_json.problem
+        wrong_type = await broker.click(
+            approval_id, user_id=3, is_admin=False, action="edit", edited='{"x": "one"}'
+        )
+        assert wrong_type.outcome == "invalid" and "x" in wrong_type.problem
+        assert not waiter.done()
+        good = await broker.click(
+            approval_id,
+            user_id=3,
+            is_admin=False,
+            action="edit",
+            edited='{"x": 2}',
+            user_name="Ann",
+        )
+        assert good.outcome == "decided"
+        decision = await waiter
+        assert decision.approved and decision.arguments == {"x": 2}
+        assert (await store.get_approval(approval_id)).edited_arguments == {"x": 2}
+
+        second = await broker.open(request("call-2"))
+        waiter = asyncio.create_task(broker.wait(second))
+        await broker.click(
+            second,
+            user_id=3,
+            is_admin=False,
+            action="reason",
+            reason="use the staging db",
+            user_name="Ann",
+        )
+        decision = await waiter
+        assert not decision.approved and "use the staging db" in decision.tool_output()
+        assert (await store.get_approval(second)).reason == "use the staging db"
+
+
+def test_read_only_tools_run_unasked_only_when_configured() -> None:
+    plain = ApprovalPolicy()
+    assert plain.needs_approval("look", read_only=True)
+    auto = ApprovalPolicy("always", auto_approve_read_only=True)
+    assert not auto.needs_approval("look", read_only=True)
+    assert auto.unasked_because("look", read_only=True) == "read-only"
+    assert auto.needs_approval("write", read_only=False)
+
+
+def test_audit_trail_has_one_line_per_decision_and_run_and_no_values() -> None:
+    trail = AuditTrail()
+    turn = TurnRequest(key=KEY, user_id=3, user_name="Ann", text="hi")
+    secret = {"token": "sk-very-secret", "path": "/etc"}
+    events = [
+        ApprovalRequested(
+            call_id="c1", approval_id=9, server="fs", tool="write", arguments=secret, requester_id=3
+        ),
+        ApprovalResolved(
+            call_id="c1",
+            approval_id=9,
+            approved=True,
+            status="approved",
+            decided_by=4,
+            arguments={"path": "/tmp"},
+        ),
+        ToolCallStarted(call_id="c1", server="fs", tool="write", arguments={"path": "/tmp"}),
+        ToolCallFinished(call_id="c1", server="fs", tool="write", outcome="done", output="ok"),
+        ToolCallFinished(call_id="c2", server="", tool="nope", outcome="failed", output="no"),
+    ]
+    lines = [line for e in events if (line := trail.observe(turn, e))]
+    assert len(lines) == 2
+    decision, run = lines
+    assert "`fs.write`" in decision and "**edit** by <@4>" in decision and "<@3>" in decision
+    assert "path, token" in decision and "edited: path" in decision
+    assert "ran for <@3>: done" in run
+    assert "sk-very-secret" not in "".join(lines) and "/etc" not in "".join(lines)
+
+
+def test_read_only_auto_approval_needs_a_server_the_bot_runs() -> None:
+    with pytest.raises(ValidationError, match="auto_approve_read_only"):
+        MCPServerConfig(url="http://x/mcp", server_side=True, auto_approve_read_only=True)
+    server = MCPServerConfig(
+        command="x", approvers={"users": [1], "roles": [2]}, requester_can_approve=False
+    )
+    rule = ApproverRule.of(server)
+    assert rule.users == {1} and rule.roles == {2} and not rule.requester_can_approve

@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from tests.fakes.discord import FakeDiscord
-from tests.fakes.llm import ScriptedLLM
-from tests.fakes.mcp_server import stdio_params
+from tests.fakes.llm import ScriptedLLM, Text, ToolCall
+from tests.fakes.mcp_server import read_calls, stdio_params
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -184,3 +184,46 @@ async def test_chat_command_talks_to_the_model_in_the_terminal(
     assert "echo: k-console my name is Ada" in result.stdout
     second = llm.requests_for("k-console")[-1].body
     assert any("my name is Ada" in str(m.get("content")) for m in second["messages"])
+
+
+async def test_chat_command_edits_and_explains_approvals(tmp_path: Path, llm: ScriptedLLM) -> None:
+    call_log = tmp_path / "calls.jsonl"
+    config = {
+        "llm": {"model": "openai/test-model", "base_url": llm.base_url},
+        "mcp": {"servers": {"gated": stdio_params(call_log, name="gated")}},
+        "storage": {"path": str(tmp_path / "bot.db")},
+        "logging": {"level": "WARNING"},
+    }
+    llm.script("k-cli-edit", [ToolCall("gated__record", {"note": "typo"})], Text("Edited."))
+    llm.script("k-cli-why", [ToolCall("gated__record", {"note": "nope"})], Text("Understood."))
+    stdin = "\n".join(
+        [
+            "k-cli-edit record it",
+            "e",
+            '{"note": 5}',  # off the schema: said, and asked again
+            "",
+            "e",
+            '{"note": "fixed"}',
+            "",
+            "k-cli-why record it",
+            "r",
+            "use the staging notes",
+            "",
+            "",
+        ]
+    )
+    result = await asyncio.to_thread(
+        run_bot,
+        tmp_path,
+        "chat",
+        config=yaml.safe_dump(config),
+        stdin=stdin,
+        OPENAI_API_KEY="sk-test",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Not run: note: 5 is not of type 'string'" in result.stdout
+    assert [c["arguments"] for c in read_calls(call_log)] == [{"note": "fixed"}]
+    edited = llm.requests_for("k-cli-edit")[1].body["messages"][-1]["content"]
+    assert "edited the arguments" in edited and "fixed" in edited
+    why = llm.requests_for("k-cli-why")[1].body["messages"][-1]["content"]
+    assert "use the staging notes" in why and "not run" in why

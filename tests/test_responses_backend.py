@@ -16,7 +16,13 @@ from pydantic import SecretStr
 from bot.backends.responses import FRESH_START, ResponsesBackend
 from bot.backends.responses_events import Round
 from bot.config import ApprovalLists, LLMConfig, MCPServerConfig
-from bot.core.approvals import ApprovalPolicy, ApprovalRequest, Decision, DecisionStatus
+from bot.core.approvals import (
+    ApprovalPolicy,
+    ApprovalRequest,
+    Decision,
+    DecisionStatus,
+    grant_name,
+)
 from bot.core.events import (
     ApprovalRequested,
     ApprovalResolved,
@@ -248,7 +254,7 @@ async def test_function_tool_approved_runs_and_answers(llm: ScriptedLLM) -> None
         call_id="call_r1", server="files", tool="read", outcome="done", output="contents of a.txt"
     )
     assert box.calls == [("files__read", {"path": "a.txt"})]
-    assert gate.opened[0].arguments == {"path": "a.txt"} and gate.opened[0].tool == "files__read"
+    assert gate.opened[0].arguments == {"path": "a.txt"} and gate.opened[0].tool == "read"
     first, second = llm.requests_for("read it")
     assert [t["name"] for t in first.body["tools"]] == ["calc__add", "files__read"]
     assert "tool_choice" not in first.body
@@ -368,7 +374,7 @@ async def test_server_side_approval_denied_in_local_state(llm: ScriptedLLM) -> N
 async def test_server_side_approval_already_granted_asks_nobody(llm: ScriptedLLM) -> None:
     ask = McpApprovalRequest("delete_page", {"page": 8}, server_label="docs", id="mcpr_3")
     llm.script("wiki", ask, Text("Deleted."))
-    gate = Gate("denied", granted={"delete_page"})
+    gate = Gate("denied", granted={grant_name("docs", "delete_page")})
     async with backend(llm.base_url, gate=gate, servers={"docs": DOCS}) as made:
         events = await turn(made, "wiki: delete page 8")
     completed(events)

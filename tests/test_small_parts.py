@@ -21,19 +21,21 @@ from bot.discord.approvals import prompt_text, with_outcome
 from bot.discord.transcript import Transcript
 
 
-def test_prompt_text_is_truncated_and_cannot_break_out_of_its_code_block() -> None:
+def test_prompt_text_shortens_values_and_cannot_break_out_of_its_code_block() -> None:
     event = ApprovalRequested(
         call_id="c1",
         approval_id=7,
         server="files",
         tool="write",
-        arguments={"path": "x.py", "body": "```\n@everyone " + "y" * 5000},
+        arguments={"path": "x.py", "body": "```\n@everyone " + "y" * 5000 + "rm -rf /"},
         requester_id=42,
     )
-    text = prompt_text(event)
-    assert len(text) < 1800
+    text, shortened = prompt_text(event)
+    assert shortened and len(text) < 1800
     assert text.count("```") == 2  # only our own fence pair
-    assert "(truncated)" in text and "<@42>" in text
+    assert "arguments.json" in text and "<@42>" in text
+    assert '\n"path": "x.py"\n"body": ' in text  # every key, one per line
+    assert "rm -rf /" in text  # a long value keeps its end in view, not only its start
     assert re.search(r"`write` from `files`", text)
 
 

@@ -24,6 +24,7 @@ from bot.backends.responses_events import (
 from bot.config import LLMConfig, MCPServerConfig
 from bot.core.approvals import ApprovalRequest
 from bot.core.events import (
+    ApprovalResolved,
     Notice,
     ToolCallFinished,
     TurnCompleted,
@@ -49,6 +50,7 @@ class _Verdict:
     """An approval's outcome, handed out of the async generator that asked for it."""
 
     approved: bool = False
+    reason: str | None = None  # a person's words when they denied with a reason
 
 
 class ResponsesBackend:
@@ -143,13 +145,14 @@ class ResponsesBackend:
                 async for event in self._ask(ask, request, verdict):
                     yield event
                 answered.add(ask.id)
-                send.append(
-                    {
-                        "type": "mcp_approval_response",
-                        "approval_request_id": ask.id,
-                        "approve": verdict.approved,
-                    }
-                )
+                response = {
+                    "type": "mcp_approval_response",
+                    "approval_request_id": ask.id,
+                    "approve": verdict.approved,
+                }
+                if verdict.reason:
+                    response["reason"] = verdict.reason  # the model reads why, and adapts
+                send.append(response)
             # The server holds the pending approval request, so its answer can only continue
             # that stored response, whatever llm.state says.
             chained = chained or bool(result.approvals)
@@ -269,6 +272,8 @@ class ResponsesBackend:
         async for event in ask_approval(self._tools.gate, approval, shown_tool=ask.tool):
             if isinstance(event, ToolCallFinished):
                 verdict.approved = False
+            if isinstance(event, ApprovalResolved):
+                verdict.reason = event.reason
             yield event
 
 

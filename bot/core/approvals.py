@@ -3,49 +3,120 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from bot.config import ApprovalLists, ApprovalSetting
+from bot.config import ApprovalLists, ApprovalSetting, MCPServerConfig
+from bot.core.arguments import check_arguments
 from bot.core.state import ConversationKey
 
 log = logging.getLogger(__name__)
 
 DecisionStatus = Literal["approved", "always", "denied", "timeout", "expired"]
-Action = Literal["approve", "deny", "always"]
+Action = Literal["approve", "deny", "always", "edit", "reason"]
 _STATUS_OF_ACTION: dict[Action, DecisionStatus] = {
     "approve": "approved",
     "deny": "denied",
     "always": "always",
+    "edit": "approved",
+    "reason": "denied",
 }
+
+
+def grant_name(server: str, tool: str) -> str:
+    """What an "always allow" grant is stored under: server and tool, so a same-named tool of
+    another server is never pre-approved by it. JSON keeps any server or tool name unambiguous."""
+    return json.dumps([server, tool], ensure_ascii=False)
 
 
 @dataclass(frozen=True)
 class ApprovalPolicy:
-    """`require_approval` of one server: never, always, or lists (unlisted tools need approval)."""
+    """`require_approval` of one server (never, always, or lists where unlisted tools ask), and
+    whether tools the server annotates read-only run unasked."""
 
     setting: ApprovalSetting = "always"
+    auto_approve_read_only: bool = False
 
-    def needs_approval(self, tool: str) -> bool:
+    def needs_approval(self, tool: str, *, read_only: bool = False) -> bool:
+        return self.unasked_because(tool, read_only=read_only) is None
+
+    def unasked_because(self, tool: str, *, read_only: bool = False) -> str | None:
+        """Why this tool runs without asking, or None when it asks."""
+        if self.auto_approve_read_only and read_only:
+            return "read-only"
         if self.setting == "never":
-            return False
+            return "require_approval: never"
         if self.setting == "always":
-            return True
+            return None
         assert isinstance(self.setting, ApprovalLists)
-        return tool not in self.setting.never
+        return None if tool not in self.setting.never else "listed under never"
 
     def describe(self) -> str:
+        text: str
         if isinstance(self.setting, str):
-            return self.setting
-        never = ", ".join(self.setting.never) or "none"
-        return f"never for: {never}; always for the rest"
+            text = self.setting
+        else:
+            never = ", ".join(self.setting.never) or "none"
+            text = f"never for: {never}; always for the rest"
+        return text + ("; read-only tools run unasked" if self.auto_approve_read_only else "")
+
+
+def is_read_only(annotations: Any) -> bool:
+    """An MCP tool annotated readOnlyHint, and not also destructiveHint (a contradiction that is
+    resolved towards asking)."""
+    return (
+        annotations is not None
+        and getattr(annotations, "read_only_hint", None) is True
+        and getattr(annotations, "destructive_hint", None) is not True
+    )
+
+
+def policy_of(server: MCPServerConfig) -> ApprovalPolicy:
+    return ApprovalPolicy(server.require_approval, server.auto_approve_read_only)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApproverRule:
+    """Who may decide a server's approvals: admins, listed users and roles, and the person who
+    asked, who with `requester_can_approve: false` may only say no (withdraw their request)."""
+
+    users: frozenset[int] = frozenset()
+    roles: frozenset[int] = frozenset()
+    requester_can_approve: bool = True
+
+    @classmethod
+    def of(cls, server: MCPServerConfig) -> ApproverRule:
+        return cls(
+            users=frozenset(server.approvers.users),
+            roles=frozenset(server.approvers.roles),
+            requester_can_approve=server.requester_can_approve,
+        )
+
+    def allows(
+        self,
+        user_id: int,
+        *,
+        requester_id: int,
+        is_admin: bool,
+        role_ids: Iterable[int] = (),
+        approving: bool = True,
+    ) -> bool:
+        if user_id == requester_id:
+            # "Someone else must approve" holds for an admin's own request too: that is the point.
+            return self.requester_can_approve or not approving
+        return is_admin or user_id in self.users or bool(self.roles & set(role_ids))
 
 
 @dataclass(frozen=True, kw_only=True)
 class Decision:
     status: DecisionStatus
     decided_by: int | None = None
+    decided_by_name: str = ""
+    arguments: dict[str, Any] | None = None  # set when the decider edited the arguments
+    reason: str | None = None  # set when the decider denied with a reason
 
     @property
     def approved(self) -> bool:
@@ -53,6 +124,12 @@ class Decision:
 
     def tool_output(self) -> str:
         """What the model reads when the call did not run."""
+        if self.reason is not None:
+            who = self.decided_by_name or "The user"
+            return (
+                f"{who} declined to run this tool call, and said why: {self.reason}\n"
+                "It was not run."
+            )
         if self.status == "denied":
             return "The user declined to run this tool call. It was not run."
         if self.status == "timeout":
@@ -65,9 +142,12 @@ class ApprovalRequest:
     key: ConversationKey
     call_id: str
     server: str
-    tool: str  # the name the model used; grants ("always") key on it
+    tool: str  # the server's own tool name; grants key on (server, tool)
     arguments: dict[str, Any] = field(default_factory=dict)
     requester_id: int
+    # The tool's JSON Schema, for checking edited arguments; None: the call cannot be edited
+    # (a server-side call, whose arguments only the model server could change).
+    input_schema: dict[str, Any] | None = None
 
 
 class ApprovalStore(Protocol):
@@ -82,7 +162,13 @@ class ApprovalStore(Protocol):
         requester_id: int,
     ) -> int: ...
     async def decide_approval(
-        self, approval_id: int, *, status: str, decided_by: int | None
+        self,
+        approval_id: int,
+        *,
+        status: str,
+        decided_by: int | None,
+        edited_arguments: dict[str, Any] | None = None,
+        reason: str | None = None,
     ) -> bool: ...
     async def get_approval(self, approval_id: int) -> Any: ...
     async def grant_tool(self, key: ConversationKey, tool: str, granted_by: int) -> None: ...
@@ -97,7 +183,9 @@ class ApprovalGate(Protocol):
     async def wait(self, approval_id: int) -> Decision: ...
 
 
-ClickOutcome = Literal["decided", "not_allowed", "already_decided", "expired", "unknown"]
+ClickOutcome = Literal[
+    "decided", "not_allowed", "already_decided", "expired", "unknown", "invalid", "not_editable"
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -107,6 +195,7 @@ class ClickResult:
     tool: str = ""
     server: str = ""
     requester_id: int | None = None
+    problem: str = ""  # for "invalid": what is wrong with edited arguments
 
 
 class ApprovalBroker:
@@ -116,10 +205,28 @@ class ApprovalBroker:
     row, so two clicks (or a click racing the timeout) can never both win and a tool runs once.
     """
 
-    def __init__(self, store: ApprovalStore, *, timeout_s: float) -> None:
+    def __init__(
+        self,
+        store: ApprovalStore,
+        *,
+        timeout_s: float,
+        rules: dict[str, ApproverRule] | None = None,
+    ) -> None:
         self._store = store
         self._timeout_s = timeout_s
+        self._rules = rules or {}
         self._waiting: dict[int, asyncio.Future[Decision]] = {}
+        self._schemas: dict[int, dict[str, Any] | None] = {}
+
+    def rule(self, server: str) -> ApproverRule:
+        return self._rules.get(server, ApproverRule())
+
+    def waiting(self, approval_id: int) -> bool:
+        """Whether a turn of this process waits for this approval (not so after a restart)."""
+        return approval_id in self._waiting
+
+    def editable(self, approval_id: int) -> bool:
+        return self._schemas.get(approval_id) is not None
 
     async def preapproved(self, key: ConversationKey, tool: str) -> bool:
         return tool in await self._store.granted_tools(key)
@@ -135,6 +242,7 @@ class ApprovalBroker:
         )
         # Registered before anyone can see the buttons, so an instant click finds its waiter.
         self._waiting[approval_id] = asyncio.get_running_loop().create_future()
+        self._schemas[approval_id] = request.input_schema
         return approval_id
 
     async def wait(self, approval_id: int) -> Decision:
@@ -150,15 +258,65 @@ class ApprovalBroker:
             # On cancellation (shutdown) the row stays pending: the next start-up marks it
             # expired and updates its message, and a click meanwhile is answered "expired".
             self._waiting.pop(approval_id, None)
+            self._schemas.pop(approval_id, None)
+
+    async def may_decide(
+        self,
+        approval_id: int,
+        *,
+        user_id: int,
+        is_admin: bool,
+        action: Action,
+        role_ids: Iterable[int] = (),
+    ) -> ClickResult | None:
+        """A refusal for this user (or an unknown approval), or None when they may decide.
+
+        For opening a modal: nobody should type a reason or edit arguments only to be refused.
+        """
+        record = await self._store.get_approval(approval_id)
+        if record is None:
+            return ClickResult(outcome="unknown")
+        if not self.rule(record.server).allows(
+            user_id,
+            requester_id=record.requester_id,
+            is_admin=is_admin,
+            role_ids=role_ids,
+            approving=_STATUS_OF_ACTION[action] != "denied",
+        ):
+            return ClickResult(
+                outcome="not_allowed",
+                status=record.status,
+                tool=record.tool,
+                server=record.server,
+                requester_id=record.requester_id,
+            )
+        return None
 
     async def click(
-        self, approval_id: int, *, user_id: int, is_admin: bool, action: Action
+        self,
+        approval_id: int,
+        *,
+        user_id: int,
+        is_admin: bool,
+        action: Action,
+        role_ids: Iterable[int] = (),
+        user_name: str = "",
+        edited: str | None = None,
+        reason: str | None = None,
     ) -> ClickResult:
+        """One decision. `edited` is the JSON text of edited arguments (action "edit");
+        `reason` the words of a denial with a reason (action "reason")."""
         record = await self._store.get_approval(approval_id)
         if record is None:
             return ClickResult(outcome="unknown")
         facts = {"tool": record.tool, "server": record.server, "requester_id": record.requester_id}
-        if user_id != record.requester_id and not is_admin:
+        if not self.rule(record.server).allows(
+            user_id,
+            requester_id=record.requester_id,
+            is_admin=is_admin,
+            role_ids=role_ids,
+            approving=_STATUS_OF_ACTION[action] != "denied",
+        ):
             return ClickResult(outcome="not_allowed", status=record.status, **facts)
         future = self._waiting.get(approval_id)
         status = _STATUS_OF_ACTION[action]
@@ -169,11 +327,38 @@ class ApprovalBroker:
                 return ClickResult(outcome="expired", status="expired", **facts)
             outcome: ClickOutcome = "expired" if record.status == "expired" else "already_decided"
             return ClickResult(outcome=outcome, status=record.status, **facts)
-        if not await self._store.decide_approval(approval_id, status=status, decided_by=user_id):
+        arguments: dict[str, Any] | None = None
+        if action == "edit":
+            schema = self._schemas.get(approval_id)
+            if schema is None:
+                return ClickResult(outcome="not_editable", status=record.status, **facts)
+            arguments, problem = check_arguments(edited or "", schema)
+            if problem:
+                return ClickResult(
+                    outcome="invalid", status=record.status, problem=problem, **facts
+                )
+        reason = ((reason or "").strip() or "(no reason given)") if action == "reason" else None
+        if not await self._store.decide_approval(
+            approval_id,
+            status=status,
+            decided_by=user_id,
+            edited_arguments=arguments,
+            reason=reason,
+        ):
             fresh = await self._store.get_approval(approval_id)
             return ClickResult(outcome="already_decided", status=fresh.status, **facts)
         if status == "always":
-            await self._store.grant_tool(record.key, record.tool, user_id)
+            await self._store.grant_tool(
+                record.key, grant_name(record.server, record.tool), user_id
+            )
         if not future.done():
-            future.set_result(Decision(status=status, decided_by=user_id))
+            future.set_result(
+                Decision(
+                    status=status,
+                    decided_by=user_id,
+                    decided_by_name=user_name,
+                    arguments=arguments,
+                    reason=reason,
+                )
+            )
         return ClickResult(outcome="decided", status=status, **facts)

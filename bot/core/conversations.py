@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 from bot.core.backend import Backend
 from bot.core.events import TurnCompleted, TurnEvent, TurnFailed
@@ -16,6 +17,16 @@ from bot.core.state import ConversationKey, ConversationState, TurnRequest
 log = logging.getLogger(__name__)
 
 Scope = Literal["user", "channel", "thread"]
+T = TypeVar("T")
+
+
+class Busy(enum.Enum):
+    BUSY = "busy"
+
+
+BUSY = Busy.BUSY
+# Sees every event of every turn (e.g. the audit trail); must be quick and must not fail the turn.
+Observer = Callable[[TurnRequest, TurnEvent], Awaitable[None]]
 
 
 def conversation_key(
@@ -58,6 +69,9 @@ class _KeyedLocks:
     def busy(self, key: ConversationKey) -> bool:
         return key in self._locks
 
+    def busy_in_channel(self, guild_id: int, channel_id: int) -> bool:
+        return any(k.guild_id == guild_id and k.channel_id == channel_id for k in self._locks)
+
 
 class Conversations:
     def __init__(
@@ -68,6 +82,17 @@ class Conversations:
         self._locks = _KeyedLocks()
         # Builds the usage row for a finished turn; the store module owns its type.
         self._make_record = make_record
+        self._observers: list[Observer] = []
+
+    def add_observer(self, observer: Observer) -> None:
+        self._observers.append(observer)
+
+    async def _tell_observers(self, request: TurnRequest, event: TurnEvent) -> None:
+        for observer in self._observers:
+            try:
+                await observer(request, event)
+            except Exception:
+                log.exception("turn observer failed on %s", event.kind)
 
     @property
     def backend(self) -> Backend:
@@ -75,6 +100,21 @@ class Conversations:
 
     def busy(self, key: ConversationKey) -> bool:
         return self._locks.busy(key)
+
+    def busy_in_channel(self, guild_id: int, channel_id: int) -> bool:
+        """Whether any conversation of this channel has a turn running (or waiting to)."""
+        return self._locks.busy_in_channel(guild_id, channel_id)
+
+    async def when_idle(self, key: ConversationKey, action: Callable[[], Awaitable[T]]) -> T | Busy:
+        """Run `action` (e.g. a reset) holding the conversation's lock, or return BUSY at once
+        when a turn runs: a turn that started first would save its old state over the reset."""
+        if self.busy(key):
+            return BUSY
+        # No await between the check and the claim, so no turn can slip in; one that starts
+        # meanwhile waits for the lock and then loads the state as `action` left it.
+        with self._locks.claim(key) as lock:
+            async with lock:
+                return await action()
 
     async def run_turn(
         self, request: TurnRequest, *, on_start: Callable[[], None] | None = None
@@ -87,6 +127,7 @@ class Conversations:
                 if on_start is not None:
                     on_start()
                 async for event in self._run_locked(request):
+                    await self._tell_observers(request, event)
                     yield event
 
     async def _run_locked(self, request: TurnRequest) -> AsyncIterator[TurnEvent]:

@@ -52,6 +52,7 @@ class ApprovalRequested:
     tool: str
     arguments: dict[str, Any] = field(default_factory=dict)
     requester_id: int
+    editable: bool = False  # whether a person may edit the arguments before approving
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,6 +63,9 @@ class ApprovalResolved:
     approved: bool
     status: str  # approved | denied | timeout | always
     decided_by: int | None = None
+    decided_by_name: str = ""
+    arguments: dict[str, Any] | None = None  # the arguments as edited by `decided_by`
+    reason: str | None = None  # why `decided_by` denied, in their words
 
 
 @dataclass(frozen=True, kw_only=True)

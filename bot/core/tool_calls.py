@@ -7,7 +7,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from bot.core.approvals import ApprovalGate, ApprovalPolicy, ApprovalRequest
+from bot.core.approvals import (
+    ApprovalGate,
+    ApprovalPolicy,
+    ApprovalRequest,
+    grant_name,
+    is_read_only,
+)
+from bot.core.arguments import pretty
 from bot.core.events import (
     ApprovalRequested,
     ApprovalResolved,
@@ -110,18 +117,24 @@ class ToolExecutor:
             )
             return
         policy = self._policies.get(spec.server, ApprovalPolicy())
-        if policy.needs_approval(spec.tool):
+        read_only = is_read_only(getattr(spec, "annotations", None))
+        edited_note = ""
+        if policy.needs_approval(spec.tool, read_only=read_only):
             approval = ApprovalRequest(
                 key=request.key,
                 call_id=call.call_id,
                 server=spec.server,
-                tool=spec.name,
+                tool=spec.tool,
                 arguments=arguments,
                 requester_id=request.user_id,
+                input_schema=spec.input_schema,
             )
             denied = False
             async for event in ask_approval(self._gate, approval, shown_tool=spec.tool):
                 denied = denied or isinstance(event, ToolCallFinished)
+                if isinstance(event, ApprovalResolved) and event.arguments is not None:
+                    arguments = event.arguments
+                    edited_note = edited_by_note(event, arguments)
                 yield event
             if denied:
                 return
@@ -134,8 +147,17 @@ class ToolExecutor:
             server=spec.server,
             tool=spec.tool,
             outcome="failed" if result.is_error else "done",
-            output=result.text,
+            output=edited_note + result.text,
         )
+
+
+def edited_by_note(resolved: ApprovalResolved, arguments: dict[str, Any]) -> str:
+    """Tells the model its call ran with a person's corrections, so it does not assume its own."""
+    who = resolved.decided_by_name or "a user"
+    return (
+        f"[Note: before approving, {who} (user id {resolved.decided_by}) edited the arguments of "
+        f"this call; it ran with these arguments instead of yours: {pretty(arguments)}]\n"
+    )
 
 
 def unknown_tool(call: ToolCall) -> ToolCallFinished:
@@ -157,7 +179,7 @@ async def ask_approval(
     Yields nothing when the call may run; otherwise the request and its resolution, and when the
     answer is no, a final ToolCallFinished(denied) whose output tells the model why.
     """
-    if await gate.preapproved(approval.key, approval.tool):
+    if await gate.preapproved(approval.key, grant_name(approval.server, approval.tool)):
         return
     approval_id = await gate.open(approval)
     yield ApprovalRequested(
@@ -167,6 +189,7 @@ async def ask_approval(
         tool=shown_tool,
         arguments=approval.arguments,
         requester_id=approval.requester_id,
+        editable=approval.input_schema is not None,
     )
     decision = await gate.wait(approval_id)
     yield ApprovalResolved(
@@ -175,6 +198,9 @@ async def ask_approval(
         approved=decision.approved,
         status=decision.status,
         decided_by=decision.decided_by,
+        decided_by_name=decision.decided_by_name,
+        arguments=decision.arguments,
+        reason=decision.reason,
     )
     if not decision.approved:
         yield ToolCallFinished(

@@ -1,4 +1,4 @@
-"""Approval buttons: persistent `mcpa:<id>:<action>` buttons wired to the ApprovalBroker."""
+"""Approval prompts on Discord: persistent `mcpa:` buttons and `mcpm:` modals, wired to the broker."""
 
 from __future__ import annotations
 
@@ -10,35 +10,62 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot.core.approvals import Action, ApprovalBroker, ClickResult
+from bot.core.arguments import pretty
 from bot.core.events import ApprovalRequested, ApprovalResolved
+from bot.discord.access import role_ids
+from bot.discord.approval_text import (
+    EDITED_FILE,
+    MODAL_TEXT_MAX,
+    REASON_MAX,
+    arguments_file,
+    outcome_line,
+    prompt_text,
+    who_may_decide,
+    with_line,
+    with_outcome,
+)
 
 if TYPE_CHECKING:
+    from bot.discord.audit import DiscordAudit
     from bot.discord.client import McpcordBot
 
 log = logging.getLogger(__name__)
 
-MAX_ARGUMENTS_CHARS = 1200  # keeps the prompt well under Discord's 2000 characters
+_MODAL_ID = re.compile(r"mcpm:(?P<approval_id>[0-9]+):(?:edit|reason)")
+
 _BUTTONS: tuple[tuple[Action, str, discord.ButtonStyle], ...] = (
     ("approve", "Approve", discord.ButtonStyle.success),
     ("deny", "Deny", discord.ButtonStyle.danger),
     ("always", "Always allow", discord.ButtonStyle.secondary),
+    ("edit", "Edit & approve", discord.ButtonStyle.primary),
+    ("reason", "Deny with reason", discord.ButtonStyle.secondary),
 )
-_OUTCOME_LINES = {
-    "approved": "✅ Approved by <@{user}>.",
-    "always": "✅ Always allowed by <@{user}> for the rest of this conversation.",
-    "denied": "❌ Denied by <@{user}>.",
-    "timeout": "⌛ Nobody decided in time, so the tool was not run.",
-    "expired": "⌛ Expired: the bot restarted before anyone decided. Ask again.",
-}
 
 
 def custom_id(approval_id: int, action: str) -> str:
     return f"mcpa:{approval_id}:{action}"
 
 
+def modal_id(approval_id: int, kind: str) -> str:
+    return f"mcpm:{approval_id}:{kind}"
+
+
+def approval_view(
+    approval_id: int, *, disabled: bool = False, editable: bool = True
+) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    for action, _, _ in _BUTTONS:
+        off = disabled or (action == "edit" and not editable)
+        view.add_item(ApprovalButton(approval_id, action, disabled=off))
+    return view
+
+
+# -- clicks and modals --------------------------------------------------------------------------
+
+
 class ApprovalButton(
     discord.ui.DynamicItem[discord.ui.Button[Any]],
-    template=r"mcpa:(?P<approval_id>[0-9]+):(?P<action>approve|deny|always)",
+    template=r"mcpa:(?P<approval_id>[0-9]+):(?P<action>approve|deny|always|edit|reason)",
 ):
     """Rebuilt from its custom_id on every click, so it keeps working after a restart."""
 
@@ -67,35 +94,97 @@ class ApprovalButton(
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         bot: McpcordBot = interaction.client
-        result = await bot.services.broker.click(
-            self.approval_id,
-            user_id=interaction.user.id,
-            is_admin=bot.access.is_admin(interaction.user),
-            action=self.action,
+        if self.action in ("edit", "reason"):
+            await _open_modal(bot, interaction, self.approval_id, self.action)
+            return
+        await decide(bot, interaction, self.approval_id, self.action)
+
+
+async def decide(
+    bot: McpcordBot,
+    interaction: discord.Interaction[Any],
+    approval_id: int,
+    action: Action,
+    *,
+    edited: str | None = None,
+    reason: str | None = None,
+) -> None:
+    user = interaction.user
+    result = await bot.services.broker.click(
+        approval_id,
+        user_id=user.id,
+        is_admin=bot.access.is_admin(user),
+        role_ids=role_ids(user),
+        user_name=user.display_name,
+        action=action,
+        edited=edited,
+        reason=reason,
+    )
+    if result.outcome == "decided" and action == "edit" and edited is not None:
+        arguments = json.loads(edited)
+        line = outcome_line("approved", user.id, edited=True)
+        await _show_decision(interaction, approval_id, line, arguments_file(arguments, EDITED_FILE))
+        return
+    if result.outcome == "decided" and action == "reason":
+        await _show_decision(
+            interaction, approval_id, outcome_line("denied", user.id, reason=reason)
         )
-        await _answer_click(interaction, self.approval_id, result)
+        return
+    await _answer_click(bot, interaction, approval_id, result)
+
+
+async def _show_decision(
+    interaction: discord.Interaction[Any],
+    approval_id: int,
+    line: str,
+    attach: discord.File | None = None,
+) -> None:
+    message = interaction.message
+    content = with_line(message.content if message else "", line)
+    extra: dict[str, Any] = {}
+    if attach is not None:
+        kept = list(message.attachments) if message else []
+        extra["attachments"] = [*kept, attach]
+    await interaction.response.edit_message(
+        content=content,
+        view=approval_view(approval_id, disabled=True),
+        allowed_mentions=discord.AllowedMentions.none(),
+        **extra,
+    )
 
 
 async def _answer_click(
-    interaction: discord.Interaction[Any], approval_id: int, result: ClickResult
+    bot: McpcordBot, interaction: discord.Interaction[Any], approval_id: int, result: ClickResult
 ) -> None:
     match result.outcome:
         case "not_allowed":
+            assert result.requester_id is not None
+            rule = bot.services.broker.rule(result.server)
             await interaction.response.send_message(
-                f"Only <@{result.requester_id}>, who asked, or an admin can decide this.",
+                "You can't decide this one. "
+                + who_may_decide(rule, result.requester_id, result.server),
                 ephemeral=True,
+                allowed_mentions=discord.AllowedMentions.none(),
+            )
+        case "invalid":
+            await interaction.response.send_message(
+                f"Nothing ran: the edited arguments are not valid. {result.problem}",
+                ephemeral=True,
+                allowed_mentions=discord.AllowedMentions.none(),
+            )
+        case "not_editable":
+            await interaction.response.send_message(
+                "These arguments can't be edited here; approve or deny instead.", ephemeral=True
             )
         case "decided" | "expired":
             assert result.status is not None
-            await interaction.response.edit_message(
-                content=with_outcome(
-                    interaction.message.content if interaction.message else "",
-                    result.status,
-                    interaction.user.id,
-                ),
-                view=approval_view(approval_id, disabled=True),
+            await _show_decision(
+                interaction, approval_id, outcome_line(result.status, interaction.user.id)
             )
             if result.outcome == "expired":
+                record = await bot.services.store.get_approval(approval_id)
+                if bot.audit is not None and record is not None:
+                    bot.audit.expired(record)
                 await interaction.followup.send(
                     "This request expired because the bot restarted. Mention me again to retry.",
                     ephemeral=True,
@@ -110,53 +199,158 @@ async def _answer_click(
             )
 
 
-def approval_view(approval_id: int, *, disabled: bool = False) -> discord.ui.View:
-    view = discord.ui.View(timeout=None)
-    for action, _, _ in _BUTTONS:
-        view.add_item(ApprovalButton(approval_id, action, disabled=disabled))
-    return view
+class ArgumentsModal(discord.ui.Modal):
+    """Edit & approve: the arguments as JSON, checked against the tool's schema on submit."""
+
+    def __init__(self, approval_id: int, arguments: dict[str, Any]) -> None:
+        super().__init__(
+            title="Edit the arguments, then approve", custom_id=modal_id(approval_id, "edit")
+        )
+        self.approval_id = approval_id
+        self.arguments: discord.ui.TextInput[Any] = discord.ui.TextInput(
+            style=discord.TextStyle.paragraph,
+            custom_id="arguments",
+            default=pretty(arguments),
+            max_length=MODAL_TEXT_MAX,
+        )
+        self.add_item(
+            discord.ui.Label(
+                text="Arguments (JSON)",
+                description="The tool runs once with exactly this.",
+                component=self.arguments,
+            )
+        )
+
+    async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
+        await decide(
+            interaction.client, interaction, self.approval_id, "edit", edited=self.arguments.value
+        )
+        # Only after success: discord.py drops a submitted modal only then.
+        interaction.client.approvals.closed(self)
 
 
-def prompt_text(event: ApprovalRequested) -> str:
-    arguments = json.dumps(event.arguments, indent=2, ensure_ascii=False, default=str)
-    if len(arguments) > MAX_ARGUMENTS_CHARS:
-        arguments = arguments[:MAX_ARGUMENTS_CHARS] + "\n… (truncated)"
-    # A ``` inside the arguments would end the code block early; a zero-width space defuses it.
-    arguments = arguments.replace("```", "`\u200b``")
-    return (
-        f"🔐 **Approval needed**, <@{event.requester_id}>: the model wants to run "
-        f"`{event.tool}` from `{event.server}` with:\n```json\n{arguments}\n```"
+class ReasonModal(discord.ui.Modal):
+    """Deny with a reason: the words go to the model as the tool's result."""
+
+    def __init__(self, approval_id: int) -> None:
+        super().__init__(
+            title="Deny, and tell the model why", custom_id=modal_id(approval_id, "reason")
+        )
+        self.approval_id = approval_id
+        self.reason: discord.ui.TextInput[Any] = discord.ui.TextInput(
+            style=discord.TextStyle.paragraph, custom_id="reason", max_length=REASON_MAX
+        )
+        self.add_item(
+            discord.ui.Label(
+                text="Reason",
+                description="The model reads this and can try another way.",
+                component=self.reason,
+            )
+        )
+
+    async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
+        await decide(
+            interaction.client, interaction, self.approval_id, "reason", reason=self.reason.value
+        )
+        # Only after success: discord.py drops a submitted modal only then.
+        interaction.client.approvals.closed(self)
+
+
+async def _open_modal(
+    bot: McpcordBot, interaction: discord.Interaction[Any], approval_id: int, kind: Action
+) -> None:
+    broker = bot.services.broker
+    user = interaction.user
+    refusal = await broker.may_decide(
+        approval_id,
+        user_id=user.id,
+        is_admin=bot.access.is_admin(user),
+        action=kind,
+        role_ids=role_ids(user),
     )
+    if refusal is not None:
+        await _answer_click(bot, interaction, approval_id, refusal)
+        return
+    record = await bot.services.store.get_approval(approval_id)
+    if record.status != "pending" or not broker.waiting(approval_id):
+        # Decided already, or from before a restart: nobody waits, so no click can decide it;
+        # the broker says which (and marks a leftover as expired).
+        await decide(bot, interaction, approval_id, "deny")
+        return
+    modal: discord.ui.Modal
+    if kind == "edit":
+        if not broker.editable(approval_id) or len(pretty(record.arguments)) > MODAL_TEXT_MAX:
+            await _answer_click(bot, interaction, approval_id, ClickResult(outcome="not_editable"))
+            return
+        modal = ArgumentsModal(approval_id, record.arguments)
+    else:
+        modal = ReasonModal(approval_id)
+    await interaction.response.send_modal(modal)
+    bot.approvals.opened(modal)
 
 
-def with_outcome(content: str, status: str, user_id: int | None) -> str:
-    line = _OUTCOME_LINES.get(status, f"Decided: {status}.").format(user=user_id)
-    if line in content:
-        return content  # shown already (e.g. expired at start-up, then clicked)
-    return f"{content}\n{line}" if content else line
+# -- prompts that no click reported ------------------------------------------------------------
 
 
 class DiscordApprovals:
     """Sends approval prompts and shows outcomes that no click reported (timeouts, restarts)."""
 
-    def __init__(self, broker: ApprovalBroker, store: Any) -> None:
+    def __init__(
+        self, broker: ApprovalBroker, store: Any, audit: DiscordAudit | None = None
+    ) -> None:
         self._broker = broker
         self._store = store
+        self._audit = audit
         self._prompts: dict[int, discord.Message] = {}
+        # The modals discord.py holds, by custom_id (it keeps one per id and drops it once it
+        # was submitted): a submit for any other `mcpm:` id would otherwise go unanswered.
+        self._open: dict[str, discord.ui.Modal] = {}
+
+    def opened(self, modal: discord.ui.Modal) -> None:
+        self._open[modal.custom_id] = modal
+
+    def closed(self, modal: discord.ui.Modal) -> None:
+        if self._open.get(modal.custom_id) is modal:
+            del self._open[modal.custom_id]
+
+    async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
+        """Answers the submit of a modal discord.py no longer holds: opened before a restart, or
+        a second copy of a form someone else already submitted. It never decides anything."""
+        if interaction.type is not discord.InteractionType.modal_submit:
+            return
+        data: dict[str, Any] = dict(interaction.data or {})
+        custom = str(data.get("custom_id", ""))
+        match = _MODAL_ID.fullmatch(custom)
+        if match is None or custom in self._open:
+            return
+        approval_id = int(match["approval_id"])
+        if self._broker.waiting(approval_id):
+            await interaction.response.send_message(
+                "This form was closed meanwhile; press the button again.", ephemeral=True
+            )
+            return
+        # Nobody waits for it: the broker says whether it expired or was decided already.
+        await decide(interaction.client, interaction, approval_id, "deny")
 
     async def send_prompt(
         self, event: ApprovalRequested, anchor: discord.Message
     ) -> discord.Message:
+        text, shortened = prompt_text(event, self._broker.rule(event.server))
+        editable = event.editable and len(pretty(event.arguments)) <= MODAL_TEXT_MAX
+        extra: dict[str, Any] = {}
+        if shortened:
+            extra["file"] = arguments_file(event.arguments)
         # Only the requester may be pinged: the text includes model-chosen arguments.
         # fail_if_not_exists=False: an anchor deleted meanwhile must not stop the prompt.
         message = await anchor.channel.send(
-            prompt_text(event),
+            text,
             reference=anchor.to_reference(fail_if_not_exists=False),
-            view=approval_view(event.approval_id),
+            view=approval_view(event.approval_id, editable=editable),
             mention_author=False,
             allowed_mentions=discord.AllowedMentions(
                 everyone=False, roles=False, users=[discord.Object(event.requester_id)]
             ),
+            **extra,
         )
         self._prompts[event.approval_id] = message
         await self._store.attach_approval_message(event.approval_id, message.channel.id, message.id)
@@ -179,6 +373,8 @@ class DiscordApprovals:
         """At start-up: prompts left by a previous process can no longer be answered."""
         stale = await self._store.expire_pending_approvals()
         for record in stale:
+            if self._audit is not None:
+                self._audit.expired(record)
             if not record.message_id or not record.channel_id:
                 continue
             channel = bot.get_partial_messageable(record.channel_id)

@@ -17,6 +17,7 @@ from bot.core.limits import UserLimits
 from bot.discord import handlers
 from bot.discord.access import Access
 from bot.discord.approvals import ApprovalButton, DiscordApprovals
+from bot.discord.audit import DiscordAudit
 from bot.discord.budget import UNLIMITED, Limits, WriteScheduler
 from bot.discord.budget_feed import trace_config
 from bot.discord.commands import ALL_COMMANDS
@@ -37,22 +38,6 @@ class Services:
     tools: Any  # MCPTools or None
     policies: dict[str, ApprovalPolicy]
 
-    def describe_tools(self) -> list[str]:
-        lines: list[str] = []
-        if self.tools is not None:
-            for status in self.tools.status():
-                policy = self.policies.get(status.name, ApprovalPolicy()).describe()
-                if not status.connected:
-                    lines.append(f"**{status.name}**: unavailable ({status.error})")
-                    continue
-                names = ", ".join(f"`{t}`" for t in status.tools) or "no tools"
-                lines.append(f"**{status.name}** (approval: {policy}): {names}")
-        for name, server in self.settings.mcp.servers.items():
-            if server.server_side:
-                policy = self.policies.get(name, ApprovalPolicy()).describe()
-                lines.append(f"**{name}** (run by the model server; approval: {policy})")
-        return lines
-
 
 class _McpcordMixin:
     """Shared by the plain and the auto-sharded bot; see build_bot."""
@@ -60,6 +45,7 @@ class _McpcordMixin:
     services: Services
     access: Access
     approvals: DiscordApprovals
+    audit: DiscordAudit | None
     budget: WriteScheduler
     deleted: DeletedMessages
     accepting: bool
@@ -69,14 +55,21 @@ class _McpcordMixin:
         self.services = services
         self.budget = budget
         self.access = Access(services.settings.discord.permissions)
-        self.approvals = DiscordApprovals(services.broker, services.store)
+        audit_channel = services.settings.discord.audit_channel_id
+        self.audit = DiscordAudit(self, audit_channel) if audit_channel else None  # type: ignore[arg-type]
+        if self.audit is not None:
+            services.conversations.add_observer(self.audit.observe)
+        self.approvals = DiscordApprovals(services.broker, services.store, self.audit)
         self.deleted = DeletedMessages()
         self.accepting = True
         self._turns = set()
 
     async def setup_hook(self) -> None:
         bot: Any = self
+        if self.audit is not None:
+            self.audit.start()
         bot.add_dynamic_items(ApprovalButton)
+        bot.add_listener(self.approvals.on_interaction, "on_interaction")
         for command in ALL_COMMANDS:
             bot.tree.add_command(command)
         await self._sync_commands()
@@ -121,6 +114,11 @@ class _McpcordMixin:
     async def on_raw_bulk_message_delete(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
         for message_id in payload.message_ids:
             self.deleted.note(message_id)
+
+    async def close(self) -> None:
+        if self.audit is not None:
+            await self.audit.stop()
+        await super().close()  # type: ignore[misc]
 
     async def on_ready(self) -> None:
         bot: Any = self

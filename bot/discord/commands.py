@@ -1,4 +1,4 @@
-"""Slash commands: /reset, /tools and /model."""
+"""Slash commands: /reset, /tools and /model, under the same access lists as mentions."""
 
 from __future__ import annotations
 
@@ -7,13 +7,22 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord import app_commands
 
-from bot.core.conversations import conversation_key
+from bot.core.approvals import ApprovalPolicy, is_read_only
+from bot.core.conversations import BUSY, conversation_key
+from bot.core.state import ConversationKey
 
 if TYPE_CHECKING:
     from bot.discord.client import McpcordBot
 
+NOT_HERE = "You can't use my commands here."
+MANAGERS_ONLY = (
+    "This conversation is shared by everyone here, so only admins and members with a manager "
+    "role can {what} it."
+)
+MAX_REPLY = 1900
 
-def _key_for(bot: McpcordBot, interaction: discord.Interaction[Any]) -> Any:
+
+def _key_for(bot: McpcordBot, interaction: discord.Interaction[Any]) -> ConversationKey:
     channel = interaction.channel
     return conversation_key(
         bot.services.settings.discord.scope,
@@ -24,50 +33,127 @@ def _key_for(bot: McpcordBot, interaction: discord.Interaction[Any]) -> Any:
     )
 
 
+async def _refuse_outsiders(bot: McpcordBot, interaction: discord.Interaction[Any]) -> bool:
+    """Answer and return True when the access lists would not let this user mention the bot here."""
+    in_dm = interaction.guild_id is None
+    allowed = (
+        bot.access.is_owner(interaction.user)
+        or not in_dm
+        or bot.services.settings.discord.allow_dms
+    ) and bot.access.allows(interaction.user, interaction.channel)
+    if allowed:
+        return False
+    await interaction.response.send_message(NOT_HERE, ephemeral=True)
+    return True
+
+
 @app_commands.command(name="reset", description="Forget our conversation here; I start fresh.")
 @app_commands.describe(everyone="Admins only: forget every conversation in this channel.")
 async def reset(interaction: discord.Interaction[Any], everyone: bool = False) -> None:
     bot: McpcordBot = interaction.client  # type: ignore[assignment]
+    if await _refuse_outsiders(bot, interaction):
+        return
     store = bot.services.store
+    conversations = bot.services.conversations
+    guild_id, channel_id = interaction.guild_id or 0, interaction.channel_id or 0
     if everyone:
         if not bot.access.is_admin(interaction.user):
             await interaction.response.send_message(
                 "Only admins can reset everyone's conversations.", ephemeral=True
             )
             return
-        count = await store.reset_channel(interaction.guild_id or 0, interaction.channel_id or 0)
+        if conversations.busy_in_channel(guild_id, channel_id):
+            # A running turn would save its state after the reset and bring its history back.
+            await interaction.response.send_message(
+                "I'm still answering here. Try /reset again when I'm done.", ephemeral=True
+            )
+            return
+        count = await store.reset_channel(guild_id, channel_id)
         await interaction.response.send_message(
             f"Forgot {count} conversation(s) in this channel.", ephemeral=True
         )
         return
     key = _key_for(bot, interaction)
-    if bot.services.conversations.busy(key):
-        # A running turn would save its state after the reset and bring the history back.
+    shared = key.user_id == 0
+    if shared and not bot.access.is_manager(interaction.user):
+        await interaction.response.send_message(MANAGERS_ONLY.format(what="reset"), ephemeral=True)
+        return
+    forgot = await conversations.when_idle(key, lambda: store.reset_conversation(key))
+    if forgot is BUSY:
         await interaction.response.send_message(
-            "I'm still answering you here. Try /reset again when I'm done.", ephemeral=True
+            "I'm still answering here. Try /reset again when I'm done.", ephemeral=True
         )
         return
-    forgot = await store.reset_conversation(key)
+    here = "this conversation" if shared else "our conversation here"
     await interaction.response.send_message(
-        "Done: I've forgotten our conversation here." if forgot else "There was nothing to forget.",
+        f"Done: I've forgotten {here}." if forgot else "There was nothing to forget.",
         ephemeral=True,
     )
+
+
+def _deciders(bot: McpcordBot, server: str) -> str:
+    """Who decides this server's approvals, when it is more than the default (asker or admin)."""
+    rule = bot.services.broker.rule(server)
+    if not rule.users and not rule.roles and rule.requester_can_approve:
+        return ""
+    people = [f"<@{u}>" for u in sorted(rule.users)] + [f"<@&{r}>" for r in sorted(rule.roles)]
+    people.append("admins")
+    if rule.requester_can_approve:
+        people.insert(0, "the asker")
+    extra = "" if rule.requester_can_approve else "; the asker may only deny"
+    return f"; decided by: {', '.join(people)}{extra}"
+
+
+def describe_tools(bot: McpcordBot, *, is_admin: bool) -> list[str]:
+    """One line per server: its approval rule, and per tool whether it asks or why not."""
+    services = bot.services
+    lines: list[str] = []
+    if services.tools is not None:
+        specs = services.tools.tools()
+        for status in services.tools.status():
+            policy = services.policies.get(status.name, ApprovalPolicy())
+            if not status.connected:
+                # The reason may quote a crashed server's output: for admins' eyes only.
+                why = f" ({status.error})" if is_admin and status.error else ""
+                lines.append(f"**{status.name}**: unavailable{why}")
+                continue
+            tools = []
+            for spec in (s for s in specs if s.server == status.name):
+                read_only = is_read_only(spec.annotations)
+                because = policy.unasked_because(spec.tool, read_only=read_only)
+                mark = f"runs unasked: {because}" if because else "asks first"
+                tools.append(f"`{spec.name}` ({mark})")
+            names = ", ".join(tools) or "no tools"
+            rule = f"approval: {policy.describe()}{_deciders(bot, status.name)}"
+            lines.append(f"**{status.name}** ({rule}): {names}")
+    for name, server in services.settings.mcp.servers.items():
+        if server.server_side:
+            policy = services.policies.get(name, ApprovalPolicy())
+            rule = f"approval: {policy.describe()}{_deciders(bot, name)}"
+            lines.append(f"**{name}** (run by the model server; {rule})")
+    return lines
 
 
 @app_commands.command(name="tools", description="List the tools I can use and their approval rule.")
 async def tools(interaction: discord.Interaction[Any]) -> None:
     bot: McpcordBot = interaction.client  # type: ignore[assignment]
-    lines = bot.services.describe_tools()
+    if await _refuse_outsiders(bot, interaction):
+        return
+    lines = describe_tools(bot, is_admin=bot.access.is_admin(interaction.user))
     text = "\n".join(lines) if lines else "No tools are configured."
-    if len(text) > 1900:
-        text = text[:1900] + "\n… (more)"
-    await interaction.response.send_message(text, ephemeral=True)
+    if len(text) > MAX_REPLY:
+        text = text[:MAX_REPLY] + "\n… (more)"
+    await interaction.response.send_message(
+        text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
+    )
 
 
 @app_commands.command(name="model", description="Choose the model for our conversation here.")
 @app_commands.describe(name="One of the models the operator allows; empty shows them.")
 async def model(interaction: discord.Interaction[Any], name: str | None = None) -> None:
     bot: McpcordBot = interaction.client  # type: ignore[assignment]
+    if await _refuse_outsiders(bot, interaction):
+        return
     llm = bot.services.settings.llm
     allowed = llm.models or [llm.model]
     if not name:
@@ -75,12 +161,18 @@ async def model(interaction: discord.Interaction[Any], name: str | None = None) 
             "Models: " + ", ".join(f"`{m}`" for m in allowed), ephemeral=True
         )
         return
+    key = _key_for(bot, interaction)
+    if key.user_id == 0 and not bot.access.is_manager(interaction.user):
+        await interaction.response.send_message(
+            MANAGERS_ONLY.format(what="change the model of"), ephemeral=True
+        )
+        return
     if name not in allowed:
         await interaction.response.send_message(
             f"`{name}` is not allowed here. Choose one of: " + ", ".join(allowed), ephemeral=True
         )
         return
-    await bot.services.store.set_conversation_model(_key_for(bot, interaction), name)
+    await bot.services.store.set_conversation_model(key, name)
     await interaction.response.send_message(f"Using `{name}` from now on.", ephemeral=True)
 
 

@@ -101,4 +101,13 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX usage_by_user_time ON usage (user_id, created_at)",
         ),
     ),
+    Migration(
+        "m005_approval_edits_and_reasons",
+        (
+            # An approval may be decided with edited arguments (a JSON object), or denied with
+            # a reason; both NULL otherwise.
+            "ALTER TABLE approvals ADD COLUMN edited_arguments TEXT",
+            "ALTER TABLE approvals ADD COLUMN reason TEXT",
+        ),
+    ),
 )

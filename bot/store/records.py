@@ -39,3 +39,5 @@ class ApprovalRecord:
     message_id: int | None
     created_at: datetime  # UTC
     decided_at: datetime | None
+    edited_arguments: dict[str, Any] | None = None  # approved with these instead of `arguments`
+    reason: str | None = None  # denied with these words

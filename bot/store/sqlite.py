@@ -32,7 +32,7 @@ _PRAGMAS = (
 
 _APPROVAL_COLUMNS = (
     "id, conversation_key, call_id, server, tool, arguments, requester_id, status, decided_by,"
-    " channel_id, message_id, created_at, decided_at"
+    " channel_id, message_id, created_at, decided_at, edited_arguments, reason"
 )
 
 
@@ -68,6 +68,10 @@ def _approval(row: sqlite3.Row) -> ApprovalRecord:
         message_id=row["message_id"],
         created_at=datetime.fromisoformat(row["created_at"]),
         decided_at=datetime.fromisoformat(row["decided_at"]) if row["decided_at"] else None,
+        edited_arguments=(
+            json.loads(row["edited_arguments"]) if row["edited_arguments"] is not None else None
+        ),
+        reason=row["reason"],
     )
 
 
@@ -319,7 +323,13 @@ class Store:
             raise LookupError(f"no approval with id {approval_id}")
 
     async def decide_approval(
-        self, approval_id: int, *, status: str, decided_by: int | None
+        self,
+        approval_id: int,
+        *,
+        status: str,
+        decided_by: int | None,
+        edited_arguments: dict[str, Any] | None = None,
+        reason: str | None = None,
     ) -> bool:
         """Decide a pending approval. False if it was already decided (or does not exist).
 
@@ -328,10 +338,11 @@ class Store:
         """
         if status not in DECISIONS:
             raise ValueError(f"unknown approval status {status!r}; expected one of {DECISIONS}")
+        edited = _dump_json(edited_arguments) if edited_arguments is not None else None
         cursor = await self._write(
-            "UPDATE approvals SET status = ?, decided_by = ?, decided_at = ?"
-            " WHERE id = ? AND status = ?",
-            (status, decided_by, _now(), approval_id, PENDING),
+            "UPDATE approvals SET status = ?, decided_by = ?, decided_at = ?,"
+            " edited_arguments = ?, reason = ? WHERE id = ? AND status = ?",
+            (status, decided_by, _now(), edited, reason, approval_id, PENDING),
         )
         return cursor.rowcount == 1
 

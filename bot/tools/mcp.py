@@ -41,6 +41,7 @@ class ToolSpec:
     tool: str
     description: str
     input_schema: dict[str, Any]
+    annotations: Any = None  # the server's ToolAnnotations (read_only_hint, ...), if any
 
 
 @dataclass(frozen=True)
@@ -272,5 +273,6 @@ class MCPTools:
                     tool=tool.name,
                     description=tool.description or tool.title or f"{tool.name} ({server.name})",
                     input_schema=object_schema(tool.input_schema),
+                    annotations=tool.annotations,
                 )
         self._specs = specs

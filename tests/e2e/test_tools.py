@@ -71,6 +71,8 @@ async def test_approve_runs_the_tool_exactly_once(world: World) -> None:
         "approve",
         "deny",
         "always",
+        "edit",
+        "reason",
     ]
     assert calls_of(world, "record", note) == []  # nothing runs before the click
     response = await click(world, prompt, "approve", chat.user)
@@ -113,7 +115,7 @@ async def test_only_the_requester_may_decide(chat_world: World) -> None:
     intruder = world.discord.add_user("intruder")
     refusal = await click(world, prompt, "approve", intruder)
     assert refusal["type"] == 4 and refusal["data"]["flags"] & 64
-    assert "Only" in refusal["data"]["content"]
+    assert "can't decide" in refusal["data"]["content"]
     assert calls_of(world, "record", "stranger-note") == []
     unchanged = world.discord.message(int(prompt["id"]))
     assert not any(b.get("disabled") for b in buttons(unchanged))

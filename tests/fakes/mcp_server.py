@@ -18,6 +18,7 @@ import anyio
 import anyio.abc
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,7 +35,8 @@ def _log_call(tool: str, arguments: dict[str, Any]) -> None:
         f.flush()
 
 
-def build_server(name: str) -> MCPServer:
+def build_server(name: str, *, annotated: bool = False) -> MCPServer:
+    """`annotated`: also offer tools carrying MCP annotations (readOnlyHint, destructiveHint)."""
     server = MCPServer(name, log_level="WARNING")
 
     @server.tool(description="Add two integers.")
@@ -68,6 +70,24 @@ def build_server(name: str) -> MCPServer:
     def crash() -> str:
         _log_call("crash", {})
         os._exit(1)
+
+    if annotated:
+
+        @server.tool(
+            description="Look something up (annotated read-only).",
+            annotations=ToolAnnotations(read_only_hint=True),
+        )
+        def look(topic: str) -> str:
+            _log_call("look", {"topic": topic})
+            return f"looked: {topic}"
+
+        @server.tool(
+            description="Read-only by its annotation, yet also destructive: must still ask.",
+            annotations=ToolAnnotations(read_only_hint=True, destructive_hint=True),
+        )
+        def purge(topic: str) -> str:
+            _log_call("purge", {"topic": topic})
+            return f"purged: {topic}"
 
     return server
 
@@ -146,8 +166,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--name", default="fake")
     parser.add_argument("--require-header", help='"Name: value" every HTTP request must carry')
     parser.add_argument("--legacy", action="store_true", help="HTTP: refuse the 2026 protocol")
+    parser.add_argument("--annotated", action="store_true", help="also offer annotated tools")
     args = parser.parse_args(argv)
-    server = build_server(args.name)
+    server = build_server(args.name, annotated=args.annotated)
     if args.transport == "stdio":
         server.run()
     else:
@@ -157,12 +178,15 @@ def main(argv: list[str] | None = None) -> None:
 # ---- helpers for tests ---------------------------------------------------------------------
 
 
-def stdio_params(log_path: str | Path | None = None, name: str = "fake") -> dict[str, Any]:
+def stdio_params(
+    log_path: str | Path | None = None, name: str = "fake", *, annotated: bool = False
+) -> dict[str, Any]:
     """command/args/env/cwd for an MCPServerConfig that runs this server over stdio."""
     env = {"MCP_CALL_LOG": str(log_path)} if log_path else {}
+    extra = ["--annotated"] if annotated else []
     return {
         "command": sys.executable,
-        "args": ["-m", "tests.fakes.mcp_server", "--transport", "stdio", "--name", name],
+        "args": ["-m", "tests.fakes.mcp_server", "--transport", "stdio", "--name", name, *extra],
         "env": env,
         "cwd": str(REPO_ROOT),
     }

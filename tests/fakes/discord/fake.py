@@ -17,7 +17,7 @@ from aiohttp import web
 from . import channels, control, rest, webhooks
 from .faults import Faults
 from .gateway import Gateway
-from .interactions import Interaction, command_payload, component_payload
+from .interactions import Interaction, command_payload, component_payload, modal_submit_payload
 from .messages import attachment_payload, new_message
 from .ratelimit import RateLimiter
 from .state import TEXT, World
@@ -246,6 +246,14 @@ class FakeDiscord:
         payload = component_payload(self, int(message_id), custom_id, user_id, values=values)
         return await self._start_interaction(payload, "component", int(message_id))
 
+    async def submit_modal(
+        self, opened: Interaction, values: dict[str, str], user_id: int | None = None
+    ) -> Interaction:
+        """Fills in and submits the modal the bot opened in answer to `opened` (MODAL_SUBMIT)."""
+        user = user_id if user_id is not None else int(_user_of(opened.payload)["id"])
+        payload = modal_submit_payload(self, opened, user, values)
+        return await self._start_interaction(payload, "modal_submit", opened.message_id)
+
     async def slash_command(
         self, name: str, user_id: int, channel_id: int, options: dict | None = None
     ) -> Interaction:
@@ -260,6 +268,10 @@ class FakeDiscord:
     def message(self, message_id: int | str) -> dict | None:
         msg = self.world.messages.get(int(message_id))
         return copy.deepcopy(msg) if msg is not None else None
+
+    def attachment_data(self, attachment: dict) -> bytes:
+        """The bytes of an attachment on a message (as uploaded in a multipart `files[n]`)."""
+        return self.world.blobs[int(attachment["id"])]
 
     def pings(self, message_id: int | str) -> dict:
         """Who the message notifies after allowed_mentions: {"users", "roles", "everyone", ...}."""
@@ -291,3 +303,7 @@ class FakeDiscord:
                     f"counters: {dict(self.counters)}"
                 )
             await asyncio.sleep(0.01)
+
+
+def _user_of(payload: dict) -> dict:
+    return (payload.get("member") or {}).get("user") or payload["user"]

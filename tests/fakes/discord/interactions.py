@@ -14,7 +14,10 @@ from .state import DM
 if TYPE_CHECKING:
     from .fake import FakeDiscord
 
-APPLICATION_COMMAND, MESSAGE_COMPONENT = 2, 3
+APPLICATION_COMMAND, MESSAGE_COMPONENT, MODAL_SUBMIT = 2, 3, 5
+LABEL, TEXT_INPUT = 18, 4
+# Discord's modal limits: title 45, 1 to 5 top-level components, text input values 4000.
+MODAL_TITLE_MAX, MODAL_COMPONENTS_MAX, TEXT_INPUT_MAX = 45, 5, 4000
 ATTACHMENT_SIZE_LIMIT = 10 * 1024 * 1024
 # Option type -> Python type accepted from tests (STRING, INTEGER, BOOLEAN, NUMBER).
 SCALAR_OPTION_TYPES = {3: str, 4: int, 5: bool, 10: (int, float)}
@@ -29,7 +32,7 @@ class Interaction:
         self.payload = payload
         self.id = int(payload["id"])
         self.token: str = payload["token"]
-        self.kind = kind  # "component" | "command"
+        self.kind = kind  # "component" | "command" | "modal_submit"
         self.channel_id = int(payload["channel_id"])
         self.message_id = message_id  # the message holding the clicked component
         self.created = time.monotonic()
@@ -39,6 +42,19 @@ class Interaction:
         self.original_id: int | None = None
         self.followup_ids: list[int] = []
         self._answered = asyncio.Event()
+
+    @property
+    def modal(self) -> dict | None:
+        """The modal the bot opened in answer (callback type 9): custom_id, title, components."""
+        for body, status in zip(self.responses, self.status, strict=True):
+            if status == 200 and body.get("type") == 9:
+                return copy.deepcopy(body["data"])
+        return None
+
+    def text_inputs(self) -> dict[str, dict]:
+        """The opened modal's text inputs by custom_id (with their prefilled `value`)."""
+        modal = self.modal or {}
+        return {c["custom_id"]: c for c in _text_inputs(modal.get("components") or [])}
 
     @property
     def acknowledged(self) -> bool:
@@ -235,3 +251,93 @@ def command_payload(
     if "guild_id" in cmd:
         data["guild_id"] = cmd["guild_id"]
     return _base_payload(fake, APPLICATION_COMMAND, channel_id, user_id, data)
+
+
+def _text_inputs(components: list) -> list[dict]:
+    out = []
+    for comp in components:
+        if comp.get("type") == TEXT_INPUT:
+            out.append(comp)
+        elif comp.get("type") == LABEL and isinstance(comp.get("component"), dict):
+            out += _text_inputs([comp["component"]])
+        else:
+            out += _text_inputs(comp.get("components") or [])
+    return out
+
+
+def modal_problem(data: dict) -> str | None:
+    """Why Discord would refuse this modal (callback type 9), or None."""
+    if not data.get("custom_id") or not data.get("title") or not data.get("components"):
+        return "A modal needs custom_id, title and components"
+    if len(data["title"]) > MODAL_TITLE_MAX:
+        return f"Modal title must be at most {MODAL_TITLE_MAX} characters"
+    if len(data["custom_id"]) > 100:
+        return "Modal custom_id must be at most 100 characters"
+    if not 1 <= len(data["components"]) <= MODAL_COMPONENTS_MAX:
+        return f"A modal holds 1 to {MODAL_COMPONENTS_MAX} components"
+    for comp in data["components"]:
+        if comp.get("type") == LABEL and len(comp.get("label") or "") > MODAL_TITLE_MAX:
+            return f"Label text must be at most {MODAL_TITLE_MAX} characters"
+    for text_input in _text_inputs(data["components"]):
+        if len(text_input.get("value") or "") > TEXT_INPUT_MAX:
+            return f"Text input value must be at most {TEXT_INPUT_MAX} characters"
+        if (text_input.get("max_length") or 0) > TEXT_INPUT_MAX:
+            return f"Text input max_length must be at most {TEXT_INPUT_MAX}"
+    return None
+
+
+def _submitted(components: list, values: dict[str, str]) -> list[dict]:
+    """The modal's components as Discord sends them back on submit: ids, custom_ids, values."""
+    out: list[dict] = []
+    for comp in components:
+        if comp.get("type") == TEXT_INPUT:
+            cid = comp["custom_id"]
+            out.append(
+                {"type": TEXT_INPUT, "id": comp.get("id"), "custom_id": cid, "value": values[cid]}
+            )
+        elif comp.get("type") == LABEL:
+            out.append(
+                {
+                    "type": LABEL,
+                    "id": comp.get("id"),
+                    "component": _submitted([comp["component"]], values)[0],
+                }
+            )
+        else:
+            out.append(
+                {
+                    "type": comp.get("type"),
+                    "id": comp.get("id"),
+                    "components": _submitted(comp.get("components") or [], values),
+                }
+            )
+    return out
+
+
+def modal_submit_payload(
+    fake: FakeDiscord, opened: Interaction, user_id: int, values: dict[str, str]
+) -> dict:
+    """The MODAL_SUBMIT (type 5) a user sends by filling in the modal `opened` answered with."""
+    modal = opened.modal
+    if modal is None:
+        raise ValueError(f"interaction {opened.id} was not answered with a modal")
+    inputs = opened.text_inputs()
+    unknown = set(values) - set(inputs)
+    if unknown:
+        raise ValueError(
+            f"the modal has no text input(s) {sorted(unknown)}; it has {sorted(inputs)}"
+        )
+    filled: dict[str, str] = {}
+    for cid, comp in inputs.items():
+        value = values.get(cid, comp.get("value") or "")
+        if comp.get("required", True) and not value:
+            raise ValueError(f"text input {cid!r} is required; Discord would not submit it empty")
+        if len(value) > (comp.get("max_length") or TEXT_INPUT_MAX):
+            raise ValueError(f"text input {cid!r} takes at most {comp.get('max_length')} chars")
+        filled[cid] = value
+    data = {"custom_id": modal["custom_id"], "components": _submitted(modal["components"], filled)}
+    payload = _base_payload(fake, MODAL_SUBMIT, opened.channel_id, user_id, data)
+    if opened.message_id is not None and opened.message_id in fake.world.messages:
+        # A modal opened from a message component carries that message, as on Discord.
+        payload["message"] = copy.deepcopy(fake.world.messages[opened.message_id])
+    return payload

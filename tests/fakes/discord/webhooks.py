@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from .interactions import Interaction
+from .interactions import Interaction, modal_problem
 from .messages import EPHEMERAL, LOADING, apply_edit, new_message
 from .validation import check_message
 from .wire import BODY, FAKE, UPLOADS, error, json_response, no_content
@@ -104,7 +104,10 @@ async def _callback(fake: FakeDiscord, inter: Interaction, body: dict, uploads) 
         return error(404, 10062, "Unknown interaction")
     ctype, data = body.get("type"), body.get("data") or {}
     flags = (data.get("flags") or 0) & EPHEMERAL
-    is_component = inter.kind == "component"
+    # An UPDATE_MESSAGE answer to a modal submit edits the message whose button opened the modal.
+    is_component = inter.kind == "component" or (
+        inter.kind == "modal_submit" and inter.message_id is not None
+    )
     msg: dict | None = None
     if ctype == MESSAGE:
         problem = check_message(data, files=len(uploads))
@@ -128,8 +131,11 @@ async def _callback(fake: FakeDiscord, inter: Interaction, body: dict, uploads) 
             target = await _edit(fake, inter.message_id, data, uploads)
         msg = target
     elif ctype == MODAL:
-        if not data.get("custom_id") or not data.get("title") or not data.get("components"):
-            return _type_error("A modal needs custom_id, title and components")
+        if inter.kind == "modal_submit":
+            return _type_error("A modal cannot be answered with another modal")
+        problem = modal_problem(data)
+        if problem:
+            return _type_error(problem)
     elif ctype != AUTOCOMPLETE:
         return _type_error(f"Callback type {ctype} is not valid here")
     inter.response_type = ctype

@@ -1,0 +1,506 @@
+"""End to end: approvals people can trust: nothing hidden, the right deciders, edit, reasons, audit."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from tests.conftest import bot_config
+from tests.e2e.harness import BotProcess, Chat, buttons, running
+from tests.e2e.test_tools import tool_outputs
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.llm import McpApprovalRequest, McpCall, ScriptedLLM, Text, ToolCall
+from tests.fakes.mcp_server import read_calls, stdio_params
+
+ADMINISTRATOR = 1 << 3
+
+
+@dataclass
+class Approvals:
+    """A bot process configured for approval flows, and the people and places it knows."""
+
+    discord: FakeDiscord
+    llm: ScriptedLLM
+    bot: BotProcess
+    backend: str
+    call_log: object
+    audit_channel: int
+    approver: int  # has the approver role of the "strict" server
+    manager: int  # has a manager role
+    blocked: int  # in discord.permissions.users.block
+    guild_admin: int  # Discord Administrator, but blocked too: block wins over that
+
+    def calls(self, tool: str, marker: str) -> list[dict]:
+        return [
+            c
+            for c in read_calls(self.call_log)  # type: ignore[arg-type]
+            if c["tool"] == tool and marker in json.dumps(c)
+        ]
+
+    def audit_lines(self) -> list[str]:
+        return [
+            line
+            for m in self.discord.messages(self.audit_channel)
+            for line in m["content"].splitlines()
+        ]
+
+
+async def _start(tmp_path_factory: pytest.TempPathFactory, llm: ScriptedLLM, backend: str):
+    discord = FakeDiscord()
+    await discord.start()
+    approver_role = discord.add_role("approvers")
+    manager_role = discord.add_role("managers")
+    admin_role = discord.add_role("admins", permissions=ADMINISTRATOR)
+    people = {
+        "approver": discord.add_user("approver", roles=[approver_role]),
+        "manager": discord.add_user("manager", roles=[manager_role]),
+        "blocked": discord.add_user("blocked"),
+        "guild_admin": discord.add_user("guild-admin", roles=[admin_role]),
+    }
+    audit_channel = discord.add_channel("audit")
+    workdir = tmp_path_factory.mktemp(f"approvals-{backend}")
+    call_log = workdir / "calls.jsonl"
+    config = bot_config(llm, workdir, call_log, backend)
+    config["discord"] = {
+        "edit_interval_s": 1.0,
+        "scope": "channel",
+        "audit_channel_id": audit_channel,
+        "permissions": {
+            "users": {"block": [people["blocked"], people["guild_admin"]]},
+            "manager_roles": [manager_role],
+        },
+    }
+    config["mcp"]["approval_timeout_s"] = 20
+    servers = {
+        "gated": {**stdio_params(call_log, name="gated"), "require_approval": "always"},
+        "strict": {
+            **stdio_params(call_log, name="strict"),
+            "requester_can_approve": False,
+            "approvers": {"roles": [approver_role]},
+        },
+        "ro": {
+            **stdio_params(call_log, name="ro", annotated=True),
+            "auto_approve_read_only": True,
+        },
+        # Dies at start-up with a line on stderr: /tools may show why to admins only.
+        "broken": {
+            "command": sys.executable,
+            "args": ["-c", "import sys; sys.stderr.write('private-stderr-line'); sys.exit(3)"],
+        },
+    }
+    if backend == "responses":
+        for name in ("docs", "wiki"):
+            servers[name] = {
+                "url": f"http://127.0.0.1:9/{name}-mcp",
+                "server_side": True,
+                "require_approval": "always",
+            }
+    config["mcp"]["servers"] = servers
+    bot = BotProcess(discord, config, workdir)
+    await bot.start()
+    return Approvals(
+        discord=discord,
+        llm=llm,
+        bot=bot,
+        backend=backend,
+        call_log=call_log,
+        audit_channel=audit_channel,
+        **people,
+    )
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session", params=["chat", "responses"])
+async def world(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, llm: ScriptedLLM
+) -> AsyncIterator[Approvals]:
+    made = await _start(tmp_path_factory, llm, request.param)
+    try:
+        yield made
+    finally:
+        try:
+            assert await made.bot.stop() == 0, made.bot.log()[-3000:]
+        finally:
+            await made.discord.stop()
+
+
+def custom_id_of(prompt: dict, action: str) -> str:
+    return next(b["custom_id"] for b in buttons(prompt) if b["custom_id"].endswith(f":{action}"))
+
+
+async def click(world: Approvals, prompt: dict, action: str, user: int):
+    return await world.discord.click_button(int(prompt["id"]), custom_id_of(prompt, action), user)
+
+
+def attachment_json(world: Approvals, message: dict, filename: str) -> dict:
+    (attachment,) = [a for a in message["attachments"] if a["filename"] == filename]
+    return json.loads(world.discord.attachment_data(attachment))
+
+
+# -- nothing hidden -----------------------------------------------------------------------------
+
+
+async def test_long_arguments_are_attached_in_full(world: Approvals) -> None:
+    chat = Chat(world.discord, "long-args")
+    key = f"k-long-{world.backend}"
+    note = "x" * 5000 + f" and then rm -rf / {world.backend}"
+    world.llm.script(key, [ToolCall("gated__record", {"note": note})], Text("Not recorded."))
+    asked = await chat.say(f"{key} record")
+    prompt = await chat.prompt()
+    assert len(prompt["content"]) <= 2000
+    assert '"note"' in prompt["content"]
+    assert "shortened" in prompt["content"] and "arguments.json" in prompt["content"]
+    assert attachment_json(world, prompt, "arguments.json") == {"note": note}
+    edit = next(b for b in buttons(prompt) if b["custom_id"].endswith(":edit"))
+    assert edit["disabled"]  # over Discord's 4,000 characters for a text input
+    (await click(world, prompt, "deny", chat.user))
+    await chat.answer_text(int(asked["id"]), "Not recorded.")
+    assert world.calls("record", "rm -rf") == []
+
+
+async def test_short_arguments_need_no_attachment(world: Approvals) -> None:
+    chat = Chat(world.discord, "short-args")
+    key = f"k-short-{world.backend}"
+    world.llm.script(key, [ToolCall("gated__echo", {"text": "hi"})], Text("Fine."))
+    asked = await chat.say(f"{key} echo")
+    prompt = await chat.prompt()
+    assert prompt["attachments"] == [] and "shortened" not in prompt["content"]
+    assert "Who may decide" in prompt["content"]
+    await (await click(world, prompt, "approve", chat.user)).wait_response()
+    await chat.answer_text(int(asked["id"]), "Fine.")
+
+
+# -- who may decide -----------------------------------------------------------------------------
+
+
+async def test_requester_cannot_approve_alone_but_an_approver_can(world: Approvals) -> None:
+    chat = Chat(world.discord, "strict")
+    key = f"k-strict-{world.backend}"
+    note = f"strict-note-{world.backend}"
+    world.llm.script(key, [ToolCall("strict__record", {"note": note})], Text("Recorded."))
+    asked = await chat.say(f"{key} record")
+    prompt = await chat.prompt()
+    assert f"<@{chat.user}>, who asked, may only deny" in prompt["content"]
+    refused = await (await click(world, prompt, "approve", chat.user)).wait_response()
+    assert refused["type"] == 4 and refused["data"]["flags"] & 64
+    assert "can't decide" in refused["data"]["content"]
+    assert world.calls("record", note) == []
+    done = await (await click(world, prompt, "approve", world.approver)).wait_response()
+    assert f"Approved by <@{world.approver}>" in done["data"]["content"]
+    await chat.answer_text(int(asked["id"]), "Recorded.")
+    assert len(world.calls("record", note)) == 1
+
+
+# -- edit & approve -----------------------------------------------------------------------------
+
+
+async def test_edit_runs_the_edited_arguments_once(world: Approvals) -> None:
+    chat = Chat(world.discord, "edit")
+    key = f"k-edit-{world.backend}"
+    wrong, right = f"wrong-{world.backend}", f"right-{world.backend}"
+    world.llm.script(key, [ToolCall("gated__record", {"note": wrong})], Text("Edited run."))
+    asked = await chat.say(f"{key} record")
+    prompt = await chat.prompt()
+
+    opened = await click(world, prompt, "edit", chat.user)
+    await opened.wait_response()
+    assert opened.modal is not None and opened.modal["custom_id"].endswith(":edit")
+    field = opened.text_inputs()["arguments"]
+    assert json.loads(field["value"]) == {"note": wrong}
+
+    bad = await world.discord.submit_modal(opened, {"arguments": '{"note": '})
+    answer = await bad.wait_response()
+    assert answer["type"] == 4 and answer["data"]["flags"] & 64
+    assert "not valid JSON" in answer["data"]["content"]
+    opened = await click(world, prompt, "edit", chat.user)
+    await opened.wait_response()
+    off_schema = await world.discord.submit_modal(opened, {"arguments": '{"note": 5}'})
+    answer = await off_schema.wait_response()
+    assert answer["data"]["flags"] & 64 and "note" in answer["data"]["content"]
+    assert world.calls("record", wrong) == [] and world.calls("record", right) == []
+
+    opened = await click(world, prompt, "edit", chat.user)
+    await opened.wait_response()
+    good = await world.discord.submit_modal(opened, {"arguments": json.dumps({"note": right})})
+    answer = await good.wait_response()
+    assert answer["type"] == 7
+    assert (
+        "edited arguments" in answer["data"]["content"]
+        and str(chat.user) in answer["data"]["content"]
+    )
+    await chat.answer_text(int(asked["id"]), "Edited run.")
+    assert world.calls("record", wrong) == []
+    assert [c["arguments"] for c in world.calls("record", right)] == [{"note": right}]
+    (output,) = tool_outputs(world.llm.requests_for(key)[1].body)
+    assert "edited the arguments" in output and right in output
+    final = world.discord.message(int(prompt["id"]))
+    assert attachment_json(world, final, "edited-arguments.json") == {"note": right}
+
+
+async def test_a_form_discord_py_no_longer_holds_is_answered_and_runs_nothing(
+    world: Approvals,
+) -> None:
+    chat = Chat(world.discord, "stale-form")
+    key = f"k-stale-form-{world.backend}"
+    note = f"stale-form-{world.backend}"
+    world.llm.script(key, [ToolCall("gated__record", {"note": "x"})], Text("Fresh click."))
+    asked = await chat.say(f"{key} record")
+    prompt = await chat.prompt()
+    first = await click(world, prompt, "edit", chat.user)
+    await first.wait_response()
+    second = await click(world, prompt, "edit", chat.user)  # the same form again: replaces it
+    await second.wait_response()
+    invalid = await world.discord.submit_modal(second, {"arguments": "{"})
+    assert "not valid JSON" in (await invalid.wait_response())["data"]["content"]
+    stale = await world.discord.submit_modal(first, {"arguments": json.dumps({"note": note})})
+    answer = await stale.wait_response()
+    assert answer["type"] == 4 and answer["data"]["flags"] & 64
+    assert "press the button again" in answer["data"]["content"]
+    assert world.calls("record", note) == []
+    await (await click(world, prompt, "approve", chat.user)).wait_response()
+    await chat.answer_text(int(asked["id"]), "Fresh click.")
+    assert world.calls("record", note) == []
+
+
+# -- deny with a reason -------------------------------------------------------------------------
+
+
+async def test_reason_reaches_the_model_and_nothing_runs(world: Approvals) -> None:
+    chat = Chat(world.discord, "reason")
+    key = f"k-reason-{world.backend}"
+    note = f"reason-note-{world.backend}"
+    world.llm.script(key, [ToolCall("gated__record", {"note": note})], Text("I'll ask Bob."))
+    asked = await chat.say(f"{key} record")
+    prompt = await chat.prompt()
+    opened = await click(world, prompt, "reason", chat.user)
+    await opened.wait_response()
+    assert opened.modal is not None and "reason" in opened.text_inputs()
+    submitted = await world.discord.submit_modal(opened, {"reason": "ask Bob first @everyone"})
+    answer = await submitted.wait_response()
+    assert answer["type"] == 7 and "ask Bob first" in answer["data"]["content"]
+    assert world.discord.pings(int(prompt["id"]))["everyone"] is False
+    await chat.answer_text(int(asked["id"]), "I'll ask Bob.")
+    assert world.calls("record", note) == []
+    (output,) = tool_outputs(world.llm.requests_for(key)[1].body)
+    assert "ask Bob first" in output and "not run" in output
+
+
+async def test_a_stranger_cannot_open_the_modals(world: Approvals) -> None:
+    chat = Chat(world.discord, "stranger-modal")
+    key = f"k-stranger-modal-{world.backend}"
+    world.llm.script(key, [ToolCall("gated__echo", {"text": "x"})], Text("Ok."))
+    asked = await chat.say(f"{key} echo")
+    prompt = await chat.prompt()
+    stranger = world.discord.add_user("stranger")
+    for action in ("edit", "reason"):
+        refused = await (await click(world, prompt, action, stranger)).wait_response()
+        assert refused["type"] == 4 and "can't decide" in refused["data"]["content"]
+    await (await click(world, prompt, "deny", chat.user)).wait_response()
+    await chat.answer_text(int(asked["id"]), "Ok.")
+
+
+# -- read-only tools ----------------------------------------------------------------------------
+
+
+async def test_read_only_tools_run_unasked_others_ask(world: Approvals) -> None:
+    chat = Chat(world.discord, "readonly")
+    key = f"k-ro-{world.backend}"
+    topic = f"topic-{world.backend}"
+    world.llm.script(
+        key,
+        [ToolCall("ro__look", {"topic": topic})],
+        [ToolCall("ro__purge", {"topic": topic})],
+        Text("Looked, not purged."),
+    )
+    asked = await chat.say(f"{key} look it up")
+    prompt = await chat.prompt()
+    assert "`purge`" in prompt["content"]  # destructive despite readOnlyHint: asks
+    assert len(world.calls("look", topic)) == 1  # ran before anyone was asked
+    await (await click(world, prompt, "deny", chat.user)).wait_response()
+    await chat.answer_text(int(asked["id"]), "Looked, not purged.")
+    assert world.calls("purge", topic) == []
+    prompts = [m for m in chat.bot_messages() if "Approval needed" in m["content"]]
+    assert len(prompts) == 1
+
+
+# -- the audit channel --------------------------------------------------------------------------
+
+
+async def test_audit_channel_has_a_line_per_decision_and_run(world: Approvals) -> None:
+    chat = Chat(world.discord, "audited")
+    key = f"k-audit-{world.backend}"
+    world.llm.script(
+        key,
+        [ToolCall("gated__add", {"a": 1, "b": 2})],
+        [ToolCall("ro__look", {"topic": "audit"})],
+        Text("Audited."),
+    )
+    asked = await chat.say(f"{key} add")
+    prompt = await chat.prompt()
+    await (await click(world, prompt, "approve", chat.user)).wait_response()
+    await chat.answer_text(int(asked["id"]), "Audited.")
+
+    def lines() -> list[str]:
+        mine = [line for line in world.audit_lines() if f"<@{chat.user}>" in line]
+        return mine if len(mine) >= 3 else []
+
+    decision, *runs = await world.discord.wait_for(lines, timeout=10)
+    assert "`gated.add`" in decision and "**approve**" in decision
+    assert f"by <@{chat.user}>" in decision and "a, b" in decision
+    assert any("`gated.add` ran" in r and "done" in r for r in runs)
+    assert any("`ro.look` ran" in r for r in runs)
+    for message in world.discord.messages(world.audit_channel):
+        pings = world.discord.pings(int(message["id"]))
+        assert pings["users"] == [] and pings["roles"] == [] and not pings["everyone"]
+
+
+# -- server-side tools (responses only) ---------------------------------------------------------
+
+
+async def test_always_for_one_server_side_server_does_not_cover_another(
+    world: Approvals,
+) -> None:
+    if world.backend != "responses":
+        pytest.skip("server-side MCP servers exist on the responses backend only")
+    chat = Chat(world.discord, "two-servers")
+    key = "k-two-servers"
+    world.llm.script(
+        key,
+        [McpApprovalRequest("search", {"q": "a"}, server_label="docs")],
+        [McpCall("search", {"q": "a"}, output="hit", server_label="docs"), Text("Docs searched.")],
+        [McpApprovalRequest("search", {"q": "b"}, server_label="wiki")],
+        Text("Wiki asked."),
+    )
+    first = await chat.say(f"{key} search docs")
+    prompt = await chat.prompt()
+    assert buttons(prompt)[3]["disabled"]  # a server-side call cannot be edited
+    await (await click(world, prompt, "always", chat.user)).wait_response()
+    await chat.answer_text(int(first["id"]), "Docs searched.")
+    second = await chat.say(f"{key} search wiki")
+    other = await chat.prompt(newer_than=prompt)
+    assert "`search` from `wiki`" in other["content"]
+    opened = await click(world, other, "reason", chat.user)
+    await opened.wait_response()
+    await (await world.discord.submit_modal(opened, {"reason": "wiki is stale"})).wait_response()
+    await chat.answer_text(int(second["id"]), "Wiki asked.")
+    (answer,) = [
+        i
+        for i in world.llm.requests_for(key)[3].body["input"]
+        if i.get("type") == "mcp_approval_response"
+    ]
+    assert answer["approve"] is False and answer["reason"] == "wiki is stale"
+
+    def audited() -> list[str]:
+        mine = [line for line in world.audit_lines() if f"<@{chat.user}>" in line]
+        return mine if len(mine) >= 3 else []
+
+    lines = await world.discord.wait_for(audited, timeout=10)
+    assert any("`docs.search`" in line and "**always**" in line for line in lines)
+    assert any("`docs.search` ran" in line and "done" in line for line in lines)  # mcp_call
+    assert any("`wiki.search`" in line and "**reason**" in line for line in lines)
+
+
+# -- slash commands under the access lists ------------------------------------------------------
+
+
+async def command(
+    world: Approvals, name: str, user: int, channel: int, options: dict | None = None
+) -> dict:
+    interaction = await world.discord.slash_command(name, user, channel, options)
+    return await interaction.wait_response()
+
+
+async def test_blocked_users_get_no_commands_even_as_guild_admins(world: Approvals) -> None:
+    channel = world.discord.add_channel("blocked-commands")
+    for user in (world.blocked, world.guild_admin):
+        for name, options in (("tools", {}), ("model", {"name": "test-model-2"}), ("reset", {})):
+            answer = await command(world, name, user, channel, options)
+            assert answer["data"]["flags"] & 64
+            assert "can't use my commands here" in answer["data"]["content"], (name, user)
+
+
+async def test_block_wins_over_discord_administrator_for_mentions(world: Approvals) -> None:
+    chat = Chat(world.discord, "blocked-mention")
+    key = f"k-blocked-mention-{world.backend}"
+    world.llm.script(key, Text("Answered the allowed one."))
+    ignored = await chat.say(f"{key} from a blocked admin", user=world.guild_admin)
+    asked = await chat.say(f"{key} from an allowed user")
+    await chat.answer_text(int(asked["id"]), "Answered the allowed one.")
+    assert chat.replies_to(int(ignored["id"])) == []
+    assert len(world.llm.requests_for(key)) == 1
+
+
+async def test_tools_shows_failure_reasons_to_admins_only(world: Approvals) -> None:
+    chat = Chat(world.discord, "tools-cmd")
+    plain = (await command(world, "tools", chat.user, chat.channel))["data"]["content"]
+    assert "**broken**: unavailable" in plain and "private-stderr-line" not in plain
+    assert "(" not in plain.split("**broken**: unavailable", 1)[1].split("\n", 1)[0]
+    assert "`ro__look` (runs unasked: read-only)" in plain
+    assert "`ro__purge` (asks first)" in plain
+    assert "decided by: <@&" in plain and "the asker may only deny" in plain  # strict
+    admin = world.discord.owner_id  # the guild owner: an Administrator, not blocked
+    full = (await command(world, "tools", admin, chat.channel))["data"]["content"]
+    assert "**broken**: unavailable (" in full
+
+
+async def test_shared_conversation_needs_a_manager_and_an_idle_turn(world: Approvals) -> None:
+    chat = Chat(world.discord, "manage")
+    refused = await command(world, "reset", chat.user, chat.channel)
+    assert "only admins and members with a manager role" in refused["data"]["content"]
+    model = ("openai/" if world.backend == "chat" else "") + "test-model-2"
+    refused = await command(world, "model", chat.user, chat.channel, {"name": model})
+    assert "only admins and members with a manager role" in refused["data"]["content"]
+    changed = await command(world, "model", world.manager, chat.channel, {"name": model})
+    assert f"Using `{model}`" in changed["data"]["content"]
+    ok = await command(world, "reset", world.manager, chat.channel)
+    assert "forgotten" in ok["data"]["content"] or "nothing to forget" in ok["data"]["content"]
+
+    key = f"k-busy-{world.backend}"
+    world.llm.script(key, [ToolCall("gated__echo", {"text": "busy"})], Text("Was busy."))
+    asked = await chat.say(f"{key} echo")
+    prompt = await chat.prompt()  # the turn now waits for a decision
+    for options in ({}, {"everyone": True}):
+        user = world.manager if not options else world.discord.owner_id
+        busy = await command(world, "reset", user, chat.channel, options)
+        assert "still answering" in busy["data"]["content"], options
+    await (await click(world, prompt, "deny", chat.user)).wait_response()
+    await chat.answer_text(int(asked["id"]), "Was busy.")
+
+
+# -- restarts -----------------------------------------------------------------------------------
+
+
+async def test_a_form_opened_before_a_restart_expires_and_runs_nothing(
+    llm: ScriptedLLM, tmp_path: Path
+) -> None:
+    discord = FakeDiscord()
+    await discord.start()
+    call_log = tmp_path / "calls.jsonl"
+    config = bot_config(llm, tmp_path, call_log, "chat", shutdown_grace_s=1)
+    try:
+        async with running(BotProcess(discord, config, tmp_path)) as bot:
+            chat = Chat(discord, "restart-form")
+            key = "k-restart-form"
+            llm.script(key, [ToolCall("gated__record", {"note": "before"})], Text("Gone."))
+            await chat.say(f"{key} record")
+            prompt = await chat.prompt()
+            opened = await discord.click_button(
+                int(prompt["id"]), custom_id_of(prompt, "edit"), chat.user
+            )
+            await opened.wait_response()
+            assert await bot.stop() == 0
+        async with running(BotProcess(discord, config, tmp_path)):
+            await discord.wait_for(
+                lambda: "Expired" in (discord.message(int(prompt["id"])) or {}).get("content", "")
+            )
+            late = await discord.submit_modal(opened, {"arguments": '{"note": "after"}'})
+            answer = await late.wait_response()
+            assert "expired" in json.dumps(answer).lower()
+            assert [c for c in read_calls(call_log) if c["tool"] == "record"] == []
+    finally:
+        await discord.stop()
