@@ -69,7 +69,9 @@ def bot_config(
         "discord": {"edit_interval_s": 1.0},
         "limits": {"user_concurrent_turns": 5, "user_turns_per_minute": 100},
         "mcp": {
-            "approval_timeout_s": 4,
+            # Long enough that no click races it on a slow machine; the timeout itself is tested
+            # on a bot of its own (test_tools.py).
+            "approval_timeout_s": 15,
             "tool_timeout_s": 10,
             "servers": {
                 "auto": {**auto, "require_approval": "never"},

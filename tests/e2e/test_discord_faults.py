@@ -123,7 +123,7 @@ async def test_approval_prompt_deleted_while_pending(world: World) -> None:
         done = [m for m in chat.bot_messages() if "Carried on anyway." in m["content"]]
         return done[0] if done and not done[0]["content"].endswith(INDICATOR) else None
 
-    await world.discord.wait_for(answered, timeout=30)
+    await world.discord.wait_for(answered, timeout=60)  # after the world's approval timeout
     first = chat.replies_to(int(asked["id"]))[0]
     assert "not run" in world.discord.message(first["id"])["content"]
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-from tests.conftest import World
-from tests.e2e.harness import Chat, buttons
-from tests.fakes.llm import Text, ToolCall
+from tests.conftest import World, bot_config
+from tests.e2e.harness import BotProcess, Chat, buttons, running
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.llm import ScriptedLLM, Text, ToolCall
 from tests.fakes.mcp_server import read_calls
 
 
@@ -124,22 +126,35 @@ async def test_only_the_requester_may_decide(chat_world: World) -> None:
     assert len(calls_of(world, "record", "stranger-note")) == 1
 
 
-async def test_timeout_counts_as_denied_and_disables_buttons(chat_world: World) -> None:
-    world = chat_world
-    chat = Chat(world.discord, "timeout")
-    key = "k-timeout"
-    world.llm.script(
-        key, [ToolCall("gated__record", {"note": "late-note"})], Text("Nobody answered.")
-    )
-    asked = await chat.say(f"{key} record please")
-    prompt = await chat.prompt()
-    await chat.answer_text(int(asked["id"]), "Nobody answered.", timeout=30)
-    final = world.discord.message(int(prompt["id"]))
-    assert "Nobody decided in time" in final["content"]
-    assert all(b["disabled"] for b in buttons(final))
-    assert calls_of(world, "record", "late-note") == []
-    (output,) = tool_outputs(world.llm.requests_for(key)[1].body)
-    assert "not run" in output
+async def test_timeout_counts_as_denied_and_disables_buttons(
+    llm: ScriptedLLM, tmp_path: Path
+) -> None:
+    # A bot of its own with a short timeout: the shared worlds' long one never races a click.
+    discord = FakeDiscord(rate_limits=True)
+    await discord.start()
+    call_log = tmp_path / "calls.jsonl"
+    config = bot_config(llm, tmp_path, call_log, "chat")
+    config["mcp"]["approval_timeout_s"] = 2
+    bot = BotProcess(discord, config, tmp_path)
+    try:
+        async with running(bot):
+            world = World(discord=discord, llm=llm, bot=bot, call_log=call_log, backend="chat")
+            chat = Chat(world.discord, "timeout")
+            key = "k-timeout"
+            world.llm.script(
+                key, [ToolCall("gated__record", {"note": "late-note"})], Text("Nobody answered.")
+            )
+            asked = await chat.say(f"{key} record please")
+            prompt = await chat.prompt()
+            await chat.answer_text(int(asked["id"]), "Nobody answered.", timeout=30)
+            final = world.discord.message(int(prompt["id"]))
+            assert "Nobody decided in time" in final["content"]
+            assert all(b["disabled"] for b in buttons(final))
+            assert calls_of(world, "record", "late-note") == []
+            (output,) = tool_outputs(world.llm.requests_for(key)[1].body)
+            assert "not run" in output
+    finally:
+        await discord.stop()
 
 
 async def test_always_allow_skips_asking_in_this_conversation_only(chat_world: World) -> None:
