@@ -1,0 +1,1004 @@
+"""Streaming at Discord's limit: the real bot process against the fake Discord (its own process,
+Discord-like rate limits and latency) and the scripted LLM (a third process), driven over HTTP.
+
+    python bench/discord_bench.py            # all scenarios, both backends, budget on and off
+    python bench/discord_bench.py --quick    # a smaller run that finishes in under two minutes
+
+Every scenario runs twice per backend, with `DISCORD__WRITE_BUDGET=true` (the write budget) and
+`=false` (per-reply pacing, the baseline), each on a fresh bot process. Results go to
+`bench/results/` as JSON and a markdown table. See bench/README.md for what each figure means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import math
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+RESULTS_DIR = REPO_ROOT / "bench" / "results"
+PROBE_DIR = REPO_ROOT / "bench" / "probe"
+FAKE_SITECUSTOMIZE = REPO_ROOT / "tests" / "fakes" / "discord" / "sitecustomize"
+INDICATOR = " ▌"  # the bot's streaming indicator: a write without it is a reply's final text
+CHANNEL_BUCKET = (5, 5.0)  # message creates+edits per channel, as the fake enforces them
+GLOBAL_BUCKET = (50, 1.0)  # requests per bot
+POLL_S = 0.25  # how often the bench reads the fakes' request logs
+SETTLE_S = 1.2  # after the last final: late writes land, the loop probe flushes
+MODES = {"budget": "true", "baseline": "false"}  # DISCORD__WRITE_BUDGET per mode
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    conversations: int
+    channels: int
+    spread_s: float  # mentions evenly spread over this many seconds
+    deltas: int = 120
+    rate: float = 30.0  # deltas per second
+    chunk: int = 8  # characters per delta: 120 x 8 = 960 characters, one Discord message
+
+    def describe(self) -> str:
+        where = "one channel" if self.channels == 1 else f"{self.channels} channels"
+        when = "at once" if not self.spread_s else f"mentions spread over {self.spread_s:g} s"
+        return f"{self.conversations} conversation(s) in {where}, {when}"
+
+    def offsets(self) -> list[float]:
+        n = self.conversations
+        return [self.spread_s * i / n for i in range(n)]
+
+    def channel_of(self, i: int) -> int:
+        return i % self.channels
+
+    def stream_s(self) -> float:
+        return (self.deltas - 1) / self.rate
+
+
+FULL = [
+    Scenario("s1", 1, 1, 0.0),
+    Scenario("s2", 50, 10, 2.0),
+    Scenario("s3", 10, 1, 0.0),
+    Scenario("s4", 200, 50, 4.0),
+]
+# --quick: one backend (chat, the heavier one) and three smaller scenarios that still exercise
+# each regime: a lone reply, a crowded channel (6 > 5 writes per window), many channels.
+QUICK = [
+    Scenario("s1", 1, 1, 0.0),
+    Scenario("s3", 6, 1, 0.0),
+    Scenario("s4", 40, 10, 1.0),
+]
+WARMUP = Scenario("warmup", 1, 1, 0.0, deltas=10)
+
+
+# -- small statistics ------------------------------------------------------------------------
+
+
+def pct(values: Iterable[float], p: float) -> float | None:
+    """Nearest-rank percentile (p99 of 200 values is the 198th); None for no values."""
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+def rnd(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def ratio(value: float | None, floor: float | None) -> float | None:
+    if value is None or not floor:
+        return None
+    return round(value / floor, 2)
+
+
+# -- the physical floor ----------------------------------------------------------------------
+
+
+class _Window:
+    """A fixed window that opens at its first request, as the fake Discord models a bucket."""
+
+    def __init__(self, limit: int, period: float) -> None:
+        self.limit, self.period = limit, period
+        self.count, self.reset_at = 0, -math.inf
+
+    def free_at(self, t: float) -> float:
+        if t >= self.reset_at or self.count < self.limit:
+            return t
+        return self.reset_at
+
+    def take(self, t: float) -> None:
+        if t >= self.reset_at:
+            self.count, self.reset_at = 0, t + self.period
+        self.count += 1
+
+
+def floor_delays(releases: list[tuple[float, int]], latency_s: float) -> list[float]:
+    """For writes that may go at (time, channel), the earliest each can be visible, minus its
+    release: one request per write, sent as soon as its channel's bucket and the global limit
+    allow, in release order; a request is visible `latency_s` after it is sent."""
+    channels: dict[int, _Window] = {}
+    global_window = _Window(*GLOBAL_BUCKET)
+    delays: list[float] = [0.0] * len(releases)
+    for i in sorted(range(len(releases)), key=lambda i: releases[i][0]):
+        release, channel = releases[i]
+        window = channels.setdefault(channel, _Window(*CHANNEL_BUCKET))
+        t = release
+        while (free := max(window.free_at(t), global_window.free_at(t))) > t:
+            t = free
+        window.take(t)
+        global_window.take(t)
+        delays[i] = t + latency_s - release
+    return delays
+
+
+def scenario_floor(scenario: Scenario, latency_s: float) -> dict[str, float | None]:
+    """Final texts: one create per conversation at its stream's scheduled end. First texts: one
+    create per conversation at its mention (the model's first words come at once)."""
+    offsets = scenario.offsets()
+    channel = [scenario.channel_of(i) for i in range(len(offsets))]
+    final = floor_delays(
+        [(o + scenario.stream_s(), c) for o, c in zip(offsets, channel, strict=True)], latency_s
+    )
+    first = floor_delays(list(zip(offsets, channel, strict=True)), latency_s)
+    return {
+        "final_lag_p50": rnd(pct(final, 50)),
+        "final_lag_p99": rnd(pct(final, 99)),
+        "final_lag_max": rnd(max(final)),
+        "first_text_p50": rnd(pct(first, 50)),
+        "first_text_p99": rnd(pct(first, 99)),
+        "all_final_after_first_mention": rnd(
+            max(o + scenario.stream_s() + d for o, d in zip(offsets, final, strict=True))
+        ),
+    }
+
+
+# -- the processes ---------------------------------------------------------------------------
+
+
+def proc_cpu_s(pid: int) -> float:
+    """utime + stime of a process (all its threads), from /proc/<pid>/stat."""
+    raw = Path(f"/proc/{pid}/stat").read_text()
+    fields = raw[raw.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_status_kb(pid: int, key: str) -> int | None:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return None
+
+
+def reset_peak_rss(pid: int) -> bool:
+    """Writing 5 to clear_refs resets VmHWM to the current RSS (Linux >= 4.0)."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def loop_lags(path: Path, start: float, end: float) -> list[float]:
+    if not path.exists():
+        return []
+    lags = []
+    for line in path.read_text().splitlines():
+        t, _, lag = line.partition(" ")
+        with contextlib.suppress(ValueError):
+            if start <= float(t) <= end:
+                lags.append(float(lag))
+    return lags
+
+
+class Child:
+    """A helper process whose first stdout lines say where it listens."""
+
+    def __init__(self, name: str, args: list[str], log: Path, env: dict[str, str]) -> None:
+        self.name, self.args, self.log, self.env = name, args, log, env
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    async def start(self, lines: int, timeout: float = 30) -> list[str]:
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(  # noqa: ASYNC220 - returns at once
+                self.args,
+                cwd=REPO_ROOT,
+                env=self.env,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+            )
+        out = []
+        assert self.proc.stdout is not None
+        for _ in range(lines):
+            line = await asyncio.wait_for(asyncio.to_thread(self.proc.stdout.readline), timeout)
+            if not line:
+                raise RuntimeError(f"{self.name} exited early; see {self.log}")
+            out.append(line.decode().strip())
+        return out
+
+    async def stop(self) -> None:
+        await stop_process(self.proc)
+
+
+async def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 20) -> int | None:
+    if proc is None:
+        return None
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.to_thread(proc.wait, timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            await asyncio.to_thread(proc.wait, 10)
+    return proc.returncode
+
+
+def base_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+    return env
+
+
+# -- talking to the fakes --------------------------------------------------------------------
+
+
+class Fakes:
+    """HTTP clients for the fake Discord's and the scripted LLM's control APIs."""
+
+    def __init__(self, http: aiohttp.ClientSession, discord_url: str, llm_control: str) -> None:
+        self.http, self.discord_url, self.llm_control = http, discord_url, llm_control
+
+    async def _post(self, url: str, body: dict) -> Any:
+        async with self.http.post(url, json=body) as resp:
+            resp.raise_for_status()
+            return await resp.json()
+
+    async def _get(self, url: str) -> Any:
+        async with self.http.get(url) as resp:
+            resp.raise_for_status()
+            return await resp.json()
+
+    async def add_channel(self, name: str) -> int:
+        return int((await self._post(f"{self.discord_url}/_fake/channels", {"name": name}))["id"])
+
+    async def add_user(self, name: str) -> int:
+        return int((await self._post(f"{self.discord_url}/_fake/users", {"name": name}))["id"])
+
+    async def say(self, channel: int, author: int, content: str) -> dict:
+        body = {"channel_id": channel, "author_id": author, "content": content}
+        return await self._post(f"{self.discord_url}/_fake/messages", body)
+
+    async def messages(self, channel: int) -> list[dict]:
+        return await self._get(f"{self.discord_url}/_fake/channels/{channel}/messages")
+
+    async def discord_requests(self, since: int) -> list[dict]:
+        return await self._get(f"{self.discord_url}/_fake/requests?since={since}")
+
+    async def script(self, scripts: list[dict]) -> None:
+        await self._post(f"{self.llm_control}/_fake/script", {"scripts": scripts})
+
+    async def llm_requests(self, since: int) -> list[dict]:
+        return await self._get(f"{self.llm_control}/_fake/requests?since={since}")
+
+
+class Feed:
+    """Reads a request log incrementally. A record still unfinished (a Discord request in
+    flight, an LLM response still streaming) keeps the cursor before it, so it is read again."""
+
+    def __init__(self, fetch: Any, finished: Any) -> None:
+        self.fetch, self.finished = fetch, finished
+        self.cursor = 0
+        self._done: set[int] = set()
+
+    async def read(self) -> tuple[list[dict], list[dict]]:
+        """(records finished since the last read, records still unfinished)."""
+        records = await self.fetch(self.cursor)
+        fresh = [r for r in records if self.finished(r) and r["index"] not in self._done]
+        unfinished = [r for r in records if not self.finished(r)]
+        self._done.update(r["index"] for r in fresh)
+        self.cursor = unfinished[0]["index"] if unfinished else self.cursor + len(records)
+        self._done = {i for i in self._done if i >= self.cursor}
+        return fresh, unfinished
+
+
+# -- one conversation ------------------------------------------------------------------------
+
+
+def model_text(key: str, scenario: Scenario) -> str:
+    """Exactly deltas x chunk characters of plain words, starting with the key, no markdown."""
+    size = scenario.deltas * scenario.chunk
+    words = [key] + [f"word{j}" for j in range(size)]
+    text = " ".join(words)[:size]
+    return text[:-1] + "." if text.endswith(" ") else text
+
+
+@dataclass
+class Conversation:
+    index: int
+    key: str
+    channel: int
+    user: int
+    offset: float
+    text: str
+    mention_id: int | None = None
+    mention_at: float | None = None
+    stream_start: float | None = None
+    stream_end: float | None = None
+    llm_requests: int = 0
+    messages: list[int] = field(default_factory=list)  # the reply's parts, in order
+    # (visible at, message id, content) for every accepted create and edit
+    writes: list[tuple[float, int, str]] = field(default_factory=list)
+    creates: int = 0
+    edits: int = 0
+    deletes: int = 0
+    final_at: float | None = None
+
+    def shown_chars(self, content_by_message: dict[int, str]) -> int:
+        return sum(len(c.removesuffix(INDICATOR)) for c in content_by_message.values())
+
+    def produced_chars(self, t: float, scenario: Scenario) -> int:
+        """How much of its text the model had streamed at t (deltas spaced evenly between
+        the stream's measured start and end)."""
+        if self.stream_start is None or t < self.stream_start:
+            return 0
+        end = self.stream_end if self.stream_end is not None else math.inf
+        span = max(end - self.stream_start, 1e-9)
+        sent = 1 + int((t - self.stream_start) / span * (scenario.deltas - 1))
+        return min(len(self.text), sent * scenario.chunk)
+
+    def behind_from(self, shown: int, scenario: Scenario) -> float:
+        """When the model first had more than `shown` characters out (inf: never)."""
+        if self.stream_start is None or shown >= len(self.text):
+            return math.inf
+        delta = shown // scenario.chunk  # 0-based index of the first delta not shown
+        if self.stream_end is None:
+            return self.stream_start + delta / scenario.rate
+        return self.stream_start + delta / (scenario.deltas - 1) * (
+            self.stream_end - self.stream_start
+        )
+
+    def staleness(self, scenario: Scenario, until: float) -> float:
+        """Longest time the reply stood still while the model had more text than it showed."""
+        if not self.writes:
+            return 0.0
+        content: dict[int, str] = {}
+        worst = 0.0
+        for n, (at, message, text) in enumerate(self.writes):
+            content[message] = text
+            if n + 1 < len(self.writes):
+                next_at = self.writes[n + 1][0]
+            else:
+                next_at = until if self.final_at is None else at
+            behind = max(at, self.behind_from(self.shown_chars(content), scenario))
+            worst = max(worst, next_at - behind)
+        return worst
+
+
+# -- one scenario ----------------------------------------------------------------------------
+
+
+@dataclass
+class BotRun:
+    """One bot process: a backend, a mode, the scenarios it serves."""
+
+    backend: str
+    mode: str
+    proc: subprocess.Popen[bytes]
+    workdir: Path
+    probe: Path
+    budget_applied: bool
+    tag: str
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, fakes: Fakes, bot_user_id: int) -> None:
+        self.args = args
+        self.fakes = fakes
+        self.bot_user_id = bot_user_id
+        self.latency = args.latency
+        self.discord_feed = Feed(fakes.discord_requests, lambda r: r["status"] != 0)
+        self.llm_feed = Feed(fakes.llm_requests, lambda r: r["ended"] is not None)
+        self.llm_calls: dict[
+            str, dict[int, tuple[float, float | None]]
+        ] = {}  # key -> index -> (arrived, ended)
+        self.owner: dict[int, Conversation] = {}  # mention or reply message id -> conversation
+        self.discord_records: list[dict] = []  # every finished Discord request, for counting
+        self.fake_pids: list[int] = []
+
+    async def poll(self) -> None:
+        fresh, streaming = await self.llm_feed.read()
+        for r in fresh + streaming:
+            if r["key"]:
+                self.llm_calls.setdefault(r["key"], {})[r["index"]] = (r["t"], r["ended"])
+        fresh, _ = await self.discord_feed.read()
+        for r in fresh:
+            self.discord_records.append(
+                {k: r[k] for k in ("method", "path", "status", "t")} | {"index": r["index"]}
+            )
+            self._apply(r)
+
+    def _apply(self, r: dict) -> None:
+        """Attribute one finished Discord request to the conversation whose reply it writes."""
+        parts = r["path"].rstrip("/").split("/")
+        if "messages" not in parts:
+            return
+        at = r["t"] + self.latency  # the fake applies a request after its latency
+        body = r["json"] if isinstance(r["json"], dict) else {}
+        if r["method"] == "POST" and parts[-1] == "messages":
+            ref = (body.get("message_reference") or {}).get("message_id")
+            conv = self.owner.get(int(ref)) if ref else None
+            if conv is None:
+                return
+            if r["status"] == 200 and r["response_id"]:
+                message = int(r["response_id"])
+                self.owner[message] = conv
+                conv.messages.append(message)
+                conv.creates += 1
+                self._written(conv, at, message, body.get("content") or "")
+            return
+        message = int(parts[-1]) if parts[-1].isdigit() else None
+        conv = self.owner.get(message) if message is not None else None
+        if conv is None or message is None:
+            return
+        if r["method"] == "PATCH" and r["status"] == 200 and "content" in body:
+            conv.edits += 1
+            self._written(conv, at, message, body.get("content") or "")
+        elif r["method"] == "DELETE" and r["status"] in (200, 204):
+            conv.deletes += 1
+            conv.messages = [m for m in conv.messages if m != message]
+
+    @staticmethod
+    def _written(conv: Conversation, at: float, message: int, content: str) -> None:
+        conv.writes.append((at, message, content))
+        last = conv.messages[-1] if conv.messages else message
+        conv.final_at = at if message == last and not content.endswith(INDICATOR) else None
+
+    def _update_streams(self, convs: list[Conversation]) -> None:
+        """A conversation's stream is its last LLM request (a retry replaces a failed one)."""
+        for conv in convs:
+            calls = self.llm_calls.get(conv.key, {})
+            if calls:
+                conv.stream_start, conv.stream_end = calls[max(calls)]
+            conv.llm_requests = len(calls)
+
+    async def run_scenario(self, run: BotRun, scenario: Scenario) -> dict[str, Any]:
+        tag = f"{run.tag}{scenario.name}"
+        channels = [await self.fakes.add_channel(f"{tag}-{j}") for j in range(scenario.channels)]
+        convs = []
+        for i, offset in enumerate(scenario.offsets()):
+            key = f"q{tag}n{i:04d}z"
+            user = await self.fakes.add_user(f"{tag}-u{i}")
+            convs.append(
+                Conversation(
+                    i,
+                    key,
+                    channels[scenario.channel_of(i)],
+                    user,
+                    offset,
+                    model_text(key, scenario),
+                )
+            )
+        await self.fakes.script(
+            [
+                {
+                    "key": c.key,
+                    "text": c.text,
+                    "chunk_size": scenario.chunk,
+                    "delay_s": 1 / scenario.rate,
+                }
+                for c in convs
+            ]
+        )
+        await asyncio.sleep(0.5)  # the new channels and members reach the bot first
+        await self.poll()
+        first_record = len(self.discord_records)
+        load = os.getloadavg()[0]
+        pid = run.proc.pid
+        rss_reset = reset_peak_rss(pid)
+        cpu0 = proc_cpu_s(pid)
+        fakes_cpu0 = sum(proc_cpu_s(p) for p in self.fake_pids)
+        t0 = time.monotonic()
+
+        async def mention(conv: Conversation) -> None:
+            await asyncio.sleep(max(0.0, t0 + conv.offset - time.monotonic()))
+            conv.mention_at = time.monotonic()
+            content = f"<@{self.bot_user_id}> {conv.key} please answer"
+            message = await self.fakes.say(conv.channel, conv.user, content)
+            conv.mention_id = int(message["id"])
+            self.owner[conv.mention_id] = conv
+
+        senders = [asyncio.create_task(mention(c)) for c in convs]
+        floor = scenario_floor(scenario, self.latency)
+        slowest = float(floor["all_final_after_first_mention"] or 0.0)
+        deadline = t0 + slowest + 60  # bounded: a stuck reply ends the wait, not the bench
+        done_at = None
+        try:
+            while time.monotonic() < deadline:
+                await asyncio.sleep(POLL_S)
+                await self.poll()
+                self._update_streams(convs)
+                if all(c.final_at is not None and c.stream_end is not None for c in convs):
+                    done_at = time.monotonic()
+                    break
+        finally:
+            for task in senders:
+                task.cancel()
+            for outcome in await asyncio.gather(*senders, return_exceptions=True):
+                if isinstance(outcome, Exception):
+                    print(f"  a mention could not be sent: {outcome!r}", flush=True)
+        end = done_at or time.monotonic()
+        cpu = proc_cpu_s(pid) - cpu0 if run.proc.poll() is None else None
+        fakes_cpu = sum(proc_cpu_s(p) for p in self.fake_pids) - fakes_cpu0
+        hwm = proc_status_kb(pid, "VmHWM") if run.proc.poll() is None else None
+        await asyncio.sleep(SETTLE_S)
+        await self.poll()
+        self._update_streams(convs)
+        wrong = await self._wrong_finals(convs)
+        records = self.discord_records[first_record:]
+        return self._figures(
+            run, scenario, convs, records, floor, wrong, t0, end, cpu, fakes_cpu, hwm, rss_reset
+        ) | {"load_avg_1m": round(load, 2), "finished": done_at is not None}
+
+    async def _wrong_finals(self, convs: list[Conversation]) -> list[int]:
+        shown: dict[int, str] = {}
+        for channel in {c.channel for c in convs}:
+            for m in await self.fakes.messages(channel):
+                shown[int(m["id"])] = m["content"]
+        wrong = []
+        for c in convs:
+            parts = [shown.get(m, "") for m in c.messages]
+            text = "".join(parts) if len(parts) <= 1 else " ".join(" ".join(parts).split())
+            expected = c.text if len(parts) <= 1 else " ".join(c.text.split())
+            if text != expected:
+                wrong.append(c.index)
+        return wrong
+
+    def _figures(
+        self,
+        run: BotRun,
+        scenario: Scenario,
+        convs: list[Conversation],
+        records: list[dict],
+        floor: dict[str, float | None],
+        wrong: list[int],
+        t0: float,
+        end: float,
+        cpu: float | None,
+        fakes_cpu: float,
+        hwm_kb: int | None,
+        rss_reset: bool,
+    ) -> dict[str, Any]:
+        first = [
+            c.writes[0][0] - c.mention_at for c in convs if c.writes and c.mention_at is not None
+        ]
+        final = [
+            c.final_at - c.stream_end
+            for c in convs
+            if c.final_at is not None and c.stream_end is not None
+        ]
+        stale = [c.staleness(scenario, end) for c in convs]
+        messages = sum(len(c.messages) for c in convs)
+        deltas = scenario.deltas * len(convs)
+        lags = loop_lags(run.probe, t0, end)
+        statuses = [r["status"] for r in records]
+        return {
+            "scenario": scenario.name,
+            "backend": run.backend,
+            "mode": run.mode,
+            "write_budget_applied": run.budget_applied,
+            "conversations": len(convs),
+            "unfinished": sum(1 for c in convs if c.final_at is None),
+            "first_text_s": {"p50": rnd(pct(first, 50)), "p99": rnd(pct(first, 99))},
+            "final_lag_s": {"p50": rnd(pct(final, 50)), "p99": rnd(pct(final, 99))},
+            "staleness_s": {"p50": rnd(pct(stale, 50)), "max": rnd(max(stale, default=None))},
+            "edits_per_message": rnd(sum(c.edits for c in convs) / messages, 2)
+            if messages
+            else None,
+            "writes": {
+                "creates": sum(c.creates for c in convs),
+                "edits": sum(c.edits for c in convs),
+                "deletes": sum(c.deletes for c in convs),
+            },
+            "responses_429": statuses.count(429),
+            "requests": len(records),
+            "wrong_final": len(wrong),
+            "llm_requests": sum(c.llm_requests for c in convs),
+            "bot_cpu_s": rnd(cpu),
+            "bot_cpu_s_per_1k_deltas": rnd(cpu / deltas * 1000) if cpu is not None else None,
+            "fakes_cpu_s": rnd(fakes_cpu),
+            "peak_rss_mb": rnd(hwm_kb / 1024, 1) if hwm_kb is not None else None,
+            "peak_rss_since": "scenario start" if rss_reset else "bot start",
+            "loop_lag_s": {
+                "p99": rnd(pct(lags, 99)),
+                "max": rnd(max(lags, default=None)),
+                "samples": len(lags),
+            },
+            "floor_s": floor,
+            "vs_floor": {
+                "first_text_p50": ratio(pct(first, 50), floor["first_text_p50"]),
+                "first_text_p99": ratio(pct(first, 99), floor["first_text_p99"]),
+                "final_lag_p50": ratio(pct(final, 50), floor["final_lag_p50"]),
+                "final_lag_p99": ratio(pct(final, 99), floor["final_lag_p99"]),
+            },
+            "wall_s": rnd(end - t0, 2),
+        }
+
+
+# -- bot processes ---------------------------------------------------------------------------
+
+
+def bot_config(backend: str, llm_base_url: str, workdir: Path) -> dict[str, Any]:
+    prefix = "openai/" if backend == "chat" else ""  # litellm names the provider; openai not
+    return {
+        "llm": {
+            "backend": backend,
+            "model": f"{prefix}bench-model",
+            "base_url": llm_base_url,
+            "request_timeout_s": 60,
+            "max_tool_rounds": 1,
+        },
+        "discord": {"edit_interval_s": 1.0},
+        "limits": {"user_concurrent_turns": 5, "user_turns_per_minute": 1000},
+        "mcp": {"servers": {}},
+        "storage": {"path": str(workdir / "bot.db")},
+        "logging": {"level": "INFO"},
+        "shutdown_grace_s": 5,
+    }
+
+
+def prepare_workdir(workdir: Path, config: dict[str, Any]) -> tuple[Path, Path, Path]:
+    """Writes the bot's config; returns (config, loop probe output, log) paths."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(config), "utf-8")
+    return path, workdir / "loop-lag.txt", workdir / "bot.log"
+
+
+def read_log(path: Path) -> str:
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+async def start_bot(
+    backend: str,
+    mode: str,
+    workdir: Path,
+    discord_url: str,
+    token: str,
+    llm_base_url: str,
+    *,
+    budget_env: bool = True,
+) -> BotRun:
+    config, probe, log_path = prepare_workdir(workdir, bot_config(backend, llm_base_url, workdir))
+    env = base_env()
+    env.update(
+        {
+            "PYTHONPATH": os.pathsep.join([str(PROBE_DIR), str(REPO_ROOT)]),
+            "BENCH_NEXT_SITECUSTOMIZE": str(FAKE_SITECUSTOMIZE / "sitecustomize.py"),
+            "BENCH_LOOP_PROBE": str(probe),
+            "FAKE_DISCORD_URL": discord_url,
+            "BOT_CONFIG": str(config),
+            "DISCORD_TOKEN": token,
+            "OPENAI_API_KEY": "sk-bench",
+        }
+    )
+    if budget_env:
+        env["DISCORD__WRITE_BUDGET"] = MODES[mode]
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(  # noqa: ASYNC220 - returns at once
+            [sys.executable, "-m", "bot"],
+            cwd=workdir,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    deadline = time.monotonic() + 120
+    while "logged in as" not in read_log(log_path):
+        if proc.poll() is not None:
+            text = read_log(log_path)
+            if budget_env and "write_budget" in text:
+                # The key is not in this bot's config yet: both modes run the same code.
+                return await start_bot(
+                    backend, mode, workdir, discord_url, token, llm_base_url, budget_env=False
+                )
+            raise RuntimeError(f"bot exited with {proc.returncode}:\n{text[-3000:]}")
+        if time.monotonic() > deadline:
+            await stop_process(proc)
+            raise TimeoutError(f"bot did not log in; see {log_path}")
+        await asyncio.sleep(0.1)
+    return BotRun(backend, mode, proc, workdir, probe, budget_env, f"{backend[0]}{mode[0]}")
+
+
+# -- output ----------------------------------------------------------------------------------
+
+
+def fmt(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def pair(a: Any, b: Any, digits: int = 2) -> str:
+    return f"{fmt(a, digits)} / {fmt(b, digits)}"
+
+
+ROWS: list[tuple[str, Any]] = [
+    (
+        "first text p50 / p99 (s)",
+        lambda r: pair(r["first_text_s"]["p50"], r["first_text_s"]["p99"]),
+    ),
+    ("first text p99 ÷ floor", lambda r: fmt(r["vs_floor"]["first_text_p99"], 1)),
+    (
+        "final-text lag p50 / p99 (s)",
+        lambda r: pair(r["final_lag_s"]["p50"], r["final_lag_s"]["p99"]),
+    ),
+    (
+        "final-text lag p50 / p99 ÷ floor",
+        lambda r: pair(r["vs_floor"]["final_lag_p50"], r["vs_floor"]["final_lag_p99"], 1),
+    ),
+    ("staleness p50 / max (s)", lambda r: pair(r["staleness_s"]["p50"], r["staleness_s"]["max"])),
+    ("edits per message", lambda r: fmt(r["edits_per_message"])),
+    ("429 responses", lambda r: fmt(r["responses_429"])),
+    ("wrong final texts", lambda r: fmt(r["wrong_final"])),
+    ("unfinished replies", lambda r: fmt(r["unfinished"])),
+    ("bot CPU s per 1,000 deltas", lambda r: fmt(r["bot_cpu_s_per_1k_deltas"])),
+    ("bot peak RSS (MB)", lambda r: fmt(r["peak_rss_mb"], 0)),
+    (
+        "event-loop lag p99 / max (s)",
+        lambda r: pair(r["loop_lag_s"]["p99"], r["loop_lag_s"]["max"], 3),
+    ),
+    ("load average (1 min) at start", lambda r: fmt(r["load_avg_1m"])),
+]
+
+
+def markdown(result: dict[str, Any]) -> str:
+    meta = result["meta"]
+    lines = [
+        f"# Discord streaming bench ({meta['kind']}, {meta['started']})",
+        "",
+        f"Commit `{meta['commit']}`; {meta['cpus']} CPUs; fake Discord latency "
+        f"{meta['latency_s']:g} s with Discord-like limits (5 message writes per 5 s per channel, "
+        f"50 requests/s); scripted LLM: {meta['deltas']} deltas at {meta['rate']:g}/s. "
+        "Each cell: write budget on | baseline (per-reply pacing), same run.",
+    ]
+    if not all(r["write_budget_applied"] for r in result["runs"]):
+        lines += [
+            "",
+            "**Note:** this bot has no `discord.write_budget` key yet; both columns ran the same "
+            "code (per-reply pacing).",
+        ]
+    runs = result["runs"]
+    backends = list(dict.fromkeys(r["backend"] for r in runs))
+    for name, floor_info in result["floors"].items():
+        scen = [r for r in runs if r["scenario"] == name]
+        if not scen:
+            continue
+        lines += [
+            "",
+            f"## {name}: {floor_info['description']}",
+            "",
+            f"Physical floor: final text {fmt(floor_info['final_lag_p50'])} / "
+            f"{fmt(floor_info['final_lag_p99'])} s after the stream ends (p50 / p99), first text "
+            f"{fmt(floor_info['first_text_p50'])} / {fmt(floor_info['first_text_p99'])} s after "
+            f"the mention; everything final {fmt(floor_info['all_final_after_first_mention'])} s "
+            "after the first mention.",
+            "",
+        ]
+        cols = [(b, m) for b in backends for m in MODES]
+        lines.append("| figure | " + " | ".join(f"`{b}` {m}" for b, m in cols) + " |")
+        lines.append("|---|" + "---|" * len(cols))
+        for label, get in ROWS:
+            cells = []
+            for b, m in cols:
+                hit = next((r for r in scen if r["backend"] == b and r["mode"] == m), None)
+                cells.append(get(hit) if hit else "")
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += ["", f"Reproduce: `{meta['command']}`", ""]
+    return "\n".join(lines)
+
+
+def write_results(result: dict[str, Any], out_dir: Path, quick: bool) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = result["meta"]["started"].replace(":", "").replace("-", "")
+    kind = "quick" if quick else "full"
+    latest = "latest-quick" if quick else "latest"
+    text = json.dumps(result, indent=1)
+    table = markdown(result)
+    for name in (f"{stamp}-{kind}", latest):
+        (out_dir / f"{name}.json").write_text(text + "\n", "utf-8")
+        (out_dir / f"{name}.md").write_text(table, "utf-8")
+    return out_dir / f"{latest}.md"
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return out.stdout.strip()
+
+
+# -- main ------------------------------------------------------------------------------------
+
+
+async def bench(args: argparse.Namespace) -> dict[str, Any]:
+    scenarios = [s for s in (QUICK if args.quick else FULL) if s.name in args.scenarios]
+    if args.conversations:
+        scenarios = [
+            Scenario(s.name, min(s.conversations, args.conversations), s.channels, s.spread_s)
+            for s in scenarios
+        ]
+    started = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    workroot = Path(tempfile.mkdtemp(prefix="mcpcord-discord-bench-"))
+    print(f"logs and bot workdirs: {workroot}", flush=True)
+    discord = Child(
+        "fake Discord",
+        [
+            sys.executable,
+            "-m",
+            "tests.fakes.discord",
+            "--rate-limits",
+            "--latency",
+            str(args.latency),
+            "--channel",
+            "",
+        ],
+        workroot / "fake-discord.log",
+        base_env(),
+    )
+    llm = Child(
+        "scripted LLM", [sys.executable, "-m", "tests.fakes.llm"], workroot / "llm.log", base_env()
+    )
+    runs: list[dict[str, Any]] = []
+    try:
+        _, details = await discord.start(2)
+        info = json.loads(details)
+        _, llm_line = await llm.start(2)
+        llm_info = json.loads(llm_line)
+        discord_url = info["env"]["FAKE_DISCORD_URL"]
+        async with aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=30), connector=aiohttp.TCPConnector(limit=64)
+        ) as http:
+            fakes = Fakes(http, discord_url, llm_info["control_url"])
+            runner = Bench(args, fakes, int(info["bot_user_id"]))
+            runner.fake_pids = [p.pid for p in (discord.proc, llm.proc) if p is not None]
+            for backend in args.backends:
+                for mode in args.modes:
+                    runs += await one_bot(
+                        runner, backend, mode, scenarios, workroot, info, llm_info
+                    )
+    finally:
+        await discord.stop()
+        await llm.stop()
+    return {
+        "meta": {
+            "kind": "quick" if args.quick else "full",
+            "started": started,
+            "commit": git_commit(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "latency_s": args.latency,
+            "deltas": scenarios[0].deltas if scenarios else None,
+            "rate": scenarios[0].rate if scenarios else None,
+            "command": "python bench/discord_bench.py " + " ".join(sys.argv[1:]),
+            "visible_at": "arrival at the fake Discord + its latency (when it applies a write)",
+        },
+        "floors": {
+            s.name: scenario_floor(s, args.latency) | {"description": s.describe()}
+            for s in scenarios
+        },
+        "runs": runs,
+    }
+
+
+async def one_bot(
+    runner: Bench,
+    backend: str,
+    mode: str,
+    scenarios: list[Scenario],
+    workroot: Path,
+    info: dict[str, Any],
+    llm_info: dict[str, Any],
+) -> list[dict[str, Any]]:
+    run = await start_bot(
+        backend,
+        mode,
+        workroot / f"bot-{backend}-{mode}",
+        info["env"]["FAKE_DISCORD_URL"],
+        info["token"],
+        llm_info["base_url"],
+    )
+    print(
+        f"bot {backend}/{mode}: pid {run.proc.pid}"
+        + ("" if run.budget_applied else " (no discord.write_budget key: pacing only)"),
+        flush=True,
+    )
+    results = []
+    try:
+        # One untimed answer first: litellm's and the SDKs' one-time warm-up is not a scenario.
+        warm = await runner.run_scenario(run, WARMUP)
+        if warm["unfinished"]:
+            raise RuntimeError(f"warm-up reply never finished; see {run.workdir / 'bot.log'}")
+        for scenario in scenarios:
+            figures = await runner.run_scenario(run, scenario)
+            results.append(figures)
+            print(
+                f"  {scenario.name}: first p99 {fmt(figures['first_text_s']['p99'])} s, final lag "
+                f"p99 {fmt(figures['final_lag_s']['p99'])} s (floor "
+                f"{fmt(figures['floor_s']['final_lag_p99'])}), 429s {figures['responses_429']}, "
+                f"wrong {figures['wrong_final']}, unfinished {figures['unfinished']}, "
+                f"CPU/1k deltas {fmt(figures['bot_cpu_s_per_1k_deltas'])} s, "
+                f"RSS {fmt(figures['peak_rss_mb'], 0)} MB",
+                flush=True,
+            )
+    finally:
+        code = await stop_process(run.proc)
+        if code not in (0, None):
+            print(f"  bot exited with {code}; see {run.workdir / 'bot.log'}", flush=True)
+    return results
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="chat backend only; s1, s3 with 6 and s4 with 40 conversations (under 2 minutes)",
+    )
+    parser.add_argument("--backends", default=None, help="comma-separated: chat,responses")
+    parser.add_argument("--scenarios", default="s1,s2,s3,s4", help="comma-separated")
+    parser.add_argument("--modes", default="budget,baseline", help="budget and/or baseline")
+    parser.add_argument(
+        "--conversations", type=int, default=0, help="cap each scenario's conversations"
+    )
+    parser.add_argument("--latency", type=float, default=0.05, help="fake Discord latency (s)")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    args = parser.parse_args(argv)
+    args.backends = (args.backends or ("chat" if args.quick else "chat,responses")).split(",")
+    args.scenarios = args.scenarios.split(",")
+    args.modes = args.modes.split(",")
+    for m in args.modes:
+        if m not in MODES:
+            parser.error(f"--modes: {m!r} is not one of {', '.join(MODES)}")
+    for b in args.backends:
+        if b not in ("chat", "responses"):
+            parser.error(f"--backends: {b!r} is not chat or responses")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.monotonic()
+    result = asyncio.run(bench(args))
+    path = write_results(result, args.out, args.quick)
+    print(markdown(result))
+    print(f"written: {path} (and .json); took {time.monotonic() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
