@@ -19,6 +19,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -31,6 +32,10 @@ from typing import Any
 
 import aiohttp
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from profile_stacks import render as render_profile  # noqa: E402
+from profile_stacks import summarize as summarize_profile  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
@@ -514,6 +519,7 @@ class Bench:
         rss_reset = reset_peak_rss(pid)
         cpu0 = proc_cpu_s(pid)
         fakes_cpu0 = sum(proc_cpu_s(p) for p in self.fake_pids)
+        profiler = self._start_profiler(run, scenario)
         t0 = time.monotonic()
 
         async def mention(conv: Conversation) -> None:
@@ -547,14 +553,50 @@ class Bench:
         cpu = proc_cpu_s(pid) - cpu0 if run.proc.poll() is None else None
         fakes_cpu = sum(proc_cpu_s(p) for p in self.fake_pids) - fakes_cpu0
         hwm = proc_status_kb(pid, "VmHWM") if run.proc.poll() is None else None
+        profile = await self._stop_profiler(profiler)
         await asyncio.sleep(SETTLE_S)
         await self.poll()
         self._update_streams(convs)
         wrong = await self._wrong_finals(convs)
         records = self.discord_records[first_record:]
-        return self._figures(
+        figures = self._figures(
             run, scenario, convs, records, floor, wrong, t0, end, cpu, fakes_cpu, hwm, rss_reset
-        ) | {"load_avg_1m": round(load, 2), "finished": done_at is not None}
+        )
+        figures |= {"load_avg_1m": round(load, 2), "finished": done_at is not None}
+        if profile is not None:
+            figures["profile"] = profile
+        return figures
+
+    def _start_profiler(
+        self, run: BotRun, scenario: Scenario
+    ) -> tuple[subprocess.Popen[bytes], Path] | None:
+        """py-spy sampling the bot during one scenario (not the warm-up)."""
+        if not self.args.profile or scenario is WARMUP:
+            return None
+        out = run.workdir / f"profile-{scenario.name}.txt"
+        cmd = [self.args.profile, "record", "--pid", str(run.proc.pid), "--format", "raw"]
+        cmd += ["--rate", "100", "--gil", "--nonblocking", "--nolineno", "--full-filenames"]
+        cmd += ["-o", str(out)]
+        with (run.workdir / "py-spy.log").open("ab") as log:
+            proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        return proc, out
+
+    async def _stop_profiler(
+        self, profiler: tuple[subprocess.Popen[bytes], Path] | None
+    ) -> dict[str, Any] | None:
+        if profiler is None:
+            return None
+        proc, out = profiler
+        proc.send_signal(signal.SIGINT)  # py-spy writes its file on Ctrl-C
+        try:
+            await asyncio.to_thread(proc.wait, 30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        if not out.exists():
+            return {"error": f"py-spy wrote nothing; see {out.parent / 'py-spy.log'}"}
+        summary = summarize_profile(out.read_text())
+        print(f"  profile {out}:\n" + render_profile(summary), flush=True)
+        return summary | {"raw": str(out)}
 
     async def _wrong_finals(self, convs: list[Conversation]) -> list[int]:
         shown: dict[int, str] = {}
@@ -977,7 +1019,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--latency", type=float, default=0.05, help="fake Discord latency (s)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    parser.add_argument(
+        "--profile",
+        nargs="?",
+        const="py-spy",
+        default=None,
+        help="sample the bot with py-spy during each scenario (optionally: path to py-spy)",
+    )
     args = parser.parse_args(argv)
+    if args.profile:
+        found = shutil.which(args.profile)
+        if found is None:
+            parser.error(f"--profile: {args.profile!r} not found (pip install py-spy)")
+        args.profile = found
     args.backends = (args.backends or ("chat" if args.quick else "chat,responses")).split(",")
     args.scenarios = args.scenarios.split(",")
     args.modes = args.modes.split(",")
