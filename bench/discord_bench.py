@@ -120,16 +120,19 @@ class _Window:
 
     def __init__(self, limit: int, period: float) -> None:
         self.limit, self.period = limit, period
-        self.count, self.reset_at = 0, -math.inf
+        self.count, self.start, self.reset_at = 0, -math.inf, -math.inf
 
     def free_at(self, t: float) -> float:
+        """The earliest time from t a request fits. Writes are placed in release order, so one
+        released before the current window opened missed the earlier, full windows."""
+        t = max(t, self.start)
         if t >= self.reset_at or self.count < self.limit:
             return t
         return self.reset_at
 
     def take(self, t: float) -> None:
         if t >= self.reset_at:
-            self.count, self.reset_at = 0, t + self.period
+            self.count, self.start, self.reset_at = 0, t, t + self.period
         self.count += 1
 
 
@@ -469,6 +472,25 @@ class Bench:
             conv.deletes += 1
             conv.messages = [m for m in conv.messages if m != message]
 
+    def _signs_of_life(self, convs: list[Conversation], records: list[dict]) -> list[float]:
+        """Per conversation: mention until its channel shows the bot typing (the first typing
+        request there after the mention, whoever it was for) or its first text, if sooner."""
+        typing: dict[int, list[float]] = {}
+        for r in records:
+            parts = r["path"].rstrip("/").split("/")
+            if r["method"] == "POST" and parts[-1] == "typing" and r["status"] in (200, 204):
+                typing.setdefault(int(parts[-2]), []).append(r["t"] + self.latency)
+        out = []
+        for c in convs:
+            if c.mention_at is None:
+                continue
+            seen = [t for t in typing.get(c.channel, []) if t >= c.mention_at]
+            if c.writes:
+                seen.append(c.writes[0][0])
+            if seen:
+                out.append(min(seen) - c.mention_at)
+        return out
+
     @staticmethod
     def _written(conv: Conversation, at: float, message: int, content: str) -> None:
         conv.writes.append((at, message, content))
@@ -636,6 +658,7 @@ class Bench:
             if c.final_at is not None and c.stream_end is not None
         ]
         stale = [c.staleness(scenario, end) for c in convs]
+        signs = self._signs_of_life(convs, records)
         messages = sum(len(c.messages) for c in convs)
         deltas = scenario.deltas * len(convs)
         lags = loop_lags(run.probe, t0, end)
@@ -648,6 +671,7 @@ class Bench:
             "conversations": len(convs),
             "unfinished": sum(1 for c in convs if c.final_at is None),
             "first_text_s": {"p50": rnd(pct(first, 50)), "p99": rnd(pct(first, 99))},
+            "typing_s": {"p50": rnd(pct(signs, 50)), "p99": rnd(pct(signs, 99))},
             "final_lag_s": {"p50": rnd(pct(final, 50)), "p99": rnd(pct(final, 99))},
             "staleness_s": {"p50": rnd(pct(stale, 50)), "max": rnd(max(stale, default=None))},
             "edits_per_message": rnd(sum(c.edits for c in convs) / messages, 2)
@@ -789,6 +813,7 @@ ROWS: list[tuple[str, Any]] = [
         lambda r: pair(r["first_text_s"]["p50"], r["first_text_s"]["p99"]),
     ),
     ("first text p99 ÷ floor", lambda r: fmt(r["vs_floor"]["first_text_p99"], 1)),
+    ("typing (or text) p50 / p99 (s)", lambda r: pair(r["typing_s"]["p50"], r["typing_s"]["p99"])),
     (
         "final-text lag p50 / p99 (s)",
         lambda r: pair(r["final_lag_s"]["p50"], r["final_lag_s"]["p99"]),

@@ -1,4 +1,4 @@
-"""Runs ScriptedLLM as its own process, scriptable over a small HTTP control API (bench, manual runs).
+"""Runs ScriptedLLM as its own process, scripted over a small HTTP control API (bench, manual use).
 
     python -m tests.fakes.llm [--port P]
 

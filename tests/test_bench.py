@@ -1,0 +1,136 @@
+"""The bench's arithmetic: the physical floor, staleness, and where a profile says CPU went."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from bench.discord_bench import (
+    Child,
+    Conversation,
+    Fakes,
+    Scenario,
+    base_env,
+    floor_delays,
+    pct,
+    scenario_floor,
+)
+from bench.profile_stacks import summarize
+
+LATENCY = 0.05
+
+
+def test_floor_lone_reply_is_the_latency() -> None:
+    assert floor_delays([(4.0, 1)], LATENCY) == [pytest.approx(LATENCY)]
+
+
+def test_floor_one_channel_waits_for_the_next_window() -> None:
+    # 10 finals at once in one channel: 5 go now, 5 when the 5 s window has passed.
+    delays = floor_delays([(0.0, 1)] * 10, LATENCY)
+    assert sorted(delays) == pytest.approx([LATENCY] * 5 + [5 + LATENCY] * 5)
+
+
+def test_floor_global_limit_spills_into_the_next_second() -> None:
+    # 60 channels, one write each at the same moment: 50 per second overall.
+    delays = floor_delays([(0.0, c) for c in range(60)], LATENCY)
+    assert sorted(delays) == pytest.approx([LATENCY] * 50 + [1 + LATENCY] * 10)
+
+
+def test_scenario_floors() -> None:
+    s3 = scenario_floor(Scenario("s3", 10, 1, 0.0), LATENCY)
+    assert s3["final_lag_p99"] == pytest.approx(5.05)
+    assert s3["final_lag_p50"] == pytest.approx(LATENCY)
+    s4 = scenario_floor(Scenario("s4", 200, 50, 4.0), LATENCY)
+    assert s4["final_lag_p99"] == pytest.approx(LATENCY)  # 4 per channel, 50/s overall: fits
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = list(range(1, 201))
+    assert pct(values, 50) == 100
+    assert pct(values, 99) == 198
+    assert pct([], 99) is None
+
+
+def test_staleness_counts_only_time_spent_behind_the_model() -> None:
+    scenario = Scenario("t", 1, 1, 0.0, deltas=11, rate=10.0, chunk=1)
+    conv = Conversation(0, "k", 1, 1, 0.0, "abcdefghijk", stream_start=0.0, stream_end=1.0)
+    # Shown: "a" at 0.05, "abcdef" at 0.6, the full text (final) at 2.0.
+    conv.writes = [(0.05, 7, "a ▌"), (0.6, 7, "abcdef ▌"), (2.0, 7, "abcdefghijk")]
+    conv.messages, conv.final_at = [7], 2.0
+    # Behind from 0.1 ("b" streamed) to 0.6; then from 0.6 ("g" was out at 0.6) to 2.0.
+    assert conv.staleness(scenario, until=3.0) == pytest.approx(1.4)
+
+
+def test_profile_shares_go_to_the_outermost_and_innermost_library() -> None:
+    loop = "run_forever (/usr/lib/python3.11/asyncio/base_events.py);Handle._run (/usr/lib/python3.11/asyncio/events.py)"
+    site = "/venv/lib/python3.11/site-packages"
+    text = "\n".join(
+        [
+            f"{loop};acompletion ({site}/litellm/main.py);construct ({site}/openai/_models.py);"
+            f"__getattr__ ({site}/pydantic/main.py) 6",
+            f"{loop};acompletion ({site}/litellm/main.py) 2",
+            f"{loop};edit ({site}/discord/message.py) 2",
+            "run_forever (/usr/lib/python3.11/asyncio/base_events.py);select (/usr/lib/python3.11/selectors.py) 10",
+        ]
+    )
+    summary = summarize(text)
+    assert summary["samples"] == 20
+    assert dict(summary["share_pct"]) == {
+        "litellm": 40.0,
+        "discord.py": 10.0,
+        "event loop + stdlib": 50.0,
+    }
+    assert dict(summary["innermost_share_pct"])["openai SDK"] == 30.0
+
+
+async def test_fakes_as_processes_report_what_the_bench_needs(tmp_path: Path) -> None:
+    """The bench's view of the fakes: scripted streams with their real end, and Discord's
+    request log read incrementally, naming the messages that requests created."""
+    discord = Child(
+        "fake Discord",
+        [sys.executable, "-m", "tests.fakes.discord", "--rate-limits", "--channel", "general"],
+        tmp_path / "discord.log",
+        base_env(),
+    )
+    llm = Child("LLM", [sys.executable, "-m", "tests.fakes.llm"], tmp_path / "llm.log", base_env())
+    try:
+        url, details = await discord.start(2)
+        info = json.loads(details)
+        _, llm_details = await llm.start(2)
+        llm_info = json.loads(llm_details)
+        async with aiohttp.ClientSession() as http:
+            fakes = Fakes(http, url, llm_info["control_url"])
+            await fakes.script(
+                [{"key": "k1", "text": "abcdefgh", "chunk_size": 2, "delay_s": 0.05}]
+            )
+            body = {
+                "model": "m",
+                "stream": True,
+                "messages": [{"role": "user", "content": "say k1"}],
+            }
+            async with http.post(f"{llm_info['base_url']}/chat/completions", json=body) as resp:
+                streamed = await resp.text()
+            assert streamed.count('"content": "') >= 4 and "[DONE]" in streamed
+            (record,) = await fakes.llm_requests(0)
+            assert record["key"] == "k1" and record["ended"] - record["t"] >= 0.15
+
+            channel = info["channels"][0]
+            headers = {"Authorization": f"Bot {info['token']}"}
+            sent = []
+            for n in range(2):
+                async with http.post(
+                    f"{url}/api/v10/channels/{channel}/messages",
+                    json={"content": f"hi {n}"},
+                    headers=headers,
+                ) as resp:
+                    sent.append((await resp.json())["id"])
+            log = await fakes.discord_requests(0)
+            assert [r["response_id"] for r in log] == sent
+            assert [r["index"] for r in await fakes.discord_requests(1)] == [1]
+    finally:
+        await discord.stop()
+        await llm.stop()
