@@ -45,7 +45,7 @@ INDICATOR = " ▌"  # the bot's streaming indicator: a write without it is a rep
 CHANNEL_BUCKET = (5, 5.0)  # message creates+edits per channel, as the fake enforces them
 GLOBAL_BUCKET = (50, 1.0)  # requests per bot
 POLL_S = 0.25  # how often the bench reads the fakes' request logs
-SETTLE_S = 1.2  # after the last final: late writes land, the loop probe flushes
+SETTLE_S = 1.0  # after the last final: late writes land, the loop probe flushes
 MODES = {"budget": "true", "baseline": "false"}  # DISCORD__WRITE_BUDGET per mode
 
 
@@ -533,7 +533,7 @@ class Bench:
                 for c in convs
             ]
         )
-        await asyncio.sleep(0.5)  # the new channels and members reach the bot first
+        await asyncio.sleep(0.3)  # the new channels and members reach the bot first
         await self.poll()
         first_record = len(self.discord_records)
         load = os.getloadavg()[0]
@@ -879,6 +879,8 @@ def markdown(result: dict[str, Any]) -> str:
                 hit = next((r for r in scen if r["backend"] == b and r["mode"] == m), None)
                 cells.append(get(hit) if hit else "")
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    if result.get("errors"):
+        lines += ["", "**Failed runs:**", ""] + [f"- {e.splitlines()[0]}" for e in result["errors"]]
     lines += ["", f"Reproduce: `{meta['command']}`", ""]
     return "\n".join(lines)
 
@@ -941,6 +943,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         "scripted LLM", [sys.executable, "-m", "tests.fakes.llm"], workroot / "llm.log", base_env()
     )
     runs: list[dict[str, Any]] = []
+    errors: list[str] = []
     try:
         _, details = await discord.start(2)
         info = json.loads(details)
@@ -955,9 +958,14 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             runner.fake_pids = [p.pid for p in (discord.proc, llm.proc) if p is not None]
             for backend in args.backends:
                 for mode in args.modes:
-                    runs += await one_bot(
-                        runner, backend, mode, scenarios, workroot, info, llm_info
-                    )
+                    try:
+                        runs += await one_bot(
+                            runner, backend, mode, scenarios, workroot, info, llm_info
+                        )
+                    except (RuntimeError, TimeoutError, OSError, aiohttp.ClientError) as exc:
+                        # One broken bot must not cost the figures of the others.
+                        errors.append(f"{backend}/{mode}: {type(exc).__name__}: {exc}"[:2000])
+                        print(f"  FAILED: {errors[-1]}", flush=True)
     finally:
         await discord.stop()
         await llm.stop()
@@ -979,6 +987,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             for s in scenarios
         },
         "runs": runs,
+        "errors": errors,
     }
 
 
@@ -1023,9 +1032,12 @@ async def one_bot(
                 flush=True,
             )
     finally:
+        stopping = time.monotonic()
         code = await stop_process(run.proc)
+        took = time.monotonic() - stopping
+        print(f"  bot exited with {code} {took:.1f} s after SIGTERM", flush=True)
         if code not in (0, None):
-            print(f"  bot exited with {code}; see {run.workdir / 'bot.log'}", flush=True)
+            print(f"  see {run.workdir / 'bot.log'}", flush=True)
     return results
 
 
