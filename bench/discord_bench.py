@@ -62,7 +62,8 @@ class Scenario:
     def describe(self) -> str:
         where = "one channel" if self.channels == 1 else f"{self.channels} channels"
         when = "at once" if not self.spread_s else f"mentions spread over {self.spread_s:g} s"
-        return f"{self.conversations} conversation(s) in {where}, {when}"
+        many = "conversation" if self.conversations == 1 else "conversations"
+        return f"{self.conversations} {many} in {where}, {when}"
 
     def offsets(self) -> list[float]:
         n = self.conversations
@@ -833,6 +834,7 @@ ROWS: list[tuple[str, Any]] = [
         "event-loop lag p99 / max (s)",
         lambda r: pair(r["loop_lag_s"]["p99"], r["loop_lag_s"]["max"], 3),
     ),
+    ("fakes' CPU s (Discord + LLM)", lambda r: fmt(r["fakes_cpu_s"])),
     ("load average (1 min) at start", lambda r: fmt(r["load_avg_1m"])),
 ]
 
