@@ -9,17 +9,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bench.discord_bench import (
-    Child,
-    Conversation,
-    Fakes,
-    Scenario,
-    base_env,
-    floor_delays,
-    pct,
-    scenario_floor,
-)
+from bench.bench_processes import Child, base_env
+from bench.discord_bench import Fakes
 from bench.profile_stacks import summarize
+from bench.streaming_figures import Conversation, Scenario, floor_delays, pct, scenario_floor
 
 LATENCY = 0.05
 
