@@ -419,6 +419,25 @@ class Bench:
                 "final_lag_p99": ratio(pct(final, 99), floor["final_lag_p99"]),
             },
             "wall_s": rnd(end - t0, 2),
+            "timelines": [self._timeline(c, t0) for c in convs],
+        }
+
+    @staticmethod
+    def _timeline(conv: Conversation, t0: float) -> dict[str, Any]:
+        """One reply's story in seconds from the scenario's start, for reading a run later:
+        each accepted write as [time, characters shown, final?]."""
+
+        def at(t: float | None) -> float | None:
+            return None if t is None else round(t - t0, 3)
+
+        return {
+            "mention": at(conv.mention_at),
+            "stream": [at(conv.stream_start), at(conv.stream_end)],
+            "llm_requests": conv.llm_requests,
+            "writes": [
+                [at(t), len(text.removesuffix(INDICATOR)), not text.endswith(INDICATOR)]
+                for t, _, text in conv.writes
+            ],
         }
 
 
