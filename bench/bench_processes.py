@@ -200,4 +200,4 @@ async def start_bot(
             await stop_process(proc)
             raise TimeoutError(f"bot did not log in; see {log_path}")
         await asyncio.sleep(0.1)
-    return BotRun(backend, mode, proc, workdir, probe, budget_env, f"{backend[0]}{mode[0]}")
+    return BotRun(backend, mode, proc, workdir, probe, budget_env, f"{backend[:4]}{mode[:4]}")

@@ -144,6 +144,7 @@ class Bench:
         self.owner: dict[int, Conversation] = {}  # mention or reply message id -> conversation
         self.discord_records: list[dict] = []  # every finished Discord request, for counting
         self.fake_pids: list[int] = []
+        self.tags: set[str] = set()
 
     async def poll(self) -> None:
         fresh, streaming = await self.llm_feed.read()
@@ -222,6 +223,11 @@ class Bench:
 
     async def run_scenario(self, run: BotRun, scenario: Scenario) -> dict[str, Any]:
         tag = f"{run.tag}{scenario.name}"
+        # Script keys and channel names must never repeat within a bench: the scripted LLM
+        # answers a key from its queue, and the bench reads its log by key.
+        if tag in self.tags:
+            raise RuntimeError(f"scenario tag {tag!r} used twice")
+        self.tags.add(tag)
         channels = [await self.fakes.add_channel(f"{tag}-{j}") for j in range(scenario.channels)]
         convs = []
         for i, offset in enumerate(scenario.offsets()):
