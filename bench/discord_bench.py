@@ -254,7 +254,7 @@ class Bench:
                 for c in convs
             ]
         )
-        await asyncio.sleep(0.3)  # the new channels and members reach the bot first
+        await asyncio.sleep(0.3 + 0.005 * len(convs))  # new channels and members reach the bot
         await self.poll()
         first_record = len(self.discord_records)
         load = os.getloadavg()[0]
