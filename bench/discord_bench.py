@@ -63,6 +63,7 @@ from bench.streaming_figures import (  # noqa: E402
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
 POLL_S = 0.25  # how often the bench reads the fakes' request logs
 SETTLE_S = 1.0  # after the last final: late writes land, the loop probe flushes
+ORPHAN_WAIT_S = 10.0  # how long a write to an unknown message may wait for its mention's id
 
 
 # -- talking to the fakes --------------------------------------------------------------------
@@ -145,6 +146,7 @@ class Bench:
         self.discord_records: list[dict] = []  # every finished Discord request, for counting
         self.fake_pids: list[int] = []
         self.tags: set[str] = set()
+        self.orphans: list[dict] = []  # message writes not yet attributable, oldest first
 
     async def poll(self) -> None:
         fresh, streaming = await self.llm_feed.read()
@@ -156,37 +158,45 @@ class Bench:
             self.discord_records.append(
                 {k: r[k] for k in ("method", "path", "status", "t")} | {"index": r["index"]}
             )
-            self._apply(r)
+        # A reply can reach the fake before `say` has told the bench its mention's id: such
+        # writes wait here (in order, briefly) until their message is known.
+        newest = max((r["t"] for r in fresh), default=0.0)
+        waiting = self.orphans + fresh
+        self.orphans = [
+            r for r in waiting if not self._apply(r) and newest - r["t"] < ORPHAN_WAIT_S
+        ]
 
-    def _apply(self, r: dict) -> None:
-        """Attribute one finished Discord request to the conversation whose reply it writes."""
+    def _apply(self, r: dict) -> bool:
+        """Attribute one finished Discord request to the conversation whose reply it writes;
+        False for a message write whose message the bench does not know (yet)."""
         parts = r["path"].rstrip("/").split("/")
         if "messages" not in parts:
-            return
+            return True
         at = r["t"] + self.latency  # the fake applies a request after its latency
         body = r["json"] if isinstance(r["json"], dict) else {}
         if r["method"] == "POST" and parts[-1] == "messages":
             ref = (body.get("message_reference") or {}).get("message_id")
             conv = self.owner.get(int(ref)) if ref else None
             if conv is None:
-                return
+                return not ref
             if r["status"] == 200 and r["response_id"]:
                 message = int(r["response_id"])
                 self.owner[message] = conv
                 conv.messages.append(message)
                 conv.creates += 1
                 self._written(conv, at, message, body.get("content") or "")
-            return
+            return True
         message = int(parts[-1]) if parts[-1].isdigit() else None
         conv = self.owner.get(message) if message is not None else None
         if conv is None or message is None:
-            return
+            return message is None
         if r["method"] == "PATCH" and r["status"] == 200 and "content" in body:
             conv.edits += 1
             self._written(conv, at, message, body.get("content") or "")
         elif r["method"] == "DELETE" and r["status"] in (200, 204):
             conv.deletes += 1
             conv.messages = [m for m in conv.messages if m != message]
+        return True
 
     def _signs_of_life(self, convs: list[Conversation], records: list[dict]) -> list[float]:
         """Per conversation: mention until its channel shows the bot typing (the first typing

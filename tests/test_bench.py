@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ import aiohttp
 import pytest
 
 from bench.bench_processes import Child, base_env
-from bench.discord_bench import Fakes
+from bench.discord_bench import Bench, Fakes
 from bench.profile_stacks import summarize
 from bench.streaming_figures import Conversation, Scenario, floor_delays, pct, scenario_floor
 
@@ -127,3 +128,54 @@ async def test_fakes_as_processes_report_what_the_bench_needs(tmp_path: Path) ->
     finally:
         await discord.stop()
         await llm.stop()
+
+
+class _CannedLogs:
+    """Stands in for the fakes' control APIs: serves request logs the test writes."""
+
+    def __init__(self) -> None:
+        self.discord: list[dict] = []
+        self.llm: list[dict] = []
+
+    async def discord_requests(self, since: int) -> list[dict]:
+        return self.discord[since:]
+
+    async def llm_requests(self, since: int) -> list[dict]:
+        return self.llm[since:]
+
+    def write(self, method: str, path: str, t: float, body: dict, created: int | None = None):
+        index = len(self.discord)
+        self.discord.append(
+            {
+                "index": index,
+                "method": method,
+                "path": path,
+                "status": 200,
+                "json": body,
+                "t": t,
+                "response_id": str(created) if created else None,
+            }
+        )
+
+
+async def test_a_reply_written_before_the_bench_knows_its_mention_is_still_counted() -> None:
+    logs = _CannedLogs()
+    bench = Bench(argparse.Namespace(latency=LATENCY, profile=None), logs, bot_user_id=1)  # type: ignore[arg-type]
+    conv = Conversation(0, "k", 5, 9, 0.0, "hello there")
+    logs.write(
+        "POST",
+        "/api/v10/channels/5/messages",
+        1.0,
+        {"content": "hello ▌", "message_reference": {"message_id": "100"}},
+        created=200,
+    )
+    await bench.poll()  # the reply's create arrives before `say` returned the mention's id
+    assert conv.writes == []
+    bench.owner[100] = conv
+    logs.write("PATCH", "/api/v10/channels/5/messages/200", 2.0, {"content": "hello there"})
+    await bench.poll()
+    assert [(t, text) for t, _, text in conv.writes] == [
+        (1.0 + LATENCY, "hello ▌"),
+        (2.0 + LATENCY, "hello there"),
+    ]
+    assert conv.final_at == 2.0 + LATENCY and conv.creates == 1 and conv.edits == 1
