@@ -58,6 +58,7 @@ from bench.streaming_figures import (  # noqa: E402
     ratio,
     rnd,
     scenario_floor,
+    summary_table,
 )
 
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
@@ -473,6 +474,28 @@ def write_results(result: dict[str, Any], out_dir: Path, quick: bool) -> Path:
     return out_dir / f"{latest}.md"
 
 
+README_START = "<!-- bench:start"
+README_END = "<!-- bench:end -->"
+
+
+def update_readme(result: dict[str, Any], readme: Path = REPO_ROOT / "README.md") -> bool:
+    """Puts the summary table between the README's bench markers; False if they are missing."""
+    text = readme.read_text("utf-8")
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        return False
+    meta = result["meta"]
+    head = text[: text.index("\n", start) + 1]  # keep the start marker line
+    table = (
+        f"Measured {meta['started']} at commit `{meta['commit']}` on {meta['cpus']} CPUs "
+        f"(load average {max(r['load_avg_1m'] for r in result['runs']):.1f} at worst); each cell: "
+        "write budget on / off (per-reply pacing). Floors and every figure: "
+        "[bench/results/latest.md](bench/results/latest.md).\n\n" + summary_table(result) + "\n"
+    )
+    readme.write_text(head + table + text[end:], "utf-8")
+    return True
+
+
 def git_commit() -> str:
     try:
         out = subprocess.run(
@@ -638,6 +661,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="sample the bot with py-spy during each scenario (optionally: path to py-spy)",
     )
+    parser.add_argument(
+        "--update-readme",
+        action="store_true",
+        help="put the summary table into README.md's Performance section (full runs only)",
+    )
     args = parser.parse_args(argv)
     if args.profile:
         found = shutil.which(args.profile)
@@ -662,6 +690,11 @@ def main(argv: list[str] | None = None) -> int:
     result = asyncio.run(bench(args))
     path = write_results(result, args.out, args.quick)
     print(markdown(result))
+    if args.update_readme:
+        if not result["runs"] or args.quick:
+            print("README not updated: --update-readme needs a full run with results")
+        elif not update_readme(result):
+            print("README not updated: its bench markers are missing")
     print(f"written: {path} (and .json); took {time.monotonic() - started:.0f} s")
     return 0
 

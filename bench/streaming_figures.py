@@ -261,6 +261,40 @@ ROWS: list[tuple[str, Any]] = [
 ]
 
 
+SUMMARY: list[tuple[str, Any, int]] = [
+    ("first text p99 (s)", lambda r: r["first_text_s"]["p99"], 2),
+    ("final-text lag p99 (s)", lambda r: r["final_lag_s"]["p99"], 2),
+    ("÷ floor", lambda r: r["vs_floor"]["final_lag_p99"], 1),
+    ("staleness max (s)", lambda r: r["staleness_s"]["max"], 2),
+    ("429s", lambda r: r["responses_429"], 0),
+    ("wrong finals", lambda r: r["wrong_final"], 0),
+    ("CPU s / 1k deltas", lambda r: r["bot_cpu_s_per_1k_deltas"], 2),
+    ("peak RSS (MB)", lambda r: r["peak_rss_mb"], 0),
+    ("loop lag p99 (s)", lambda r: r["loop_lag_s"]["p99"], 3),
+]
+
+
+def summary_table(result: dict[str, Any]) -> str:
+    """One row per scenario and backend; each cell "budget / baseline"."""
+    runs = result["runs"]
+    backends = list(dict.fromkeys(r["backend"] for r in runs))
+    lines = [
+        "| scenario | backend | " + " | ".join(label for label, _, _ in SUMMARY) + " |",
+        "|---|---|" + "---|" * len(SUMMARY),
+    ]
+    for name in result["floors"]:
+        for backend in backends:
+            hits = {r["mode"]: r for r in runs if r["scenario"] == name and r["backend"] == backend}
+            if not hits:
+                continue
+            cells = []
+            for _, get, digits in SUMMARY:
+                values = [fmt(get(hits[m]), digits) if m in hits else "" for m in MODES]
+                cells.append(" / ".join(values))
+            lines.append(f"| {name} | `{backend}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def markdown(result: dict[str, Any]) -> str:
     meta = result["meta"]
     lines = [
@@ -269,7 +303,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"Commit `{meta['commit']}`; {meta['cpus']} CPUs; fake Discord latency "
         f"{meta['latency_s']:g} s with Discord-like limits (5 message writes per 5 s per channel, "
         f"50 requests/s); scripted LLM: {meta['deltas']} deltas at {meta['rate']:g}/s. "
-        "Each cell: write budget on | baseline (per-reply pacing), same run.",
+        "Each backend ran with the write budget on (**budget**) and off (**baseline**: per-reply "
+        "pacing), on fresh bot processes in the same run.",
     ]
     if not all(r["write_budget_applied"] for r in result["runs"]):
         lines += [
@@ -279,6 +314,7 @@ def markdown(result: dict[str, Any]) -> str:
         ]
     runs = result["runs"]
     backends = list(dict.fromkeys(r["backend"] for r in runs))
+    lines += ["", "## Summary (each cell: budget / baseline)", "", summary_table(result)]
     for name, floor_info in result["floors"].items():
         scen = [r for r in runs if r["scenario"] == name]
         if not scen:

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from bench.bench_processes import Child, base_env
-from bench.discord_bench import Bench, Fakes
+from bench.discord_bench import Bench, Fakes, update_readme
 from bench.profile_stacks import summarize
 from bench.streaming_figures import Conversation, Scenario, floor_delays, pct, scenario_floor
 
@@ -179,3 +179,34 @@ async def test_a_reply_written_before_the_bench_knows_its_mention_is_still_count
         (2.0 + LATENCY, "hello there"),
     ]
     assert conv.final_at == 2.0 + LATENCY and conv.creates == 1 and conv.edits == 1
+
+
+def test_readme_table_is_rewritten_between_its_markers(tmp_path: Path) -> None:
+    run = {
+        "scenario": "s1",
+        "backend": "chat",
+        "mode": "budget",
+        "first_text_s": {"p99": 0.1},
+        "final_lag_s": {"p99": 0.2},
+        "vs_floor": {"final_lag_p99": 4.0},
+        "staleness_s": {"max": 1.0},
+        "responses_429": 0,
+        "wrong_final": 0,
+        "bot_cpu_s_per_1k_deltas": 0.5,
+        "peak_rss_mb": 150.0,
+        "loop_lag_s": {"p99": 0.004},
+        "load_avg_1m": 1.0,
+    }
+    result = {
+        "meta": {"started": "T", "commit": "abc", "cpus": 2},
+        "floors": {"s1": {}},
+        "runs": [run],
+    }
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n<!-- bench:start -->\nold\n<!-- bench:end -->\ntail\n")
+    assert update_readme(result, readme) and update_readme(result, readme)
+    text = readme.read_text()
+    assert "old" not in text and text.endswith("<!-- bench:end -->\ntail\n")
+    assert "| s1 | `chat` | 0.10 / " in text and text.count("| scenario |") == 1
+    readme.write_text("no markers\n")
+    assert not update_readme(result, readme)
