@@ -64,6 +64,7 @@ from bench.streaming_figures import (  # noqa: E402
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
 POLL_S = 0.25  # how often the bench reads the fakes' request logs
 SETTLE_S = 1.0  # after the last final: late writes land, the loop probe flushes
+UNFINISHED_FOR_S = 300.0  # a record unfinished this long after newer ones is given up
 ORPHAN_WAIT_S = 10.0  # how long a write to an unknown message may wait for its mention's id
 
 
@@ -121,8 +122,12 @@ class Feed:
     async def read(self) -> tuple[list[dict], list[dict]]:
         """(records finished since the last read, records still unfinished)."""
         records = await self.fetch(self.cursor)
+        newest = max((r["t"] for r in records), default=0.0)
         fresh = [r for r in records if self.finished(r) and r["index"] not in self._done]
-        unfinished = [r for r in records if not self.finished(r)]
+        # One that never finishes (a handler that crashed) must not pin the cursor for good.
+        unfinished = [
+            r for r in records if not self.finished(r) and newest - r["t"] < UNFINISHED_FOR_S
+        ]
         self._done.update(r["index"] for r in fresh)
         self.cursor = unfinished[0]["index"] if unfinished else self.cursor + len(records)
         self._done = {i for i in self._done if i >= self.cursor}
