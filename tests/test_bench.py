@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -210,3 +211,27 @@ def test_readme_table_is_rewritten_between_its_markers(tmp_path: Path) -> None:
     assert "| s1 | `chat` | 0.10 / " in text and text.count("| scenario |") == 1
     readme.write_text("no markers\n")
     assert not update_readme(result, readme)
+
+
+def test_loop_probe_measures_the_main_loop_only(tmp_path: Path) -> None:
+    """The bench's sitecustomize times the main thread's loop, not loops in worker threads,
+    and a blocking callback shows up as lag."""
+    out = tmp_path / "lag.txt"
+    code = (
+        "import asyncio, threading, time\n"
+        "threading.Thread(target=lambda: asyncio.run(asyncio.sleep(0.5))).start()\n"
+        "async def main():\n"
+        "    await asyncio.sleep(0.3)\n"
+        "    time.sleep(0.25)  # the loop is blocked\n"
+        "    await asyncio.sleep(1.0)\n"
+        "asyncio.run(main())\n"
+    )
+    env = base_env() | {
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "bench" / "probe"),
+        "BENCH_LOOP_PROBE": str(out),
+    }
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=30)
+    samples = [line.split() for line in out.read_text().splitlines()]
+    times = [float(t) for t, _ in samples]
+    assert times == sorted(times) and 30 <= len(samples) <= 90  # one loop, every 20 ms
+    assert 0.2 <= max(float(lag) for _, lag in samples) < 0.5

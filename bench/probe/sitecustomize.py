@@ -14,6 +14,7 @@ import asyncio
 import atexit
 import os
 import runpy
+import threading
 import time
 
 PROBE_INTERVAL_S = 0.02
@@ -51,16 +52,22 @@ class _Probe:
 
 
 class _ProbingPolicy(asyncio.DefaultEventLoopPolicy):
+    """Probes the main thread's first loop only: the bot's. Libraries may run short loops of
+    their own in worker threads (litellm's logging does), whose lag is not the bot's."""
+
     def __init__(self, path: str) -> None:
         super().__init__()
-        self.path = path
+        self.path: str | None = path
 
     def new_event_loop(self) -> asyncio.AbstractEventLoop:
         loop = super().new_event_loop()
-        loop.call_soon(_Probe, loop, self.path)
+        if self.path is not None and threading.current_thread() is threading.main_thread():
+            loop.call_soon(_Probe, loop, self.path)
+            self.path = None
         return loop
 
 
-_path = os.environ.get("BENCH_LOOP_PROBE")
+# Popped, so that processes the bot starts (MCP servers) do not write into the same file.
+_path = os.environ.pop("BENCH_LOOP_PROBE", None)
 if _path:
     asyncio.set_event_loop_policy(_ProbingPolicy(_path))
