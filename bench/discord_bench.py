@@ -395,6 +395,11 @@ class Bench:
             if c.final_at is not None and c.stream_end is not None
         ]
         stale = [c.staleness(scenario, end) for c in convs]
+        asked = [
+            c.stream_start - c.mention_at
+            for c in convs
+            if c.stream_start is not None and c.mention_at is not None
+        ]
         signs = self._signs_of_life(convs, records)
         messages = sum(len(c.messages) for c in convs)
         deltas = scenario.deltas * len(convs)
@@ -409,6 +414,7 @@ class Bench:
             "unfinished": sum(1 for c in convs if c.final_at is None),
             "first_text_s": {"p50": rnd(pct(first, 50)), "p99": rnd(pct(first, 99))},
             "typing_s": {"p50": rnd(pct(signs, 50)), "p99": rnd(pct(signs, 99))},
+            "llm_request_s": {"p50": rnd(pct(asked, 50)), "p99": rnd(pct(asked, 99))},
             "final_lag_s": {"p50": rnd(pct(final, 50)), "p99": rnd(pct(final, 99))},
             "staleness_s": {"p50": rnd(pct(stale, 50)), "max": rnd(max(stale, default=None))},
             "edits_per_message": rnd(sum(c.edits for c in convs) / messages, 2)

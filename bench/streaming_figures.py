@@ -238,6 +238,10 @@ ROWS: list[tuple[str, Any]] = [
     ("first text p99 ÷ floor", lambda r: fmt(r["vs_floor"]["first_text_p99"], 1)),
     ("typing (or text) p50 / p99 (s)", lambda r: pair(r["typing_s"]["p50"], r["typing_s"]["p99"])),
     (
+        "LLM asked p50 / p99 (s)",
+        lambda r: pair(r["llm_request_s"]["p50"], r["llm_request_s"]["p99"]),
+    ),
+    (
         "final-text lag p50 / p99 (s)",
         lambda r: pair(r["final_lag_s"]["p50"], r["final_lag_s"]["p99"]),
     ),
