@@ -106,6 +106,9 @@ class Fakes:
     async def script(self, scripts: list[dict]) -> None:
         await self._post(f"{self.llm_control}/_fake/script", {"scripts": scripts})
 
+    async def forget(self, keys: list[str]) -> None:
+        await self._post(f"{self.llm_control}/_fake/forget", {"keys": keys})
+
     async def llm_requests(self, since: int) -> list[dict]:
         return await self._get(f"{self.llm_control}/_fake/requests?since={since}")
 
@@ -317,6 +320,9 @@ class Bench:
         await self.poll()
         self._update_streams(convs)
         wrong = await self._wrong_finals(convs)
+        # The scripted LLM tries every key it knows on each request: a long run that kept them
+        # all would slow the LLM down, scenario after scenario.
+        await self.fakes.forget([c.key for c in convs])
         records = self.discord_records[first_record:]
         figures = self._figures(
             run, scenario, convs, records, floor, wrong, t0, end, cpu, fakes_cpu, hwm, rss_reset

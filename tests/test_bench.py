@@ -112,6 +112,13 @@ async def test_fakes_as_processes_report_what_the_bench_needs(tmp_path: Path) ->
             assert streamed.count('"content": "') >= 4 and "[DONE]" in streamed
             (record,) = await fakes.llm_requests(0)
             assert record["key"] == "k1" and record["ended"] - record["t"] >= 0.15
+            await fakes.script([{"key": "k2", "text": "unused"}])
+            await fakes.forget(["k2"])
+            async with http.post(
+                f"{llm_info['base_url']}/chat/completions",
+                json={**body, "messages": [{"role": "user", "content": "say k2"}]},
+            ) as resp:
+                assert "unused" not in await resp.text()  # forgotten: an echo instead
 
             channel = info["channels"][0]
             headers = {"Authorization": f"Bot {info['token']}"}

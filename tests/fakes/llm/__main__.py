@@ -8,6 +8,8 @@ with `base_url` and `control_url`. Unscripted requests get echo replies. The con
 
 - `POST /_fake/script` `{"scripts": [{"key", "text", "chunk_size", "delay_s"}, ...]}`: queue a
   streamed text reply for each key (a request whose last user text contains the key gets it).
+- `POST /_fake/forget` `{"keys": [...]}`: drop those keys' scripts. Every request is matched
+  against every key, so a long run forgets the keys it is done with.
 - `GET /_fake/requests?since=N`: the requests after the first N, each with `key`, `path`,
   `t` (arrival) and `ended` (when the whole response had been written; null while streaming),
   both `time.monotonic()`, which is one clock for every process on the machine.
@@ -53,6 +55,9 @@ class TimedLLM(ScriptedLLM):
         finally:
             self._note_end(request)
 
+    def forget(self, keys: list[str]) -> int:
+        return sum(self._scripts.pop(k, None) is not None for k in keys)
+
     def _note_end(self, request: web.Request) -> None:
         index = request.get(RECORD_INDEX)
         if index is not None:
@@ -66,6 +71,9 @@ def control_app(llm: TimedLLM) -> web.Application:
             chunk, delay = int(s.get("chunk_size", 20)), float(s.get("delay_s", 0.0))
             llm.script(s["key"], Text(s["text"], chunk_size=chunk, delay_s=delay))
         return web.json_response({"queued": len(body["scripts"])})
+
+    async def forget(request: web.Request) -> web.Response:
+        return web.json_response({"forgotten": llm.forget((await request.json())["keys"])})
 
     async def requests(request: web.Request) -> web.Response:
         since = int(request.query.get("since", "0"))
@@ -84,6 +92,7 @@ def control_app(llm: TimedLLM) -> web.Application:
 
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_post("/_fake/script", script)
+    app.router.add_post("/_fake/forget", forget)
     app.router.add_get("/_fake/requests", requests)
     return app
 
