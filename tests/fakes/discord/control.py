@@ -107,10 +107,23 @@ async def get_interaction(request: web.Request) -> web.Response:
 
 
 async def requests_log(request: web.Request) -> web.Response:
+    """`?since=N` skips the first N records, so a poller reads only what is new. `t` is when
+    the request arrived (time.monotonic, one clock for all processes on the machine);
+    `response_id` is the id of the object the request created, such as a new message."""
+    since = int(request.query.get("since", "0"))
+    fake = _fake(request)
     return json_response(
         [
-            {"method": r.method, "path": r.path, "status": r.status, "json": r.json, "t": r.t}
-            for r in _fake(request).requests
+            {
+                "index": since + n,
+                "method": r.method,
+                "path": r.path,
+                "status": r.status,
+                "json": r.json,
+                "t": r.t,
+                "response_id": r.response.get("id") if isinstance(r.response, dict) else None,
+            }
+            for n, r in enumerate(fake.requests[since:])
         ]
     )
 

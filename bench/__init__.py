@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that print numbers, run against the test fakes; not part of pytest."""
