@@ -123,7 +123,7 @@ async def test_the_scheduler_wakes_waiters_in_priority_order() -> None:
         await scheduler.acquire(1, hash(name), priority)
         order.append(name)
 
-    await asyncio.gather(write("a", Priority.EDIT), write("b", Priority.EDIT))
+    await asyncio.gather(write("a", Priority.FIRST), write("b", Priority.FIRST))
     await asyncio.gather(
         write("edit", Priority.EDIT), write("first", Priority.FIRST), write("final", Priority.FINAL)
     )
@@ -152,3 +152,33 @@ def test_message_writes_are_told_apart_from_other_routes() -> None:
     assert message_write_channel("GET", "/api/v10/channels/42/messages/7") is None
     assert message_write_channel("POST", "/api/v10/channels/42/typing") is None
     assert message_write_channel("POST", "/api/v10/channels/42/messages/7/threads") is None
+
+
+def test_typing_fits_the_global_window_beside_writes() -> None:
+    limits = Limits(channel_writes=5, channel_period_s=5.0, global_per_s=3, typing_global_per_s=4)
+    budget = WriteBudget(limits)
+    for channel in (1, 2, 3, 4):
+        budget.submit(channel, channel, Priority.FIRST)
+    assert len(budget.grant(0.0)) == 3  # writes stop at 3 per second
+    assert budget.may_type(0.0)  # typing may use the headroom up to 4...
+    assert not budget.may_type(0.0)  # ...and no further
+    budget.note_other_request(0.0, typing=True)  # the counted typing leaving: not twice
+    assert budget.next_wake(0.0) == 1.0 + limits.safety_s
+
+
+def test_edits_leave_room_for_the_finals_of_replies_showing_in_the_channel() -> None:
+    budget = WriteBudget(LIMITS)
+    for reply in (1, 2, 3):
+        budget.expect_first(9, reply)
+        budget.submit(9, reply, Priority.FIRST)
+        budget.forget(9, reply)  # shown: each will need a final
+    assert len(budget.grant(0.0)) == 3
+    edit = budget.submit(9, 1, Priority.EDIT)
+    assert budget.grant(0.5) == []  # 2 free writes, 3 finals to come: no edit now
+    final = budget.submit(9, 2, Priority.FINAL)
+    assert budget.grant(0.6) == [final]
+    budget.finish(9, 2)
+    budget.finish(9, 3)
+    assert budget.grant(0.7) == []  # the one free write is reply 1's own final
+    assert budget.next_wake(0.7) == 5.0
+    assert budget.grant(5.0) == [edit]

@@ -37,15 +37,20 @@ class Priority(IntEnum):
 class Limits:
     channel_writes: int = 5
     channel_period_s: float = 5.0
-    # Discord's global limit is 50/s; typing, interactions and reads share it.
-    global_per_s: int = 40
+    # Discord's global limit is 50/s for everything. Message writes may fill the window up to
+    # `global_per_s`; typing indicators up to `typing_global_per_s`, so a burst of new turns can
+    # still show "typing…" while writes wait, and the two together stay under 50.
+    global_per_s: int = 42
+    typing_global_per_s: int = 47
     # Requests reach Discord a little after they are granted, and not always in order: a window
     # is treated as this much longer than Discord's so two windows never land in one.
     safety_s: float = 0.15
 
 
 # No budget at all: every write goes at once (the bench's baseline, `discord.write_budget: false`).
-UNLIMITED = Limits(channel_writes=10**9, global_per_s=10**9, safety_s=0.0)
+UNLIMITED = Limits(
+    channel_writes=10**9, global_per_s=10**9, typing_global_per_s=10**9, safety_s=0.0
+)
 
 
 @dataclass(order=True)
@@ -73,9 +78,11 @@ class WriteBudget:
         self._waiting: dict[int, list[Ticket]] = defaultdict(list)
         self._last_served: dict[int, int] = {}
         self._service = itertools.count()
+        self._typing_granted = 0  # typing requests counted by may_type, not yet seen leaving
         # Grants whose request has not been seen leaving yet (see note_write).
         self._unclaimed: dict[int, deque[float]] = defaultdict(deque)
         self._awaiting_first: dict[int, set[int]] = defaultdict(set)
+        self._live: dict[int, set[int]] = defaultdict(set)  # shown, still streaming
         self._seq = itertools.count()
 
     # --- what the renderers say -------------------------------------------------------------
@@ -85,16 +92,14 @@ class WriteBudget:
         self._awaiting_first[channel_id].add(reply_id)
 
     def forget(self, channel_id: int, reply_id: int) -> None:
-        """The reply is done (or sent its first part): it no longer needs a reserve."""
-        waiting = self._awaiting_first.get(channel_id)
-        if waiting is not None:
-            waiting.discard(reply_id)
-            if not waiting:
-                del self._awaiting_first[channel_id]
+        """The reply showed its first words: from now on it will need one write for its final."""
+        _discard(self._awaiting_first, channel_id, reply_id)
+        self._live[channel_id].add(reply_id)
 
     def finish(self, channel_id: int, reply_id: int) -> None:
         """The reply has ended: drop what was kept about it."""
-        self.forget(channel_id, reply_id)
+        _discard(self._awaiting_first, channel_id, reply_id)
+        _discard(self._live, channel_id, reply_id)
         self._last_served.pop(reply_id, None)
 
     def submit(self, channel_id: int, reply_id: int, priority: Priority) -> Ticket:
@@ -127,8 +132,23 @@ class WriteBudget:
         else:
             self._blocked_until[channel_id] = max(self._blocked_until.get(channel_id, 0.0), until)
 
-    def note_other_request(self, now: float) -> None:
-        """A request outside the budget (typing, interactions) still counts toward 50/s."""
+    def may_type(self, now: float) -> bool:
+        """Whether a typing indicator fits the global window now; if so it is counted."""
+        self._expire(now)
+        if now < self._global_blocked_until:
+            return False
+        if len(self._global_grants) >= self.limits.typing_global_per_s:
+            return False
+        self._global_grants.append(now)
+        self._typing_granted += 1
+        return True
+
+    def note_other_request(self, now: float, *, typing: bool = False) -> None:
+        """A request outside the budget (interactions, reads) still counts toward 50/s; a typing
+        request that may_type counted already is not counted twice."""
+        if typing and self._typing_granted:
+            self._typing_granted -= 1
+            return
         self._global_grants.append(now)
 
     def note_write(self, channel_id: int, now: float) -> None:
@@ -182,7 +202,7 @@ class WriteBudget:
         at = min(wakes)
         if len(self._global_grants) >= self.limits.global_per_s:
             over = len(self._global_grants) - self.limits.global_per_s
-            at = max(at, self._global_grants[over] + 1.0)
+            at = max(at, self._global_grants[over] + 1.0 + self.limits.safety_s)
         return max(at, self._global_blocked_until, now)
 
     # --- internals --------------------------------------------------------------------------
@@ -199,7 +219,7 @@ class WriteBudget:
                 unclaimed.popleft()  # granted but never sent: nothing left to match
             if not unclaimed:
                 del self._unclaimed[channel_id]
-        while self._global_grants and self._global_grants[0] <= now - 1.0:
+        while self._global_grants and self._global_grants[0] <= now - 1.0 - self.limits.safety_s:
             self._global_grants.popleft()
         for channel_id, until in list(self._blocked_until.items()):
             if until <= now:
@@ -220,12 +240,16 @@ class WriteBudget:
         return heap[0]
 
     def _needed(self, ticket: Ticket) -> int:
-        """Free writes the window must hold for this ticket to go: an intermediate edit leaves
-        one for a reply in the same channel that is still waiting to show its first words."""
+        """Free writes the window must hold for this ticket to go. An intermediate edit leaves
+        one for every final that will come in this channel (its own and those of the other
+        replies showing there) and one for a reply still waiting to show its first words: an
+        edit only refreshes text, a final or a first part is what a user waits for."""
         if ticket.priority is not Priority.EDIT:
             return 1
-        others = self._awaiting_first.get(ticket.channel_id, set()) - {ticket.reply_id}
-        return 2 if others else 1
+        channel = ticket.channel_id
+        finals = len(self._live.get(channel, set()) | {ticket.reply_id})
+        first = bool(self._awaiting_first.get(channel, set()) - {ticket.reply_id})
+        return min(1 + finals + first, self.limits.channel_writes)
 
     def _ready(self, channel_id: int, now: float) -> Ticket | None:
         head = self._head(channel_id)
@@ -233,6 +257,14 @@ class WriteBudget:
             return None
         used = len(self._channel_grants.get(channel_id, ()))
         return head if self.limits.channel_writes - used >= self._needed(head) else None
+
+
+def _discard(sets: dict[int, set[int]], channel_id: int, reply_id: int) -> None:
+    members = sets.get(channel_id)
+    if members is not None:
+        members.discard(reply_id)
+        if not members:
+            del sets[channel_id]
 
 
 Clock = Callable[[], float]
@@ -283,8 +315,11 @@ class WriteScheduler:
         self.budget.rate_limited(channel_id, self._clock(), retry_after_s)
         self._pump()
 
-    def note_other_request(self) -> None:
-        self.budget.note_other_request(self._clock())
+    def note_other_request(self, *, typing: bool = False) -> None:
+        self.budget.note_other_request(self._clock(), typing=typing)
+
+    def may_type(self) -> bool:
+        return self.budget.may_type(self._clock())
 
     def note_write(self, channel_id: int) -> None:
         self.budget.note_write(channel_id, self._clock())

@@ -37,7 +37,7 @@ def trace_config(scheduler: WriteScheduler) -> aiohttp.TraceConfig:
     async def on_start(_: Any, __: SimpleNamespace, params: Any) -> None:
         channel_id = message_write_channel(params.method, params.url.path)
         if channel_id is None:
-            scheduler.note_other_request()
+            scheduler.note_other_request(typing=params.url.path.endswith("/typing"))
         else:
             scheduler.note_write(channel_id)
 

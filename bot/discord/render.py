@@ -24,6 +24,8 @@ T = TypeVar("T")
 
 NO_MENTIONS = discord.AllowedMentions.none()
 TYPING_REFRESH_S = 8.0  # Discord shows "typing" for about 10 s per request
+TYPING_RETRY_S = 0.05
+TYPING_DELAY_S = 0.2
 FINAL_ATTEMPTS = 3  # whole final syncs, each request in them retried as in retry.py
 QUEUED_NOTICE_S = 3.0  # a turn waiting this long for its conversation says so
 QUEUED_LINE = "-# ⏳ Queued behind the current question here; I'll answer as soon as it's done."
@@ -199,7 +201,15 @@ class StreamRenderer:
 
     async def _keep_typing(self) -> None:
         channel = self._channel or self._source.channel
+        # An answer whose first words come quickly needs no indicator: the wait keeps a burst of
+        # new turns from spending the global budget their first parts need.
+        await asyncio.sleep(TYPING_DELAY_S)
         while not self._content_shown():
+            # Typing never waits behind message writes, but it must fit the bot's global
+            # window: when a burst of turns fills it, try again a moment later.
+            if not self._budget.may_type():
+                await asyncio.sleep(TYPING_RETRY_S)
+                continue
             try:
                 await channel.typing()
             except Exception as exc:

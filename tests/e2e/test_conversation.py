@@ -32,7 +32,8 @@ async def test_mention_gets_a_streamed_reply_and_other_messages_get_nothing(worl
     chat = Chat(world.discord, "stream")
     key = f"k-stream-{world.backend}"
     text = " ".join(f"word{i}" for i in range(150))
-    world.llm.script(key, Text(text, chunk_size=12, delay_s=0.04))  # ~3.2 s of streaming
+    # A model slow to start (typing shows meanwhile), then ~3.2 s of streaming.
+    world.llm.script(key, Text(text, chunk_size=12, delay_s=0.04, first_delay_s=1.0))
     ignored = await chat.say("k-ignore-me please answer", mention=False)
     asked = await chat.say(f"{key} tell me a story")
     parts = await chat.answer(int(asked["id"]), lambda t: t == text)

@@ -15,6 +15,7 @@ class Text:
     text: str
     chunk_size: int = 20
     delay_s: float = 0.0
+    first_delay_s: float = 0.0  # a model slow to start: silence before the first delta
 
 
 @dataclass(frozen=True)

@@ -77,9 +77,11 @@ class Renderer:
 
 
 def text_deltas(text: Text) -> Iterator[str | Pause]:
-    """Text chunks with the item's delay between them (not before the first)."""
+    """Text chunks with the item's delay between them (before the first: `first_delay_s`)."""
     size = max(1, text.chunk_size)
     pieces = [text.text[i : i + size] for i in range(0, len(text.text), size)]
+    if text.first_delay_s > 0:
+        yield Pause(text.first_delay_s)
     for n, piece in enumerate(pieces):
         if n and text.delay_s > 0:
             yield Pause(text.delay_s)
