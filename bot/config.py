@@ -104,11 +104,19 @@ class PermissionsConfig(_Section):
     manager_roles: list[int] = Field(default_factory=list)
 
 
+class AttachmentsConfig(_Section):
+    max_bytes: int = Field(default=2_000_000, ge=1)
+    """Text, code and PDF files larger than this are skipped (with a line saying so)."""
+    max_chars: int = Field(default=20_000, ge=100)
+    """Text taken from one file; the rest is cut and the model is told so."""
+
+
 class DiscordConfig(_Section):
     allow_dms: bool = False
     scope: Literal["user", "channel", "thread"] = "user"
     reply_in_thread: bool = False
     edit_interval_s: float = Field(default=1.0, ge=0.2)
+    attachments: AttachmentsConfig = Field(default_factory=AttachmentsConfig)
     # Schedule message writes within Discord's budget (5 per 5 s per channel, 50/s in all).
     write_budget: bool = True
     command_guild_ids: list[int] = Field(default_factory=list)

@@ -10,8 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
+from bot.core.attachments import AttachmentLimits, skip_line
 from bot.core.conversations import conversation_key
+from bot.core.events import Notice
 from bot.core.state import TurnRequest
+from bot.discord.context import gather as gather_context
 from bot.discord.render import NO_MENTIONS, StreamRenderer
 from bot.discord.retry import with_retries
 
@@ -21,7 +24,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EMPTY_MENTION_HINT = "Mention me with a question, for example: `@{name} what can you do?`"
-IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 
 
 def is_addressed(message: discord.Message, me: discord.ClientUser, allow_dms: bool) -> bool:
@@ -59,13 +61,17 @@ async def on_message(bot: McpcordBot, message: discord.Message) -> None:
         return
     own_role = message.guild.self_role if message.guild else None
     text = strip_mentions(message.content, me, own_role.id if own_role else None)
-    images = tuple(
-        a.url
-        for a in message.attachments
-        if settings.llm.vision and (a.content_type or "").split(";")[0] in IMAGE_TYPES
+    attached = settings.discord.attachments
+    context = await gather_context(
+        message,
+        me=me,
+        limits=AttachmentLimits(max_bytes=attached.max_bytes, max_chars=attached.max_chars),
+        vision=settings.llm.vision,
+        shared_history=settings.discord.scope != "user",
     )
-    if not text and not images:
-        await reply_plain(message, EMPTY_MENTION_HINT.format(name=me.display_name))
+    skipped = skip_line(context.files)
+    if not text and not context.blocks and not context.image_urls:
+        await reply_plain(message, skipped or EMPTY_MENTION_HINT.format(name=me.display_name))
         return
     missing = missing_permission(message, settings.discord.reply_in_thread)
     if missing:
@@ -101,11 +107,11 @@ async def on_message(bot: McpcordBot, message: discord.Message) -> None:
             ),
             user_id=message.author.id,
             user_name=message.author.display_name,
-            text=text,
-            image_urls=images,
+            text=context.text_with(text),
+            image_urls=tuple(context.image_urls),
             is_admin=bot.access.is_admin(message.author),
         )
-        await answer(bot, message, request, target)
+        await answer(bot, message, request, target, notice=skipped)
 
 
 def missing_permission(message: discord.Message, reply_in_thread: bool) -> str | None:
@@ -151,6 +157,8 @@ async def answer(
     message: discord.Message,
     request: TurnRequest,
     target: discord.Thread | None,
+    *,
+    notice: str | None = None,
 ) -> None:
     services = bot.services
     renderer = StreamRenderer(
@@ -165,5 +173,7 @@ async def answer(
     # The renderer types and paces as streaming only once the conversation is ours (on_start).
     events = contextlib.aclosing(services.conversations.run_turn(request, on_start=renderer.start))
     async with renderer, events as stream:
+        if notice:
+            await renderer.handle(Notice(text=notice))
         async for event in stream:
             await renderer.handle(event)

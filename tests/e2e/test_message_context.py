@@ -1,0 +1,62 @@
+"""What a message brings besides its words: the message it replies to, and attached files."""
+
+from __future__ import annotations
+
+from tests.conftest import World
+from tests.e2e.harness import Chat
+from tests.fakes.llm import Text
+from tests.fakes.pdf_sample import tiny_pdf
+
+
+def last_user_text(body: dict) -> str:
+    items = body.get("messages") or body.get("input") or []
+    if isinstance(items, str):
+        return items
+    users = [i for i in items if isinstance(i, dict) and i.get("role") == "user"]
+    content = users[-1]["content"]
+    if isinstance(content, list):
+        return "\n".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return content
+
+
+async def test_a_reply_to_someone_else_brings_their_message(world: World) -> None:
+    chat = Chat(world.discord, "quote")
+    key = f"k-quote-{world.backend}"
+    other = world.discord.add_user("quoted-person")
+    original = await chat.say("the build breaks on ARM since Tuesday", user=other, mention=False)
+    world.llm.script(key, Text("Looks like a toolchain issue."))
+    asked = await chat.say(f"{key} what do you think?", reply_to=int(original["id"]))
+    await chat.answer_text(int(asked["id"]), "toolchain issue")
+    sent = last_user_text(world.llm.requests_for(key)[0].body)
+    assert "the build breaks on ARM since Tuesday" in sent
+    assert "quoted-person" in sent and f"{key} what do you think?" in sent
+
+
+async def test_files_are_read_and_the_rest_is_skipped_with_a_line(world: World) -> None:
+    chat = Chat(world.discord, "files")
+    key = f"k-files-{world.backend}"
+    world.llm.script(key, Text("Read them."))
+    code = "def answer():\n    return 42  # the-code-marker\n"
+    files = [
+        {"filename": "solver.py", "content": code, "content_type": "text/x-python"},
+        {
+            "filename": "report.pdf",
+            "content": tiny_pdf("pdf-marker revenue up"),
+            "content_type": "application/pdf",
+        },
+        {"filename": "huge.txt", "content": "x" * 2_100_000, "content_type": "text/plain"},
+        {
+            "filename": "tool.exe",
+            "content": b"MZ\x00\x01",
+            "content_type": "application/octet-stream",
+        },
+    ]
+    asked = await chat.say(f"{key} look at these", attachments=files)
+    reply = await chat.answer_text(int(asked["id"]), "Read them.")
+    sent = last_user_text(world.llm.requests_for(key)[0].body)
+    assert "the-code-marker" in sent and 'name="solver.py"' in sent
+    assert "pdf-marker revenue up" in sent
+    assert "xxxxxxxxxx" not in sent and "MZ" not in sent
+    skip = next(line for line in reply.splitlines() if "Skipped" in line)
+    assert "huge.txt" in skip and "limit" in skip
+    assert "tool.exe" in skip and "not supported" in skip
