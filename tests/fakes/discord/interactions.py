@@ -78,6 +78,8 @@ class Interaction:
         self._answered.set()
 
     async def wait_response(self, timeout: float = 5.0) -> dict:
+        """The bot's first callback, which Discord must have accepted: a callback refused (too
+        late for the 3 s deadline, or malformed) fails the test here, as it fails the user."""
         try:
             await asyncio.wait_for(self._answered.wait(), timeout)
         except TimeoutError:
@@ -85,6 +87,11 @@ class Interaction:
                 f"bot sent no callback for {self.kind} interaction {self.id} within {timeout}s "
                 f"(requests so far: {self._fake.requests[-5:]})"
             ) from None
+        if self.status[0] != 200:
+            raise AssertionError(
+                f"Discord refused the bot's callback for {self.kind} interaction {self.id} "
+                f"with {self.status[0]}: {self.responses[0]}"
+            )
         return self.responses[0]
 
     def __repr__(self) -> str:
