@@ -275,6 +275,11 @@ class Settings(BaseSettings):
 
 def load_settings() -> Settings:
     """Build Settings or raise ConfigError with one line per problem."""
+    # litellm and openai read provider keys (OPENAI_API_KEY, ...) from the process environment
+    # only; .env.example offers them in .env, so export what the real environment lacks.
+    for name, value in dotenv_values(".env").items():
+        if value and name not in os.environ:
+            os.environ[name] = value
     try:
         return Settings()
     except ValidationError as exc:
