@@ -16,6 +16,7 @@ from bot.core.backend import Backend
 from bot.core.conversations import Conversations
 from bot.core.limits import UserLimits
 from bot.core.tool_calls import ToolExecutor
+from bot.health import beat, heartbeat_path
 from bot.store.records import TurnRecord
 from bot.store.sqlite import Store
 from bot.tools.mcp import MCPTools
@@ -111,8 +112,12 @@ async def serve(settings: Settings) -> None:
         bot = build_bot(services)
         async with bot:
             runner = asyncio.create_task(bot.start(token))
+            heart = asyncio.create_task(beat(bot, heartbeat_path(settings)))
             stopper = asyncio.create_task(stop.wait())
             await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            heart.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heart
             if runner.done():
                 stopper.cancel()
                 try:
