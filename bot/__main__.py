@@ -37,6 +37,12 @@ def main(argv: list[str] | None = None) -> int:
             healthy, line = check_health(settings)
             print(line)
             return 0 if healthy else 1
+        if args.command == "reload":
+            from bot.reload import signal_reload
+
+            sent, line = signal_reload(settings)
+            print(line, file=sys.stdout if sent else sys.stderr)
+            return 0 if sent else 1
         setup_logging(settings.logging)
         if args.command == "check":
             from bot.check import run_checks

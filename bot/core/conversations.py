@@ -98,6 +98,10 @@ class Conversations:
     def backend(self) -> Backend:
         return self._backend
 
+    def use_backend(self, backend: Backend) -> None:
+        """After a reload: new turns use `backend`; running turns finish on the one they began."""
+        self._backend = backend
+
     def busy(self, key: ConversationKey) -> bool:
         return self._locks.busy(key)
 
