@@ -24,12 +24,15 @@ class ConfigError(Exception):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # The docstring under each field is its description in docs/config.md (bot/config_docs.py).
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
 
 class ApprovalLists(_Section):
     never: list[str] = Field(default_factory=list)
+    """Tools that run without asking."""
     always: list[str] = Field(default_factory=list)
+    """Tools that always ask (every tool not listed under `never` asks too)."""
 
 
 ApprovalSetting = Literal["never", "always"] | ApprovalLists
@@ -39,27 +42,38 @@ class Approvers(_Section):
     """Who may decide a server's approvals besides admins (and the requester)."""
 
     users: list[int] = Field(default_factory=list)
+    """User ids."""
     roles: list[int] = Field(default_factory=list)
+    """Role ids."""
 
 
 class MCPServerConfig(_Section):
     """One MCP server: stdio (`command`) or streamable HTTP (`url`)."""
 
     command: str | None = None
+    """Stdio server: the program the bot starts."""
     args: list[str] = Field(default_factory=list)
+    """Stdio server: its arguments."""
     env: dict[str, SecretStr] = Field(default_factory=dict)
+    """Stdio server: extra environment variables (values are secrets; `${VAR}` works)."""
     cwd: str | None = None
+    """Stdio server: its working directory."""
     url: str | None = None
+    """Streamable-HTTP server: its URL (`litellm_proxy` for a LiteLLM proxy's MCP gateway, with `server_side`)."""
     headers: dict[str, SecretStr] = Field(default_factory=dict)
-    # Run by the Responses server itself rather than by the bot (responses backend only).
+    """HTTP server: headers sent with every request, e.g. `Authorization: \"Bearer ${TOKEN}\"` (secrets)."""
     server_side: bool = False
+    """Run by the Responses server itself, not by the bot (responses backend only)."""
     require_approval: ApprovalSetting = "always"
+    """`never`, `always`, or `{never: [tool, ...]}` (listed tools run unasked, the rest ask)."""
     allowed_tools: list[str] | None = None
+    """Only these tools of the server are offered; null = all."""
     approvers: Approvers = Field(default_factory=Approvers)
-    # false: someone other than the person who asked must approve this server's tools.
+    """Who may approve this server's tools besides admins (and the requester)."""
     requester_can_approve: bool = True
-    # Tools the server annotates readOnlyHint (and not destructiveHint) run without asking.
+    """`false`: someone other than the person who asked must approve this server's tools."""
     auto_approve_read_only: bool = False
+    """Tools the server annotates readOnlyHint (and not destructiveHint) run without asking."""
 
     @model_validator(mode="after")
     def _one_transport(self) -> MCPServerConfig:
@@ -77,31 +91,50 @@ class MCPServerConfig(_Section):
 
 class LLMConfig(_Section):
     backend: Literal["chat", "responses"] = "chat"
+    """`chat`: litellm, any provider; `responses`: the OpenAI Responses API (OpenAI or a LiteLLM proxy)."""
     model: str = "openai/gpt-4o-mini"
+    """chat: a litellm model name (`provider/model`); responses: the server's model name."""
     models: list[str] = Field(default_factory=list)
+    """Models `/model` may switch a conversation to ([] = only `model`)."""
     base_url: str | None = None
+    """The API's base URL, e.g. `http://localhost:4000` for a LiteLLM proxy; null = the provider's."""
     api_key: SecretStr | None = None
+    """Secret: set `LLM__API_KEY` in the environment or .env, never here; without it the provider's own variable (`OPENAI_API_KEY`, ...) is used."""
     system_prompt: str = "You are a helpful assistant on Discord. Today is {date}."
+    """The system prompt; `{date}` becomes today's date."""
     state: Literal["server", "local"] = "server"
+    """responses only: `server` keeps `previous_response_id`; `local` resends the stored history."""
     vision: bool = False
+    """Pass image attachments to the model."""
     max_history_messages: int = Field(default=40, ge=2)
+    """Stored messages sent back each turn (cut at a user message)."""
     max_tool_rounds: int = Field(default=8, ge=1)
+    """Model-to-tool round trips per turn before the model must answer."""
     request_timeout_s: float = Field(default=120, gt=0)
+    """Timeout of one LLM request, in seconds."""
     params: dict[str, Any] = Field(default_factory=dict)
+    """Passed through to the API, e.g. `{temperature: 0.3}`."""
 
 
 class AllowBlock(_Section):
     allow: list[int] = Field(default_factory=list)
+    """Ids allowed; an empty list allows everyone."""
     block: list[int] = Field(default_factory=list)
+    """Ids refused; block wins over allow."""
 
 
 class PermissionsConfig(_Section):
     users: AllowBlock = Field(default_factory=AllowBlock)
+    """User ids."""
     roles: AllowBlock = Field(default_factory=AllowBlock)
+    """Role ids."""
     channels: AllowBlock = Field(default_factory=AllowBlock)
+    """Channel ids (threads follow their parent channel)."""
     admin_ids: list[int] = Field(default_factory=list)
-    # May /model and /reset conversations shared by a channel or thread (admins may too).
+    """User ids that bypass the lists, may decide any approval and may `/reset everyone`."""
     manager_roles: list[int] = Field(default_factory=list)
+    """Role ids that may `/model` and `/reset` conversations shared by a channel or thread
+    (admins may too)."""
 
 
 class AttachmentsConfig(_Section):
@@ -113,39 +146,57 @@ class AttachmentsConfig(_Section):
 
 class DiscordConfig(_Section):
     allow_dms: bool = False
+    """Answer direct messages."""
     scope: Literal["user", "channel", "thread"] = "user"
+    """`user`: a conversation per user per channel; `channel`: one shared per channel; `thread`: one per thread."""
     reply_in_thread: bool = False
+    """Answer a channel mention in a new thread."""
     edit_interval_s: float = Field(default=1.0, ge=0.2)
+    """How often a streaming reply is edited (Discord allows about 5 edits per 5 s per channel)."""
     attachments: AttachmentsConfig = Field(default_factory=AttachmentsConfig)
-    # Schedule message writes within Discord's budget (5 per 5 s per channel, 50/s in all).
+    """Files attached to a question (or to the message it replies to)."""
     write_budget: bool = True
+    """Schedule message writes within Discord's budget (5 per 5 s per channel, 50/s in all)."""
     command_guild_ids: list[int] = Field(default_factory=list)
+    """Sync slash commands at once to these guilds; [] = globally (slow to appear)."""
     shard_count: int | None = Field(default=None, ge=1)
+    """Total gateway shards across all processes; set it to run as an AutoShardedBot."""
     shard_ids: list[int] | None = None
+    """The shards this process runs (needs `shard_count`); null = all of them."""
     permissions: PermissionsConfig = Field(default_factory=PermissionsConfig)
-    # One line per tool run and approval decision goes to this channel (None: nowhere).
+    """Who may talk to the bot."""
     audit_channel_id: int | None = None
+    """A channel id that gets one line per tool run and approval decision; null = nowhere."""
 
 
 class LimitsConfig(_Section):
     user_concurrent_turns: int = Field(default=2, ge=1)
+    """Answers one user may have running at once."""
     user_turns_per_minute: int = Field(default=10, ge=1)
+    """Questions one user may ask per minute."""
     user_daily_tokens: int | None = Field(default=None, ge=1)
+    """Tokens one user may use per 24 hours; null = unlimited."""
 
 
 class MCPConfig(_Section):
     approval_timeout_s: float = Field(default=300, gt=0)
+    """Unanswered approval requests count as denied after this many seconds."""
     tool_timeout_s: float = Field(default=60, gt=0)
+    """Timeout of one tool call, in seconds."""
     servers: dict[str, MCPServerConfig] = Field(default_factory=dict)
+    """MCP servers by name, in the shape of the common `mcpServers` JSON."""
 
 
 class StorageConfig(_Section):
     path: str = "data/bot.db"
+    """The SQLite file (its folder is created). The pid and heartbeat files sit next to it."""
 
 
 class LoggingConfig(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Log level."""
     format: Literal["text", "json"] = "text"
+    """`text` or `json` (one object per line)."""
 
 
 class _YamlSource(PydanticBaseSettingsSource):
@@ -229,16 +280,25 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         case_sensitive=False,
+        use_attribute_docstrings=True,
     )
 
     discord_token: SecretStr | None = None
+    """Secret: the bot token; set `DISCORD_TOKEN` in the environment or .env."""
     llm: LLMConfig = Field(default_factory=LLMConfig)
+    """The model and how to reach it."""
     discord: DiscordConfig = Field(default_factory=DiscordConfig)
+    """How the bot behaves on Discord."""
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    """Per-user limits."""
     mcp: MCPConfig = Field(default_factory=MCPConfig)
+    """MCP servers and their approval rules."""
     storage: StorageConfig = Field(default_factory=StorageConfig)
+    """Where the data lives."""
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    """Logs on stderr."""
     shutdown_grace_s: float = Field(default=20, ge=0)
+    """On SIGTERM, running answers get this many seconds to finish."""
 
     @classmethod
     def settings_customise_sources(
