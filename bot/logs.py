@@ -6,18 +6,23 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
+from typing import Any
 
 from bot.config import LoggingConfig
+from bot.core.events import Usage
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
+        entry: dict[str, Any] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
         }
+        turn = getattr(record, "turn", None)
+        if isinstance(turn, dict):
+            entry["turn"] = turn  # bot.core.turn_log: the turn's fields, for log queries
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)
@@ -43,3 +48,21 @@ def setup_logging(config: LoggingConfig) -> None:
     # These log request details (URLs, sometimes headers) at INFO/DEBUG: keep them quiet.
     for noisy in ("httpx", "httpx2", "httpcore", "LiteLLM", "litellm", "openai", "mcp"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def litellm_cost(model: str, usage: Usage) -> float | None:
+    """A turn's cost from litellm's price list, when litellm is loaded (the chat backend) and
+    knows the model; None otherwise. Cached input tokens are priced as litellm prices them."""
+    litellm = sys.modules.get("litellm")
+    if litellm is None or not model:
+        return None
+    try:
+        prompt, completion = litellm.cost_per_token(
+            model=model,
+            prompt_tokens=usage.input_tokens,
+            completion_tokens=usage.output_tokens,
+            cache_read_input_tokens=usage.cached_tokens,
+        )
+    except Exception:  # an unknown model is the common case for local servers
+        return None
+    return float(prompt + completion)
