@@ -24,6 +24,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the bot (default), check the configuration, chat in the terminal, "
         "report the running bot's health (for a container HEALTHCHECK), or make it reload",
     )
+    parser.add_argument(
+        "--discord",
+        action="store_true",
+        help="check: also log in to Discord and list, per channel, what the bot may do there",
+    )
     return parser
 
 
@@ -47,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "check":
             from bot.check import run_checks
 
-            return asyncio.run(run_checks(settings))
+            return asyncio.run(run_checks(settings, discord=args.discord))
         if args.command == "chat":
             from bot.console import chat
 

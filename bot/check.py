@@ -18,7 +18,7 @@ class Row:
     detail: str
 
 
-async def run_checks(settings: Settings) -> int:
+async def run_checks(settings: Settings, *, discord: bool = False) -> int:
     rows = [Row("config", True, os.environ.get("BOT_CONFIG") or DEFAULT_CONFIG_PATH)]
     rows.append(
         Row("DISCORD_TOKEN", True, "set")
@@ -44,6 +44,10 @@ async def run_checks(settings: Settings) -> int:
         rows.append(Row(f"llm:{settings.llm.backend}", False, missing))
     else:
         rows.append(await _check_llm(settings))
+    if discord:
+        from bot.check_discord import discord_rows
+
+        rows += await discord_rows(settings)
     _print_table(rows)
     return 0 if all(row.ok for row in rows) else 1
 

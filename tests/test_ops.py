@@ -9,6 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.discord.state import CREATE_PUBLIC_THREADS, SEND_MESSAGES, VIEW_CHANNEL
+from tests.fakes.llm import ScriptedLLM
+from tests.test_cli import run_bot
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -44,3 +51,55 @@ async def test_newcomer_check_fails_only_on_unset_secrets(tmp_path: Path) -> Non
     assert any(line.startswith("OK") and "mcp:time" in line for line in rows), result.stdout
     assert result.returncode == 1
     assert "Traceback" not in result.stdout + result.stderr
+
+
+async def test_check_discord_lists_guilds_and_channel_permissions(
+    tmp_path: Path, llm: ScriptedLLM
+) -> None:
+    discord = FakeDiscord()
+    open_channel = discord.add_channel("open")
+    read_only = discord.add_channel("announcements")
+    hidden = discord.add_channel("staff")
+    no_threads = discord.add_channel("no-threads")
+    # As a server admin would: @everyone may not send, the bot may not see, nobody threads.
+    discord.set_overwrite(read_only, discord.guild_id, deny=SEND_MESSAGES)
+    discord.set_overwrite(hidden, discord.bot_user_id, deny=VIEW_CHANNEL)
+    discord.set_overwrite(no_threads, discord.bot_role_id, deny=CREATE_PUBLIC_THREADS)
+    await discord.start()
+    config = {
+        "llm": {"model": "openai/test-model", "base_url": llm.base_url},
+        "storage": {"path": str(tmp_path / "bot.db")},
+        "mcp": {"servers": {}},
+        "discord": {
+            "permissions": {"channels": {"allow": [open_channel, read_only, hidden, no_threads]}}
+        },
+    }
+    try:
+        result = await asyncio.to_thread(
+            run_bot,
+            tmp_path,
+            "check",
+            "--discord",
+            config=yaml.safe_dump(config),
+            DISCORD_TOKEN=discord.token,
+            OPENAI_API_KEY="sk-test",
+            **discord.bot_env(),
+        )
+        sessions = len(discord.gateway.connected())
+    finally:
+        await discord.stop()
+    rows = {line.split()[1]: line for line in result.stdout.splitlines() if line.strip()}
+    assert rows["discord"].startswith("OK"), result.stdout + result.stderr
+    assert f"1 guild(s): Fake Guild ({discord.guild_id})" in rows["discord"]
+    assert rows[f"channel:{open_channel}"].startswith("OK")
+    assert "read yes, send yes, create threads yes" in rows[f"channel:{open_channel}"]
+    assert rows[f"channel:{read_only}"].startswith("FAIL")
+    assert "read yes, send NO, create threads yes" in rows[f"channel:{read_only}"]
+    assert rows[f"channel:{hidden}"].startswith("FAIL")
+    assert "read NO, send NO" in rows[f"channel:{hidden}"]
+    # Threads matter only with reply_in_thread: the row is OK but says NO.
+    assert rows[f"channel:{no_threads}"].startswith("OK")
+    assert "create threads NO" in rows[f"channel:{no_threads}"]
+    assert result.returncode == 1
+    assert sessions == 0  # it logged out
+    assert discord.token not in result.stdout + result.stderr
