@@ -114,6 +114,9 @@ class LLMConfig(_Section):
     """Timeout of one LLM request, in seconds."""
     params: dict[str, Any] = Field(default_factory=dict)
     """Passed through to the API, e.g. `{temperature: 0.3}`."""
+    send_user_id: bool = True
+    """Send a hash of the Discord user id as the request's `user`, so a LiteLLM proxy's
+    per-user budgets and rate limits apply across all bot processes."""
 
 
 class AllowBlock(_Section):

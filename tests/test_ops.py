@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from bot.backends.base import user_field
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord.state import CREATE_PUBLIC_THREADS, SEND_MESSAGES, VIEW_CHANNEL
 from tests.fakes.llm import ScriptedLLM
@@ -103,3 +104,9 @@ async def test_check_discord_lists_guilds_and_channel_permissions(
     assert result.returncode == 1
     assert sessions == 0  # it logged out
     assert discord.token not in result.stdout + result.stderr
+
+
+def test_user_field_is_a_stable_hash_or_nothing() -> None:
+    assert user_field(1234, True) == user_field(1234, True) != user_field(1235, True)
+    assert "1234" not in (user_field(1234, True) or "")
+    assert user_field(1234, False) is None  # llm.send_user_id: false
