@@ -147,6 +147,14 @@ class AttachmentsConfig(_Section):
     """Text taken from one file; the rest is cut and the model is told so."""
 
 
+class ChannelConfig(_Section):
+    """Settings for one channel (and its threads, unless a thread is listed itself)."""
+
+    system_prompt: str | None = None
+    """This channel's system prompt instead of `llm.system_prompt` (`{date}` works); null =
+    the global one."""
+
+
 class DiscordConfig(_Section):
     allow_dms: bool = False
     """Answer direct messages."""
@@ -170,6 +178,8 @@ class DiscordConfig(_Section):
     """Who may talk to the bot."""
     audit_channel_id: int | None = None
     """A channel id that gets one line per tool run and approval decision; null = nowhere."""
+    channels: dict[int, ChannelConfig] = Field(default_factory=dict)
+    """Per channel id: settings that differ from the global ones."""
 
 
 class LimitsConfig(_Section):

@@ -31,7 +31,7 @@ edit by hand ([`config.yaml`](../config.yaml) is the commented example).
 Sources, later wins: defaults < `config.yaml` (path from `BOT_CONFIG`) < `.env` < environment.
 Every key can be set from the environment with `__` between levels, in capitals: `llm.model` is
 `LLM__MODEL`. Secrets are read from the environment or `.env` only. `<name>` stands for a name
-you choose (an MCP server's). Keys marked *reload* change on SIGHUP or `python -m bot reload`;
+you choose (an MCP server's), `<id>` for a Discord id (a channel's). Keys marked *reload* change on SIGHUP or `python -m bot reload`;
 the others need a restart.
 """
 
@@ -70,15 +70,15 @@ def default_text(field: FieldInfo) -> str:
     return f"`{json.dumps(value)}`"
 
 
-def section_of(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
-    """(the model to describe key by key, whether it sits under `<name>` in a map)."""
+def section_of(annotation: Any) -> tuple[type[BaseModel] | None, str]:
+    """(the model to describe key by key, the placeholder it sits under in a map, or "")."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation, False
+        return annotation, ""
     if typing.get_origin(annotation) is dict:
-        value = typing.get_args(annotation)[1]
+        key, value = typing.get_args(annotation)
         if isinstance(value, type) and issubclass(value, BaseModel):
-            return value, True
-    return None, False
+            return value, "<id>" if key is int else "<name>"
+    return None, ""
 
 
 def row(key: str, field: FieldInfo) -> str:
@@ -97,7 +97,7 @@ def rows(model: type[BaseModel], prefix: str) -> list[str]:
         key = f"{prefix}{name}"
         section, named = section_of(field.annotation)
         if section is not None:
-            nested.append((f"{key}.<name>." if named else f"{key}.", section))
+            nested.append((f"{key}.{named}." if named else f"{key}.", section))
             if not named:
                 continue
         out.append(row(key, field))

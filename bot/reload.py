@@ -76,7 +76,9 @@ def _leaves(value: Any, prefix: str) -> dict[str, Any]:
 def changed_keys(old: Settings, new: Settings) -> list[str]:
     """Dotted keys whose value differs (SecretStr compares by value; values are never shown)."""
     before, after = _leaves(old, ""), _leaves(new, "")
-    return sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    changed = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
+    # An empty map is a leaf on one side only: name what was added in it, not the map.
+    return sorted(k for k in changed if not any(o.startswith(k + ".") for o in changed))
 
 
 def _restart_only(key: str) -> bool:

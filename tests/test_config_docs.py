@@ -23,7 +23,7 @@ def test_every_key_has_a_description() -> None:
                 missing.append(prefix + name)
             section, named = section_of(field.annotation)
             if section is not None:
-                walk(section, f"{prefix}{name}.{'<name>.' if named else ''}")
+                walk(section, f"{prefix}{name}.{named + '.' if named else ''}")
 
     walk(Settings, "")
     assert not missing, f"give these a docstring under the field in bot/config.py: {missing}"

@@ -9,9 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from bot.backends.base import user_field
+from bot.config import Settings
+from bot.reload import changed_keys, keep_restart_only, split_changes, summarize
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord.state import CREATE_PUBLIC_THREADS, SEND_MESSAGES, VIEW_CHANNEL
 from tests.fakes.llm import ScriptedLLM
@@ -110,3 +113,23 @@ def test_user_field_is_a_stable_hash_or_nothing() -> None:
     assert user_field(1234, True) == user_field(1234, True) != user_field(1235, True)
     assert "1234" not in (user_field(1234, True) or "")
     assert user_field(1234, False) is None  # llm.send_user_id: false
+
+
+def test_reload_sorts_changes_into_applied_and_restart_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no config.yaml, no .env: these settings only
+    old = Settings(discord_token="a", storage={"path": "a.db"})
+    new = Settings(
+        discord_token="b",
+        storage={"path": "b.db"},
+        llm={"system_prompt": "new"},
+        mcp={"servers": {"web": {"url": "http://x/mcp", "headers": {"A": "secret-b"}}}},
+    )
+    applied, later = split_changes(changed_keys(old, new))
+    assert "llm.system_prompt" in applied and "mcp.servers.web.headers.A" in applied
+    assert later == ["discord_token", "storage.path"]
+    assert summarize(applied) == "llm.system_prompt, mcp.servers.web"
+    kept = keep_restart_only(old, new)
+    assert kept.storage.path == "a.db" and kept.discord_token == old.discord_token
+    assert kept.llm.system_prompt == "new"

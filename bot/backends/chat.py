@@ -96,7 +96,10 @@ class ChatBackend:
         tools = self._tools.chat_tools() if self._tools else []
         for round_number in range(self._llm.max_tool_rounds + 1):
             messages = [
-                {"role": "system", "content": system_prompt(self._llm.system_prompt)},
+                {
+                    "role": "system",
+                    "content": system_prompt(request.system_prompt or self._llm.system_prompt),
+                },
                 *trim_history(history + new, self._llm.max_history_messages),
             ]
             # The last round offers no tool calls, so the model has to answer in words.

@@ -115,6 +115,8 @@ class ResponsesBackend:
             kwargs = self._arguments(model, items, previous, tools, last_round)
             if user := user_field(request.user_id, llm.send_user_id):
                 kwargs["user"] = user
+            if request.system_prompt:
+                kwargs["instructions"] = system_prompt(request.system_prompt)
             result = Round(answered=answered)
             # Only the id loaded from storage may be stale; ids from this turn are fresh.
             may_start_fresh = round_number == 0 and previous is not None

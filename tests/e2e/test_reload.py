@@ -81,33 +81,36 @@ async def test_sighup_applies_a_new_prompt_and_refuses_a_broken_config(
     reloadable: Reloadable, llm: ScriptedLLM
 ) -> None:
     chat = Chat(reloadable.discord, "reload-prompt")
+    elsewhere = Chat(reloadable.discord, "reload-other")
     first = await ask(chat, llm, "k-reload-1")
     assert first["messages"][0] == {"role": "system", "content": "You are Alpha."}
     identified = reloadable.discord.counters["identify"]
 
     changed = copy.deepcopy(reloadable.config)
-    changed["llm"]["system_prompt"] = "You are Beta."
+    changed["discord"]["channels"] = {chat.channel: {"system_prompt": "This channel is Beta."}}
     reloadable.write(changed)
     line = await reloadable.hup_and_wait(RELOADED)
-    assert "changed llm.system_prompt" in line
+    assert f"changed discord.channels.{chat.channel}.system_prompt" in line
     second = await ask(chat, llm, "k-reload-2")
-    assert second["messages"][0] == {"role": "system", "content": "You are Beta."}
+    assert second["messages"][0] == {"role": "system", "content": "This channel is Beta."}
+    other = await ask(elsewhere, llm, "k-reload-other")
+    assert other["messages"][0] == {"role": "system", "content": "You are Alpha."}
 
     broken = copy.deepcopy(changed)
-    broken["llm"]["system_prompt"] = "You are Gamma."
+    broken["discord"]["channels"][chat.channel]["system_prompt"] = "This channel is Gamma."
     broken["llm"]["backend"] = "magic"
     reloadable.write(broken)
     line = await reloadable.hup_and_wait(REFUSED)
     # The same words as a start-up refusal: `config error: <key>: <fix>`.
     assert "config error: llm.backend: 'magic' is not allowed; use one of" in line
     third = await ask(chat, llm, "k-reload-3")
-    assert third["messages"][0] == {"role": "system", "content": "You are Beta."}
+    assert third["messages"][0] == {"role": "system", "content": "This channel is Beta."}
 
     # Neither reload touched the Discord connection.
     assert reloadable.discord.counters["identify"] == identified
     assert reloadable.discord.counters["resume"] == 0
     assert "Traceback" not in reloadable.bot.log()
-    reloadable.write(changed)
+    reloadable.write(reloadable.config)
 
 
 def reload_command(bot: BotProcess) -> subprocess.CompletedProcess[str]:
