@@ -346,13 +346,27 @@ class Settings(BaseSettings):
         return None
 
 
+_FROM_DOTENV = "MCPCORD_FROM_DOTENV"  # names this process took from .env, comma-separated
+
+
+def _export_dotenv() -> None:
+    """litellm and openai read provider keys (OPENAI_API_KEY, ...) from the process environment
+    only, and .env.example offers them in .env: export what the real environment lacks. Names
+    taken from .env before are refreshed, so a reload sees an edited .env."""
+    taken = set(filter(None, os.environ.get(_FROM_DOTENV, "").split(",")))
+    for name, value in dotenv_values(".env").items():
+        if "__" in name or name.lower() in Settings.model_fields or name == "BOT_CONFIG":
+            continue  # settings: pydantic-settings reads them from .env itself
+        if value and (name not in os.environ or name in taken):
+            os.environ[name] = value
+            taken.add(name)
+    if taken:
+        os.environ[_FROM_DOTENV] = ",".join(sorted(taken))
+
+
 def load_settings() -> Settings:
     """Build Settings or raise ConfigError with one line per problem."""
-    # litellm and openai read provider keys (OPENAI_API_KEY, ...) from the process environment
-    # only; .env.example offers them in .env, so export what the real environment lacks.
-    for name, value in dotenv_values(".env").items():
-        if value and name not in os.environ:
-            os.environ[name] = value
+    _export_dotenv()
     try:
         return Settings()
     except ValidationError as exc:

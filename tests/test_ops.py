@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from bot.backends.base import user_field
-from bot.config import Settings
+from bot.config import Settings, load_settings
 from bot.reload import changed_keys, keep_restart_only, split_changes, summarize
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord.state import CREATE_PUBLIC_THREADS, SEND_MESSAGES, VIEW_CHANNEL
@@ -133,3 +133,24 @@ def test_reload_sorts_changes_into_applied_and_restart_only(
     kept = keep_restart_only(old, new)
     assert kept.storage.path == "a.db" and kept.discord_token == old.discord_token
     assert kept.llm.system_prompt == "new"
+
+
+def test_provider_keys_in_dotenv_reach_the_environment_and_follow_edits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    # Touched through monkeypatch first, so the test leaves the environment as it found it.
+    for name in ("OPENAI_API_KEY", "MCPCORD_FROM_DOTENV", "LLM__MODEL"):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "from-the-shell")
+    (tmp_path / ".env").write_text(
+        "OPENAI_API_KEY=one\nANTHROPIC_API_KEY=from-dotenv\nLLM__MODEL=openai/x\n"
+    )
+    assert load_settings().llm.model == "openai/x"
+    assert os.environ["OPENAI_API_KEY"] == "one"
+    assert os.environ["ANTHROPIC_API_KEY"] == "from-the-shell"  # the real environment wins
+    assert "LLM__MODEL" not in os.environ  # settings stay .env's business
+    (tmp_path / ".env").write_text("OPENAI_API_KEY=two\n")
+    load_settings()  # as a reload does
+    assert os.environ["OPENAI_API_KEY"] == "two"
