@@ -61,7 +61,7 @@ def litellm_cost(model: str, usage: Usage) -> float | None:
             model=model,
             prompt_tokens=usage.input_tokens,
             completion_tokens=usage.output_tokens,
-            cache_read_input_tokens=usage.cached_tokens,
+            cache_read_input_tokens=usage.cached_input_tokens,
         )
     except Exception:  # an unknown model is the common case for local servers
         return None

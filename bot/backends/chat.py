@@ -192,7 +192,9 @@ def _absorb(chunk: Any, result: _Round) -> str:
         result.usage = Usage(
             input_tokens=getattr(usage, "prompt_tokens", 0) or 0,
             output_tokens=getattr(usage, "completion_tokens", 0) or 0,
-            cached_tokens=getattr(getattr(usage, "prompt_tokens_details", None), "cached_tokens", 0)
+            cached_input_tokens=getattr(
+                getattr(usage, "prompt_tokens_details", None), "cached_tokens", 0
+            )
             or 0,
         )
     if not chunk.choices:

@@ -38,6 +38,9 @@ class TurnLog:
             self._usage, self._model, self._result = event.usage, event.model, "completed"
         elif isinstance(event, TurnFailed):
             self._result = "failed"
+            # A failed turn may still report what it cost (backends that track it).
+            self._usage = getattr(event, "usage", None) or self._usage
+            self._model = getattr(event, "model", "") or self._model
 
     def fields(self) -> dict[str, Any]:
         cost = self._cost_of(self._model, self._usage) if self._cost_of else None
@@ -46,7 +49,7 @@ class TurnLog:
             "model": self._model or None,  # unknown when the turn failed before an answer
             "input_tokens": self._usage.input_tokens,
             "output_tokens": self._usage.output_tokens,
-            "cached_tokens": self._usage.cached_tokens,
+            "cached_tokens": self._usage.cached_input_tokens,
             "cost_usd": round(cost, 6) if cost is not None else None,
             "duration_s": round(time.monotonic() - self._started, 3),
             "tools": self._tools,
