@@ -19,7 +19,7 @@ from bot.core.limits import UserLimits
 from bot.core.tool_calls import ToolExecutor
 from bot.health import beat, heartbeat_path
 from bot.live import LiveConfig
-from bot.logs import litellm_cost
+from bot.logs import turn_cost
 from bot.reload import pid_path, remove_pid, write_pid
 from bot.store.records import TurnRecord
 from bot.store.sqlite import Store
@@ -81,7 +81,7 @@ async def build_core(settings: Settings) -> AsyncIterator[Core]:
                     policies=policies,
                     backend=backend,
                     conversations=Conversations(
-                        store, backend, make_record=TurnRecord, cost_of=litellm_cost
+                        store, backend, make_record=TurnRecord, cost_of=turn_cost
                     ),
                 )
             finally:

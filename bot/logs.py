@@ -8,6 +8,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.backends.model_info import model_info
 from bot.config import LoggingConfig
 from bot.core.events import Usage
 
@@ -50,19 +51,14 @@ def setup_logging(config: LoggingConfig) -> None:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 
-def litellm_cost(model: str, usage: Usage) -> float | None:
-    """A turn's cost from litellm's price list, when litellm is loaded (the chat backend) and
-    knows the model; None otherwise. Cached input tokens are priced as litellm prices them."""
-    litellm = sys.modules.get("litellm")
-    if litellm is None or not model:
+def turn_cost(model: str, usage: Usage) -> float | None:
+    """A turn's cost in USD from litellm's offline price map (read without importing litellm,
+    so it works on both backends); None when the map has no price for the model."""
+    info = model_info(model) if model else None
+    if info is None:
         return None
-    try:
-        prompt, completion = litellm.cost_per_token(
-            model=model,
-            prompt_tokens=usage.input_tokens,
-            completion_tokens=usage.output_tokens,
-            cache_read_input_tokens=usage.cached_input_tokens,
-        )
-    except Exception:  # an unknown model is the common case for local servers
-        return None
-    return float(prompt + completion)
+    return info.cost_usd(
+        input_tokens=usage.input_tokens,
+        cached_tokens=usage.cached_input_tokens,
+        output_tokens=usage.output_tokens,
+    )
