@@ -72,7 +72,10 @@ def _rows(client: Any, settings: Settings) -> list[Row]:
     rows = [
         Row("discord", True, f"logged in as {client.user}; {len(client.guilds)} guild(s): {guilds}")
     ]
-    configured = list(settings.discord.permissions.channels.allow)
+    # The channels the configuration names: the allow list and those with their own settings.
+    configured = list(
+        dict.fromkeys([*settings.discord.permissions.channels.allow, *settings.discord.channels])
+    )
     if configured:
         channels: list[Any] = [client.get_channel(cid) or cid for cid in configured]
     else:

@@ -14,6 +14,9 @@ import yaml
 
 from bot.backends.base import user_field
 from bot.config import Settings, load_settings
+from bot.core.events import ToolCallFinished, TurnCompleted, Usage
+from bot.core.state import ConversationKey, ConversationState
+from bot.core.turn_log import TurnLog
 from bot.reload import changed_keys, keep_restart_only, split_changes, summarize
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord.state import CREATE_PUBLIC_THREADS, SEND_MESSAGES, VIEW_CHANNEL
@@ -154,3 +157,18 @@ def test_provider_keys_in_dotenv_reach_the_environment_and_follow_edits(
     (tmp_path / ".env").write_text("OPENAI_API_KEY=two\n")
     load_settings()  # as a reload does
     assert os.environ["OPENAI_API_KEY"] == "two"
+
+
+def test_turn_line_fields_from_events() -> None:
+    key = ConversationKey(guild_id=1, channel_id=2, user_id=3)
+    turn = TurnLog(key, "", cost_of=lambda model, usage: 0.5 if model == "m" else None)
+    turn.see(ToolCallFinished(call_id="c", server="s", tool="t", outcome="denied", output="no"))
+    usage = Usage(input_tokens=10, output_tokens=2, cached_input_tokens=4)
+    turn.see(TurnCompleted(state=ConversationState(), usage=usage, model="m"))
+    fields = turn.fields()
+    assert fields["conversation"] == "1:2:3" and fields["model"] == "m"
+    assert (fields["input_tokens"], fields["output_tokens"], fields["cached_tokens"]) == (10, 2, 4)
+    assert fields["cost_usd"] == 0.5 and fields["tools"] == ["s.t:denied"]
+    assert fields["result"] == "completed"
+    cut = TurnLog(key, "")
+    assert cut.fields()["result"] == "cancelled"  # a turn that never finished says so
