@@ -332,6 +332,11 @@ class Settings(BaseSettings):
             self.llm.models.insert(0, self.llm.model)
         if self.discord.shard_ids is not None and self.discord.shard_count is None:
             raise ValueError("discord.shard_ids needs discord.shard_count")
+        count = self.discord.shard_count
+        if count and any(not 0 <= i < count for i in self.discord.shard_ids or []):
+            raise ValueError(
+                f"discord.shard_ids: each id must be from 0 to {count - 1} (shard_count - 1)"
+            )
         for name, server in self.mcp.servers.items():
             if server.server_side and self.llm.backend != "responses":
                 raise ValueError(
@@ -387,7 +392,8 @@ def _describe(exc: ValidationError) -> str:
             message = f"{error['input']!r} is not valid: {error['msg'].lower()}"
         elif message.startswith("Value error, "):
             message = message.removeprefix("Value error, ")
-        lines.append(f"{loc or 'config'}: {message}")
+        # A whole-model check names its keys itself.
+        lines.append(f"{loc}: {message}" if loc else message)
     # A union (require_approval) reports each branch; keep the first complaint per key.
     seen: dict[str, str] = {}
     for line in lines:

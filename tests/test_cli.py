@@ -70,6 +70,11 @@ MISTAKES = {
         {"DISCORD_TOKEN": "x"},
         "NOPE_TOKEN is not set",
     ),
+    "shard id out of range": (
+        "discord:\n  shard_count: 2\n  shard_ids: [2]\n",
+        {"DISCORD_TOKEN": "x"},
+        "discord.shard_ids: each id must be from 0 to 1",
+    ),
     "missing BOT_CONFIG file": (
         "",
         {"DISCORD_TOKEN": "x", "BOT_CONFIG": "/nonexistent.yaml"},
