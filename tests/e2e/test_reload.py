@@ -17,9 +17,9 @@ import pytest_asyncio
 import yaml
 
 from tests.conftest import bot_config
-from tests.e2e.harness import REPO_ROOT, BotProcess, Chat
+from tests.e2e.harness import REPO_ROOT, BotProcess, Chat, buttons
 from tests.fakes.discord import FakeDiscord
-from tests.fakes.llm import ScriptedLLM
+from tests.fakes.llm import ScriptedLLM, Text, ToolCall
 from tests.fakes.mcp_server import stdio_params
 
 RELOADED = "config reloaded:"
@@ -42,6 +42,11 @@ class Reloadable:
         assert self.bot.proc is not None
         self.bot.proc.send_signal(signal.SIGHUP)
         return await self.wait_line(marker, seen)
+
+    async def restore(self) -> None:
+        """Back to the fixture's configuration, for the next test."""
+        self.write(self.config)
+        await self.hup_and_wait(RELOADED)
 
     async def wait_line(self, marker: str, seen: int) -> str:
         await self.discord.wait_for(lambda: self.bot.log().count(marker) > seen, timeout=30)
@@ -110,7 +115,7 @@ async def test_sighup_applies_a_new_prompt_and_refuses_a_broken_config(
     assert reloadable.discord.counters["identify"] == identified
     assert reloadable.discord.counters["resume"] == 0
     assert "Traceback" not in reloadable.bot.log()
-    reloadable.write(reloadable.config)
+    await reloadable.restore()
 
 
 def reload_command(bot: BotProcess) -> subprocess.CompletedProcess[str]:
@@ -151,7 +156,27 @@ async def test_reload_command_connects_an_added_mcp_server(
     names = {tool["function"]["name"] for tool in after.get("tools", [])}
     assert "extra__echo" in names
     assert not any(n.startswith("auto__") for n in names)  # the removed server is gone
-    reloadable.write(reloadable.config)
+    await reloadable.restore()
+
+
+async def test_reload_applies_a_stricter_approval_rule(
+    reloadable: Reloadable, llm: ScriptedLLM
+) -> None:
+    chat = Chat(reloadable.discord, "reload-approval")
+    stricter = copy.deepcopy(reloadable.config)
+    stricter["mcp"]["servers"]["auto"]["require_approval"] = "always"
+    reloadable.write(stricter)
+    line = await reloadable.hup_and_wait(RELOADED)
+    assert "changed mcp.servers.auto" in line
+    key = "k-reload-approval"
+    llm.script(key, [ToolCall("auto__echo", {"text": "guarded"})], Text("Asked first."))
+    asked = await chat.say(f"{key} echo")
+    prompt = await chat.prompt()
+    assert "echo" in prompt["content"]
+    deny = next(b["custom_id"] for b in buttons(prompt) if b["custom_id"].endswith(":deny"))
+    await reloadable.discord.click_button(int(prompt["id"]), deny, chat.user)
+    await chat.answer_text(int(asked["id"]), "Asked first.")
+    await reloadable.restore()
 
 
 async def test_reload_command_without_a_running_bot_says_so(tmp_path: Path) -> None:
