@@ -9,7 +9,15 @@ from typing import Any, Literal
 
 import yaml
 from dotenv import dotenv_values
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -17,6 +25,11 @@ DEFAULT_CONFIG_PATH = "config.yaml"
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # Keys that hold secrets: they must come from the environment or .env, never from config.yaml.
 _SECRET_PATHS = {("discord_token",), ("llm", "api_key")}
+
+
+def _unset_if_empty(value: Any) -> Any:
+    """`DISCORD_TOKEN=` as copied from .env.example means "not set yet", not an empty secret."""
+    return None if isinstance(value, str) and not value.strip() else value
 
 
 class ConfigError(Exception):
@@ -117,6 +130,11 @@ class LLMConfig(_Section):
     send_user_id: bool = True
     """Send a hash of the Discord user id as the request's `user`, so a LiteLLM proxy's
     per-user budgets and rate limits apply across all bot processes."""
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _no_empty_key(cls, value: Any) -> Any:
+        return _unset_if_empty(value)
 
 
 class AllowBlock(_Section):
@@ -325,6 +343,11 @@ class Settings(BaseSettings):
         path = Path(os.environ.get("BOT_CONFIG") or DEFAULT_CONFIG_PATH)
         # First wins: explicit arguments, then environment, then .env, then config.yaml.
         return (init_settings, env_settings, dotenv_settings, _YamlSource(settings_cls, path))
+
+    @field_validator("discord_token", mode="before")
+    @classmethod
+    def _no_empty_token(cls, value: Any) -> Any:
+        return _unset_if_empty(value)
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:

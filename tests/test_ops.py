@@ -26,12 +26,14 @@ from tests.test_cli import run_bot
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def newcomer_check(workdir: Path) -> subprocess.CompletedProcess[str]:
+def newcomer_check(workdir: Path, *, dotenv: bool = False) -> subprocess.CompletedProcess[str]:
     """`python -m bot check` as a new user runs it: the shipped config.yaml, nothing set yet.
 
     A clean environment (only PATH with the installed Python, and HOME), like a fresh shell
     after the README's install; PYTHONPATH stands in for `pip install -e .`."""
     shutil.copy(REPO_ROOT / "config.yaml", workdir / "config.yaml")
+    if dotenv:  # the README's next step: `cp .env.example .env`, nothing filled in yet
+        shutil.copy(REPO_ROOT / ".env.example", workdir / ".env")
     env = {
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/bin", "/bin"]),
         "HOME": str(workdir),
@@ -48,8 +50,9 @@ def newcomer_check(workdir: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-async def test_newcomer_check_fails_only_on_unset_secrets(tmp_path: Path) -> None:
-    result = await asyncio.to_thread(newcomer_check, tmp_path)
+@pytest.mark.parametrize("dotenv", [False, True], ids=["no .env", "copied .env.example"])
+async def test_newcomer_check_fails_only_on_unset_secrets(tmp_path: Path, dotenv: bool) -> None:
+    result = await asyncio.to_thread(newcomer_check, tmp_path, dotenv=dotenv)
     rows = [line for line in result.stdout.splitlines() if line.strip()]
     failed = {line.split()[1]: line for line in rows if line.startswith("FAIL")}
     assert set(failed) == {"DISCORD_TOKEN", "llm:chat"}, result.stdout + result.stderr
