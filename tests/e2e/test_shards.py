@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import sqlite3
 from pathlib import Path
 
 from tests.conftest import bot_config
@@ -13,6 +15,13 @@ from tests.fakes.llm import ScriptedLLM
 
 def hashed(user_id: int) -> str:
     return hashlib.sha256(f"mcpcord-discord-user:{user_id}".encode()).hexdigest()[:32]
+
+
+def stored_keys(bot: BotProcess) -> set[str]:
+    """The conversations in this process's own SQLite file (read-only, beside the running bot)."""
+    path = Path(bot.config["storage"]["path"])
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        return {row[0] for row in db.execute("SELECT key FROM conversations")}
 
 
 def turns_of(bot: BotProcess) -> list[str]:
@@ -67,7 +76,8 @@ async def test_two_shard_processes_answer_only_their_own_guilds(
         main_on_zero = (discord.guild_id >> 22) % 2 == 0  # the fake's usual guild, too
         assert f"in {2 if main_on_zero else 1} guild(s)" in bots[0].log()
         assert f"in {1 if main_on_zero else 2} guild(s)" in bots[1].log()
-        assert Path(bots[0].config["storage"]["path"]) != Path(bots[1].config["storage"]["path"])
+        assert stored_keys(bots[0]) == set(turns_of(bots[0]))
+        assert stored_keys(bots[1]) == set(turns_of(bots[1]))
         # The LLM server sees the same pseudonymous user on both backends, never the raw id.
         zero_body = llm.requests_for("k-shard-zero")[-1].body
         one_body = llm.requests_for("k-shard-one")[-1].body
