@@ -9,7 +9,7 @@ import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.config import ConfigError, Settings
 from bot.core.approvals import ApprovalBroker, ApprovalPolicy, ApproverRule, policy_of
@@ -18,12 +18,14 @@ from bot.core.conversations import Conversations
 from bot.core.limits import UserLimits
 from bot.core.tool_calls import ToolExecutor
 from bot.health import beat, heartbeat_path
-from bot.live import LiveConfig
 from bot.logs import turn_cost
 from bot.reload import pid_path, remove_pid, write_pid
 from bot.store.records import TurnRecord
 from bot.store.sqlite import Store
 from bot.tools.mcp import MCPTools
+
+if TYPE_CHECKING:
+    from bot.live import LiveConfig  # imports discord: only `run` needs it
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +118,7 @@ async def _serve(
     settings: Settings, token: str, stop: asyncio.Event, reload_asked: asyncio.Event
 ) -> None:
     from bot.discord.client import Services, build_bot
+    from bot.live import LiveConfig
 
     async with build_core(settings) as core:
         if stop.is_set():
