@@ -74,6 +74,21 @@ def check_health(settings: Settings, *, now: float | None = None) -> tuple[bool,
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return False, f"unhealthy: unreadable heartbeat {path}: {exc}"
     age = (now if now is not None else time.time()) - beat_at
+    if not _running(data.get("pid")):
+        return False, f"unhealthy: the bot (pid {data.get('pid')}) is not running"
     if age > STALE_AFTER_S:
         return False, f"unhealthy: last heartbeat {age:.0f} s ago (limit {STALE_AFTER_S:.0f} s)"
     return True, f"healthy: heartbeat {age:.0f} s ago, {data.get('guilds', '?')} guild(s)"
+
+
+def _running(pid: Any) -> bool:
+    """Whether `pid` is alive; a killed bot leaves its last heartbeat behind."""
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, owned by someone else
+    return True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import subprocess
@@ -17,6 +18,7 @@ from bot.config import Settings, load_settings
 from bot.core.events import ToolCallFinished, TurnCompleted, Usage
 from bot.core.state import ConversationKey, ConversationState
 from bot.core.turn_log import TurnLog
+from bot.health import STALE_AFTER_S, check_health, heartbeat_path
 from bot.reload import changed_keys, keep_restart_only, split_changes, summarize
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord.state import CREATE_PUBLIC_THREADS, SEND_MESSAGES, VIEW_CHANNEL
@@ -175,3 +177,23 @@ def test_turn_line_fields_from_events() -> None:
     assert fields["result"] == "completed"
     cut = TurnLog(key, "")
     assert cut.fields()["result"] == "cancelled"  # a turn that never finished says so
+
+
+def test_health_needs_a_fresh_beat_from_a_live_process(tmp_path: Path) -> None:
+    settings = Settings(storage={"path": str(tmp_path / "bot.db")})
+    assert check_health(settings)[0] is False  # no file yet
+    beat = heartbeat_path(settings)
+    beat.write_text(json.dumps({"pid": os.getpid(), "time": 1000.0, "guilds": 2}))
+    healthy, line = check_health(settings, now=1010.0)
+    assert healthy and "2 guild(s)" in line
+    healthy, line = check_health(settings, now=1000.0 + STALE_AFTER_S + 1)
+    assert not healthy and "last heartbeat" in line
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        text=True,
+        capture_output=True,
+        check=True,
+    )
+    beat.write_text(json.dumps({"pid": int(dead.stdout), "time": 1000.0}))
+    healthy, line = check_health(settings, now=1001.0)
+    assert not healthy and "not running" in line
