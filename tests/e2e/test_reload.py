@@ -194,3 +194,24 @@ async def test_reload_command_without_a_running_bot_says_so(tmp_path: Path) -> N
     )
     assert result.returncode == 1
     assert "no running bot" in result.stderr
+
+
+async def test_a_running_turn_keeps_the_prompt_it_started_with(
+    reloadable: Reloadable, llm: ScriptedLLM
+) -> None:
+    chat = Chat(reloadable.discord, "reload-running")
+    key = "k-reload-running"
+    llm.script(key, [ToolCall("auto__slow", {"seconds": 3})], Text("Slept."), Text("Next."))
+    asked = await chat.say(f"{key} sleep")
+    await llm.wait_for_requests(key, 1)  # the turn is running: its tool call sleeps now
+    changed = copy.deepcopy(reloadable.config)
+    changed["llm"]["system_prompt"] = "You are Delta."
+    reloadable.write(changed)
+    await reloadable.hup_and_wait(RELOADED)
+    await chat.answer_text(int(asked["id"]), "Slept.")
+    second = await chat.say(f"{key} again")
+    await chat.answer_text(int(second["id"]), "Next.")
+    prompts = [r.body["messages"][0]["content"] for r in llm.requests_for(key)]
+    # Both rounds of the running turn: the old prompt; the turn after the reload: the new one.
+    assert prompts == ["You are Alpha.", "You are Alpha.", "You are Delta."]
+    await reloadable.restore()
