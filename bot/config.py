@@ -252,6 +252,13 @@ class _YamlSource(PydanticBaseSettingsSource):
                     f"{'.'.join(path)}: secrets are not read from {self._path}; "
                     f"remove it there and set {env} in the environment or .env"
                 )
+        for key in data:
+            # Settings ignores unknown names (the environment is full of them), so a misspelt
+            # section in the file would be dropped without a word: say so instead.
+            if str(key) not in self.settings_cls.model_fields:
+                raise ConfigError(
+                    f"{key}: unknown key in {self._path}; check the spelling against docs/config.md"
+                )
         variables = {k: v for k, v in dotenv_values(".env").items() if v is not None}
         variables.update(os.environ)
         return _expand(data, variables, ())

@@ -70,6 +70,11 @@ MISTAKES = {
         {"DISCORD_TOKEN": "x"},
         "NOPE_TOKEN is not set",
     ),
+    "unknown section": (
+        "mcpp:\n  servers: {}\n",
+        {"DISCORD_TOKEN": "x"},
+        "mcpp: unknown key in config.yaml",
+    ),
     "shard id out of range": (
         "discord:\n  shard_count: 2\n  shard_ids: [2]\n",
         {"DISCORD_TOKEN": "x"},
