@@ -1,4 +1,4 @@
-"""Command line: `python -m bot [run|check|chat]`."""
+"""Command line: `python -m bot [run|check|chat|health|reload]`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from bot.logs import setup_logging
 EXIT_CONFIG = 2
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bot", description="mcpcord: an LLM Discord bot with MCP tools."
     )
@@ -20,17 +20,39 @@ def main(argv: list[str] | None = None) -> int:
         "command",
         nargs="?",
         default="run",
-        choices=["run", "check", "chat"],
-        help="run the bot (default), check the configuration, or chat in the terminal",
+        choices=["run", "check", "chat", "health", "reload"],
+        help="run the bot (default), check the configuration, chat in the terminal, "
+        "report the running bot's health (for a container HEALTHCHECK), or make it reload",
     )
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--discord",
+        action="store_true",
+        help="check: also log in to Discord and list, per channel, what the bot may do there",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         settings = load_settings()
+        if args.command == "health":
+            from bot.health import check_health
+
+            healthy, line = check_health(settings)
+            print(line)
+            return 0 if healthy else 1
+        if args.command == "reload":
+            from bot.reload import signal_reload
+
+            sent, line = signal_reload(settings)
+            print(line, file=sys.stdout if sent else sys.stderr)
+            return 0 if sent else 1
         setup_logging(settings.logging)
         if args.command == "check":
             from bot.check import run_checks
 
-            return asyncio.run(run_checks(settings))
+            return asyncio.run(run_checks(settings, discord=args.discord))
         if args.command == "chat":
             from bot.console import chat
 

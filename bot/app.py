@@ -9,6 +9,7 @@ import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from bot.config import ConfigError, Settings
 from bot.core.approvals import ApprovalBroker, ApprovalPolicy, ApproverRule, policy_of
@@ -16,9 +17,15 @@ from bot.core.backend import Backend
 from bot.core.conversations import Conversations
 from bot.core.limits import UserLimits
 from bot.core.tool_calls import ToolExecutor
+from bot.health import beat, heartbeat_path
+from bot.logs import turn_cost
+from bot.reload import pid_path, remove_pid, write_pid
 from bot.store.records import TurnRecord
 from bot.store.sqlite import Store
 from bot.tools.mcp import MCPTools
+
+if TYPE_CHECKING:
+    from bot.live import LiveConfig  # imports discord: only `run` needs it
 
 log = logging.getLogger(__name__)
 
@@ -75,18 +82,17 @@ async def build_core(settings: Settings) -> AsyncIterator[Core]:
                     broker=broker,
                     policies=policies,
                     backend=backend,
-                    conversations=Conversations(store, backend, make_record=TurnRecord),
+                    conversations=Conversations(
+                        store, backend, make_record=TurnRecord, cost_of=turn_cost
+                    ),
                 )
             finally:
                 await backend.aclose()
 
 
 async def serve(settings: Settings) -> None:
-    """Run the bot until SIGTERM/SIGINT, then let running turns finish within the grace period."""
-    import discord
-
-    from bot.discord.client import Services, build_bot
-
+    """Run the bot until SIGTERM/SIGINT, then let running turns finish within the grace period;
+    re-read the configuration on SIGHUP."""
     if settings.discord_token is None:
         raise ConfigError("DISCORD_TOKEN: not set; put the bot token in the environment or .env")
     token = settings.discord_token.get_secret_value()
@@ -95,42 +101,93 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # Also at once: SIGHUP's default action would end the process. A reload asked for during
+    # start-up runs as soon as the bot exists.
+    reload_asked = asyncio.Event()
+    loop.add_signal_handler(signal.SIGHUP, reload_asked.set)
+    pid_file = pid_path(settings)
+    write_pid(pid_file)
+    try:
+        await _serve(settings, token, stop, reload_asked)
+    finally:
+        remove_pid(pid_file)
+    log.info("stopped cleanly")
+
+
+async def _serve(
+    settings: Settings, token: str, stop: asyncio.Event, reload_asked: asyncio.Event
+) -> None:
+    from bot.discord.client import Services, build_bot
+    from bot.live import LiveConfig
+
     async with build_core(settings) as core:
         if stop.is_set():
             log.info("stopped during start-up")
             return
+        limits = UserLimits(settings.limits, tokens_since=core.store.tokens_used_since)
         services = Services(
             settings=settings,
             store=core.store,
             conversations=core.conversations,
             broker=core.broker,
-            limits=UserLimits(settings.limits, tokens_since=core.store.tokens_used_since),
+            limits=limits,
             tools=core.tools,
             policies=core.policies,
         )
         bot = build_bot(services)
-        async with bot:
-            runner = asyncio.create_task(bot.start(token))
-            stopper = asyncio.create_task(stop.wait())
-            await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            if runner.done():
-                stopper.cancel()
-                try:
-                    runner.result()
-                except discord.LoginFailure:
-                    raise ConfigError(
-                        "DISCORD_TOKEN: Discord rejected the token; copy it again from the "
-                        "Developer Portal (Bot → Reset Token)"
-                    ) from None
-                except discord.PrivilegedIntentsRequired:
-                    raise ConfigError(
-                        "discord: the Message Content intent is not enabled; turn on "
-                        "MESSAGE CONTENT INTENT under Bot in the Developer Portal"
-                    ) from None
-                return
-            log.info("shutting down: no new turns, %.0f s grace", settings.shutdown_grace_s)
-            await bot.drain(settings.shutdown_grace_s)
-            await bot.close()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await runner
-    log.info("stopped cleanly")
+        live = LiveConfig(settings, core, bot, limits)
+        try:
+            await _run_bot(bot, token, live, stop, reload_asked)
+        finally:
+            await live.aclose()
+
+
+async def _run_bot(
+    bot: Any, token: str, live: LiveConfig, stop: asyncio.Event, reload_asked: asyncio.Event
+) -> None:
+    import discord
+
+    async with bot:
+        runner = asyncio.create_task(bot.start(token))
+        helpers = [
+            asyncio.create_task(beat(bot, heartbeat_path(live.settings))),
+            asyncio.create_task(_reloads(live, reload_asked)),
+        ]
+        stopper = asyncio.create_task(stop.wait())
+        await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        for helper in helpers:
+            helper.cancel()
+        await asyncio.gather(*helpers, return_exceptions=True)
+        settings = live.settings
+        if runner.done():
+            stopper.cancel()
+            try:
+                runner.result()
+            except discord.LoginFailure:
+                raise ConfigError(
+                    "DISCORD_TOKEN: Discord rejected the token; copy it again from the "
+                    "Developer Portal (Bot → Reset Token)"
+                ) from None
+            except discord.PrivilegedIntentsRequired:
+                raise ConfigError(
+                    "discord: the Message Content intent is not enabled; turn on "
+                    "MESSAGE CONTENT INTENT under Bot in the Developer Portal"
+                ) from None
+            return
+        log.info("shutting down: no new turns, %.0f s grace", settings.shutdown_grace_s)
+        await bot.drain(settings.shutdown_grace_s)
+        await bot.close()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await runner
+
+
+async def _reloads(live: LiveConfig, asked: asyncio.Event) -> None:
+    """One reload per SIGHUP (signals arriving during a reload fold into one more)."""
+    while True:
+        await asked.wait()
+        asked.clear()
+        try:
+            await live.reload()
+        except Exception:
+            # A half-applied reload is still better than a dead bot: say so and carry on.
+            log.exception("reload failed while applying the new configuration")

@@ -18,12 +18,12 @@ class Row:
     detail: str
 
 
-async def run_checks(settings: Settings) -> int:
+async def run_checks(settings: Settings, *, discord: bool = False) -> int:
     rows = [Row("config", True, os.environ.get("BOT_CONFIG") or DEFAULT_CONFIG_PATH)]
     rows.append(
         Row("DISCORD_TOKEN", True, "set")
         if settings.discord_token is not None
-        else Row("DISCORD_TOKEN", False, "not set; put it in the environment or .env")
+        else Row("DISCORD_TOKEN", False, "not set; set DISCORD_TOKEN in the environment or .env")
     )
     try:
         async with Store.open(settings.storage.path):
@@ -39,9 +39,40 @@ async def run_checks(settings: Settings) -> int:
     for name, server in settings.mcp.servers.items():
         if server.server_side:
             rows.append(Row(f"mcp:{name}", True, f"server-side ({server.url}); not connected here"))
-    rows.append(await _check_llm(settings))
+    missing = missing_llm_key(settings)
+    if missing:
+        rows.append(Row(f"llm:{settings.llm.backend}", False, missing))
+    else:
+        rows.append(await _check_llm(settings))
+    if discord:
+        from bot.check_discord import discord_rows
+
+        rows += await discord_rows(settings)
     _print_table(rows)
     return 0 if all(row.ok for row in rows) else 1
+
+
+def missing_llm_key(settings: Settings) -> str | None:
+    """Says which variable to set when no key can reach the provider; None if one can.
+
+    Checked before the call, so a newcomer reads the variable's name rather than the
+    provider library's long complaint about missing credentials."""
+    if settings.llm_api_key():
+        return None
+    if settings.llm.backend == "responses":
+        wanted = [] if os.environ.get("OPENAI_API_KEY") else ["OPENAI_API_KEY"]
+    else:
+        from bot.backends.chat import import_litellm
+
+        found = import_litellm().validate_environment(model=settings.llm.model)
+        # Only secrets: an OLLAMA_API_BASE-style variable is covered by llm.base_url.
+        wanted = [k for k in found.get("missing_keys", []) if "KEY" in k or "TOKEN" in k]
+    if not wanted:
+        return None
+    return (
+        f"no API key for {settings.llm.model}; set LLM__API_KEY "
+        f"(or {' and '.join(wanted)}) in the environment or .env"
+    )
 
 
 async def _check_llm(settings: Settings) -> Row:

@@ -3,33 +3,42 @@
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from dotenv import dotenv_values
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
-from pydantic.fields import FieldInfo
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+# ConfigError lives with the file reader; it is imported from here by everyone else.
+from bot.config_file import ConfigError, YamlSource
+
 DEFAULT_CONFIG_PATH = "config.yaml"
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-# Keys that hold secrets: they must come from the environment or .env, never from config.yaml.
-_SECRET_PATHS = {("discord_token",), ("llm", "api_key")}
 
 
-class ConfigError(Exception):
-    """A mistake in configuration, said in one line that names the key and the fix."""
+def _unset_if_empty(value: Any) -> Any:
+    """`DISCORD_TOKEN=` as copied from .env.example means "not set yet", not an empty secret."""
+    return None if isinstance(value, str) and not value.strip() else value
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # The docstring under each field is its description in docs/config.md (bot/config_docs.py).
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
 
 class ApprovalLists(_Section):
     never: list[str] = Field(default_factory=list)
+    """Tools that run without asking."""
     always: list[str] = Field(default_factory=list)
+    """Tools that always ask (every tool not listed under `never` asks too)."""
 
 
 ApprovalSetting = Literal["never", "always"] | ApprovalLists
@@ -39,27 +48,38 @@ class Approvers(_Section):
     """Who may decide a server's approvals besides admins (and the requester)."""
 
     users: list[int] = Field(default_factory=list)
+    """User ids."""
     roles: list[int] = Field(default_factory=list)
+    """Role ids."""
 
 
 class MCPServerConfig(_Section):
     """One MCP server: stdio (`command`) or streamable HTTP (`url`)."""
 
     command: str | None = None
+    """Stdio server: the program the bot starts."""
     args: list[str] = Field(default_factory=list)
+    """Stdio server: its arguments."""
     env: dict[str, SecretStr] = Field(default_factory=dict)
+    """Stdio server: extra environment variables (values are secrets; `${VAR}` works)."""
     cwd: str | None = None
+    """Stdio server: its working directory."""
     url: str | None = None
+    """Streamable-HTTP server: its URL (`litellm_proxy` for a LiteLLM proxy's MCP gateway, with `server_side`)."""
     headers: dict[str, SecretStr] = Field(default_factory=dict)
-    # Run by the Responses server itself rather than by the bot (responses backend only).
+    """HTTP server: headers sent with every request, e.g. `Authorization: \"Bearer ${TOKEN}\"` (secrets)."""
     server_side: bool = False
+    """Run by the Responses server itself, not by the bot (responses backend only)."""
     require_approval: ApprovalSetting = "always"
+    """`never`, `always`, or `{never: [tool, ...]}` (listed tools run unasked, the rest ask)."""
     allowed_tools: list[str] | None = None
+    """Only these tools of the server are offered; null = all."""
     approvers: Approvers = Field(default_factory=Approvers)
-    # false: someone other than the person who asked must approve this server's tools.
+    """Who may approve this server's tools besides admins (and the requester)."""
     requester_can_approve: bool = True
-    # Tools the server annotates readOnlyHint (and not destructiveHint) run without asking.
+    """`false`: someone other than the person who asked must approve this server's tools."""
     auto_approve_read_only: bool = False
+    """Tools the server annotates readOnlyHint (and not destructiveHint) run without asking."""
 
     @model_validator(mode="after")
     def _one_transport(self) -> MCPServerConfig:
@@ -77,31 +97,58 @@ class MCPServerConfig(_Section):
 
 class LLMConfig(_Section):
     backend: Literal["chat", "responses"] = "chat"
+    """`chat`: litellm, any provider; `responses`: the OpenAI Responses API (OpenAI or a LiteLLM proxy)."""
     model: str = "openai/gpt-4o-mini"
+    """chat: a litellm model name (`provider/model`); responses: the server's model name."""
     models: list[str] = Field(default_factory=list)
+    """Models `/model` may switch a conversation to ([] = only `model`)."""
     base_url: str | None = None
+    """The API's base URL, e.g. `http://localhost:4000` for a LiteLLM proxy; null = the provider's."""
     api_key: SecretStr | None = None
+    """Secret: set `LLM__API_KEY` in the environment or .env, never here; without it the provider's own variable (`OPENAI_API_KEY`, ...) is used."""
     system_prompt: str = "You are a helpful assistant on Discord. Today is {date}."
+    """The system prompt; `{date}` becomes today's date."""
     state: Literal["server", "local"] = "server"
+    """responses only: `server` keeps `previous_response_id`; `local` resends the stored history."""
     vision: bool = False
+    """Pass image attachments to the model."""
     max_history_messages: int = Field(default=40, ge=2)
+    """Stored messages sent back each turn (cut at a user message)."""
     max_tool_rounds: int = Field(default=8, ge=1)
+    """Model-to-tool round trips per turn before the model must answer."""
     request_timeout_s: float = Field(default=120, gt=0)
+    """Timeout of one LLM request, in seconds."""
     params: dict[str, Any] = Field(default_factory=dict)
+    """Passed through to the API, e.g. `{temperature: 0.3}`."""
+    send_user_id: bool = True
+    """Send a hash of the Discord user id as the request's `user`, so a LiteLLM proxy's
+    per-user budgets and rate limits apply across all bot processes."""
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _no_empty_key(cls, value: Any) -> Any:
+        return _unset_if_empty(value)
 
 
 class AllowBlock(_Section):
     allow: list[int] = Field(default_factory=list)
+    """Ids allowed; an empty list allows everyone."""
     block: list[int] = Field(default_factory=list)
+    """Ids refused; block wins over allow."""
 
 
 class PermissionsConfig(_Section):
     users: AllowBlock = Field(default_factory=AllowBlock)
+    """User ids."""
     roles: AllowBlock = Field(default_factory=AllowBlock)
+    """Role ids."""
     channels: AllowBlock = Field(default_factory=AllowBlock)
+    """Channel ids (threads follow their parent channel)."""
     admin_ids: list[int] = Field(default_factory=list)
-    # May /model and /reset conversations shared by a channel or thread (admins may too).
+    """User ids that bypass the lists, may decide any approval and may `/reset everyone`."""
     manager_roles: list[int] = Field(default_factory=list)
+    """Role ids that may `/model` and `/reset` conversations shared by a channel or thread
+    (admins may too)."""
 
 
 class AttachmentsConfig(_Section):
@@ -111,115 +158,69 @@ class AttachmentsConfig(_Section):
     """Text taken from one file; the rest is cut and the model is told so."""
 
 
+class ChannelConfig(_Section):
+    """Settings for one channel (and its threads, unless a thread is listed itself)."""
+
+    system_prompt: str | None = None
+    """This channel's system prompt instead of `llm.system_prompt` (`{date}` works); null =
+    the global one."""
+
+
 class DiscordConfig(_Section):
     allow_dms: bool = False
+    """Answer direct messages."""
     scope: Literal["user", "channel", "thread"] = "user"
+    """`user`: a conversation per user per channel; `channel`: one shared per channel; `thread`: one per thread."""
     reply_in_thread: bool = False
+    """Answer a channel mention in a new thread."""
     edit_interval_s: float = Field(default=1.0, ge=0.2)
+    """How often a streaming reply is edited (Discord allows about 5 edits per 5 s per channel)."""
     attachments: AttachmentsConfig = Field(default_factory=AttachmentsConfig)
-    # Schedule message writes within Discord's budget (5 per 5 s per channel, 50/s in all).
+    """Files attached to a question (or to the message it replies to)."""
     write_budget: bool = True
+    """Schedule message writes within Discord's budget (5 per 5 s per channel, 50/s in all)."""
     command_guild_ids: list[int] = Field(default_factory=list)
+    """Sync slash commands at once to these guilds; [] = globally (slow to appear)."""
     shard_count: int | None = Field(default=None, ge=1)
+    """Total gateway shards across all processes; set it to run as an AutoShardedBot."""
     shard_ids: list[int] | None = None
+    """The shards this process runs (needs `shard_count`); null = all of them."""
     permissions: PermissionsConfig = Field(default_factory=PermissionsConfig)
-    # One line per tool run and approval decision goes to this channel (None: nowhere).
+    """Who may talk to the bot."""
     audit_channel_id: int | None = None
+    """A channel id that gets one line per tool run and approval decision; null = nowhere."""
+    channels: dict[int, ChannelConfig] = Field(default_factory=dict)
+    """Per channel id: settings that differ from the global ones."""
 
 
 class LimitsConfig(_Section):
     user_concurrent_turns: int = Field(default=2, ge=1)
+    """Answers one user may have running at once."""
     user_turns_per_minute: int = Field(default=10, ge=1)
+    """Questions one user may ask per minute."""
     user_daily_tokens: int | None = Field(default=None, ge=1)
+    """Tokens one user may use per 24 hours; null = unlimited."""
 
 
 class MCPConfig(_Section):
     approval_timeout_s: float = Field(default=300, gt=0)
+    """Unanswered approval requests count as denied after this many seconds."""
     tool_timeout_s: float = Field(default=60, gt=0)
+    """Timeout of one tool call, in seconds."""
     servers: dict[str, MCPServerConfig] = Field(default_factory=dict)
+    """MCP servers by name, in the shape of the common `mcpServers` JSON."""
 
 
 class StorageConfig(_Section):
     path: str = "data/bot.db"
+    """The SQLite file (its folder is created). The pid and heartbeat files sit next to it."""
 
 
 class LoggingConfig(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Log level."""
     format: Literal["text", "json"] = "text"
-
-
-class _YamlSource(PydanticBaseSettingsSource):
-    """config.yaml with `${VAR}` expanded from the environment and .env."""
-
-    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
-        super().__init__(settings_cls)
-        self._path = path
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        return None, field_name, False  # unused: __call__ returns the whole mapping
-
-    def __call__(self) -> dict[str, Any]:
-        data = load_yaml(self._path)
-        for path in _SECRET_PATHS:
-            node: Any = data
-            for part in path:
-                node = node.get(part) if isinstance(node, dict) else None
-            if node is not None:
-                env = "__".join(path).upper()
-                raise ConfigError(
-                    f"{'.'.join(path)}: secrets are not read from {self._path}; "
-                    f"remove it there and set {env} in the environment or .env"
-                )
-        variables = {k: v for k, v in dotenv_values(".env").items() if v is not None}
-        variables.update(os.environ)
-        return _expand(data, variables, ())
-
-
-def load_yaml(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        if os.environ.get("BOT_CONFIG"):
-            raise ConfigError(
-                f"BOT_CONFIG: {path} does not exist; point BOT_CONFIG at a config file"
-            )
-        return {}  # no config.yaml: defaults and environment only
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read it ({exc.strerror}); fix its permissions") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "not valid YAML"
-        raise ConfigError(f"{path}: invalid YAML{where} ({problem}); fix the syntax") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"{path}: the top level must be a mapping of sections (llm:, discord:, ...)"
-        )
-    return data
-
-
-def _expand(value: Any, variables: dict[str, str], where: tuple[str, ...]) -> Any:
-    if isinstance(value, dict):
-        return {k: _expand(v, variables, (*where, str(k))) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_expand(v, variables, (*where, str(i))) for i, v in enumerate(value)]
-    if isinstance(value, str):
-
-        def substitute(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name not in variables:
-                raise ConfigError(
-                    f"{'.'.join(where)}: ${{{name}}} is used but {name} is not set; "
-                    f"set {name} in the environment or .env"
-                )
-            return variables[name]
-
-        return _VAR.sub(substitute, value)
-    return value
+    """`text` or `json` (one object per line)."""
 
 
 class Settings(BaseSettings):
@@ -229,16 +230,25 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         case_sensitive=False,
+        use_attribute_docstrings=True,
     )
 
     discord_token: SecretStr | None = None
+    """Secret: the bot token; set `DISCORD_TOKEN` in the environment or .env."""
     llm: LLMConfig = Field(default_factory=LLMConfig)
+    """The model and how to reach it."""
     discord: DiscordConfig = Field(default_factory=DiscordConfig)
+    """How the bot behaves on Discord."""
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    """Per-user limits."""
     mcp: MCPConfig = Field(default_factory=MCPConfig)
+    """MCP servers and their approval rules."""
     storage: StorageConfig = Field(default_factory=StorageConfig)
+    """Where the data lives."""
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    """Logs on stderr."""
     shutdown_grace_s: float = Field(default=20, ge=0)
+    """On SIGTERM, running answers get this many seconds to finish."""
 
     @classmethod
     def settings_customise_sources(
@@ -251,7 +261,12 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         path = Path(os.environ.get("BOT_CONFIG") or DEFAULT_CONFIG_PATH)
         # First wins: explicit arguments, then environment, then .env, then config.yaml.
-        return (init_settings, env_settings, dotenv_settings, _YamlSource(settings_cls, path))
+        return (init_settings, env_settings, dotenv_settings, YamlSource(settings_cls, path))
+
+    @field_validator("discord_token", mode="before")
+    @classmethod
+    def _no_empty_token(cls, value: Any) -> Any:
+        return _unset_if_empty(value)
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
@@ -259,6 +274,11 @@ class Settings(BaseSettings):
             self.llm.models.insert(0, self.llm.model)
         if self.discord.shard_ids is not None and self.discord.shard_count is None:
             raise ValueError("discord.shard_ids needs discord.shard_count")
+        count = self.discord.shard_count
+        if count and any(not 0 <= i < count for i in self.discord.shard_ids or []):
+            raise ValueError(
+                f"discord.shard_ids: each id must be from 0 to {count - 1} (shard_count - 1)"
+            )
         for name, server in self.mcp.servers.items():
             if server.server_side and self.llm.backend != "responses":
                 raise ValueError(
@@ -273,8 +293,27 @@ class Settings(BaseSettings):
         return None
 
 
+_FROM_DOTENV = "MCPCORD_FROM_DOTENV"  # names this process took from .env, comma-separated
+
+
+def _export_dotenv() -> None:
+    """litellm and openai read provider keys (OPENAI_API_KEY, ...) from the process environment
+    only, and .env.example offers them in .env: export what the real environment lacks. Names
+    taken from .env before are refreshed, so a reload sees an edited .env."""
+    taken = set(filter(None, os.environ.get(_FROM_DOTENV, "").split(",")))
+    for name, value in dotenv_values(".env").items():
+        if "__" in name or name.lower() in Settings.model_fields or name == "BOT_CONFIG":
+            continue  # settings: pydantic-settings reads them from .env itself
+        if value and (name not in os.environ or name in taken):
+            os.environ[name] = value
+            taken.add(name)
+    if taken:
+        os.environ[_FROM_DOTENV] = ",".join(sorted(taken))
+
+
 def load_settings() -> Settings:
     """Build Settings or raise ConfigError with one line per problem."""
+    _export_dotenv()
     try:
         return Settings()
     except ValidationError as exc:
@@ -295,7 +334,8 @@ def _describe(exc: ValidationError) -> str:
             message = f"{error['input']!r} is not valid: {error['msg'].lower()}"
         elif message.startswith("Value error, "):
             message = message.removeprefix("Value error, ")
-        lines.append(f"{loc or 'config'}: {message}")
+        # A whole-model check names its keys itself.
+        lines.append(f"{loc}: {message}" if loc else message)
     # A union (require_approval) reports each branch; keep the first complaint per key.
     seen: dict[str, str] = {}
     for line in lines:

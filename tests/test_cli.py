@@ -70,6 +70,16 @@ MISTAKES = {
         {"DISCORD_TOKEN": "x"},
         "NOPE_TOKEN is not set",
     ),
+    "unknown section": (
+        "mcpp:\n  servers: {}\n",
+        {"DISCORD_TOKEN": "x"},
+        "mcpp: unknown key in config.yaml",
+    ),
+    "shard id out of range": (
+        "discord:\n  shard_count: 2\n  shard_ids: [2]\n",
+        {"DISCORD_TOKEN": "x"},
+        "discord.shard_ids: each id must be from 0 to 1",
+    ),
     "missing BOT_CONFIG file": (
         "",
         {"DISCORD_TOKEN": "x", "BOT_CONFIG": "/nonexistent.yaml"},

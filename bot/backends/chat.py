@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.backends.base import system_prompt
+from bot.backends.base import system_prompt, user_field
 from bot.backends.failures import StreamCut, classify, sleep_before_retry
 from bot.backends.history import trim_history, user_content
 from bot.config import LLMConfig
@@ -96,13 +96,17 @@ class ChatBackend:
         tools = self._tools.chat_tools() if self._tools else []
         for round_number in range(self._llm.max_tool_rounds + 1):
             messages = [
-                {"role": "system", "content": system_prompt(self._llm.system_prompt)},
+                {
+                    "role": "system",
+                    "content": system_prompt(request.system_prompt or self._llm.system_prompt),
+                },
                 *trim_history(history + new, self._llm.max_history_messages),
             ]
             # The last round offers no tool calls, so the model has to answer in words.
             last_round = round_number == self._llm.max_tool_rounds
             result = _Round()
-            async for event in self._stream(model, messages, tools, last_round, result):
+            user = user_field(request.user_id, self._llm.send_user_id)
+            async for event in self._stream(model, messages, tools, last_round, result, user):
                 yield event
                 if isinstance(event, TurnFailed):
                     return
@@ -131,6 +135,7 @@ class ChatBackend:
         tools: list[dict[str, Any]],
         last_round: bool,
         result: _Round,
+        user: str | None = None,
     ) -> AsyncIterator[TurnEvent]:
         """One completion with retries; retries stop once any text has been shown."""
         kwargs: dict[str, Any] = {
@@ -142,6 +147,12 @@ class ChatBackend:
             "max_retries": 0,  # retries are ours: we know whether text was already shown
             **self._llm.params,
         }
+        if user:
+            kwargs["user"] = user
+            if model.startswith("openai/"):
+                # litellm drops `user` for model names outside OpenAI's catalog, i.e. exactly
+                # the OpenAI-compatible servers (a LiteLLM proxy) whose budgets key on it.
+                kwargs["allowed_openai_params"] = ["user"]
         if self._llm.base_url:
             kwargs["api_base"] = self._llm.base_url
         if self._llm.api_key is not None:
@@ -181,6 +192,10 @@ def _absorb(chunk: Any, result: _Round) -> str:
         result.usage = Usage(
             input_tokens=getattr(usage, "prompt_tokens", 0) or 0,
             output_tokens=getattr(usage, "completion_tokens", 0) or 0,
+            cached_input_tokens=getattr(
+                getattr(usage, "prompt_tokens_details", None), "cached_tokens", 0
+            )
+            or 0,
         )
     if not chunk.choices:
         return ""

@@ -10,7 +10,7 @@ from typing import Any
 
 import openai
 
-from bot.backends.base import system_prompt
+from bot.backends.base import system_prompt, user_field
 from bot.backends.failures import StreamCut, sleep_before_retry
 from bot.backends.history import trim_history, user_content
 from bot.backends.responses_events import (
@@ -113,6 +113,10 @@ class ResponsesBackend:
             last_round = round_number == llm.max_tool_rounds
             items = send if chained else trim_history(history + kept, llm.max_history_messages)
             kwargs = self._arguments(model, items, previous, tools, last_round)
+            if user := user_field(request.user_id, llm.send_user_id):
+                kwargs["user"] = user
+            if request.system_prompt:
+                kwargs["instructions"] = system_prompt(request.system_prompt)
             result = Round(answered=answered)
             # Only the id loaded from storage may be stale; ids from this turn are fresh.
             may_start_fresh = round_number == 0 and previous is not None

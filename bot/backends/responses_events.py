@@ -101,6 +101,7 @@ class Round:
             self._usages[response_id] = Usage(
                 input_tokens=_get(usage, "input_tokens") or 0,
                 output_tokens=_get(usage, "output_tokens") or 0,
+                cached_input_tokens=_get(_get(usage, "input_tokens_details"), "cached_tokens") or 0,
             )
         if not incomplete:
             return []

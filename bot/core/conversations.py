@@ -13,6 +13,7 @@ from typing import Any, Literal, Protocol, TypeVar
 from bot.core.backend import Backend
 from bot.core.events import TurnCompleted, TurnEvent, TurnFailed
 from bot.core.state import ConversationKey, ConversationState, TurnRequest
+from bot.core.turn_log import CostOf, TurnLog
 
 log = logging.getLogger(__name__)
 
@@ -75,13 +76,19 @@ class _KeyedLocks:
 
 class Conversations:
     def __init__(
-        self, store: TurnStore, backend: Backend, *, make_record: Callable[..., Any]
+        self,
+        store: TurnStore,
+        backend: Backend,
+        *,
+        make_record: Callable[..., Any],
+        cost_of: CostOf | None = None,
     ) -> None:
         self._store = store
         self._backend = backend
         self._locks = _KeyedLocks()
         # Builds the usage row for a finished turn; the store module owns its type.
         self._make_record = make_record
+        self._cost_of = cost_of
         self._observers: list[Observer] = []
 
     def add_observer(self, observer: Observer) -> None:
@@ -97,6 +104,10 @@ class Conversations:
     @property
     def backend(self) -> Backend:
         return self._backend
+
+    def use_backend(self, backend: Backend) -> None:
+        """After a reload: new turns use `backend`; running turns finish on the one they began."""
+        self._backend = backend
 
     def busy(self, key: ConversationKey) -> bool:
         return self._locks.busy(key)
@@ -122,13 +133,18 @@ class Conversations:
         """The turn's events; the new state is saved before TurnCompleted is passed on.
         A turn queues behind another one of the same conversation; `on_start` is called once it
         holds the conversation, so a front end can tell waiting from working."""
-        with self._locks.claim(request.key) as lock:
-            async with lock:
-                if on_start is not None:
-                    on_start()
-                async for event in self._run_locked(request):
-                    await self._tell_observers(request, event)
-                    yield event
+        turn_log = TurnLog(request.key, "", self._cost_of)
+        try:
+            with self._locks.claim(request.key) as lock:
+                async with lock:
+                    if on_start is not None:
+                        on_start()
+                    async for event in self._run_locked(request):
+                        await self._tell_observers(request, event)
+                        turn_log.see(event)
+                        yield event
+        finally:
+            turn_log.emit()
 
     async def _run_locked(self, request: TurnRequest) -> AsyncIterator[TurnEvent]:
         started = time.monotonic()

@@ -52,6 +52,10 @@ class UserLimits:
         self._active: dict[int, int] = defaultdict(int)
         self._recent: dict[int, deque[float]] = defaultdict(deque)
 
+    def reconfigure(self, config: LimitsConfig) -> None:
+        """After a reload: new numbers, same counts of running and recent turns."""
+        self._config = config
+
     def reserve(self, user_id: int) -> Reservation | str:
         """Checks the concurrent and per-minute limits and counts the turn at once, with no await
         in between, so a burst of messages cannot all pass. Returns why not, in plain words."""

@@ -45,3 +45,4 @@ class TurnRequest:
     text: str
     image_urls: tuple[str, ...] = field(default_factory=tuple)
     is_admin: bool = False
+    system_prompt: str | None = None  # the channel's own (discord.channels), else llm's

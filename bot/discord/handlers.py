@@ -47,6 +47,13 @@ def strip_mentions(content: str, me: discord.ClientUser, own_role_id: int | None
     return re.sub("|".join(patterns), "", content).strip()
 
 
+def channel_prompt(settings: Any, channel: Any) -> str | None:
+    """discord.channels' prompt for this channel; a thread follows its parent unless listed."""
+    channels = settings.discord.channels
+    entry = channels.get(channel.id) or channels.get(getattr(channel, "parent_id", None) or 0)
+    return entry.system_prompt if entry else None
+
+
 async def on_message(bot: McpcordBot, message: discord.Message) -> None:
     me = bot.user
     if me is None or message.author.bot or message.author.id == me.id:
@@ -110,6 +117,7 @@ async def on_message(bot: McpcordBot, message: discord.Message) -> None:
             text=context.text_with(text),
             image_urls=tuple(context.image_urls),
             is_admin=bot.access.is_admin(message.author),
+            system_prompt=channel_prompt(settings, channel),
         )
         await answer(bot, message, request, target, notice=skipped)
 

@@ -121,6 +121,27 @@ class MCPTools:
         if pending:
             await asyncio.wait(pending, timeout=_CLOSE_GRACE_S)
 
+    async def reconfigure(self, servers: dict[str, MCPServerConfig]) -> None:
+        """On reload: close removed or changed servers, connect added or changed ones.
+
+        Waits up to the connect timeout for the new ones; a slow one keeps connecting and
+        its tools appear when it is ready. Names of unchanged tools never shift."""
+        wanted = {name: cfg for name, cfg in servers.items() if not cfg.server_side}
+        for name, server in list(self._servers.items()):
+            if wanted.get(name) != server.config:
+                del self._servers[name]
+                if server.conn is not None:
+                    server.conn.release.set()  # its task closes the session
+        added = [ServerEntry(n, c) for n, c in wanted.items() if n not in self._servers]
+        self._servers.update((server.name, server) for server in added)
+        self._rebuild()
+        conns = [self._start(server) for server in added]
+        if conns:
+            waits = [asyncio.ensure_future(c.ready.wait()) for c in conns]
+            await asyncio.wait(waits, timeout=self._connect_timeout + 1)
+            for w in waits:
+                w.cancel()
+
     def tools(self) -> list[ToolSpec]:
         return list(self._specs.values())
 

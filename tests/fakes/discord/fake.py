@@ -126,16 +126,17 @@ class FakeDiscord:
 
     def add_user(self, name: str, *, roles: list[int] | tuple = (), bot: bool = False) -> int:
         uid = self.world.add_user(name, roles=roles, bot=bot)
-        self._dispatch_soon(
-            "GUILD_MEMBER_ADD", {**self.world.member_payload(uid), "guild_id": str(self.guild_id)}
-        )
+        for guild_id in self.world.guilds:  # the fake's users are members of every guild
+            self._dispatch_soon(
+                "GUILD_MEMBER_ADD", {**self.world.member_payload(uid), "guild_id": str(guild_id)}
+            )
         return uid
 
     def add_role(self, name: str, *, permissions: int = 0) -> int:
         return self.world.add_role(name, permissions=permissions)
 
-    def add_channel(self, name: str = "chan") -> int:
-        channel = self.world.add_channel(name, TEXT)
+    def add_channel(self, name: str = "chan", *, guild_id: int | None = None) -> int:
+        channel = self.world.add_channel(name, TEXT, guild_id=guild_id)
         self._dispatch_soon("CHANNEL_CREATE", self.world.channel_payload(channel.id))
         return channel.id
 
@@ -148,6 +149,28 @@ class FakeDiscord:
             {"id": self.bot_user_id, "type": 1, "allow": 0, "deny": permissions}
         )
         await self.dispatch("CHANNEL_UPDATE", self.world.channel_payload(channel_id))
+
+    def add_guild(self, name: str, *, shard: tuple[int, int] | None = None) -> int:
+        """A guild the bot is in, before the bot connects. `shard=(id, count)`: an id that
+        Discord routes to that shard ((guild_id >> 22) % count == id)."""
+        guild_id = None
+        if shard is not None:
+            shard_id, count = shard
+            ms = (self.world.ids.next() >> 22) + 1
+            ms += (shard_id - ms) % count
+            guild_id = ms << 22
+        return self.world.add_guild(name, guild_id=guild_id)
+
+    def set_overwrite(
+        self, channel_id: int, target_id: int, *, allow: int = 0, deny: int = 0
+    ) -> None:
+        """A permission overwrite on a channel for a role (or @everyone: the guild id) or a
+        member; the fake enforces it on the bot's requests as Discord does."""
+        channel = self.world.channels[channel_id]
+        kind = 1 if target_id in self.world.users else 0
+        channel.overwrites = [o for o in channel.overwrites if o["id"] != target_id]
+        channel.overwrites.append({"id": target_id, "type": kind, "allow": allow, "deny": deny})
+        self._dispatch_soon("CHANNEL_UPDATE", self.world.channel_payload(channel_id))
 
     def add_dm_channel(self, user_id: int) -> int:
         return self.world.dm_channel_for(user_id).id

@@ -189,7 +189,8 @@ class Gateway:
         self.sessions[session.id] = session
         session.ws = ws
         world = self.fake.world
-        owns = session.owns_guild(world.guild_id)
+        # Discord routes each guild to shard (guild_id >> 22) % shard_count.
+        owned = [gid for gid in world.guilds if session.owns_guild(gid)]
         ready = {
             "v": 10,
             "user": {
@@ -197,7 +198,7 @@ class Gateway:
                 "verified": True,
                 "mfa_enabled": False,
             },
-            "guilds": [{"id": str(world.guild_id), "unavailable": True}] if owns else [],
+            "guilds": [{"id": str(gid), "unavailable": True} for gid in owned],
             "session_id": session.id,
             "session_type": "normal",
             "resume_gateway_url": self.ws_url,
@@ -213,8 +214,9 @@ class Gateway:
         if session.shard:
             ready["shard"] = session.shard
         await self._send_dispatch(session, "READY", ready)
-        if owns and session.intents & GUILDS:
-            await self._send_dispatch(session, "GUILD_CREATE", world.guild_payload())
+        if session.intents & GUILDS:
+            for gid in owned:
+                await self._send_dispatch(session, "GUILD_CREATE", world.guild_payload(gid))
         self.fake.ready.set()
         return session
 
@@ -243,7 +245,7 @@ class Gateway:
             wanted = {int(u) for u in (wanted if isinstance(wanted, list) else [wanted])}
             members = [m for m in members if int(m["user"]["id"]) in wanted]
         chunk = {
-            "guild_id": str(world.guild_id),
+            "guild_id": str(d.get("guild_id") or world.guild_id),
             "members": members,
             "chunk_index": 0,
             "chunk_count": 1,

@@ -157,7 +157,7 @@ def new_message(
         "flags": flags,
     }
     if ch.type != DM:
-        payload["guild_id"] = str(world.guild_id)
+        payload["guild_id"] = str(ch.guild_id or world.guild_id)
         if not (extra or {}).get("webhook_id"):
             payload["member"] = world.member_payload(author_id, with_user=False)
     if body.get("nonce") is not None:

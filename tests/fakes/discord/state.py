@@ -139,6 +139,8 @@ class World:
 
         self.guild_id = self.ids.next()
         self.guild_name = "Fake Guild"
+        # Every guild the bot is in, id -> name; the first is `guild_id`, the usual one.
+        self.guilds: dict[int, str] = {self.guild_id: self.guild_name}
         # @everyone shares the guild's id, as on Discord.
         self.roles[self.guild_id] = Role(
             self.guild_id, "@everyone", DEFAULT_EVERYONE_PERMISSIONS, position=0
@@ -160,6 +162,14 @@ class World:
         self.users[uid] = User(uid, name, bot=bot, roles=list(roles), joined_at=now_iso())
         return uid
 
+    def add_guild(self, name: str, *, guild_id: int | None = None) -> int:
+        """Another guild the bot is in (same members); pick `guild_id` to place it on a shard."""
+        gid = guild_id or self.ids.next()
+        self.ids._last = max(self.ids._last, gid)  # later ids stay strictly increasing
+        self.guilds[gid] = name
+        self.roles[gid] = Role(gid, "@everyone", DEFAULT_EVERYONE_PERMISSIONS, position=0)
+        return gid
+
     def add_role(self, name: str, *, permissions: int = 0) -> int:
         rid = self.ids.next()
         self.roles[rid] = Role(rid, name, permissions, position=len(self.roles))
@@ -167,7 +177,7 @@ class World:
 
     def add_channel(self, name: str, type_: int = TEXT, **kw: Any) -> Channel:
         cid = kw.pop("id", None) or self.ids.next()
-        guild_id = None if type_ == DM else self.guild_id
+        guild_id = None if type_ == DM else (kw.pop("guild_id", None) or self.guild_id)
         ch = Channel(cid, type_, name, guild_id, created_at=now_iso(), **kw)
         self.channels[cid] = ch
         self.channel_messages[cid] = []
@@ -186,16 +196,17 @@ class World:
     def channel_permissions(self, user_id: int, channel_id: int) -> int:
         """Guild permissions with the channel's overwrites applied as Discord does: @everyone,
         then the member's roles together, then the member. A thread follows its parent."""
-        value = self.permissions(user_id)
-        if value == ALL_PERMISSIONS:
-            return value
         channel = self.channels[channel_id]
         if channel.type in THREAD_TYPES and channel.parent_id in self.channels:
             channel = self.channels[channel.parent_id]
+        guild_id = channel.guild_id or self.guild_id
+        value = self.permissions(user_id, guild_id)
+        if value == ALL_PERMISSIONS:
+            return value
         by_id = {int(o["id"]): o for o in channel.overwrites}
         roles = self.users[user_id].roles
         layers = [
-            [by_id[self.guild_id]] if self.guild_id in by_id else [],
+            [by_id[guild_id]] if guild_id in by_id else [],
             [by_id[r] for r in roles if r in by_id and by_id[r]["type"] == 0],
             [by_id[user_id]] if user_id in by_id and by_id[user_id]["type"] == 1 else [],
         ]
@@ -207,12 +218,12 @@ class World:
             value = (value & ~deny) | allow
         return value
 
-    def permissions(self, user_id: int) -> int:
+    def permissions(self, user_id: int, guild_id: int | None = None) -> int:
         """Guild-level permissions (see channel_permissions for a channel's overwrites)."""
         user = self.users[user_id]
         if user_id == self.owner_id:
             return ALL_PERMISSIONS
-        value = self.roles[self.guild_id].permissions
+        value = self.roles[guild_id or self.guild_id].permissions
         for rid in user.roles:
             value |= self.roles[rid].permissions
         return ALL_PERMISSIONS if value & ADMINISTRATOR else value
@@ -325,12 +336,15 @@ class World:
             )
         return data
 
-    def guild_payload(self) -> dict:
+    def guild_payload(self, guild_id: int | None = None) -> dict:
+        guild_id = guild_id or self.guild_id
         members = [self.member_payload(uid) for uid in self.users]
-        guild_channels = [c for c in self.channels.values() if c.guild_id is not None]
+        guild_channels = [c for c in self.channels.values() if c.guild_id == guild_id]
+        # Each guild has its own @everyone (id = the guild's); other roles are shared.
+        roles = [r for r in self.roles.values() if r.id == guild_id or r.id not in self.guilds]
         return {
-            "id": str(self.guild_id),
-            "name": self.guild_name,
+            "id": str(guild_id),
+            "name": self.guilds[guild_id],
             "icon": None,
             "splash": None,
             "discovery_splash": None,
@@ -359,7 +373,7 @@ class World:
             "features": [],
             "emojis": [],
             "stickers": [],
-            "roles": [self.role_payload(r) for r in self.roles.values()],
+            "roles": [self.role_payload(r) for r in roles],
             # GUILD_CREATE-only fields:
             "joined_at": self.users[self.bot_user_id].joined_at,
             "large": False,

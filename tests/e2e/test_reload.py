@@ -1,0 +1,217 @@
+"""Live reload: SIGHUP and `python -m bot reload` apply a changed config.yaml without reconnecting."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+import yaml
+
+from tests.conftest import bot_config
+from tests.e2e.harness import REPO_ROOT, BotProcess, Chat, buttons
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.llm import ScriptedLLM, Text, ToolCall
+from tests.fakes.mcp_server import stdio_params
+
+RELOADED = "config reloaded:"
+REFUSED = "reload refused"
+
+
+@dataclass
+class Reloadable:
+    discord: FakeDiscord
+    bot: BotProcess
+    config: dict[str, Any]
+
+    def write(self, config: dict[str, Any] | str) -> None:
+        text = config if isinstance(config, str) else yaml.safe_dump(config)
+        (self.bot.workdir / "config.yaml").write_text(text, encoding="utf-8")
+
+    async def hup_and_wait(self, marker: str) -> str:
+        """SIGHUP, then the log line of this reload (the n-th `marker` line)."""
+        seen = self.bot.log().count(marker)
+        assert self.bot.proc is not None
+        self.bot.proc.send_signal(signal.SIGHUP)
+        return await self.wait_line(marker, seen)
+
+    async def restore(self) -> None:
+        """Back to the fixture's configuration, for the next test."""
+        self.write(self.config)
+        await self.hup_and_wait(RELOADED)
+
+    async def wait_line(self, marker: str, seen: int) -> str:
+        await self.discord.wait_for(lambda: self.bot.log().count(marker) > seen, timeout=30)
+        return [line for line in self.bot.log().splitlines() if marker in line][seen]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def reloadable(
+    llm: ScriptedLLM, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Reloadable]:
+    discord = FakeDiscord()
+    await discord.start()
+    workdir = tmp_path_factory.mktemp("reload")
+    config = bot_config(llm, workdir, workdir / "calls.jsonl", "chat")
+    config["llm"]["system_prompt"] = "You are Alpha."
+    config["mcp"]["servers"] = {
+        "auto": {**stdio_params(workdir / "calls.jsonl", name="auto"), "require_approval": "never"}
+    }
+    bot = BotProcess(discord, config, workdir)
+    await bot.start()
+    try:
+        yield Reloadable(discord, bot, config)
+    finally:
+        code = await bot.stop()
+        await discord.stop()
+        assert code == 0, bot.log()[-3000:]
+
+
+async def ask(chat: Chat, llm: ScriptedLLM, key: str) -> dict[str, Any]:
+    llm.script(key)  # no replies: the fake echoes, and records the request under the key
+    asked = await chat.say(f"{key} hello")
+    await chat.answer(int(asked["id"]))
+    return llm.requests_for(key)[-1].body
+
+
+async def test_sighup_applies_a_new_prompt_and_refuses_a_broken_config(
+    reloadable: Reloadable, llm: ScriptedLLM
+) -> None:
+    chat = Chat(reloadable.discord, "reload-prompt")
+    elsewhere = Chat(reloadable.discord, "reload-other")
+    first = await ask(chat, llm, "k-reload-1")
+    assert first["messages"][0] == {"role": "system", "content": "You are Alpha."}
+    identified = reloadable.discord.counters["identify"]
+
+    changed = copy.deepcopy(reloadable.config)
+    changed["discord"]["channels"] = {chat.channel: {"system_prompt": "This channel is Beta."}}
+    reloadable.write(changed)
+    line = await reloadable.hup_and_wait(RELOADED)
+    assert f"changed discord.channels.{chat.channel}.system_prompt" in line
+    second = await ask(chat, llm, "k-reload-2")
+    assert second["messages"][0] == {"role": "system", "content": "This channel is Beta."}
+    other = await ask(elsewhere, llm, "k-reload-other")
+    assert other["messages"][0] == {"role": "system", "content": "You are Alpha."}
+
+    broken = copy.deepcopy(changed)
+    broken["discord"]["channels"][chat.channel]["system_prompt"] = "This channel is Gamma."
+    broken["llm"]["backend"] = "magic"
+    reloadable.write(broken)
+    line = await reloadable.hup_and_wait(REFUSED)
+    # The same words as a start-up refusal: `config error: <key>: <fix>`.
+    assert "config error: llm.backend: 'magic' is not allowed; use one of" in line
+    third = await ask(chat, llm, "k-reload-3")
+    assert third["messages"][0] == {"role": "system", "content": "This channel is Beta."}
+
+    # Neither reload touched the Discord connection.
+    assert reloadable.discord.counters["identify"] == identified
+    assert reloadable.discord.counters["resume"] == 0
+    assert "Traceback" not in reloadable.bot.log()
+    await reloadable.restore()
+
+
+def reload_command(bot: BotProcess) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "reload"],
+        cwd=bot.workdir,
+        env=bot.environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+async def test_reload_command_connects_an_added_mcp_server(
+    reloadable: Reloadable, llm: ScriptedLLM
+) -> None:
+    chat = Chat(reloadable.discord, "reload-mcp")
+    before = await ask(chat, llm, "k-reload-mcp-1")
+    names = {tool["function"]["name"] for tool in before.get("tools", [])}
+    assert "auto__echo" in names and not any(n.startswith("extra__") for n in names)
+
+    added = copy.deepcopy(reloadable.config)
+    added["mcp"]["servers"]["extra"] = {
+        **stdio_params(name="extra"),
+        "require_approval": "never",
+    }
+    del added["mcp"]["servers"]["auto"]
+    reloadable.write(added)
+    seen = reloadable.bot.log().count(RELOADED)
+    result = await asyncio.to_thread(reload_command, reloadable.bot)
+    assert result.returncode == 0, result.stderr
+    assert "sent SIGHUP" in result.stdout
+    line = await reloadable.wait_line(RELOADED, seen)
+    assert "mcp.servers.extra" in line and "mcp.servers.auto" in line
+
+    after = await ask(chat, llm, "k-reload-mcp-2")
+    names = {tool["function"]["name"] for tool in after.get("tools", [])}
+    assert "extra__echo" in names
+    assert not any(n.startswith("auto__") for n in names)  # the removed server is gone
+    await reloadable.restore()
+
+
+async def test_reload_applies_a_stricter_approval_rule(
+    reloadable: Reloadable, llm: ScriptedLLM
+) -> None:
+    chat = Chat(reloadable.discord, "reload-approval")
+    stricter = copy.deepcopy(reloadable.config)
+    stricter["mcp"]["servers"]["auto"]["require_approval"] = "always"
+    reloadable.write(stricter)
+    line = await reloadable.hup_and_wait(RELOADED)
+    assert "changed mcp.servers.auto" in line
+    key = "k-reload-approval"
+    llm.script(key, [ToolCall("auto__echo", {"text": "guarded"})], Text("Asked first."))
+    asked = await chat.say(f"{key} echo")
+    prompt = await chat.prompt()
+    assert "echo" in prompt["content"]
+    deny = next(b["custom_id"] for b in buttons(prompt) if b["custom_id"].endswith(":deny"))
+    await reloadable.discord.click_button(int(prompt["id"]), deny, chat.user)
+    await chat.answer_text(int(asked["id"]), "Asked first.")
+    await reloadable.restore()
+
+
+async def test_reload_command_without_a_running_bot_says_so(tmp_path: Path) -> None:
+    config = {"storage": {"path": str(tmp_path / "none.db")}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    env = {"PATH": str(Path(sys.executable).parent), "BOT_CONFIG": str(tmp_path / "config.yaml")}
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "bot", "reload"],
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "no running bot" in result.stderr
+
+
+async def test_a_running_turn_keeps_the_prompt_it_started_with(
+    reloadable: Reloadable, llm: ScriptedLLM
+) -> None:
+    chat = Chat(reloadable.discord, "reload-running")
+    key = "k-reload-running"
+    llm.script(key, [ToolCall("auto__slow", {"seconds": 3})], Text("Slept."), Text("Next."))
+    asked = await chat.say(f"{key} sleep")
+    await llm.wait_for_requests(key, 1)  # the turn is running: its tool call sleeps now
+    changed = copy.deepcopy(reloadable.config)
+    changed["llm"]["system_prompt"] = "You are Delta."
+    reloadable.write(changed)
+    await reloadable.hup_and_wait(RELOADED)
+    await chat.answer_text(int(asked["id"]), "Slept.")
+    second = await chat.say(f"{key} again")
+    await chat.answer_text(int(second["id"]), "Next.")
+    prompts = [r.body["messages"][0]["content"] for r in llm.requests_for(key)]
+    # Both rounds of the running turn: the old prompt; the turn after the reload: the new one.
+    assert prompts == ["You are Alpha.", "You are Alpha.", "You are Delta."]
+    await reloadable.restore()

@@ -1,0 +1,98 @@
+"""One structured log line per turn, in both log formats, and no secret anywhere in a turn's log."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.conftest import World, bot_config
+from tests.e2e.harness import BotProcess, Chat
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.llm import ScriptedLLM, Text, ToolCall
+from tests.fakes.mcp_server import HTTPServerProcess
+
+SECRETS = ("fake-bot-token", "sk-test", "secret-value")
+
+
+def turn_lines(log: str, conversation: str) -> list[str]:
+    return [line for line in log.splitlines() if f"conversation={conversation} " in line]
+
+
+async def test_text_log_has_one_line_per_turn(chat_world: World, llm: ScriptedLLM) -> None:
+    chat = Chat(chat_world.discord, "turn-log")
+    key = "k-turn-log"
+    llm.script(key, [ToolCall("web__echo", {"text": "hi"})], Text("Echoed."))
+    asked = await chat.say(f"{key} echo hi")
+    await chat.answer_text(int(asked["id"]), "Echoed.")
+    conversation = f"{chat_world.discord.guild_id}:{chat.channel}:{chat.user}"
+    lines = await chat_world.discord.wait_for(
+        lambda: turn_lines(chat_world.bot.log(), conversation), timeout=10
+    )
+    assert len(lines) == 1
+    line = lines[0]
+    for part in (
+        "model=openai/test-model",
+        "tools=web.echo:done",
+        "result=completed",
+        "cached_tokens=0",
+        "duration_s=",
+        "cost_usd=-",  # the test model has no price in litellm's list
+    ):
+        assert part in line, line
+    tokens = dict(p.split("=", 1) for p in line.split(" turn ", 1)[1].split())
+    assert int(tokens["input_tokens"]) > 0 and int(tokens["output_tokens"]) > 0
+
+
+async def test_json_log_of_a_full_turn_holds_no_secret(
+    llm: ScriptedLLM, http_mcp: HTTPServerProcess, tmp_path: Path
+) -> None:
+    discord = FakeDiscord()
+    await discord.start()
+    config = bot_config(llm, tmp_path, tmp_path / "calls.jsonl", "chat")
+    config["logging"] = {"level": "DEBUG", "format": "json"}
+    config["mcp"]["servers"]["web"] = {
+        "url": http_mcp.url,
+        "headers": {"X-Test-Token": "secret-value"},
+        "require_approval": "never",
+    }
+    bot = BotProcess(discord, config, tmp_path)
+    await bot.start()
+    try:
+        chat = Chat(discord, "json-log")
+        key = "k-json-log"
+        llm.script(
+            key,
+            [ToolCall("web__echo", {"text": "one"}), ToolCall("gated__fail", {"message": "x"})],
+            Text("Done."),
+        )
+        asked = await chat.say(f"{key} do it")
+        prompt = await chat.prompt()
+        approve = next(
+            c["custom_id"]
+            for row in prompt["components"]
+            for c in row["components"]
+            if c["custom_id"].endswith(":approve")
+        )
+        await discord.click_button(int(prompt["id"]), approve, chat.user)
+        await chat.answer_text(int(asked["id"]), "Done.")
+        conversation = f"{discord.guild_id}:{chat.channel}:{chat.user}"
+
+        def turn() -> dict | None:
+            for line in bot.log().splitlines():
+                entry = json.loads(line) if line.startswith("{") else {}
+                if entry.get("turn", {}).get("conversation") == conversation:
+                    return entry["turn"]
+            return None
+
+        fields = await discord.wait_for(turn, timeout=10)
+    finally:
+        assert await bot.stop() == 0
+        await discord.stop()
+    assert fields["model"] == "openai/test-model"
+    assert fields["tools"] == ["web.echo:done", "gated.fail:failed"]
+    assert fields["result"] == "completed"
+    assert fields["input_tokens"] > 0 and fields["cached_tokens"] == 0
+    log = bot.log()
+    assert all(line.startswith("{") for line in log.splitlines() if line.strip()), log[:2000]
+    for secret in SECRETS:
+        assert secret not in log, secret
