@@ -164,6 +164,11 @@ class ChannelConfig(_Section):
     system_prompt: str | None = None
     """This channel's system prompt instead of `llm.system_prompt` (`{date}` works); null =
     the global one."""
+    model: str | None = None
+    """This channel's default model instead of `llm.model` (a `/model` choice still wins)."""
+    respond_without_mention: bool = False
+    """Answer every message here, no mention needed (except messages that mention or reply to
+    someone other than the bot)."""
 
 
 class DiscordConfig(_Section):

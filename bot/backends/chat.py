@@ -84,7 +84,7 @@ class ChatBackend:
     async def run_turn(
         self, state: ConversationState, request: TurnRequest
     ) -> AsyncIterator[TurnEvent]:
-        model = state.model or self._llm.model
+        model = state.model or request.model or self._llm.model
         history = list(state.history)
         new: list[dict[str, Any]] = [
             {

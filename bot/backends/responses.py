@@ -87,7 +87,7 @@ class ResponsesBackend:
         self, state: ConversationState, request: TurnRequest
     ) -> AsyncIterator[TurnEvent]:
         llm = self._llm
-        model = state.model or llm.model
+        model = state.model or request.model or llm.model
         local = llm.state == "local"
         history = list(state.history) if local else []
         user_item = {

@@ -46,3 +46,4 @@ class TurnRequest:
     image_urls: tuple[str, ...] = field(default_factory=tuple)
     is_admin: bool = False
     system_prompt: str | None = None  # the channel's own (discord.channels), else llm's
+    model: str | None = None  # the channel's default model; a conversation's /model choice wins

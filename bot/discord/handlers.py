@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
+from bot.config import ChannelConfig
 from bot.core.attachments import AttachmentLimits, skip_line
 from bot.core.conversations import conversation_key
 from bot.core.events import Notice
@@ -26,8 +27,11 @@ log = logging.getLogger(__name__)
 EMPTY_MENTION_HINT = "Mention me with a question, for example: `@{name} what can you do?`"
 
 
-def is_addressed(message: discord.Message, me: discord.ClientUser, allow_dms: bool) -> bool:
-    """A mention of the bot or its managed role, a reply to the bot, or (if allowed) a DM."""
+def is_addressed(
+    message: discord.Message, me: discord.ClientUser, allow_dms: bool, *, open_channel: bool
+) -> bool:
+    """A mention of the bot or its managed role, a reply to the bot, (if allowed) a DM, or, in an
+    open channel (respond_without_mention), any message not meant for someone else."""
     if message.guild is None:
         return allow_dms
     if me in message.mentions:
@@ -37,7 +41,17 @@ def is_addressed(message: discord.Message, me: discord.ClientUser, allow_dms: bo
         return True
     reference = message.reference
     resolved = reference.resolved if reference else None
-    return isinstance(resolved, discord.Message) and resolved.author.id == me.id
+    if isinstance(resolved, discord.Message) and resolved.author.id == me.id:
+        return True
+    if not open_channel:
+        return False
+    meant_for_others = (
+        any(user.id != me.id for user in message.mentions)
+        or bool(message.role_mentions)
+        or message.mention_everyone
+        or reference is not None  # a reply to someone else (a reply to the bot returned above)
+    )
+    return not meant_for_others
 
 
 def strip_mentions(content: str, me: discord.ClientUser, own_role_id: int | None) -> str:
@@ -47,11 +61,11 @@ def strip_mentions(content: str, me: discord.ClientUser, own_role_id: int | None
     return re.sub("|".join(patterns), "", content).strip()
 
 
-def channel_prompt(settings: Any, channel: Any) -> str | None:
-    """discord.channels' prompt for this channel; a thread follows its parent unless listed."""
+def channel_settings(settings: Any, channel: Any) -> ChannelConfig:
+    """discord.channels' entry for this channel; a thread follows its parent unless listed."""
     channels = settings.discord.channels
     entry = channels.get(channel.id) or channels.get(getattr(channel, "parent_id", None) or 0)
-    return entry.system_prompt if entry else None
+    return entry or ChannelConfig()
 
 
 async def on_message(bot: McpcordBot, message: discord.Message) -> None:
@@ -59,7 +73,10 @@ async def on_message(bot: McpcordBot, message: discord.Message) -> None:
     if me is None or message.author.bot or message.author.id == me.id:
         return
     settings = bot.services.settings
-    if not is_addressed(message, me, settings.discord.allow_dms):
+    here = channel_settings(settings, message.channel)
+    if not is_addressed(
+        message, me, settings.discord.allow_dms, open_channel=here.respond_without_mention
+    ):
         return
     if not bot.accepting:
         return  # shutting down: a half-started turn would only be cancelled
@@ -78,6 +95,8 @@ async def on_message(bot: McpcordBot, message: discord.Message) -> None:
     )
     skipped = skip_line(context.files)
     if not text and not context.blocks and not context.image_urls:
+        if here.respond_without_mention and not skipped and me not in message.mentions:
+            return  # a sticker or an empty message in an open channel is not a question
         await reply_plain(message, skipped or EMPTY_MENTION_HINT.format(name=me.display_name))
         return
     missing = missing_permission(message, settings.discord.reply_in_thread)
@@ -117,7 +136,8 @@ async def on_message(bot: McpcordBot, message: discord.Message) -> None:
             text=context.text_with(text),
             image_urls=tuple(context.image_urls),
             is_admin=bot.access.is_admin(message.author),
-            system_prompt=channel_prompt(settings, channel),
+            system_prompt=here.system_prompt,
+            model=here.model,
         )
         await answer(bot, message, request, target, notice=skipped)
 
