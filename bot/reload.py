@@ -64,13 +64,25 @@ def signal_reload(settings: Settings) -> tuple[bool, str]:
 
 def _leaves(value: Any, prefix: str) -> dict[str, Any]:
     if isinstance(value, BaseModel):
-        value = {name: getattr(value, name) for name in type(value).model_fields}
+        # Fields left at their defaults are not named: an entry added to a map (a channel, a
+        # server) reads as the keys someone wrote, not every key the section has.
+        value = {
+            name: getattr(value, name) for name in value.model_fields_set | _non_default(value)
+        }
     if isinstance(value, dict) and value:
         out: dict[str, Any] = {}
         for key, item in value.items():
             out.update(_leaves(item, f"{prefix}.{key}" if prefix else str(key)))
         return out
     return {prefix: value}
+
+
+def _non_default(model: BaseModel) -> set[str]:
+    return {
+        name
+        for name, field in type(model).model_fields.items()
+        if getattr(model, name) != field.get_default(call_default_factory=True)
+    }
 
 
 def changed_keys(old: Settings, new: Settings) -> list[str]:
