@@ -10,7 +10,15 @@ from typing import Any
 
 import openai
 
-from bot.backends.failures import Failure, classify
+from bot.backends.failures import (
+    OVERFLOW_WORDS,
+    QUOTA,
+    QUOTA_WORDS,
+    RATE_LIMITED,
+    TOO_LONG,
+    Failure,
+    classify,
+)
 from bot.config import ApprovalLists, ApprovalSetting, MCPServerConfig
 from bot.core.events import Notice, TextDelta, ToolCallFinished, ToolCallStarted, TurnEvent, Usage
 from bot.core.tool_calls import ToolCall
@@ -86,10 +94,10 @@ class Round:
             log.warning(
                 "model response failed: %s: %s", _get(error, "code"), _get(error, "message")
             )
-            raise StreamFailed(stream_failure(_get(error, "code")))
+            raise StreamFailed(stream_failure(_get(error, "code"), _get(error, "message")))
         elif kind == "error":
             log.warning("model stream error: %s: %s", _get(event, "code"), _get(event, "message"))
-            raise StreamFailed(stream_failure(_get(event, "code")))
+            raise StreamFailed(stream_failure(_get(event, "code"), _get(event, "message")))
         return []
 
     def _finish(self, response: Any, *, incomplete: bool) -> list[TurnEvent]:
@@ -189,14 +197,15 @@ _INCOMPLETE: dict[str | None, str] = {
 }
 
 
-def stream_failure(code: str | None) -> Failure:
+def stream_failure(code: str | None, message: str | None = None) -> Failure:
     """Plain words for a failure the server reported inside the stream (its text is logged)."""
+    words = f"{code or ''} {message or ''}"
+    if code == "context_length_exceeded" or OVERFLOW_WORDS.search(words):
+        return Failure(TOO_LONG, False, overflow=True)
+    if code == "insufficient_quota" or QUOTA_WORDS.search(words):
+        return Failure(QUOTA, False)
     if code == "rate_limit_exceeded":
-        return Failure("The model is rate-limited right now. Try again in a minute.", True)
-    if code == "context_length_exceeded":
-        return Failure(
-            "This conversation is too long for the model. Use /reset to start over.", False
-        )
+        return Failure(RATE_LIMITED, True)
     if code and "image" in code:
         return Failure(
             "The model service could not use an attached image. "
@@ -214,7 +223,7 @@ def failure_of(exc: BaseException) -> Failure:
         return exc.failure
     # The SDK raises a bare APIError for an error payload in the stream; it carries the code.
     if type(exc) is openai.APIError:
-        return stream_failure(getattr(exc, "code", None))
+        return stream_failure(getattr(exc, "code", None), getattr(exc, "message", None))
     # classify also covers the HTTP library's errors that escape the SDK mid-stream.
     return classify(exc)
 
