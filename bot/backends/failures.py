@@ -199,3 +199,29 @@ async def sleep_before_retry(attempt: int, failure: Failure) -> None:
         "model request failed (%s); retry %d in %.1f s", failure.message, attempt + 1, delay
     )
     await asyncio.sleep(delay)
+
+
+# Why an answer stopped early (chat finish_reason), said as a notice under the answer.
+CUT_SHORT = {
+    "length": "The answer reached the model's length limit and was cut short.",
+    "content_filter": "The model service's content filter cut the answer short.",
+}
+
+
+def still_too_long() -> Failure:
+    """An overflow that trimming the stored conversation could not cure: this turn alone is
+    too big (a long question, or big tool results over several rounds)."""
+    return Failure(
+        "This question and its tool results are too long for the model, even after leaving "
+        "out earlier messages. Try a shorter question or fewer tools.",
+        False,
+        overflow=True,
+    )
+
+
+def ran_note(tools: list[str]) -> str:
+    """Appended to a failure line when tools already ran, so nobody runs them again blindly."""
+    if not tools:
+        return ""
+    names = ", ".join(dict.fromkeys(tools))
+    return f" These tools already ran and their results are kept: {names}."

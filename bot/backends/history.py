@@ -34,3 +34,19 @@ def user_content(text: str, image_urls: Sequence[str], *, responses: bool) -> An
     parts = [{"type": "text", "text": text}]
     parts += [{"type": "image_url", "image_url": {"url": url}} for url in image_urls]
     return parts
+
+
+def without_thinking(items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """History to store: thinking blocks are needed only within the turn's tool rounds, and
+    would tie the conversation to one provider's format."""
+    return [
+        {k: v for k, v in item.items() if k != "thinking_blocks"}
+        if "thinking_blocks" in item
+        else item
+        for item in items
+    ]
+
+
+def with_placeholder(text: str, placeholder: str) -> str:
+    """The user's words as stored: images become a note, never a URL that can expire."""
+    return f"{text}\n{placeholder}".strip() if placeholder else text

@@ -20,7 +20,15 @@ from bot.backends.failures import (
     classify,
 )
 from bot.config import ApprovalLists, ApprovalSetting, MCPServerConfig
-from bot.core.events import Notice, TextDelta, ToolCallFinished, ToolCallStarted, TurnEvent, Usage
+from bot.core.events import (
+    Notice,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallFinished,
+    ToolCallStarted,
+    TurnEvent,
+    Usage,
+)
 from bot.core.tool_calls import ToolCall
 
 log = logging.getLogger(__name__)
@@ -57,13 +65,25 @@ class Round:
     mcp_names: set[str] = field(default_factory=set)
     approvals: list[ApprovalAsk] = field(default_factory=list)
     completed: bool = False
+    failure: Failure | None = None  # set when the response finally failed
+    incomplete: bool = False  # the server stopped it early (length limit, content filter)
+    spent: Usage = field(default_factory=Usage)  # earlier attempts that still cost tokens
     _usages: dict[str, Usage] = field(default_factory=dict)
     _done_items: set[str] = field(default_factory=set)
     _streamed_items: set[str] = field(default_factory=set)
 
     def reset(self) -> None:
-        fresh = Round(answered=self.answered)
+        fresh = Round(answered=self.answered, spent=self.spent + self.usage)
         self.__dict__.update(fresh.__dict__)
+
+    @property
+    def cost(self) -> Usage:
+        return self.spent + self.usage
+
+    @property
+    def empty(self) -> bool:
+        """Finished with nothing at all: no words, no calls, no approvals, no MCP call."""
+        return not (self.text or self.calls or self.approvals or self.mcp_names or self.incomplete)
 
     @property
     def usage(self) -> Usage:
@@ -85,6 +105,11 @@ class Round:
             if delta:
                 self.text += delta
                 return [TextDelta(text=delta)]
+        elif kind in ("response.reasoning_summary_text.delta", "response.reasoning_text.delta"):
+            return [ReasoningDelta(text=_get(event, "delta") or "")]
+        elif kind == "response.output_item.added":
+            if _get(_get(event, "item"), "type") == "reasoning":
+                return [ReasoningDelta(text="")]  # reasoning has begun, maybe without a summary
         elif kind == "response.output_item.done":
             return self._item_done(_get(event, "item"))
         elif kind in ("response.completed", "response.incomplete"):
@@ -102,6 +127,7 @@ class Round:
 
     def _finish(self, response: Any, *, incomplete: bool) -> list[TurnEvent]:
         self.completed = True
+        self.incomplete = self.incomplete or incomplete
         response_id = _get(response, "id") or self.response_id or ""
         self.response_id = response_id or None
         usage = _get(response, "usage")
@@ -110,6 +136,8 @@ class Round:
                 input_tokens=_get(usage, "input_tokens") or 0,
                 output_tokens=_get(usage, "output_tokens") or 0,
                 cached_input_tokens=_get(_get(usage, "input_tokens_details"), "cached_tokens") or 0,
+                reasoning_tokens=_get(_get(usage, "output_tokens_details"), "reasoning_tokens")
+                or 0,
             )
         if not incomplete:
             return []
