@@ -21,7 +21,13 @@ from bot.backends.failures import (
     sleep_before_retry,
     still_too_long,
 )
-from bot.backends.history import trim_history, user_content, with_placeholder, without_thinking
+from bot.backends.history import (
+    trim_history,
+    user_content,
+    with_placeholder,
+    without_image_urls,
+    without_thinking,
+)
 from bot.backends.images import fetch_images
 from bot.config import LLMConfig
 from bot.core.events import (
@@ -163,8 +169,8 @@ class ChatBackend:
         llm = self._llm
         model = state.model or llm.model
         images = await fetch_images(request.image_urls)
-        history = list(state.history)
-        content = with_placeholder(request.text, "" if images.data_urls else images.placeholder())
+        history = without_image_urls(state.history)
+        content = with_placeholder(request.text, images.failure_note())
         new: list[dict[str, Any]] = [
             {"role": "user", "content": user_content(content, images.data_urls, responses=False)}
         ]

@@ -33,11 +33,15 @@ class Images:
     data_urls: tuple[str, ...] = ()
     failed: int = 0  # attachments that could not be loaded (gone, too big, not an image)
 
+    def failure_note(self) -> str:
+        """Told to the model now, so it does not pretend to see what did not arrive."""
+        return f"[{self.failed} attached image(s) could not be loaded]" if self.failed else ""
+
     def placeholder(self) -> str:
         """What stored history says instead of the images."""
         lines = [f"[image {n} was attached here]" for n in range(1, len(self.data_urls) + 1)]
         if self.failed:
-            lines.append(f"[{self.failed} attached image(s) could not be loaded]")
+            lines.append(self.failure_note())
         return "\n".join(lines)
 
 

@@ -19,7 +19,12 @@ from bot.backends.failures import (
     sleep_before_retry,
     still_too_long,
 )
-from bot.backends.history import trim_history, user_content, with_placeholder
+from bot.backends.history import (
+    trim_history,
+    user_content,
+    with_placeholder,
+    without_image_urls,
+)
 from bot.backends.images import fetch_images
 from bot.backends.responses_events import (
     ApprovalAsk,
@@ -109,13 +114,13 @@ class ResponsesBackend:
         local = llm.state == "local"
         images = await fetch_images(request.image_urls)
         placeholder = images.placeholder()
-        content = with_placeholder(request.text, "" if images.data_urls else placeholder)
+        content = with_placeholder(request.text, images.failure_note())
         user_item = {
             "role": "user",
             "content": user_content(content, images.data_urls, responses=True),
         }
         stored_user = {"role": "user", "content": with_placeholder(request.text, placeholder)}
-        history = list(state.history) if local else []
+        history = without_image_urls(state.history) if local else []
         # With state server, history holds only answers to calls the stored response still
         # waits for (a turn that failed or ran out of rounds after the model asked for tools).
         pending = [] if local else [i for i in state.history if is_output(i)]

@@ -75,10 +75,11 @@ class StreamRenderer:
         self._deleted = deleted
         self._channel_id = (channel or source.channel).id
         self._transcript = Transcript()
-        self._reasoning = ReasoningView(reasoning)  # llm.reasoning: how thinking is shown
         # After an approval prompt the answer continues below it, in a new segment of messages.
         self._segments: list[_Segment] = [_Segment(start=0, anchor=None)]
         self._dirty = asyncio.Event()
+        # llm.reasoning: how thinking is shown; it wakes the flusher to keep its seconds counting
+        self._reasoning = ReasoningView(reasoning, wake=self._dirty.set)
         self._sync_lock = asyncio.Lock()
         self._started = False
         self._queued = False  # the queued line is (to be) shown in place of the answer

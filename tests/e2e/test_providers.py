@@ -101,6 +101,12 @@ async def test_an_empty_answer_is_never_stored(world: World) -> None:
     asked = await chat.say(f"{key} say nothing")
     text = await chat.answer_text(int(asked["id"]), "⚠️")
     assert "empty answer" in text
+    spent = (
+        db(world)
+        .execute("SELECT SUM(input_tokens) AS used FROM usage WHERE user_id = ?", (chat.user,))
+        .fetchone()
+    )
+    assert spent["used"] > 0  # three empty attempts still count toward the daily budget
     again = await chat.say(f"{key} now say something")
     assert await chat.answer_text(int(again["id"]), "second answer") == "second answer"
     for request in world.llm.requests_for(key):
@@ -210,7 +216,8 @@ async def test_usage_rows_hold_cached_and_reasoning_tokens(world: World) -> None
     chat = Chat(world.discord, "usage")
     key = f"k-usage-{world.backend}"
     world.llm.cached_tokens(key, 7)
-    world.llm.script(key, Silent(), [Reasoning("x" * 40), Text("counted")])
+    # The empty first answer is retried; it still cost tokens, so it is counted too.
+    world.llm.script(key, [], [Reasoning("x" * 40), Text("counted")])
     asked = await chat.say(f"{key} count me " + "y" * 80)
     await chat.answer_text(int(asked["id"]), "counted")
     rows = (
@@ -223,9 +230,14 @@ async def test_usage_rows_hold_cached_and_reasoning_tokens(world: World) -> None
         .fetchall()
     )
     assert len(rows) == 1
-    row = rows[0]
-    assert row["cached_input_tokens"] == 7 and row["reasoning_tokens"] == 10
-    assert row["input_tokens"] > 7 and row["output_tokens"] > 10
+    sent = [r.body.get("messages") or r.body.get("input") for r in world.llm.requests_for(key)]
+    assert len(sent) == 2
+    assert dict(rows[0]) == {
+        "input_tokens": sum(len(json.dumps(s)) // 4 for s in sent),
+        "cached_input_tokens": 7 * 2,
+        "output_tokens": 1 + len("x" * 40 + "counted") // 4,
+        "reasoning_tokens": 10,
+    }
 
 
 # -- context overflow ----------------------------------------------------------------------------
