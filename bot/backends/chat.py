@@ -178,7 +178,7 @@ class ChatBackend:
             "role": "user",
             "content": with_placeholder(request.text, images.placeholder()),
         }
-        window = llm.max_context_tokens or model_window(self._litellm, model)
+        window = llm.max_context_tokens or model_window(model)
         budget = budget_for(window, llm.params)
         usage = Usage()
         ran: list[str] = []

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bot.backends.model_info import model_info
+
 CHARS_PER_TOKEN = 3
 # An old tool output is cut to this many characters before whole turns are dropped: the model
 # keeps the gist of what the tool said, and a 20k-character result stops costing every turn.
@@ -115,11 +117,7 @@ def _output_key(item: dict[str, Any]) -> str | None:
     return None
 
 
-def model_window(litellm: Any, model: str) -> int | None:
-    """The model's input window from litellm's model info; None when litellm does not know it."""
-    try:
-        info = litellm.get_model_info(model)
-    except Exception:
-        return None
-    window = info.get("max_input_tokens") or info.get("max_tokens")
-    return int(window) if window else None
+def model_window(model: str) -> int | None:
+    """The model's input window from litellm's offline model map; None when it is unknown."""
+    info = model_info(model)
+    return info.max_input_tokens if info is not None else None

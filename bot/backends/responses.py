@@ -11,7 +11,7 @@ from typing import Any
 import openai
 
 from bot.backends.base import system_prompt
-from bot.backends.context import budget_for, fit
+from bot.backends.context import budget_for, fit, model_window
 from bot.backends.failures import (
     EmptyAnswer,
     StreamCut,
@@ -139,7 +139,7 @@ class ResponsesBackend:
         usage = Usage()
         ran: list[str] = []
         final_id: str | None = previous
-        budget = budget_for(llm.max_context_tokens, llm.params)
+        budget = budget_for(llm.max_context_tokens or model_window(model), llm.params)
         repaired = False
         round_number = 0
 
