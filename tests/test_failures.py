@@ -128,3 +128,9 @@ def test_a_token_rate_limit_is_not_an_overflow() -> None:
     exc.response = None  # type: ignore[assignment]
     failure = classify(exc)
     assert failure.message == RATE_LIMITED and not failure.overflow
+
+
+async def test_a_long_retry_after_is_said_instead_of_waited_for(llm: ScriptedLLM) -> None:
+    llm.script("flong", Fault(429, retry_after=600))
+    failure = classify(await raised(llm, "litellm", "flong"))
+    assert not failure.retryable and "about 10 minutes" in failure.message

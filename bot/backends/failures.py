@@ -143,19 +143,33 @@ def classify(exc: BaseException) -> Failure:
 
 
 def _by_status(exc: BaseException, status: int) -> Failure:
-    if status == 429:
-        return Failure(RATE_LIMITED, True, retry_after(exc))
     if status in (401, 403):
         return Failure(CREDENTIALS, False)
     if status == 408:
         return Failure(SLOW, True)
-    if status >= 500:  # 500-504, Cloudflare's 520-524, Anthropic's 529 "overloaded"
-        return Failure(TROUBLE, True, retry_after(exc))
+    if status == 429 or status >= 500:  # incl. Cloudflare's 520-524, Anthropic's 529 overloaded
+        wait = retry_after(exc)
+        if wait is not None and wait > MAX_RETRY_AFTER_S:
+            # Waiting that long would keep the user watching "typing…": say when instead.
+            return Failure(
+                f"The model service asked the bot to wait {_duration(wait)}. Try again then.",
+                False,
+                wait,
+            )
+        return Failure(RATE_LIMITED if status == 429 else TROUBLE, True, wait)
     return Failure(
         f"The model service refused the request ({status}). "
         "Tell the bot's operator if this keeps happening.",
         False,
     )
+
+
+def _duration(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"about {minutes} minute{'s' if minutes != 1 else ''}"
+    hours = round(seconds / 3600)
+    return f"about {hours} hour{'s' if hours != 1 else ''}"
 
 
 def retry_after(exc: BaseException) -> float | None:
