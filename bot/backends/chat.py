@@ -20,6 +20,7 @@ from bot.backends.failures import (
     ran_note,
     sleep_before_retry,
     still_too_long,
+    tool_label,
 )
 from bot.backends.history import (
     trim_history,
@@ -41,7 +42,7 @@ from bot.core.events import (
     Usage,
 )
 from bot.core.state import ConversationState, TurnRequest
-from bot.core.tool_calls import ToolCall, ToolExecutor
+from bot.core.tool_calls import ToolCall, ToolExecutor, unknown_tool
 
 log = logging.getLogger(__name__)
 
@@ -235,18 +236,14 @@ class ChatBackend:
                 new.append(message)
             if result.finish in CUT_SHORT:
                 yield Notice(text=CUT_SHORT[result.finish])
-            if not result.calls or self._tools is None:
+            if not result.calls:
                 break
             for call in result.tool_calls():
-                async for event in self._tools.run(call, request):
+                async for event in self._run_call(call, request):
                     yield event
                     if isinstance(event, ToolCallFinished):
                         if event.outcome != "denied":
-                            ran.append(
-                                f"`{event.server}.{event.tool}`"
-                                if event.server
-                                else f"`{event.tool}`"
-                            )
+                            ran.append(tool_label(event))
                         new.append(
                             {"role": "tool", "tool_call_id": call.call_id, "content": event.output}
                         )
@@ -254,6 +251,15 @@ class ChatBackend:
                 break
             round_number += 1
         yield TurnCompleted(state=keep(history + [stored_user, *new[1:]]), usage=usage, model=model)
+
+    async def _run_call(self, call: ToolCall, request: TurnRequest) -> AsyncIterator[TurnEvent]:
+        if self._tools is not None:
+            async for event in self._tools.run(call, request):
+                yield event
+            return
+        # No tools configured, yet the model called one: it still needs an answer, or the stored
+        # history would hold a call without its result, which providers refuse from then on.
+        yield unknown_tool(call)
 
     async def _stream(
         self,

@@ -18,6 +18,8 @@ from typing import Any
 
 import openai
 
+from bot.core.events import ToolCallFinished
+
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 8.0
@@ -231,6 +233,10 @@ def still_too_long() -> Failure:
         False,
         overflow=True,
     )
+
+
+def tool_label(event: ToolCallFinished) -> str:
+    return f"`{event.server}.{event.tool}`" if event.server else f"`{event.tool}`"
 
 
 def ran_note(tools: list[str]) -> str:

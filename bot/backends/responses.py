@@ -18,6 +18,7 @@ from bot.backends.failures import (
     ran_note,
     sleep_before_retry,
     still_too_long,
+    tool_label,
 )
 from bot.backends.history import (
     trim_history,
@@ -39,7 +40,6 @@ from bot.backends.responses_items import (
     is_output,
     output_item,
     overflow_repair,
-    tool_label,
 )
 from bot.config import LLMConfig, MCPServerConfig
 from bot.core.approvals import ApprovalRequest

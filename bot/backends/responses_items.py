@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.backends.context import estimate_tokens, fit
-from bot.core.events import ToolCallFinished
 from bot.core.tool_calls import ToolCall
 
 log = logging.getLogger(__name__)
@@ -70,7 +69,3 @@ def output_item(call_id: str, output: str) -> dict[str, Any]:
 
 def is_output(item: dict[str, Any]) -> bool:
     return item.get("type") == "function_call_output"
-
-
-def tool_label(event: ToolCallFinished) -> str:
-    return f"`{event.server}.{event.tool}`" if event.server else f"`{event.tool}`"
