@@ -154,7 +154,8 @@ class ResponsesBackend:
             return ConversationState(
                 backend=self.name,
                 previous_response_id=last_id,
-                history=tuple(waiting),
+                # Answers only make sense to the response that asked: none without an id.
+                history=tuple(waiting) if last_id else (),
                 model=state.model,
             )
 
