@@ -184,3 +184,9 @@ def test_image_urls_in_older_stored_history_become_notes() -> None:
     assert cleaned[0]["content"][1] == {"type": "text", "text": "[an image was attached here]"}
     assert cleaned[1]["content"][1]["type"] == "input_text"
     assert cleaned[2:] == stored[2:]
+
+
+def test_an_inline_image_counts_as_an_image_not_as_its_base64() -> None:
+    image = "data:image/png;base64," + "A" * 3_000_000
+    items = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": image}}]}]
+    assert 1000 <= estimate_tokens(items) < 1100

@@ -8,6 +8,7 @@ backends catches what the estimate misses.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,8 +23,17 @@ SHORTENED = "\n[… shortened to save space]"
 RESERVE_OUTPUT_TOKENS = 4096
 
 
+IMAGE_TOKENS = 1000  # what providers charge for a typical image, whatever its base64 length
+_DATA_URL = re.compile(r"data:[a-z]+/[a-z0-9.+-]+;base64,[A-Za-z0-9+/=]*")
+
+
 def estimate_tokens(items: Sequence[dict[str, Any]]) -> int:
-    return len(json.dumps(list(items), ensure_ascii=False, default=str)) // CHARS_PER_TOKEN + 1
+    text = json.dumps(list(items), ensure_ascii=False, default=str)
+    chars = len(text)
+    for match in _DATA_URL.finditer(text):
+        # An inline image is billed by its size in pixels, not by its base64 text.
+        chars += IMAGE_TOKENS * CHARS_PER_TOKEN - len(match.group())
+    return max(0, chars) // CHARS_PER_TOKEN + 1
 
 
 @dataclass(frozen=True)
