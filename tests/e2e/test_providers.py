@@ -46,15 +46,15 @@ def assistant_nulls(body: dict) -> list[dict]:
 async def local_world(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, llm: ScriptedLLM
 ) -> AsyncIterator[World]:
-    """A bot that keeps its history itself (chat, or responses with state: local) and sees
-    images. MCP servers: only `auto`."""
+    """A bot that keeps its history itself (chat, or responses with state: local), sees images
+    and shows reasoning summaries. MCP servers: only `auto`."""
     backend = request.param
     discord = FakeDiscord()
     await discord.start()
     workdir = tmp_path_factory.mktemp(f"local-{backend}")
     call_log = workdir / "calls.jsonl"
     config = bot_config(llm, workdir, call_log, backend)
-    config["llm"].update(state="local", vision=True)
+    config["llm"].update(state="local", vision=True, reasoning="summary")
     config["mcp"]["servers"] = {"auto": config["mcp"]["servers"]["auto"]}
     bot = BotProcess(discord, config, workdir)
     try:
@@ -191,6 +191,21 @@ async def test_reasoning_shows_a_status_then_only_the_answer(world: World) -> No
         .fetchall()
     )
     assert rows and rows[-1]["reasoning_tokens"] == len(thoughts) // 4
+
+
+async def test_summary_mode_keeps_the_summary_above_the_answer(local_world: World) -> None:
+    world = local_world
+    chat = Chat(world.discord, "summary")
+    key = f"k-summary-{world.backend}"
+    world.llm.script(key, [Reasoning("First I check.\nThen I answer."), Text("Answer.")])
+    asked = await chat.say(f"{key} think aloud")
+    parts = await chat.answer(int(asked["id"]), lambda t: "Answer." in t)
+    assert [p["content"] for p in parts] == ["-# First I check.\n-# Then I answer.\nAnswer."]
+    # The summary is shown, never stored as the answer.
+    assert "First I check" not in json.dumps(world.llm.requests_for(key)[-1].body)
+    again = await chat.say(f"{key} and again")
+    await chat.answer_text(int(again["id"]), "echo")
+    assert "First I check" not in json.dumps(world.llm.requests_for(key)[-1].body)
 
 
 async def test_thinking_blocks_go_back_with_tool_results(chat_world: World) -> None:
