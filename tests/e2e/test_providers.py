@@ -144,8 +144,8 @@ async def test_tools_that_ran_are_kept_when_a_later_round_fails(world: World) ->
 # -- streamed tool-call assembly ------------------------------------------------------------------
 async def test_parallel_calls_with_repeated_index_both_run(chat_world: World) -> None:
     world = chat_world
-    chat = Chat(world.discord, "parallel")
-    key = "k-parallel"
+    chat = Chat(world.discord, "repeated-index")
+    key = "k-repeated-index"
     world.llm.script(
         key,
         [
