@@ -519,8 +519,11 @@ async def test_context_window_in_openai_and_proxy_form(llm: ScriptedLLM):
 
 
 async def test_image_urls_are_fetched_and_a_dead_one_is_refused(llm: ScriptedLLM):
+    async def png(request: web.Request) -> web.Response:
+        return web.Response(body=b"\x89PNG")
+
     app = web.Application()
-    app.router.add_get("/img.png", lambda r: web.Response(body=b"\x89PNG"))
+    app.router.add_get("/img.png", png)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
