@@ -64,3 +64,32 @@ async def test_a_filtered_answer_ends_with_a_notice_and_an_empty_one_is_not_stor
     second = await turn(made, "filtered two", done.state)
     assert isinstance(second[-1], TurnCompleted)
     assert "length limit" in [e for e in second if isinstance(e, Notice)][0].text
+
+
+async def test_old_tool_output_is_shortened_to_fit_the_budget_before_sending(
+    llm: ScriptedLLM,
+) -> None:
+    call = {"id": "c1", "type": "function", "function": {"name": "fetch", "arguments": "{}"}}
+    history = (
+        {"role": "user", "content": "budget fetch the page"},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c1", "content": "page text " * 2000},
+        {"role": "assistant", "content": "It says a lot."},
+    )
+    config = LLMConfig(
+        model="openai/test-model",
+        base_url=llm.base_url,
+        api_key=SecretStr("test"),
+        max_context_tokens=2000,
+    )
+    made = ChatBackend(config, tools=None)
+    llm.script("budget")  # echo replies, but requests are tagged
+    events = await turn(
+        made, "budget summarise it", ConversationState(backend="chat", history=history)
+    )
+    assert isinstance(events[-1], TurnCompleted)
+    assert not [e for e in events if isinstance(e, Notice)]  # routine fitting is silent
+    sent = llm.requests_for("budget")[-1].body["messages"]
+    tool = next(m for m in sent if m["role"] == "tool")
+    assert len(tool["content"]) < 1000 and "shortened" in tool["content"]
+    assert [m["role"] for m in sent] == ["system", "user", "assistant", "tool", "assistant", "user"]
