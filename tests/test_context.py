@@ -131,6 +131,11 @@ def test_reasoning_view_modes() -> None:
     summary.apply(ReasoningDelta(text="First I look.\nThen I answer."))
     assert summary.frame("Hi", final=True) == "-# First I look.\n-# Then I answer.\nHi"
 
+    pages = ReasoningView("summary")
+    pages.apply(ReasoningDelta(text="word " * 2000))
+    framed = pages.frame("Hi", final=True)
+    assert len(framed) < 1400 and framed.endswith("…\nHi")
+
     hide = ReasoningView("hide")
     assert not hide.apply(ReasoningDelta(text="x"))
     assert hide.frame("", final=False) == ""

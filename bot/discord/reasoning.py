@@ -13,6 +13,8 @@ from collections.abc import Callable
 from bot.core.events import ReasoningDelta, TextDelta, TurnEvent
 
 TICK_S = 2.0  # how often the status line's seconds move while no reasoning events arrive
+# Raw reasoning (chat `reasoning_content`) can run to pages; above the answer it stays a preview.
+SUMMARY_MAX_CHARS = 1200
 
 
 class ReasoningView:
@@ -62,7 +64,10 @@ class ReasoningView:
             if self._timer is not None:
                 self._timer.cancel()
         if self._mode == "summary" and self._summary:
-            lines = "".join(self._summary).strip().splitlines()
+            summary = "".join(self._summary).strip()
+            if len(summary) > SUMMARY_MAX_CHARS:
+                summary = summary[:SUMMARY_MAX_CHARS].rstrip() + " …"
+            lines = summary.splitlines()
             small = "\n".join(f"-# {line.strip()}" for line in lines if line.strip())
             return f"{small}\n{answer}" if answer else small
         if self._mode == "status" and self._started is not None and not answer and not final:
