@@ -18,6 +18,7 @@ import aiosqlite
 from bot.core.state import ConversationKey, ConversationState
 from bot.store.migrations import MIGRATIONS, Migration
 from bot.store.records import DECISIONS, PENDING, ApprovalRecord, TurnRecord
+from bot.store.usage import insert_usage
 
 log = logging.getLogger(__name__)
 
@@ -58,27 +59,6 @@ def _dump_json(value: Any) -> str:
         # the answer the user already saw is not lost at the final save.
         text = json.dumps(value, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
     return text
-
-
-async def _insert_usage(
-    db: aiosqlite.Connection, key: ConversationKey, turn: TurnRecord, now: str
-) -> None:
-    await db.execute(
-        "INSERT INTO usage (conversation_key, user_id, model, input_tokens, output_tokens,"
-        " cached_input_tokens, reasoning_tokens, duration_s, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            str(key),
-            turn.user_id,
-            turn.model,
-            turn.usage.input_tokens,
-            turn.usage.output_tokens,
-            turn.usage.cached_input_tokens,
-            turn.usage.reasoning_tokens,
-            turn.duration_s,
-            now,
-        ),
-    )
 
 
 def _approval(row: sqlite3.Row) -> ApprovalRecord:
@@ -265,12 +245,12 @@ class Store:
                     now,
                 ),
             )
-            await _insert_usage(db, key, turn, now)
+            await insert_usage(db, key, turn, now)
 
     async def save_usage(self, key: ConversationKey, turn: TurnRecord) -> None:
         """Record what a turn cost when nothing of it is stored (it failed)."""
         async with self._transaction() as db:
-            await _insert_usage(db, key, turn, _now())
+            await insert_usage(db, key, turn, _now())
 
     async def reset_conversation(self, key: ConversationKey) -> bool:
         """Forget the conversation and its "always allow" grants; True if there was anything."""
