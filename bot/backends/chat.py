@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.backends.base import system_prompt
+from bot.backends.base import system_prompt, user_field
 from bot.backends.context import budget_for, estimate_tokens, fit, model_window
 from bot.backends.failures import (
     CUT_SHORT,
@@ -168,7 +168,7 @@ class ChatBackend:
         self, state: ConversationState, request: TurnRequest
     ) -> AsyncIterator[TurnEvent]:
         llm = self._llm
-        model = state.model or llm.model
+        model = state.model or request.model or llm.model
         images = await fetch_images(request.image_urls)
         history = without_image_urls(state.history)
         content = with_placeholder(request.text, images.failure_note())
@@ -195,11 +195,13 @@ class ChatBackend:
             context, _ = fit(
                 trim_history(history + new, llm.max_history_messages), budget, len(new)
             )
-            messages = [{"role": "system", "content": system_prompt(llm.system_prompt)}, *context]
+            prompt = system_prompt(request.system_prompt or llm.system_prompt)
+            messages = [{"role": "system", "content": prompt}, *context]
             # The last round offers no tool calls, so the model has to answer in words.
             last_round = round_number == llm.max_tool_rounds
             result = _Round()
-            async for event in self._stream(model, messages, tools, last_round, result):
+            user = user_field(request.user_id, llm.send_user_id)
+            async for event in self._stream(model, messages, tools, last_round, result, user):
                 yield event
             usage = usage + result.cost
             failure = result.failure
@@ -268,6 +270,7 @@ class ChatBackend:
         tools: list[dict[str, Any]],
         last_round: bool,
         result: _Round,
+        user: str | None = None,
     ) -> AsyncIterator[TurnEvent]:
         """One completion with retries; retries stop once any text has been shown. A final
         failure is left in `result.failure` for the turn to decide on."""
@@ -280,6 +283,12 @@ class ChatBackend:
             "max_retries": 0,  # retries are ours: we know whether text was already shown
             **self._llm.params,
         }
+        if user:
+            kwargs["user"] = user
+            if model.startswith("openai/"):
+                # litellm drops `user` for model names outside OpenAI's catalog, i.e. exactly
+                # the OpenAI-compatible servers (a LiteLLM proxy) whose budgets key on it.
+                kwargs["allowed_openai_params"] = ["user"]
         if self._llm.base_url:
             kwargs["api_base"] = self._llm.base_url
         if self._llm.api_key is not None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import openai
 
-from bot.backends.base import system_prompt
+from bot.backends.base import system_prompt, user_field
 from bot.backends.context import budget_for, fit, model_window
 from bot.backends.failures import (
     EmptyAnswer,
@@ -110,7 +110,7 @@ class ResponsesBackend:
         self, state: ConversationState, request: TurnRequest
     ) -> AsyncIterator[TurnEvent]:
         llm = self._llm
-        model = state.model or llm.model
+        model = state.model or request.model or llm.model
         local = llm.state == "local"
         images = await fetch_images(request.image_urls)
         placeholder = images.placeholder()
@@ -168,6 +168,10 @@ class ResponsesBackend:
                 window = trim_history(history + kept, llm.max_history_messages)
                 items, _ = fit(window, budget, len(kept))
             kwargs = self._arguments(model, items, previous, tools, last_round)
+            if user := user_field(request.user_id, llm.send_user_id):
+                kwargs["user"] = user
+            if request.system_prompt:
+                kwargs["instructions"] = system_prompt(request.system_prompt)
             result = Round(answered=answered)
             # Only the id loaded from storage may be stale; ids from this turn are fresh.
             may_start_fresh = round_number == 0 and previous is not None
