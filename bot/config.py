@@ -123,6 +123,12 @@ class LLMConfig(_Section):
     send_user_id: bool = True
     """Send a hash of the Discord user id as the request's `user`, so a LiteLLM proxy's
     per-user budgets and rate limits apply across all bot processes."""
+    reasoning: Literal["hide", "status", "summary"] = "status"
+    """What users see of a model's reasoning: `hide` (typing only), `status` (a `thinking… 12 s` line the answer replaces) or `summary` (the reasoning summary in small text above the answer)."""
+    max_context_tokens: int | None = Field(default=None, ge=1024)
+    """The input budget in tokens; null = the model's window from litellm's offline model map. Old tool results are shortened first, then the oldest turns left out."""
+    truncation: Literal["auto", "disabled"] = "auto"
+    """responses with `state: server`: sent as `truncation`; `auto` lets the server drop the oldest items instead of refusing every request once the conversation outgrows the window."""
 
     @field_validator("api_key", mode="before")
     @classmethod

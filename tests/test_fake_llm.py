@@ -11,6 +11,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # else import sta
 import litellm
 import openai
 import pytest
+from aiohttp import web
 from litellm.exceptions import MidStreamFallbackError  # not exported at top level
 from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletionChunk
@@ -29,9 +30,12 @@ from pydantic import TypeAdapter
 from tests.fakes.llm import (
     Cut,
     Fault,
+    Finish,
     McpApprovalRequest,
     McpCall,
+    Reasoning,
     ScriptedLLM,
+    Silent,
     Stall,
     Text,
     ToolCall,
@@ -374,3 +378,186 @@ async def test_litellm_responses_bridge_parses_the_stream(llm: ScriptedLLM):
     assert events[-1].response.usage.total_tokens > 0
     deltas = [e.delta for e in events if e.type == "response.output_text.delta"]
     assert "".join(deltas) == "via litellm"
+
+
+# -- 7. what real providers and gateways do (issue 9) --------------------------------------
+async def test_reasoning_streams_parse_in_both_apis(llm: ScriptedLLM):
+    llm.script("think", [Reasoning("Let me think about it.", chunk_size=6), Text("42")])
+    llm.script("think-r", [Reasoning("Let me think about it.", chunk_size=6), Text("42")])
+    llm.cached_tokens("think", 2)
+    llm.cached_tokens("think-r", 2)
+    chunks = [
+        c
+        async for c in await lite(
+            llm, user("think"), stream=True, stream_options={"include_usage": True}
+        )
+    ]
+    reasoning = "".join(
+        getattr(c.choices[0].delta, "reasoning_content", None) or "" for c in chunks if c.choices
+    )
+    assert reasoning == "Let me think about it."
+    blocks = [
+        b
+        for c in chunks
+        if c.choices
+        for b in getattr(c.choices[0].delta, "thinking_blocks", None) or []
+    ]
+    assert blocks[-1]["signature"] == "sig-scripted"
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "42"
+    usage = chunks[-1].usage
+    assert usage.prompt_tokens_details.cached_tokens == 2
+    assert usage.completion_tokens_details.reasoning_tokens == len(reasoning) // 4
+
+    stream = await client(llm).responses.create(model="test-model", input="think-r", stream=True)
+    events = [EVENTS.validate_python(e.model_dump()) async for e in stream]
+    summary = "".join(e.delta for e in events if e.type == "response.reasoning_summary_text.delta")
+    assert summary == "Let me think about it."
+    done = events[-1].response
+    assert done.output[0].type == "reasoning" and done.output[1].type == "message"
+    assert done.usage.input_tokens_details.cached_tokens == 2
+    assert done.usage.output_tokens_details.reasoning_tokens == len(summary) // 4
+
+
+async def test_repeated_index_and_bare_argument_deltas(llm: ScriptedLLM):
+    llm.script(
+        "par",
+        [
+            ToolCall("lookup", {"q": "first one"}, "call_1", index=0),
+            ToolCall("lookup", {"q": "second one"}, "call_2", index=0, bare_args=True),
+        ],
+    )
+    stream = await client(llm).chat.completions.create(
+        model="test-model", messages=user("par"), stream=True
+    )
+    fragments = [
+        tc
+        for c in [c async for c in stream]
+        if c.choices
+        for tc in c.choices[0].delta.tool_calls or []
+    ]
+    assert {f.index for f in fragments if f.index is not None} == {0}
+    assert [f.id for f in fragments if f.id] == ["call_1", "call_2"]
+    assert any(f.index is None for f in fragments)
+
+
+async def test_empty_streams_finish_reasons_and_status_faults(llm: ScriptedLLM):
+    llm.script("quiet", Silent(), [], [Text("cut", chunk_size=1), Finish("length")])
+    chunks = [
+        c
+        async for c in await client(llm).chat.completions.create(
+            model="test-model", messages=user("quiet"), stream=True
+        )
+    ]
+    assert chunks == []
+    chunks = [
+        c
+        async for c in await client(llm).chat.completions.create(
+            model="test-model", messages=user("quiet"), stream=True
+        )
+    ]
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    assert not any(c.choices[0].delta.content for c in chunks if c.choices)
+    chunks = [
+        c
+        async for c in await client(llm).chat.completions.create(
+            model="test-model", messages=user("quiet"), stream=True
+        )
+    ]
+    assert chunks[-1].choices[0].finish_reason == "length"
+    llm.script("quiet-r", [Text("half"), Finish("max_output_tokens")])
+    stream = await client(llm).responses.create(model="test-model", input="quiet-r", stream=True)
+    events = [e async for e in stream]
+    assert events[-1].type == "response.incomplete"
+    assert events[-1].response.incomplete_details.reason == "max_output_tokens"
+
+    quota = {"code": "insufficient_quota", "type": "insufficient_quota"}
+    llm.script(
+        "st",
+        Fault(529),
+        Fault(520),
+        Fault(403),
+        Fault(429, error=quota),
+        Fault(503, retry_after=2, retry_date=True),
+    )
+    oa = client(llm, max_retries=0)
+    for status in (529, 520, 403, 429):
+        with pytest.raises(openai.APIStatusError) as caught:
+            await oa.chat.completions.create(model="test-model", messages=user("st"))
+        assert caught.value.status_code == status
+    assert caught.value.code == "insufficient_quota"
+    with pytest.raises(openai.APIStatusError) as caught:
+        await oa.chat.completions.create(model="test-model", messages=user("st"))
+    assert caught.value.response.headers["retry-after"].endswith("GMT")
+    assert "retry-after-ms" not in caught.value.response.headers
+
+
+async def test_context_window_in_openai_and_proxy_form(llm: ScriptedLLM):
+    long = user("win " + "x" * 400)
+    llm.context_window("win", 50)
+    with pytest.raises(openai.BadRequestError) as caught:
+        await client(llm, max_retries=0).chat.completions.create(model="test-model", messages=long)
+    assert caught.value.code == "context_length_exceeded"
+    assert (
+        await client(llm).chat.completions.create(model="test-model", messages=user("win"))
+    ).choices
+    llm.context_window("win", 50, style="litellm")
+    with pytest.raises(openai.BadRequestError) as caught:
+        await client(llm, max_retries=0).chat.completions.create(model="test-model", messages=long)
+    assert caught.value.code == "400" and "maximum context length" in caught.value.message
+    # Responses: the whole previous_response_id chain counts, unless truncation is auto.
+    llm.context_window("wr", 60)
+    oa = client(llm, max_retries=0)
+    first = await oa.responses.create(model="test-model", input="wr " + "y" * 180)
+    with pytest.raises(openai.BadRequestError):
+        await oa.responses.create(
+            model="test-model", input="wr again", previous_response_id=first.id
+        )
+    ok = await oa.responses.create(
+        model="test-model", input="wr again", previous_response_id=first.id, truncation="auto"
+    )
+    assert ok.output_text == "echo: wr again"
+
+
+async def test_image_urls_are_fetched_and_a_dead_one_is_refused(llm: ScriptedLLM):
+    async def png(request: web.Request) -> web.Response:
+        return web.Response(body=b"\x89PNG")
+
+    app = web.Application()
+    app.router.add_get("/img.png", png)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        oa = client(llm, max_retries=0)
+        for url, ok in (
+            (f"{base}/img.png", True),
+            (f"{base}/gone.png", False),
+            ("data:image/png;base64,AAAA", True),
+        ):
+            parts = [
+                {"type": "text", "text": "img"},
+                {"type": "image_url", "image_url": {"url": url}},
+            ]
+            if ok:
+                await oa.chat.completions.create(
+                    model="test-model", messages=[{"role": "user", "content": parts}]
+                )
+            else:
+                with pytest.raises(openai.BadRequestError) as caught:
+                    await oa.chat.completions.create(
+                        model="test-model", messages=[{"role": "user", "content": parts}]
+                    )
+                assert caught.value.code == "invalid_image_url"
+        item = {
+            "role": "user",
+            "content": [
+                {"type": "input_text", "text": "img"},
+                {"type": "input_image", "image_url": f"{base}/gone.png"},
+            ],
+        }
+        with pytest.raises(openai.BadRequestError):
+            await oa.responses.create(model="test-model", input=[item])
+    finally:
+        await runner.cleanup()

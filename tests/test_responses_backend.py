@@ -139,6 +139,7 @@ async def backend(
     box: Box | None = None,
     servers: dict[str, MCPServerConfig] | None = None,
     max_tool_rounds: int = 8,
+    truncation: str = "auto",
 ) -> AsyncIterator[ResponsesBackend]:
     config = LLMConfig(
         backend="responses",
@@ -148,6 +149,7 @@ async def backend(
         state=state,  # type: ignore[arg-type]
         system_prompt="Be brief.",
         max_tool_rounds=max_tool_rounds,
+        truncation=truncation,  # type: ignore[arg-type]
     )
     policies = {"calc": ApprovalPolicy("never"), "files": ApprovalPolicy("always")}
     tools = ToolExecutor(box or Box(), policies, gate or Gate())
@@ -592,3 +594,39 @@ async def test_keyless_client_for_a_local_proxy(monkeypatch: pytest.MonkeyPatch)
     config = LLMConfig(backend="responses", model="m", base_url="http://127.0.0.1:9/v1")
     made = ResponsesBackend(config, tools=None, servers={})
     await made.aclose()
+
+
+# -- stored state that would break later turns (issue 9) ----------------------------------
+async def test_calls_left_in_the_last_round_are_answered_by_the_next_turn(
+    llm: ScriptedLLM,
+) -> None:
+    add = ToolCall("calc__add", {"a": 1, "b": 2}, "call_more")
+    llm.script("rounds", [ToolCall("calc__add", {"a": 1, "b": 1}, "call_1")], [add], Text("ok"))
+    async with backend(llm.base_url, max_tool_rounds=1) as made:
+        first = completed(await turn(made, "rounds please"))
+        # The stored response still waits for call_more: its answer is kept for the next turn.
+        assert [i["call_id"] for i in first.state.history] == ["call_more"]
+        second = completed(await turn(made, "rounds again", first.state))
+    last = llm.requests_for("rounds")[-1].body
+    assert last["previous_response_id"] == first.state.previous_response_id
+    assert [i.get("type") or i.get("role") for i in last["input"]] == [
+        "function_call_output",
+        "user",
+    ]
+    assert second.state.history == ()
+
+
+async def test_overflow_with_truncation_disabled_starts_fresh_once(llm: ScriptedLLM) -> None:
+    llm.script("over", Text("a long answer " * 100), Text("fresh answer"))
+    async with backend(llm.base_url, truncation="disabled") as made:
+        first = completed(await turn(made, "over " + "x" * 400))
+        llm.context_window("over", 200)
+        events = await turn(made, "over again", first.state)
+    done = completed(events)
+    assert text_of(events) == "fresh answer"
+    notices = [e for e in events if isinstance(e, Notice)]
+    assert len(notices) == 1 and "too long" in notices[0].text
+    failed, succeeded = llm.requests_for("over")[-2:]
+    assert failed.body["truncation"] == "disabled" and failed.body["previous_response_id"]
+    assert "previous_response_id" not in succeeded.body
+    assert done.state.previous_response_id != first.state.previous_response_id

@@ -138,3 +138,12 @@ def test_cost_counts_cached_input_at_its_own_rate() -> None:
         ModelInfo(None, None, None, None).cost_usd(input_tokens=1, cached_tokens=0, output_tokens=1)
         is None
     )
+
+
+def test_nan_in_tool_arguments_is_a_problem_the_model_can_fix() -> None:
+    from bot.core.tool_calls import parse_arguments
+
+    assert parse_arguments('{"x": 1.5}') == ({"x": 1.5}, None)
+    for raw in ('{"x": NaN}', '{"x": -Infinity}'):
+        arguments, problem = parse_arguments(raw)
+        assert arguments == {} and problem and "not valid JSON" in problem

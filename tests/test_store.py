@@ -243,6 +243,30 @@ async def test_history_that_is_not_json_changes_nothing(store: Store, db_path: P
     assert query(db_path, "SELECT COUNT(*) FROM usage") == [(1,)]
 
 
+async def test_a_lone_surrogate_in_model_text_still_saves(store: Store):
+    odd = ConversationState(
+        backend="chat", history=({"role": "assistant", "content": "hi \ud83d"},)
+    )
+    await store.save_turn(KEY, odd, turn())
+    assert await store.load_conversation(KEY) == odd
+
+
+async def test_usage_details_and_usage_without_state(store: Store, db_path: Path):
+    spent = TurnRecord(
+        user_id=7,
+        model="m",
+        usage=Usage(input_tokens=10, output_tokens=5, cached_input_tokens=4, reasoning_tokens=3),
+        duration_s=0.5,
+    )
+    await store.save_usage(KEY, spent)
+    assert await store.load_conversation(KEY) is None
+    assert query(
+        db_path,
+        "SELECT input_tokens, cached_input_tokens, output_tokens, reasoning_tokens FROM usage",
+    ) == [(10, 4, 5, 3)]
+    assert await store.tokens_used_since(7, datetime.now(UTC) - timedelta(minutes=1)) == 15
+
+
 async def test_set_conversation_model(store: Store):
     await store.set_conversation_model(KEY, "picked-early")  # before any turn
     assert await store.load_conversation(KEY) == ConversationState(model="picked-early")

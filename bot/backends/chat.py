@@ -10,10 +10,30 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.backends.base import system_prompt, user_field
-from bot.backends.failures import StreamCut, classify, sleep_before_retry
-from bot.backends.history import trim_history, user_content
+from bot.backends.context import budget_for, estimate_tokens, fit, model_window
+from bot.backends.failures import (
+    CUT_SHORT,
+    EmptyAnswer,
+    Failure,
+    StreamCut,
+    classify,
+    ran_note,
+    sleep_before_retry,
+    still_too_long,
+    tool_label,
+)
+from bot.backends.history import (
+    trim_history,
+    user_content,
+    with_placeholder,
+    without_image_urls,
+    without_thinking,
+)
+from bot.backends.images import fetch_images
 from bot.config import LLMConfig
 from bot.core.events import (
+    Notice,
+    ReasoningDelta,
     TextDelta,
     ToolCallFinished,
     TurnCompleted,
@@ -22,11 +42,12 @@ from bot.core.events import (
     Usage,
 )
 from bot.core.state import ConversationState, TurnRequest
-from bot.core.tool_calls import ToolCall, ToolExecutor
+from bot.core.tool_calls import ToolCall, ToolExecutor, unknown_tool
 
 log = logging.getLogger(__name__)
 
 MAX_RETRIES = 3
+EMPTY_RETRIES = 2  # an empty stream is some providers' silent rate limit: worth a couple more
 
 
 def import_litellm() -> Any:
@@ -43,20 +64,79 @@ class _Round:
     """What one streamed completion produced."""
 
     text: str = ""
-    calls: dict[int, dict[str, str]] = field(default_factory=dict)
+    calls: list[dict[str, str]] = field(default_factory=list)
+    by_index: dict[int, int] = field(default_factory=dict)  # stream index -> newest call there
+    thinking: list[dict[str, Any]] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
-    finished: bool = False
+    spent: Usage = field(default_factory=Usage)  # earlier attempts that still cost tokens
+    finish: str | None = None
+    failure: Failure | None = None
 
     def reset(self) -> None:
-        self.text, self.calls, self.usage, self.finished = "", {}, Usage(), False
+        spent = self.spent + self.usage
+        self.__dict__.update(_Round(spent=spent).__dict__)
+
+    @property
+    def cost(self) -> Usage:
+        return self.spent + self.usage
+
+    def add_call_fragment(self, call: Any) -> None:
+        """Join one streamed tool-call fragment, keyed by id as well as index.
+
+        Some providers repeat `index: 0` for parallel calls: a new id at a used index starts a
+        new call. Fragments without an id join the call open at their index, or the newest call.
+        """
+        index, call_id = getattr(call, "index", None), getattr(call, "id", None) or ""
+        entry = next((c for c in self.calls if call_id and c["id"] == call_id), None)
+        if entry is None:
+            at = self.calls[self.by_index[index]] if index in self.by_index else None
+            if at is not None and (not call_id or not at["id"]):
+                entry = at
+            elif at is None and not call_id and index is None and self.calls:
+                entry = self.calls[-1]
+            else:
+                entry = {"id": "", "name": "", "arguments": ""}
+                self.calls.append(entry)
+        if call_id:
+            entry["id"] = call_id
+        if index is not None:
+            self.by_index[index] = next(n for n, c in enumerate(self.calls) if c is entry)
+        function = getattr(call, "function", None)
+        if function is not None:
+            if function.name and not entry["name"]:
+                entry["name"] = function.name
+            if function.arguments:
+                entry["arguments"] += function.arguments
+
+    def add_thinking(self, block: Any) -> None:
+        """Anthropic thinking blocks arrive in pieces, the signature last; keep them whole."""
+        block = dict(block) if not isinstance(block, dict) else block
+        if block.get("type") != "thinking":
+            self.thinking.append(dict(block))  # redacted_thinking: passed back as it came
+            return
+        last = self.thinking[-1] if self.thinking else None
+        if last is None or last.get("type") != "thinking" or last.get("signature"):
+            last = {"type": "thinking", "thinking": ""}
+            self.thinking.append(last)
+        last["thinking"] += block.get("thinking") or ""
+        if block.get("signature"):
+            last["signature"] = block["signature"]
+
+    def finalize(self) -> None:
+        for entry in self.calls:
+            if not entry["id"]:
+                # The backend promises stable call ids: approvals and the database key on them.
+                entry["id"] = f"call_{uuid.uuid4().hex[:24]}"
 
     def tool_calls(self) -> list[ToolCall]:
         return [
-            ToolCall(call_id=c["id"], name=c["name"], arguments=c["arguments"])
-            for _, c in sorted(self.calls.items())
+            ToolCall(call_id=c["id"], name=c["name"], arguments=c["arguments"]) for c in self.calls
         ]
 
-    def assistant_message(self) -> dict[str, Any]:
+    def assistant_message(self) -> dict[str, Any] | None:
+        """The round as history; None for an empty answer (null content is refused later)."""
+        if not self.text and not self.calls:
+            return None
         message: dict[str, Any] = {"role": "assistant", "content": self.text or None}
         if self.calls:
             message["tool_calls"] = [
@@ -65,8 +145,11 @@ class _Round:
                     "type": "function",
                     "function": {"name": c["name"], "arguments": c["arguments"]},
                 }
-                for _, c in sorted(self.calls.items())
+                for c in self.calls
             ]
+            if self.thinking:
+                # Anthropic extended thinking refuses tool results without the thinking before.
+                message["thinking_blocks"] = self.thinking
         return message
 
 
@@ -84,49 +167,101 @@ class ChatBackend:
     async def run_turn(
         self, state: ConversationState, request: TurnRequest
     ) -> AsyncIterator[TurnEvent]:
-        model = state.model or request.model or self._llm.model
-        history = list(state.history)
+        llm = self._llm
+        model = state.model or request.model or llm.model
+        images = await fetch_images(request.image_urls)
+        history = without_image_urls(state.history)
+        content = with_placeholder(request.text, images.failure_note())
         new: list[dict[str, Any]] = [
-            {
-                "role": "user",
-                "content": user_content(request.text, request.image_urls, responses=False),
-            }
+            {"role": "user", "content": user_content(content, images.data_urls, responses=False)}
         ]
+        stored_user = {
+            "role": "user",
+            "content": with_placeholder(request.text, images.placeholder()),
+        }
+        window = llm.max_context_tokens or model_window(model)
+        budget = budget_for(window, llm.params)
         usage = Usage()
+        ran: list[str] = []
+        repaired = False
         tools = self._tools.chat_tools() if self._tools else []
-        for round_number in range(self._llm.max_tool_rounds + 1):
-            messages = [
-                {
-                    "role": "system",
-                    "content": system_prompt(request.system_prompt or self._llm.system_prompt),
-                },
-                *trim_history(history + new, self._llm.max_history_messages),
-            ]
+        round_number = 0
+
+        def keep(items: list[dict[str, Any]]) -> ConversationState:
+            stored = trim_history(without_thinking(items), llm.max_history_messages)
+            return ConversationState(backend=self.name, history=tuple(stored), model=state.model)
+
+        while True:
+            context, _ = fit(
+                trim_history(history + new, llm.max_history_messages), budget, len(new)
+            )
+            prompt = system_prompt(request.system_prompt or llm.system_prompt)
+            messages = [{"role": "system", "content": prompt}, *context]
             # The last round offers no tool calls, so the model has to answer in words.
-            last_round = round_number == self._llm.max_tool_rounds
+            last_round = round_number == llm.max_tool_rounds
             result = _Round()
-            user = user_field(request.user_id, self._llm.send_user_id)
+            user = user_field(request.user_id, llm.send_user_id)
             async for event in self._stream(model, messages, tools, last_round, result, user):
                 yield event
-                if isinstance(event, TurnFailed):
-                    return
-            usage = usage + result.usage
-            new.append(result.assistant_message())
-            if not result.calls or self._tools is None:
+            usage = usage + result.cost
+            failure = result.failure
+            if failure is not None and failure.overflow and not repaired:
+                # What is stored no longer fits: trim harder, tell the user, retry once.
+                repaired = True
+                size = estimate_tokens(context)
+                budget = min(budget or size, size // 2)
+                fitted, trimmed = fit(context, budget, len(new))
+                history, new = fitted[: len(fitted) - len(new)], fitted[len(fitted) - len(new) :]
+                if trimmed:
+                    log.info("context overflow: %s", trimmed)
+                    yield Notice(text=trimmed.describe())
+                    continue
+            if failure is not None:
+                if failure.overflow and repaired:
+                    failure = still_too_long()
+                # Completed tool rounds are kept, so the model does not run those tools again;
+                # a repaired history is kept so the next turn does not overflow the same way.
+                rounds = new[1:]
+                saved = keep(history + [stored_user, *rounds]) if rounds else None
+                if saved is None and repaired:
+                    saved = keep(history)
+                yield TurnFailed(
+                    message=failure.message + ran_note(ran),
+                    retryable=failure.retryable,
+                    state=saved,
+                    usage=usage,
+                    model=model,
+                )
+                return
+            message = result.assistant_message()
+            if message is not None:
+                new.append(message)
+            if result.finish in CUT_SHORT:
+                yield Notice(text=CUT_SHORT[result.finish])
+            if not result.calls:
                 break
             for call in result.tool_calls():
-                async for event in self._tools.run(call, request):
+                async for event in self._run_call(call, request):
                     yield event
                     if isinstance(event, ToolCallFinished):
+                        if event.outcome != "denied":
+                            ran.append(tool_label(event))
                         new.append(
                             {"role": "tool", "tool_call_id": call.call_id, "content": event.output}
                         )
-        stored = trim_history(history + new, self._llm.max_history_messages)
-        yield TurnCompleted(
-            state=ConversationState(backend=self.name, history=tuple(stored), model=state.model),
-            usage=usage,
-            model=model,
-        )
+            if last_round:
+                break
+            round_number += 1
+        yield TurnCompleted(state=keep(history + [stored_user, *new[1:]]), usage=usage, model=model)
+
+    async def _run_call(self, call: ToolCall, request: TurnRequest) -> AsyncIterator[TurnEvent]:
+        if self._tools is not None:
+            async for event in self._tools.run(call, request):
+                yield event
+            return
+        # No tools configured, yet the model called one: it still needs an answer, or the stored
+        # history would hold a call without its result, which providers refuse from then on.
+        yield unknown_tool(call)
 
     async def _stream(
         self,
@@ -137,7 +272,8 @@ class ChatBackend:
         result: _Round,
         user: str | None = None,
     ) -> AsyncIterator[TurnEvent]:
-        """One completion with retries; retries stop once any text has been shown."""
+        """One completion with retries; retries stop once any text has been shown. A final
+        failure is left in `result.failure` for the turn to decide on."""
         kwargs: dict[str, Any] = {
             "model": model,
             "messages": messages,
@@ -167,57 +303,62 @@ class ChatBackend:
             try:
                 stream = await self._litellm.acompletion(**kwargs)
                 async for chunk in stream:
-                    text = _absorb(chunk, result)
-                    if text:
-                        shown = True
-                        yield TextDelta(text=text)
-                if not result.finished:
+                    for event in _absorb(chunk, result):
+                        shown = shown or isinstance(event, TextDelta)
+                        yield event
+                if result.finish is None:
                     raise StreamCut("stream ended without a finish reason")
+                if not result.text and not result.calls and result.finish not in CUT_SHORT:
+                    raise EmptyAnswer(f"finish_reason {result.finish} with no text or tool call")
+                result.finalize()
                 return
             except Exception as exc:
                 failure = classify(exc)
                 log.warning("chat completion failed: %s: %s", type(exc).__name__, exc)
-                if shown or not failure.retryable or attempt >= MAX_RETRIES:
-                    yield TurnFailed(message=failure.message, retryable=failure.retryable)
+                limit = EMPTY_RETRIES if isinstance(exc, EmptyAnswer) else MAX_RETRIES
+                if shown or not failure.retryable or attempt >= limit:
+                    result.failure = failure
                     return
                 await sleep_before_retry(attempt, failure)
                 attempt += 1
                 result.reset()
 
 
-def _absorb(chunk: Any, result: _Round) -> str:
-    """Fold one streamed chunk into `result`; return its text."""
+def _absorb(chunk: Any, result: _Round) -> list[TurnEvent]:
+    """Fold one streamed chunk into `result`; return what to show."""
     usage = getattr(chunk, "usage", None)
     if usage:
-        result.usage = Usage(
-            input_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-            output_tokens=getattr(usage, "completion_tokens", 0) or 0,
-            cached_input_tokens=getattr(
-                getattr(usage, "prompt_tokens_details", None), "cached_tokens", 0
-            )
-            or 0,
-        )
+        result.usage = _usage(usage)
     if not chunk.choices:
-        return ""
+        return []
     choice = chunk.choices[0]
     if choice.finish_reason:
-        result.finished = True
+        result.finish = choice.finish_reason
     delta = choice.delta
+    if delta is None:
+        return []
+    events: list[TurnEvent] = []
+    reasoning = getattr(delta, "reasoning_content", None)
+    if reasoning:
+        events.append(ReasoningDelta(text=reasoning))
+    for block in getattr(delta, "thinking_blocks", None) or []:
+        result.add_thinking(block)
     for call in getattr(delta, "tool_calls", None) or []:
-        index = call.index if call.index is not None else len(result.calls)
-        entry = result.calls.setdefault(index, {"id": "", "name": "", "arguments": ""})
-        if call.id:
-            entry["id"] = call.id
-        function = call.function
-        if function is not None:
-            if function.name:
-                entry["name"] = function.name
-            if function.arguments:
-                entry["arguments"] += function.arguments
-    for entry in result.calls.values():
-        if not entry["id"]:
-            # The backend promises stable call ids: approvals and the database key on them.
-            entry["id"] = f"call_{uuid.uuid4().hex[:24]}"
+        result.add_call_fragment(call)
     text = getattr(delta, "content", None) or ""
-    result.text += text
-    return text
+    if text:
+        result.text += text
+        events.append(TextDelta(text=text))
+    return events
+
+
+def _usage(usage: Any) -> Usage:
+    prompt = getattr(usage, "prompt_tokens_details", None)
+    completion = getattr(usage, "completion_tokens_details", None)
+    cached = getattr(prompt, "cached_tokens", None) or getattr(usage, "cache_read_input_tokens", 0)
+    return Usage(
+        input_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+        output_tokens=getattr(usage, "completion_tokens", 0) or 0,
+        cached_input_tokens=cached or 0,
+        reasoning_tokens=getattr(completion, "reasoning_tokens", 0) or 0,
+    )

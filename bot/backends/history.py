@@ -34,3 +34,45 @@ def user_content(text: str, image_urls: Sequence[str], *, responses: bool) -> An
     parts = [{"type": "text", "text": text}]
     parts += [{"type": "image_url", "image_url": {"url": url}} for url in image_urls]
     return parts
+
+
+def without_thinking(items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """History to store: thinking blocks are needed only within the turn's tool rounds, and
+    would tie the conversation to one provider's format."""
+    return [
+        {k: v for k, v in item.items() if k != "thinking_blocks"}
+        if "thinking_blocks" in item
+        else item
+        for item in items
+    ]
+
+
+def with_placeholder(text: str, placeholder: str) -> str:
+    """The user's words as stored: images become a note, never a URL that can expire."""
+    return f"{text}\n{placeholder}".strip() if placeholder else text
+
+
+def without_image_urls(items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Stored history with any image URL replaced by a note.
+
+    Histories saved before images were sent inline may still hold Discord CDN URLs, which expire;
+    a provider that cannot fetch one refuses the whole request, every turn from then on.
+    """
+    return [_no_urls(item) for item in items]
+
+
+def _no_urls(item: dict[str, Any]) -> dict[str, Any]:
+    content = item.get("content")
+    if item.get("role") != "user" or not isinstance(content, list):
+        return item
+    parts = []
+    for part in content:
+        url = part.get("image_url") if isinstance(part, dict) else None
+        if isinstance(url, dict):
+            url = url.get("url")
+        if isinstance(url, str) and not url.startswith("data:"):
+            kind = "input_text" if part.get("type") == "input_image" else "text"
+            parts.append({"type": kind, "text": "[an image was attached here]"})
+        else:
+            parts.append(part)
+    return {**item, "content": parts}

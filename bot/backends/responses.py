@@ -11,8 +11,22 @@ from typing import Any
 import openai
 
 from bot.backends.base import system_prompt, user_field
-from bot.backends.failures import StreamCut, sleep_before_retry
-from bot.backends.history import trim_history, user_content
+from bot.backends.context import budget_for, fit, model_window
+from bot.backends.failures import (
+    EmptyAnswer,
+    StreamCut,
+    ran_note,
+    sleep_before_retry,
+    still_too_long,
+    tool_label,
+)
+from bot.backends.history import (
+    trim_history,
+    user_content,
+    with_placeholder,
+    without_image_urls,
+)
+from bot.backends.images import fetch_images
 from bot.backends.responses_events import (
     ApprovalAsk,
     Round,
@@ -21,11 +35,18 @@ from bot.backends.responses_events import (
     mcp_tool,
     missing_previous,
 )
+from bot.backends.responses_items import (
+    call_item,
+    is_output,
+    output_item,
+    overflow_repair,
+)
 from bot.config import LLMConfig, MCPServerConfig
 from bot.core.approvals import ApprovalRequest
 from bot.core.events import (
     ApprovalResolved,
     Notice,
+    ReasoningDelta,
     ToolCallFinished,
     TurnCompleted,
     TurnEvent,
@@ -38,9 +59,11 @@ from bot.core.tool_calls import ToolCall, ToolExecutor, ask_approval, unknown_to
 log = logging.getLogger(__name__)
 
 MAX_RETRIES = 3
+EMPTY_RETRIES = 2  # an empty stream is some providers' silent rate limit: worth a couple more
 FRESH_START = (
     "I couldn't find our earlier conversation on the model server, so this is a fresh start."
 )
+ROUNDS_USED = "Not run: this turn reached its limit of tool rounds."
 # A keyless local proxy still needs some key: the SDK refuses to build a client without one.
 _PLACEHOLDER_KEY = "not-set"
 
@@ -89,11 +112,18 @@ class ResponsesBackend:
         llm = self._llm
         model = state.model or request.model or llm.model
         local = llm.state == "local"
-        history = list(state.history) if local else []
+        images = await fetch_images(request.image_urls)
+        placeholder = images.placeholder()
+        content = with_placeholder(request.text, images.failure_note())
         user_item = {
             "role": "user",
-            "content": user_content(request.text, request.image_urls, responses=True),
+            "content": user_content(content, images.data_urls, responses=True),
         }
+        stored_user = {"role": "user", "content": with_placeholder(request.text, placeholder)}
+        history = without_image_urls(state.history) if local else []
+        # With state server, history holds only answers to calls the stored response still
+        # waits for (a turn that failed or ran out of rounds after the model asked for tools).
+        pending = [] if local else [i for i in state.history if is_output(i)]
         kept: list[dict[str, Any]] = [user_item]  # this turn's items, for local history
         function_tools = self._tools.responses_tools() if self._tools else []
         own_tools = {tool["name"] for tool in function_tools}
@@ -104,14 +134,39 @@ class ResponsesBackend:
         # holds for the rest of the turn so the model still sees that call's result.
         chained = not local
         previous = None if local else state.previous_response_id
-        send: list[dict[str, Any]] = [user_item]
+        send: list[dict[str, Any]] = [*pending, user_item]
         answered: set[str] = set()
         usage = Usage()
-        final_id: str | None = None
-        for round_number in range(llm.max_tool_rounds + 1):
+        ran: list[str] = []
+        final_id: str | None = previous
+        budget = budget_for(llm.max_context_tokens or model_window(model), llm.params)
+        repaired = False
+        round_number = 0
+
+        def keep(
+            items: list[dict[str, Any]], last_id: str | None, waiting: list[dict[str, Any]]
+        ) -> ConversationState:
+            if local:
+                stored = trim_history(items, llm.max_history_messages)
+                return ConversationState(
+                    backend=self.name, history=tuple(stored), model=state.model
+                )
+            return ConversationState(
+                backend=self.name,
+                previous_response_id=last_id,
+                # Answers only make sense to the response that asked: none without an id.
+                history=tuple(waiting) if last_id else (),
+                model=state.model,
+            )
+
+        while True:
             # The last round offers no tool calls, so the model has to answer in words.
             last_round = round_number == llm.max_tool_rounds
-            items = send if chained else trim_history(history + kept, llm.max_history_messages)
+            if chained:
+                items = send
+            else:
+                window = trim_history(history + kept, llm.max_history_messages)
+                items, _ = fit(window, budget, len(kept))
             kwargs = self._arguments(model, items, previous, tools, last_round)
             if user := user_field(request.user_id, llm.send_user_id):
                 kwargs["user"] = user
@@ -122,10 +177,44 @@ class ResponsesBackend:
             may_start_fresh = round_number == 0 and previous is not None
             async for event in self._stream(kwargs, result, may_start_fresh):
                 yield event
-                if isinstance(event, TurnFailed):
-                    return
-            usage = usage + result.usage
+            usage = usage + result.cost
+            failure = result.failure
+            if round_number == 0 and "previous_response_id" not in kwargs:
+                previous = final_id = None  # the stored id was gone: this turn started fresh
+            if failure is not None and failure.overflow and not repaired:
+                repaired = True
+                repair = overflow_repair(kwargs, items, len(kept), budget, round_number == 0)
+                if repair is not None:
+                    yield Notice(text=repair.notice)
+                    budget, previous, send = repair.budget, repair.previous, repair.send
+                    final_id = previous
+                    if repair.items is not None:
+                        history = repair.items[: len(repair.items) - len(kept)]
+                        kept = repair.items[len(repair.items) - len(kept) :]
+                    continue
+            if failure is not None:
+                if failure.overflow and repaired:
+                    failure = still_too_long()
+                rounds = kept[1:]
+                if local:
+                    saved = keep(history + [stored_user, *rounds], None, []) if rounds else None
+                    if saved is None and repaired:
+                        saved = keep(history, None, [])
+                elif round_number > 0 or previous != state.previous_response_id:
+                    # The server holds the rounds that completed; send our answers next turn.
+                    saved = keep([], previous, [i for i in send if is_output(i)])
+                else:
+                    saved = None
+                yield TurnFailed(
+                    message=failure.message + ran_note(ran),
+                    retryable=failure.retryable,
+                    state=saved,
+                    usage=usage,
+                    model=model,
+                )
+                return
             final_id = result.response_id
+            pending = []
             if result.text:
                 kept.append({"role": "assistant", "content": result.text})
             calls = result.calls_to_run(own_tools)
@@ -133,6 +222,9 @@ class ResponsesBackend:
                 break
             if last_round:
                 log.warning("model still asked for tools after %d rounds; stopping", round_number)
+                # The stored response waits for these answers: without them every later turn
+                # would be refused. They go with the next turn's message.
+                pending = [output_item(call.call_id, ROUNDS_USED) for call in calls]
                 break
             send = []
             for call in calls:
@@ -141,8 +233,10 @@ class ResponsesBackend:
                     yield event
                     if isinstance(event, ToolCallFinished):
                         output = event.output
-                answer = {"type": "function_call_output", "call_id": call.call_id, "output": output}
-                kept += [_call_item(call), answer]
+                        if event.outcome != "denied":
+                            ran.append(tool_label(event))
+                answer = output_item(call.call_id, output)
+                kept += [call_item(call), answer]
                 send.append(answer)
             for ask in result.approvals:
                 verdict = _Verdict()
@@ -165,19 +259,17 @@ class ResponsesBackend:
                     message="The model service did not identify its answer, so the tool "
                     "results could not be sent back. Try again.",
                     retryable=True,
+                    usage=usage,
+                    model=model,
                 )
                 return
             previous = result.response_id if chained else None
-        if local:
-            stored = trim_history(history + kept, llm.max_history_messages)
-            new_state = ConversationState(
-                backend=self.name, history=tuple(stored), model=state.model
-            )
-        else:
-            new_state = ConversationState(
-                backend=self.name, previous_response_id=final_id, model=state.model
-            )
-        yield TurnCompleted(state=new_state, usage=usage, model=model)
+            round_number += 1
+        yield TurnCompleted(
+            state=keep(history + [stored_user, *kept[1:]], final_id, pending),
+            usage=usage,
+            model=model,
+        )
 
     def _arguments(
         self,
@@ -197,6 +289,10 @@ class ResponsesBackend:
         }
         if previous is not None:
             kwargs["previous_response_id"] = previous
+        if self._llm.state == "server":
+            # The API's default (disabled) refuses every request once the stored conversation
+            # outgrows the window; `auto` drops its oldest items instead.
+            kwargs["truncation"] = self._llm.truncation
         if tools:
             kwargs["tools"] = tools
             if last_round:
@@ -206,7 +302,8 @@ class ResponsesBackend:
     async def _stream(
         self, kwargs: dict[str, Any], result: Round, may_start_fresh: bool
     ) -> AsyncIterator[TurnEvent]:
-        """One response with retries; retries stop once anything has been shown."""
+        """One response with retries; retries stop once an answer has been shown. A final
+        failure is left in `result.failure` for the turn to decide on."""
         attempt = 0
         while True:
             shown = False
@@ -215,25 +312,30 @@ class ResponsesBackend:
                 stream = await self._client.responses.create(**kwargs)
                 async for event in stream:
                     for out in result.absorb(event):
-                        shown = True
+                        shown = shown or not isinstance(out, ReasoningDelta)
                         yield out
                 if not result.completed:
                     raise StreamCut("stream ended without response.completed")
+                if result.empty:
+                    raise EmptyAnswer("response completed with no output")
                 return
             except Exception as exc:
                 previous = kwargs.get("previous_response_id")
                 if may_start_fresh and previous and missing_previous(exc, previous):
-                    # Expired or unknown on the server: resend the user's message alone. The key
-                    # is removed, so this happens at most once per turn.
+                    # Expired or unknown on the server: resend the user's message alone (answers
+                    # to that response's calls go with it). The key is removed, so this
+                    # happens at most once per turn.
                     log.info("previous response %s is gone; starting fresh", previous)
                     del kwargs["previous_response_id"]
+                    kwargs["input"] = [i for i in kwargs["input"] if not is_output(i)]
                     result.reset()
                     yield Notice(text=FRESH_START)
                     continue
                 failure = failure_of(exc)
                 log.warning("responses request failed: %s: %s", type(exc).__name__, exc)
-                if shown or not failure.retryable or attempt >= MAX_RETRIES:
-                    yield TurnFailed(message=failure.message, retryable=failure.retryable)
+                limit = EMPTY_RETRIES if isinstance(exc, EmptyAnswer) else MAX_RETRIES
+                if shown or not failure.retryable or attempt >= limit:
+                    result.failure = failure
                     return
                 await sleep_before_retry(attempt, failure)
                 attempt += 1
@@ -279,13 +381,3 @@ class ResponsesBackend:
             if isinstance(event, ApprovalResolved):
                 verdict.reason = event.reason
             yield event
-
-
-def _call_item(call: ToolCall) -> dict[str, Any]:
-    """The model's function call as an input item, kept so local history pairs it with its output."""
-    return {
-        "type": "function_call",
-        "call_id": call.call_id,
-        "name": call.name,
-        "arguments": call.arguments,
-    }

@@ -10,9 +10,25 @@ from typing import Any
 
 import openai
 
-from bot.backends.failures import Failure, classify
+from bot.backends.failures import (
+    OVERFLOW_WORDS,
+    QUOTA,
+    QUOTA_WORDS,
+    RATE_LIMITED,
+    TOO_LONG,
+    Failure,
+    classify,
+)
 from bot.config import ApprovalLists, ApprovalSetting, MCPServerConfig
-from bot.core.events import Notice, TextDelta, ToolCallFinished, ToolCallStarted, TurnEvent, Usage
+from bot.core.events import (
+    Notice,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallFinished,
+    ToolCallStarted,
+    TurnEvent,
+    Usage,
+)
 from bot.core.tool_calls import ToolCall
 
 log = logging.getLogger(__name__)
@@ -49,13 +65,25 @@ class Round:
     mcp_names: set[str] = field(default_factory=set)
     approvals: list[ApprovalAsk] = field(default_factory=list)
     completed: bool = False
+    failure: Failure | None = None  # set when the response finally failed
+    incomplete: bool = False  # the server stopped it early (length limit, content filter)
+    spent: Usage = field(default_factory=Usage)  # earlier attempts that still cost tokens
     _usages: dict[str, Usage] = field(default_factory=dict)
     _done_items: set[str] = field(default_factory=set)
     _streamed_items: set[str] = field(default_factory=set)
 
     def reset(self) -> None:
-        fresh = Round(answered=self.answered)
+        fresh = Round(answered=self.answered, spent=self.spent + self.usage)
         self.__dict__.update(fresh.__dict__)
+
+    @property
+    def cost(self) -> Usage:
+        return self.spent + self.usage
+
+    @property
+    def empty(self) -> bool:
+        """Finished with nothing at all: no words, no calls, no approvals, no MCP call."""
+        return not (self.text or self.calls or self.approvals or self.mcp_names or self.incomplete)
 
     @property
     def usage(self) -> Usage:
@@ -77,6 +105,11 @@ class Round:
             if delta:
                 self.text += delta
                 return [TextDelta(text=delta)]
+        elif kind in ("response.reasoning_summary_text.delta", "response.reasoning_text.delta"):
+            return [ReasoningDelta(text=_get(event, "delta") or "")]
+        elif kind == "response.output_item.added":
+            if _get(_get(event, "item"), "type") == "reasoning":
+                return [ReasoningDelta(text="")]  # reasoning has begun, maybe without a summary
         elif kind == "response.output_item.done":
             return self._item_done(_get(event, "item"))
         elif kind in ("response.completed", "response.incomplete"):
@@ -86,14 +119,15 @@ class Round:
             log.warning(
                 "model response failed: %s: %s", _get(error, "code"), _get(error, "message")
             )
-            raise StreamFailed(stream_failure(_get(error, "code")))
+            raise StreamFailed(stream_failure(_get(error, "code"), _get(error, "message")))
         elif kind == "error":
             log.warning("model stream error: %s: %s", _get(event, "code"), _get(event, "message"))
-            raise StreamFailed(stream_failure(_get(event, "code")))
+            raise StreamFailed(stream_failure(_get(event, "code"), _get(event, "message")))
         return []
 
     def _finish(self, response: Any, *, incomplete: bool) -> list[TurnEvent]:
         self.completed = True
+        self.incomplete = self.incomplete or incomplete
         response_id = _get(response, "id") or self.response_id or ""
         self.response_id = response_id or None
         usage = _get(response, "usage")
@@ -102,6 +136,8 @@ class Round:
                 input_tokens=_get(usage, "input_tokens") or 0,
                 output_tokens=_get(usage, "output_tokens") or 0,
                 cached_input_tokens=_get(_get(usage, "input_tokens_details"), "cached_tokens") or 0,
+                reasoning_tokens=_get(_get(usage, "output_tokens_details"), "reasoning_tokens")
+                or 0,
             )
         if not incomplete:
             return []
@@ -189,14 +225,15 @@ _INCOMPLETE: dict[str | None, str] = {
 }
 
 
-def stream_failure(code: str | None) -> Failure:
+def stream_failure(code: str | None, message: str | None = None) -> Failure:
     """Plain words for a failure the server reported inside the stream (its text is logged)."""
+    words = f"{code or ''} {message or ''}"
+    if code == "context_length_exceeded" or OVERFLOW_WORDS.search(words):
+        return Failure(TOO_LONG, False, overflow=True)
+    if code == "insufficient_quota" or QUOTA_WORDS.search(words):
+        return Failure(QUOTA, False)
     if code == "rate_limit_exceeded":
-        return Failure("The model is rate-limited right now. Try again in a minute.", True)
-    if code == "context_length_exceeded":
-        return Failure(
-            "This conversation is too long for the model. Use /reset to start over.", False
-        )
+        return Failure(RATE_LIMITED, True)
     if code and "image" in code:
         return Failure(
             "The model service could not use an attached image. "
@@ -214,7 +251,7 @@ def failure_of(exc: BaseException) -> Failure:
         return exc.failure
     # The SDK raises a bare APIError for an error payload in the stream; it carries the code.
     if type(exc) is openai.APIError:
-        return stream_failure(getattr(exc, "code", None))
+        return stream_failure(getattr(exc, "code", None), getattr(exc, "message", None))
     # classify also covers the HTTP library's errors that escape the SDK mid-stream.
     return classify(exc)
 

@@ -11,8 +11,9 @@ from bot.core.state import ConversationState, TurnRequest
 
 class Backend(Protocol):
     """Runs a turn. Promises: every tool call carries a stable call id; the stream ends with
-    exactly one TurnCompleted (carrying the state to store) or one TurnFailed (store nothing);
-    errors become TurnFailed, never exceptions."""
+    exactly one TurnCompleted (carrying the state to store) or one TurnFailed (storing only the
+    state it carries, if any: completed tool rounds or a repaired history); errors become
+    TurnFailed, never exceptions; no state it hands out makes a later request fail."""
 
     name: str
 

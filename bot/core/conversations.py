@@ -46,6 +46,7 @@ class TurnStore(Protocol):
     async def save_turn(
         self, key: ConversationKey, state: ConversationState, turn: Any
     ) -> None: ...
+    async def save_usage(self, key: ConversationKey, turn: Any) -> None: ...
 
 
 class _KeyedLocks:
@@ -156,14 +157,8 @@ class Conversations:
             )
         try:
             async for event in self._backend.run_turn(state, request):
-                if isinstance(event, TurnCompleted):
-                    record = self._make_record(
-                        user_id=request.user_id,
-                        model=event.model,
-                        usage=event.usage,
-                        duration_s=time.monotonic() - started,
-                    )
-                    await self._store.save_turn(request.key, event.state, record)
+                if isinstance(event, TurnCompleted | TurnFailed):
+                    await self._save(request, event, time.monotonic() - started)
                 yield event
                 if isinstance(event, TurnCompleted | TurnFailed):
                     return
@@ -176,3 +171,17 @@ class Conversations:
             return
         log.error("backend %s ended a turn without a final event", self._backend.name)
         yield TurnFailed(message="The answer ended unexpectedly. Please try again.")
+
+    async def _save(
+        self, request: TurnRequest, event: TurnCompleted | TurnFailed, duration_s: float
+    ) -> None:
+        """Store the new state with the turn's usage. A failed turn stores what it completed
+        (or a repaired state) if the backend says so, and its usage whenever it cost tokens,
+        so failed and retried attempts count toward the daily budget too."""
+        record = self._make_record(
+            user_id=request.user_id, model=event.model, usage=event.usage, duration_s=duration_s
+        )
+        if event.state is not None:
+            await self._store.save_turn(request.key, event.state, record)
+        elif event.usage:
+            await self._store.save_usage(request.key, record)

@@ -10,22 +10,39 @@ from bot.core.state import ConversationState
 
 @dataclass(frozen=True, kw_only=True)
 class Usage:
+    """Tokens one or more model calls cost. Cached input is part of `input_tokens` and
+    reasoning part of `output_tokens`, as the providers count them."""
+
     input_tokens: int = 0
     output_tokens: int = 0
     cached_input_tokens: int = 0  # the part of input_tokens the provider served from its cache
+    reasoning_tokens: int = 0  # the part of output_tokens spent reasoning
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
             input_tokens=self.input_tokens + other.input_tokens,
             output_tokens=self.output_tokens + other.output_tokens,
             cached_input_tokens=self.cached_input_tokens + other.cached_input_tokens,
+            reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
         )
+
+    def __bool__(self) -> bool:
+        return bool(self.input_tokens or self.output_tokens)
 
 
 @dataclass(frozen=True, kw_only=True)
 class TextDelta:
     kind: Literal["text_delta"] = "text_delta"
     text: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReasoningDelta:
+    """The model is reasoning before it answers; `text` is its summary or reasoning text, or ""
+    when the provider only says that it reasons. Never part of the answer."""
+
+    kind: Literal["reasoning_delta"] = "reasoning_delta"
+    text: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,10 +110,16 @@ class TurnFailed:
     kind: Literal["turn_failed"] = "turn_failed"
     message: str  # plain words for the user: what happened, whether to retry
     retryable: bool = True
+    # What to store despite the failure: the rounds that completed (tools that already ran), or a
+    # repaired history. None: keep the stored state as it was.
+    state: ConversationState | None = None
+    usage: Usage = field(default_factory=Usage)  # tokens the failed turn still cost
+    model: str = ""
 
 
 TurnEvent = (
     TextDelta
+    | ReasoningDelta
     | Notice
     | ToolCallStarted
     | ApprovalRequested

@@ -217,9 +217,16 @@ def parse_arguments(raw: str) -> tuple[dict[str, Any], str | None]:
     if not raw.strip():
         return {}, None
     try:
-        value = json.loads(raw)
+        value = json.loads(raw, parse_constant=_not_json)
     except json.JSONDecodeError as exc:
         return {}, f"The arguments were not valid JSON ({exc.msg} at position {exc.pos})."
+    except ValueError as exc:
+        # Python's json reads NaN/Infinity, which nothing downstream (storage, MCP) accepts.
+        return {}, f"The arguments were not valid JSON ({exc})."
     if not isinstance(value, dict):
         return {}, "The arguments must be a JSON object."
     return value, None
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")

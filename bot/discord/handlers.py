@@ -196,6 +196,7 @@ async def answer(
         budget=bot.budget,
         deleted=bot.deleted,
         channel=target,
+        reasoning=services.settings.llm.reasoning,
     )
     # aclosing: if Discord fails mid-turn, the turn (and its conversation lock) ends now.
     # The renderer types and paces as streaming only once the conversation is ours (on_start).

@@ -15,6 +15,7 @@ import discord
 from bot.core.events import ApprovalRequested, ApprovalResolved, TextDelta, TurnEvent, TurnFailed
 from bot.discord.budget import Priority, WriteScheduler
 from bot.discord.deletions import DeletedMessages
+from bot.discord.reasoning import ReasoningView
 from bot.discord.retry import RETRY_DELAYS_S, describe, is_transient, with_retries
 from bot.discord.split import split_message
 from bot.discord.transcript import STREAMING_INDICATOR, Transcript
@@ -59,6 +60,7 @@ class StreamRenderer:
         budget: WriteScheduler,
         deleted: DeletedMessages,
         channel: discord.Thread | None = None,
+        reasoning: str = "status",
     ) -> None:
         self._source = source
         # Where the first part goes: a reply to `source`, or (reply_in_thread) a new thread.
@@ -76,6 +78,8 @@ class StreamRenderer:
         # After an approval prompt the answer continues below it, in a new segment of messages.
         self._segments: list[_Segment] = [_Segment(start=0, anchor=None)]
         self._dirty = asyncio.Event()
+        # llm.reasoning: how thinking is shown; it wakes the flusher to keep its seconds counting
+        self._reasoning = ReasoningView(reasoning, wake=self._dirty.set)
         self._sync_lock = asyncio.Lock()
         self._started = False
         self._queued = False  # the queued line is (to be) shown in place of the answer
@@ -107,6 +111,8 @@ class StreamRenderer:
             self._typing = asyncio.create_task(self._keep_typing())
 
     async def handle(self, event: TurnEvent) -> None:
+        if self._reasoning.apply(event):
+            self._dirty.set()
         changed = self._transcript.apply(event)
         if isinstance(event, TextDelta):
             if changed:
@@ -236,6 +242,8 @@ class StreamRenderer:
             self._answer_deleted_question(segment)
         following = self._segments[index + 1 : index + 2]
         text = self._transcript.render(segment.start, following[0].start if following else None)
+        if index == 0:
+            text = self._reasoning.frame(text, final=final)
         if index == 0 and not text and self._queued and not final:
             return QUEUED_LINE
         if text and segment.header:

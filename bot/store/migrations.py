@@ -110,4 +110,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE approvals ADD COLUMN reason TEXT",
         ),
     ),
+    Migration(
+        "m006_usage_details",
+        (
+            # Parts of input_tokens / output_tokens, not additions to them: the daily budget
+            # keeps summing input + output.
+            "ALTER TABLE usage ADD COLUMN cached_input_tokens INTEGER NOT NULL DEFAULT 0"
+            " CHECK (cached_input_tokens >= 0)",
+            "ALTER TABLE usage ADD COLUMN reasoning_tokens INTEGER NOT NULL DEFAULT 0"
+            " CHECK (reasoning_tokens >= 0)",
+        ),
+    ),
 )

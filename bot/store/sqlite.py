@@ -18,6 +18,7 @@ import aiosqlite
 from bot.core.state import ConversationKey, ConversationState
 from bot.store.migrations import MIGRATIONS, Migration
 from bot.store.records import DECISIONS, PENDING, ApprovalRecord, TurnRecord
+from bot.store.usage import insert_usage
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,14 @@ def _timestamp(moment: datetime) -> str:
 
 def _dump_json(value: Any) -> str:
     # allow_nan=False: NaN/Infinity are not JSON and would be unreadable by other tools.
-    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate from a model's output cannot be stored as UTF-8; escaped it can, and
+        # the answer the user already saw is not lost at the final save.
+        text = json.dumps(value, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+    return text
 
 
 def _approval(row: sqlite3.Row) -> ApprovalRecord:
@@ -237,19 +245,12 @@ class Store:
                     now,
                 ),
             )
-            await db.execute(
-                "INSERT INTO usage (conversation_key, user_id, model, input_tokens, output_tokens,"
-                " duration_s, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    str(key),
-                    turn.user_id,
-                    turn.model,
-                    turn.usage.input_tokens,
-                    turn.usage.output_tokens,
-                    turn.duration_s,
-                    now,
-                ),
-            )
+            await insert_usage(db, key, turn, now)
+
+    async def save_usage(self, key: ConversationKey, turn: TurnRecord) -> None:
+        """Record what a turn cost when nothing of it is stored (it failed)."""
+        async with self._transaction() as db:
+            await insert_usage(db, key, turn, _now())
 
     async def reset_conversation(self, key: ConversationKey) -> bool:
         """Forget the conversation and its "always allow" grants; True if there was anything."""

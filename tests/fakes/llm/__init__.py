@@ -1,17 +1,33 @@
 """Scripted OpenAI-compatible LLM server (chat completions + Responses) for mcpcord's tests."""
 
-from .items import Cut, Fault, Item, McpApprovalRequest, McpCall, Reply, Stall, Text, ToolCall
+from .items import (
+    Cut,
+    Fault,
+    Finish,
+    Item,
+    McpApprovalRequest,
+    McpCall,
+    Reasoning,
+    Reply,
+    Silent,
+    Stall,
+    Text,
+    ToolCall,
+)
 from .server import Recorded, ScriptedLLM
 
 __all__ = [
     "Cut",
     "Fault",
+    "Finish",
     "Item",
     "McpApprovalRequest",
     "McpCall",
+    "Reasoning",
     "Recorded",
     "Reply",
     "ScriptedLLM",
+    "Silent",
     "Stall",
     "Text",
     "ToolCall",

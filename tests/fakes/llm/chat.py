@@ -7,15 +7,19 @@ from collections.abc import Iterator
 from typing import Any
 
 from .items import (
+    Finish,
     Item,
     McpApprovalRequest,
     McpCall,
+    Reasoning,
     Text,
     ToolCall,
     arg_pieces,
     args_str,
+    finish_of,
     new_id,
     output_text,
+    reasoning_tokens,
     token_counts,
 )
 from .stream import Event, Plan, Renderer, sse_data, text_deltas
@@ -36,6 +40,17 @@ def last_user_text(body: dict[str, Any]) -> str | None:
                 )
             return ""
     return None
+
+
+def image_urls(body: dict[str, Any]) -> list[str]:
+    """Every image URL the request's messages carry."""
+    return [
+        str((part.get("image_url") or {}).get("url", ""))
+        for msg in body.get("messages") or []
+        if isinstance(msg, dict) and isinstance(msg.get("content"), list)
+        for part in msg["content"]
+        if isinstance(part, dict) and part.get("type") == "image_url"
+    ]
 
 
 def check_items(items: list[Item]) -> None:
@@ -59,7 +74,11 @@ class ChatRenderer(Renderer):
             for i, item in enumerate(plan.items)
             if isinstance(item, ToolCall)
         }
-        self.tool_index = {i: n for n, i in enumerate(self.call_ids)}
+        # A ToolCall may force its index (a provider repeating `index: 0` for parallel calls).
+        self.tool_index = {
+            i: n if plan.items[i].index is None else plan.items[i].index  # type: ignore[union-attr]
+            for n, i in enumerate(self.call_ids)
+        }
 
     # -- shared pieces -------------------------------------------------------------
     def usage(self) -> dict[str, Any]:
@@ -68,12 +87,18 @@ class ChatRenderer(Renderer):
             "prompt_tokens": inp,
             "completion_tokens": out,
             "total_tokens": inp + out,
-            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
+            "prompt_tokens_details": {
+                "cached_tokens": min(inp, self.plan.cached),
+                "audio_tokens": 0,
+            },
+            "completion_tokens_details": {
+                "reasoning_tokens": reasoning_tokens(self.plan.items),
+                "audio_tokens": 0,
+            },
         }
 
     def finish_reason(self) -> str:
-        return "tool_calls" if self.call_ids else "stop"
+        return finish_of(self.plan.items) or ("tool_calls" if self.call_ids else "stop")
 
     def chunk(self, delta: dict[str, Any], finish: str | None = None) -> str:
         obj: dict[str, Any] = {
@@ -94,9 +119,22 @@ class ChatRenderer(Renderer):
         yield self.chunk({"role": "assistant", "content": "", "refusal": None})
 
     def open(self, i: int, item: Item) -> Iterator[Event]:
+        if isinstance(item, Finish):
+            return
         if isinstance(item, Text):
             for piece in text_deltas(item):
                 yield piece if not isinstance(piece, str) else self.chunk({"content": piece})
+            return
+        if isinstance(item, Reasoning):
+            # reasoning_content as DeepSeek/vLLM/litellm send it, plus the thinking block
+            # litellm relays from Anthropic (text in pieces, the signature last).
+            for piece in text_deltas(Text(item.text, item.chunk_size, item.delay_s)):
+                if isinstance(piece, str):
+                    block = {"type": "thinking", "thinking": piece}
+                    piece = self.chunk({"reasoning_content": piece, "thinking_blocks": [block]})
+                yield piece
+            block = {"type": "thinking", "thinking": "", "signature": item.signature}
+            yield self.chunk({"thinking_blocks": [block]})
             return
         assert isinstance(item, ToolCall)
         index, call_id = self.tool_index[i], self.call_ids[i]
@@ -108,9 +146,13 @@ class ChatRenderer(Renderer):
         )
         for piece in pieces:
             if piece:
-                yield self.chunk(
-                    {"tool_calls": [{"index": index, "function": {"arguments": piece}}]}
-                )
+                fragment: dict[str, Any] = {"function": {"arguments": piece}}
+                if not item.bare_args:
+                    fragment["index"] = index
+                yield self.chunk({"tool_calls": [fragment]})
+
+    def silence(self) -> Iterator[Event]:
+        yield sse_data("[DONE]")
 
     def finale(self) -> Iterator[Event]:
         yield self.chunk({}, self.finish_reason())
@@ -131,11 +173,14 @@ class ChatRenderer(Renderer):
     # -- non-streaming -------------------------------------------------------------
     def completion(self) -> dict[str, Any]:
         text = "".join(i.text for i in self.plan.items if isinstance(i, Text))
+        thinking = "".join(i.text for i in self.plan.items if isinstance(i, Reasoning))
         message: dict[str, Any] = {
             "role": "assistant",
             "content": text if (text or not self.call_ids) else None,
             "refusal": None,
         }
+        if thinking:
+            message["reasoning_content"] = thinking
         if self.call_ids:
             message["tool_calls"] = [
                 {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -20,11 +20,28 @@ class Text:
 
 @dataclass(frozen=True)
 class ToolCall:
-    """A function call; a str `arguments` is sent verbatim so tests can send malformed JSON."""
+    """A function call; a str `arguments` is sent verbatim so tests can send malformed JSON.
+
+    Chat streaming quirks of some providers: `index` forces the stream index (parallel calls that
+    all say `index: 0`), and `bare_args` sends the argument deltas without any index.
+    """
 
     name: str
     arguments: str | dict[str, Any]
     call_id: str | None = None
+    index: int | None = None
+    bare_args: bool = False
+
+
+@dataclass(frozen=True)
+class Reasoning:
+    """The model thinking before it answers: chat `delta.reasoning_content` (plus an Anthropic
+    style thinking block); Responses a `reasoning` item with summary text deltas."""
+
+    text: str
+    chunk_size: int = 20
+    delay_s: float = 0.0
+    signature: str = "sig-scripted"
 
 
 @dataclass(frozen=True)
@@ -49,12 +66,29 @@ class McpApprovalRequest:
 
 
 @dataclass(frozen=True)
+class Finish:
+    """End the response for `reason`: chat `finish_reason` (length, content_filter); Responses
+    `response.incomplete` (max_output_tokens, content_filter). Renders nothing itself."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
 class Fault:
-    """An HTTP error with OpenAI's error JSON; 429 also sets Retry-After / retry-after-ms."""
+    """An HTTP error with OpenAI's error JSON; `retry_after` sets Retry-After / retry-after-ms
+    (or, with `retry_date`, Retry-After as an HTTP date alone). `error` replaces fields of the
+    error object (e.g. `{"code": "insufficient_quota"}`, or a proxy's `{"code": "400"}`)."""
 
     status: int
     retry_after: float | None = None
     message: str = "scripted fault"
+    error: dict[str, Any] | None = field(default=None, compare=False)
+    retry_date: bool = False
+
+
+@dataclass(frozen=True)
+class Silent:
+    """A 200 stream that carries nothing at all (a silent rate limit at some providers)."""
 
 
 @dataclass(frozen=True)
@@ -73,8 +107,32 @@ class Stall:
     text: str = ""
 
 
-Item = Text | ToolCall | McpCall | McpApprovalRequest
-Reply = Item | Fault | Cut | Stall | list[Item]
+Item = Text | ToolCall | McpCall | McpApprovalRequest | Reasoning | Finish
+Reply = Item | Fault | Cut | Stall | Silent | list[Item]
+_ITEMS = (Text, ToolCall, McpCall, McpApprovalRequest, Reasoning, Finish)
+
+# Overflow errors as providers and gateways word them (the scripted context window sends these).
+OVERFLOW_MESSAGE = (
+    "This model's maximum context length is {limit} tokens. However, your messages resulted "
+    "in {size} tokens. Please reduce the length of the messages."
+)
+
+
+def overflow_error(style: str, limit: int, size: int) -> dict[str, Any]:
+    """The error body of a request over the context window: OpenAI's, or a LiteLLM proxy's
+    (`code: "400"`, type null, the reason only in the message text)."""
+    message = OVERFLOW_MESSAGE.format(limit=limit, size=size)
+    if style == "litellm":
+        return {
+            "error": {
+                "message": "litellm.BadRequestError: litellm.ContextWindowExceededError: "
+                f"OpenAIException - {message} Received Model Group=test-model",
+                "type": None,
+                "param": None,
+                "code": "400",
+            }
+        }
+    return error_body(400, message, param="messages", code="context_length_exceeded")
 
 
 def mcp_error(text: str | None) -> dict[str, Any] | None:
@@ -92,16 +150,16 @@ def args_str(arguments: str | dict[str, Any]) -> str:
     return arguments if isinstance(arguments, str) else json.dumps(arguments)
 
 
-def normalize(reply: Reply) -> Fault | Cut | Stall | list[Item]:
+def normalize(reply: Reply) -> Fault | Cut | Stall | Silent | list[Item]:
     """One reply as either a fault or the list of items of one model response."""
-    if isinstance(reply, Fault | Cut | Stall):
+    if isinstance(reply, Fault | Cut | Stall | Silent):
         return reply
     if isinstance(reply, list):
         for item in reply:
-            if not isinstance(item, Text | ToolCall | McpCall | McpApprovalRequest):
+            if not isinstance(item, _ITEMS):
                 raise TypeError(f"not a reply item: {item!r}")
         return list(reply)
-    if isinstance(reply, Text | ToolCall | McpCall | McpApprovalRequest):
+    if isinstance(reply, _ITEMS):
         return [reply]
     raise TypeError(f"not a reply: {reply!r}")
 
@@ -123,8 +181,10 @@ def output_text(items: list[Item]) -> str:
     """Everything the model "wrote", the base of the deterministic output token count."""
     parts: list[str] = []
     for item in items:
-        if isinstance(item, Text):
+        if isinstance(item, Text | Reasoning):
             parts.append(item.text)
+        elif isinstance(item, Finish):
+            continue
         else:
             parts.append(item.name + args_str(item.arguments))
     return "".join(parts)
@@ -149,3 +209,13 @@ def error_body(status: int, message: str, **overrides: Any) -> dict[str, Any]:
     err: dict[str, Any] = {"message": message, "type": kind, "param": None, "code": code}
     err.update(overrides)
     return {"error": err}
+
+
+def reasoning_tokens(items: list[Item]) -> int:
+    """The share of the output tokens spent reasoning (same len//4 rule as token_counts)."""
+    return sum(len(item.text) // 4 for item in items if isinstance(item, Reasoning))
+
+
+def finish_of(items: list[Item]) -> str | None:
+    """The scripted finish reason, if the reply ends for a reason other than a normal stop."""
+    return next((item.reason for item in items if isinstance(item, Finish)), None)

@@ -8,16 +8,20 @@ from collections.abc import Iterator
 from typing import Any
 
 from .items import (
+    Finish,
     Item,
     McpApprovalRequest,
     McpCall,
+    Reasoning,
     Text,
     ToolCall,
     arg_pieces,
     args_str,
+    finish_of,
     mcp_error,
     new_id,
     output_text,
+    reasoning_tokens,
     token_counts,
 )
 from .stream import Event, Plan, Renderer, sse_event, text_deltas
@@ -44,6 +48,18 @@ def last_user_text(body: dict[str, Any]) -> str | None:
     return None
 
 
+def image_urls(body: dict[str, Any]) -> list[str]:
+    """Every image URL the request's input items carry."""
+    inp = body.get("input")
+    return [
+        str(part.get("image_url") or "")
+        for item in (inp if isinstance(inp, list) else [])
+        if isinstance(item, dict) and isinstance(item.get("content"), list)
+        for part in item["content"]
+        if isinstance(part, dict) and part.get("type") == "input_image"
+    ]
+
+
 def final_item(item: Item, item_id: str, call_id: str | None) -> dict[str, Any]:
     """The completed output item, shaped like the SDK's ResponseOutputItem variants."""
     if isinstance(item, Text):
@@ -64,6 +80,13 @@ def final_item(item: Item, item_id: str, call_id: str | None) -> dict[str, Any]:
             "arguments": args_str(item.arguments),
             "status": "completed",
         }
+    if isinstance(item, Reasoning):
+        return {
+            "id": item_id,
+            "type": "reasoning",
+            "summary": [{"type": "summary_text", "text": item.text}],
+            "status": "completed",
+        }
     if isinstance(item, McpCall):
         return {
             "id": item_id,
@@ -76,6 +99,7 @@ def final_item(item: Item, item_id: str, call_id: str | None) -> dict[str, Any]:
             "status": "failed" if item.error is not None else "completed",
             "approval_request_id": None,
         }
+    assert isinstance(item, McpApprovalRequest), item
     return {
         "id": item_id,
         "type": "mcp_approval_request",
@@ -85,7 +109,13 @@ def final_item(item: Item, item_id: str, call_id: str | None) -> dict[str, Any]:
     }
 
 
-_PREFIX = {Text: "msg", ToolCall: "fc", McpCall: "mcp", McpApprovalRequest: "mcpr"}
+_PREFIX = {
+    Text: "msg",
+    ToolCall: "fc",
+    McpCall: "mcp",
+    McpApprovalRequest: "mcpr",
+    Reasoning: "rs",
+}
 
 
 class ResponsesRenderer(Renderer):
@@ -97,7 +127,8 @@ class ResponsesRenderer(Renderer):
         self.seq = 0
         # Ids are fixed up front so streamed events, the stored response and non-streaming agree.
         self.final: list[dict[str, Any]] = []
-        for item in plan.items:
+        self.items: list[Item] = [item for item in plan.items if not isinstance(item, Finish)]
+        for item in self.items:
             given = item.id if isinstance(item, McpApprovalRequest) else None
             call_id = (item.call_id or new_id("call")) if isinstance(item, ToolCall) else None
             self.final.append(final_item(item, given or new_id(_PREFIX[type(item)]), call_id))
@@ -107,22 +138,27 @@ class ResponsesRenderer(Renderer):
         inp, out = token_counts(self.body.get("input"), output_text(self.plan.items))
         return {
             "input_tokens": inp,
-            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+            "input_tokens_details": {
+                "cached_tokens": min(inp, self.plan.cached),
+                "cache_write_tokens": 0,
+            },
             "output_tokens": out,
-            "output_tokens_details": {"reasoning_tokens": 0},
+            "output_tokens_details": {"reasoning_tokens": reasoning_tokens(self.plan.items)},
             "total_tokens": inp + out,
         }
 
     def response(self, done: bool) -> dict[str, Any]:
         b = self.body
+        reason = finish_of(self.plan.items)
+        status = ("incomplete" if reason else "completed") if done else "in_progress"
         return {
             "id": self.id,
             "object": "response",
             "created_at": self.created_at,
-            "status": "completed" if done else "in_progress",
+            "status": status,
             "completed_at": int(time.time()) if done else None,
             "error": None,
-            "incomplete_details": None,
+            "incomplete_details": {"reason": reason} if reason and done else None,
             "instructions": b.get("instructions"),
             "max_output_tokens": b.get("max_output_tokens"),
             "model": b.get("model") or "test-model",
@@ -152,13 +188,35 @@ class ResponsesRenderer(Renderer):
         yield self.ev("response.created", response=self.response(False))
         yield self.ev("response.in_progress", response=self.response(False))
 
+    def events(self, plan: Plan) -> Iterator[Event]:
+        # Finish items are no output items: index over the rest so output_index matches.
+        return super().events(Plan(self.items, plan.stall, plan.cut, plan.silent, plan.cached))
+
     def open(self, i: int, item: Item) -> Iterator[Event]:
         final = self.final[i]
         at = {"item_id": final["id"], "output_index": i}
-        if isinstance(item, Text):
+        if isinstance(item, Reasoning):
+            added = {**final, "summary": [], "status": "in_progress"}
+            yield self.ev("response.output_item.added", output_index=i, item=added)
+            summary = {"type": "summary_text", "text": ""}
+            yield self.ev(
+                "response.reasoning_summary_part.added", **at, summary_index=0, part=summary
+            )
+            for piece in text_deltas(Text(item.text, item.chunk_size, item.delay_s)):
+                if isinstance(piece, str):
+                    piece = self.ev(
+                        "response.reasoning_summary_text.delta", **at, summary_index=0, delta=piece
+                    )
+                yield piece
+        elif isinstance(item, Text):
             added = {**final, "status": "in_progress", "content": []}
             yield self.ev("response.output_item.added", output_index=i, item=added)
-            part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+            part: dict[str, Any] = {
+                "type": "output_text",
+                "text": "",
+                "annotations": [],
+                "logprobs": [],
+            }
             yield self.ev("response.content_part.added", **at, content_index=0, part=part)
             for piece in text_deltas(item):
                 if isinstance(piece, str):
@@ -188,7 +246,13 @@ class ResponsesRenderer(Renderer):
     def close(self, i: int, item: Item) -> Iterator[Event]:
         final = self.final[i]
         at = {"item_id": final["id"], "output_index": i}
-        if isinstance(item, Text):
+        if isinstance(item, Reasoning):
+            part = {"type": "summary_text", "text": item.text}
+            yield self.ev(
+                "response.reasoning_summary_text.done", **at, summary_index=0, text=item.text
+            )
+            yield self.ev("response.reasoning_summary_part.done", **at, summary_index=0, part=part)
+        elif isinstance(item, Text):
             part = final["content"][0]
             yield self.ev(
                 "response.output_text.done", **at, content_index=0, text=item.text, logprobs=[]
@@ -201,7 +265,9 @@ class ResponsesRenderer(Renderer):
         yield self.ev("response.output_item.done", output_index=i, item=final)
 
     def finale(self) -> Iterator[Event]:
-        yield self.ev("response.completed", response=self.response(True))
+        done = self.response(True)
+        kind = "response.incomplete" if done["status"] == "incomplete" else "response.completed"
+        yield self.ev(kind, response=done)
 
 
 def not_found(prev_id: str) -> dict[str, Any]:

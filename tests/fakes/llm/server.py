@@ -8,12 +8,26 @@ import re
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from . import chat, history, responses
-from .items import Cut, Fault, Item, Reply, Stall, Text, error_body, new_id, normalize
+from .items import (
+    Cut,
+    Fault,
+    Item,
+    Reply,
+    Silent,
+    Stall,
+    Text,
+    error_body,
+    new_id,
+    normalize,
+    overflow_error,
+)
 from .stream import Plan, cut_body, pump
 
 
@@ -41,7 +55,9 @@ class ScriptedLLM:
         self.requests: list[Recorded] = []
         self.base_url = ""
         self.models: list[str] = ["test-model"]
-        self._scripts: dict[str, deque[Fault | Cut | Stall | list[Item]]] = {}
+        self._scripts: dict[str, deque[Fault | Cut | Stall | Silent | list[Item]]] = {}
+        self._windows: dict[str, tuple[int, str]] = {}
+        self._cached: dict[str, int] = {}
         self._stored: dict[str, _Stored] = {}
         self._runner: web.AppRunner | None = None
         self._changed: asyncio.Condition | None = None
@@ -77,6 +93,18 @@ class ScriptedLLM:
         queue = self._scripts.setdefault(key, deque())
         queue.extend(normalize(r) for r in replies)
 
+    def context_window(self, key: str, tokens: int, *, style: str = "openai") -> None:
+        """Refuse `key`'s requests over `tokens` (len(json)//4 of the messages, or of the whole
+        previous_response_id chain) with an overflow error in `style`: "openai" or "litellm"
+        (a LiteLLM proxy's form). A Responses request with `truncation: auto` is accepted."""
+        self._windows[key] = (tokens, style)
+        self._scripts.setdefault(key, deque())  # so requests are matched to the key
+
+    def cached_tokens(self, key: str, tokens: int) -> None:
+        """Report up to `tokens` input tokens of `key`'s responses as cached."""
+        self._cached[key] = tokens
+        self._scripts.setdefault(key, deque())
+
     def requests_for(self, key: str) -> list[Recorded]:
         return [r for r in self.requests if r.key == key]
 
@@ -90,6 +118,8 @@ class ScriptedLLM:
     def clear(self) -> None:
         # Stored responses stay: a bot process may still continue an earlier response id.
         self._scripts.clear()
+        self._windows.clear()
+        self._cached.clear()
         self.requests.clear()
 
     # The timeout parameter is part of the agreed public API, hence the noqa.
@@ -118,7 +148,7 @@ class ScriptedLLM:
         hits = [k for k in self._scripts if re.search(rf"(?<![\w-]){re.escape(k)}(?![\w-])", text)]
         return next((k for k in hits if self._scripts[k]), hits[0] if hits else None)
 
-    def _next(self, key: str | None, text: str | None) -> Fault | Cut | Stall | list[Item]:
+    def _next(self, key: str | None, text: str | None) -> Fault | Cut | Stall | Silent | list[Item]:
         queue = self._scripts.get(key) if key is not None else None
         if queue:
             return queue.popleft()
@@ -151,12 +181,55 @@ class ScriptedLLM:
     @staticmethod
     def _fault(fault: Fault) -> web.Response:
         headers = ScriptedLLM._headers()
-        if fault.retry_after is not None:
+        if fault.retry_after is not None and fault.retry_date:
+            headers["Retry-After"] = formatdate(time.time() + fault.retry_after, usegmt=True)
+        elif fault.retry_after is not None:
             headers["Retry-After"] = f"{fault.retry_after:g}"
             headers["retry-after-ms"] = str(int(fault.retry_after * 1000))
-        return web.json_response(
-            error_body(fault.status, fault.message), status=fault.status, headers=headers
-        )
+        body = error_body(fault.status, fault.message, **(fault.error or {}))
+        return web.json_response(body, status=fault.status, headers=headers)
+
+    def _overflow(self, key: str | None, size: int, truncation: Any = None) -> web.Response | None:
+        """The context-window error for a request of `size` tokens, if `key` has a window."""
+        if key not in self._windows or truncation == "auto":
+            return None
+        limit, style = self._windows[key]
+        if size <= limit:
+            return None
+        body = overflow_error(style, limit, size)
+        return web.json_response(body, status=400, headers=self._headers())
+
+    def _chain_size(self, body: dict[str, Any]) -> int:
+        """Tokens of a Responses request with everything its previous_response_id carries."""
+        size = len(json.dumps(body.get("input"))) // 4
+        seen: set[str] = set()
+        prev_id = body.get("previous_response_id")
+        while prev_id and prev_id not in seen and prev_id in self._stored:
+            seen.add(prev_id)
+            stored = self._stored[prev_id]
+            size += len(json.dumps([stored.request.get("input"), stored.output])) // 4
+            prev_id = stored.request.get("previous_response_id")
+        return size
+
+    async def _dead_image(self, urls: list[str]) -> web.Response | None:
+        """Like a real provider, fetch image URLs; one that does not load fails the request."""
+        for url in urls:
+            if not url.startswith(("http://", "https://")):
+                continue
+            try:
+                async with aiohttp.ClientSession() as session, session.get(url) as got:
+                    ok = got.status == 200
+            except aiohttp.ClientError:
+                ok = False
+            if not ok:
+                body = error_body(
+                    400,
+                    f"Error while downloading {url}.",
+                    param="url",
+                    code="invalid_image_url",
+                )
+                return web.json_response(body, status=400, headers=self._headers())
+        return None
 
     def _remember_model(self, body: dict[str, Any]) -> None:
         model = body.get("model")
@@ -181,10 +254,14 @@ class ScriptedLLM:
         problem = history.chat_problem(body)
         if problem is not None:
             return web.json_response(error_body(400, problem), status=400, headers=self._headers())
+        refused = self._overflow(key, len(json.dumps(body.get("messages"))) // 4)
+        refused = refused or await self._dead_image(chat.image_urls(body))
+        if refused is not None:
+            return refused
         reply = self._next(key, text)
         if isinstance(reply, Fault):
             return self._fault(reply)
-        plan = Plan.of(reply)
+        plan = Plan.of(reply, self._cached.get(key or "", 0))
         try:
             chat.check_items(plan.items)
         except ValueError as e:
@@ -214,10 +291,14 @@ class ScriptedLLM:
         problem = history.responses_problem(body, prev.output if prev else [])
         if problem is not None:
             return web.json_response(error_body(400, problem), status=400, headers=self._headers())
+        refused = self._overflow(key, self._chain_size(body), body.get("truncation"))
+        refused = refused or await self._dead_image(responses.image_urls(body))
+        if refused is not None:
+            return refused
         reply = self._next(key, text)
         if isinstance(reply, Fault):
             return self._fault(reply)
-        plan = Plan.of(reply)
+        plan = Plan.of(reply, self._cached.get(key or "", 0))
         renderer = responses.ResponsesRenderer(body, plan, new_id("resp"))
         self._stored[renderer.id] = _Stored(renderer.final, key, text, body)
         if body.get("stream"):

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .items import Cut, Item, Stall, Text
+from .items import Cut, Item, Silent, Stall, Text
 
 
 @dataclass(frozen=True)
@@ -34,15 +34,19 @@ class Plan:
     items: list[Item]
     stall: float | None = None
     cut: bool = False
+    silent: bool = False  # a 200 stream with no events at all
+    cached: int = 0  # input tokens the usage reports as served from the prompt cache
 
     @classmethod
-    def of(cls, reply: list[Item] | Cut | Stall) -> Plan:
+    def of(cls, reply: list[Item] | Cut | Stall | Silent, cached: int = 0) -> Plan:
         if isinstance(reply, Cut):
             # Small chunks so a cut after a few chars still shows partial deltas first.
             return cls([Text(reply.text[: reply.after_chars], chunk_size=8)], cut=True)
         if isinstance(reply, Stall):
             return cls([Text(reply.text)] if reply.text else [], stall=reply.seconds)
-        return cls(reply)
+        if isinstance(reply, Silent):
+            return cls([], silent=True)
+        return cls(reply, cached=cached)
 
 
 class Renderer:
@@ -60,7 +64,13 @@ class Renderer:
     def finale(self) -> Iterator[Event]:
         return iter(())
 
+    def silence(self) -> Iterator[Event]:
+        return iter(())
+
     def events(self, plan: Plan) -> Iterator[Event]:
+        if plan.silent:
+            yield from self.silence()
+            return
         # open/close are split so a Cut can drop, and a Stall can pause, with an item half sent.
         yield from self.prelude()
         for i, item in enumerate(plan.items):
