@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bot.backends.chat_transport import needs_litellm
 from bot.config import ConfigError, Settings
 from bot.core.approvals import ApprovalBroker, ApprovalPolicy, ApproverRule, policy_of
 from bot.core.backend import Backend
@@ -53,12 +54,20 @@ def make_backend(settings: Settings, executor: ToolExecutor) -> Backend:
     return ChatBackend(settings.llm, tools=executor)
 
 
+def configured_models(settings: Settings) -> list[str]:
+    """Every model a turn may use: the default, /model choices, fallbacks, channels' own."""
+    llm = settings.llm
+    channel_models = [c.model for c in settings.discord.channels.values() if c.model]
+    return [llm.model, *llm.models, *getattr(llm, "fallback_models", []), *channel_models]
+
+
 @asynccontextmanager
 async def build_core(settings: Settings) -> AsyncIterator[Core]:
     preload = None
-    if settings.llm.backend == "chat":
-        # litellm takes seconds to import: do it while the MCP servers start.
-        from bot.backends.chat import import_litellm
+    if settings.llm.backend == "chat" and needs_litellm(configured_models(settings)):
+        # litellm takes seconds to import: do it while the MCP servers start. Bots whose models
+        # all speak OpenAI's protocol never import it (see chat_transport.py).
+        from bot.backends.chat_transport import import_litellm
 
         preload = asyncio.create_task(asyncio.to_thread(import_litellm))
     async with Store.open(settings.storage.path) as store:

@@ -53,7 +53,11 @@ def bot_config(
     llm: ScriptedLLM, workdir: Path, call_log: Path, backend: str, **overrides: Any
 ) -> dict[str, Any]:
     """A config like an operator's: a never-ask server, an always-ask one, mcp-server-time."""
-    prefix = "openai/" if backend == "chat" else ""  # litellm names the provider, openai not
+    # "chat" names an OpenAI-compatible model (served through the openai SDK); "chat-litellm" a
+    # provider only litellm speaks (hosted_vllm: OpenAI's wire format behind litellm's own
+    # translation), so both paths of the chat backend meet the same tests.
+    prefix = {"chat": "openai/", "chat-litellm": "hosted_vllm/"}.get(backend, "")
+    backend = "chat" if backend == "chat-litellm" else backend
     auto = stdio_params(call_log, name="auto")
     gated = stdio_params(call_log, name="gated")
     config: dict[str, Any] = {
@@ -147,6 +151,15 @@ async def responses_world(
         "require_approval": "always",
     }
     world = await start_world(tmp_path_factory, llm, "responses", {"docs": docs})
+    yield world
+    await stop_world(world)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def chat_litellm_world(
+    tmp_path_factory: pytest.TempPathFactory, llm: ScriptedLLM
+) -> AsyncIterator[World]:
+    world = await start_world(tmp_path_factory, llm, "chat-litellm")
     yield world
     await stop_world(world)
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-import os
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.backends import chat_transport
 from bot.backends.base import system_prompt, user_field
 from bot.backends.context import budget_for, estimate_tokens, fit, model_window
 from bot.backends.failures import (
@@ -50,13 +50,8 @@ MAX_RETRIES = 3
 EMPTY_RETRIES = 2  # an empty stream is some providers' silent rate limit: worth a couple more
 
 
-def import_litellm() -> Any:
-    # Offline, litellm stalls ~15 s at import fetching a price list unless told to use its copy.
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    import litellm
-
-    litellm.suppress_debug_info = True
-    return litellm
+# Kept importable from here: check.py and app.py preload litellm through this name.
+import_litellm = chat_transport.import_litellm
 
 
 @dataclass
@@ -159,10 +154,11 @@ class ChatBackend:
     def __init__(self, llm: LLMConfig, *, tools: ToolExecutor | None = None) -> None:
         self._llm = llm
         self._tools = tools
-        self._litellm = import_litellm()
+        # OpenAI-compatible models go through the openai SDK, the rest through litellm.
+        self._transport = chat_transport.ChatTransport(llm)
 
     async def aclose(self) -> None:
-        return None
+        await self._transport.aclose()
 
     async def run_turn(
         self, state: ConversationState, request: TurnRequest
@@ -274,25 +270,15 @@ class ChatBackend:
     ) -> AsyncIterator[TurnEvent]:
         """One completion with retries; retries stop once any text has been shown. A final
         failure is left in `result.failure` for the turn to decide on."""
+        # Endpoint, key, timeout and retries are the transport's business (chat_transport.py).
         kwargs: dict[str, Any] = {
-            "model": model,
             "messages": messages,
             "stream": True,
             "stream_options": {"include_usage": True},
-            "timeout": self._llm.request_timeout_s,
-            "max_retries": 0,  # retries are ours: we know whether text was already shown
             **self._llm.params,
         }
         if user:
             kwargs["user"] = user
-            if model.startswith("openai/"):
-                # litellm drops `user` for model names outside OpenAI's catalog, i.e. exactly
-                # the OpenAI-compatible servers (a LiteLLM proxy) whose budgets key on it.
-                kwargs["allowed_openai_params"] = ["user"]
-        if self._llm.base_url:
-            kwargs["api_base"] = self._llm.base_url
-        if self._llm.api_key is not None:
-            kwargs["api_key"] = self._llm.api_key.get_secret_value()
         if tools:
             kwargs["tools"] = tools
             if last_round:
@@ -301,7 +287,7 @@ class ChatBackend:
         while True:
             shown = False
             try:
-                stream = await self._litellm.acompletion(**kwargs)
+                stream = await self._transport.stream(model, **kwargs)
                 async for chunk in stream:
                     for event in _absorb(chunk, result):
                         shown = shown or isinstance(event, TextDelta)

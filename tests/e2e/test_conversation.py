@@ -5,11 +5,19 @@ from __future__ import annotations
 import asyncio
 import re
 
+import pytest
+
 from tests.conftest import World
 from tests.e2e.harness import Chat
 from tests.fakes.llm import Cut, Fault, Text
 
 FENCE = re.compile(r"^\s{0,3}(```|~~~)", re.MULTILINE)
+
+
+@pytest.fixture(params=["chat", "chat-litellm", "responses"])
+def world(request: pytest.FixtureRequest) -> World:
+    """Here also the chat backend's litellm path (a provider only litellm speaks)."""
+    return request.getfixturevalue(f"{request.param.replace('-', '_')}_world")
 
 
 def user_texts(body: dict) -> list[str]:
@@ -83,7 +91,7 @@ async def test_history_is_kept_per_user_and_channel(world: World) -> None:
     requests = world.llm.requests_for(key)
     assert len(requests) == 2
     follow_up = requests[1].body
-    if world.backend == "chat":
+    if world.backend.startswith("chat"):
         assert any("my name is Ada" in t for t in user_texts(follow_up))
         assert any(
             m.get("role") == "assistant" and "Nice to meet you" in (m.get("content") or "")
@@ -152,7 +160,7 @@ async def test_cut_stream_shows_an_error_and_keeps_history_unchanged(world: Worl
     await chat.answer_text(int(last["id"]), "echo")
     body = world.llm.requests_for(key)[-1].body
     assert not any("doomed" in t for t in user_texts(body))
-    if world.backend == "chat":
+    if world.backend.startswith("chat"):
         assert any("remember 42" in t for t in user_texts(body))
     else:
         second_id = world.llm.requests_for(key)[1].body.get("previous_response_id")
@@ -168,7 +176,7 @@ async def test_two_mentions_in_one_conversation_are_answered_in_order(world: Wor
     await chat.answer_text(int(two["id"]), "answer two")
     first, second = world.llm.requests_for(key)
     assert second.t >= first.t
-    if world.backend == "chat":
+    if world.backend.startswith("chat"):
         assert any("one" in t for t in user_texts(second.body)[:-1])
     else:
         assert second.body.get("previous_response_id")

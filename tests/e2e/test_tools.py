@@ -5,11 +5,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import World, bot_config
 from tests.e2e.harness import BotProcess, Chat, buttons, running
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.llm import ScriptedLLM, Text, ToolCall
 from tests.fakes.mcp_server import read_calls
+
+
+@pytest.fixture(params=["chat", "chat-litellm", "responses"])
+def world(request: pytest.FixtureRequest) -> World:
+    """Here also the chat backend's litellm path (a provider only litellm speaks)."""
+    return request.getfixturevalue(f"{request.param.replace('-', '_')}_world")
 
 
 def tool_outputs(body: dict) -> list[str]:
