@@ -127,12 +127,17 @@ def keep_restart_only(old: Settings, new: Settings) -> Settings:
     )
 
 
+# Maps whose entries are named by the operator: a change anywhere inside one reads as the entry.
+_NAMED_ENTRIES = (["mcp", "servers"], ["discord", "channels"])
+
+
 def summarize(keys: list[str]) -> str:
-    """Keys grouped to their section's item: `mcp.servers.web.url` reads `mcp.servers.web`."""
+    """Keys grouped to their entry: `mcp.servers.web.url` reads `mcp.servers.web`, and
+    `discord.channels.123.system_prompt` reads `discord.channels.123`."""
     shown: list[str] = []
     for key in keys:
         parts = key.split(".")
-        short = ".".join(parts[:3]) if parts[:2] in (["mcp", "servers"],) else key
+        short = ".".join(parts[:3]) if parts[:2] in _NAMED_ENTRIES else key
         if short not in shown:
             shown.append(short)
     return ", ".join(shown)
