@@ -27,7 +27,7 @@ from mcp_types import CONNECTION_CLOSED
 
 from bot.config import MCPServerConfig
 from bot.tools.mcp_format import describe_error, exposed_name, object_schema, redact, result_text
-from bot.tools.mcp_session import Connection, ServerEntry, run_connection
+from bot.tools.mcp_session import Connection, ServerEntry, SessionHooks, run_connection
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +205,15 @@ class MCPTools:
             return self._lost(server, conn, describe_error(exc))
         except Exception as exc:  # e.g. a result that fails the tool's own output schema
             return ToolResult(redact(describe_error(exc), server.secrets), is_error=True)
+        await self._settle_tool_changes(conn)
         return ToolResult(result_text(result), is_error=result.is_error)
+
+    async def _settle_tool_changes(self, conn: Connection) -> None:
+        """A tool that changed the server's tools announced it before answering: let the
+        re-list finish, so the model's next request already offers the new tools."""
+        await anyio.lowlevel.checkpoint()  # the notification handler runs before we go on
+        with anyio.move_on_after(self._tool_timeout):
+            await conn.relisted.wait()
 
     # ---- connections ----------------------------------------------------------------------
 
@@ -216,7 +224,12 @@ class MCPTools:
             run_connection(
                 server,
                 conn,
-                lambda c: self._settled(server, c),
+                SessionHooks(
+                    on_settled=lambda c: self._settled(server, c),
+                    on_tools=lambda c: self._tools_changed(server, c),
+                    on_lost=lambda c, reason: self._mark_lost(server, c, reason),
+                    client_options=self._client_options(server),
+                ),
                 connect_timeout_s=self._connect_timeout,
                 tool_timeout_s=self._tool_timeout,
             ),
@@ -274,6 +287,16 @@ class MCPTools:
             "MCP server %r (%s) connected: %d tools", server.name, server.transport, len(conn.tools)
         )
         self._rebuild()
+
+    def _tools_changed(self, server: ServerEntry, conn: Connection) -> None:
+        if conn is not server.conn:
+            return
+        server.listed = conn.tools
+        log.info("MCP server %r changed its tools: %d tools", server.name, len(conn.tools))
+        self._rebuild()
+
+    def _client_options(self, server: ServerEntry) -> dict[str, Any]:
+        return {}
 
     def _failed(self, server: ServerEntry, reason: str) -> None:
         server.error = reason

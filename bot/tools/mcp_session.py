@@ -7,11 +7,12 @@ import logging
 import math
 import os
 import threading
+import time
 from collections import deque
-from collections.abc import Callable
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import anyio
 import httpx2
@@ -19,6 +20,8 @@ import mcp_types as types
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.client.subscriptions import ToolsListChanged
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from bot.config import MCPServerConfig
 from bot.tools.mcp_format import describe_error, redact, short_url
@@ -29,16 +32,24 @@ stderr_log = logging.getLogger("bot.tools.mcp.stderr")
 
 CLIENT_INFO = types.Implementation(name="mcpcord", version="0.1.0")
 _MAX_LIST_PAGES = 100  # a server whose tools/list paginates forever cannot hang start-up
+# stderr lines logged at INFO per server: a burst of this many, then one per second on average.
+STDERR_BURST = 20
+STDERR_PER_S = 1.0
 
 
 class StderrSink:
-    """A pipe for a stdio server's stderr: lines go to the debug log, the last few explain crashes."""
+    """A pipe for a stdio server's stderr: lines go to the log (INFO, rate-limited, secrets
+    blanked), the last few explain crashes."""
 
-    def __init__(self, server: str) -> None:
+    def __init__(self, server: str, secrets: list[str] | None = None) -> None:
         read_fd, write_fd = os.pipe()
         self.writer = os.fdopen(write_fd, "w")
         self.tail: deque[str] = deque(maxlen=3)
         self._server = server
+        self._secrets = secrets or []
+        self._tokens = float(STDERR_BURST)
+        self._stamp = time.monotonic()
+        self._dropped = 0
         # A thread, because a blocking pipe read is simplest and works under any event loop.
         self._thread = threading.Thread(target=self._pump, args=(read_fd,), daemon=True)
         self._thread.start()
@@ -46,9 +57,25 @@ class StderrSink:
     def _pump(self, fd: int) -> None:
         with open(fd, encoding="utf-8", errors="replace") as stream:
             for line in stream:
-                if line := line.rstrip():
+                if line := redact(line.rstrip(), self._secrets):
                     self.tail.append(line)
-                    stderr_log.debug("[%s] %s", self._server, line)
+                    self._log(line)
+        if self._dropped:
+            stderr_log.info("[%s] (%d more stderr lines not logged)", self._server, self._dropped)
+
+    def _log(self, line: str) -> None:
+        # A chatty server must not flood the bot's log: a token bucket per server.
+        now = time.monotonic()
+        self._tokens = min(STDERR_BURST, self._tokens + (now - self._stamp) * STDERR_PER_S)
+        self._stamp = now
+        if self._tokens < 1:
+            self._dropped += 1
+            return
+        self._tokens -= 1
+        if self._dropped:
+            stderr_log.info("[%s] (%d stderr lines not logged)", self._server, self._dropped)
+            self._dropped = 0
+        stderr_log.info("[%s] %s", self._server, line)
 
     def close_writer(self) -> None:
         # Once the child is spawned it holds its own copy; ours must go for EOF to arrive.
@@ -72,10 +99,63 @@ class Connection:
     http_status: int | None = None
     scope: anyio.CancelScope | None = None
     abandoned: bool = False  # start-up gave up waiting; nobody wants its outcome any more
+    relist: asyncio.Event = field(default_factory=asyncio.Event)  # the server's tools changed
+    relisted: asyncio.Event = field(default_factory=asyncio.Event)  # no re-list is pending
+    peer_closed: bool = False  # the transport ended from the server's side
+
+    def __post_init__(self) -> None:
+        self.relisted.set()
 
     @property
     def live(self) -> bool:
         return self.client is not None and not self.release.is_set()
+
+    def tools_changed(self) -> None:
+        self.relisted.clear()
+        self.relist.set()
+
+
+class _WatchedReceive:
+    """The transport's read stream, reporting its end: a stdio server that exits while idle
+    is noticed at once, not by the next call failing half-way."""
+
+    def __init__(self, inner: Any, on_end: Callable[[], None]) -> None:
+        self._inner = inner
+        self._on_end = on_end
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)  # e.g. the SDK's `last_context`
+
+    async def receive(self) -> Any:
+        try:
+            return await self._inner.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
+            self._on_end()
+            raise
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    def __aiter__(self) -> _WatchedReceive:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            return await self.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+
+    async def __aenter__(self) -> _WatchedReceive:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+@asynccontextmanager
+async def _watched(transport: Any, on_end: Callable[[], None]) -> AsyncIterator[Any]:
+    async with transport as (read, write):
+        yield _WatchedReceive(read, on_end), write
 
 
 @dataclass(eq=False)
@@ -102,10 +182,20 @@ class ServerEntry:
         return self.config.command or short_url(self.config.url or "")
 
 
+@dataclass(frozen=True)
+class SessionHooks:
+    """What a session reports back while it is open (the tool index lives in MCPTools)."""
+
+    on_settled: Callable[[Connection], None]  # up, or failed to come up; runs once
+    on_tools: Callable[[Connection], None]  # a re-list after `tools/list_changed` finished
+    on_lost: Callable[[Connection, str], None]  # the transport ended while the session was live
+    client_options: dict[str, Any] = field(default_factory=dict)  # sampling, elicitation, ...
+
+
 async def run_connection(
     server: ServerEntry,
     conn: Connection,
-    on_settled: Callable[[Connection], None],
+    hooks: SessionHooks,
     *,
     connect_timeout_s: float,
     tool_timeout_s: float,
@@ -115,19 +205,44 @@ async def run_connection(
     `on_settled` runs once, when the connection is up or has failed to come up; it runs here
     rather than in whoever awaits `ready`, so a cancelled waiter cannot lose the outcome.
     """
-    sink = StderrSink(server.name) if server.config.command else None
+    sink = StderrSink(server.name, server.secrets) if server.config.command else None
     scope = conn.scope = anyio.CancelScope(deadline=anyio.current_time() + connect_timeout_s)
+
+    def transport_ended() -> None:
+        if conn.live and not conn.peer_closed:
+            conn.peer_closed = True
+            hooks.on_lost(conn, "the process exited" if sink is not None else "connection closed")
+
     try:
         with scope:
             async with AsyncExitStack() as stack:
-                client = await _open(stack, server, conn, sink, connect_timeout_s, tool_timeout_s)
+                client = await _open(
+                    stack,
+                    server,
+                    conn,
+                    sink,
+                    hooks,
+                    transport_ended,
+                    connect_timeout_s,
+                    tool_timeout_s,
+                )
                 tools = await _list_tools(client)
                 scope.deadline = math.inf  # connected: from now on only release ends it
                 conn.tools = _filter(server, tools)
                 conn.client = client
-                on_settled(conn)
+                hooks.on_settled(conn)
                 conn.ready.set()
-                await conn.release.wait()
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(_relist_on_change, server, conn, hooks, tool_timeout_s)
+                    caps = client.server_capabilities.tools
+                    if (
+                        caps
+                        and caps.list_changed
+                        and client.protocol_version in MODERN_PROTOCOL_VERSIONS
+                    ):
+                        tg.start_soon(_listen_for_changes, server, conn)
+                    await conn.release.wait()
+                    tg.cancel_scope.cancel()
         if scope.cancelled_caught and conn.error is None and not conn.ready.is_set():
             conn.error = f"did not connect within {connect_timeout_s:g} s"
     except Exception as exc:
@@ -138,16 +253,52 @@ async def run_connection(
         conn.error = redact(reason, server.secrets)
         if conn.client is not None and not conn.release.is_set():
             # Died while idle (e.g. the HTTP transport failed): the next call reconnects.
-            server.error = f"disconnected ({conn.error}); it restarts on the next call"
-            log.warning("MCP server %r %s", server.name, server.error)
+            hooks.on_lost(conn, conn.error)
     finally:
         conn.client = None
         conn.release.set()
+        conn.relisted.set()
         if not conn.ready.is_set():
-            on_settled(conn)
+            hooks.on_settled(conn)
             conn.ready.set()
         if sink is not None:
             sink.close_writer()
+
+
+async def _relist_on_change(
+    server: ServerEntry, conn: Connection, hooks: SessionHooks, timeout_s: float
+) -> None:
+    """Re-list the tools after each `tools/list_changed`, on this task: a request sent from
+    the notification handler itself would wait on the loop that delivers its answer."""
+    assert conn.client is not None
+    while True:
+        await conn.relist.wait()
+        conn.relist.clear()
+        try:
+            with anyio.fail_after(timeout_s):
+                conn.tools = _filter(server, await _list_tools(conn.client))
+            hooks.on_tools(conn)
+        except Exception as exc:
+            log.warning(
+                "MCP server %r: re-listing tools failed: %s",
+                server.name,
+                redact(describe_error(exc), server.secrets),
+            )
+        finally:
+            if not conn.relist.is_set():
+                conn.relisted.set()
+
+
+async def _listen_for_changes(server: ServerEntry, conn: Connection) -> None:
+    """2026-07-28 servers announce changes only on a `subscriptions/listen` stream."""
+    assert conn.client is not None
+    try:
+        async with conn.client.listen(tools_list_changed=True) as changes:
+            async for event in changes:
+                if isinstance(event, ToolsListChanged):
+                    conn.tools_changed()
+    except Exception as exc:
+        log.info("MCP server %r: no change notifications (%s)", server.name, describe_error(exc))
 
 
 async def _open(
@@ -155,10 +306,26 @@ async def _open(
     server: ServerEntry,
     conn: Connection,
     sink: StderrSink | None,
+    hooks: SessionHooks,
+    transport_ended: Callable[[], None],
     connect_timeout_s: float,
     tool_timeout_s: float,
 ) -> Client:
     cfg = server.config
+
+    async def on_message(message: Any) -> None:
+        # Handshake-era servers send change notifications on the session itself.
+        if isinstance(message, types.ToolListChangedNotification):
+            conn.tools_changed()
+        elif isinstance(message, Exception):
+            log.debug("MCP server %r transport error: %s", server.name, describe_error(message))
+
+    options: dict[str, Any] = {
+        "client_info": CLIENT_INFO,
+        "cache": None,
+        "message_handler": on_message,
+        **hooks.client_options,
+    }
     if cfg.command:
         assert sink is not None
         params = StdioServerParameters(
@@ -168,10 +335,8 @@ async def _open(
             env={k: v.get_secret_value() for k, v in cfg.env.items()},
             cwd=cfg.cwd,
         )
-        transport = stdio_client(params, errlog=sink.writer)
-        client = await stack.enter_async_context(
-            Client(transport, client_info=CLIENT_INFO, cache=None)
-        )
+        transport = _watched(stdio_client(params, errlog=sink.writer), transport_ended)
+        client = await stack.enter_async_context(Client(transport, **options))
         sink.close_writer()
         return client
 
@@ -191,9 +356,8 @@ async def _open(
     assert cfg.url is not None
     return await stack.enter_async_context(
         Client(
-            streamable_http_client(cfg.url, http_client=http),
-            client_info=CLIENT_INFO,
-            cache=None,
+            _watched(streamable_http_client(cfg.url, http_client=http), transport_ended),
+            **options,
         )
     )
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import anyio
 import anyio.abc
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 
@@ -65,6 +65,25 @@ def build_server(name: str, *, annotated: bool = False) -> MCPServer:
         _log_call("fail", {"message": message})
         # ToolError passes the message to the client; other exceptions are reported generically.
         raise ToolError(message)
+
+    @server.tool(description="Add a tool `name` that answers `answer`, and announce the change.")
+    async def grow(name: str, answer: str, ctx: Context) -> str:
+        _log_call("grow", {"name": name, "answer": answer})
+
+        def grown() -> str:
+            _log_call(name, {})
+            return answer
+
+        server.add_tool(grown, name=name, description=f"A grown tool that answers {answer}.")
+        await ctx.notify_tools_changed()
+        return f"added {name}"
+
+    @server.tool(description="Write lines to stderr (for the client's log).")
+    def shout(lines: list[str]) -> str:
+        _log_call("shout", {"lines": lines})
+        for line in lines:
+            print(line, file=sys.stderr, flush=True)
+        return f"wrote {len(lines)} lines"
 
     @server.tool(description="Kill the server process, to simulate a dying server.")
     def crash() -> str:
