@@ -23,6 +23,7 @@ from bot.reload import pid_path, remove_pid, write_pid
 from bot.store.records import TurnRecord
 from bot.store.sqlite import Store
 from bot.tools.mcp import MCPTools
+from bot.tools.sampling import make_sampler
 
 if TYPE_CHECKING:
     from bot.live import LiveConfig  # imports discord: only `run` needs it
@@ -63,7 +64,16 @@ async def build_core(settings: Settings) -> AsyncIterator[Core]:
         preload = asyncio.create_task(asyncio.to_thread(import_litellm))
     async with Store.open(settings.storage.path) as store:
         bot_side = {n: s for n, s in settings.mcp.servers.items() if not s.server_side}
-        async with MCPTools(bot_side, tool_timeout_s=settings.mcp.tool_timeout_s) as tools:
+        async with MCPTools(
+            bot_side,
+            tool_timeout_s=settings.mcp.tool_timeout_s,
+            sampling=settings.mcp.sampling,
+            sampler=make_sampler(settings.llm),
+            # A server's request may wait for a human, then for the model.
+            server_request_timeout_s=settings.mcp.approval_timeout_s
+            + settings.llm.request_timeout_s
+            + 10,
+        ) as tools:
             if preload is not None:
                 await preload
             servers = settings.mcp.servers

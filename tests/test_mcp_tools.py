@@ -343,7 +343,7 @@ async def test_tools_list_changed_is_followed(tmp_path: Path) -> None:
 async def test_stderr_is_logged_at_info_redacted_and_rate_limited(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from bot.tools.mcp_session import STDERR_BURST
+    from bot.tools.mcp_watch import STDERR_BURST
 
     log = tmp_path / "calls.jsonl"
     params = stdio_params(log)

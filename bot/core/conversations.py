@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from typing import Any, Literal, Protocol, TypeVar
 
 from bot.core.backend import Backend
-from bot.core.events import TurnCompleted, TurnEvent, TurnFailed
+from bot.core.events import SamplingUsed, TurnCompleted, TurnEvent, TurnFailed, Usage
 from bot.core.state import ConversationKey, ConversationState, TurnRequest
 from bot.core.turn_log import CostOf, TurnLog
 
@@ -154,13 +154,16 @@ class Conversations:
             state = ConversationState(
                 backend=self._backend.name, model=state.model if state else None
             )
+        sampled = Usage()  # MCP servers' sampling requests answered during this turn
         try:
             async for event in self._backend.run_turn(state, request):
+                if isinstance(event, SamplingUsed):
+                    sampled = sampled + event.usage
                 if isinstance(event, TurnCompleted):
                     record = self._make_record(
                         user_id=request.user_id,
                         model=event.model,
-                        usage=event.usage,
+                        usage=event.usage + sampled,
                         duration_s=time.monotonic() - started,
                     )
                     await self._store.save_turn(request.key, event.state, record)

@@ -95,6 +95,50 @@ class TurnFailed:
     retryable: bool = True
 
 
+# ---- What MCP tools show the user besides text (issue 13) ---------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Attachment:
+    """A file for the reply: an image, audio or binary resource a tool returned."""
+
+    filename: str
+    content_type: str
+    data: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolProgress:
+    """A running tool's `notifications/progress`: progress/total, or just a message."""
+
+    kind: Literal["tool_progress"] = "tool_progress"
+    call_id: str
+    progress: float
+    total: float | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolUserContent:
+    """Parts of a tool result meant for the user, not the model (files, user-only notes)."""
+
+    kind: Literal["tool_user_content"] = "tool_user_content"
+    call_id: str
+    attachments: tuple[Attachment, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class SamplingUsed:
+    """The bot's model answered an MCP server's sampling request: count it with the turn."""
+
+    kind: Literal["sampling_used"] = "sampling_used"
+    model: str
+    usage: Usage
+
+
+# ---------------------------------------------------------------------------------------------
+
 TurnEvent = (
     TextDelta
     | Notice
@@ -104,4 +148,7 @@ TurnEvent = (
     | ToolCallFinished
     | TurnCompleted
     | TurnFailed
+    | ToolProgress
+    | ToolUserContent
+    | SamplingUsed
 )

@@ -23,6 +23,7 @@ from bot.core.events import (
     TurnEvent,
 )
 from bot.core.state import TurnRequest
+from bot.core.tool_updates import CallDone, CallUpdates, run_with_updates
 
 
 class ToolSpecLike(Protocol):
@@ -50,7 +51,9 @@ class ToolBox(Protocol):
 
     def tools(self) -> list[Any]: ...
     def find(self, name: str) -> Any: ...
-    async def call(self, name: str, arguments: dict[str, Any]) -> Any: ...
+    async def call(
+        self, name: str, arguments: dict[str, Any], *, updates: CallUpdates | None = None
+    ) -> Any: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -141,7 +144,14 @@ class ToolExecutor:
         yield ToolCallStarted(
             call_id=call.call_id, server=spec.server, tool=spec.tool, arguments=arguments
         )
-        result = await self._toolbox.call(spec.name, arguments)
+        # Progress, sampling questions and files come as events while the call runs.
+        updates = CallUpdates(call.call_id, request, self._gate)
+        result: Any = None
+        async for item in run_with_updates(self._toolbox, spec.name, arguments, updates):
+            if isinstance(item, CallDone):
+                result = item.result
+            else:
+                yield item
         yield ToolCallFinished(
             call_id=call.call_id,
             server=spec.server,

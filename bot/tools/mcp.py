@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal
 
@@ -26,11 +26,24 @@ from mcp import MCPError
 from mcp_types import CONNECTION_CLOSED
 
 from bot.config import MCPServerConfig
-from bot.tools.mcp_format import describe_error, exposed_name, object_schema, redact, result_text
+from bot.tools.mcp_content import Attachment, SplitResult, split_resource, split_result
+from bot.tools.mcp_format import describe_error, exposed_name, object_schema, redact
+from bot.tools.mcp_requests import CallUpdates, InFlight, Sampled, Sampler, ServerRequests
 from bot.tools.mcp_session import Connection, ServerEntry, SessionHooks, run_connection
+
+__all__ = [
+    "CallUpdates",
+    "MCPTools",
+    "Sampled",
+    "Sampler",
+    "ServerStatus",
+    "ToolResult",
+    "ToolSpec",
+]
 
 log = logging.getLogger(__name__)
 
+READ_RESOURCE = "resources/read"  # the tool the bot adds for servers that have resources
 _CLOSE_GRACE_S = 10.0  # how long __aexit__ waits for sessions to close before forcing them
 
 
@@ -46,8 +59,15 @@ class ToolSpec:
 
 @dataclass(frozen=True)
 class ToolResult:
-    text: str
+    text: str  # what the model reads
     is_error: bool
+    attachments: tuple[Attachment, ...] = ()  # files for the user's reply
+    user_notes: tuple[str, ...] = ()  # content the server meant for the user only
+    images: tuple[tuple[str, str], ...] = ()  # (mime type, base64), for a vision model
+
+    @classmethod
+    def of(cls, split: SplitResult, is_error: bool) -> ToolResult:
+        return cls(split.text, is_error, split.attachments, split.user_notes, split.images)
 
 
 # Internal: "the HTTP server forgot our session before running the tool; retry once".
@@ -61,6 +81,9 @@ class ServerStatus:
     connected: bool
     error: str | None
     tools: list[str]
+    prompts: list[str] = field(default_factory=list)
+    sampling: str = "deny"  # whether the bot answers this server's sampling requests
+    elicitation: bool = False  # whether the bot forwards this server's questions to users
 
 
 class MCPTools:
@@ -70,6 +93,9 @@ class MCPTools:
         *,
         tool_timeout_s: float = 60,
         connect_timeout_s: float = 20,
+        sampling: Literal["deny", "ask", "allow"] = "deny",
+        sampler: Sampler | None = None,
+        server_request_timeout_s: float = 300,
     ) -> None:
         # server_side servers are run by the Responses server; the bot never connects them.
         self._servers = {
@@ -81,6 +107,7 @@ class MCPTools:
         self._specs: dict[str, ToolSpec] = {}
         self._tasks: dict[asyncio.Task[None], Connection] = {}
         self._closing = False
+        self._requests = ServerRequests(sampling, sampler, server_request_timeout_s)
 
     async def __aenter__(self) -> MCPTools:
         conns = [self._start(server) for server in self._servers.values()]
@@ -156,35 +183,55 @@ class MCPTools:
                 connected=s.conn is not None and s.conn.live,
                 error=s.error,
                 tools=[spec.name for spec in self._specs.values() if spec.server == s.name],
+                prompts=[p.name for p in s.prompts],
+                sampling=self._requests.sampling,
             )
             for s in self._servers.values()
         ]
 
-    async def call(self, name: str, arguments: dict[str, Any]) -> ToolResult:
+    async def call(
+        self, name: str, arguments: dict[str, Any], *, updates: CallUpdates | None = None
+    ) -> ToolResult:
         spec = self._specs.get(name)
         if spec is None:
             return ToolResult(f"unknown tool: {name}", is_error=True)
         server = self._servers[spec.server]
-        result = await self._call_once(server, spec, arguments)
+        result = await self._call_once(server, spec, arguments, updates)
         if result is _FORGOTTEN:
             # An HTTP server that restarted answers 404 for the old session without running
             # the tool, so one retry on a fresh session cannot run it twice.
-            result = await self._call_once(server, spec, arguments)
+            result = await self._call_once(server, spec, arguments, updates)
         if result is _FORGOTTEN:
             return ToolResult(f"MCP server '{server.name}' rejected the session", is_error=True)
         return result
 
     async def _call_once(
-        self, server: ServerEntry, spec: ToolSpec, arguments: dict[str, Any]
+        self,
+        server: ServerEntry,
+        spec: ToolSpec,
+        arguments: dict[str, Any],
+        updates: CallUpdates | None,
     ) -> ToolResult:
         conn = await self._ensure(server)
         if conn is None or conn.client is None:
             return ToolResult(
                 f"MCP server '{server.name}' is unavailable: {server.error}", is_error=True
             )
+        running = InFlight(updates)
+        running.scope.deadline = anyio.current_time() + self._tool_timeout
+        server.inflight.append(running)
         try:
-            with anyio.fail_after(self._tool_timeout):
-                result = await conn.client.call_tool(spec.tool, arguments)
+            with running.scope:
+                if spec.tool == READ_RESOURCE:
+                    read = await conn.client.read_resource(str(arguments.get("uri", "")))
+                    return ToolResult.of(split_resource(list(read.contents), spec.server), False)
+                # With a progress callback the SDK sends a progressToken in the call's _meta.
+                progress = updates.progress if updates is not None else None
+                result = await conn.client.call_tool(
+                    spec.tool, arguments, progress_callback=progress
+                )
+            if running.scope.cancelled_caught:
+                raise TimeoutError
         except TimeoutError:
             return ToolResult(
                 f"{spec.name} timed out after {self._tool_timeout:g} s", is_error=True
@@ -205,8 +252,10 @@ class MCPTools:
             return self._lost(server, conn, describe_error(exc))
         except Exception as exc:  # e.g. a result that fails the tool's own output schema
             return ToolResult(redact(describe_error(exc), server.secrets), is_error=True)
+        finally:
+            server.inflight.remove(running)
         await self._settle_tool_changes(conn)
-        return ToolResult(result_text(result), is_error=result.is_error)
+        return ToolResult.of(split_result(result, spec.tool), result.is_error)
 
     async def _settle_tool_changes(self, conn: Connection) -> None:
         """A tool that changed the server's tools announced it before answering: let the
@@ -282,6 +331,8 @@ class MCPTools:
             self._failed(server, conn.error or "closed while connecting")
             return
         server.listed = conn.tools
+        server.prompts = conn.prompts
+        server.resources = conn.has_resources
         server.error = None
         log.info(
             "MCP server %r (%s) connected: %d tools", server.name, server.transport, len(conn.tools)
@@ -296,7 +347,7 @@ class MCPTools:
         self._rebuild()
 
     def _client_options(self, server: ServerEntry) -> dict[str, Any]:
-        return {}
+        return self._requests.client_options(server)
 
     def _failed(self, server: ServerEntry, reason: str) -> None:
         server.error = reason
@@ -318,5 +369,25 @@ class MCPTools:
                     description=tool.description or tool.title or f"{tool.name} ({server.name})",
                     input_schema=object_schema(tool.input_schema),
                     annotations=tool.annotations,
+                )
+            if server.resources and server.listed is not None:
+                key = (server.name, READ_RESOURCE)
+                if key not in self._names:
+                    self._names[key] = exposed_name(
+                        server.name, "read_resource", self._names.values()
+                    )
+                specs[self._names[key]] = ToolSpec(
+                    name=self._names[key],
+                    server=server.name,
+                    tool=READ_RESOURCE,
+                    description=(
+                        f"Read a resource of the {server.name} MCP server by its URI "
+                        "(for example one from a resource link in a tool result)."
+                    ),
+                    input_schema={
+                        "type": "object",
+                        "properties": {"uri": {"type": "string", "description": "The URI."}},
+                        "required": ["uri"],
+                    },
                 )
         self._specs = specs

@@ -5,12 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import os
-import threading
-import time
-from collections import deque
-from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -25,66 +21,13 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from bot.config import MCPServerConfig
 from bot.tools.mcp_format import describe_error, redact, short_url
+from bot.tools.mcp_watch import StderrSink, watched
 
 # Same logger as bot.tools.mcp: operators see one source for MCP connection events.
 log = logging.getLogger("bot.tools.mcp")
-stderr_log = logging.getLogger("bot.tools.mcp.stderr")
 
 CLIENT_INFO = types.Implementation(name="mcpcord", version="0.1.0")
 _MAX_LIST_PAGES = 100  # a server whose tools/list paginates forever cannot hang start-up
-# stderr lines logged at INFO per server: a burst of this many, then one per second on average.
-STDERR_BURST = 20
-STDERR_PER_S = 1.0
-
-
-class StderrSink:
-    """A pipe for a stdio server's stderr: lines go to the log (INFO, rate-limited, secrets
-    blanked), the last few explain crashes."""
-
-    def __init__(self, server: str, secrets: list[str] | None = None) -> None:
-        read_fd, write_fd = os.pipe()
-        self.writer = os.fdopen(write_fd, "w")
-        self.tail: deque[str] = deque(maxlen=3)
-        self._server = server
-        self._secrets = secrets or []
-        self._tokens = float(STDERR_BURST)
-        self._stamp = time.monotonic()
-        self._dropped = 0
-        # A thread, because a blocking pipe read is simplest and works under any event loop.
-        self._thread = threading.Thread(target=self._pump, args=(read_fd,), daemon=True)
-        self._thread.start()
-
-    def _pump(self, fd: int) -> None:
-        with open(fd, encoding="utf-8", errors="replace") as stream:
-            for line in stream:
-                if line := redact(line.rstrip(), self._secrets):
-                    self.tail.append(line)
-                    self._log(line)
-        if self._dropped:
-            stderr_log.info("[%s] (%d more stderr lines not logged)", self._server, self._dropped)
-
-    def _log(self, line: str) -> None:
-        # A chatty server must not flood the bot's log: a token bucket per server.
-        now = time.monotonic()
-        self._tokens = min(STDERR_BURST, self._tokens + (now - self._stamp) * STDERR_PER_S)
-        self._stamp = now
-        if self._tokens < 1:
-            self._dropped += 1
-            return
-        self._tokens -= 1
-        if self._dropped:
-            stderr_log.info("[%s] (%d stderr lines not logged)", self._server, self._dropped)
-            self._dropped = 0
-        stderr_log.info("[%s] %s", self._server, line)
-
-    def close_writer(self) -> None:
-        # Once the child is spawned it holds its own copy; ours must go for EOF to arrive.
-        if not self.writer.closed:
-            self.writer.close()
-
-    async def last_line(self) -> str | None:
-        await asyncio.to_thread(self._thread.join, 0.5)
-        return self.tail[-1] if self.tail else None
 
 
 @dataclass(eq=False)
@@ -102,6 +45,8 @@ class Connection:
     relist: asyncio.Event = field(default_factory=asyncio.Event)  # the server's tools changed
     relisted: asyncio.Event = field(default_factory=asyncio.Event)  # no re-list is pending
     peer_closed: bool = False  # the transport ended from the server's side
+    prompts: list[types.Prompt] = field(default_factory=list)
+    has_resources: bool = False
 
     def __post_init__(self) -> None:
         self.relisted.set()
@@ -115,49 +60,6 @@ class Connection:
         self.relist.set()
 
 
-class _WatchedReceive:
-    """The transport's read stream, reporting its end: a stdio server that exits while idle
-    is noticed at once, not by the next call failing half-way."""
-
-    def __init__(self, inner: Any, on_end: Callable[[], None]) -> None:
-        self._inner = inner
-        self._on_end = on_end
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)  # e.g. the SDK's `last_context`
-
-    async def receive(self) -> Any:
-        try:
-            return await self._inner.receive()
-        except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
-            self._on_end()
-            raise
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-    def __aiter__(self) -> _WatchedReceive:
-        return self
-
-    async def __anext__(self) -> Any:
-        try:
-            return await self.receive()
-        except anyio.EndOfStream:
-            raise StopAsyncIteration from None
-
-    async def __aenter__(self) -> _WatchedReceive:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-
-@asynccontextmanager
-async def _watched(transport: Any, on_end: Callable[[], None]) -> AsyncIterator[Any]:
-    async with transport as (read, write):
-        yield _WatchedReceive(read, on_end), write
-
-
 @dataclass(eq=False)
 class ServerEntry:
     name: str
@@ -166,6 +68,9 @@ class ServerEntry:
     listed: list[types.Tool] | None = None  # last good listing; None until it first connects
     error: str | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    prompts: list[types.Prompt] = field(default_factory=list)
+    resources: bool = False
+    inflight: list[Any] = field(default_factory=list)  # calls running now (MCPTools' _InFlight)
 
     @property
     def transport(self) -> Literal["stdio", "http"]:
@@ -229,15 +134,20 @@ async def run_connection(
                 tools = await _list_tools(client)
                 scope.deadline = math.inf  # connected: from now on only release ends it
                 conn.tools = _filter(server, tools)
+                caps = client.server_capabilities
+                if caps.resources is not None:
+                    conn.has_resources = await _offers_resources(server, client)
+                if caps.prompts is not None:
+                    conn.prompts = await _list_prompts(client)
                 conn.client = client
                 hooks.on_settled(conn)
                 conn.ready.set()
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(_relist_on_change, server, conn, hooks, tool_timeout_s)
-                    caps = client.server_capabilities.tools
+                    tools_caps = caps.tools
                     if (
-                        caps
-                        and caps.list_changed
+                        tools_caps
+                        and tools_caps.list_changed
                         and client.protocol_version in MODERN_PROTOCOL_VERSIONS
                     ):
                         tg.start_soon(_listen_for_changes, server, conn)
@@ -335,7 +245,7 @@ async def _open(
             env={k: v.get_secret_value() for k, v in cfg.env.items()},
             cwd=cfg.cwd,
         )
-        transport = _watched(stdio_client(params, errlog=sink.writer), transport_ended)
+        transport = watched(stdio_client(params, errlog=sink.writer), transport_ended)
         client = await stack.enter_async_context(Client(transport, **options))
         sink.close_writer()
         return client
@@ -356,7 +266,7 @@ async def _open(
     assert cfg.url is not None
     return await stack.enter_async_context(
         Client(
-            _watched(streamable_http_client(cfg.url, http_client=http), transport_ended),
+            watched(streamable_http_client(cfg.url, http_client=http), transport_ended),
             **options,
         )
     )
@@ -374,11 +284,35 @@ async def _list_tools(client: Client) -> list[types.Tool]:
     return tools
 
 
+async def _offers_resources(server: ServerEntry, client: Client) -> bool:
+    """Whether to offer the model a read_resource tool for this server: only where there is
+    something to read, and (with `allowed_tools`) only if listed there."""
+    allowed = server.config.allowed_tools
+    if allowed is not None and "read_resource" not in allowed:
+        return False
+    if (await client.list_resources()).resources:
+        return True
+    return bool((await client.list_resource_templates()).resource_templates)
+
+
+async def _list_prompts(client: Client) -> list[types.Prompt]:
+    prompts: list[types.Prompt] = []
+    cursor: str | None = None
+    for _ in range(_MAX_LIST_PAGES):
+        page = await client.list_prompts(cursor=cursor)
+        prompts.extend(page.prompts)
+        cursor = page.next_cursor
+        if not cursor:
+            break
+    return prompts
+
+
 def _filter(server: ServerEntry, tools: list[types.Tool]) -> list[types.Tool]:
     allowed = server.config.allowed_tools
     if allowed is None:
         return tools
-    missing = sorted(set(allowed) - {t.name for t in tools})
+    # read_resource is the bot's own tool for servers with resources, not the server's.
+    missing = sorted(set(allowed) - {t.name for t in tools} - {"read_resource"})
     if missing:
         log.warning("MCP server %r has no tools named %s", server.name, ", ".join(missing))
     return [t for t in tools if t.name in allowed]

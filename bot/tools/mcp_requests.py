@@ -1,0 +1,165 @@
+"""Requests and notifications an MCP server sends the bot: sampling, log messages."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import anyio
+import mcp_types as types
+from mcp.client.session import ClientRequestContext
+
+from bot.tools.mcp_format import describe_error, redact
+from bot.tools.mcp_session import ServerEntry
+
+log = logging.getLogger("bot.tools.mcp")
+server_log = logging.getLogger("bot.tools.mcp.server")  # servers' own log messages
+
+_LOG_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "notice": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+    "alert": logging.CRITICAL,
+    "emergency": logging.CRITICAL,
+}
+
+
+@dataclass(frozen=True)
+class Sampled:
+    """The bot's model's answer to a server's sampling request."""
+
+    text: str
+    model: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+Sampler = Callable[[types.CreateMessageRequestParams], Awaitable[Sampled]]
+
+
+class CallUpdates(Protocol):
+    """What a call's caller hears while the call runs (bot/core/tool_updates.py fits)."""
+
+    async def progress(self, progress: float, total: float | None, message: str | None) -> None: ...
+    async def approve_sampling(self, server: str, summary: dict[str, Any]) -> bool: ...
+    def sampled(self, model: str, input_tokens: int, output_tokens: int) -> None: ...
+
+
+@dataclass(eq=False)
+class InFlight:
+    """A running call: server requests that arrive meanwhile are answered on its behalf."""
+
+    updates: CallUpdates | None
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+
+    def pause(self, seconds: float) -> None:
+        # Time a human spends answering a server's question does not count against the tool.
+        self.scope.deadline += seconds
+
+
+class ServerRequests:
+    """Answers what servers ask of the bot, on behalf of the call that is running."""
+
+    def __init__(
+        self,
+        sampling: Literal["deny", "ask", "allow"],
+        sampler: Sampler | None,
+        timeout_s: float,
+    ) -> None:
+        self.sampling = sampling if sampler is not None else "deny"
+        self._sampler = sampler
+        # Every request a server sends us ends within this, answered or refused.
+        self._timeout = timeout_s
+
+    def client_options(self, server: ServerEntry) -> dict[str, Any]:
+        async def on_log(params: types.LoggingMessageNotificationParams) -> None:
+            data = params.data if isinstance(params.data, str) else json.dumps(params.data)
+            where = f"{params.logger}: " if params.logger else ""
+            server_log.log(
+                _LOG_LEVELS.get(params.level, logging.INFO),
+                "[%s] %s%s",
+                server.name,
+                where,
+                redact(data, server.secrets)[:2000],
+            )
+
+        async def on_sampling(
+            context: ClientRequestContext, params: types.CreateMessageRequestParams
+        ) -> types.CreateMessageResult | types.ErrorData:
+            return await self.answer_sampling(server, params)
+
+        return {
+            "logging_callback": on_log,
+            "log_level": "info",
+            # Advertised even with `deny`, so servers get a clear refusal instead of no tool.
+            "sampling_callback": on_sampling,
+        }
+
+    async def answer_sampling(
+        self, server: ServerEntry, params: types.CreateMessageRequestParams
+    ) -> types.CreateMessageResult | types.ErrorData:
+        if self.sampling == "deny" or self._sampler is None:
+            log.info(
+                "MCP server %r asked to use the model; refused (mcp.sampling: deny)", server.name
+            )
+            return types.ErrorData(
+                code=types.INVALID_REQUEST,
+                message="This client does not allow sampling (mcp.sampling: deny).",
+            )
+        running = server.inflight[-1] if server.inflight else None
+        try:
+            with anyio.fail_after(self._timeout):
+                if self.sampling == "ask":
+                    if running is None or running.updates is None:
+                        return types.ErrorData(
+                            code=types.INVALID_REQUEST,
+                            message="Sampling needs a user's approval, and no call is running.",
+                        )
+                    started = anyio.current_time()
+                    approved = await running.updates.approve_sampling(
+                        server.name, sampling_summary(params)
+                    )
+                    running.pause(anyio.current_time() - started)
+                    if not approved:
+                        return types.ErrorData(
+                            code=types.INVALID_REQUEST, message="The user declined the request."
+                        )
+                answer = await self._sampler(params)
+        except TimeoutError:
+            return types.ErrorData(
+                code=types.REQUEST_TIMEOUT,
+                message=f"No answer within {self._timeout:g} s.",
+            )
+        except Exception as exc:
+            log.warning("sampling for MCP server %r failed: %s", server.name, describe_error(exc))
+            return types.ErrorData(code=types.INTERNAL_ERROR, message="The model request failed.")
+        if running is not None and running.updates is not None:
+            running.updates.sampled(answer.model, answer.input_tokens, answer.output_tokens)
+        log.info("answered a sampling request of MCP server %r with %s", server.name, answer.model)
+        return types.CreateMessageResult(
+            role="assistant",
+            content=types.TextContent(type="text", text=answer.text),
+            model=answer.model,
+            stop_reason="endTurn",
+        )
+
+
+def sampling_summary(params: types.CreateMessageRequestParams) -> dict[str, Any]:
+    """What a human approving a sampling request sees: the messages' text and the limits."""
+    messages = []
+    for message in params.messages:
+        blocks = message.content if isinstance(message.content, list) else [message.content]
+        text = " ".join(
+            b.text if isinstance(b, types.TextContent) else f"[{b.type}]" for b in blocks
+        )
+        messages.append(f"{message.role}: {text}")
+    summary: dict[str, Any] = {"messages": messages, "max_tokens": params.max_tokens}
+    if params.system_prompt:
+        summary["system_prompt"] = params.system_prompt
+    return summary
