@@ -12,7 +12,16 @@ from typing import Protocol, TypeVar
 
 import discord
 
-from bot.core.events import ApprovalRequested, ApprovalResolved, TextDelta, TurnEvent, TurnFailed
+from bot.core.events import (
+    ApprovalRequested,
+    ApprovalResolved,
+    Notice,
+    TextDelta,
+    ToolUserContent,
+    TurnEvent,
+    TurnFailed,
+)
+from bot.discord.attachments import ReplyFiles, upload_limit
 from bot.discord.budget import Priority, WriteScheduler
 from bot.discord.deletions import DeletedMessages
 from bot.discord.retry import RETRY_DELAYS_S, describe, is_transient, with_retries
@@ -83,6 +92,7 @@ class StreamRenderer:
         self._flusher: asyncio.Task[None] | None = None
         self._typing: asyncio.Task[None] | None = None
         self._queue_timer: asyncio.Task[None] | None = None
+        self._files = ReplyFiles(upload_limit(source))  # tool results' files, sent at the end
 
     # -- the turn's life -----------------------------------------------------------------------
 
@@ -133,6 +143,9 @@ class StreamRenderer:
             except Exception as exc:
                 # Only the prompt's outcome line is lost; the answer goes on below it.
                 log.warning("could not show an approval outcome: %s", describe(exc))
+        elif isinstance(event, ToolUserContent):
+            for line in self._files.add(event.attachments):
+                changed = self._transcript.apply(Notice(text=line)) or changed
         if changed:
             self._dirty.set()
 
@@ -146,6 +159,7 @@ class StreamRenderer:
             for attempt in range(1, FINAL_ATTEMPTS + 1):
                 try:
                     await self._sync(final=True)
+                    await self._send_files()
                     return
                 except Exception as exc:
                     log.warning(
@@ -179,6 +193,11 @@ class StreamRenderer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._typing
             self._typing = None
+
+    async def _send_files(self) -> None:
+        last = self._segments[-1].messages or self._segments[0].messages
+        if self._files.pending and last:
+            await self._paid(Priority.FINAL, lambda: self._files.attach_to(last[-1]))
 
     # -- background tasks ----------------------------------------------------------------------
 

@@ -1,0 +1,176 @@
+"""End to end with the official `server-everything` over stdio: files, resources, progress,
+sampling, as Discord shows them and as the model receives them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+
+from tests.conftest import World, bot_config, stop_world
+from tests.e2e.harness import BotProcess, Chat, buttons
+from tests.e2e.test_tools import click, tool_outputs
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.everything import everything_params
+from tests.fakes.llm import ScriptedLLM, Text, ToolCall
+
+
+async def start_everything_world(
+    tmp_path_factory: pytest.TempPathFactory, llm: ScriptedLLM, backend: str, sampling: str
+) -> World:
+    params = everything_params()  # skips here when Node is missing
+    discord = FakeDiscord()
+    await discord.start()
+    workdir = tmp_path_factory.mktemp(f"bot-everything-{backend}-{sampling}")
+    call_log = workdir / "calls.jsonl"
+    config = bot_config(llm, workdir, call_log, backend)
+    config["mcp"]["sampling"] = sampling
+    config["mcp"]["servers"] = {"everything": {**params, "require_approval": "never"}}
+    bot = BotProcess(discord, config, workdir)
+    await bot.start()
+    return World(discord=discord, llm=llm, bot=bot, call_log=call_log, backend=backend)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session", params=["chat", "responses"])
+async def everything_world(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, llm: ScriptedLLM
+) -> AsyncIterator[World]:
+    world = await start_everything_world(tmp_path_factory, llm, request.param, "ask")
+    yield world
+    await stop_world(world)
+
+
+def reply_files(chat: Chat, message_id: int) -> list[dict[str, Any]]:
+    return [a for m in chat.replies_to(message_id) for a in m.get("attachments", [])]
+
+
+async def test_tiny_image_is_attached_and_the_model_gets_a_note(everything_world: World) -> None:
+    world = everything_world
+    chat = Chat(world.discord, "ev-image")
+    key = f"k-evimage-{world.backend}"
+    world.llm.script(key, [ToolCall("everything__get-tiny-image", {})], Text("Here is the logo."))
+    asked = await chat.say(f"{key} show me the logo")
+    await chat.answer_text(int(asked["id"]), "Here is the logo.")
+    files = await world.discord.wait_for(lambda: reply_files(chat, int(asked["id"])) or None)
+    (png,) = files
+    assert png["filename"].endswith(".png")
+    async with aiohttp.ClientSession() as http, http.get(png["url"]) as got:
+        assert (await got.read()).startswith(b"\x89PNG\r\n\x1a\n")
+    (output,) = tool_outputs(world.llm.requests_for(key)[1].body)
+    assert "image" in output and png["filename"] in output
+    assert "iVBOR" not in output  # the model gets a note, not base64
+
+
+async def test_resource_reference_text_to_model_blob_attached(everything_world: World) -> None:
+    world = everything_world
+    chat = Chat(world.discord, "ev-resource")
+    key = f"k-evres-{world.backend}"
+    tool = "everything__get-resource-reference"
+    world.llm.script(
+        key,
+        [ToolCall(tool, {"resourceType": "Text", "resourceId": 1})],
+        Text("Text read."),
+        [ToolCall(tool, {"resourceType": "Blob", "resourceId": 2})],
+        Text("Blob attached."),
+    )
+    first = await chat.say(f"{key} the text one")
+    await chat.answer_text(int(first["id"]), "Text read.")
+    (text_output,) = tool_outputs(world.llm.requests_for(key)[1].body)
+    assert "Resource 1: This is a plaintext resource" in text_output
+    assert reply_files(chat, int(first["id"])) == []
+
+    second = await chat.say(f"{key} the blob one")
+    await chat.answer_text(int(second["id"]), "Blob attached.")
+    (blob,) = await world.discord.wait_for(lambda: reply_files(chat, int(second["id"])) or None)
+    assert blob["size"] > 0
+    blob_output = tool_outputs(world.llm.requests_for(key)[3].body)[-1]
+    assert blob["filename"] in blob_output and "base64 blob" not in blob_output
+
+
+async def test_long_running_operation_shows_progress(everything_world: World) -> None:
+    world = everything_world
+    chat = Chat(world.discord, "ev-progress")
+    key = f"k-evprogress-{world.backend}"
+    world.llm.script(
+        key,
+        [ToolCall("everything__trigger-long-running-operation", {"duration": 4, "steps": 4})],
+        Text("The long job finished."),
+    )
+    asked = await chat.say(f"{key} run the long job")
+    text = await chat.answer_text(int(asked["id"]), "The long job finished.", timeout=40)
+    assert "✅ `everything.trigger-long-running-operation` done" in text
+    shown = [
+        str((r.json or {}).get("content", ""))
+        for r in world.discord.requests
+        if r.method in ("POST", "PATCH") and f"/channels/{chat.channel}/messages" in r.path
+    ]
+    assert any("running… " in s and "/4" in s for s in shown), shown
+
+
+async def test_sampling_ask_approved_answers_with_the_bots_model(everything_world: World) -> None:
+    world = everything_world
+    chat = Chat(world.discord, "ev-sampling")
+    key = f"k-evsample-{world.backend}"
+    world.llm.script(
+        key,
+        [ToolCall("everything__trigger-sampling-request", {"prompt": f"{key} a haiku"})],
+        Text("Silent bytes falling"),  # the sampling request's answer
+        Text("The server got its haiku."),
+    )
+    asked = await chat.say(f"{key} make the server sample")
+    prompt = await chat.prompt()
+    assert "everything" in prompt["content"] and "a haiku" in prompt["content"]
+    intruder = world.discord.add_user("ev-intruder")
+    refusal = await click(world, prompt, "approve", intruder)
+    assert refusal["type"] == 4 and refusal["data"]["flags"] & 64
+    await click(world, prompt, "approve", chat.user)
+    await chat.answer_text(int(asked["id"]), "The server got its haiku.", timeout=30)
+    requests = world.llm.requests_for(key)
+    sampling = requests[1].body
+    assert "tools" not in sampling or not sampling["tools"]  # answered without tools
+    output = tool_outputs(requests[2].body)[-1]
+    assert "Silent bytes falling" in output
+
+
+async def test_sampling_ask_denied_gives_an_error_result(everything_world: World) -> None:
+    world = everything_world
+    chat = Chat(world.discord, "ev-sampling-no")
+    key = f"k-evsampleno-{world.backend}"
+    world.llm.script(
+        key,
+        [ToolCall("everything__trigger-sampling-request", {"prompt": f"{key} a poem"})],
+        Text("The server was refused."),
+    )
+    asked = await chat.say(f"{key} make the server sample")
+    prompt = await chat.prompt()
+    await click(world, prompt, "deny", chat.user)
+    text = await chat.answer_text(int(asked["id"]), "The server was refused.", timeout=30)
+    assert "⚠️ `everything.trigger-sampling-request` failed" in text
+    assert len(world.llm.requests_for(key)) == 2  # no sampling request reached the model
+    assert "declined" in tool_outputs(world.llm.requests_for(key)[1].body)[-1]
+    assert all(b["disabled"] for b in buttons(world.discord.message(int(prompt["id"])) or {}))
+
+
+async def test_sampling_deny_policy_errors_at_once(
+    tmp_path_factory: pytest.TempPathFactory, llm: ScriptedLLM
+) -> None:
+    world = await start_everything_world(tmp_path_factory, llm, "chat", "deny")
+    try:
+        chat = Chat(world.discord, "ev-deny")
+        key = "k-evdeny"
+        world.llm.script(
+            key,
+            [ToolCall("everything__trigger-sampling-request", {"prompt": f"{key} x"})],
+            Text("Sampling is off here."),
+        )
+        asked = await chat.say(f"{key} make the server sample")
+        await chat.answer_text(int(asked["id"]), "Sampling is off here.", timeout=15)
+        assert len(world.llm.requests_for(key)) == 2
+        output = tool_outputs(world.llm.requests_for(key)[1].body)[-1]
+        assert "mcp.sampling: deny" in output
+        assert not [m for m in chat.bot_messages() if "Approval needed" in m["content"]]
+    finally:
+        await stop_world(world)
