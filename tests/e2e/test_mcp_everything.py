@@ -174,3 +174,13 @@ async def test_sampling_deny_policy_errors_at_once(
         assert not [m for m in chat.bot_messages() if "Approval needed" in m["content"]]
     finally:
         await stop_world(world)
+
+
+async def test_tools_command_shows_prompts_and_capabilities(everything_world: World) -> None:
+    world = everything_world
+    chat = Chat(world.discord, "ev-tools")
+    interaction = await world.discord.slash_command("tools", chat.user, chat.channel)
+    content = (await interaction.wait_response())["data"]["content"]
+    assert "**everything** (approval: never)" in content
+    assert "`everything/args-prompt`" in content
+    assert "sampling: ask" in content
