@@ -45,16 +45,22 @@ class ReplyFiles:
                 self._files.append(file)
         return lines
 
-    async def attach_to(self, message: discord.Message) -> None:
-        """Add the files to a sent part (one edit); a failure is logged, the text stays."""
+    async def send_below(self, message: discord.Message) -> None:
+        """Send the files in one message below the answer's last part (a new message, so the
+        answer's own parts need no extra edit); a failure is logged, the text stays."""
         if not self._files:
             return
         files = [discord.File(io.BytesIO(f.data), filename=f.filename) for f in self._files]
         try:
-            await message.edit(attachments=[*message.attachments, *files])
+            await message.reply(
+                "-# 📎 from the tools",
+                files=files,
+                mention_author=False,
+                allowed_mentions=discord.AllowedMentions.none(),
+            )
             self._files.clear()
         except (discord.HTTPException, OSError, TimeoutError) as exc:
-            log.warning("could not attach %d tool file(s) to the reply: %s", len(files), exc)
+            log.warning("could not send %d tool file(s) with the reply: %s", len(files), exc)
 
 
 def upload_limit(source: discord.Message) -> int:

@@ -197,7 +197,7 @@ class StreamRenderer:
     async def _send_files(self) -> None:
         last = self._segments[-1].messages or self._segments[0].messages
         if self._files.pending and last:
-            await self._paid(Priority.FINAL, lambda: self._files.attach_to(last[-1]))
+            await self._paid(Priority.FINAL, lambda: self._files.send_below(last[-1]))
 
     # -- background tasks ----------------------------------------------------------------------
 
