@@ -156,3 +156,13 @@ async def test_status_lists_prompts_and_sampling() -> None:
     async with MCPTools(everything(), sampling="ask", sampler=fake_sampler) as mcp:
         (status,) = mcp.status()
     assert "args-prompt" in status.prompts and status.sampling == "ask"
+
+
+async def test_prompts_fetch_and_complete() -> None:
+    async with MCPTools(everything()) as mcp:
+        args = mcp.find_prompt("everything/args-prompt")
+        assert args is not None and args.required == ["city"]
+        assert await mcp.get_prompt(args, {"city": "Paris"}) == "What's weather in Paris?"
+        completable = mcp.find_prompt("everything/completable-prompt")
+        assert completable is not None
+        assert "Engineering" in await mcp.complete_prompt(completable, "department", "Eng", {})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,7 @@ from bot.discord.budget import UNLIMITED, Limits, WriteScheduler
 from bot.discord.budget_feed import trace_config
 from bot.discord.commands import ALL_COMMANDS
 from bot.discord.deletions import DeletedMessages
+from bot.discord.prompts import prompt
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +72,7 @@ class _McpcordMixin:
             self.audit.start()
         bot.add_dynamic_items(ApprovalButton)
         bot.add_listener(self.approvals.on_interaction, "on_interaction")
-        for command in ALL_COMMANDS:
+        for command in (*ALL_COMMANDS, prompt):
             bot.tree.add_command(command)
         await self._sync_commands()
         expired = await self.approvals.expire_stale(bot)
@@ -127,6 +129,19 @@ class _McpcordMixin:
     async def on_message(self, message: discord.Message) -> None:
         # Our own task, not discord.py's: shutdown can wait for it and then cancel it.
         task = asyncio.create_task(self._answer_safely(message))
+        self._turns.add(task)
+        task.add_done_callback(self._turns.discard)
+
+    def start_turn(self, turn: Coroutine[Any, Any, None]) -> None:
+        """Run a turn started elsewhere (e.g. /prompt) as drain() knows turns."""
+
+        async def safely() -> None:
+            try:
+                await turn
+            except Exception:
+                log.exception("a turn failed unexpectedly")
+
+        task = asyncio.create_task(safely())
         self._turns.add(task)
         task.add_done_callback(self._turns.discard)
 

@@ -28,6 +28,7 @@ from mcp_types import CONNECTION_CLOSED
 from bot.config import MCPServerConfig
 from bot.tools.mcp_content import Attachment, SplitResult, split_resource, split_result
 from bot.tools.mcp_format import describe_error, exposed_name, object_schema, redact
+from bot.tools.mcp_prompts import PromptError, PromptInfo, complete, fetch
 from bot.tools.mcp_requests import CallUpdates, InFlight, Sampled, Sampler, ServerRequests
 from bot.tools.mcp_session import Connection, ServerEntry, SessionHooks, run_connection
 
@@ -188,6 +189,35 @@ class MCPTools:
             )
             for s in self._servers.values()
         ]
+
+    # ---- prompts --------------------------------------------------------------------------
+
+    def prompts(self) -> list[PromptInfo]:
+        return [
+            PromptInfo(s.name, p.name, p.description or p.title or "", tuple(p.arguments or ()))
+            for s in self._servers.values()
+            for p in s.prompts
+        ]
+
+    def find_prompt(self, full_name: str) -> PromptInfo | None:
+        return next((p for p in self.prompts() if p.full_name == full_name), None)
+
+    async def get_prompt(self, prompt: PromptInfo, values: dict[str, str]) -> str:
+        """The prompt's text with `values` filled in; PromptError says why not."""
+        conn = await self._ensure(self._servers[prompt.server])
+        if conn is None or conn.client is None:
+            raise PromptError(f"MCP server '{prompt.server}' is unavailable.")
+        return await fetch(conn.client, prompt, values, self._tool_timeout)
+
+    async def complete_prompt(
+        self, prompt: PromptInfo, argument: str, value: str, given: dict[str, str]
+    ) -> list[str]:
+        conn = self._servers[prompt.server].conn
+        if conn is None or not conn.live or conn.client is None:
+            return []  # autocomplete does not wait for a reconnect
+        return await complete(conn.client, prompt, argument, value, given)
+
+    # ---- calls ----------------------------------------------------------------------------
 
     async def call(
         self, name: str, arguments: dict[str, Any], *, updates: CallUpdates | None = None

@@ -198,3 +198,52 @@ async def test_tools_command_shows_prompts_and_capabilities(everything_world: Wo
     assert "**everything** (approval: never)" in content
     assert "`everything/args-prompt`" in content
     assert "sampling: ask" in content
+
+
+def llm_text(body: dict[str, Any]) -> str:
+    return str(body.get("messages") or body.get("input") or "")
+
+
+async def test_prompt_command_starts_a_turn_with_the_prompts_text(
+    everything_world: World,
+) -> None:
+    world = everything_world
+    chat = Chat(world.discord, "ev-prompt")
+    city = f"Paris-{world.backend}"  # no script key: the scripted model echoes the question
+    interaction = await world.discord.slash_command(
+        "prompt",
+        chat.user,
+        chat.channel,
+        {"name": "everything/args-prompt", "arguments": f"city={city}"},
+    )
+    deferred = await interaction.wait_response()
+    assert deferred["type"] == 5  # deferred: the answer streams into the channel
+
+    def header() -> dict[str, Any] | None:
+        found = [m for m in chat.bot_messages() if "📝 `everything/args-prompt`" in m["content"]]
+        return found[0] if found else None
+
+    source = await world.discord.wait_for(header, timeout=15)
+    assert (
+        f"city={city}" in source["content"] and not world.discord.pings(int(source["id"]))["users"]
+    )
+    text = await chat.answer_text(int(source["id"]), f"What's weather in {city}?")
+    assert text.startswith("echo: ")
+    sent = [r for r in world.llm.requests if f"What's weather in {city}?" in llm_text(r.body)]
+    assert len(sent) == 1
+
+
+async def test_prompt_command_checks_arguments(everything_world: World) -> None:
+    world = everything_world
+    chat = Chat(world.discord, "ev-prompt-bad")
+    before = len(world.llm.requests)
+    for options, words in [
+        ({"name": "everything/args-prompt", "arguments": "town=Paris"}, "no argument town"),
+        ({"name": "everything/args-prompt"}, "needs `city=…`"),
+        ({"name": "everything/nope"}, "no prompt `everything/nope`"),
+    ]:
+        interaction = await world.discord.slash_command("prompt", chat.user, chat.channel, options)
+        refusal = await interaction.wait_response()
+        assert refusal["type"] == 4 and refusal["data"]["flags"] & 64
+        assert words in refusal["data"]["content"]
+    assert len(world.llm.requests) == before
