@@ -15,6 +15,7 @@ from bot.config import ConfigError, Settings
 from bot.core.approvals import ApprovalBroker, ApprovalPolicy, ApproverRule, policy_of
 from bot.core.backend import Backend
 from bot.core.conversations import Conversations
+from bot.core.elicitation import ElicitationBroker
 from bot.core.limits import UserLimits
 from bot.core.tool_calls import ToolExecutor
 from bot.health import beat, heartbeat_path
@@ -42,6 +43,7 @@ class Core:
     policies: dict[str, ApprovalPolicy]
     backend: Backend
     conversations: Conversations
+    elicitations: ElicitationBroker | None = None  # None: servers' questions are declined
 
 
 def make_backend(settings: Settings, executor: ToolExecutor) -> Backend:
@@ -55,7 +57,8 @@ def make_backend(settings: Settings, executor: ToolExecutor) -> Backend:
 
 
 @asynccontextmanager
-async def build_core(settings: Settings) -> AsyncIterator[Core]:
+async def build_core(settings: Settings, *, ask_users: bool = False) -> AsyncIterator[Core]:
+    """`ask_users`: a front end can put MCP servers' questions (elicitation) to users."""
     preload = None
     if settings.llm.backend == "chat":
         # litellm takes seconds to import: do it while the MCP servers start.
@@ -73,6 +76,7 @@ async def build_core(settings: Settings) -> AsyncIterator[Core]:
             server_request_timeout_s=settings.mcp.approval_timeout_s
             + settings.llm.request_timeout_s
             + 10,
+            elicitation=ask_users,
         ) as tools:
             if preload is not None:
                 await preload
@@ -83,7 +87,11 @@ async def build_core(settings: Settings) -> AsyncIterator[Core]:
                 rules={name: ApproverRule.of(server) for name, server in servers.items()},
             )
             policies = {name: policy_of(server) for name, server in servers.items()}
-            backend = make_backend(settings, ToolExecutor(tools, policies, broker))
+            elicitations = ElicitationBroker() if ask_users else None
+            executor = ToolExecutor(
+                tools, policies, broker, elicitations, settings.mcp.approval_timeout_s
+            )
+            backend = make_backend(settings, executor)
             try:
                 yield Core(
                     settings=settings,
@@ -95,6 +103,7 @@ async def build_core(settings: Settings) -> AsyncIterator[Core]:
                     conversations=Conversations(
                         store, backend, make_record=TurnRecord, cost_of=turn_cost
                     ),
+                    elicitations=elicitations,
                 )
             finally:
                 await backend.aclose()
@@ -130,7 +139,7 @@ async def _serve(
     from bot.discord.client import Services, build_bot
     from bot.live import LiveConfig
 
-    async with build_core(settings) as core:
+    async with build_core(settings, ask_users=True) as core:
         if stop.is_set():
             log.info("stopped during start-up")
             return
@@ -143,6 +152,7 @@ async def _serve(
             limits=limits,
             tools=core.tools,
             policies=core.policies,
+            elicitations=core.elicitations,
         )
         bot = build_bot(services)
         live = LiveConfig(settings, core, bot, limits)

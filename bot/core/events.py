@@ -137,6 +137,28 @@ class SamplingUsed:
     usage: Usage
 
 
+@dataclass(frozen=True, kw_only=True)
+class ElicitationRequested:
+    """A server asks the requester something during a call (MCP elicitation)."""
+
+    kind: Literal["elicitation_requested"] = "elicitation_requested"
+    call_id: str
+    elicitation_id: int
+    server: str
+    message: str
+    requester_id: int
+    pages: int = 1  # modals needed for the form (0 for a URL)
+    url: str | None = None  # URL mode: the user opens this, then confirms
+
+
+@dataclass(frozen=True, kw_only=True)
+class ElicitationResolved:
+    kind: Literal["elicitation_resolved"] = "elicitation_resolved"
+    call_id: str
+    elicitation_id: int
+    action: Literal["accept", "decline", "cancel"]
+
+
 # ---------------------------------------------------------------------------------------------
 
 TurnEvent = (
@@ -151,4 +173,6 @@ TurnEvent = (
     | ToolProgress
     | ToolUserContent
     | SamplingUsed
+    | ElicitationRequested
+    | ElicitationResolved
 )

@@ -15,8 +15,11 @@ from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 from bot.core.approvals import ApprovalGate, ApprovalRequest
+from bot.core.elicitation import Answer, ElicitationBroker, pages, parse_schema
 from bot.core.events import (
     Attachment,
+    ElicitationRequested,
+    ElicitationResolved,
     Notice,
     SamplingUsed,
     ToolCallFinished,
@@ -31,10 +34,19 @@ from bot.core.state import TurnRequest
 class CallUpdates:
     """Handed to the toolbox with one call; its methods are what the server may do meanwhile."""
 
-    def __init__(self, call_id: str, request: TurnRequest, gate: ApprovalGate) -> None:
+    def __init__(
+        self,
+        call_id: str,
+        request: TurnRequest,
+        gate: ApprovalGate,
+        elicitations: ElicitationBroker | None = None,
+        elicitation_timeout_s: float = 300,
+    ) -> None:
         self.call_id = call_id
         self._request = request
         self._gate = gate
+        self._elicitations = elicitations
+        self._elicitation_timeout = elicitation_timeout_s
         self._queue: asyncio.Queue[TurnEvent] = asyncio.Queue()
         self._asks = itertools.count(1)
 
@@ -68,6 +80,33 @@ class CallUpdates:
                 continue
             self._queue.put_nowait(event)
         return approved
+
+    async def elicit(
+        self, server: str, message: str, schema: dict[str, Any] | None, url: str | None
+    ) -> tuple[str, dict[str, Any] | None]:
+        """Ask the requester (or an admin) and wait; ("cancel", None) after the timeout."""
+        if self._elicitations is None:
+            return "decline", None
+        fields = parse_schema(schema or {}) if url is None else []
+        pending = self._elicitations.open(self._request.user_id, fields, url)
+        self._queue.put_nowait(
+            ElicitationRequested(
+                call_id=self.call_id,
+                elicitation_id=pending.id,
+                server=server,
+                message=message,
+                requester_id=self._request.user_id,
+                pages=0 if url is not None else len(pages(fields)),
+                url=url,
+            )
+        )
+        answer: Answer = await self._elicitations.wait(pending, self._elicitation_timeout)
+        self._queue.put_nowait(
+            ElicitationResolved(
+                call_id=self.call_id, elicitation_id=pending.id, action=answer.action
+            )
+        )
+        return answer.action, answer.content
 
     def sampled(self, model: str, input_tokens: int, output_tokens: int) -> None:
         usage = Usage(input_tokens=input_tokens, output_tokens=output_tokens)

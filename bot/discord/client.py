@@ -23,6 +23,7 @@ from bot.discord.budget import UNLIMITED, Limits, WriteScheduler
 from bot.discord.budget_feed import trace_config
 from bot.discord.commands import ALL_COMMANDS
 from bot.discord.deletions import DeletedMessages
+from bot.discord.elicitation import DiscordElicitations, ElicitButton
 from bot.discord.prompts import prompt
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class Services:
     limits: UserLimits
     tools: Any  # MCPTools or None
     policies: dict[str, ApprovalPolicy]
+    elicitations: Any = None  # ElicitationBroker: MCP servers' questions to users
 
 
 class _McpcordMixin:
@@ -49,6 +51,7 @@ class _McpcordMixin:
     approvals: DiscordApprovals
     audit: DiscordAudit | None
     budget: WriteScheduler
+    elicitation_ui: DiscordElicitations
     deleted: DeletedMessages
     accepting: bool
     _turns: set[asyncio.Task[None]]
@@ -62,6 +65,7 @@ class _McpcordMixin:
         if self.audit is not None:
             services.conversations.add_observer(self.audit.observe)
         self.approvals = DiscordApprovals(services.broker, services.store, self.audit)
+        self.elicitation_ui = DiscordElicitations()
         self.deleted = DeletedMessages()
         self.accepting = True
         self._turns = set()
@@ -70,7 +74,7 @@ class _McpcordMixin:
         bot: Any = self
         if self.audit is not None:
             self.audit.start()
-        bot.add_dynamic_items(ApprovalButton)
+        bot.add_dynamic_items(ApprovalButton, ElicitButton)
         bot.add_listener(self.approvals.on_interaction, "on_interaction")
         for command in (*ALL_COMMANDS, prompt):
             bot.tree.add_command(command)

@@ -15,6 +15,8 @@ import discord
 from bot.core.events import (
     ApprovalRequested,
     ApprovalResolved,
+    ElicitationRequested,
+    ElicitationResolved,
     Notice,
     TextDelta,
     ToolUserContent,
@@ -51,6 +53,13 @@ class ApprovalUI(Protocol):
     async def show_resolution(self, event: ApprovalResolved) -> None: ...
 
 
+class ElicitationUI(Protocol):
+    async def send_prompt(
+        self, event: ElicitationRequested, anchor: discord.Message
+    ) -> discord.Message: ...
+    async def show_resolution(self, event: ElicitationResolved) -> None: ...
+
+
 class StreamRenderer:
     """Feed it a turn's events; it keeps at most one Discord request in flight and always shows
     the newest text. Used as `async with StreamRenderer(...) as r: await r.handle(event)`.
@@ -68,6 +77,7 @@ class StreamRenderer:
         budget: WriteScheduler,
         deleted: DeletedMessages,
         channel: discord.Thread | None = None,
+        elicitations: ElicitationUI | None = None,
     ) -> None:
         self._source = source
         # Where the first part goes: a reply to `source`, or (reply_in_thread) a new thread.
@@ -79,6 +89,7 @@ class StreamRenderer:
         self._reply_id = source.id
         self._prepaid = False  # the flusher already holds a write for its next request
         self._finalizing = False
+        self._elicitations = elicitations
         self._deleted = deleted
         self._channel_id = (channel or source.channel).id
         self._transcript = Transcript()
@@ -122,21 +133,26 @@ class StreamRenderer:
             if changed:
                 self._dirty.set()  # the flusher picks it up at its own pace
             return
-        if isinstance(event, ApprovalRequested):
+        if isinstance(event, ApprovalRequested | ElicitationRequested):
             # The user must see what led to the question before the buttons appear below it.
             with contextlib.suppress(Exception):  # logged in _sync_quietly
                 await self._sync_quietly(final=False)
             last = self._segments[-1].messages or self._segments[0].messages
             anchor = last[-1] if last else self._source
             try:
-                prompt = await with_retries(
-                    "posting an approval prompt", lambda: self._approvals.send_prompt(event, anchor)
-                )
+                prompt = await self._post_question(event, anchor)
             except Exception:
                 # The turn cannot go on without its question; finish() shows why it stopped.
                 self._transcript.apply(TurnFailed(message=PROMPT_FAILED))
                 raise
+            if prompt is None:
+                return
             self._segments.append(_Segment(start=self._transcript.seal(), anchor=prompt))
+        elif isinstance(event, ElicitationResolved) and self._elicitations is not None:
+            try:
+                await self._elicitations.show_resolution(event)
+            except Exception as exc:
+                log.warning("could not show a question's outcome: %s", describe(exc))
         elif isinstance(event, ApprovalResolved):
             try:
                 await self._approvals.show_resolution(event)
@@ -148,6 +164,22 @@ class StreamRenderer:
                 changed = self._transcript.apply(Notice(text=line)) or changed
         if changed:
             self._dirty.set()
+
+    async def _post_question(
+        self, event: ApprovalRequested | ElicitationRequested, anchor: discord.Message
+    ) -> discord.Message | None:
+        if isinstance(event, ApprovalRequested):
+            approval = event
+            return await with_retries(
+                "posting an approval prompt", lambda: self._approvals.send_prompt(approval, anchor)
+            )
+        ui = self._elicitations
+        if ui is None:
+            return None
+        question = event
+        return await with_retries(
+            "posting a server's question", lambda: ui.send_prompt(question, anchor)
+        )
 
     async def finish(self) -> None:
         """Stop streaming and show the final text at once, without the indicator."""

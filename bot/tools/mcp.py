@@ -97,6 +97,7 @@ class MCPTools:
         sampling: Literal["deny", "ask", "allow"] = "deny",
         sampler: Sampler | None = None,
         server_request_timeout_s: float = 300,
+        elicitation: bool = False,
     ) -> None:
         # server_side servers are run by the Responses server; the bot never connects them.
         self._servers = {
@@ -108,7 +109,7 @@ class MCPTools:
         self._specs: dict[str, ToolSpec] = {}
         self._tasks: dict[asyncio.Task[None], Connection] = {}
         self._closing = False
-        self._requests = ServerRequests(sampling, sampler, server_request_timeout_s)
+        self._requests = ServerRequests(sampling, sampler, server_request_timeout_s, elicitation)
 
     async def __aenter__(self) -> MCPTools:
         conns = [self._start(server) for server in self._servers.values()]
@@ -186,6 +187,7 @@ class MCPTools:
                 tools=[spec.name for spec in self._specs.values() if spec.server == s.name],
                 prompts=[p.name for p in s.prompts],
                 sampling=self._requests.sampling,
+                elicitation=self._requests.elicitation,
             )
             for s in self._servers.values()
         ]

@@ -49,6 +49,9 @@ class CallUpdates(Protocol):
     async def progress(self, progress: float, total: float | None, message: str | None) -> None: ...
     async def approve_sampling(self, server: str, summary: dict[str, Any]) -> bool: ...
     def sampled(self, model: str, input_tokens: int, output_tokens: int) -> None: ...
+    async def elicit(
+        self, server: str, message: str, schema: dict[str, Any] | None, url: str | None
+    ) -> tuple[str, dict[str, Any] | None]: ...
 
 
 @dataclass(eq=False)
@@ -71,9 +74,11 @@ class ServerRequests:
         sampling: Literal["deny", "ask", "allow"],
         sampler: Sampler | None,
         timeout_s: float,
+        elicitation: bool = False,
     ) -> None:
         self.sampling = sampling if sampler is not None else "deny"
         self._sampler = sampler
+        self.elicitation = elicitation  # whether a front end can ask users (advertised then)
         # Every request a server sends us ends within this, answered or refused.
         self._timeout = timeout_s
 
@@ -94,12 +99,45 @@ class ServerRequests:
         ) -> types.CreateMessageResult | types.ErrorData:
             return await self.answer_sampling(server, params)
 
-        return {
+        async def on_elicitation(
+            context: ClientRequestContext, params: types.ElicitRequestParams
+        ) -> types.ElicitResult | types.ErrorData:
+            return await self.answer_elicitation(server, params)
+
+        options: dict[str, Any] = {
             "logging_callback": on_log,
             "log_level": "info",
             # Advertised even with `deny`, so servers get a clear refusal instead of no tool.
             "sampling_callback": on_sampling,
         }
+        if self.elicitation:
+            options["elicitation_callback"] = on_elicitation
+        return options
+
+    async def answer_elicitation(
+        self, server: ServerEntry, params: types.ElicitRequestParams
+    ) -> types.ElicitResult | types.ErrorData:
+        running = server.inflight[-1] if server.inflight else None
+        if running is None or running.updates is None:
+            return types.ElicitResult(action="decline")  # nobody to ask outside a call
+        if isinstance(params, types.ElicitRequestURLParams):
+            schema, url = None, params.url
+        else:
+            schema, url = params.requested_schema, None
+        started = anyio.current_time()
+        try:
+            with anyio.fail_after(self._timeout):
+                action, content = await running.updates.elicit(
+                    server.name, params.message, dict(schema or {}), url
+                )
+        except TimeoutError:
+            action, content = "cancel", None
+        finally:
+            running.pause(anyio.current_time() - started)
+        log.info("MCP server %r asked the user something: %s", server.name, action)
+        if action == "accept":
+            return types.ElicitResult(action="accept", content=content or {})
+        return types.ElicitResult(action="cancel" if action == "cancel" else "decline")
 
     async def answer_sampling(
         self, server: ServerEntry, params: types.CreateMessageRequestParams

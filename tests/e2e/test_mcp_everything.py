@@ -247,3 +247,92 @@ async def test_prompt_command_checks_arguments(everything_world: World) -> None:
         assert refusal["type"] == 4 and refusal["data"]["flags"] & 64
         assert words in refusal["data"]["content"]
     assert len(world.llm.requests) == before
+
+
+async def _question(chat: Chat) -> dict[str, Any]:
+    def find() -> dict[str, Any] | None:
+        found = [m for m in chat.bot_messages() if "❓ **`everything` asks**" in m["content"]]
+        return found[-1] if found else None
+
+    return await chat.discord.wait_for(find, timeout=20)
+
+
+def _modal_inputs(response: dict[str, Any]) -> list[str]:
+    return [
+        c["custom_id"]
+        for row in response["data"]["components"]
+        for c in row.get("components", [row.get("component") or {}])
+        if c.get("type") == 4
+    ]
+
+
+async def test_elicitation_stranger_refused_requester_opens_then_declines(
+    everything_world: World,
+) -> None:
+    world = everything_world
+    chat = Chat(world.discord, "ev-elicit-no")
+    key = f"k-evelicitno-{world.backend}"
+    world.llm.script(
+        key, [ToolCall("everything__trigger-elicitation-request", {})], Text("You declined.")
+    )
+    asked = await chat.say(f"{key} ask me things")
+    question = await _question(chat)
+    ids = [b["custom_id"] for b in buttons(question)]
+    assert ids[0].startswith("mcpe:") and ids[0].endswith(":open") and ids[1].endswith(":decline")
+
+    stranger = world.discord.add_user("ev-elicit-stranger")
+    refusal = await click(world, question, "open", stranger)
+    assert (
+        refusal["type"] == 4
+        and refusal["data"]["flags"] & 64
+        and "Only" in refusal["data"]["content"]
+    )
+
+    opened = await click(world, question, "open", chat.user)
+    assert opened["type"] == 9  # a modal, one page of the form
+    assert opened["data"]["custom_id"] == ids[0].replace(":open", ":submit")
+    inputs = _modal_inputs(opened)
+    assert inputs[0] == "name" and len(inputs) == 5
+
+    declined = await click(world, question, "decline", chat.user)
+    assert declined["type"] == 7 and f"Declined by <@{chat.user}>" in declined["data"]["content"]
+    await chat.answer_text(int(asked["id"]), "You declined.")
+    output = tool_outputs(world.llm.requests_for(key)[1].body)[-1]
+    assert "declined" in output and '"action": "decline"' in output
+
+
+async def test_elicitation_requester_fills_the_form(everything_world: World) -> None:
+    world = everything_world
+    if not hasattr(world.discord, "submit_modal"):
+        pytest.skip(
+            "the fake Discord cannot submit modals yet (that lands with the approvals work)"
+        )
+    chat = Chat(world.discord, "ev-elicit-yes")
+    key = f"k-evelicit-{world.backend}"
+    world.llm.script(
+        key, [ToolCall("everything__trigger-elicitation-request", {})], Text("Thanks, Ada.")
+    )
+    asked = await chat.say(f"{key} ask me things")
+    question = await _question(chat)
+    pages_seen = 0
+    values = {"name": "Ada Lovelace", "check": "yes", "integer": "7"}
+    while True:
+        opened_at = world.discord.message(int(question["id"])) or question
+        custom_id = next(
+            b["custom_id"] for b in buttons(opened_at) if b["custom_id"].endswith(":open")
+        )
+        interaction = await world.discord.click_button(int(question["id"]), custom_id, chat.user)
+        await interaction.wait_response()
+        inputs = interaction.text_inputs()  # type: ignore[attr-defined]
+        page = {k: v for k, v in values.items() if k in inputs}
+        submitted = await world.discord.submit_modal(interaction, page)  # type: ignore[attr-defined]
+        response = await submitted.wait_response()
+        pages_seen += 1
+        if "Answered by" in (response["data"].get("content") or ""):
+            break
+        assert pages_seen < 5
+    assert pages_seen == 3  # 13 fields, five per modal
+    await chat.answer_text(int(asked["id"]), "Thanks, Ada.")
+    output = tool_outputs(world.llm.requests_for(key)[1].body)[-1]
+    assert "- Name: Ada Lovelace" in output and "- Favorite Integer: 7" in output
+    assert "Agreed to terms: true" in output
