@@ -39,6 +39,14 @@ class Updates:
     def sampled(self, model: str, input_tokens: int, output_tokens: int) -> None:
         self.usage.append((model, input_tokens, output_tokens))
 
+    async def elicit(
+        self, server: str, message: str, schema: dict[str, Any] | None, url: str | None
+    ) -> tuple[str, dict[str, Any] | None]:
+        self.asked.append((server, {"message": message, "schema": schema, "url": url}))
+        if not self.approve:
+            return "decline", None
+        return "accept", {"name": "Grace", "integer": 9}
+
 
 async def fake_sampler(params: types.CreateMessageRequestParams) -> Sampled:
     (message,) = params.messages
@@ -166,3 +174,14 @@ async def test_prompts_fetch_and_complete() -> None:
         completable = mcp.find_prompt("everything/completable-prompt")
         assert completable is not None
         assert "Engineering" in await mcp.complete_prompt(completable, "department", "Eng", {})
+
+
+async def test_elicitation_is_advertised_and_answered_through_the_caller() -> None:
+    async with MCPTools(everything()) as mcp:
+        assert mcp.find("everything__trigger-elicitation-request") is None  # not advertised
+    updates = Updates()
+    async with MCPTools(everything(), elicitation=True) as mcp:
+        result = await mcp.call("everything__trigger-elicitation-request", {}, updates=updates)
+    ((server, asked),) = updates.asked
+    assert server == "everything" and asked["schema"]["required"] == ["name"]
+    assert "- Name: Grace" in result.text and "- Favorite Integer: 9" in result.text

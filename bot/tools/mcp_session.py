@@ -227,8 +227,12 @@ async def _open(
         # Handshake-era servers send change notifications on the session itself.
         if isinstance(message, types.ToolListChangedNotification):
             conn.tools_changed()
+        elif isinstance(message, types.LoggingMessageNotification | types.ProgressNotification):
+            pass  # delivered to the logging and progress callbacks
         elif isinstance(message, Exception):
             log.debug("MCP server %r transport error: %s", server.name, describe_error(message))
+        else:
+            log.debug("MCP server %r sent %s", server.name, getattr(message, "method", message))
 
     options: dict[str, Any] = {
         "client_info": CLIENT_INFO,
