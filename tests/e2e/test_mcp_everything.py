@@ -336,3 +336,33 @@ async def test_elicitation_requester_fills_the_form(everything_world: World) -> 
     output = tool_outputs(world.llm.requests_for(key)[1].body)[-1]
     assert "- Name: Ada Lovelace" in output and "- Favorite Integer: 7" in output
     assert "Agreed to terms: true" in output
+
+
+async def test_url_elicitation_shows_the_link_and_reports_accept(everything_world: World) -> None:
+    world = everything_world
+    chat = Chat(world.discord, "ev-elicit-url")
+    key = f"k-evelicurl-{world.backend}"
+    link = "https://example.com/authorize?step=1"
+    world.llm.script(
+        key,
+        [
+            ToolCall(
+                "everything__trigger-url-elicitation", {"url": link, "message": "Log in please"}
+            )
+        ],
+        Text("Thanks for logging in."),
+    )
+    asked = await chat.say(f"{key} connect my account")
+    question = await _question(chat)
+    assert "Log in please" in question["content"]
+    link_buttons = [b for b in buttons(question) if b.get("url")]
+    assert [b["url"] for b in link_buttons] == [link]
+    (open_id,) = [
+        b["custom_id"] for b in buttons(question) if b.get("custom_id", "").endswith(":open")
+    ]
+    clicked = await world.discord.click_button(int(question["id"]), open_id, chat.user)
+    done = await clicked.wait_response()
+    assert done["type"] == 7 and f"Answered by <@{chat.user}>" in done["data"]["content"]
+    await chat.answer_text(int(asked["id"]), "Thanks for logging in.")
+    output = tool_outputs(world.llm.requests_for(key)[1].body)[-1]
+    assert "User completed the URL elicitation flow" in output
