@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal
 
@@ -26,11 +25,12 @@ from mcp import MCPError
 from mcp_types import CONNECTION_CLOSED
 
 from bot.config import MCPServerConfig
-from bot.tools.mcp_content import Attachment, SplitResult, split_resource, split_result
+from bot.tools.mcp_content import split_resource, split_result
 from bot.tools.mcp_format import describe_error, exposed_name, object_schema, redact
 from bot.tools.mcp_prompts import PromptError, PromptInfo, complete, fetch
 from bot.tools.mcp_requests import CallUpdates, InFlight, Sampled, Sampler, ServerRequests
 from bot.tools.mcp_session import Connection, ServerEntry, SessionHooks, run_connection
+from bot.tools.mcp_values import ServerStatus, ToolResult, ToolSpec
 
 __all__ = [
     "CallUpdates",
@@ -48,43 +48,8 @@ READ_RESOURCE = "resources/read"  # the tool the bot adds for servers that have 
 _CLOSE_GRACE_S = 10.0  # how long __aexit__ waits for sessions to close before forcing them
 
 
-@dataclass(frozen=True)
-class ToolSpec:
-    name: str
-    server: str
-    tool: str
-    description: str
-    input_schema: dict[str, Any]
-    annotations: Any = None  # the server's ToolAnnotations (read_only_hint, ...), if any
-
-
-@dataclass(frozen=True)
-class ToolResult:
-    text: str  # what the model reads
-    is_error: bool
-    attachments: tuple[Attachment, ...] = ()  # files for the user's reply
-    user_notes: tuple[str, ...] = ()  # content the server meant for the user only
-    images: tuple[tuple[str, str], ...] = ()  # (mime type, base64), for a vision model
-
-    @classmethod
-    def of(cls, split: SplitResult, is_error: bool) -> ToolResult:
-        return cls(split.text, is_error, split.attachments, split.user_notes, split.images)
-
-
 # Internal: "the HTTP server forgot our session before running the tool; retry once".
 _FORGOTTEN = ToolResult("session unknown to the server", is_error=True)
-
-
-@dataclass(frozen=True)
-class ServerStatus:
-    name: str
-    transport: Literal["stdio", "http"]
-    connected: bool
-    error: str | None
-    tools: list[str]
-    prompts: list[str] = field(default_factory=list)
-    sampling: str = "deny"  # whether the bot answers this server's sampling requests
-    elicitation: bool = False  # whether the bot forwards this server's questions to users
 
 
 class MCPTools:
