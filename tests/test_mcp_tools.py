@@ -252,7 +252,7 @@ async def test_same_tool_names_on_two_servers(tmp_path: Path) -> None:
     async with MCPTools(servers) as mcp:
         specs = mcp.tools()
         names = [s.name for s in specs]
-        assert len(names) == len(set(names)) == 8 * 3 + 1
+        assert len(names) == len(set(names)) == 9 * 3 + 1
         assert all(NAME_RE.match(n) for n in names)
         assert "one__add" in names and "x_y__add" in names
         adds = [s for s in specs if s.tool == "add" and s.server in ("x.y", "x_y")]
@@ -338,6 +338,16 @@ async def test_tools_list_changed_is_followed(tmp_path: Path) -> None:
         assert spec is not None and "ribbit" in spec.description
         assert await mcp.call("fake__newt", {}) == _ok("ribbit")
         assert "fake__newt" in status_of(mcp, "fake").tools
+
+
+async def test_prompts_list_changed_is_followed(tmp_path: Path) -> None:
+    async with MCPTools({"fake": stdio(tmp_path / "calls.jsonl")}) as mcp:
+        assert mcp.find_prompt("fake/haiku") is None
+        await mcp.call("fake__teach", {"name": "haiku", "text": "Write a haiku."})
+        prompt = mcp.find_prompt("fake/haiku")
+        assert prompt is not None and prompt.description == "Asks: Write a haiku."
+        assert await mcp.get_prompt(prompt, {}) == "Write a haiku."
+        assert "haiku" in status_of(mcp, "fake").prompts
 
 
 async def test_stderr_is_logged_at_info_redacted_and_rate_limited(

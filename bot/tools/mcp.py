@@ -340,7 +340,13 @@ class MCPTools:
         if conn is not server.conn:
             return
         server.listed = conn.tools
-        log.info("MCP server %r changed its tools: %d tools", server.name, len(conn.tools))
+        server.prompts = conn.prompts
+        log.info(
+            "MCP server %r changed its tools or prompts: %d tools, %d prompts",
+            server.name,
+            len(conn.tools),
+            len(conn.prompts),
+        )
         self._rebuild()
 
     def _client_options(self, server: ServerEntry) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import mcp_types as types
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
-from mcp.client.subscriptions import ToolsListChanged
+from mcp.client.subscriptions import PromptsListChanged, ToolsListChanged
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from bot.config import MCPServerConfig
@@ -42,7 +42,7 @@ class Connection:
     http_status: int | None = None
     scope: anyio.CancelScope | None = None
     abandoned: bool = False  # start-up gave up waiting; nobody wants its outcome any more
-    relist: asyncio.Event = field(default_factory=asyncio.Event)  # the server's tools changed
+    relist: asyncio.Event = field(default_factory=asyncio.Event)  # its tools or prompts changed
     relisted: asyncio.Event = field(default_factory=asyncio.Event)  # no re-list is pending
     peer_closed: bool = False  # the transport ended from the server's side
     prompts: list[types.Prompt] = field(default_factory=list)
@@ -144,13 +144,11 @@ async def run_connection(
                 conn.ready.set()
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(_relist_on_change, server, conn, hooks, tool_timeout_s)
-                    tools_caps = caps.tools
-                    if (
-                        tools_caps
-                        and tools_caps.list_changed
-                        and client.protocol_version in MODERN_PROTOCOL_VERSIONS
-                    ):
-                        tg.start_soon(_listen_for_changes, server, conn)
+                    watch_tools = bool(caps.tools and caps.tools.list_changed)
+                    watch_prompts = bool(caps.prompts and caps.prompts.list_changed)
+                    modern = client.protocol_version in MODERN_PROTOCOL_VERSIONS
+                    if modern and (watch_tools or watch_prompts):
+                        tg.start_soon(_listen_for_changes, server, conn, watch_tools, watch_prompts)
                     await conn.release.wait()
                     tg.cancel_scope.cancel()
         if scope.cancelled_caught and conn.error is None and not conn.ready.is_set():
@@ -178,7 +176,7 @@ async def run_connection(
 async def _relist_on_change(
     server: ServerEntry, conn: Connection, hooks: SessionHooks, timeout_s: float
 ) -> None:
-    """Re-list the tools after each `tools/list_changed`, on this task: a request sent from
+    """Re-list tools and prompts after each `list_changed`, on this task: a request sent from
     the notification handler itself would wait on the loop that delivers its answer."""
     assert conn.client is not None
     while True:
@@ -187,6 +185,8 @@ async def _relist_on_change(
         try:
             with anyio.fail_after(timeout_s):
                 conn.tools = _filter(server, await _list_tools(conn.client))
+                if conn.client.server_capabilities.prompts is not None:
+                    conn.prompts = await _list_prompts(conn.client)
             hooks.on_tools(conn)
         except Exception as exc:
             log.warning(
@@ -199,13 +199,17 @@ async def _relist_on_change(
                 conn.relisted.set()
 
 
-async def _listen_for_changes(server: ServerEntry, conn: Connection) -> None:
+async def _listen_for_changes(
+    server: ServerEntry, conn: Connection, tools: bool, prompts: bool
+) -> None:
     """2026-07-28 servers announce changes only on a `subscriptions/listen` stream."""
     assert conn.client is not None
     try:
-        async with conn.client.listen(tools_list_changed=True) as changes:
+        async with conn.client.listen(
+            tools_list_changed=tools, prompts_list_changed=prompts
+        ) as changes:
             async for event in changes:
-                if isinstance(event, ToolsListChanged):
+                if isinstance(event, ToolsListChanged | PromptsListChanged):
                     conn.tools_changed()
     except Exception as exc:
         log.info("MCP server %r: no change notifications (%s)", server.name, describe_error(exc))
@@ -225,7 +229,9 @@ async def _open(
 
     async def on_message(message: Any) -> None:
         # Handshake-era servers send change notifications on the session itself.
-        if isinstance(message, types.ToolListChangedNotification):
+        if isinstance(
+            message, types.ToolListChangedNotification | types.PromptListChangedNotification
+        ):
             conn.tools_changed()
         elif isinstance(message, types.LoggingMessageNotification | types.ProgressNotification):
             pass  # delivered to the logging and progress callbacks

@@ -366,3 +366,21 @@ async def test_url_elicitation_shows_the_link_and_reports_accept(everything_worl
     await chat.answer_text(int(asked["id"]), "Thanks for logging in.")
     output = tool_outputs(world.llm.requests_for(key)[1].body)[-1]
     assert "User completed the URL elicitation flow" in output
+
+
+async def test_user_audience_content_is_shown_not_given_to_the_model(
+    everything_world: World,
+) -> None:
+    world = everything_world
+    chat = Chat(world.discord, "ev-audience")
+    key = f"k-evaudience-{world.backend}"
+    world.llm.script(
+        key,
+        [ToolCall("everything__get-annotated-message", {"messageType": "success"})],
+        Text("Reported."),
+    )
+    asked = await chat.say(f"{key} how did it go")
+    text = await chat.answer_text(int(asked["id"]), "Reported.")
+    assert "Operation completed successfully" in text  # for the user
+    (output,) = tool_outputs(world.llm.requests_for(key)[1].body)
+    assert "Operation completed successfully" not in output  # not for the model

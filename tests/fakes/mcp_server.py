@@ -18,6 +18,7 @@ import anyio
 import anyio.abc
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.prompts.base import Prompt
 from mcp.types import ToolAnnotations
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -77,6 +78,17 @@ def build_server(name: str, *, annotated: bool = False) -> MCPServer:
         server.add_tool(grown, name=name, description=f"A grown tool that answers {answer}.")
         await ctx.notify_tools_changed()
         return f"added {name}"
+
+    @server.tool(description="Add a prompt `name` that asks `text`, and announce the change.")
+    async def teach(name: str, text: str, ctx: Context) -> str:
+        _log_call("teach", {"name": name, "text": text})
+
+        def taught() -> str:
+            return text
+
+        server.add_prompt(Prompt.from_function(taught, name=name, description=f"Asks: {text}"))
+        await ctx.notify_prompts_changed()
+        return f"taught {name}"
 
     @server.tool(description="Write lines to stderr (for the client's log).")
     def shout(lines: list[str]) -> str:
