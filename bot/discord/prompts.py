@@ -9,6 +9,7 @@ import discord
 from discord import app_commands
 
 from bot.core.conversations import conversation_key
+from bot.core.limits import Reservation
 from bot.core.state import TurnRequest
 from bot.discord.handlers import answer
 from bot.discord.render import NO_MENTIONS
@@ -94,38 +95,56 @@ async def prompt(
     except PromptError as exc:
         await _refuse(interaction, str(exc))
         return
-    refusal = await bot.services.limits.refusal(interaction.user.id)
-    if refusal:
-        await _refuse(interaction, refusal)
+    # Reserved before any await, as for a mention; held until the turn ends.
+    reservation = bot.services.limits.reserve(interaction.user.id)
+    if isinstance(reservation, str):
+        await _refuse(interaction, reservation)
         return
-    await interaction.response.defer(thinking=True)
+    handed_over = False
     try:
-        text = await tools.get_prompt(info, values)
-    except PromptError as exc:
-        await interaction.followup.send(str(exc), allowed_mentions=NO_MENTIONS)
-        return
-    shown = "; ".join(f"{k}={v}" for k, v in values.items())
-    header = f"📝 `{info.full_name}`" + (f" ({shown})" if shown else "")
-    # The deferred answer becomes the question the reply hangs under, as a mention would be.
-    source = await interaction.followup.send(
-        f"{header[:1900]}, asked by {interaction.user.mention}",
-        wait=True,
-        allowed_mentions=NO_MENTIONS,
-    )
-    request = TurnRequest(
-        key=conversation_key(
-            bot.services.settings.discord.scope,
-            guild_id=interaction.guild_id,
-            channel_id=channel.id,
+        refusal = await bot.services.limits.token_refusal(interaction.user.id)
+        if refusal:
+            await _refuse(interaction, refusal)
+            return
+        await interaction.response.defer(thinking=True)
+        try:
+            text = await tools.get_prompt(info, values)
+        except PromptError as exc:
+            await interaction.followup.send(str(exc), allowed_mentions=NO_MENTIONS)
+            return
+        shown = "; ".join(f"{k}={v}" for k, v in values.items())
+        header = f"📝 `{info.full_name}`" + (f" ({shown})" if shown else "")
+        # The deferred answer becomes the question the reply hangs under, as a mention would be.
+        source = await interaction.followup.send(
+            f"{header[:1900]}, asked by {interaction.user.mention}",
+            wait=True,
+            allowed_mentions=NO_MENTIONS,
+        )
+        request = TurnRequest(
+            key=conversation_key(
+                bot.services.settings.discord.scope,
+                guild_id=interaction.guild_id,
+                channel_id=channel.id,
+                user_id=interaction.user.id,
+                in_thread=isinstance(channel, discord.Thread),
+            ),
             user_id=interaction.user.id,
-            in_thread=isinstance(channel, discord.Thread),
-        ),
-        user_id=interaction.user.id,
-        user_name=interaction.user.display_name,
-        text=text,
-        is_admin=bot.access.is_admin(interaction.user),
-    )
-    bot.start_turn(answer(bot, source, request, None))
+            user_name=interaction.user.display_name,
+            text=text,
+            is_admin=bot.access.is_admin(interaction.user),
+        )
+        bot.start_turn(_answer(bot, source, request, reservation))
+        handed_over = True
+    finally:
+        if not handed_over:
+            reservation.release()
+
+
+async def _answer(
+    bot: McpcordBot, source: discord.Message, request: TurnRequest, reservation: Reservation
+) -> None:
+    with reservation:
+        await answer(bot, source, request, None)
 
 
 @prompt.autocomplete("name")
