@@ -14,8 +14,10 @@ from bot.backends.failures import StreamCut, classify, sleep_before_retry
 from bot.backends.history import trim_history, user_content
 from bot.config import LLMConfig
 from bot.core.events import (
+    Attachment,
     TextDelta,
     ToolCallFinished,
+    ToolImages,
     TurnCompleted,
     TurnEvent,
     TurnFailed,
@@ -23,6 +25,7 @@ from bot.core.events import (
 )
 from bot.core.state import ConversationState, TurnRequest
 from bot.core.tool_calls import ToolCall, ToolExecutor
+from bot.core.tool_updates import images_message
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +97,7 @@ class ChatBackend:
         ]
         usage = Usage()
         tools = self._tools.chat_tools() if self._tools else []
+        images: list[Attachment] = []  # tools' images, for the next request only (vision)
         for round_number in range(self._llm.max_tool_rounds + 1):
             messages = [
                 {
@@ -102,6 +106,9 @@ class ChatBackend:
                 },
                 *trim_history(history + new, self._llm.max_history_messages),
             ]
+            if images:  # not stored: later turns keep the tool's text note only
+                messages.append(images_message(images, responses=False))
+                images = []
             # The last round offers no tool calls, so the model has to answer in words.
             last_round = round_number == self._llm.max_tool_rounds
             result = _Round()
@@ -121,6 +128,8 @@ class ChatBackend:
                         new.append(
                             {"role": "tool", "tool_call_id": call.call_id, "content": event.output}
                         )
+                    elif isinstance(event, ToolImages) and self._llm.vision:
+                        images += event.images
         stored = trim_history(history + new, self._llm.max_history_messages)
         yield TurnCompleted(
             state=ConversationState(backend=self.name, history=tuple(stored), model=state.model),

@@ -25,8 +25,10 @@ from bot.config import LLMConfig, MCPServerConfig
 from bot.core.approvals import ApprovalRequest
 from bot.core.events import (
     ApprovalResolved,
+    Attachment,
     Notice,
     ToolCallFinished,
+    ToolImages,
     TurnCompleted,
     TurnEvent,
     TurnFailed,
@@ -34,6 +36,7 @@ from bot.core.events import (
 )
 from bot.core.state import ConversationState, TurnRequest
 from bot.core.tool_calls import ToolCall, ToolExecutor, ask_approval, unknown_tool
+from bot.core.tool_updates import images_message
 
 log = logging.getLogger(__name__)
 
@@ -108,10 +111,14 @@ class ResponsesBackend:
         answered: set[str] = set()
         usage = Usage()
         final_id: str | None = None
+        images_item: dict[str, Any] | None = None  # tools' images for the next request (vision)
         for round_number in range(llm.max_tool_rounds + 1):
             # The last round offers no tool calls, so the model has to answer in words.
             last_round = round_number == llm.max_tool_rounds
             items = send if chained else trim_history(history + kept, llm.max_history_messages)
+            if images_item is not None and not chained:
+                items = [*items, images_item]  # not kept: later turns see the text note only
+            images_item = None
             kwargs = self._arguments(model, items, previous, tools, last_round)
             if user := user_field(request.user_id, llm.send_user_id):
                 kwargs["user"] = user
@@ -135,15 +142,21 @@ class ResponsesBackend:
                 log.warning("model still asked for tools after %d rounds; stopping", round_number)
                 break
             send = []
+            images: list[Attachment] = []
             for call in calls:
                 output = ""
                 async for event in self._run_call(call, request):
                     yield event
                     if isinstance(event, ToolCallFinished):
                         output = event.output
+                    elif isinstance(event, ToolImages) and llm.vision:
+                        images += event.images
                 answer = {"type": "function_call_output", "call_id": call.call_id, "output": output}
                 kept += [_call_item(call), answer]
                 send.append(answer)
+            if images:
+                images_item = images_message(images, responses=True)
+                send.append(images_item)
             for ask in result.approvals:
                 verdict = _Verdict()
                 async for event in self._ask(ask, request, verdict):

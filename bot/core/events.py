@@ -129,6 +129,15 @@ class ToolUserContent:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ToolImages:
+    """Images a tool returned for the model: sent to it when `llm.vision` is on."""
+
+    kind: Literal["tool_images"] = "tool_images"
+    call_id: str
+    images: tuple[Attachment, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
 class SamplingUsed:
     """The bot's model answered an MCP server's sampling request: count it with the turn."""
 
@@ -172,6 +181,7 @@ TurnEvent = (
     | TurnFailed
     | ToolProgress
     | ToolUserContent
+    | ToolImages
     | SamplingUsed
     | ElicitationRequested
     | ElicitationResolved

@@ -9,6 +9,7 @@ while it runs, so the reply shows it at once.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import itertools
 from collections.abc import AsyncIterator, Awaitable
@@ -23,6 +24,7 @@ from bot.core.events import (
     Notice,
     SamplingUsed,
     ToolCallFinished,
+    ToolImages,
     ToolProgress,
     ToolUserContent,
     TurnEvent,
@@ -134,6 +136,12 @@ class CallUpdates:
         for_user = user_content(self.call_id, result)
         if for_user is not None:
             yield for_user
+        images = tuple(
+            Attachment(filename=f"image-{n}", content_type=mime, data=base64.b64decode(data))
+            for n, (mime, data) in enumerate(getattr(result, "images", ()), 1)
+        )
+        if images:
+            yield ToolImages(call_id=self.call_id, images=images)
         yield CallDone(result)
 
 
@@ -161,3 +169,19 @@ async def run_with_updates(
 ) -> AsyncIterator[TurnEvent | CallDone]:
     async for item in updates.run(toolbox.call(name, arguments, updates=updates)):
         yield item
+
+
+def images_message(images: list[Attachment], *, responses: bool) -> dict[str, Any]:
+    """One user message carrying the images tools returned, for a vision model's next request
+    (tool results themselves are text only in both APIs)."""
+    urls = [f"data:{a.content_type};base64,{base64.b64encode(a.data).decode()}" for a in images]
+    if responses:
+        parts: list[dict[str, Any]] = [{"type": "input_text", "text": IMAGES_NOTE}]
+        parts += [{"type": "input_image", "image_url": url} for url in urls]
+    else:
+        parts = [{"type": "text", "text": IMAGES_NOTE}]
+        parts += [{"type": "image_url", "image_url": {"url": url}} for url in urls]
+    return {"role": "user", "content": parts}
+
+
+IMAGES_NOTE = "The images the tools above returned:"
