@@ -21,7 +21,6 @@ from bot.core.events import (
     Attachment,
     ElicitationRequested,
     ElicitationResolved,
-    Notice,
     SamplingUsed,
     ToolCallFinished,
     ToolImages,
@@ -76,9 +75,6 @@ class CallUpdates:
             if isinstance(event, ToolCallFinished):
                 # Not a tool call of the model's: the backends must not see a result for it.
                 approved = False
-                self._queue.put_nowait(
-                    Notice(text=f"`{server}` was not allowed to use the model (sampling).")
-                )
                 continue
             self._queue.put_nowait(event)
         return approved

@@ -73,8 +73,13 @@ class Transcript:
                 line = self._tool_lines.get(call_id)
                 if line:
                     line.text = line.text.replace("waiting for approval…", "approved")
-            case ApprovalResolved():
-                return False  # the ToolCallFinished that follows says "not run"
+            case ApprovalResolved(call_id=call_id):
+                # A tool's ToolCallFinished then says "not run"; a server's sampling request
+                # has no such event, so the line says it here.
+                line = self._tool_lines.get(call_id)
+                if line is None or "waiting for approval…" not in line.text:
+                    return False
+                line.text = line.text.replace("waiting for approval…", "not approved")
             case ToolCallStarted(call_id=call_id, server=server, tool=tool):
                 self._tool_line(call_id, f"-# 🔧 {_label(server, tool)} running…")
             case ToolCallFinished(call_id=call_id, server=server, tool=tool, outcome=outcome):

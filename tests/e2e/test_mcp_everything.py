@@ -163,6 +163,7 @@ async def test_sampling_ask_denied_gives_an_error_result(everything_world: World
     await click(world, prompt, "deny", chat.user)
     text = await chat.answer_text(int(asked["id"]), "The server was refused.", timeout=30)
     assert "⚠️ `everything.trigger-sampling-request` failed" in text
+    assert "`everything.sampling` not approved" in text and "waiting for approval" not in text
     assert len(world.llm.requests_for(key)) == 2  # no sampling request reached the model
     assert "declined" in tool_outputs(world.llm.requests_for(key)[1].body)[-1]
     assert all(b["disabled"] for b in buttons(world.discord.message(int(prompt["id"])) or {}))
