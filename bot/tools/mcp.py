@@ -44,7 +44,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-READ_RESOURCE = "resources/read"  # the tool the bot adds for servers that have resources
+# The tool the bot adds for servers that have resources (it sends `resources/read`); approval
+# rules name it `read_resource`, like a tool of the server's own.
+READ_RESOURCE = "read_resource"
+_READER_KEY = "\0resources/read"  # its naming key: never equal to a real tool's name
 _CLOSE_GRACE_S = 10.0  # how long __aexit__ waits for sessions to close before forcing them
 
 
@@ -219,7 +222,7 @@ class MCPTools:
         server.inflight.append(running)
         try:
             with running.scope:
-                if spec.tool == READ_RESOURCE:
+                if self._names.get((spec.server, _READER_KEY)) == spec.name:
                     read = await conn.client.read_resource(str(arguments.get("uri", "")))
                     return ToolResult.of(split_resource(list(read.contents), spec.server), False)
                 # With a progress callback the SDK sends a progressToken in the call's _meta.
@@ -374,7 +377,7 @@ class MCPTools:
                     annotations=tool.annotations,
                 )
             if server.resources and server.listed is not None:
-                key = (server.name, READ_RESOURCE)
+                key = (server.name, _READER_KEY)
                 if key not in self._names:
                     self._names[key] = exposed_name(
                         server.name, "read_resource", self._names.values()
