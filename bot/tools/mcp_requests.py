@@ -66,6 +66,13 @@ class InFlight:
         self.scope.deadline += seconds
 
 
+def _asking_call(server: ServerEntry) -> InFlight | None:
+    """The call a server's request belongs to. Over stdio the protocol does not say; with
+    several calls running on one server, the newest is the best guess (whoever started it is
+    asked, and may decline)."""
+    return server.inflight[-1] if server.inflight else None
+
+
 class ServerRequests:
     """Answers what servers ask of the bot, on behalf of the call that is running."""
 
@@ -117,7 +124,7 @@ class ServerRequests:
     async def answer_elicitation(
         self, server: ServerEntry, params: types.ElicitRequestParams
     ) -> types.ElicitResult | types.ErrorData:
-        running = server.inflight[-1] if server.inflight else None
+        running = _asking_call(server)
         if running is None or running.updates is None:
             return types.ElicitResult(action="decline")  # nobody to ask outside a call
         if isinstance(params, types.ElicitRequestURLParams):
@@ -150,7 +157,7 @@ class ServerRequests:
                 code=types.INVALID_REQUEST,
                 message="This client does not allow sampling (mcp.sampling: deny).",
             )
-        running = server.inflight[-1] if server.inflight else None
+        running = _asking_call(server)
         try:
             with anyio.fail_after(self._timeout):
                 if self.sampling == "ask":
