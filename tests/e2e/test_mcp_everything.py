@@ -15,6 +15,7 @@ from tests.e2e import rules
 from tests.e2e.harness import BotProcess, Chat, buttons
 from tests.e2e.test_tools import click, tool_outputs
 from tests.fakes.discord import FakeDiscord
+from tests.fakes.discord_autocomplete import autocomplete
 from tests.fakes.everything import everything_params
 from tests.fakes.llm import ScriptedLLM, Text, ToolCall
 
@@ -385,3 +386,32 @@ async def test_user_audience_content_is_shown_not_given_to_the_model(
     assert "Operation completed successfully" in text  # for the user
     (output,) = tool_outputs(world.llm.requests_for(key)[1].body)
     assert "Operation completed successfully" not in output  # not for the model
+
+
+async def test_prompt_autocomplete_names_and_argument_values(everything_world: World) -> None:
+    world = everything_world
+    chat = Chat(world.discord, "ev-autocomplete")
+    names = await autocomplete(
+        world.discord, "prompt", chat.user, chat.channel, {"name": "args"}, "name"
+    )
+    assert [c["value"] for c in names] == ["everything/args-prompt"]
+    assert names[0]["name"].startswith("everything/args-prompt — ")
+    fields = await autocomplete(
+        world.discord,
+        "prompt",
+        chat.user,
+        chat.channel,
+        {"name": "everything/args-prompt", "arguments": ""},
+        "arguments",
+    )
+    assert [c["value"] for c in fields] == ["city=", "state="]
+    # Values come from the server's completions where it offers them.
+    values = await autocomplete(
+        world.discord,
+        "prompt",
+        chat.user,
+        chat.channel,
+        {"name": "everything/completable-prompt", "arguments": "department=Eng"},
+        "arguments",
+    )
+    assert "department=Engineering" in [c["value"] for c in values]
