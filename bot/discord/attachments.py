@@ -7,7 +7,7 @@ import logging
 
 import discord
 
-from bot.core.events import Attachment
+from bot.core.events import Attachment, Notice
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +29,8 @@ class ReplyFiles:
     def pending(self) -> bool:
         return bool(self._files)
 
-    def add(self, attachments: tuple[Attachment, ...]) -> list[str]:
-        """Keep what fits; return one line per file that does not."""
+    def add(self, attachments: tuple[Attachment, ...]) -> list[Notice]:
+        """Keep what fits; return one notice per file that does not."""
         lines = []
         for file in attachments:
             used = sum(len(f.data) for f in self._files)
@@ -43,7 +43,7 @@ class ReplyFiles:
                 lines.append(f"`{file.filename}` did not fit in this reply, so it is not attached.")
             else:
                 self._files.append(file)
-        return lines
+        return [Notice(text=line) for line in lines]
 
     async def send_below(self, message: discord.Message) -> None:
         """Send the files in one message below the answer's last part (a new message, so the

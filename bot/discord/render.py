@@ -8,7 +8,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import discord
 
@@ -17,7 +17,6 @@ from bot.core.events import (
     ApprovalResolved,
     ElicitationRequested,
     ElicitationResolved,
-    Notice,
     TextDelta,
     ToolUserContent,
     TurnEvent,
@@ -53,13 +52,6 @@ class ApprovalUI(Protocol):
     async def show_resolution(self, event: ApprovalResolved) -> None: ...
 
 
-class ElicitationUI(Protocol):
-    async def send_prompt(
-        self, event: ElicitationRequested, anchor: discord.Message
-    ) -> discord.Message: ...
-    async def show_resolution(self, event: ElicitationResolved) -> None: ...
-
-
 class StreamRenderer:
     """Feed it a turn's events; it keeps at most one Discord request in flight and always shows
     the newest text. Used as `async with StreamRenderer(...) as r: await r.handle(event)`.
@@ -77,7 +69,7 @@ class StreamRenderer:
         budget: WriteScheduler,
         deleted: DeletedMessages,
         channel: discord.Thread | None = None,
-        elicitations: ElicitationUI | None = None,
+        elicitations: Any = None,  # bot/discord/elicitation.py's DiscordElicitations
     ) -> None:
         self._source = source
         # Where the first part goes: a reply to `source`, or (reply_in_thread) a new thread.
@@ -134,52 +126,35 @@ class StreamRenderer:
                 self._dirty.set()  # the flusher picks it up at its own pace
             return
         if isinstance(event, ApprovalRequested | ElicitationRequested):
+            ui = self._ui(event)
             # The user must see what led to the question before the buttons appear below it.
             with contextlib.suppress(Exception):  # logged in _sync_quietly
                 await self._sync_quietly(final=False)
             last = self._segments[-1].messages or self._segments[0].messages
             anchor = last[-1] if last else self._source
             try:
-                prompt = await self._post_question(event, anchor)
+                prompt = await with_retries("asking", lambda: ui.send_prompt(event, anchor))
             except Exception:
                 # The turn cannot go on without its question; finish() shows why it stopped.
                 self._transcript.apply(TurnFailed(message=PROMPT_FAILED))
                 raise
-            if prompt is None:
-                return
             self._segments.append(_Segment(start=self._transcript.seal(), anchor=prompt))
-        elif isinstance(event, ElicitationResolved) and self._elicitations is not None:
+        elif isinstance(event, ApprovalResolved | ElicitationResolved):
+            ui = self._ui(event)
             try:
-                await self._elicitations.show_resolution(event)
-            except Exception as exc:
-                log.warning("could not show a question's outcome: %s", describe(exc))
-        elif isinstance(event, ApprovalResolved):
-            try:
-                await self._approvals.show_resolution(event)
+                await ui.show_resolution(event)
             except Exception as exc:
                 # Only the prompt's outcome line is lost; the answer goes on below it.
-                log.warning("could not show an approval outcome: %s", describe(exc))
+                log.warning("could not show a question's outcome: %s", describe(exc))
         elif isinstance(event, ToolUserContent):
-            for line in self._files.add(event.attachments):
-                changed = self._transcript.apply(Notice(text=line)) or changed
+            for notice in self._files.add(event.attachments):
+                changed = self._transcript.apply(notice) or changed
         if changed:
             self._dirty.set()
 
-    async def _post_question(
-        self, event: ApprovalRequested | ElicitationRequested, anchor: discord.Message
-    ) -> discord.Message | None:
-        if isinstance(event, ApprovalRequested):
-            approval = event
-            return await with_retries(
-                "posting an approval prompt", lambda: self._approvals.send_prompt(approval, anchor)
-            )
-        ui = self._elicitations
-        if ui is None:
-            return None
-        question = event
-        return await with_retries(
-            "posting a server's question", lambda: ui.send_prompt(question, anchor)
-        )
+    def _ui(self, event: TurnEvent) -> Any:  # approvals and servers' questions show alike
+        approval = isinstance(event, ApprovalRequested | ApprovalResolved)
+        return self._approvals if approval else self._elicitations
 
     async def finish(self) -> None:
         """Stop streaming and show the final text at once, without the indicator."""
