@@ -305,10 +305,6 @@ async def test_elicitation_stranger_refused_requester_opens_then_declines(
 
 async def test_elicitation_requester_fills_the_form(everything_world: World) -> None:
     world = everything_world
-    if not hasattr(world.discord, "submit_modal"):
-        pytest.skip(
-            "the fake Discord cannot submit modals yet (that lands with the approvals work)"
-        )
     chat = Chat(world.discord, "ev-elicit-yes")
     key = f"k-evelicit-{world.backend}"
     world.llm.script(
@@ -325,9 +321,9 @@ async def test_elicitation_requester_fills_the_form(everything_world: World) -> 
         )
         interaction = await world.discord.click_button(int(question["id"]), custom_id, chat.user)
         await interaction.wait_response()
-        inputs = interaction.text_inputs()  # type: ignore[attr-defined]
+        inputs = interaction.text_inputs()
         page = {k: v for k, v in values.items() if k in inputs}
-        submitted = await world.discord.submit_modal(interaction, page)  # type: ignore[attr-defined]
+        submitted = await world.discord.submit_modal(interaction, page)
         response = await submitted.wait_response()
         pages_seen += 1
         if "Answered by" in (response["data"].get("content") or ""):
