@@ -124,6 +124,7 @@ class FormPage(discord.ui.Modal):
         title = "Answer" + (f" ({pending.page + 1}/{count})" if count > 1 else "")
         super().__init__(title=title, custom_id=custom_id(pending.id, "submit"), timeout=None)
         self.pending = pending
+        self.page = pending.page  # another copy (say, an admin's) may have moved the form on
         for f in pending.pages[pending.page]:
             self.add_item(
                 discord.ui.TextInput(
@@ -141,6 +142,11 @@ class FormPage(discord.ui.Modal):
         pending = self.pending
         broker = _broker(interaction)
         if broker is None or not await _allowed(interaction, broker.get(pending.id)):
+            return
+        if self.page != pending.page:
+            await interaction.response.send_message(
+                "This page was answered meanwhile; press the button again.", ephemeral=True
+            )
             return
         raw = {
             str(child.custom_id): child.value
