@@ -13,11 +13,12 @@ from typing import Any, Literal
 import anyio
 import httpx2
 import mcp_types as types
-from mcp import Client, StdioServerParameters
+from mcp import Client, MCPError, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.client.subscriptions import PromptsListChanged, ToolsListChanged
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from pydantic import ValidationError
 
 from bot.config import MCPServerConfig
 from bot.tools.mcp_format import describe_error, redact, short_url
@@ -135,10 +136,7 @@ async def run_connection(
                 scope.deadline = math.inf  # connected: from now on only release ends it
                 conn.tools = _filter(server, tools)
                 caps = client.server_capabilities
-                if caps.resources is not None:
-                    conn.has_resources = await _offers_resources(server, client)
-                if caps.prompts is not None:
-                    conn.prompts = await _list_prompts(client)
+                await _list_extras(server, conn, client)
                 conn.client = client
                 hooks.on_settled(conn)
                 conn.ready.set()
@@ -292,6 +290,22 @@ async def _list_tools(client: Client) -> list[types.Tool]:
         if not cursor:
             break
     return tools
+
+
+async def _list_extras(server: ServerEntry, conn: Connection, client: Client) -> None:
+    """Prompts and resources are extras: a server that fails to list them still serves tools."""
+    caps = client.server_capabilities
+    try:
+        if caps.resources is not None:
+            conn.has_resources = await _offers_resources(server, client)
+        if caps.prompts is not None:
+            conn.prompts = await _list_prompts(client)
+    except (MCPError, ValidationError) as exc:
+        log.warning(
+            "MCP server %r: listing prompts or resources failed: %s",
+            server.name,
+            redact(describe_error(exc), server.secrets),
+        )
 
 
 async def _offers_resources(server: ServerEntry, client: Client) -> bool:
