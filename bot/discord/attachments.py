@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 import logging
+from typing import Any
 
 import discord
 
 from bot.core.events import Attachment, Notice
+from bot.discord.budget import Priority
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +47,20 @@ class ReplyFiles:
                 self._files.append(file)
         return [Notice(text=line) for line in lines]
 
-    async def send_below(self, message: discord.Message) -> None:
+    @classmethod
+    def for_reply(cls, source: discord.Message) -> ReplyFiles:
+        guild = source.guild
+        return cls(guild.filesize_limit if guild else discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES)
+
+    async def send_below(self, segments: Any, pay: Any) -> None:
         """Send the files in one message below the answer's last part (a new message, so the
-        answer's own parts need no extra edit); a failure is logged, the text stays."""
-        if not self._files:
-            return
+        answer's own parts need no extra edit), paid from the reply's write budget (`pay`,
+        the renderer's). A failure is logged; the text stays."""
+        last = segments[-1].messages or segments[0].messages
+        if self._files and last:
+            await pay(Priority.FINAL, lambda: self._post_below(last[-1]))
+
+    async def _post_below(self, message: discord.Message) -> None:
         files = [discord.File(io.BytesIO(f.data), filename=f.filename) for f in self._files]
         try:
             await message.reply(
@@ -61,10 +72,3 @@ class ReplyFiles:
             self._files.clear()
         except (discord.HTTPException, OSError, TimeoutError) as exc:
             log.warning("could not send %d tool file(s) with the reply: %s", len(files), exc)
-
-
-def upload_limit(source: discord.Message) -> int:
-    guild = source.guild
-    return (
-        guild.filesize_limit if guild is not None else discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
-    )

@@ -12,17 +12,9 @@ from typing import Any, Protocol, TypeVar
 
 import discord
 
-from bot.core.events import (
-    ApprovalRequested,
-    ApprovalResolved,
-    ElicitationRequested,
-    ElicitationResolved,
-    TextDelta,
-    ToolUserContent,
-    TurnEvent,
-    TurnFailed,
-)
-from bot.discord.attachments import ReplyFiles, upload_limit
+from bot.core import events as mcp
+from bot.core.events import ApprovalRequested, ApprovalResolved, TextDelta, TurnEvent, TurnFailed
+from bot.discord.attachments import ReplyFiles
 from bot.discord.budget import Priority, WriteScheduler
 from bot.discord.deletions import DeletedMessages
 from bot.discord.retry import RETRY_DELAYS_S, describe, is_transient, with_retries
@@ -95,7 +87,7 @@ class StreamRenderer:
         self._flusher: asyncio.Task[None] | None = None
         self._typing: asyncio.Task[None] | None = None
         self._queue_timer: asyncio.Task[None] | None = None
-        self._files = ReplyFiles(upload_limit(source))  # tool results' files, sent at the end
+        self._files = ReplyFiles.for_reply(source)  # tool results' files, sent at the end
 
     # -- the turn's life -----------------------------------------------------------------------
 
@@ -125,7 +117,7 @@ class StreamRenderer:
             if changed:
                 self._dirty.set()  # the flusher picks it up at its own pace
             return
-        if isinstance(event, ApprovalRequested | ElicitationRequested):
+        if isinstance(event, ApprovalRequested | mcp.ElicitationRequested):
             ui = self._ui(event)
             # The user must see what led to the question before the buttons appear below it.
             with contextlib.suppress(Exception):  # logged in _sync_quietly
@@ -139,14 +131,14 @@ class StreamRenderer:
                 self._transcript.apply(TurnFailed(message=PROMPT_FAILED))
                 raise
             self._segments.append(_Segment(start=self._transcript.seal(), anchor=prompt))
-        elif isinstance(event, ApprovalResolved | ElicitationResolved):
+        elif isinstance(event, ApprovalResolved | mcp.ElicitationResolved):
             ui = self._ui(event)
             try:
                 await ui.show_resolution(event)
             except Exception as exc:
                 # Only the prompt's outcome line is lost; the answer goes on below it.
                 log.warning("could not show a question's outcome: %s", describe(exc))
-        elif isinstance(event, ToolUserContent):
+        elif isinstance(event, mcp.ToolUserContent):
             for notice in self._files.add(event.attachments):
                 changed = self._transcript.apply(notice) or changed
         if changed:
@@ -166,7 +158,7 @@ class StreamRenderer:
             for attempt in range(1, FINAL_ATTEMPTS + 1):
                 try:
                     await self._sync(final=True)
-                    await self._send_files()
+                    await self._files.send_below(self._segments, self._paid)
                     return
                 except Exception as exc:
                     log.warning(
@@ -200,11 +192,6 @@ class StreamRenderer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._typing
             self._typing = None
-
-    async def _send_files(self) -> None:
-        last = self._segments[-1].messages or self._segments[0].messages
-        if self._files.pending and last:
-            await self._paid(Priority.FINAL, lambda: self._files.send_below(last[-1]))
 
     # -- background tasks ----------------------------------------------------------------------
 
