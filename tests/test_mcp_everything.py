@@ -32,9 +32,9 @@ class Updates:
     async def progress(self, progress: float, total: float | None, message: str | None) -> None:
         self.progress_seen.append((progress, total, message))
 
-    async def approve_sampling(self, server: str, summary: dict[str, Any]) -> bool:
+    async def approve_sampling(self, server: str, summary: dict[str, Any]) -> str | None:
         self.asked.append((server, summary))
-        return self.approve
+        return None if self.approve else "The user declined the request."
 
     def sampled(self, model: str, input_tokens: int, output_tokens: int) -> None:
         self.usage.append((model, input_tokens, output_tokens))

@@ -18,6 +18,7 @@ from typing import Any
 from bot.core.approvals import ApprovalGate, ApprovalRequest
 from bot.core.elicitation import Answer, ElicitationBroker, pages, parse_schema
 from bot.core.events import (
+    ApprovalResolved,
     Attachment,
     ElicitationRequested,
     ElicitationResolved,
@@ -56,9 +57,10 @@ class CallUpdates:
             ToolProgress(call_id=self.call_id, progress=progress, total=total, message=message)
         )
 
-    async def approve_sampling(self, server: str, summary: dict[str, Any]) -> bool:
+    async def approve_sampling(self, server: str, summary: dict[str, Any]) -> str | None:
         """Ask the person who started the turn (as for a tool) whether the server may use the
-        bot's model; the prompt shows the server, its messages and the token limit."""
+        bot's model; the prompt shows the server, its messages and the token limit. None when
+        approved, else why not, in words for the server."""
         approval = ApprovalRequest(
             key=self._request.key,
             call_id=f"{self.call_id}:sampling:{next(self._asks)}",
@@ -70,14 +72,19 @@ class CallUpdates:
         # Imported here: tool_calls imports this module.
         from bot.core.tool_calls import ask_approval
 
-        approved = True
+        refusal: str | None = None
         async for event in ask_approval(self._gate, approval, shown_tool="sampling"):
+            if isinstance(event, ApprovalResolved) and not event.approved:
+                refusal = (
+                    "Nobody approved the request in time."
+                    if event.status == "timeout"
+                    else "The user declined the request"
+                    + (f", and said why: {event.reason}" if event.reason else ".")
+                )
             if isinstance(event, ToolCallFinished):
-                # Not a tool call of the model's: the backends must not see a result for it.
-                approved = False
-                continue
+                continue  # not a tool call of the model's: the backends must not see a result
             self._queue.put_nowait(event)
-        return approved
+        return refusal
 
     async def elicit(
         self, server: str, message: str, schema: dict[str, Any] | None, url: str | None

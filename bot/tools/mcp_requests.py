@@ -47,7 +47,7 @@ class CallUpdates(Protocol):
     """What a call's caller hears while the call runs (bot/core/tool_updates.py fits)."""
 
     async def progress(self, progress: float, total: float | None, message: str | None) -> None: ...
-    async def approve_sampling(self, server: str, summary: dict[str, Any]) -> bool: ...
+    async def approve_sampling(self, server: str, summary: dict[str, Any]) -> str | None: ...
     def sampled(self, model: str, input_tokens: int, output_tokens: int) -> None: ...
     async def elicit(
         self, server: str, message: str, schema: dict[str, Any] | None, url: str | None
@@ -167,14 +167,12 @@ class ServerRequests:
                             message="Sampling needs a user's approval, and no call is running.",
                         )
                     started = anyio.current_time()
-                    approved = await running.updates.approve_sampling(
+                    refusal = await running.updates.approve_sampling(
                         server.name, sampling_summary(params)
                     )
                     running.pause(anyio.current_time() - started)
-                    if not approved:
-                        return types.ErrorData(
-                            code=types.INVALID_REQUEST, message="The user declined the request."
-                        )
+                    if refusal is not None:
+                        return types.ErrorData(code=types.INVALID_REQUEST, message=refusal)
                 answer = await self._sampler(params)
         except TimeoutError:
             return types.ErrorData(

@@ -411,3 +411,24 @@ async def test_prompt_autocomplete_names_and_argument_values(everything_world: W
         "arguments",
     )
     assert "department=Engineering" in [c["value"] for c in values]
+
+
+async def test_sampling_denied_with_a_reason_tells_the_server(everything_world: World) -> None:
+    world = everything_world
+    chat = Chat(world.discord, "ev-sampling-why")
+    key = f"k-evsamplewhy-{world.backend}"
+    world.llm.script(
+        key,
+        [ToolCall("everything__trigger-sampling-request", {"prompt": f"{key} a poem"})],
+        Text("The server heard why."),
+    )
+    asked = await chat.say(f"{key} make the server sample")
+    prompt = await chat.prompt()
+    reason_id = next(b["custom_id"] for b in buttons(prompt) if b["custom_id"].endswith(":reason"))
+    opened = await world.discord.click_button(int(prompt["id"]), reason_id, chat.user)
+    await opened.wait_response()
+    submitted = await world.discord.submit_modal(opened, {"reason": "no model time today"})
+    await submitted.wait_response()
+    await chat.answer_text(int(asked["id"]), "The server heard why.", timeout=30)
+    output = tool_outputs(world.llm.requests_for(key)[1].body)[-1]
+    assert "no model time today" in output
