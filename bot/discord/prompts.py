@@ -65,6 +65,17 @@ def _given(text: str) -> dict[str, str]:
         return {}
 
 
+def _missing_send(interaction: discord.Interaction[Any], channel: Any) -> str | None:
+    guild = interaction.guild
+    if guild is None or not isinstance(channel, discord.abc.GuildChannel | discord.Thread):
+        return None
+    thread = isinstance(channel, discord.Thread)
+    allowed = channel.permissions_for(guild.me)
+    if allowed.send_messages_in_threads if thread else allowed.send_messages:
+        return None
+    return "Send Messages in Threads" if thread else "Send Messages"
+
+
 async def _refuse(interaction: discord.Interaction[Any], text: str) -> None:
     await interaction.response.send_message(text, ephemeral=True)
 
@@ -88,6 +99,11 @@ async def prompt(
         return
     if channel is None or not bot.access.allows(interaction.user, channel):
         await _refuse(interaction, "I don't answer here.")
+        return
+    missing = _missing_send(interaction, channel)
+    if missing:
+        # The answer goes into the channel, as for a mention: nobody would see it.
+        await _refuse(interaction, f"I can't answer here: I lack the {missing} permission.")
         return
     try:
         values = parse_arguments(arguments)

@@ -15,6 +15,7 @@ from tests.e2e import rules
 from tests.e2e.harness import BotProcess, Chat, buttons
 from tests.e2e.test_tools import click, tool_outputs
 from tests.fakes.discord import FakeDiscord
+from tests.fakes.discord.state import SEND_MESSAGES
 from tests.fakes.discord_autocomplete import autocomplete
 from tests.fakes.everything import everything_params
 from tests.fakes.llm import ScriptedLLM, Text, ToolCall
@@ -432,3 +433,20 @@ async def test_sampling_denied_with_a_reason_tells_the_server(everything_world: 
     await chat.answer_text(int(asked["id"]), "The server heard why.", timeout=30)
     output = tool_outputs(world.llm.requests_for(key)[1].body)[-1]
     assert "no model time today" in output
+
+
+async def test_prompt_command_in_a_channel_without_send(everything_world: World) -> None:
+    world = everything_world
+    muted = Chat(world.discord, "ev-prompt-muted")
+    await world.discord.deny_bot(muted.channel, SEND_MESSAGES)
+    before = len(world.llm.requests)
+    interaction = await world.discord.slash_command(
+        "prompt",
+        muted.user,
+        muted.channel,
+        {"name": "everything/args-prompt", "arguments": "city=Oslo"},
+    )
+    refusal = await interaction.wait_response()
+    assert refusal["type"] == 4 and refusal["data"]["flags"] & 64
+    assert "Send Messages" in refusal["data"]["content"]
+    assert len(world.llm.requests) == before
