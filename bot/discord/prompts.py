@@ -11,7 +11,7 @@ from discord import app_commands
 from bot.core.conversations import conversation_key
 from bot.core.limits import Reservation
 from bot.core.state import TurnRequest
-from bot.discord.handlers import answer
+from bot.discord.handlers import answer, channel_settings
 from bot.discord.render import NO_MENTIONS
 from bot.tools.mcp_prompts import PromptError, PromptInfo, check_arguments, parse_arguments
 
@@ -136,6 +136,7 @@ async def prompt(
             wait=True,
             allowed_mentions=NO_MENTIONS,
         )
+        here = channel_settings(bot.services.settings, channel)
         request = TurnRequest(
             key=conversation_key(
                 bot.services.settings.discord.scope,
@@ -148,6 +149,9 @@ async def prompt(
             user_name=interaction.user.display_name,
             text=text,
             is_admin=bot.access.is_admin(interaction.user),
+            # The channel's own prompt and model (discord.channels), as for a mention there.
+            system_prompt=here.system_prompt,
+            model=here.model,
         )
         bot.start_turn(_answer(bot, source, request, reservation))
         handed_over = True
