@@ -16,6 +16,7 @@ from bot.config import ConfigError, Settings
 from bot.core.approvals import ApprovalBroker, ApprovalPolicy, ApproverRule, policy_of
 from bot.core.backend import Backend
 from bot.core.conversations import Conversations
+from bot.core.elicitation import ElicitationBroker
 from bot.core.limits import UserLimits
 from bot.core.tool_calls import ToolExecutor
 from bot.health import beat, heartbeat_path
@@ -24,6 +25,7 @@ from bot.reload import pid_path, remove_pid, write_pid
 from bot.store.records import TurnRecord
 from bot.store.sqlite import Store
 from bot.tools.mcp import MCPTools
+from bot.tools.sampling import make_sampler
 
 if TYPE_CHECKING:
     from bot.live import LiveConfig  # imports discord: only `run` needs it
@@ -42,6 +44,7 @@ class Core:
     policies: dict[str, ApprovalPolicy]
     backend: Backend
     conversations: Conversations
+    elicitations: ElicitationBroker | None = None  # None: servers' questions are declined
 
 
 def make_backend(settings: Settings, executor: ToolExecutor) -> Backend:
@@ -62,7 +65,8 @@ def configured_models(settings: Settings) -> list[str]:
 
 
 @asynccontextmanager
-async def build_core(settings: Settings) -> AsyncIterator[Core]:
+async def build_core(settings: Settings, *, ask_users: bool = False) -> AsyncIterator[Core]:
+    """`ask_users`: a front end can put MCP servers' questions (elicitation) to users."""
     preload = None
     if settings.llm.backend == "chat" and needs_litellm(configured_models(settings)):
         # litellm takes seconds to import: do it while the MCP servers start. Bots whose models
@@ -72,7 +76,17 @@ async def build_core(settings: Settings) -> AsyncIterator[Core]:
         preload = asyncio.create_task(asyncio.to_thread(import_litellm))
     async with Store.open(settings.storage.path) as store:
         bot_side = {n: s for n, s in settings.mcp.servers.items() if not s.server_side}
-        async with MCPTools(bot_side, tool_timeout_s=settings.mcp.tool_timeout_s) as tools:
+        async with MCPTools(
+            bot_side,
+            tool_timeout_s=settings.mcp.tool_timeout_s,
+            sampling=settings.mcp.sampling,
+            sampler=make_sampler(settings.llm),
+            # A server's request may wait for a human, then for the model.
+            server_request_timeout_s=settings.mcp.approval_timeout_s
+            + settings.llm.request_timeout_s
+            + 10,
+            elicitation=ask_users,
+        ) as tools:
             if preload is not None:
                 await preload
             servers = settings.mcp.servers
@@ -82,7 +96,11 @@ async def build_core(settings: Settings) -> AsyncIterator[Core]:
                 rules={name: ApproverRule.of(server) for name, server in servers.items()},
             )
             policies = {name: policy_of(server) for name, server in servers.items()}
-            backend = make_backend(settings, ToolExecutor(tools, policies, broker))
+            elicitations = ElicitationBroker() if ask_users else None
+            executor = ToolExecutor(
+                tools, policies, broker, elicitations, settings.mcp.approval_timeout_s
+            )
+            backend = make_backend(settings, executor)
             try:
                 yield Core(
                     settings=settings,
@@ -94,6 +112,7 @@ async def build_core(settings: Settings) -> AsyncIterator[Core]:
                     conversations=Conversations(
                         store, backend, make_record=TurnRecord, cost_of=turn_cost
                     ),
+                    elicitations=elicitations,
                 )
             finally:
                 await backend.aclose()
@@ -129,7 +148,7 @@ async def _serve(
     from bot.discord.client import Services, build_bot
     from bot.live import LiveConfig
 
-    async with build_core(settings) as core:
+    async with build_core(settings, ask_users=True) as core:
         if stop.is_set():
             log.info("stopped during start-up")
             return
@@ -142,6 +161,7 @@ async def _serve(
             limits=limits,
             tools=core.tools,
             policies=core.policies,
+            elicitations=core.elicitations,
         )
         bot = build_bot(services)
         live = LiveConfig(settings, core, bot, limits)

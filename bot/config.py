@@ -218,6 +218,8 @@ class MCPConfig(_Section):
     """Unanswered approval requests count as denied after this many seconds."""
     tool_timeout_s: float = Field(default=60, gt=0)
     """Timeout of one tool call, in seconds."""
+    sampling: Literal["deny", "ask", "allow"] = "ask"
+    """MCP servers asking the bot's model to write something: deny, ask (buttons) or allow."""
     servers: dict[str, MCPServerConfig] = Field(default_factory=dict)
     """MCP servers by name, in the shape of the common `mcpServers` JSON."""
 

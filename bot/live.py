@@ -61,7 +61,15 @@ class LiveConfig:
             name: ApprovalPolicy(server.require_approval)
             for name, server in new.mcp.servers.items()
         }
-        backend = make_backend(new, ToolExecutor(core.tools, policies, core.broker))
+        # Servers' questions keep going to users (their timeout is restart-only, like approvals').
+        executor = ToolExecutor(
+            core.tools,
+            policies,
+            core.broker,
+            core.elicitations,
+            self.settings.mcp.approval_timeout_s,
+        )
+        backend = make_backend(new, executor)
         self.retired.append(core.conversations.backend)
         core.conversations.use_backend(backend)
         self._limits.reconfigure(new.limits)

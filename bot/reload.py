@@ -25,6 +25,7 @@ RESTART_ONLY = (
     "storage",
     "mcp.approval_timeout_s",
     "mcp.tool_timeout_s",
+    "mcp.sampling",  # told to each MCP server when it connects
 )
 
 
@@ -115,6 +116,7 @@ def keep_restart_only(old: Settings, new: Settings) -> Settings:
         update={
             "approval_timeout_s": old.mcp.approval_timeout_s,
             "tool_timeout_s": old.mcp.tool_timeout_s,
+            "sampling": old.mcp.sampling,
         }
     )
     return new.model_copy(

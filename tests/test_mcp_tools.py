@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import re
+import signal
 import sys
 import time
 from pathlib import Path
@@ -250,7 +252,7 @@ async def test_same_tool_names_on_two_servers(tmp_path: Path) -> None:
     async with MCPTools(servers) as mcp:
         specs = mcp.tools()
         names = [s.name for s in specs]
-        assert len(names) == len(set(names)) == 6 * 3 + 1
+        assert len(names) == len(set(names)) == 9 * 3 + 1
         assert all(NAME_RE.match(n) for n in names)
         assert "one__add" in names and "x_y__add" in names
         adds = [s for s in specs if s.tool == "add" and s.server in ("x.y", "x_y")]
@@ -296,6 +298,81 @@ def test_schema_and_result_text() -> None:
 
     empty_error = types.CallToolResult(content=[], is_error=True)
     assert result_text(empty_error)
+
+
+async def _until(check: Any, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.05)
+
+
+async def test_idle_stdio_server_killed_is_restarted_before_the_next_call(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    log = tmp_path / "calls.jsonl"
+    caplog.set_level(logging.INFO)
+    async with MCPTools({"fake": stdio(log)}) as mcp:
+        assert await mcp.call("fake__add", {"a": 1, "b": 1}) == _ok("2")
+        os.kill(read_calls(log)[0]["pid"], signal.SIGKILL)  # dies while idle
+        # Noticed without any call: the session watches its transport.
+        await _until(lambda: not status_of(mcp, "fake").connected)
+        assert "'fake' disconnected (the process exited)" in caplog.text
+        # So the next call goes to a fresh process instead of failing half-way.
+        assert await mcp.call("fake__record", {"note": "after-kill"}) == _ok("recorded: after-kill")
+        assert status_of(mcp, "fake").connected
+    calls = read_calls(log)
+    assert [c["tool"] for c in calls] == ["add", "record"]  # ran exactly once
+    assert calls[0]["pid"] != calls[1]["pid"]
+
+
+async def test_tools_list_changed_is_followed(tmp_path: Path) -> None:
+    log = tmp_path / "calls.jsonl"
+    async with MCPTools({"fake": stdio(log)}) as mcp:
+        assert mcp.find("fake__newt") is None
+        assert await mcp.call("fake__grow", {"name": "newt", "answer": "ribbit"}) == _ok(
+            "added newt"
+        )
+        # The re-list is done by the time the call that caused it returns.
+        spec = mcp.find("fake__newt")
+        assert spec is not None and "ribbit" in spec.description
+        assert await mcp.call("fake__newt", {}) == _ok("ribbit")
+        assert "fake__newt" in status_of(mcp, "fake").tools
+
+
+async def test_prompts_list_changed_is_followed(tmp_path: Path) -> None:
+    async with MCPTools({"fake": stdio(tmp_path / "calls.jsonl")}) as mcp:
+        assert mcp.find_prompt("fake/haiku") is None
+        await mcp.call("fake__teach", {"name": "haiku", "text": "Write a haiku."})
+        prompt = mcp.find_prompt("fake/haiku")
+        assert prompt is not None and prompt.description == "Asks: Write a haiku."
+        assert await mcp.get_prompt(prompt, {}) == "Write a haiku."
+        assert "haiku" in status_of(mcp, "fake").prompts
+
+
+async def test_stderr_is_logged_at_info_redacted_and_rate_limited(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from bot.tools.mcp_watch import STDERR_BURST
+
+    log = tmp_path / "calls.jsonl"
+    params = stdio_params(log)
+    cfg = MCPServerConfig(**{**params, "env": {**params["env"], "API_TOKEN": "tok-12345"}})
+    caplog.set_level(logging.INFO, logger="bot.tools.mcp.stderr")
+    lines = [f"line {i} token=tok-12345" for i in range(STDERR_BURST * 3)]
+    async with MCPTools({"fake": cfg}) as mcp:
+        assert not (await mcp.call("fake__shout", {"lines": lines})).is_error
+
+        def logged() -> list[logging.LogRecord]:
+            return [r for r in caplog.records if r.name == "bot.tools.mcp.stderr"]
+
+        await _until(lambda: any("line 0 " in r.getMessage() for r in logged()))
+    await _until(lambda: any("not logged" in r.getMessage() for r in logged()))
+    records = logged()
+    assert all(r.levelno == logging.INFO for r in records)
+    assert "tok-12345" not in caplog.text and "line 0 token=***" in caplog.text
+    shown = [r for r in records if r.getMessage().startswith("[fake] line ")]
+    assert STDERR_BURST <= len(shown) < len(lines)
 
 
 def _ok(text: str) -> ToolResult:

@@ -80,7 +80,7 @@ class Box:
     def find(self, name: str) -> Any:
         return next((s for s in self.specs if s.name == name), None)
 
-    async def call(self, name: str, arguments: dict[str, Any]) -> Result:
+    async def call(self, name: str, arguments: dict[str, Any], **_: Any) -> Result:
         self.calls.append((name, arguments))
         if name == "calc__add":
             return Result(str(arguments["a"] + arguments["b"]))

@@ -32,10 +32,12 @@ from bot.backends.history import (
 from bot.backends.images import fetch_images
 from bot.config import LLMConfig
 from bot.core.events import (
+    Attachment,
     Notice,
     ReasoningDelta,
     TextDelta,
     ToolCallFinished,
+    ToolImages,
     TurnCompleted,
     TurnEvent,
     TurnFailed,
@@ -43,6 +45,7 @@ from bot.core.events import (
 )
 from bot.core.state import ConversationState, TurnRequest
 from bot.core.tool_calls import ToolCall, ToolExecutor, unknown_tool
+from bot.core.tool_updates import images_message
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +185,7 @@ class ChatBackend:
         repaired = False
         tools = self._tools.chat_tools() if self._tools else []
         round_number = 0
+        tool_images: list[Attachment] = []  # tools' images, for the next request only (vision)
 
         def keep(items: list[dict[str, Any]]) -> ConversationState:
             stored = trim_history(without_thinking(items), llm.max_history_messages)
@@ -193,6 +197,9 @@ class ChatBackend:
             )
             prompt = system_prompt(request.system_prompt or llm.system_prompt)
             messages = [{"role": "system", "content": prompt}, *context]
+            if tool_images:  # not stored: later turns keep the tool's text note only
+                messages.append(images_message(tool_images, responses=False))
+                tool_images = []
             # The last round offers no tool calls, so the model has to answer in words.
             last_round = round_number == llm.max_tool_rounds
             result = _Round()
@@ -245,6 +252,8 @@ class ChatBackend:
                         new.append(
                             {"role": "tool", "tool_call_id": call.call_id, "content": event.output}
                         )
+                    elif isinstance(event, ToolImages) and llm.vision:
+                        tool_images += event.images
             if last_round:
                 break
             round_number += 1

@@ -45,9 +45,11 @@ from bot.config import LLMConfig, MCPServerConfig
 from bot.core.approvals import ApprovalRequest
 from bot.core.events import (
     ApprovalResolved,
+    Attachment,
     Notice,
     ReasoningDelta,
     ToolCallFinished,
+    ToolImages,
     TurnCompleted,
     TurnEvent,
     TurnFailed,
@@ -55,6 +57,7 @@ from bot.core.events import (
 )
 from bot.core.state import ConversationState, TurnRequest
 from bot.core.tool_calls import ToolCall, ToolExecutor, ask_approval, unknown_tool
+from bot.core.tool_updates import images_message
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +145,7 @@ class ResponsesBackend:
         budget = budget_for(llm.max_context_tokens or model_window(model), llm.params)
         repaired = False
         round_number = 0
+        images_item: dict[str, Any] | None = None  # tools' images for the next request (vision)
 
         def keep(
             items: list[dict[str, Any]], last_id: str | None, waiting: list[dict[str, Any]]
@@ -167,6 +171,9 @@ class ResponsesBackend:
             else:
                 window = trim_history(history + kept, llm.max_history_messages)
                 items, _ = fit(window, budget, len(kept))
+                if images_item is not None:
+                    items = [*items, images_item]  # not kept: later turns see the text note only
+            images_item = None
             kwargs = self._arguments(model, items, previous, tools, last_round)
             if user := user_field(request.user_id, llm.send_user_id):
                 kwargs["user"] = user
@@ -227,6 +234,7 @@ class ResponsesBackend:
                 pending = [output_item(call.call_id, ROUNDS_USED) for call in calls]
                 break
             send = []
+            tool_images: list[Attachment] = []
             for call in calls:
                 output = ""
                 async for event in self._run_call(call, request):
@@ -235,9 +243,14 @@ class ResponsesBackend:
                         output = event.output
                         if event.outcome != "denied":
                             ran.append(tool_label(event))
+                    elif isinstance(event, ToolImages) and llm.vision:
+                        tool_images += event.images
                 answer = output_item(call.call_id, output)
                 kept += [call_item(call), answer]
                 send.append(answer)
+            if tool_images:
+                images_item = images_message(tool_images, responses=True)
+                send.append(images_item)
             for ask in result.approvals:
                 verdict = _Verdict()
                 async for event in self._ask(ask, request, verdict):

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from typing import Any, Literal, Protocol, TypeVar
 
 from bot.core.backend import Backend
-from bot.core.events import TurnCompleted, TurnEvent, TurnFailed
+from bot.core.events import SamplingUsed, TurnCompleted, TurnEvent, TurnFailed, Usage
 from bot.core.state import ConversationKey, ConversationState, TurnRequest
 from bot.core.turn_log import CostOf, TurnLog
 
@@ -155,10 +155,13 @@ class Conversations:
             state = ConversationState(
                 backend=self._backend.name, model=state.model if state else None
             )
+        sampled = Usage()  # MCP servers' sampling requests answered during this turn
         try:
             async for event in self._backend.run_turn(state, request):
+                if isinstance(event, SamplingUsed):
+                    sampled = sampled + event.usage
                 if isinstance(event, TurnCompleted | TurnFailed):
-                    await self._save(request, event, time.monotonic() - started)
+                    await self._save(request, event, time.monotonic() - started, sampled)
                 yield event
                 if isinstance(event, TurnCompleted | TurnFailed):
                     return
@@ -173,15 +176,21 @@ class Conversations:
         yield TurnFailed(message="The answer ended unexpectedly. Please try again.")
 
     async def _save(
-        self, request: TurnRequest, event: TurnCompleted | TurnFailed, duration_s: float
+        self,
+        request: TurnRequest,
+        event: TurnCompleted | TurnFailed,
+        duration_s: float,
+        sampled: Usage,
     ) -> None:
         """Store the new state with the turn's usage. A failed turn stores what it completed
         (or a repaired state) if the backend says so, and its usage whenever it cost tokens,
         so failed and retried attempts count toward the daily budget too."""
+        # MCP servers' sampling requests were answered by the bot's model: they count too.
+        usage = event.usage + sampled
         record = self._make_record(
-            user_id=request.user_id, model=event.model, usage=event.usage, duration_s=duration_s
+            user_id=request.user_id, model=event.model, usage=usage, duration_s=duration_s
         )
         if event.state is not None:
             await self._store.save_turn(request.key, event.state, record)
-        elif event.usage:
+        elif usage:
             await self._store.save_usage(request.key, record)

@@ -117,6 +117,81 @@ class TurnFailed:
     model: str = ""
 
 
+# ---- What MCP tools show the user besides text (issue 13) ---------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Attachment:
+    """A file for the reply: an image, audio or binary resource a tool returned."""
+
+    filename: str
+    content_type: str
+    data: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolProgress:
+    """A running tool's `notifications/progress`: progress/total, or just a message."""
+
+    kind: Literal["tool_progress"] = "tool_progress"
+    call_id: str
+    progress: float
+    total: float | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolUserContent:
+    """Parts of a tool result meant for the user, not the model (files, user-only notes)."""
+
+    kind: Literal["tool_user_content"] = "tool_user_content"
+    call_id: str
+    attachments: tuple[Attachment, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolImages:
+    """Images a tool returned for the model: sent to it when `llm.vision` is on."""
+
+    kind: Literal["tool_images"] = "tool_images"
+    call_id: str
+    images: tuple[Attachment, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SamplingUsed:
+    """The bot's model answered an MCP server's sampling request: count it with the turn."""
+
+    kind: Literal["sampling_used"] = "sampling_used"
+    model: str
+    usage: Usage
+
+
+@dataclass(frozen=True, kw_only=True)
+class ElicitationRequested:
+    """A server asks the requester something during a call (MCP elicitation)."""
+
+    kind: Literal["elicitation_requested"] = "elicitation_requested"
+    call_id: str
+    elicitation_id: int
+    server: str
+    message: str
+    requester_id: int
+    pages: int = 1  # modals needed for the form (0 for a URL)
+    url: str | None = None  # URL mode: the user opens this, then confirms
+
+
+@dataclass(frozen=True, kw_only=True)
+class ElicitationResolved:
+    kind: Literal["elicitation_resolved"] = "elicitation_resolved"
+    call_id: str
+    elicitation_id: int
+    action: Literal["accept", "decline", "cancel"]
+
+
+# ---------------------------------------------------------------------------------------------
+
 TurnEvent = (
     TextDelta
     | ReasoningDelta
@@ -127,4 +202,10 @@ TurnEvent = (
     | ToolCallFinished
     | TurnCompleted
     | TurnFailed
+    | ToolProgress
+    | ToolUserContent
+    | ToolImages
+    | SamplingUsed
+    | ElicitationRequested
+    | ElicitationResolved
 )

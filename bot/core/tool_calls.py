@@ -15,6 +15,7 @@ from bot.core.approvals import (
     is_read_only,
 )
 from bot.core.arguments import pretty
+from bot.core.elicitation import ElicitationBroker
 from bot.core.events import (
     ApprovalRequested,
     ApprovalResolved,
@@ -23,6 +24,7 @@ from bot.core.events import (
     TurnEvent,
 )
 from bot.core.state import TurnRequest
+from bot.core.tool_updates import CallDone, CallUpdates, run_with_updates
 
 
 class ToolSpecLike(Protocol):
@@ -50,7 +52,9 @@ class ToolBox(Protocol):
 
     def tools(self) -> list[Any]: ...
     def find(self, name: str) -> Any: ...
-    async def call(self, name: str, arguments: dict[str, Any]) -> Any: ...
+    async def call(
+        self, name: str, arguments: dict[str, Any], *, updates: CallUpdates | None = None
+    ) -> Any: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,11 +68,19 @@ class ToolCall:
 
 class ToolExecutor:
     def __init__(
-        self, toolbox: ToolBox, policies: dict[str, ApprovalPolicy], gate: ApprovalGate
+        self,
+        toolbox: ToolBox,
+        policies: dict[str, ApprovalPolicy],
+        gate: ApprovalGate,
+        elicitations: ElicitationBroker | None = None,
+        elicitation_timeout_s: float = 300,
     ) -> None:
         self._toolbox = toolbox
         self._policies = policies
         self._gate = gate
+        # Servers' questions to users during a call (MCP elicitation); None: always declined.
+        self._elicitations = elicitations
+        self._elicitation_timeout = elicitation_timeout_s
 
     @property
     def gate(self) -> ApprovalGate:
@@ -141,7 +153,16 @@ class ToolExecutor:
         yield ToolCallStarted(
             call_id=call.call_id, server=spec.server, tool=spec.tool, arguments=arguments
         )
-        result = await self._toolbox.call(spec.name, arguments)
+        # Progress, sampling questions and files come as events while the call runs.
+        updates = CallUpdates(
+            call.call_id, request, self._gate, self._elicitations, self._elicitation_timeout
+        )
+        result: Any = None
+        async for item in run_with_updates(self._toolbox, spec.name, arguments, updates):
+            if isinstance(item, CallDone):
+                result = item.result
+            else:
+                yield item
         yield ToolCallFinished(
             call_id=call.call_id,
             server=spec.server,

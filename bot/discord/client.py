@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,8 @@ from bot.discord.budget import UNLIMITED, Limits, WriteScheduler
 from bot.discord.budget_feed import trace_config
 from bot.discord.commands import ALL_COMMANDS
 from bot.discord.deletions import DeletedMessages
+from bot.discord.elicitation import DiscordElicitations, ElicitButton
+from bot.discord.prompts import prompt
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,7 @@ class Services:
     limits: UserLimits
     tools: Any  # MCPTools or None
     policies: dict[str, ApprovalPolicy]
+    elicitations: Any = None  # ElicitationBroker: MCP servers' questions to users
 
 
 class _McpcordMixin:
@@ -47,6 +51,7 @@ class _McpcordMixin:
     approvals: DiscordApprovals
     audit: DiscordAudit | None
     budget: WriteScheduler
+    elicitation_ui: DiscordElicitations
     deleted: DeletedMessages
     accepting: bool
     _turns: set[asyncio.Task[None]]
@@ -60,6 +65,7 @@ class _McpcordMixin:
         if self.audit is not None:
             services.conversations.add_observer(self.audit.observe)
         self.approvals = DiscordApprovals(services.broker, services.store, self.audit)
+        self.elicitation_ui = DiscordElicitations()
         self.deleted = DeletedMessages()
         self.accepting = True
         self._turns = set()
@@ -68,9 +74,9 @@ class _McpcordMixin:
         bot: Any = self
         if self.audit is not None:
             self.audit.start()
-        bot.add_dynamic_items(ApprovalButton)
+        bot.add_dynamic_items(ApprovalButton, ElicitButton)
         bot.add_listener(self.approvals.on_interaction, "on_interaction")
-        for command in ALL_COMMANDS:
+        for command in (*ALL_COMMANDS, prompt):
             bot.tree.add_command(command)
         await self._sync_commands()
         expired = await self.approvals.expire_stale(bot)
@@ -127,6 +133,19 @@ class _McpcordMixin:
     async def on_message(self, message: discord.Message) -> None:
         # Our own task, not discord.py's: shutdown can wait for it and then cancel it.
         task = asyncio.create_task(self._answer_safely(message))
+        self._turns.add(task)
+        task.add_done_callback(self._turns.discard)
+
+    def start_turn(self, turn: Coroutine[Any, Any, None]) -> None:
+        """Run a turn started elsewhere (e.g. /prompt) as drain() knows turns."""
+
+        async def safely() -> None:
+            try:
+                await turn
+            except Exception:
+                log.exception("a turn failed unexpectedly")
+
+        task = asyncio.create_task(safely())
         self._turns.add(task)
         task.add_done_callback(self._turns.discard)
 

@@ -104,6 +104,13 @@ def _deciders(bot: McpcordBot, server: str) -> str:
     return f"; decided by: {', '.join(people)}{extra}"
 
 
+def _server_features(status: Any) -> str:
+    """Prompts and what the server may ask of the bot (sampling, elicitation), in one line."""
+    prompts = ", ".join(f"`{status.name}/{p}`" for p in status.prompts) or "none"
+    elicit = "yes" if status.elicitation else "no"
+    return f"-# prompts: {prompts} · sampling: {status.sampling} · elicitation: {elicit}"
+
+
 def describe_tools(bot: McpcordBot, *, is_admin: bool) -> list[str]:
     """One line per server: its approval rule, and per tool whether it asks or why not."""
     services = bot.services
@@ -126,6 +133,7 @@ def describe_tools(bot: McpcordBot, *, is_admin: bool) -> list[str]:
             names = ", ".join(tools) or "no tools"
             rule = f"approval: {policy.describe()}{_deciders(bot, status.name)}"
             lines.append(f"**{status.name}** ({rule}): {names}")
+            lines.append(_server_features(status))
     for name, server in services.settings.mcp.servers.items():
         if server.server_side:
             policy = services.policies.get(name, ApprovalPolicy())

@@ -194,6 +194,7 @@ async def answer(
         edit_interval_s=services.settings.discord.edit_interval_s,
         approvals=bot.approvals,
         budget=bot.budget,
+        elicitations=bot.elicitation_ui,
         deleted=bot.deleted,
         channel=target,
         reasoning=services.settings.llm.reasoning,

@@ -8,11 +8,13 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import discord
 
+from bot.core import events as mcp
 from bot.core.events import ApprovalRequested, ApprovalResolved, TextDelta, TurnEvent, TurnFailed
+from bot.discord.attachments import ReplyFiles
 from bot.discord.budget import Priority, WriteScheduler
 from bot.discord.deletions import DeletedMessages
 from bot.discord.reasoning import ReasoningView
@@ -61,6 +63,7 @@ class StreamRenderer:
         deleted: DeletedMessages,
         channel: discord.Thread | None = None,
         reasoning: str = "status",
+        elicitations: Any = None,  # bot/discord/elicitation.py's DiscordElicitations
     ) -> None:
         self._source = source
         # Where the first part goes: a reply to `source`, or (reply_in_thread) a new thread.
@@ -72,6 +75,7 @@ class StreamRenderer:
         self._reply_id = source.id
         self._prepaid = False  # the flusher already holds a write for its next request
         self._finalizing = False
+        self._elicitations = elicitations
         self._deleted = deleted
         self._channel_id = (channel or source.channel).id
         self._transcript = Transcript()
@@ -87,6 +91,7 @@ class StreamRenderer:
         self._flusher: asyncio.Task[None] | None = None
         self._typing: asyncio.Task[None] | None = None
         self._queue_timer: asyncio.Task[None] | None = None
+        self._files = ReplyFiles.for_reply(source)  # tool results' files, sent at the end
 
     # -- the turn's life -----------------------------------------------------------------------
 
@@ -118,29 +123,36 @@ class StreamRenderer:
             if changed:
                 self._dirty.set()  # the flusher picks it up at its own pace
             return
-        if isinstance(event, ApprovalRequested):
+        if isinstance(event, ApprovalRequested | mcp.ElicitationRequested):
+            ui = self._ui(event)
             # The user must see what led to the question before the buttons appear below it.
             with contextlib.suppress(Exception):  # logged in _sync_quietly
                 await self._sync_quietly(final=False)
             last = self._segments[-1].messages or self._segments[0].messages
             anchor = last[-1] if last else self._source
             try:
-                prompt = await with_retries(
-                    "posting an approval prompt", lambda: self._approvals.send_prompt(event, anchor)
-                )
+                prompt = await with_retries("asking", lambda: ui.send_prompt(event, anchor))
             except Exception:
                 # The turn cannot go on without its question; finish() shows why it stopped.
                 self._transcript.apply(TurnFailed(message=PROMPT_FAILED))
                 raise
             self._segments.append(_Segment(start=self._transcript.seal(), anchor=prompt))
-        elif isinstance(event, ApprovalResolved):
+        elif isinstance(event, ApprovalResolved | mcp.ElicitationResolved):
+            ui = self._ui(event)
             try:
-                await self._approvals.show_resolution(event)
+                await ui.show_resolution(event)
             except Exception as exc:
                 # Only the prompt's outcome line is lost; the answer goes on below it.
-                log.warning("could not show an approval outcome: %s", describe(exc))
+                log.warning("could not show a question's outcome: %s", describe(exc))
+        elif isinstance(event, mcp.ToolUserContent):
+            for notice in self._files.add(event.attachments):
+                changed = self._transcript.apply(notice) or changed
         if changed:
             self._dirty.set()
+
+    def _ui(self, event: TurnEvent) -> Any:  # approvals and servers' questions show alike
+        approval = isinstance(event, ApprovalRequested | ApprovalResolved)
+        return self._approvals if approval else self._elicitations
 
     async def finish(self) -> None:
         """Stop streaming and show the final text at once, without the indicator."""
@@ -152,6 +164,7 @@ class StreamRenderer:
             for attempt in range(1, FINAL_ATTEMPTS + 1):
                 try:
                     await self._sync(final=True)
+                    await self._files.send_below(self._segments, self._paid)
                     return
                 except Exception as exc:
                     log.warning(

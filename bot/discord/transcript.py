@@ -11,6 +11,8 @@ from bot.core.events import (
     TextDelta,
     ToolCallFinished,
     ToolCallStarted,
+    ToolProgress,
+    ToolUserContent,
     TurnEvent,
     TurnFailed,
 )
@@ -32,6 +34,14 @@ class _Line:
 
     def render(self) -> str:
         return self.text
+
+
+MAX_NOTE_CHARS = 1500  # a user-only note from a tool must not push the answer off screen
+
+
+def _progress(event: ToolProgress) -> str:
+    shown = f"{event.progress:g}/{event.total:g}" if event.total else f"{event.progress:g}"
+    return f"{shown} · {event.message}" if event.message else shown
 
 
 def _label(server: str, tool: str) -> str:
@@ -63,8 +73,13 @@ class Transcript:
                 line = self._tool_lines.get(call_id)
                 if line:
                     line.text = line.text.replace("waiting for approval…", "approved")
-            case ApprovalResolved():
-                return False  # the ToolCallFinished that follows says "not run"
+            case ApprovalResolved(call_id=call_id):
+                # A tool's ToolCallFinished then says "not run"; a server's sampling request
+                # has no such event, so the line says it here.
+                line = self._tool_lines.get(call_id)
+                if line is None or "waiting for approval…" not in line.text:
+                    return False
+                line.text = line.text.replace("waiting for approval…", "not approved")
             case ToolCallStarted(call_id=call_id, server=server, tool=tool):
                 self._tool_line(call_id, f"-# 🔧 {_label(server, tool)} running…")
             case ToolCallFinished(call_id=call_id, server=server, tool=tool, outcome=outcome):
@@ -74,6 +89,15 @@ class Transcript:
                     "denied": "🚫 {label} not run (not approved)",
                 }[outcome]
                 self._tool_line(call_id, "-# " + words.format(label=_label(server, tool)))
+            case ToolProgress(call_id=call_id) if call_id in self._tool_lines:
+                line = self._tool_lines[call_id]
+                if "running…" not in line.text:
+                    return False
+                line.text = line.text.split(" running…", 1)[0] + " running… " + _progress(event)
+            case ToolUserContent(notes=notes) if notes:
+                # Content a server meant for the user, not the model: shown as it came.
+                for note in notes:
+                    self._blocks.append(_Line(note[:MAX_NOTE_CHARS]))
             case Notice(text=text):
                 self._blocks.append(_Line(f"-# ℹ️ {text}"))
             case TurnFailed(message=message):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal
 
@@ -26,41 +25,34 @@ from mcp import MCPError
 from mcp_types import CONNECTION_CLOSED
 
 from bot.config import MCPServerConfig
-from bot.tools.mcp_format import describe_error, exposed_name, object_schema, redact, result_text
-from bot.tools.mcp_session import Connection, ServerEntry, run_connection
+from bot.tools.mcp_content import split_resource, split_result
+from bot.tools.mcp_format import describe_error, exposed_name, object_schema, redact
+from bot.tools.mcp_prompts import PromptError, PromptInfo, complete, fetch
+from bot.tools.mcp_requests import CallUpdates, InFlight, Sampled, Sampler, ServerRequests
+from bot.tools.mcp_session import Connection, ServerEntry, SessionHooks, run_connection
+from bot.tools.mcp_values import ServerStatus, ToolResult, ToolSpec
+
+__all__ = [
+    "CallUpdates",
+    "MCPTools",
+    "Sampled",
+    "Sampler",
+    "ServerStatus",
+    "ToolResult",
+    "ToolSpec",
+]
 
 log = logging.getLogger(__name__)
 
+# The tool the bot adds for servers that have resources (it sends `resources/read`); approval
+# rules name it `read_resource`, like a tool of the server's own.
+READ_RESOURCE = "read_resource"
+_READER_KEY = "\0resources/read"  # its naming key: never equal to a real tool's name
 _CLOSE_GRACE_S = 10.0  # how long __aexit__ waits for sessions to close before forcing them
-
-
-@dataclass(frozen=True)
-class ToolSpec:
-    name: str
-    server: str
-    tool: str
-    description: str
-    input_schema: dict[str, Any]
-    annotations: Any = None  # the server's ToolAnnotations (read_only_hint, ...), if any
-
-
-@dataclass(frozen=True)
-class ToolResult:
-    text: str
-    is_error: bool
 
 
 # Internal: "the HTTP server forgot our session before running the tool; retry once".
 _FORGOTTEN = ToolResult("session unknown to the server", is_error=True)
-
-
-@dataclass(frozen=True)
-class ServerStatus:
-    name: str
-    transport: Literal["stdio", "http"]
-    connected: bool
-    error: str | None
-    tools: list[str]
 
 
 class MCPTools:
@@ -70,6 +62,10 @@ class MCPTools:
         *,
         tool_timeout_s: float = 60,
         connect_timeout_s: float = 20,
+        sampling: Literal["deny", "ask", "allow"] = "deny",
+        sampler: Sampler | None = None,
+        server_request_timeout_s: float = 300,
+        elicitation: bool = False,
     ) -> None:
         # server_side servers are run by the Responses server; the bot never connects them.
         self._servers = {
@@ -81,6 +77,7 @@ class MCPTools:
         self._specs: dict[str, ToolSpec] = {}
         self._tasks: dict[asyncio.Task[None], Connection] = {}
         self._closing = False
+        self._requests = ServerRequests(sampling, sampler, server_request_timeout_s, elicitation)
 
     async def __aenter__(self) -> MCPTools:
         conns = [self._start(server) for server in self._servers.values()]
@@ -156,35 +153,85 @@ class MCPTools:
                 connected=s.conn is not None and s.conn.live,
                 error=s.error,
                 tools=[spec.name for spec in self._specs.values() if spec.server == s.name],
+                prompts=[p.name for p in s.prompts],
+                sampling=self._requests.sampling,
+                elicitation=self._requests.elicitation,
             )
             for s in self._servers.values()
         ]
 
-    async def call(self, name: str, arguments: dict[str, Any]) -> ToolResult:
+    # ---- prompts --------------------------------------------------------------------------
+
+    def prompts(self) -> list[PromptInfo]:
+        return [
+            PromptInfo(s.name, p.name, p.description or p.title or "", tuple(p.arguments or ()))
+            for s in self._servers.values()
+            for p in s.prompts
+        ]
+
+    def find_prompt(self, full_name: str) -> PromptInfo | None:
+        return next((p for p in self.prompts() if p.full_name == full_name), None)
+
+    async def get_prompt(self, prompt: PromptInfo, values: dict[str, str]) -> str:
+        """The prompt's text with `values` filled in; PromptError says why not."""
+        conn = await self._ensure(self._servers[prompt.server])
+        if conn is None or conn.client is None:
+            raise PromptError(f"MCP server '{prompt.server}' is unavailable.")
+        return await fetch(conn.client, prompt, values, self._tool_timeout)
+
+    async def complete_prompt(
+        self, prompt: PromptInfo, argument: str, value: str, given: dict[str, str]
+    ) -> list[str]:
+        conn = self._servers[prompt.server].conn
+        if conn is None or not conn.live or conn.client is None:
+            return []  # autocomplete does not wait for a reconnect
+        return await complete(conn.client, prompt, argument, value, given)
+
+    # ---- calls ----------------------------------------------------------------------------
+
+    async def call(
+        self, name: str, arguments: dict[str, Any], *, updates: CallUpdates | None = None
+    ) -> ToolResult:
         spec = self._specs.get(name)
         if spec is None:
             return ToolResult(f"unknown tool: {name}", is_error=True)
         server = self._servers[spec.server]
-        result = await self._call_once(server, spec, arguments)
+        result = await self._call_once(server, spec, arguments, updates)
         if result is _FORGOTTEN:
             # An HTTP server that restarted answers 404 for the old session without running
             # the tool, so one retry on a fresh session cannot run it twice.
-            result = await self._call_once(server, spec, arguments)
+            result = await self._call_once(server, spec, arguments, updates)
         if result is _FORGOTTEN:
             return ToolResult(f"MCP server '{server.name}' rejected the session", is_error=True)
         return result
 
     async def _call_once(
-        self, server: ServerEntry, spec: ToolSpec, arguments: dict[str, Any]
+        self,
+        server: ServerEntry,
+        spec: ToolSpec,
+        arguments: dict[str, Any],
+        updates: CallUpdates | None,
     ) -> ToolResult:
         conn = await self._ensure(server)
         if conn is None or conn.client is None:
             return ToolResult(
                 f"MCP server '{server.name}' is unavailable: {server.error}", is_error=True
             )
+        running = InFlight(updates)
+        running.scope.deadline = anyio.current_time() + self._tool_timeout
+        server.inflight.append(running)
         try:
-            with anyio.fail_after(self._tool_timeout):
-                result = await conn.client.call_tool(spec.tool, arguments)
+            with running.scope:
+                if self._names.get((spec.server, _READER_KEY)) == spec.name:
+                    read = await conn.client.read_resource(str(arguments.get("uri", "")))
+                    return ToolResult.of(split_resource(list(read.contents), spec.server), False)
+                # With a progress callback the SDK sends a progressToken in the call's _meta.
+                progress = updates.progress if updates is not None else None
+                result = await conn.client.call_tool(
+                    spec.tool, arguments, progress_callback=progress
+                )
+            if running.scope.cancelled_caught:
+                raise TimeoutError
         except TimeoutError:
             return ToolResult(
                 f"{spec.name} timed out after {self._tool_timeout:g} s", is_error=True
@@ -205,7 +252,17 @@ class MCPTools:
             return self._lost(server, conn, describe_error(exc))
         except Exception as exc:  # e.g. a result that fails the tool's own output schema
             return ToolResult(redact(describe_error(exc), server.secrets), is_error=True)
-        return ToolResult(result_text(result), is_error=result.is_error)
+        finally:
+            server.inflight.remove(running)
+        await self._settle_tool_changes(conn)
+        return ToolResult.of(split_result(result, spec.tool), result.is_error)
+
+    async def _settle_tool_changes(self, conn: Connection) -> None:
+        """A tool that changed the server's tools announced it before answering: let the
+        re-list finish, so the model's next request already offers the new tools."""
+        await anyio.lowlevel.checkpoint()  # the notification handler runs before we go on
+        with anyio.move_on_after(self._tool_timeout):
+            await conn.relisted.wait()
 
     # ---- connections ----------------------------------------------------------------------
 
@@ -216,7 +273,12 @@ class MCPTools:
             run_connection(
                 server,
                 conn,
-                lambda c: self._settled(server, c),
+                SessionHooks(
+                    on_settled=lambda c: self._settled(server, c),
+                    on_tools=lambda c: self._tools_changed(server, c),
+                    on_lost=lambda c, reason: self._mark_lost(server, c, reason),
+                    client_options=self._client_options(server),
+                ),
                 connect_timeout_s=self._connect_timeout,
                 tool_timeout_s=self._tool_timeout,
             ),
@@ -269,11 +331,29 @@ class MCPTools:
             self._failed(server, conn.error or "closed while connecting")
             return
         server.listed = conn.tools
+        server.prompts = conn.prompts
+        server.resources = conn.has_resources
         server.error = None
         log.info(
             "MCP server %r (%s) connected: %d tools", server.name, server.transport, len(conn.tools)
         )
         self._rebuild()
+
+    def _tools_changed(self, server: ServerEntry, conn: Connection) -> None:
+        if conn is not server.conn:
+            return
+        server.listed = conn.tools
+        server.prompts = conn.prompts
+        log.info(
+            "MCP server %r changed its tools or prompts: %d tools, %d prompts",
+            server.name,
+            len(conn.tools),
+            len(conn.prompts),
+        )
+        self._rebuild()
+
+    def _client_options(self, server: ServerEntry) -> dict[str, Any]:
+        return self._requests.client_options(server)
 
     def _failed(self, server: ServerEntry, reason: str) -> None:
         server.error = reason
@@ -295,5 +375,25 @@ class MCPTools:
                     description=tool.description or tool.title or f"{tool.name} ({server.name})",
                     input_schema=object_schema(tool.input_schema),
                     annotations=tool.annotations,
+                )
+            if server.resources and server.listed is not None:
+                key = (server.name, _READER_KEY)
+                if key not in self._names:
+                    self._names[key] = exposed_name(
+                        server.name, "read_resource", self._names.values()
+                    )
+                specs[self._names[key]] = ToolSpec(
+                    name=self._names[key],
+                    server=server.name,
+                    tool=READ_RESOURCE,
+                    description=(
+                        f"Read a resource of the {server.name} MCP server by its URI "
+                        "(for example one from a resource link in a tool result)."
+                    ),
+                    input_schema={
+                        "type": "object",
+                        "properties": {"uri": {"type": "string", "description": "The URI."}},
+                        "required": ["uri"],
+                    },
                 )
         self._specs = specs

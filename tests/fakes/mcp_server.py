@@ -16,8 +16,9 @@ from typing import Any
 
 import anyio
 import anyio.abc
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.prompts.base import Prompt
 from mcp.types import ToolAnnotations
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -65,6 +66,36 @@ def build_server(name: str, *, annotated: bool = False) -> MCPServer:
         _log_call("fail", {"message": message})
         # ToolError passes the message to the client; other exceptions are reported generically.
         raise ToolError(message)
+
+    @server.tool(description="Add a tool `name` that answers `answer`, and announce the change.")
+    async def grow(name: str, answer: str, ctx: Context) -> str:
+        _log_call("grow", {"name": name, "answer": answer})
+
+        def grown() -> str:
+            _log_call(name, {})
+            return answer
+
+        server.add_tool(grown, name=name, description=f"A grown tool that answers {answer}.")
+        await ctx.notify_tools_changed()
+        return f"added {name}"
+
+    @server.tool(description="Add a prompt `name` that asks `text`, and announce the change.")
+    async def teach(name: str, text: str, ctx: Context) -> str:
+        _log_call("teach", {"name": name, "text": text})
+
+        def taught() -> str:
+            return text
+
+        server.add_prompt(Prompt.from_function(taught, name=name, description=f"Asks: {text}"))
+        await ctx.notify_prompts_changed()
+        return f"taught {name}"
+
+    @server.tool(description="Write lines to stderr (for the client's log).")
+    def shout(lines: list[str]) -> str:
+        _log_call("shout", {"lines": lines})
+        for line in lines:
+            print(line, file=sys.stderr, flush=True)
+        return f"wrote {len(lines)} lines"
 
     @server.tool(description="Kill the server process, to simulate a dying server.")
     def crash() -> str:

@@ -1,0 +1,215 @@
+"""An MCP server's question to the requester: `mcpe:<id>:open|decline` buttons and form modals.
+
+The form is answered in pages of five text inputs (a modal's limit), required fields first; each
+page is checked against the schema before the next one opens. Only the requester or an admin
+may answer. The question lives as long as the tool call that asked it (not across restarts).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from bot.core.elicitation import Answer, ElicitationBroker, Pending, validate
+from bot.core.events import ElicitationRequested, ElicitationResolved
+
+if TYPE_CHECKING:
+    from bot.discord.client import McpcordBot
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_CHARS = 1500
+_OUTCOMES = {
+    "accept": "✅ Answered by <@{user}>.",
+    "decline": "❌ Declined by <@{user}>.",
+    "cancel": "⌛ Nobody answered in time, so the question was cancelled.",
+}
+
+
+def custom_id(elicitation_id: int, action: str) -> str:
+    return f"mcpe:{elicitation_id}:{action}"
+
+
+def prompt_text(event: ElicitationRequested) -> str:
+    message = event.message.replace("```", "`\u200b``")[:MAX_MESSAGE_CHARS]
+    head = f"❓ **`{event.server}` asks** <@{event.requester_id}>:\n>>> {message}"
+    if event.url:
+        return f"{head}\n-# Open the link, then press **Done**."
+    pages = f" ({event.pages} pages)" if event.pages > 1 else ""
+    return f"{head}\n-# Press **Answer** to fill in the form{pages}, or **Decline**."
+
+
+def _view(
+    pending_id: int, *, url: str | None, label: str, disabled: bool = False
+) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    if url and not disabled:
+        view.add_item(discord.ui.Button(label="Open link", url=url))
+    view.add_item(ElicitButton(pending_id, "open", label=label, disabled=disabled))
+    view.add_item(ElicitButton(pending_id, "decline", label="Decline", disabled=disabled))
+    return view
+
+
+def _with_outcome(content: str, action: str, user_id: int | None) -> str:
+    line = _OUTCOMES[action].format(user=user_id)
+    return content if line in content else f"{content}\n{line}"
+
+
+def _broker(interaction: discord.Interaction[Any]) -> ElicitationBroker | None:
+    bot: McpcordBot = interaction.client  # type: ignore[assignment]
+    return bot.services.elicitations  # type: ignore[no-any-return]
+
+
+async def _allowed(interaction: discord.Interaction[Any], pending: Pending | None) -> bool:
+    bot: McpcordBot = interaction.client  # type: ignore[assignment]
+    if pending is None:
+        await interaction.response.send_message("This question is no longer open.", ephemeral=True)
+        return False
+    if not pending.may_answer(interaction.user.id, bot.access.is_admin(interaction.user)):
+        await interaction.response.send_message(
+            f"Only <@{pending.requester_id}>, who asked, or an admin can answer this.",
+            ephemeral=True,
+        )
+        return False
+    return True
+
+
+class ElicitButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=r"mcpe:(?P<id>[0-9]+):(?P<action>open|decline)",
+):
+    def __init__(
+        self, elicitation_id: int, action: str, *, label: str = "", disabled: bool = False
+    ) -> None:
+        style = discord.ButtonStyle.primary if action == "open" else discord.ButtonStyle.danger
+        super().__init__(
+            discord.ui.Button(
+                label=label or ("Answer" if action == "open" else "Decline"),
+                style=style,
+                custom_id=custom_id(elicitation_id, action),
+                disabled=disabled,
+            )
+        )
+        self.elicitation_id = elicitation_id
+        self.action = action
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str]
+    ) -> ElicitButton:
+        return cls(int(match["id"]), match["action"])
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        broker = _broker(interaction)
+        pending = broker.get(self.elicitation_id) if broker is not None else None
+        if broker is None or not await _allowed(interaction, pending):
+            return
+        assert pending is not None
+        if self.action == "decline" or pending.url is not None:
+            action = "decline" if self.action == "decline" else "accept"
+            broker.finish(pending.id, Answer(action, {} if action == "accept" else None))  # type: ignore[arg-type]
+            await _close(interaction, pending, action)
+            return
+        await interaction.response.send_modal(FormPage(pending))
+
+
+class FormPage(discord.ui.Modal):
+    """One page of the form: up to five text inputs named after the schema's fields."""
+
+    def __init__(self, pending: Pending) -> None:
+        count = len(pending.pages)
+        title = "Answer" + (f" ({pending.page + 1}/{count})" if count > 1 else "")
+        super().__init__(title=title, custom_id=custom_id(pending.id, "submit"), timeout=None)
+        self.pending = pending
+        self.page = pending.page  # another copy (say, an admin's) may have moved the form on
+        for f in pending.pages[pending.page]:
+            self.add_item(
+                discord.ui.TextInput(
+                    label=f.title[:45],
+                    custom_id=f.name,
+                    required=f.required,
+                    placeholder=(f.hint() or None) and f.hint()[:100],
+                    default=pending.drafts.get(f.name),
+                    style=discord.TextStyle.short,
+                    max_length=1000,
+                )
+            )
+
+    async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
+        pending = self.pending
+        broker = _broker(interaction)
+        if broker is None or not await _allowed(interaction, broker.get(pending.id)):
+            return
+        if self.page != pending.page:
+            await interaction.response.send_message(
+                "This page was answered meanwhile; press the button again.", ephemeral=True
+            )
+            return
+        raw = {
+            str(child.custom_id): child.value
+            for child in self.children
+            if isinstance(child, discord.ui.TextInput)
+        }
+        pending.drafts.update(raw)
+        values, problems = validate(pending.pages[pending.page], raw)
+        if problems:
+            await interaction.response.send_message(
+                "Please fix and press the button again:\n" + "\n".join(problems), ephemeral=True
+            )
+            return
+        pending.values.update(values)
+        pending.page += 1
+        if pending.page < len(pending.pages):
+            label = f"Continue ({pending.page + 1}/{len(pending.pages)})"
+            await interaction.response.edit_message(view=_view(pending.id, url=None, label=label))
+            return
+        broker.finish(pending.id, Answer("accept", dict(pending.values)))
+        await _close(interaction, pending, "accept")
+
+
+async def _close(interaction: discord.Interaction[Any], pending: Pending, action: str) -> None:
+    content = interaction.message.content if interaction.message else ""
+    await interaction.response.edit_message(
+        content=_with_outcome(content, action, interaction.user.id),
+        view=_view(pending.id, url=None, label="Answer", disabled=True),
+        allowed_mentions=discord.AllowedMentions.none(),
+    )
+
+
+class DiscordElicitations:
+    """Posts questions into the reply and marks the ones nobody answered."""
+
+    def __init__(self) -> None:
+        self._prompts: dict[int, discord.Message] = {}
+
+    async def send_prompt(
+        self, event: ElicitationRequested, anchor: discord.Message
+    ) -> discord.Message:
+        label = "Done" if event.url else "Answer"
+        message = await anchor.reply(
+            prompt_text(event),
+            view=_view(event.elicitation_id, url=event.url, label=label),
+            mention_author=False,
+            # The text is the server's: only the requester may be pinged.
+            allowed_mentions=discord.AllowedMentions(
+                everyone=False, roles=False, users=[discord.Object(event.requester_id)]
+            ),
+        )
+        self._prompts[event.elicitation_id] = message
+        return message
+
+    async def show_resolution(self, event: ElicitationResolved) -> None:
+        message = self._prompts.pop(event.elicitation_id, None)
+        if message is None or event.action != "cancel":
+            return  # a click already updated the message
+        try:
+            await message.edit(
+                content=_with_outcome(message.content, "cancel", None),
+                view=_view(event.elicitation_id, url=None, label="Answer", disabled=True),
+                allowed_mentions=discord.AllowedMentions.none(),
+            )
+        except discord.HTTPException as exc:
+            log.warning("could not mark question %s as cancelled: %s", event.elicitation_id, exc)

@@ -1,0 +1,51 @@
+"""Tokens the bot's model spent on an MCP server's sampling request count with the turn."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from bot.core.conversations import Conversations
+from bot.core.events import SamplingUsed, TextDelta, TurnCompleted, TurnEvent, Usage
+from bot.core.state import ConversationKey, ConversationState, TurnRequest
+
+KEY = ConversationKey(guild_id=1, channel_id=2, user_id=3)
+
+
+class Backend:
+    name = "chat"
+
+    async def run_turn(
+        self, state: ConversationState, request: TurnRequest
+    ) -> AsyncIterator[TurnEvent]:
+        yield SamplingUsed(model="m", usage=Usage(input_tokens=7, output_tokens=3))
+        yield TextDelta(text="ok")
+        yield TurnCompleted(
+            state=ConversationState(backend="chat"),
+            usage=Usage(input_tokens=100, output_tokens=20),
+            model="m",
+        )
+
+    async def aclose(self) -> None:
+        return None
+
+
+class Store:
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+
+    async def load_conversation(self, key: ConversationKey) -> ConversationState | None:
+        return None
+
+    async def save_turn(self, key: ConversationKey, state: ConversationState, turn: Any) -> None:
+        self.records.append(turn)
+
+
+async def test_sampling_tokens_are_recorded_with_the_turn() -> None:
+    store = Store()
+    conversations = Conversations(store, Backend(), make_record=lambda **kw: kw)  # type: ignore[arg-type]
+    request = TurnRequest(key=KEY, user_id=3, user_name="u", text="hi")
+    events = [e async for e in conversations.run_turn(request)]
+    assert isinstance(events[-1], TurnCompleted)
+    (record,) = store.records
+    assert record["usage"] == Usage(input_tokens=107, output_tokens=23)

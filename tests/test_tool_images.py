@@ -1,0 +1,119 @@
+"""Images a tool returns reach a vision model in the next request (both backends), else a note."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from bot.backends.chat import ChatBackend
+from bot.backends.responses import ResponsesBackend
+from bot.config import LLMConfig
+from bot.core.approvals import ApprovalPolicy
+from bot.core.events import TurnCompleted, TurnEvent
+from bot.core.state import ConversationKey, ConversationState, TurnRequest
+from bot.core.tool_calls import ToolExecutor
+from tests.fakes.llm import ScriptedLLM, Text, ToolCall
+
+PNG = base64.b64encode(b"\x89PNG\r\n\x1a\nfake-pixels").decode()
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str = "pics__snap"
+    server: str = "pics"
+    tool: str = "snap"
+    description: str = "takes a picture"
+    input_schema: Any = None
+
+
+@dataclass(frozen=True)
+class Result:
+    text: str = "[image image.png (image/png, 19 bytes) was shown to the user as an attachment]"
+    is_error: bool = False
+    images: tuple[tuple[str, str], ...] = (("image/png", PNG),)
+
+
+class Box:
+    def tools(self) -> list[Any]:
+        return [Spec(input_schema={"type": "object", "properties": {}})]
+
+    def find(self, name: str) -> Any:
+        return Spec(input_schema={}) if name == "pics__snap" else None
+
+    async def call(self, name: str, arguments: dict[str, Any], **_: Any) -> Result:
+        return Result()
+
+
+class NoGate:
+    async def preapproved(self, key: Any, tool: str) -> bool:
+        return True
+
+
+@pytest.fixture(scope="module")
+async def llm() -> AsyncIterator[ScriptedLLM]:
+    server = ScriptedLLM()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+def image_urls(body: dict[str, Any]) -> list[str]:
+    found = []
+    for item in body.get("messages") or body.get("input") or []:
+        content = item.get("content") if isinstance(item, dict) else None
+        for part in content if isinstance(content, list) else []:
+            if part.get("type") == "image_url":
+                found.append(part["image_url"]["url"])
+            elif part.get("type") == "input_image":
+                found.append(part["image_url"])
+    return found
+
+
+@pytest.mark.parametrize("backend", ["chat", "responses"])
+@pytest.mark.parametrize("vision", [True, False])
+async def test_tool_images_follow_llm_vision(llm: ScriptedLLM, backend: str, vision: bool) -> None:
+    key = f"k-toolimg-{backend}-{vision}"
+    llm.clear()
+    llm.script(key, [ToolCall("pics__snap", {})], Text("A nice picture."), Text("Later."))
+    config = LLMConfig(
+        backend=backend,  # type: ignore[arg-type]
+        model="openai/test-model" if backend == "chat" else "test-model",
+        base_url=llm.base_url,
+        api_key=SecretStr("sk-test"),
+        vision=vision,
+    )
+    executor = ToolExecutor(Box(), {"pics": ApprovalPolicy("never")}, NoGate())  # type: ignore[arg-type]
+    runner: Any = (
+        ChatBackend(config, tools=executor)
+        if backend == "chat"
+        else ResponsesBackend(config, tools=executor, servers={})
+    )
+    request = TurnRequest(
+        key=ConversationKey(guild_id=1, channel_id=2, user_id=3),
+        user_id=3,
+        user_name="u",
+        text=f"{key} take a picture",
+    )
+    events: list[TurnEvent] = [
+        e async for e in runner.run_turn(ConversationState(backend=backend), request)
+    ]
+    done = events[-1]
+    assert isinstance(done, TurnCompleted)
+    # All requests, not the script key's: the fake keys on the last user text, which is the
+    # images' message when they are sent.
+    sent = list(llm.requests)
+    expected = [f"data:image/png;base64,{PNG}"] if vision else []
+    assert image_urls(sent[1].body) == expected
+    assert "shown to the user" in str(sent[1].body)  # the note is there either way
+    # The image is not stored with the conversation: a later turn carries only the note.
+    later = TurnRequest(key=request.key, user_id=3, user_name="u", text=f"{key} and now?")
+    async for _ in runner.run_turn(done.state, later):
+        pass
+    await runner.aclose()
+    sent = list(llm.requests)
+    assert "and now?" in str(sent[2].body) and image_urls(sent[2].body) == []
