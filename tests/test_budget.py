@@ -6,7 +6,9 @@ import asyncio
 
 from bot.discord.budget import Limits, Priority, WriteBudget, WriteScheduler
 
-LIMITS = Limits(channel_writes=5, channel_period_s=5.0, global_per_s=40, safety_s=0.0)
+LIMITS = Limits(
+    channel_writes=5, channel_period_s=5.0, global_per_s=40, global_edits_per_s=40, safety_s=0.0
+)
 
 
 def fill(budget: WriteBudget, channel: int, now: float, count: int = 5) -> None:
@@ -154,16 +156,33 @@ def test_message_writes_are_told_apart_from_other_routes() -> None:
     assert message_write_channel("POST", "/api/v10/channels/42/messages/7/threads") is None
 
 
-def test_typing_fits_the_global_window_beside_writes() -> None:
-    limits = Limits(channel_writes=5, channel_period_s=5.0, global_per_s=3, typing_global_per_s=4)
+def test_typing_takes_only_what_waiting_finals_and_first_parts_do_not_need() -> None:
+    limits = Limits(channel_writes=5, channel_period_s=5.0, global_per_s=4, global_edits_per_s=3)
     budget = WriteBudget(limits)
-    for channel in (1, 2, 3, 4):
+    for channel in (1, 2, 3):
         budget.submit(channel, channel, Priority.FIRST)
-    assert len(budget.grant(0.0)) == 3  # writes stop at 3 per second
-    assert budget.may_type(0.0)  # typing may use the headroom up to 4...
-    assert not budget.may_type(0.0)  # ...and no further
-    budget.note_other_request(0.0, typing=True)  # the counted typing leaving: not twice
+    assert len(budget.grant(0.0)) == 3
+    waiting = budget.submit(4, 4, Priority.FIRST)
+    assert not budget.may_type(0.0)  # the last slot of this second is the first part's
+    assert budget.grant(0.0) == [waiting]
+    budget.note_other_request(0.0, typing=True)  # an uncounted typing request leaving
+    assert not budget.may_type(0.0)
+    assert budget.may_type(1.0 + limits.safety_s)
+    budget.note_other_request(1.1, typing=True)  # the one may_type counted: not twice
+
+
+def test_edits_leave_global_room_for_finals_and_first_parts() -> None:
+    limits = Limits(channel_writes=5, channel_period_s=5.0, global_per_s=4, global_edits_per_s=2)
+    budget = WriteBudget(limits)
+    for channel in (1, 2):
+        budget.submit(channel, channel, Priority.FIRST)
+    assert len(budget.grant(0.0)) == 2
+    edit = budget.submit(3, 3, Priority.EDIT)
+    assert budget.grant(0.0) == []  # edits stop at 2 per second
+    final = budget.submit(5, 5, Priority.FINAL)
+    assert budget.grant(0.0) == [final]  # a final still fits
     assert budget.next_wake(0.0) == 1.0 + limits.safety_s
+    assert budget.grant(1.0 + limits.safety_s) == [edit]
 
 
 def test_edits_leave_room_for_the_finals_of_replies_showing_in_the_channel() -> None:

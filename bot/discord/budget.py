@@ -37,20 +37,19 @@ class Priority(IntEnum):
 class Limits:
     channel_writes: int = 5
     channel_period_s: float = 5.0
-    # Discord's global limit is 50/s for everything. Message writes may fill the window up to
-    # `global_per_s`; typing indicators up to `typing_global_per_s`, so a burst of new turns can
-    # still show "typing…" while writes wait, and the two together stay under 50.
-    global_per_s: int = 42
-    typing_global_per_s: int = 47
+    # Discord's global limit is 50/s for everything. Finals and first parts may fill the window
+    # up to `global_per_s` (a few requests stay free for interactions); intermediate edits only
+    # up to `global_edits_per_s`, keeping room for finals and first parts still to come; typing
+    # indicators take what finals and first parts waiting right now do not need.
+    global_per_s: int = 46
+    global_edits_per_s: int = 38
     # Requests reach Discord a little after they are granted, and not always in order: a window
     # is treated as this much longer than Discord's so two windows never land in one.
     safety_s: float = 0.15
 
 
 # No budget at all: every write goes at once (the bench's baseline, `discord.write_budget: false`).
-UNLIMITED = Limits(
-    channel_writes=10**9, global_per_s=10**9, typing_global_per_s=10**9, safety_s=0.0
-)
+UNLIMITED = Limits(channel_writes=10**9, global_per_s=10**9, global_edits_per_s=10**9, safety_s=0.0)
 
 
 @dataclass(order=True)
@@ -137,7 +136,13 @@ class WriteBudget:
         self._expire(now)
         if now < self._global_blocked_until:
             return False
-        if len(self._global_grants) >= self.limits.typing_global_per_s:
+        waiting = sum(
+            1
+            for heap in self._waiting.values()
+            for t in heap
+            if not t.cancelled and t.priority is not Priority.EDIT
+        )
+        if len(self._global_grants) + waiting >= self.limits.global_per_s:
             return False
         self._global_grants.append(now)
         self._typing_granted += 1
@@ -169,7 +174,12 @@ class WriteBudget:
         granted: list[Ticket] = []
         self._expire(now)
         while self._global_free(now):
-            ready = [t for c in list(self._waiting) if (t := self._ready(c, now)) is not None]
+            ready = [
+                t
+                for c in list(self._waiting)
+                if (t := self._ready(c, now)) is not None
+                and len(self._global_grants) < self._global_cap(t)
+            ]
             if not ready:
                 break
             ticket = min(ready)
@@ -196,30 +206,29 @@ class WriteBudget:
             # Enough old grants must age out to leave `needed` writes free.
             expire = len(grants) - self.limits.channel_writes + self._needed(head)
             at = grants[expire - 1] + window if expire > 0 else now
+            over = len(self._global_grants) - self._global_cap(head)
+            if over >= 0:  # and enough of the whole bot's requests must age out too
+                at = max(at, self._global_grants[over] + 1.0 + self.limits.safety_s)
             wakes.append(max(at, self._blocked_until.get(channel_id, now)))
         if not wakes:
             return None
-        at = min(wakes)
-        if len(self._global_grants) >= self.limits.global_per_s:
-            over = len(self._global_grants) - self.limits.global_per_s
-            at = max(at, self._global_grants[over] + 1.0 + self.limits.safety_s)
-        return max(at, self._global_blocked_until, now)
+        return max(min(wakes), self._global_blocked_until, now)
 
     # --- internals --------------------------------------------------------------------------
 
     def _expire(self, now: float) -> None:
         window = self.limits.channel_period_s + self.limits.safety_s
         for channel_id, grants in list(self._channel_grants.items()):
-            while grants and grants[0] <= now - window:
+            while grants and grants[0] + window <= now:
                 grants.popleft()
             if not grants:
                 del self._channel_grants[channel_id]
         for channel_id, unclaimed in list(self._unclaimed.items()):
-            while unclaimed and unclaimed[0] <= now - window:
+            while unclaimed and unclaimed[0] + window <= now:
                 unclaimed.popleft()  # granted but never sent: nothing left to match
             if not unclaimed:
                 del self._unclaimed[channel_id]
-        while self._global_grants and self._global_grants[0] <= now - 1.0 - self.limits.safety_s:
+        while self._global_grants and self._global_grants[0] + 1.0 + self.limits.safety_s <= now:
             self._global_grants.popleft()
         for channel_id, until in list(self._blocked_until.items()):
             if until <= now:
@@ -229,6 +238,11 @@ class WriteBudget:
         return now >= self._global_blocked_until and (
             len(self._global_grants) < self.limits.global_per_s
         )
+
+    def _global_cap(self, ticket: Ticket) -> int:
+        if ticket.priority is Priority.EDIT:
+            return self.limits.global_edits_per_s
+        return self.limits.global_per_s
 
     def _head(self, channel_id: int) -> Ticket | None:
         heap = self._waiting[channel_id]
