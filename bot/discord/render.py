@@ -7,7 +7,6 @@ import contextlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 import discord
@@ -19,6 +18,7 @@ from bot.discord.budget import Priority, WriteScheduler
 from bot.discord.deletions import DeletedMessages
 from bot.discord.reasoning import ReasoningView
 from bot.discord.retry import RETRY_DELAYS_S, describe, is_transient, with_retries
+from bot.discord.segment import Segment
 from bot.discord.split import split_message
 from bot.discord.transcript import STREAMING_INDICATOR, Transcript
 
@@ -80,7 +80,7 @@ class StreamRenderer:
         self._channel_id = (channel or source.channel).id
         self._transcript = Transcript()
         # After an approval prompt the answer continues below it, in a new segment of messages.
-        self._segments: list[_Segment] = [_Segment(start=0, anchor=None)]
+        self._segments: list[Segment] = [Segment(start=0, anchor=None)]
         self._dirty = asyncio.Event()
         # llm.reasoning: how thinking is shown; it wakes the flusher to keep its seconds counting
         self._reasoning = ReasoningView(reasoning, wake=self._dirty.set)
@@ -136,7 +136,7 @@ class StreamRenderer:
                 # The turn cannot go on without its question; finish() shows why it stopped.
                 self._transcript.apply(TurnFailed(message=PROMPT_FAILED))
                 raise
-            self._segments.append(_Segment(start=self._transcript.seal(), anchor=prompt))
+            self._segments.append(Segment(start=self._transcript.seal(), anchor=prompt))
         elif isinstance(event, ApprovalResolved | mcp.ElicitationResolved):
             ui = self._ui(event)
             try:
@@ -291,7 +291,7 @@ class StreamRenderer:
             # split_message closes a code block left open at the end, so previews render cleanly.
             await self._sync_segment(segment, split_message(text) if text else [], final)
 
-    async def _sync_segment(self, segment: _Segment, parts: list[str], final: bool) -> None:
+    async def _sync_segment(self, segment: Segment, parts: list[str], final: bool) -> None:
         # A part deleted by someone is sent again, and so is everything after it (order matters).
         gone = next((i for i, m in enumerate(segment.messages) if m.id in self._deleted), None)
         if gone is not None:
@@ -309,14 +309,14 @@ class StreamRenderer:
             with contextlib.suppress(Exception):
                 await self._paid(Priority.FINAL, stale.delete)
 
-    async def _forget_from(self, segment: _Segment, index: int) -> None:
+    async def _forget_from(self, segment: Segment, index: int) -> None:
         later = segment.messages[index + 1 :]
         del segment.messages[index:], segment.shown[index:]
         for message in later:
             with contextlib.suppress(Exception):
                 await self._paid(Priority.FINAL, message.delete)
 
-    async def _send(self, segment: _Segment, content: str) -> None:
+    async def _send(self, segment: Segment, content: str) -> None:
         # One nonce for all tries: if a dropped connection hid a send that worked, Discord
         # answers the retry with that message instead of posting it twice.
         nonce = secrets.randbelow(10**18)
@@ -328,7 +328,7 @@ class StreamRenderer:
         segment.messages.append(message)
         segment.shown.append(content)
 
-    async def _post(self, segment: _Segment, content: str, nonce: int) -> discord.Message:
+    async def _post(self, segment: Segment, content: str, nonce: int) -> discord.Message:
         # Each part replies to the one before it; a segment's first part to its prompt; the
         # very first part to the question (or, with reply_in_thread, opens the thread).
         anchor = segment.messages[-1] if segment.messages else segment.anchor
@@ -361,13 +361,13 @@ class StreamRenderer:
             await self._budget.acquire(self._channel_id, self._reply_id, priority)
         return await request()
 
-    def _answer_deleted_question(self, segment: _Segment) -> None:
+    def _answer_deleted_question(self, segment: Segment) -> None:
         # Without the reply arrow nobody would know whom this answers: name the asker.
         if not segment.header and self._channel is None:
             segment.header = ASKER_LINE.format(user=self._source.author.id)
             self._dirty.set()
 
-    async def _edit(self, segment: _Segment, index: int, content: str) -> bool:
+    async def _edit(self, segment: Segment, index: int, content: str) -> bool:
         """Shows `content` in a part; False if the part is gone (deleted by someone)."""
         message = segment.messages[index]
         priority = Priority.FINAL if self._finalizing else Priority.EDIT
@@ -391,14 +391,3 @@ class StreamRenderer:
             # Refused for good (e.g. too old to edit): keep what it shows, go on with the rest.
             log.warning("could not edit a reply part: %s", describe(exc))
         return True
-
-
-@dataclass
-class _Segment:
-    """Messages showing the transcript's blocks from `start` up to the next segment's start."""
-
-    start: int
-    anchor: discord.Message | None
-    messages: list[discord.Message] = field(default_factory=list)
-    shown: list[str] = field(default_factory=list)
-    header: str = ""  # a line shown above the segment's text

@@ -1,0 +1,66 @@
+"""README promises without a home elsewhere: DMs off by default, the streaming indicator, roles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import World, bot_config
+from tests.e2e.harness import INDICATOR, BotProcess, Chat, running
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.llm import ScriptedLLM, Text
+
+
+async def test_dms_are_ignored_unless_allowed(world: World) -> None:
+    # The shared worlds keep the default `allow_dms: false`.
+    key = f"k-dm-off-{world.backend}"
+    user = world.discord.add_user(key)
+    dm = Chat(world.discord, key, channel=world.discord.add_dm_channel(user))
+    ignored = await dm.say(f"{key} hello in private", user=user, mention=False)
+    # Something the bot does answer, after it: once that is done, the DM was seen and skipped.
+    chat = Chat(world.discord, f"{key}-after")
+    after = await chat.say(f"{key}-after hi")
+    await chat.answer_text(int(after["id"]), "echo")
+    assert dm.replies_to(int(ignored["id"])) == []
+    assert world.llm.requests_for(key) == []
+
+
+async def test_a_streaming_reply_shows_the_indicator_until_it_is_final(world: World) -> None:
+    chat = Chat(world.discord, "indicator")
+    key = f"k-indicator-{world.backend}"
+    text = " ".join(f"tick{i}" for i in range(60))
+    world.llm.script(key, Text(text, chunk_size=10, delay_s=0.1))  # ~3 s of streaming
+    asked = await chat.say(f"{key} go")
+
+    def streaming() -> bool:
+        parts = chat.replies_to(int(asked["id"]))
+        return bool(parts) and parts[-1]["content"].endswith(INDICATOR)
+
+    await world.discord.wait_for(streaming, timeout=20)
+    parts = await chat.answer(int(asked["id"]), lambda t: t == text)
+    assert not parts[-1]["content"].endswith(INDICATOR)
+
+
+async def test_role_allow_and_block_lists(llm: ScriptedLLM, tmp_path: Path) -> None:
+    discord = FakeDiscord(rate_limits=True)
+    await discord.start()
+    members, muted = discord.add_role("members"), discord.add_role("muted")
+    member = discord.add_user("member", roles=[members])
+    outsider = discord.add_user("outsider")
+    both = discord.add_user("member-but-muted", roles=[members, muted])
+    config = bot_config(llm, tmp_path, tmp_path / "calls.jsonl", "chat", mcp={"servers": {}})
+    config["discord"]["permissions"] = {"roles": {"allow": [members], "block": [muted]}}
+    try:
+        async with running(BotProcess(discord, config, tmp_path)):
+            chat = Chat(discord, "roles")
+            key = "k-roles"
+            refused = [
+                await chat.say(f"{key}-outsider hi", user=outsider),
+                await chat.say(f"{key}-muted hi", user=both),  # block wins over allow
+            ]
+            allowed = await chat.say(f"{key}-member hi", user=member)
+            await chat.answer_text(int(allowed["id"]), "echo")
+            assert all(chat.replies_to(int(m["id"])) == [] for m in refused)
+            assert llm.requests_for(f"{key}-outsider") == []
+            assert llm.requests_for(f"{key}-muted") == []
+    finally:
+        await discord.stop()
