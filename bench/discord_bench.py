@@ -5,7 +5,7 @@ Discord-like rate limits and latency) and the scripted LLM (a third process), dr
     python bench/discord_bench.py --quick    # a smaller run that finishes in under two minutes
 
 Every scenario runs twice per backend, with `DISCORD__WRITE_BUDGET=true` (the write budget) and
-`=false` (per-reply pacing, the baseline), each on a fresh bot process. Results go to
+`=false` (no scheduling: only discord.py's own rate limiter, the baseline), each on a fresh bot process. Results go to
 `bench/results/` as JSON and a markdown table. See bench/README.md for what each figure means.
 """
 
@@ -506,7 +506,7 @@ def update_readme(result: dict[str, Any], readme: Path = REPO_ROOT / "README.md"
     table = (
         f"Measured {meta['started']} at commit `{meta['commit']}` on {meta['cpus']} CPUs "
         f"(load average {max(r['load_avg_1m'] for r in result['runs']):.1f} at worst); each cell: "
-        "write budget on / off (per-reply pacing). Floors and every figure: "
+        "write budget on / off (no scheduling). Floors and every figure: "
         "[bench/results/latest.md](bench/results/latest.md).\n\n" + summary_table(result) + "\n"
     )
     readme.write_text(head + table + text[end:], "utf-8")

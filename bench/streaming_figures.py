@@ -307,14 +307,14 @@ def markdown(result: dict[str, Any]) -> str:
         f"Commit `{meta['commit']}`; {meta['cpus']} CPUs; fake Discord latency "
         f"{meta['latency_s']:g} s with Discord-like limits (5 message writes per 5 s per channel, "
         f"50 requests/s); scripted LLM: {meta['deltas']} deltas at {meta['rate']:g}/s. "
-        "Each backend ran with the write budget on (**budget**) and off (**baseline**: per-reply "
-        "pacing), on fresh bot processes in the same run.",
+        "Each backend ran with the write budget on (**budget**) and off (**baseline**: no "
+        "scheduling), on fresh bot processes in the same run.",
     ]
     if not all(r["write_budget_applied"] for r in result["runs"]):
         lines += [
             "",
             "**Note:** this bot has no `discord.write_budget` key yet; both columns ran the same "
-            "code (per-reply pacing).",
+            "code.",
         ]
     runs = result["runs"]
     backends = list(dict.fromkeys(r["backend"] for r in runs))
