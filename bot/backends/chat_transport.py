@@ -18,10 +18,9 @@ from typing import Any
 
 import openai
 
+from bot.backends.base import openai_client
 from bot.config import LLMConfig
 
-# The SDK refuses to build a client without a key; a keyless local server ignores it.
-_PLACEHOLDER_KEY = "not-set"
 OPENAI_PREFIX = "openai/"
 
 
@@ -73,16 +72,5 @@ class ChatTransport:
 
     def _openai_client(self) -> openai.AsyncOpenAI:
         if self._openai is None:
-            llm = self._llm
-            api_key = (
-                llm.api_key.get_secret_value()
-                if llm.api_key is not None
-                else os.environ.get("OPENAI_API_KEY") or _PLACEHOLDER_KEY
-            )
-            self._openai = openai.AsyncOpenAI(
-                base_url=llm.base_url,
-                api_key=api_key,
-                timeout=llm.request_timeout_s,
-                max_retries=0,  # retries are ours: we know whether text was already shown
-            )
+            self._openai = openai_client(self._llm)
         return self._openai

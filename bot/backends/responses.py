@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import openai
-
-from bot.backends.base import system_prompt, user_field
+from bot.backends.base import openai_client, system_prompt, user_field
 from bot.backends.context import budget_for, fit, model_window
 from bot.backends.failures import (
     EmptyAnswer,
@@ -67,8 +64,6 @@ FRESH_START = (
     "I couldn't find our earlier conversation on the model server, so this is a fresh start."
 )
 ROUNDS_USED = "Not run: this turn reached its limit of tool rounds."
-# A keyless local proxy still needs some key: the SDK refuses to build a client without one.
-_PLACEHOLDER_KEY = "not-set"
 
 
 @dataclass
@@ -94,17 +89,7 @@ class ResponsesBackend:
         self._server_tools = [
             mcp_tool(name, server) for name, server in servers.items() if server.server_side
         ]
-        api_key = (
-            llm.api_key.get_secret_value()
-            if llm.api_key is not None
-            else os.environ.get("OPENAI_API_KEY") or _PLACEHOLDER_KEY
-        )
-        self._client = openai.AsyncOpenAI(
-            base_url=llm.base_url,
-            api_key=api_key,
-            timeout=llm.request_timeout_s,
-            max_retries=0,  # retries are ours: we know whether text was already shown
-        )
+        self._client = openai_client(llm)
 
     async def aclose(self) -> None:
         await self._client.close()
