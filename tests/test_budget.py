@@ -65,7 +65,7 @@ def test_one_edit_is_kept_back_for_a_reply_still_waiting_for_its_first_words() -
     assert budget.grant(0.5) == []  # the last free write is held for reply 20
     first = budget.submit(3, 20, Priority.FIRST)
     assert budget.grant(0.6) == [first]
-    budget.forget(3, 20)
+    budget.shown(3, 20)
     assert [t.reply_id for t in budget.grant(5.1)] == [21]
 
 
@@ -190,7 +190,7 @@ def test_edits_leave_room_for_the_finals_of_replies_showing_in_the_channel() -> 
     for reply in (1, 2, 3):
         budget.expect_first(9, reply)
         budget.submit(9, reply, Priority.FIRST)
-        budget.forget(9, reply)  # shown: each will need a final
+        budget.shown(9, reply)  # shown: each will need a final
     assert len(budget.grant(0.0)) == 3
     edit = budget.submit(9, 1, Priority.EDIT)
     assert budget.grant(0.5) == []  # 2 free writes, 3 finals to come: no edit now
@@ -201,3 +201,16 @@ def test_edits_leave_room_for_the_finals_of_replies_showing_in_the_channel() -> 
     assert budget.grant(0.7) == []  # the one free write is reply 1's own final
     assert budget.next_wake(0.7) == 5.0
     assert budget.grant(5.0) == [edit]
+
+
+def test_a_reply_that_never_started_holds_no_reserve() -> None:
+    budget = WriteBudget(LIMITS)
+    budget.shown(7, 99)  # e.g. an error line of a turn that never got its conversation
+    budget.submit(7, 1, Priority.FIRST)
+    budget.submit(7, 2, Priority.FIRST)
+    budget.submit(7, 3, Priority.FIRST)
+    assert len(budget.grant(0.0)) == 3
+    budget.expect_first(7, 4)
+    budget.shown(7, 4)
+    edit = budget.submit(7, 4, Priority.EDIT)
+    assert budget.grant(0.1) == [edit]  # 2 free: its own final is the only one to keep

@@ -90,8 +90,12 @@ class WriteBudget:
         """A reply in this channel will soon need a FIRST write: keep a token for it."""
         self._awaiting_first[channel_id].add(reply_id)
 
-    def forget(self, channel_id: int, reply_id: int) -> None:
-        """The reply showed its first words: from now on it will need one write for its final."""
+    def shown(self, channel_id: int, reply_id: int) -> None:
+        """The reply showed its first words: from now on it will need one write for its final.
+        Only a reply announced by expect_first counts, so one that never started (and so will
+        never `finish`) cannot hold a reserve forever."""
+        if reply_id not in self._awaiting_first.get(channel_id, ()):
+            return
         _discard(self._awaiting_first, channel_id, reply_id)
         self._live[channel_id].add(reply_id)
 
@@ -304,7 +308,7 @@ class WriteScheduler:
             self._pump()
 
     def shown(self, channel_id: int, reply_id: int) -> None:
-        self.budget.forget(channel_id, reply_id)
+        self.budget.shown(channel_id, reply_id)
         self._pump()
 
     async def acquire(self, channel_id: int, reply_id: int, priority: Priority) -> None:
