@@ -85,19 +85,10 @@ async def on_message(bot: McpcordBot, message: discord.Message) -> None:
         return
     own_role = message.guild.self_role if message.guild else None
     text = strip_mentions(message.content, me, own_role.id if own_role else None)
-    attached = settings.discord.attachments
-    context = await gather_context(
-        message,
-        me=me,
-        limits=AttachmentLimits(max_bytes=attached.max_bytes, max_chars=attached.max_chars),
-        vision=settings.llm.vision,
-        shared_history=settings.discord.scope != "user",
-    )
-    skipped = skip_line(context.files)
-    if not text and not context.blocks and not context.image_urls:
-        if here.respond_without_mention and not skipped and me not in message.mentions:
+    if not text and not message.attachments and message.reference is None:
+        if here.respond_without_mention and me not in message.mentions:
             return  # a sticker or an empty message in an open channel is not a question
-        await reply_plain(message, skipped or EMPTY_MENTION_HINT.format(name=me.display_name))
+        await reply_plain(message, EMPTY_MENTION_HINT.format(name=me.display_name))
         return
     missing = missing_permission(message, settings.discord.reply_in_thread)
     if missing:
@@ -118,6 +109,19 @@ async def on_message(bot: McpcordBot, message: discord.Message) -> None:
         refusal = await bot.services.limits.token_refusal(message.author.id)
         if refusal:
             await reply_plain(message, refusal)
+            return
+        # Files are downloaded only for a question that passed the access lists and limits.
+        attached = settings.discord.attachments
+        context = await gather_context(
+            message,
+            me=me,
+            limits=AttachmentLimits(max_bytes=attached.max_bytes, max_chars=attached.max_chars),
+            vision=settings.llm.vision,
+            shared_history=settings.discord.scope != "user",
+        )
+        skipped = skip_line(context.files)
+        if not text and not context.blocks and not context.image_urls:
+            await reply_plain(message, skipped or EMPTY_MENTION_HINT.format(name=me.display_name))
             return
         channel: Any = message.channel
         target: discord.Thread | None = None
