@@ -214,3 +214,48 @@ def test_a_reply_that_never_started_holds_no_reserve() -> None:
     budget.shown(7, 4)
     edit = budget.submit(7, 4, Priority.EDIT)
     assert budget.grant(0.1) == [edit]  # 2 free: its own final is the only one to keep
+
+
+def test_across_channels_finals_and_first_parts_go_oldest_first() -> None:
+    """When the bot's window binds, a stream of finals must not starve a new answer's first
+    words (nor the other way round): the one waiting longest goes first."""
+    limits = Limits(channel_writes=5, channel_period_s=5.0, global_per_s=2, safety_s=0.0)
+    budget = WriteBudget(limits)
+    fill(budget, 1, 0.0, count=2)  # the bot's window is full until 1.0
+    first = budget.submit(2, 20, Priority.FIRST)
+    finals = [budget.submit(channel, channel, Priority.FINAL) for channel in (3, 4, 5)]
+    assert budget.grant(0.5) == []
+    assert budget.grant(1.0) == [first, finals[0]]
+    assert budget.grant(2.0) == finals[1:]
+
+
+def test_edits_leave_the_next_seconds_room_to_finals_and_first_parts() -> None:
+    """Edits take from the bot's window only what the last second's finals and first parts (the
+    best guess of the next second's) and those waiting right now leave over."""
+    limits = Limits(
+        channel_writes=5, channel_period_s=5.0, global_per_s=20, global_edits_per_s=10, safety_s=0
+    )
+    budget = WriteBudget(limits)
+    for channel in range(1, 8):  # 7 first parts this second: new answers keep coming
+        budget.submit(channel, channel, Priority.FIRST)
+    assert len(budget.grant(0.0)) == 7
+    budget.rate_limited(8, 0.0, 5.0)
+    budget.submit(8, 8, Priority.FIRST)  # waits for its channel: it will need the bot's room too
+    edits = [budget.submit(channel, 100 + channel, Priority.EDIT) for channel in (20, 21, 22)]
+    assert budget.grant(0.1) == edits[:2]  # 10 - 7 - 1 = 2
+    assert budget.next_wake(0.1) == 1.0
+    assert budget.grant(1.0) == edits[2:]
+
+
+def test_a_write_is_counted_from_when_it_leaves() -> None:
+    """A grant that leaves late (a busy event loop) reaches Discord late: its window is counted
+    from then, so the next window's writes do not land in it."""
+    limits = Limits(channel_writes=1, channel_period_s=1.0, global_per_s=40, safety_s=0.0)
+    budget = WriteBudget(limits)
+    assert len(budget.grant(0.0)) == 0
+    budget.submit(3, 1, Priority.FIRST)
+    assert len(budget.grant(0.0)) == 1
+    budget.note_write(3, 0.4)  # it left 0.4 s after its grant
+    budget.submit(3, 1, Priority.FINAL)
+    assert budget.grant(1.0) == []
+    assert budget.next_wake(1.0) == 1.4

@@ -5,8 +5,11 @@ bot. When several answers stream at once that budget is the only real limit, so 
 the order that users notice: a final text and a reply's first words before an intermediate edit,
 intermediate edits shared fairly between the replies of a channel (the one served longest ago
 goes next), and the last token of a window kept back while a reply is still waiting for its first
-words. The model is a sliding window per channel and one for the whole bot, corrected by what
-Discord says (`X-RateLimit-Remaining: 0` with its reset, or a 429's `retry_after`).
+words. Across channels, finals and first words go oldest first, so when the bot's global limit
+binds neither kind starves the other; edits there only take what the recent rate of finals and
+first words leaves over. The model is a sliding window per channel and one for the whole bot,
+stamped when a request really leaves, corrected by what Discord says (`X-RateLimit-Remaining: 0`
+with its reset, or a 429's `retry_after`).
 
 `WriteBudget` is pure bookkeeping over a clock passed in, so its decisions are unit-tested with a
 fake clock; `WriteScheduler` (below) drives it on the event loop.
@@ -37,15 +40,18 @@ class Priority(IntEnum):
 class Limits:
     channel_writes: int = 5
     channel_period_s: float = 5.0
-    # Discord's global limit is 50/s for everything. Finals and first parts may fill the window
-    # up to `global_per_s` (a few requests stay free for interactions); intermediate edits only
-    # up to `global_edits_per_s`, keeping room for finals and first parts still to come; typing
-    # indicators take what finals and first parts waiting right now do not need.
-    global_per_s: int = 46
-    global_edits_per_s: int = 38
-    # Requests reach Discord a little after they are granted, and not always in order: a window
-    # is treated as this much longer than Discord's so two windows never land in one.
-    safety_s: float = 0.15
+    # Discord's global limit is 50/s for every request the bot makes (one stays spare for a
+    # request made outside discord.py's session). Finals and first parts may fill the window up
+    # to `global_per_s`; intermediate edits only up to `global_edits_per_s` minus the finals and
+    # first parts of the last second (the best guess of the next second's), so a steady stream
+    # of new answers is never slowed by refreshes; typing indicators take what finals and first
+    # parts waiting right now do not need.
+    global_per_s: int = 49
+    global_edits_per_s: int = 40
+    # Windows are stamped when a request leaves, but it reaches Discord a little later and not
+    # always in order: a window is treated as this much longer than Discord's so two never land
+    # in one.
+    safety_s: float = 0.05
 
 
 # No budget at all: every write goes at once (the bench's baseline, `discord.write_budget: false`).
@@ -72,6 +78,8 @@ class WriteBudget:
         self.limits = limits or Limits()
         self._channel_grants: dict[int, deque[float]] = defaultdict(deque)
         self._global_grants: deque[float] = deque()
+        self._global_priority: deque[float] = deque()  # the finals and first parts among them
+        self._waiting_priority = 0  # finals and first parts submitted, not yet granted or cancelled
         self._blocked_until: dict[int, float] = {}
         self._global_blocked_until = 0.0
         self._waiting: dict[int, list[Ticket]] = defaultdict(list)
@@ -79,7 +87,7 @@ class WriteBudget:
         self._service = itertools.count()
         self._typing_granted = 0  # typing requests counted by may_type, not yet seen leaving
         # Grants whose request has not been seen leaving yet (see note_write).
-        self._unclaimed: dict[int, deque[float]] = defaultdict(deque)
+        self._unclaimed: dict[int, deque[tuple[float, bool]]] = defaultdict(deque)
         self._awaiting_first: dict[int, set[int]] = defaultdict(set)
         self._live: dict[int, set[int]] = defaultdict(set)  # shown, still streaming
         self._seq = itertools.count()
@@ -114,9 +122,13 @@ class WriteBudget:
             reply_id=reply_id,
         )
         heapq.heappush(self._waiting[channel_id], ticket)
+        if priority is not Priority.EDIT:
+            self._waiting_priority += 1
         return ticket
 
     def cancel(self, ticket: Ticket) -> None:
+        if not ticket.cancelled and not ticket.granted and ticket.priority is not Priority.EDIT:
+            self._waiting_priority -= 1
         ticket.cancelled = True
 
     # --- what Discord says ------------------------------------------------------------------
@@ -140,13 +152,7 @@ class WriteBudget:
         self._expire(now)
         if now < self._global_blocked_until:
             return False
-        waiting = sum(
-            1
-            for heap in self._waiting.values()
-            for t in heap
-            if not t.cancelled and t.priority is not Priority.EDIT
-        )
-        if len(self._global_grants) + waiting >= self.limits.global_per_s:
+        if len(self._global_grants) + self._waiting_priority >= self.limits.global_per_s:
             return False
         self._global_grants.append(now)
         self._typing_granted += 1
@@ -165,7 +171,13 @@ class WriteBudget:
         it did not (a notice, a prompt sent directly) still spends the channel's window."""
         unclaimed = self._unclaimed.get(channel_id)
         if unclaimed:
-            unclaimed.popleft()
+            # Re-stamped to now: a grant may leave a little late (the event loop was busy), and
+            # Discord counts it from when it arrives, not from when it was granted.
+            granted_at, priority = unclaimed.popleft()
+            _restamp(self._channel_grants[channel_id], granted_at, now)
+            _restamp(self._global_grants, granted_at, now)
+            if priority:
+                _restamp(self._global_priority, granted_at, now)
             return
         self._channel_grants[channel_id].append(now)
         self._global_grants.append(now)
@@ -181,19 +193,21 @@ class WriteBudget:
             ready = [
                 t
                 for c in list(self._waiting)
-                if (t := self._ready(c, now)) is not None
-                and len(self._global_grants) < self._global_cap(t)
+                if (t := self._ready(c, now)) is not None and self._global_room(t)
             ]
             if not ready:
                 break
-            ticket = min(ready)
+            ticket = min(ready, key=_across_channels)
             heapq.heappop(self._waiting[ticket.channel_id])
             if not self._waiting[ticket.channel_id]:
                 del self._waiting[ticket.channel_id]
             ticket.granted = True
             self._channel_grants[ticket.channel_id].append(now)
-            self._unclaimed[ticket.channel_id].append(now)
+            self._unclaimed[ticket.channel_id].append((now, ticket.priority is not Priority.EDIT))
             self._global_grants.append(now)
+            if ticket.priority is not Priority.EDIT:
+                self._global_priority.append(now)
+                self._waiting_priority -= 1
             self._last_served[ticket.reply_id] = next(self._service)
             granted.append(ticket)
         return granted
@@ -210,9 +224,9 @@ class WriteBudget:
             # Enough old grants must age out to leave `needed` writes free.
             expire = len(grants) - self.limits.channel_writes + self._needed(head)
             at = grants[expire - 1] + window if expire > 0 else now
-            over = len(self._global_grants) - self._global_cap(head)
-            if over >= 0:  # and enough of the whole bot's requests must age out too
-                at = max(at, self._global_grants[over] + 1.0 + self.limits.safety_s)
+            at = max(
+                at, self._global_room_at(head, now)
+            )  # the whole bot's window must have room too
             wakes.append(max(at, self._blocked_until.get(channel_id, now)))
         if not wakes:
             return None
@@ -228,12 +242,13 @@ class WriteBudget:
             if not grants:
                 del self._channel_grants[channel_id]
         for channel_id, unclaimed in list(self._unclaimed.items()):
-            while unclaimed and unclaimed[0] + window <= now:
+            while unclaimed and unclaimed[0][0] + window <= now:
                 unclaimed.popleft()  # granted but never sent: nothing left to match
             if not unclaimed:
                 del self._unclaimed[channel_id]
-        while self._global_grants and self._global_grants[0] + 1.0 + self.limits.safety_s <= now:
-            self._global_grants.popleft()
+        for grants in (self._global_grants, self._global_priority):
+            while grants and grants[0] + 1.0 + self.limits.safety_s <= now:
+                grants.popleft()
         for channel_id, until in list(self._blocked_until.items()):
             if until <= now:
                 del self._blocked_until[channel_id]
@@ -243,10 +258,33 @@ class WriteBudget:
             len(self._global_grants) < self.limits.global_per_s
         )
 
-    def _global_cap(self, ticket: Ticket) -> int:
-        if ticket.priority is Priority.EDIT:
-            return self.limits.global_edits_per_s
-        return self.limits.global_per_s
+    def _global_room(self, ticket: Ticket) -> bool:
+        """Whether the bot's window has room for this ticket now (its channel's aside)."""
+        if len(self._global_grants) >= self.limits.global_per_s:
+            return False
+        return ticket.priority is not Priority.EDIT or self._global_edits() < self._edit_allowance()
+
+    def _global_edits(self) -> int:
+        """Requests in the window that were not finals or first parts (edits, typing, reads)."""
+        return len(self._global_grants) - len(self._global_priority)
+
+    def _edit_allowance(self) -> int:
+        """What edits may take of the bot's window: what the finals and first parts of the last
+        second (the best guess of the next one's) and those waiting now leave over."""
+        return self.limits.global_edits_per_s - len(self._global_priority) - self._waiting_priority
+
+    def _global_room_at(self, ticket: Ticket, now: float) -> float:
+        """When the bot's window may next have room for this ticket."""
+        if self._global_room(ticket):
+            return now
+        window = 1.0 + self.limits.safety_s
+        over = len(self._global_grants) - self.limits.global_per_s
+        if over >= 0:
+            return self._global_grants[over] + window
+        # An edit held back for finals and first parts: each grant that ages out changes the
+        # count, so look again then (or, with none in the window, a window later).
+        oldest = self._global_grants[0] if self._global_grants else now
+        return max(oldest + window, now + 0.001)
 
     def _head(self, channel_id: int) -> Ticket | None:
         heap = self._waiting[channel_id]
@@ -275,6 +313,23 @@ class WriteBudget:
             return None
         used = len(self._channel_grants.get(channel_id, ()))
         return head if self.limits.channel_writes - used >= self._needed(head) else None
+
+
+def _across_channels(ticket: Ticket) -> tuple[int, int, int]:
+    """Which channel's head goes first when the bot's own window is what binds: finals and first
+    parts before edits, and among them the oldest (strict finals-first would starve new answers
+    for as long as old ones keep finishing); edits by the same fairness as within a channel."""
+    if ticket.priority is Priority.EDIT:
+        return (1, ticket.last_served, ticket.seq)
+    return (0, ticket.seq, 0)
+
+
+def _restamp(grants: deque[float], old: float, new: float) -> None:
+    """Move one grant from `old` to `new` (no earlier than any grant held), keeping order. One
+    that aged out of the window meanwhile is counted anew: it reaches Discord now."""
+    with contextlib.suppress(ValueError):
+        grants.remove(old)
+    grants.append(new)
 
 
 def _discard(sets: dict[int, set[int]], channel_id: int, reply_id: int) -> None:

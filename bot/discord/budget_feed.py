@@ -34,7 +34,9 @@ def message_write_channel(method: str, path: str) -> int | None:
 def trace_config(scheduler: WriteScheduler) -> aiohttp.TraceConfig:
     trace = aiohttp.TraceConfig()
 
-    async def on_start(_: Any, __: SimpleNamespace, params: Any) -> None:
+    async def on_sent(_: Any, __: SimpleNamespace, params: Any) -> None:
+        # Counted when the request is written, not when discord.py starts it: on a busy event
+        # loop the two can be a tenth of a second apart, and Discord counts arrivals.
         channel_id = message_write_channel(params.method, params.url.path)
         if channel_id is None:
             scheduler.note_other_request(typing=params.url.path.endswith("/typing"))
@@ -46,8 +48,10 @@ def trace_config(scheduler: WriteScheduler) -> aiohttp.TraceConfig:
         headers = params.response.headers
         if params.response.status == 429:
             is_global = headers.get("X-RateLimit-Global", "").lower() == "true"
-            retry_after = _seconds(headers.get("X-RateLimit-Reset-After")) or _seconds(
-                headers.get("Retry-After")
+            retry_after = (
+                await _body_retry_after(params.response)
+                or _seconds(headers.get("X-RateLimit-Reset-After"))
+                or _seconds(headers.get("Retry-After"))
             )
             log.warning(
                 "Discord answered 429 on %s %s (retry after %.2f s%s)",
@@ -67,9 +71,21 @@ def trace_config(scheduler: WriteScheduler) -> aiohttp.TraceConfig:
             with contextlib.suppress(ValueError):
                 scheduler.observe(channel_id, remaining=int(remaining), reset_after_s=reset_after)
 
-    trace.on_request_start.append(on_start)
+    trace.on_request_headers_sent.append(on_sent)
     trace.on_request_end.append(on_end)
     return trace
+
+
+async def _body_retry_after(response: aiohttp.ClientResponse) -> float | None:
+    """A 429's exact wait is in its JSON body (the Retry-After header is rounded up to whole
+    seconds, and a global limit sends no reset header). aiohttp keeps the body it read, so
+    discord.py still reads it after this."""
+    with contextlib.suppress(Exception):
+        body = await response.json(content_type=None)
+        value = body.get("retry_after") if isinstance(body, dict) else None
+        if isinstance(value, int | float) and value >= 0:
+            return float(value)
+    return None
 
 
 def _seconds(value: str | None) -> float | None:

@@ -1,0 +1,77 @@
+"""What Discord answers reaches the write budget through aiohttp's trace hooks, as discord.py sends."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from bot.discord.budget import Limits, Priority, WriteScheduler
+from bot.discord.budget_feed import trace_config
+
+LIMITS = Limits(channel_writes=5, channel_period_s=5.0, global_per_s=10, safety_s=0.0)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def discord_429() -> AsyncIterator[str]:
+    """Answers every message create with a global 429 shaped like Discord's: the exact wait
+    only in the body, the header rounded up to whole seconds."""
+
+    async def create(request: web.Request) -> web.Response:
+        body = {"message": "You are being rate limited.", "retry_after": 0.25, "global": True}
+        headers = {"Retry-After": "1", "X-RateLimit-Global": "true", "Via": "1.1 google"}
+        return web.Response(
+            status=429, text=json.dumps(body), headers=headers, content_type="application/json"
+        )
+
+    app = web.Application()
+    app.router.add_post("/api/v10/channels/{channel}/messages", create)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield f"http://127.0.0.1:{port}"
+    await runner.cleanup()
+
+
+async def test_a_global_429_holds_writes_for_the_exact_wait_in_its_body(discord_429: str) -> None:
+    clock = Clock()
+    scheduler = WriteScheduler(LIMITS, clock=clock)
+    session = aiohttp.ClientSession(trace_configs=[trace_config(scheduler)])
+    async with session, session.post(f"{discord_429}/api/v10/channels/7/messages") as resp:
+        assert resp.status == 429
+        # The body is still there for discord.py after the trace read it.
+        assert (await resp.json())["retry_after"] == 0.25
+    budget = scheduler.budget
+    budget.submit(8, 1, Priority.FINAL)
+    assert budget.grant(clock.now + 0.2) == []
+    assert budget.next_wake(clock.now + 0.2) == pytest.approx(clock.now + 0.25)
+    assert len(budget.grant(clock.now + 0.25)) == 1
+
+
+async def test_a_write_counts_when_it_is_sent(discord_429: str) -> None:
+    """A message write seen leaving spends its channel's window even if the budget never
+    granted it (a notice sent directly); five of them fill the window."""
+    clock = Clock()
+    scheduler = WriteScheduler(LIMITS, clock=clock)
+    async with aiohttp.ClientSession(trace_configs=[trace_config(scheduler)]) as session:
+        for _ in range(5):
+            async with session.post(f"{discord_429}/api/v10/channels/9/messages", json={}):
+                pass
+    budget = scheduler.budget
+    clock.now += 0.25  # past the global 429's wait: only the channel's window binds
+    budget.submit(9, 1, Priority.FINAL)
+    assert budget.grant(clock.now) == []
+    assert budget.next_wake(clock.now) == pytest.approx(105.0)
