@@ -40,13 +40,13 @@ class Priority(IntEnum):
 class Limits:
     channel_writes: int = 5
     channel_period_s: float = 5.0
-    # Discord's global limit is 50/s for every request the bot makes (one stays spare for a
-    # request made outside discord.py's session). Finals and first parts may fill the window up
-    # to `global_per_s`; intermediate edits only up to `global_edits_per_s` minus the finals and
+    # Discord's global limit is 50/s for every request the bot makes; every one of them passes
+    # discord.py's session and is counted (interaction callbacks too, which Discord exempts).
+    # Finals and first parts may fill the window up to `global_per_s`; intermediate edits only up to `global_edits_per_s` minus the finals and
     # first parts of the last second (the best guess of the next second's), so a steady stream
     # of new answers is never slowed by refreshes; typing indicators take what finals and first
     # parts waiting right now do not need.
-    global_per_s: int = 49
+    global_per_s: int = 50
     global_edits_per_s: int = 40
     # Windows are stamped when a request leaves, but it reaches Discord a little later and not
     # always in order: a window is treated as this much longer than Discord's so two never land
