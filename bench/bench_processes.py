@@ -169,6 +169,8 @@ async def start_bot(
             "PYTHONPATH": os.pathsep.join([str(PROBE_DIR), str(REPO_ROOT)]),
             "BENCH_NEXT_SITECUSTOMIZE": str(FAKE_SITECUSTOMIZE / "sitecustomize.py"),
             "BENCH_LOOP_PROBE": str(probe),
+            # The in-process stack sampler (--profile sampler) reads its output path here.
+            "BENCH_SAMPLER_CONTROL": str(workdir / "sampler-control"),
             "FAKE_DISCORD_URL": discord_url,
             "BOT_CONFIG": str(config),
             "DISCORD_TOKEN": token,

@@ -62,6 +62,7 @@ from bench.streaming_figures import (  # noqa: E402
 )
 
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
+SAMPLER = "sampler"  # --profile sampler: bench/probe/sitecustomize.py's in-process sampler
 POLL_S = 0.25  # how often the bench reads the fakes' request logs
 SETTLE_S = 1.0  # after the last final: late writes land, the loop probe flushes
 UNFINISHED_FOR_S = 300.0  # a record unfinished this long after newer ones is given up
@@ -315,7 +316,7 @@ class Bench:
         cpu = proc_cpu_s(pid) - cpu0 if run.proc.poll() is None else None
         fakes_cpu = sum(proc_cpu_s(p) for p in self.fake_pids) - fakes_cpu0
         hwm = proc_status_kb(pid, "VmHWM") if run.proc.poll() is None else None
-        profile = await self._stop_profiler(profiler)
+        profile = await self._stop_profiler(run, profiler)
         await asyncio.sleep(SETTLE_S)
         await self.poll()
         self._update_streams(convs)
@@ -334,11 +335,15 @@ class Bench:
 
     def _start_profiler(
         self, run: BotRun, scenario: Scenario
-    ) -> tuple[subprocess.Popen[bytes], Path] | None:
+    ) -> tuple[subprocess.Popen[bytes] | None, Path] | None:
         """py-spy sampling the bot during one scenario (not the warm-up)."""
         if not self.args.profile or scenario is WARMUP:
             return None
         out = run.workdir / f"profile-{scenario.name}.txt"
+        if self.args.profile == SAMPLER:
+            (run.workdir / "sampler-control").write_text(str(out))
+            run.proc.send_signal(signal.SIGUSR1)
+            return None, out
         cmd = [self.args.profile, "record", "--pid", str(run.proc.pid), "--format", "raw"]
         cmd += ["--rate", "100", "--gil", "--nonblocking", "--nolineno", "--full-filenames"]
         cmd += ["-o", str(out)]
@@ -347,16 +352,24 @@ class Bench:
         return proc, out
 
     async def _stop_profiler(
-        self, profiler: tuple[subprocess.Popen[bytes], Path] | None
+        self, run: BotRun, profiler: tuple[subprocess.Popen[bytes] | None, Path] | None
     ) -> dict[str, Any] | None:
         if profiler is None:
             return None
         proc, out = profiler
-        proc.send_signal(signal.SIGINT)  # py-spy writes its file on Ctrl-C
-        try:
-            await asyncio.to_thread(proc.wait, 30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        if proc is None:  # the sampler inside the bot writes its file on SIGUSR2
+            run.proc.send_signal(signal.SIGUSR2)
+            for _ in range(50):
+                if out.exists():
+                    break
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(0.2)  # let it finish writing
+        else:
+            proc.send_signal(signal.SIGINT)  # py-spy writes its file on Ctrl-C
+            try:
+                await asyncio.to_thread(proc.wait, 30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
         if not out.exists():
             return {"error": f"py-spy wrote nothing; see {out.parent / 'py-spy.log'}"}
         summary = summarize_profile(out.read_text())
@@ -676,7 +689,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         nargs="?",
         const="py-spy",
         default=None,
-        help="sample the bot with py-spy during each scenario (optionally: path to py-spy)",
+        help="sample the bot during each scenario: with py-spy (optionally: its path), or with "
+        f"'{SAMPLER}', a sampler inside the bot (where py-spy cannot read other processes)",
     )
     parser.add_argument(
         "--update-readme",
@@ -684,7 +698,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="put the summary table into README.md's Performance section (full runs only)",
     )
     args = parser.parse_args(argv)
-    if args.profile:
+    if args.profile and args.profile != SAMPLER:
         found = shutil.which(args.profile)
         if found is None:
             parser.error(f"--profile: {args.profile!r} not found (pip install py-spy)")

@@ -14,8 +14,12 @@ import asyncio
 import atexit
 import os
 import runpy
+import signal
+import sys
 import threading
 import time
+from pathlib import Path
+from typing import Any
 
 PROBE_INTERVAL_S = 0.02
 FLUSH_EVERY_S = 1.0
@@ -71,3 +75,66 @@ class _ProbingPolicy(asyncio.DefaultEventLoopPolicy):
 _path = os.environ.pop("BENCH_LOOP_PROBE", None)
 if _path:
     asyncio.set_event_loop_policy(_ProbingPolicy(_path))
+
+
+# Innermost Python frames of a thread that waits in C: the event loop's select(), a lock, and
+# the work queues of thread pools and aiosqlite's connection thread.
+IDLE_FRAMES = {
+    ("select", "selectors.py"),
+    ("wait", "threading.py"),
+    ("_worker", "thread.py"),
+    ("_connection_worker_thread", "core.py"),
+}
+
+
+class _Sampler:
+    """A stack sampler inside the bot, for machines where py-spy cannot read another process.
+    SIGUSR1 starts it, SIGUSR2 writes the stacks seen (py-spy's raw format: frames from the
+    root down, then a count) to the path named in the control file, and stops. Samples where
+    the main thread waits in select() are idle time and are not counted, like py-spy --gil."""
+
+    INTERVAL_S = 0.01
+
+    def __init__(self, control: str) -> None:
+        self.control = control
+        self.stacks: dict[str, int] = {}
+        self.running = threading.Event()
+        signal.signal(signal.SIGUSR1, lambda *_: self.start())
+        signal.signal(signal.SIGUSR2, lambda *_: self.stop())
+
+    def start(self) -> None:
+        if self.running.is_set():
+            return
+        self.stacks = {}
+        self.running.set()
+        threading.Thread(target=self.run, name="bench-sampler", daemon=True).start()
+
+    def run(self) -> None:
+        me = threading.get_ident()
+        while self.running.is_set():
+            for ident, frame in sys._current_frames().items():
+                if ident == me:
+                    continue
+                top = frame.f_code
+                if (top.co_name, Path(top.co_filename).name) in IDLE_FRAMES:
+                    continue  # waiting for I/O, on a lock or for work: not CPU
+                names = []
+                f: Any = frame
+                while f is not None:
+                    names.append(f"{f.f_code.co_qualname} ({f.f_code.co_filename})")
+                    f = f.f_back
+                key = ";".join(reversed(names))
+                self.stacks[key] = self.stacks.get(key, 0) + 1
+            time.sleep(self.INTERVAL_S)
+
+    def stop(self) -> None:
+        self.running.clear()
+        with open(self.control, encoding="utf-8") as control:
+            path = control.read().strip()
+        with open(path, "w", encoding="utf-8") as out:
+            out.writelines(f"{stack} {count}\n" for stack, count in list(self.stacks.items()))
+
+
+_sample_control = os.environ.pop("BENCH_SAMPLER_CONTROL", None)
+if _sample_control:
+    _Sampler(_sample_control)
