@@ -1,13 +1,13 @@
 """The write budget alone, in virtual time, against Discord's fixed windows.
 
-    python bench/budget_sim.py            # the four bench scenarios, a table in a second
+    python bench/budget_sim.py            # the four bench scenarios in a few seconds
 
 The real bench (discord_bench.py) runs three processes and needs a quiet machine; this runs the
 budget's own decisions (bot/discord/budget.py, unchanged) on a simulated clock, so a change to
 its policy can be judged in a second and the figures do not move with the machine's load. Each
 conversation acts as the renderer does: a FIRST write at the model's first words, an EDIT one
 edit interval after each write while the model streams, a FINAL when the stream ends (an edit
-still waiting is withdrawn), and a typing indicator after 0.2 s without words whenever the budget
+still waiting is withdrawn), and a typing indicator after 0.15 s without words whenever the budget
 allows one. A granted request is written a few milliseconds later (when the budget counts it),
 reaches Discord `latency` plus a seeded jitter after that, and meets Discord's fixed windows (5
 writes per 5 s per channel and 50 requests per second, each window opening at its first request,
@@ -36,10 +36,9 @@ from bench.streaming_figures import (  # noqa: E402
     pct,
 )
 from bot.discord.budget import Limits, Priority, Ticket, WriteBudget  # noqa: E402
+from bot.discord.render import TYPING_DELAY_S, TYPING_RETRY_S  # noqa: E402
 
 TTFT_S = 0.012  # the scripted LLM's first delta, as measured in the bench
-TYPING_DELAY_S = 0.2  # bot/discord/render.py: an answer whose words come quickly needs none
-TYPING_RETRY_S = 0.05
 SEND_DELAY_S = 0.005  # from a grant to the request being written, at most
 RETRY_429_S = 0.2
 
