@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import closing
@@ -204,30 +205,34 @@ async def test_usage_that_breaks_a_constraint_rolls_back_the_whole_turn(
     assert await store.load_conversation(KEY) == state("first", "third")
 
 
-async def test_turn_cancelled_mid_transaction_rolls_back(
+async def test_a_transaction_cancelled_half_way_rolls_back(
     store: Store, db_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
+    """A multi-statement transaction awaited step by step (here /reset's) that is cancelled
+    between its statements leaves nothing half done and the connection usable."""
     before = state("first")
     await store.save_turn(KEY, before, turn())
+    await store.grant_tool(KEY, "gated__run", granted_by=7)
     execute = store._db.execute
-    reached_usage = asyncio.Event()
+    reached_grants = asyncio.Event()
 
-    async def stall_on_usage(sql: str, parameters: Any = None) -> Any:
-        # Let the conversation upsert through, then hang where the usage insert would run.
-        if sql.startswith("INSERT INTO usage"):
-            reached_usage.set()
+    async def stall_on_grants(sql: str, parameters: Any = None) -> Any:
+        # Let the conversation's DELETE through, then hang where the grants' DELETE would run.
+        if sql.startswith("DELETE FROM tool_grants"):
+            reached_grants.set()
             await asyncio.Event().wait()
         return await execute(sql, parameters)
 
-    monkeypatch.setattr(store._db, "execute", stall_on_usage)
-    task = asyncio.create_task(store.save_turn(KEY, state("first", "second"), turn()))
-    await reached_usage.wait()
+    monkeypatch.setattr(store._db, "execute", stall_on_grants)
+    task = asyncio.create_task(store.reset_conversation(KEY))
+    await reached_grants.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     monkeypatch.undo()
 
     assert await store.load_conversation(KEY) == before
+    assert await store.granted_tools(KEY) == {"gated__run"}
     await store.save_turn(KEY, state("first", "third"), turn())
     assert query(db_path, "SELECT COUNT(*) FROM usage") == [(2,)]
 
@@ -443,3 +448,33 @@ async def test_tokens_used_since(store: Store):
     # /reset must not refund the quota.
     await store.reset_channel(1, 10)
     assert await store.tokens_used_since(100, start) == 18
+
+
+async def test_reads_do_not_queue_behind_a_transaction(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+):
+    """Loading a conversation never waits for another conversation's write: with hundreds of
+    answers streaming, each queued read cost an event-loop turn and turns started a second late."""
+    other = ConversationKey(guild_id=1, channel_id=10, user_id=300)
+    await store.save_turn(KEY, state("first"), turn())
+    await store.save_turn(other, state("other"), turn())
+    execute = store._db.execute
+    stalled = asyncio.Event()
+
+    async def stall_on_grants(sql: str, parameters: Any = None) -> Any:
+        if sql.startswith("DELETE FROM tool_grants"):
+            stalled.set()
+            await asyncio.Event().wait()
+        return await execute(sql, parameters)
+
+    monkeypatch.setattr(store._db, "execute", stall_on_grants)
+    writer = asyncio.create_task(store.reset_conversation(KEY))
+    await stalled.wait()
+    try:
+        # Bounded only so that a regression fails instead of hanging the suite.
+        loaded = await asyncio.wait_for(store.load_conversation(other), timeout=10)
+        assert loaded == state("other")
+    finally:
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await writer

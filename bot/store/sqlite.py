@@ -18,7 +18,7 @@ import aiosqlite
 from bot.core.state import ConversationKey, ConversationState
 from bot.store.migrations import MIGRATIONS, Migration
 from bot.store.records import DECISIONS, PENDING, ApprovalRecord, TurnRecord
-from bot.store.usage import insert_usage
+from bot.store.usage import insert_usage, usage_row
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,21 @@ _APPROVAL_COLUMNS = (
     "id, conversation_key, call_id, server, tool, arguments, requester_id, status, decided_by,"
     " channel_id, message_id, created_at, decided_at, edited_arguments, reason"
 )
+
+
+def _run_transaction(
+    connection: sqlite3.Connection, statements: list[tuple[str, tuple[Any, ...]]]
+) -> None:
+    """On aiosqlite's thread: BEGIN IMMEDIATE, the statements, COMMIT; ROLLBACK on any error."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        for sql, parameters in statements:
+            connection.execute(sql, parameters)
+        connection.execute("COMMIT")
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise
 
 
 def _now() -> str:
@@ -152,9 +167,24 @@ class Store:
                         await self._db.execute("ROLLBACK")
                 raise
 
-    async def _fetch(self, sql: str, parameters: Iterable[Any] = ()) -> list[sqlite3.Row]:
+    async def _transaction_in_one_step(self, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
+        """Run statements as one all-or-nothing transaction in a single job on aiosqlite's
+        thread. Every turn ends with a save, and the final text waits for it: awaiting BEGIN,
+        each statement and COMMIT one by one costs an event-loop turn each (tens of ms when
+        hundreds of answers stream), and under the lock the saves queued for a second. aiosqlite
+        has no public call for this; `_execute` and `_conn` are its own plumbing for it, and
+        tests/test_store.py holds the all-or-nothing behaviour."""
         async with self._lock:
-            return list(await self._db.execute_fetchall(sql, parameters))
+            connection = self._db._conn
+            await self._db._execute(_run_transaction, connection, statements)
+
+    async def _fetch(self, sql: str, parameters: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        # No lock: aiosqlite runs each call whole on its one thread, so a read cannot split a
+        # write. Taking the lock made reads queue one event-loop turn each behind one another;
+        # with 200 answers streaming, a turn waited a second just to load its conversation.
+        # (A read during another key's save may see that save before its COMMIT; the keys differ,
+        # and a turn's own key is never saved while it loads.)
+        return list(await self._db.execute_fetchall(sql, parameters))
 
     async def _write(self, sql: str, parameters: Iterable[Any] = ()) -> aiosqlite.Cursor:
         # A lone statement is atomic by itself in autocommit mode; no BEGIN/COMMIT needed.
@@ -224,28 +254,27 @@ class Store:
         # the database or holding the lock.
         history = _dump_json(list(state.history))
         now = _now()
-        async with self._transaction() as db:
-            await db.execute(
-                "INSERT INTO conversations (key, guild_id, channel_id, user_id, backend, history,"
-                " previous_response_id, model, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (key) DO UPDATE SET backend = excluded.backend,"
-                " history = excluded.history, previous_response_id = excluded.previous_response_id,"
-                " model = excluded.model, updated_at = excluded.updated_at",
-                (
-                    str(key),
-                    key.guild_id,
-                    key.channel_id,
-                    key.user_id,
-                    state.backend,
-                    history,
-                    state.previous_response_id,
-                    state.model,
-                    now,
-                    now,
-                ),
-            )
-            await insert_usage(db, key, turn, now)
+        upsert = (
+            "INSERT INTO conversations (key, guild_id, channel_id, user_id, backend, history,"
+            " previous_response_id, model, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET backend = excluded.backend,"
+            " history = excluded.history, previous_response_id = excluded.previous_response_id,"
+            " model = excluded.model, updated_at = excluded.updated_at",
+            (
+                str(key),
+                key.guild_id,
+                key.channel_id,
+                key.user_id,
+                state.backend,
+                history,
+                state.previous_response_id,
+                state.model,
+                now,
+                now,
+            ),
+        )
+        await self._transaction_in_one_step([upsert, usage_row(key, turn, now)])
 
     async def save_usage(self, key: ConversationKey, turn: TurnRecord) -> None:
         """Record what a turn cost when nothing of it is stored (it failed)."""

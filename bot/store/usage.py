@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import aiosqlite
 
 from bot.core.state import ConversationKey
 from bot.store.records import TurnRecord
 
 
-async def insert_usage(
-    db: aiosqlite.Connection, key: ConversationKey, turn: TurnRecord, now: str
-) -> None:
-    await db.execute(
+def usage_row(key: ConversationKey, turn: TurnRecord, now: str) -> tuple[str, tuple[Any, ...]]:
+    """The INSERT of one turn's usage row, with its parameters."""
+    return (
         "INSERT INTO usage (conversation_key, user_id, model, input_tokens, output_tokens,"
         " cached_input_tokens, reasoning_tokens, duration_s, created_at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -27,3 +28,9 @@ async def insert_usage(
             now,
         ),
     )
+
+
+async def insert_usage(
+    db: aiosqlite.Connection, key: ConversationKey, turn: TurnRecord, now: str
+) -> None:
+    await db.execute(*usage_row(key, turn, now))
