@@ -12,18 +12,15 @@ stamped when a request really leaves, corrected by what Discord says (`X-RateLim
 with its reset, or a 429's `retry_after`).
 
 `WriteBudget` is pure bookkeeping over a clock passed in, so its decisions are unit-tested with a
-fake clock; `WriteScheduler` (below) drives it on the event loop.
+fake clock; `WriteScheduler` (write_scheduler.py) drives it on the event loop.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import heapq
 import itertools
-import time
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -338,75 +335,3 @@ def _discard(sets: dict[int, set[int]], channel_id: int, reply_id: int) -> None:
         members.discard(reply_id)
         if not members:
             del sets[channel_id]
-
-
-Clock = Callable[[], float]
-
-
-class WriteScheduler:
-    """Drives a WriteBudget on the event loop: `await scheduler.acquire(...)` waits its turn."""
-
-    def __init__(self, limits: Limits | None = None, clock: Clock = time.monotonic) -> None:
-        self.budget = WriteBudget(limits)
-        self._clock = clock
-        self._events: dict[int, asyncio.Event] = {}
-        self._timer: asyncio.TimerHandle | None = None
-
-    @contextlib.contextmanager
-    def reply(self, channel_id: int, reply_id: int) -> Iterator[None]:
-        """While a reply streams and has shown nothing yet, its first write is reserved for."""
-        self.budget.expect_first(channel_id, reply_id)
-        try:
-            yield
-        finally:
-            self.budget.finish(channel_id, reply_id)
-            self._pump()
-
-    def shown(self, channel_id: int, reply_id: int) -> None:
-        self.budget.shown(channel_id, reply_id)
-        self._pump()
-
-    async def acquire(self, channel_id: int, reply_id: int, priority: Priority) -> None:
-        """Wait until this reply may make one message write in the channel."""
-        ticket = self.budget.submit(channel_id, reply_id, priority)
-        event = self._events[id(ticket)] = asyncio.Event()
-        try:
-            self._pump()
-            await event.wait()
-        except BaseException:
-            self.budget.cancel(ticket)
-            raise
-        finally:
-            self._events.pop(id(ticket), None)
-
-    def observe(self, channel_id: int, *, remaining: int, reset_after_s: float) -> None:
-        self.budget.observe(
-            channel_id, self._clock(), remaining=remaining, reset_after_s=reset_after_s
-        )
-
-    def rate_limited(self, channel_id: int | None, retry_after_s: float) -> None:
-        self.budget.rate_limited(channel_id, self._clock(), retry_after_s)
-        self._pump()
-
-    def note_other_request(self, *, typing: bool = False) -> None:
-        self.budget.note_other_request(self._clock(), typing=typing)
-
-    def may_type(self) -> bool:
-        return self.budget.may_type(self._clock())
-
-    def note_write(self, channel_id: int) -> None:
-        self.budget.note_write(channel_id, self._clock())
-
-    def _pump(self) -> None:
-        now = self._clock()
-        for ticket in self.budget.grant(now):
-            event = self._events.get(id(ticket))
-            if event is not None:
-                event.set()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        wake = self.budget.next_wake(now)
-        if wake is not None:
-            loop = asyncio.get_running_loop()
-            self._timer = loop.call_later(max(wake - now, 0.001), self._pump)

@@ -19,12 +19,13 @@ from bot.discord import handlers
 from bot.discord.access import Access
 from bot.discord.approvals import ApprovalButton, DiscordApprovals
 from bot.discord.audit import DiscordAudit
-from bot.discord.budget import UNLIMITED, Limits, WriteScheduler
+from bot.discord.budget import UNLIMITED, Limits
 from bot.discord.budget_feed import trace_config
 from bot.discord.commands import ALL_COMMANDS
 from bot.discord.deletions import DeletedMessages
 from bot.discord.elicitation import DiscordElicitations, ElicitButton
 from bot.discord.prompts import prompt
+from bot.discord.write_scheduler import WriteScheduler
 
 log = logging.getLogger(__name__)
 

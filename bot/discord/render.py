@@ -14,13 +14,14 @@ import discord
 from bot.core import events as mcp
 from bot.core.events import ApprovalRequested, ApprovalResolved, TextDelta, TurnEvent, TurnFailed
 from bot.discord.attachments import ReplyFiles
-from bot.discord.budget import Priority, WriteScheduler
+from bot.discord.budget import Priority
 from bot.discord.deletions import DeletedMessages
 from bot.discord.reasoning import ReasoningView
 from bot.discord.retry import RETRY_DELAYS_S, describe, is_transient, with_retries
 from bot.discord.segment import Segment
 from bot.discord.split import split_message
 from bot.discord.transcript import STREAMING_INDICATOR, Transcript
+from bot.discord.write_scheduler import WriteScheduler
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

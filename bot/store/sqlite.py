@@ -18,6 +18,7 @@ import aiosqlite
 from bot.core.state import ConversationKey, ConversationState
 from bot.store.migrations import MIGRATIONS, Migration
 from bot.store.records import DECISIONS, PENDING, ApprovalRecord, TurnRecord
+from bot.store.turns import Statement, conversation_upsert, run_transaction
 from bot.store.usage import insert_usage, usage_row
 
 log = logging.getLogger(__name__)
@@ -35,21 +36,6 @@ _APPROVAL_COLUMNS = (
     "id, conversation_key, call_id, server, tool, arguments, requester_id, status, decided_by,"
     " channel_id, message_id, created_at, decided_at, edited_arguments, reason"
 )
-
-
-def _run_transaction(
-    connection: sqlite3.Connection, statements: list[tuple[str, tuple[Any, ...]]]
-) -> None:
-    """On aiosqlite's thread: BEGIN IMMEDIATE, the statements, COMMIT; ROLLBACK on any error."""
-    connection.execute("BEGIN IMMEDIATE")
-    try:
-        for sql, parameters in statements:
-            connection.execute(sql, parameters)
-        connection.execute("COMMIT")
-    except BaseException:
-        if connection.in_transaction:
-            connection.execute("ROLLBACK")
-        raise
 
 
 def _now() -> str:
@@ -167,7 +153,7 @@ class Store:
                         await self._db.execute("ROLLBACK")
                 raise
 
-    async def _transaction_in_one_step(self, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
+    async def _transaction_in_one_step(self, statements: list[Statement]) -> None:
         """Run statements as one all-or-nothing transaction in a single job on aiosqlite's
         thread. Every turn ends with a save, and the final text waits for it: awaiting BEGIN,
         each statement and COMMIT one by one costs an event-loop turn each (tens of ms when
@@ -176,7 +162,7 @@ class Store:
         tests/test_store.py holds the all-or-nothing behaviour."""
         async with self._lock:
             connection = self._db._conn
-            await self._db._execute(_run_transaction, connection, statements)
+            await self._db._execute(run_transaction, connection, statements)
 
     async def _fetch(self, sql: str, parameters: Iterable[Any] = ()) -> list[sqlite3.Row]:
         # No lock: aiosqlite runs each call whole on its one thread, so a read cannot split a
@@ -254,26 +240,7 @@ class Store:
         # the database or holding the lock.
         history = _dump_json(list(state.history))
         now = _now()
-        upsert = (
-            "INSERT INTO conversations (key, guild_id, channel_id, user_id, backend, history,"
-            " previous_response_id, model, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (key) DO UPDATE SET backend = excluded.backend,"
-            " history = excluded.history, previous_response_id = excluded.previous_response_id,"
-            " model = excluded.model, updated_at = excluded.updated_at",
-            (
-                str(key),
-                key.guild_id,
-                key.channel_id,
-                key.user_id,
-                state.backend,
-                history,
-                state.previous_response_id,
-                state.model,
-                now,
-                now,
-            ),
-        )
+        upsert = conversation_upsert(key, state, history, now)
         await self._transaction_in_one_step([upsert, usage_row(key, turn, now)])
 
     async def save_usage(self, key: ConversationKey, turn: TurnRecord) -> None:
