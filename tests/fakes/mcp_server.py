@@ -22,6 +22,7 @@ from mcp.server.mcpserver.prompts.base import Prompt
 from mcp.types import ToolAnnotations
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+LISTENING = "listening on port"  # the HTTP variant's first stdout line: `listening on port P`
 
 
 def _log_call(tool: str, arguments: dict[str, Any]) -> None:
@@ -186,14 +187,25 @@ async def _serve_http(
         app = _legacy_only(app)
     if required_header:
         app = _require_header(app, required_header)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    await uvicorn.Server(config).serve()
+    # Bound here and handed to uvicorn, so port 0 means the kernel's pick with no window in which
+    # another process could take it; SO_REUSEADDR lets a restart rebind its old port at once.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(128)  # connections wait in the backlog until uvicorn accepts them
+    print(f"{LISTENING} {sock.getsockname()[1]}", flush=True)
+    # Nobody reads stdout after that line: a full pipe must never block the server.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    config = uvicorn.Config(app, log_level="warning")
+    await uvicorn.Server(config).serve(sockets=[sock])
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--transport", choices=["stdio", "http"], default="stdio")
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--port", type=int, default=0, help="0: any free port (printed)")
     parser.add_argument("--name", default="fake")
     parser.add_argument("--require-header", help='"Name: value" every HTTP request must carry')
     parser.add_argument("--legacy", action="store_true", help="HTTP: refuse the 2026 protocol")
@@ -223,12 +235,6 @@ def stdio_params(
     }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def read_calls(log_path: str | Path) -> list[dict[str, Any]]:
     path = Path(log_path)
     if not path.exists():
@@ -237,7 +243,11 @@ def read_calls(log_path: str | Path) -> list[dict[str, Any]]:
 
 
 class HTTPServerProcess:
-    """The HTTP variant as a subprocess; can be killed and restarted on the same port."""
+    """The HTTP variant as a subprocess; can be killed and restarted on the same port.
+
+    The first start binds port 0 in the server itself and reads the port it got from its stdout;
+    a restart asks for that port again.
+    """
 
     def __init__(
         self,
@@ -247,13 +257,14 @@ class HTTPServerProcess:
         legacy: bool = False,
     ) -> None:
         self.log_path = log_path
-        self.port = port or free_port()
+        self.port = port or 0
         self.require_header = require_header
         self.legacy = legacy
         self.proc: anyio.abc.Process | None = None
 
     @property
     def url(self) -> str:
+        assert self.port, "start() the server first: its port is known once it listens"
         return f"http://127.0.0.1:{self.port}/mcp"
 
     async def start(self, startup_s: float = 15) -> None:
@@ -267,21 +278,28 @@ class HTTPServerProcess:
         if self.legacy:
             cmd.append("--legacy")
         self.proc = await anyio.open_process(
-            cmd, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL
+            cmd, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stderr=None
         )
-        deadline = time.monotonic() + startup_s
-        while time.monotonic() < deadline:
-            if self.proc.returncode is not None:
-                raise RuntimeError(f"test MCP server exited with {self.proc.returncode}")
+        try:
+            with anyio.fail_after(startup_s):
+                line = await self._first_line()
+        except TimeoutError:
+            await self.stop()
+            raise TimeoutError(f"test MCP server did not listen within {startup_s}s") from None
+        if not line.startswith(LISTENING):
+            await self.stop()
+            raise RuntimeError(f"test MCP server did not start: {line!r}")
+        self.port = int(line.removeprefix(LISTENING))
+
+    async def _first_line(self) -> str:
+        assert self.proc is not None and self.proc.stdout is not None
+        data = b""
+        while not data.endswith(b"\n"):
             try:
-                stream = await anyio.connect_tcp("127.0.0.1", self.port)
-            except OSError:
-                await anyio.sleep(0.05)
-                continue
-            await stream.aclose()
-            return
-        await self.stop()
-        raise TimeoutError(f"test MCP server did not listen on {self.port} within {startup_s}s")
+                data += await self.proc.stdout.receive()
+            except anyio.EndOfStream:
+                break  # exited before it listened; the caller reports what it said
+        return data.decode(errors="replace").strip()
 
     def kill(self) -> None:
         """SIGKILL without waiting, for synchronous teardown; prefer `await stop()`."""
@@ -302,7 +320,7 @@ class HTTPServerProcess:
 async def http_server(
     log_path: str | Path | None = None, port: int | None = None, require_header: str | None = None
 ) -> AsyncIterator[str]:
-    """Start the HTTP variant on a free port; yields its URL (http://127.0.0.1:P/mcp)."""
+    """Start the HTTP variant (on a port of its own choosing unless given); yields its URL."""
     server = HTTPServerProcess(log_path, port, require_header)
     await server.start()
     try:
