@@ -23,11 +23,21 @@ async def test_role_mention_and_reply_to_the_bot_address_it(chat_world: World) -
 async def test_empty_mention_gets_a_hint_and_no_llm_call(chat_world: World) -> None:
     world = chat_world
     chat = Chat(world.discord, "empty")
-    before = len(world.llm.requests)
+    key = "k-empty-mention"
+    world.llm.script(key)
+    first = await chat.say(f"{key} first question")
+    await chat.answer_text(int(first["id"]), "echo")
     asked = await world.discord.send_message(chat.channel, chat.user, chat.mention())
     hint = await world.discord.wait_for(lambda: chat.replies_to(int(asked["id"])))
     assert "Mention me with a question" in hint[0]["content"]
-    assert len(world.llm.requests) == before
+    # The conversation goes on: had the empty mention reached the model, it would be one more
+    # request carrying this conversation's history, and a user turn in the next one's history.
+    after = await chat.say(f"{key} second question")
+    await chat.answer_text(int(after["id"]), "second question")
+    sent = world.llm.requests_mentioning(key)
+    assert len(sent) == 2
+    said = [m["content"] for m in sent[-1].body["messages"] if m["role"] == "user"]
+    assert said == [f"{key} first question", f"{key} second question"]
 
 
 async def test_tools_command_lists_servers_and_policies(chat_world: World) -> None:

@@ -68,11 +68,11 @@ async def test_threads_dms_channel_scope_and_access_lists(llm: ScriptedLLM, tmp_
         assert any("first question" in str(m.get("content")) for m in body["messages"])
 
         # Blocked user and blocked channel: no answer, no LLM call; an admin passes anyway.
-        before = len(llm.requests)
-        await chat.say(f"{key} let me in", user=blocked)
+        # Each message has its own marker, so only this test's requests are looked at.
+        await chat.say("k-thread-blocked-user let me in", user=blocked)
         blocked_channel = Chat(discord, channel=closed)
-        await blocked_channel.say(f"{key} anyone here?")
-        as_admin = await blocked_channel.say(f"{key} admin here", user=admin)
+        await blocked_channel.say("k-thread-closed-channel anyone here?")
+        as_admin = await blocked_channel.say("k-thread-closed-admin admin here", user=admin)
         await discord.wait_for(
             lambda: [
                 m
@@ -82,18 +82,18 @@ async def test_threads_dms_channel_scope_and_access_lists(llm: ScriptedLLM, tmp_
                 and not m["content"].endswith(" ▌")
             ]
         )
-        assert len(llm.requests) == before + 1
-        assert "admin here" in str(llm.requests[-1].body)
+        assert len(llm.requests_mentioning("k-thread-closed-admin")) == 1
+        assert llm.requests_mentioning("k-thread-blocked-user") == []
+        assert llm.requests_mentioning("k-thread-closed-channel") == []
         assert as_admin
 
         # reply_in_thread where the bot may not create threads: no answer, no LLM call.
         no_threads = Chat(discord, "no-threads")
         await discord.deny_bot(no_threads.channel, CREATE_PUBLIC_THREADS)
-        before = len(llm.requests)
-        await no_threads.say(f"{key} thread please")
+        await no_threads.say("k-thread-refused thread please")
         await bot.wait_logged(f"not answering in channel {no_threads.channel}")
         assert "lacks the Create Public Threads permission" in bot.log()
-        assert len(llm.requests) == before
+        assert llm.requests_mentioning("k-thread-refused") == []
 
         # DMs are answered when allow_dms is on.
         dm = discord.add_dm_channel(other)

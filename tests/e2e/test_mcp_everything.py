@@ -239,17 +239,20 @@ async def test_prompt_command_starts_a_turn_with_the_prompts_text(
 async def test_prompt_command_checks_arguments(everything_world: World) -> None:
     world = everything_world
     chat = Chat(world.discord, "ev-prompt-bad")
-    before = len(world.llm.requests)
+    city = f"Lyon-refused-{world.backend}"  # in every request a wrongly started turn would send
     for options, words in [
-        ({"name": "everything/args-prompt", "arguments": "town=Paris"}, "no argument town"),
+        (
+            {"name": "everything/args-prompt", "arguments": f"city={city}; town=Paris"},
+            "no argument town",
+        ),
         ({"name": "everything/args-prompt"}, "needs `city=…`"),
-        ({"name": "everything/nope"}, "no prompt `everything/nope`"),
+        ({"name": "everything/nope", "arguments": f"city={city}"}, "no prompt `everything/nope`"),
     ]:
         interaction = await world.discord.slash_command("prompt", chat.user, chat.channel, options)
         refusal = await interaction.wait_response()
         assert refusal["type"] == 4 and refusal["data"]["flags"] & 64
         assert words in refusal["data"]["content"]
-    assert len(world.llm.requests) == before
+    assert world.llm.requests_mentioning(city) == []
 
 
 async def _question(chat: Chat) -> dict[str, Any]:
@@ -439,14 +442,14 @@ async def test_prompt_command_in_a_channel_without_send(everything_world: World)
     world = everything_world
     muted = Chat(world.discord, "ev-prompt-muted")
     await world.discord.deny_bot(muted.channel, SEND_MESSAGES)
-    before = len(world.llm.requests)
+    city = f"Oslo-muted-{world.backend}"
     interaction = await world.discord.slash_command(
         "prompt",
         muted.user,
         muted.channel,
-        {"name": "everything/args-prompt", "arguments": "city=Oslo"},
+        {"name": "everything/args-prompt", "arguments": f"city={city}"},
     )
     refusal = await interaction.wait_response()
     assert refusal["type"] == 4 and refusal["data"]["flags"] & 64
     assert "Send Messages" in refusal["data"]["content"]
-    assert len(world.llm.requests) == before
+    assert world.llm.requests_mentioning(city) == []

@@ -108,6 +108,11 @@ class ScriptedLLM:
     def requests_for(self, key: str) -> list[Recorded]:
         return [r for r in self.requests if r.key == key]
 
+    def requests_mentioning(self, marker: str) -> list[Recorded]:
+        """Requests carrying `marker` anywhere in the body (history included): a test's own view
+        of the shared log, e.g. every request of one conversation or one that should never come."""
+        return [r for r in self.requests if marker in json.dumps(r.body, ensure_ascii=False)]
+
     def forget_responses(self, key: str | None = None) -> None:
         """Drop stored responses, as a server does when they expire: old ids become unknown.
         With `key`, only that script's responses, so other tests' conversations go on."""
