@@ -196,6 +196,27 @@ async def test_requester_cannot_approve_alone_but_an_approver_can(world: Approva
     assert len(world.calls("record", note)) == 1
 
 
+async def test_the_prompt_pings_the_requester_and_never_a_role(world: Approvals) -> None:
+    # The requester holds a role and the text names the approvers' role: neither may notify.
+    chat = Chat(world.discord, "role-ping")
+    key = f"k-role-ping-{world.backend}"
+    note = f"role-ping-note-{world.backend}"
+    world.llm.script(key, [ToolCall("strict__record", {"note": note})], Text("Left alone."))
+    asked = await chat.say(f"{key} record", user=world.manager)
+    prompt = await chat.prompt()
+    assert "members of <@&" in prompt["content"]
+    pings = world.discord.pings(int(prompt["id"]))
+    assert pings["users"] == [world.manager]
+    assert pings["roles"] == [] and not pings["everyone"]
+    allowed = pings["allowed_mentions"]
+    assert allowed["parse"] == [] and not allowed.get("roles") and not allowed.get("replied_user")
+    assert [int(u) for u in allowed["users"]] == [world.manager]
+    denied = await (await click(world, prompt, "deny", world.manager)).wait_response()
+    assert f"Denied by <@{world.manager}>" in denied["data"]["content"]
+    await chat.answer_text(int(asked["id"]), "Left alone.")
+    assert world.calls("record", note) == []
+
+
 # -- edit & approve -----------------------------------------------------------------------------
 
 
