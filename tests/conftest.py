@@ -177,12 +177,15 @@ def discord_rules(request: pytest.FixtureRequest) -> Iterator[None]:
     if not names:
         yield
         return
-    discord = request.getfixturevalue(names[0]).discord
+    world = request.getfixturevalue(names[0])
+    discord = world.discord
+    bot = getattr(world, "bot", None)
+    interval = bot.config.get("discord", {}).get("edit_interval_s", 1.0) if bot else 1.0
     before = rules.snapshot(discord)
     yield
     marker = request.node.get_closest_marker("discord_errors")
     allowed = set(marker.args) if marker else set()
-    found = rules.violations(discord, before, allowed)
+    found = rules.violations(discord, before, allowed, edit_interval_s=interval)
     assert not found, "Discord rules broken:\n" + "\n".join(found)
 
 

@@ -3,7 +3,8 @@
 Each e2e test gets these for free: no 429 from Discord, no request to a route the fake does not
 know, no 4xx the test did not ask for (mark it `@pytest.mark.discord_errors(403, 404)`), no ping
 from a bot message except a prompt with buttons pinging the one person it asks, and no reply edited more
-often than its edit interval allows.
+often than its edit interval allows: in all, and between one edit and the next (so a bot that
+edits on every delta is caught even while the write budget holds it to Discord's pace).
 """
 
 from __future__ import annotations
@@ -13,9 +14,13 @@ from dataclasses import dataclass
 
 from tests.fakes.discord import FakeDiscord
 
-# Slack over `discord.edit_interval_s` for timer jitter; an edit-on-every-delta bot is far above.
-EDIT_SPACING_S = 0.8
+# Slack over `discord.edit_interval_s` for timer jitter (a fraction of the world's interval).
+EDIT_SPACING = 0.8
 EDIT_ALLOWANCE = 3  # the first sync, the final text and one retry need no spacing
+# Intermediate edits of one message closer together than that: one retry may be. The write budget
+# keeps an edit-on-every-delta bot near Discord's average pace, but hands it a channel's free
+# writes at once, so its edits come in bursts a bot that waits its interval never makes.
+QUICK_EDITS_ALLOWED = 1
 
 
 @dataclass
@@ -33,7 +38,9 @@ def snapshot(discord: FakeDiscord) -> Snapshot:
     )
 
 
-def violations(discord: FakeDiscord, before: Snapshot, allowed: set[int]) -> list[str]:
+def violations(
+    discord: FakeDiscord, before: Snapshot, allowed: set[int], edit_interval_s: float = 1.0
+) -> list[str]:
     found: list[str] = []
     new = discord.requests[before.requests :]
     for r in new:
@@ -56,13 +63,24 @@ def violations(discord: FakeDiscord, before: Snapshot, allowed: set[int]) -> lis
         if len(pings.get("users", [])) > may_ping:
             found.append(f"bot message {message_id} pings users {pings['users']}")
 
+    spacing = EDIT_SPACING * edit_interval_s
     edits: dict[str, list[float]] = defaultdict(list)
     for r in new:
-        if r.method == "PATCH" and "/channels/" in r.path and "/messages/" in r.path:
+        # Only edits that went through: a refused one changed nothing anyone saw.
+        is_edit = r.method == "PATCH" and "/channels/" in r.path and "/messages/" in r.path
+        if is_edit and 200 <= r.status < 300:
             edits[r.path].append(r.t)
     for path, times in edits.items():
         span = max(times) - min(times)
-        bound = EDIT_ALLOWANCE + span / EDIT_SPACING_S
+        bound = EDIT_ALLOWANCE + span / spacing
         if len(times) > bound:
             found.append(f"{len(times)} edits of {path} in {span:.1f} s (bound {bound:.0f})")
+        # The last edit is the final text, which may follow the previous one at once.
+        gaps = [later - earlier for earlier, later in zip(times, times[1:-1], strict=False)]
+        quick = [f"{gap:.2f}" for gap in gaps if gap < spacing]
+        if len(quick) > QUICK_EDITS_ALLOWED:
+            found.append(
+                f"{len(quick)} edits of {path} came {', '.join(quick)} s after the one before "
+                f"(interval {edit_interval_s} s)"
+            )
     return found

@@ -40,3 +40,22 @@ async def test_thirty_conversations_over_three_channels(world: World) -> None:
     key = f"k-thirty-{world.backend}"
     chats = [Chat(world.discord, f"{key}-c{c}") for c in range(3)]
     await ask_all(world, chats, key, [story(f"t{i}", 25) for i in range(30)])
+
+
+async def test_a_long_answer_is_edited_at_its_interval_not_at_the_budgets_pace(
+    chat_world: World,
+) -> None:
+    # The budget alone holds even an edit-on-every-delta bot to Discord's average pace, but it
+    # hands over a channel's free writes at once: such a bot edits in bursts each time the 5 s
+    # window frees up, which the rules (tests/e2e/rules.py) catch. About 7 s of streaming crosses
+    # that window twice; one backend is enough, the renderer is the same.
+    world = chat_world
+    key = "k-edit-pace"
+    chat = Chat(world.discord, key)
+    text = story("p", 200)
+    world.llm.script(key, Text(text, chunk_size=8, delay_s=0.05))
+    asked = await chat.say(f"{key} go")
+    parts = await chat.answer(int(asked["id"]), lambda t: t == text, timeout=60)
+    assert [p["content"] for p in parts] == [text]
+    edits = world.discord.requests_to("PATCH", f"/messages/{parts[0]['id']}")
+    assert len(edits) >= 3  # it did stream; how closely the edits came is the rules' business
