@@ -65,17 +65,20 @@ def violations(
 
     spacing = EDIT_SPACING * edit_interval_s
     edits: dict[str, list[float]] = defaultdict(list)
+    applied: dict[str, list[float]] = defaultdict(list)  # a refused edit changed nothing shown
     for r in new:
-        # Only edits that went through: a refused one changed nothing anyone saw.
-        is_edit = r.method == "PATCH" and "/channels/" in r.path and "/messages/" in r.path
-        if is_edit and 200 <= r.status < 300:
+        if r.method == "PATCH" and "/channels/" in r.path and "/messages/" in r.path:
             edits[r.path].append(r.t)
+            if 200 <= r.status < 300:
+                applied[r.path].append(r.t)
     for path, times in edits.items():
         span = max(times) - min(times)
         bound = EDIT_ALLOWANCE + span / spacing
         if len(times) > bound:
             found.append(f"{len(times)} edits of {path} in {span:.1f} s (bound {bound:.0f})")
-        # The last edit is the final text, which may follow the previous one at once.
+    for path, times in applied.items():
+        # The last edit is the final text, which may follow the one before at once; a retry
+        # after a refused edit is not counted (the refused one is not in `applied`).
         gaps = [later - earlier for earlier, later in zip(times, times[1:-1], strict=False)]
         quick = [f"{gap:.2f}" for gap in gaps if gap < spacing]
         if len(quick) > QUICK_EDITS_ALLOWED:
