@@ -152,7 +152,11 @@ async def _serve(
         if stop.is_set():
             log.info("stopped during start-up")
             return
-        limits = UserLimits(settings.limits, tokens_since=core.store.tokens_used_since)
+        limits = UserLimits(
+            settings.limits,
+            tokens_since=core.store.tokens_used_since,
+            cost_since=core.store.cost_used_since,
+        )
         services = Services(
             settings=settings,
             store=core.store,

@@ -211,6 +211,9 @@ class LimitsConfig(_Section):
     """Questions one user may ask per minute."""
     user_daily_tokens: int | None = Field(default=None, ge=1)
     """Tokens one user may use per 24 hours; null = unlimited."""
+    user_daily_cost_usd: float | None = Field(default=None, gt=0)
+    """US dollars one user may spend per 24 hours, priced from litellm's model map; null =
+    unlimited. Turns on models the map has no price for cost nothing here."""
 
 
 class MCPConfig(_Section):

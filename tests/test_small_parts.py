@@ -87,12 +87,12 @@ async def test_user_limits_count_concurrency_rate_and_tokens() -> None:
         assert isinstance(second, Reservation)
     assert "faster" in str(limits.reserve(1))
     now[0] = 61.0
-    assert await limits.token_refusal(1) is None
+    assert await limits.daily_refusal(1) is None
     third = limits.reserve(1)
     assert isinstance(third, Reservation)
     third.release()
     used[1] = 100
-    assert "allowance" in (await limits.token_refusal(1) or "")
+    assert "allowance" in (await limits.daily_refusal(1) or "")
 
 
 def test_mcp_call_error_words_from_every_shape() -> None:

@@ -187,8 +187,14 @@ class Conversations:
         so failed and retried attempts count toward the daily budget too."""
         # MCP servers' sampling requests were answered by the bot's model: they count too.
         usage = event.usage + sampled
+        # Priced once, at the turn's end: /status and the daily cost limit read the stored number.
+        cost = self._cost_of(event.model, usage) if self._cost_of and event.model else None
         record = self._make_record(
-            user_id=request.user_id, model=event.model, usage=usage, duration_s=duration_s
+            user_id=request.user_id,
+            model=event.model,
+            usage=usage,
+            duration_s=duration_s,
+            cost_usd=cost,
         )
         if event.state is not None:
             await self._store.save_turn(request.key, event.state, record)

@@ -1,4 +1,4 @@
-"""Per-user limits: concurrent turns, turns per minute and tokens per day."""
+"""Per-user limits: concurrent turns, turns per minute, tokens and dollars per day."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from bot.config import LimitsConfig
 
 BUSY = "I'm still working on your other questions. Wait for them to finish."
 TOKENS = "You've used your token allowance for today. Try again tomorrow."
+COST = "You've used your spending allowance for today. Try again tomorrow."
 
 
 class Reservation:
@@ -44,10 +45,12 @@ class UserLimits:
         config: LimitsConfig,
         *,
         tokens_since: Callable[[int, datetime], Awaitable[int]],
+        cost_since: Callable[[int, datetime], Awaitable[float]] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._config = config
         self._tokens_since = tokens_since
+        self._cost_since = cost_since
         self._clock = clock
         self._active: dict[int, int] = defaultdict(int)
         self._recent: dict[int, deque[float]] = defaultdict(deque)
@@ -72,13 +75,17 @@ class UserLimits:
         self._active[user_id] += 1
         return Reservation(lambda: self._finish(user_id))
 
-    async def token_refusal(self, user_id: int) -> str | None:
-        """The daily token allowance (a store query), checked once a turn is reserved."""
-        if self._config.user_daily_tokens is None:
-            return None
+    async def daily_refusal(self, user_id: int) -> str | None:
+        """The daily token and cost allowances (store queries), checked once a turn is reserved."""
+        config = self._config
         since = datetime.now(UTC) - timedelta(days=1)
-        if await self._tokens_since(user_id, since) >= self._config.user_daily_tokens:
+        tokens = config.user_daily_tokens
+        if tokens is not None and await self._tokens_since(user_id, since) >= tokens:
             return TOKENS
+        dollars = config.user_daily_cost_usd
+        spent = self._cost_since
+        if dollars is not None and spent is not None and await spent(user_id, since) >= dollars:
+            return COST
         return None
 
     def _finish(self, user_id: int) -> None:

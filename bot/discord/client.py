@@ -25,6 +25,8 @@ from bot.discord.commands import ALL_COMMANDS
 from bot.discord.deletions import DeletedMessages
 from bot.discord.elicitation import DiscordElicitations, ElicitButton
 from bot.discord.prompts import prompt
+from bot.discord.status_command import status
+from bot.discord.system_command import system
 from bot.discord.write_scheduler import WriteScheduler
 
 log = logging.getLogger(__name__)
@@ -77,7 +79,7 @@ class _McpcordMixin:
             self.audit.start()
         bot.add_dynamic_items(ApprovalButton, ElicitButton)
         bot.add_listener(self.approvals.on_interaction, "on_interaction")
-        for command in (*ALL_COMMANDS, prompt):
+        for command in (*ALL_COMMANDS, prompt, status, system):
             bot.tree.add_command(command)
         await self._sync_commands()
         expired = await self.approvals.expire_stale(bot)

@@ -22,7 +22,7 @@ MANAGERS_ONLY = (
 MAX_REPLY = 1900
 
 
-def _key_for(bot: McpcordBot, interaction: discord.Interaction[Any]) -> ConversationKey:
+def key_for(bot: McpcordBot, interaction: discord.Interaction[Any]) -> ConversationKey:
     channel = interaction.channel
     return conversation_key(
         bot.services.settings.discord.scope,
@@ -33,7 +33,7 @@ def _key_for(bot: McpcordBot, interaction: discord.Interaction[Any]) -> Conversa
     )
 
 
-async def _refuse_outsiders(bot: McpcordBot, interaction: discord.Interaction[Any]) -> bool:
+async def refuse_outsiders(bot: McpcordBot, interaction: discord.Interaction[Any]) -> bool:
     """Answer and return True when the access lists would not let this user mention the bot here."""
     in_dm = interaction.guild_id is None
     allowed = (
@@ -51,7 +51,7 @@ async def _refuse_outsiders(bot: McpcordBot, interaction: discord.Interaction[An
 @app_commands.describe(everyone="Admins only: forget every conversation in this channel.")
 async def reset(interaction: discord.Interaction[Any], everyone: bool = False) -> None:
     bot: McpcordBot = interaction.client  # type: ignore[assignment]
-    if await _refuse_outsiders(bot, interaction):
+    if await refuse_outsiders(bot, interaction):
         return
     store = bot.services.store
     conversations = bot.services.conversations
@@ -73,7 +73,7 @@ async def reset(interaction: discord.Interaction[Any], everyone: bool = False) -
             f"Forgot {count} conversation(s) in this channel.", ephemeral=True
         )
         return
-    key = _key_for(bot, interaction)
+    key = key_for(bot, interaction)
     shared = key.user_id == 0
     if shared and not bot.access.is_manager(interaction.user):
         await interaction.response.send_message(MANAGERS_ONLY.format(what="reset"), ephemeral=True)
@@ -145,7 +145,7 @@ def describe_tools(bot: McpcordBot, *, is_admin: bool) -> list[str]:
 @app_commands.command(name="tools", description="List the tools I can use and their approval rule.")
 async def tools(interaction: discord.Interaction[Any]) -> None:
     bot: McpcordBot = interaction.client  # type: ignore[assignment]
-    if await _refuse_outsiders(bot, interaction):
+    if await refuse_outsiders(bot, interaction):
         return
     lines = describe_tools(bot, is_admin=bot.access.is_admin(interaction.user))
     text = "\n".join(lines) if lines else "No tools are configured."
@@ -160,7 +160,7 @@ async def tools(interaction: discord.Interaction[Any]) -> None:
 @app_commands.describe(name="One of the models the operator allows; empty shows them.")
 async def model(interaction: discord.Interaction[Any], name: str | None = None) -> None:
     bot: McpcordBot = interaction.client  # type: ignore[assignment]
-    if await _refuse_outsiders(bot, interaction):
+    if await refuse_outsiders(bot, interaction):
         return
     llm = bot.services.settings.llm
     allowed = llm.models or [llm.model]
@@ -169,7 +169,7 @@ async def model(interaction: discord.Interaction[Any], name: str | None = None) 
             "Models: " + ", ".join(f"`{m}`" for m in allowed), ephemeral=True
         )
         return
-    key = _key_for(bot, interaction)
+    key = key_for(bot, interaction)
     if key.user_id == 0 and not bot.access.is_manager(interaction.user):
         await interaction.response.send_message(
             MANAGERS_ONLY.format(what="change the model of"), ephemeral=True

@@ -15,6 +15,7 @@ from bot.core.attachments import AttachmentLimits, skip_line
 from bot.core.conversations import conversation_key
 from bot.core.events import Notice
 from bot.core.state import TurnRequest
+from bot.discord.channel_prompt import effective_prompt
 from bot.discord.context import gather as gather_context
 from bot.discord.render import NO_MENTIONS, StreamRenderer
 from bot.discord.retry import with_retries
@@ -106,7 +107,7 @@ async def on_message(bot: McpcordBot, message: discord.Message) -> None:
         await reply_plain(message, reservation)
         return
     with reservation:
-        refusal = await bot.services.limits.token_refusal(message.author.id)
+        refusal = await bot.services.limits.daily_refusal(message.author.id)
         if refusal:
             await reply_plain(message, refusal)
             return
@@ -127,6 +128,7 @@ async def on_message(bot: McpcordBot, message: discord.Message) -> None:
         target: discord.Thread | None = None
         if settings.discord.reply_in_thread and isinstance(channel, discord.TextChannel):
             channel = target = await message.create_thread(name=(text or "Question")[:90])
+        instructions = await effective_prompt(bot.services.store, settings, channel)
         request = TurnRequest(
             key=conversation_key(
                 settings.discord.scope,
@@ -140,7 +142,7 @@ async def on_message(bot: McpcordBot, message: discord.Message) -> None:
             text=context.text_with(text),
             image_urls=tuple(context.image_urls),
             is_admin=bot.access.is_admin(message.author),
-            system_prompt=here.system_prompt,
+            system_prompt=instructions.text,
             model=here.model,
         )
         await answer(bot, message, request, target, notice=skipped)

@@ -11,6 +11,7 @@ from discord import app_commands
 from bot.core.conversations import conversation_key
 from bot.core.limits import Reservation
 from bot.core.state import TurnRequest
+from bot.discord.channel_prompt import effective_prompt
 from bot.discord.handlers import answer, channel_settings
 from bot.discord.render import NO_MENTIONS
 from bot.tools.mcp_prompts import PromptError, PromptInfo, check_arguments, parse_arguments
@@ -118,7 +119,7 @@ async def prompt(
         return
     handed_over = False
     try:
-        refusal = await bot.services.limits.token_refusal(interaction.user.id)
+        refusal = await bot.services.limits.daily_refusal(interaction.user.id)
         if refusal:
             await _refuse(interaction, refusal)
             return
@@ -137,6 +138,7 @@ async def prompt(
             allowed_mentions=NO_MENTIONS,
         )
         here = channel_settings(bot.services.settings, channel)
+        instructions = await effective_prompt(bot.services.store, bot.services.settings, channel)
         request = TurnRequest(
             key=conversation_key(
                 bot.services.settings.discord.scope,
@@ -149,8 +151,8 @@ async def prompt(
             user_name=interaction.user.display_name,
             text=text,
             is_admin=bot.access.is_admin(interaction.user),
-            # The channel's own prompt and model (discord.channels), as for a mention there.
-            system_prompt=here.system_prompt,
+            # The channel's own prompt (/system, discord.channels) and model, as for a mention.
+            system_prompt=instructions.text,
             model=here.model,
         )
         bot.start_turn(_answer(bot, source, request, reservation))

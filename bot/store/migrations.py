@@ -121,4 +121,43 @@ MIGRATIONS: tuple[Migration, ...] = (
             " CHECK (reasoning_tokens >= 0)",
         ),
     ),
+    Migration(
+        "m007_usage_channel_and_cost",
+        (
+            # Channel totals (/status) without parsing conversation_key; in a thread the channel
+            # is the thread, as in the key.
+            "ALTER TABLE usage ADD COLUMN guild_id INTEGER",
+            "ALTER TABLE usage ADD COLUMN channel_id INTEGER",
+            # US dollars from litellm's price map at the time of the turn; NULL when the model
+            # had no known price (a sum over NULLs must not pretend to be complete).
+            "ALTER TABLE usage ADD COLUMN cost_usd REAL CHECK (cost_usd IS NULL OR cost_usd >= 0)",
+            # Older rows: the key is "guild:channel:user", so their channel is in it.
+            """
+            UPDATE usage SET
+                guild_id = CAST(substr(conversation_key, 1, instr(conversation_key, ':') - 1)
+                    AS INTEGER),
+                channel_id = CAST(substr(
+                    substr(conversation_key, instr(conversation_key, ':') + 1), 1,
+                    instr(substr(conversation_key, instr(conversation_key, ':') + 1), ':') - 1
+                ) AS INTEGER)
+            """,
+            "CREATE INDEX usage_by_channel_time ON usage (guild_id, channel_id, created_at)",
+        ),
+    ),
+    Migration(
+        "m008_channel_prompts",
+        (
+            # /system: a channel's (or thread's) own system prompt, above the configured ones.
+            # Channel ids are unique across guilds, so they alone are the key.
+            """
+            CREATE TABLE channel_prompts (
+                channel_id INTEGER PRIMARY KEY,
+                guild_id INTEGER NOT NULL,
+                system_prompt TEXT NOT NULL,
+                set_by INTEGER NOT NULL,
+                updated_at TEXT NOT NULL
+            )
+            """,
+        ),
+    ),
 )

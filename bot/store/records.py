@@ -22,6 +22,21 @@ class TurnRecord:
     model: str
     usage: Usage
     duration_s: float
+    cost_usd: float | None = None  # None: the model has no price in litellm's map
+
+
+@dataclass(frozen=True)
+class UsageTotals:
+    """Tokens and dollars summed over some turns. `cost_usd` covers the priced turns only;
+    `unpriced_turns` says how many had no known price."""
+
+    turns: int = 0
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost_usd: float = 0.0
+    unpriced_turns: int = 0
 
 
 @dataclass(frozen=True)

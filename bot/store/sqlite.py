@@ -1,4 +1,4 @@
-"""The bot's durable memory: conversations, tool approvals and token usage in one SQLite file."""
+"""The bot's durable memory: conversations, approvals, usage and /system prompts in one SQLite file."""
 
 from __future__ import annotations
 
@@ -16,10 +16,12 @@ from typing import Any
 import aiosqlite
 
 from bot.core.state import ConversationKey, ConversationState
+from bot.store.channel_prompts import ChannelPromptQueries
 from bot.store.migrations import MIGRATIONS, Migration
+from bot.store.queries import timestamp as _timestamp
 from bot.store.records import DECISIONS, PENDING, ApprovalRecord, TurnRecord
 from bot.store.turns import Statement, conversation_upsert, run_transaction
-from bot.store.usage import insert_usage, usage_row
+from bot.store.usage import UsageQueries, insert_usage, usage_row
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +42,6 @@ _APPROVAL_COLUMNS = (
 
 def _now() -> str:
     return _timestamp(datetime.now(UTC))
-
-
-def _timestamp(moment: datetime) -> str:
-    # Always UTC with microseconds, so every stored timestamp has the same shape and text
-    # comparison in SQL orders them correctly.
-    if moment.tzinfo is None:
-        raise ValueError("naive datetime: pass an aware one (e.g. datetime.now(UTC))")
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def _dump_json(value: Any) -> str:
@@ -84,7 +78,7 @@ def _approval(row: sqlite3.Row) -> ApprovalRecord:
     )
 
 
-class Store:
+class Store(UsageQueries, ChannelPromptQueries):
     """Every query the bot makes, over one shared aiosqlite connection.
 
     Create it with `async with Store.open(path) as store:`; the schema is migrated on the way in.
@@ -374,14 +368,3 @@ class Store:
             "SELECT tool FROM tool_grants WHERE conversation_key = ?", (str(key),)
         )
         return {row["tool"] for row in rows}
-
-    # -- usage ----------------------------------------------------------------------------------
-
-    async def tokens_used_since(self, user_id: int, since: datetime) -> int:
-        """Input plus output tokens `user_id` spent from `since` (an aware datetime) on."""
-        rows = await self._fetch(
-            "SELECT COALESCE(SUM(input_tokens + output_tokens), 0) AS total FROM usage"
-            " WHERE user_id = ? AND created_at >= ?",
-            (user_id, _timestamp(since)),
-        )
-        return int(rows[0]["total"])
