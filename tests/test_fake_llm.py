@@ -39,6 +39,7 @@ from tests.fakes.llm import (
     Stall,
     Text,
     ToolCall,
+    UsageReport,
 )
 
 litellm.suppress_debug_info = True
@@ -561,3 +562,32 @@ async def test_image_urls_are_fetched_and_a_dead_one_is_refused(llm: ScriptedLLM
             await oa.responses.create(model="test-model", input=[item])
     finally:
         await runner.cleanup()
+
+
+async def test_scripted_usage_is_reported_in_order_then_repeats(llm: ScriptedLLM):
+    for key in ("usage-c", "usage-r"):
+        llm.report_usage(
+            key, UsageReport(1200, 300, cached=200, reasoning=50), UsageReport(800, 100)
+        )
+    seen = []
+    for _ in range(3):
+        stream = await client(llm).chat.completions.create(
+            model="test-model",
+            messages=user("usage-c"),
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        usage = [c async for c in stream][-1].usage
+        seen.append(
+            (
+                usage.prompt_tokens,
+                usage.completion_tokens,
+                usage.prompt_tokens_details.cached_tokens,
+                usage.completion_tokens_details.reasoning_tokens,
+            )
+        )
+    assert seen == [(1200, 300, 200, 50), (800, 100, 0, 0), (800, 100, 0, 0)]
+    stream = await client(llm).responses.create(model="test-model", input="usage-r", stream=True)
+    done = [e async for e in stream][-1].response
+    assert (done.usage.input_tokens, done.usage.output_tokens) == (1200, 300)
+    assert done.usage.input_tokens_details.cached_tokens == 200

@@ -13,6 +13,7 @@ from .items import (
     Stall,
     Text,
     ToolCall,
+    UsageReport,
 )
 from .server import Recorded, ScriptedLLM
 
@@ -31,4 +32,5 @@ __all__ = [
     "Stall",
     "Text",
     "ToolCall",
+    "UsageReport",
 ]

@@ -18,11 +18,8 @@ from .items import (
     args_str,
     finish_of,
     new_id,
-    output_text,
-    reasoning_tokens,
-    token_counts,
 )
-from .stream import Event, Plan, Renderer, sse_data, text_deltas
+from .stream import Event, Plan, Renderer, counts, sse_data, text_deltas
 
 
 def last_user_text(body: dict[str, Any]) -> str | None:
@@ -82,17 +79,17 @@ class ChatRenderer(Renderer):
 
     # -- shared pieces -------------------------------------------------------------
     def usage(self) -> dict[str, Any]:
-        inp, out = token_counts(self.body.get("messages"), output_text(self.plan.items))
+        inp, out, cached, reasoning = counts(self.plan, self.body.get("messages"))
         return {
             "prompt_tokens": inp,
             "completion_tokens": out,
             "total_tokens": inp + out,
             "prompt_tokens_details": {
-                "cached_tokens": min(inp, self.plan.cached),
+                "cached_tokens": cached,
                 "audio_tokens": 0,
             },
             "completion_tokens_details": {
-                "reasoning_tokens": reasoning_tokens(self.plan.items),
+                "reasoning_tokens": reasoning,
                 "audio_tokens": 0,
             },
         }

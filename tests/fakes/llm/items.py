@@ -107,6 +107,16 @@ class Stall:
     text: str = ""
 
 
+@dataclass(frozen=True)
+class UsageReport:
+    """Token counts a response reports instead of the deterministic len//4 ones."""
+
+    input: int
+    output: int
+    cached: int = 0
+    reasoning: int = 0
+
+
 Item = Text | ToolCall | McpCall | McpApprovalRequest | Reasoning | Finish
 Reply = Item | Fault | Cut | Stall | Silent | list[Item]
 _ITEMS = (Text, ToolCall, McpCall, McpApprovalRequest, Reasoning, Finish)

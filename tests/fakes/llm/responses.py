@@ -20,11 +20,8 @@ from .items import (
     finish_of,
     mcp_error,
     new_id,
-    output_text,
-    reasoning_tokens,
-    token_counts,
 )
-from .stream import Event, Plan, Renderer, sse_event, text_deltas
+from .stream import Event, Plan, Renderer, counts, sse_event, text_deltas
 
 
 def last_user_text(body: dict[str, Any]) -> str | None:
@@ -135,15 +132,15 @@ class ResponsesRenderer(Renderer):
 
     # -- whole objects -------------------------------------------------------------
     def usage(self) -> dict[str, Any]:
-        inp, out = token_counts(self.body.get("input"), output_text(self.plan.items))
+        inp, out, cached, reasoning = counts(self.plan, self.body.get("input"))
         return {
             "input_tokens": inp,
             "input_tokens_details": {
-                "cached_tokens": min(inp, self.plan.cached),
+                "cached_tokens": cached,
                 "cache_write_tokens": 0,
             },
             "output_tokens": out,
-            "output_tokens_details": {"reasoning_tokens": reasoning_tokens(self.plan.items)},
+            "output_tokens_details": {"reasoning_tokens": reasoning},
             "total_tokens": inp + out,
         }
 

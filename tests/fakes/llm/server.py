@@ -23,6 +23,7 @@ from .items import (
     Silent,
     Stall,
     Text,
+    UsageReport,
     error_body,
     new_id,
     normalize,
@@ -58,6 +59,7 @@ class ScriptedLLM:
         self._scripts: dict[str, deque[Fault | Cut | Stall | Silent | list[Item]]] = {}
         self._windows: dict[str, tuple[int, str]] = {}
         self._cached: dict[str, int] = {}
+        self._usage: dict[str, deque[UsageReport]] = {}
         self._stored: dict[str, _Stored] = {}
         self._runner: web.AppRunner | None = None
         self._changed: asyncio.Condition | None = None
@@ -105,6 +107,18 @@ class ScriptedLLM:
         self._cached[key] = tokens
         self._scripts.setdefault(key, deque())
 
+    def report_usage(self, key: str, *reports: UsageReport) -> None:
+        """`key`'s responses report these token counts, one per response in order; the last
+        one repeats."""
+        self._usage.setdefault(key, deque()).extend(reports)
+        self._scripts.setdefault(key, deque())
+
+    def _next_usage(self, key: str | None) -> UsageReport | None:
+        queue = self._usage.get(key or "")
+        if not queue:
+            return None
+        return queue.popleft() if len(queue) > 1 else queue[0]
+
     def requests_for(self, key: str) -> list[Recorded]:
         return [r for r in self.requests if r.key == key]
 
@@ -125,6 +139,7 @@ class ScriptedLLM:
         self._scripts.clear()
         self._windows.clear()
         self._cached.clear()
+        self._usage.clear()
         self.requests.clear()
 
     # The timeout parameter is part of the agreed public API, hence the noqa.
@@ -266,7 +281,7 @@ class ScriptedLLM:
         reply = self._next(key, text)
         if isinstance(reply, Fault):
             return self._fault(reply)
-        plan = Plan.of(reply, self._cached.get(key or "", 0))
+        plan = Plan.of(reply, self._cached.get(key or "", 0), self._next_usage(key))
         try:
             chat.check_items(plan.items)
         except ValueError as e:
@@ -303,7 +318,7 @@ class ScriptedLLM:
         reply = self._next(key, text)
         if isinstance(reply, Fault):
             return self._fault(reply)
-        plan = Plan.of(reply, self._cached.get(key or "", 0))
+        plan = Plan.of(reply, self._cached.get(key or "", 0), self._next_usage(key))
         renderer = responses.ResponsesRenderer(body, plan, new_id("resp"))
         self._stored[renderer.id] = _Stored(renderer.final, key, text, body)
         if body.get("stream"):

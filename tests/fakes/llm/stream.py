@@ -10,7 +10,17 @@ from typing import Any
 
 from aiohttp import web
 
-from .items import Cut, Item, Silent, Stall, Text
+from .items import (
+    Cut,
+    Item,
+    Silent,
+    Stall,
+    Text,
+    UsageReport,
+    output_text,
+    reasoning_tokens,
+    token_counts,
+)
 
 
 @dataclass(frozen=True)
@@ -36,9 +46,15 @@ class Plan:
     cut: bool = False
     silent: bool = False  # a 200 stream with no events at all
     cached: int = 0  # input tokens the usage reports as served from the prompt cache
+    usage: UsageReport | None = None  # scripted token counts (ScriptedLLM.report_usage)
 
     @classmethod
-    def of(cls, reply: list[Item] | Cut | Stall | Silent, cached: int = 0) -> Plan:
+    def of(
+        cls,
+        reply: list[Item] | Cut | Stall | Silent,
+        cached: int = 0,
+        usage: UsageReport | None = None,
+    ) -> Plan:
         if isinstance(reply, Cut):
             # Small chunks so a cut after a few chars still shows partial deltas first.
             return cls([Text(reply.text[: reply.after_chars], chunk_size=8)], cut=True)
@@ -46,7 +62,17 @@ class Plan:
             return cls([Text(reply.text)] if reply.text else [], stall=reply.seconds)
         if isinstance(reply, Silent):
             return cls([], silent=True)
-        return cls(reply, cached=cached)
+        return cls(reply, cached=cached, usage=usage)
+
+
+def counts(plan: Plan, request_input: Any) -> tuple[int, int, int, int]:
+    """Input, output, cached and reasoning tokens one response reports: the scripted ones, or
+    the deterministic len//4 ones."""
+    if plan.usage is not None:
+        u = plan.usage
+        return u.input, u.output, min(u.cached, u.input), min(u.reasoning, u.output)
+    inp, out = token_counts(request_input, output_text(plan.items))
+    return inp, out, min(inp, plan.cached), reasoning_tokens(plan.items)
 
 
 class Renderer:
