@@ -1,4 +1,4 @@
-"""Slash commands: /reset, /tools and /model, under the same access lists as mentions."""
+"""Slash commands /reset, /tools and /model, and what every command shares: the access lists."""
 
 from __future__ import annotations
 
@@ -156,8 +156,10 @@ async def tools(interaction: discord.Interaction[Any]) -> None:
     )
 
 
-@app_commands.command(name="model", description="Choose the model for our conversation here.")
-@app_commands.describe(name="One of the models the operator allows; empty shows them.")
+@app_commands.command(
+    name="model", description="List the models you may use, or switch our conversation here."
+)
+@app_commands.describe(name="The model to switch to (one of those allowed); leave empty to list.")
 async def model(interaction: discord.Interaction[Any], name: str | None = None) -> None:
     bot: McpcordBot = interaction.client  # type: ignore[assignment]
     if await refuse_outsiders(bot, interaction):

@@ -83,7 +83,8 @@ async def _refuse(interaction: discord.Interaction[Any], text: str) -> None:
 
 @app_commands.command(name="prompt", description="Ask using a prompt template of an MCP server.")
 @app_commands.describe(
-    name="The prompt, as <server>/<prompt>", arguments="Its arguments: key=value; key=value"
+    name="The prompt template, as <server>/<prompt> (pick one from the list).",
+    arguments="Its arguments as key=value; key=value (suggested as you type).",
 )
 async def prompt(
     interaction: discord.Interaction[Any], name: str, arguments: str | None = None

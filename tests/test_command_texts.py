@@ -1,0 +1,19 @@
+"""Every slash command and option says what it does (Discord shows these texts in the picker)."""
+
+from __future__ import annotations
+
+from bot.discord.commands import ALL_COMMANDS
+from bot.discord.prompts import prompt
+from bot.discord.status_command import status
+from bot.discord.system_command import system
+
+
+def test_every_command_and_option_has_a_description() -> None:
+    commands = (*ALL_COMMANDS, prompt, status, system)
+    assert {c.name for c in commands} == {"reset", "tools", "model", "status", "system", "prompt"}
+    for command in commands:
+        # discord.py fills in "…" when a command or option has no description.
+        assert len(command.description) > 15 and command.description != "…", command.name
+        for option in command.parameters:
+            assert len(option.description) > 15, f"/{command.name} {option.name}"
+            assert option.description != "…", f"/{command.name} {option.name}"
