@@ -1,5 +1,5 @@
 """Per-turn cost and channel in the usage table, the totals /status shows, the daily cost limit,
-and /system prompts, against a real SQLite file."""
+and /system prompts (with the thread rule), against a real SQLite file."""
 
 from __future__ import annotations
 
@@ -7,14 +7,16 @@ import sqlite3
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from bot.config import LimitsConfig
+from bot.config import LimitsConfig, Settings
 from bot.core.conversations import Conversations
 from bot.core.events import TurnCompleted, Usage
 from bot.core.limits import COST, UserLimits
 from bot.core.state import ConversationKey, ConversationState, TurnRequest
+from bot.discord.channel_prompt import effective_prompt
 from bot.logs import turn_cost
 from bot.store.migrations import MIGRATIONS
 from bot.store.records import TurnRecord, UsageTotals
@@ -143,3 +145,29 @@ async def test_channel_prompts_are_set_replaced_cleared_and_kept(tmp_path: Path)
         assert await store.clear_channel_prompt(11) is False
     async with Store.open(path) as reopened:
         assert await reopened.channel_prompts([10, 11]) == {10: "second"}
+
+
+async def test_a_thread_follows_its_parents_prompt_unless_it_has_its_own(tmp_path: Path) -> None:
+    settings = Settings(
+        llm={"system_prompt": "default"},
+        discord={"channels": {10: {"system_prompt": "configured"}, 12: {"model": "m"}}},
+    )
+    channel = SimpleNamespace(id=10)
+    thread = SimpleNamespace(id=11, parent_id=10)
+    listed_thread = SimpleNamespace(id=12, parent_id=10)  # listed: does not follow its parent
+    async with Store.open(tmp_path / "bot.db") as store:
+
+        async def texts() -> list[str]:
+            found = [await effective_prompt(store, settings, c) for c in (channel, thread)]
+            found.append(await effective_prompt(store, settings, listed_thread))
+            return [p.text for p in found]
+
+        assert await texts() == ["configured", "configured", "default"]
+        await store.set_channel_prompt(1, 10, "set for the channel", ALICE)
+        assert await texts() == ["set for the channel", "set for the channel", "default"]
+        await store.set_channel_prompt(1, 11, "set for the thread", ALICE)
+        assert await texts() == ["set for the channel", "set for the thread", "default"]
+        here = await effective_prompt(store, settings, thread)
+        assert here.set_here and here.source == "set with /system for this thread"
+        await store.clear_channel_prompt(10)
+        assert await texts() == ["configured", "set for the thread", "default"]

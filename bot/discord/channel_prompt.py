@@ -26,7 +26,10 @@ async def effective_prompt(store: Any, settings: Settings, channel: Any) -> Chan
     stored = await store.channel_prompts(ids)
     configured = settings.discord.channels
     for channel_id in ids:
-        where = "this channel" if channel_id == channel.id else "the parent channel"
+        if channel_id != channel.id:
+            where = "the parent channel"
+        else:
+            where = "this thread" if parent_id else "this channel"
         if channel_id in stored:
             return ChannelPrompt(
                 stored[channel_id],

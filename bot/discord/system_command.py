@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -12,6 +13,8 @@ from bot.discord.commands import MAX_REPLY, refuse_outsiders
 
 if TYPE_CHECKING:
     from bot.discord.client import McpcordBot
+
+log = logging.getLogger(__name__)
 
 # Discord allows 6000 characters in a string option; a prompt is sent with every request, so
 # a shorter cap keeps one channel from filling the model's window with instructions.
@@ -70,6 +73,8 @@ async def system(
         return
     if clear:
         removed = await store.clear_channel_prompt(channel.id)
+        if removed:
+            log.info("system prompt of channel %s cleared by %s", channel.id, interaction.user.id)
         now = await effective_prompt(store, settings, channel)
         head = "Cleared." if removed else "No prompt was set with /system here."
         await say(f"{head} Now using {now.source}:\n{_shown(now.text)}")
@@ -80,5 +85,12 @@ async def system(
         await say("The prompt is empty; use `clear` to go back to the configured one.")
         return
     await store.set_channel_prompt(interaction.guild_id or 0, channel.id, text, interaction.user.id)
+    # Who and where, not what: the operator reads it with /system; logs need not hold it.
+    log.info(
+        "system prompt of channel %s set by %s (%d chars)",
+        channel.id,
+        interaction.user.id,
+        len(text),
+    )
     where = "thread" if isinstance(channel, discord.Thread) else "channel"
     await say(f"From the next question on, this {where} uses:\n{_shown(text)}")
