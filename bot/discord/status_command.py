@@ -93,15 +93,18 @@ async def status(interaction: discord.Interaction[Any]) -> None:
     now = datetime.now(UTC)
     day, month = now - timedelta(days=1), now - timedelta(days=30)
     user_id = interaction.user.id
+    # The user's totals everywhere, as the daily limits count them.
+    mine_day = await store.user_usage_since(user_id, day)
+    mine_month = await store.user_usage_since(user_id, month)
     lines += [
-        f"**You, last 24 hours**: {describe_usage(await store.user_usage_since(user_id, day))}",
-        f"**You, last 30 days**: {describe_usage(await store.user_usage_since(user_id, month))}",
+        f"**You, all channels, last 24 hours**: {describe_usage(mine_day)}",
+        f"**You, all channels, last 30 days**: {describe_usage(mine_month)}",
     ]
     limits = settings.limits
     if limits.user_daily_tokens is not None or limits.user_daily_cost_usd is not None:
         allowed = [f"{limits.user_daily_tokens:,} tokens"] if limits.user_daily_tokens else []
         if limits.user_daily_cost_usd is not None:
-            allowed.append(money(limits.user_daily_cost_usd))
+            allowed.append(f"${limits.user_daily_cost_usd:g}")
         lines.append(f"**Your allowance per 24 hours**: {' and '.join(allowed)}")
     if bot.access.is_manager(interaction.user):
         guild_id, channel_id = key.guild_id, interaction.channel_id or 0

@@ -145,15 +145,15 @@ async def test_status_shows_the_token_sums_the_server_reported(priced: Priced) -
     reports = [UsageReport(1200, 300, cached=200, reasoning=50), UsageReport(800, 100)]
     world.llm.report_usage(key, *reports)
     before = await command(world, "status", chat.user, chat.channel)
-    assert "**You, last 24 hours**: nothing yet" in before
+    assert "**You, all channels, last 24 hours**: nothing yet" in before
 
     for _ in reports:
         await ask(world, chat, key)
     text = await command(world, "status", chat.user, chat.channel)
 
     sums = "2,000 input tokens (200 cached), 400 output tokens (50 reasoning), 2 turn(s)"
-    assert f"**You, last 24 hours**: {sums}" in text
-    assert f"**You, last 30 days**: {sums}" in text
+    assert f"**You, all channels, last 24 hours**: {sums}" in text
+    assert f"**You, all channels, last 30 days**: {sums}" in text
     cost = sum(
         turn_cost(
             world.model,
@@ -176,12 +176,12 @@ async def test_status_shows_the_token_sums_the_server_reported(priced: Priced) -
         assert "**Conversation**: 4 message(s) stored" in text
     else:
         assert "**Conversation**: kept by the model server" in text
-    assert f"${COST_LIMIT:.4f}" in text  # the allowance
+    assert "**Your allowance per 24 hours**: $0.01" in text
     assert "This channel" not in text  # channel totals are for managers
 
     as_manager = await command(world, "status", manager, chat.channel)
     assert f"**This channel, everyone, last 24 hours**: {sums}" in as_manager
-    assert "**You, last 24 hours**: nothing yet" in as_manager
+    assert "**You, all channels, last 24 hours**: nothing yet" in as_manager
 
 
 async def test_a_user_over_the_daily_cost_gets_one_line_and_no_llm_call(priced: Priced) -> None:
