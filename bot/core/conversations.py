@@ -156,12 +156,15 @@ class Conversations:
                 backend=self._backend.name, model=state.model if state else None
             )
         sampled = Usage()  # MCP servers' sampling requests answered during this turn
+        sampled_costs: list[float | None] = []  # priced by the model that answered each
         try:
             async for event in self._backend.run_turn(state, request):
                 if isinstance(event, SamplingUsed):
                     sampled = sampled + event.usage
+                    sampled_costs.append(self._price(event.model, event.usage))
                 if isinstance(event, TurnCompleted | TurnFailed):
-                    await self._save(request, event, time.monotonic() - started, sampled)
+                    elapsed = time.monotonic() - started
+                    await self._save(request, event, elapsed, sampled, sampled_costs)
                 yield event
                 if isinstance(event, TurnCompleted | TurnFailed):
                     return
@@ -175,12 +178,16 @@ class Conversations:
         log.error("backend %s ended a turn without a final event", self._backend.name)
         yield TurnFailed(message="The answer ended unexpectedly. Please try again.")
 
+    def _price(self, model: str, usage: Usage) -> float | None:
+        return self._cost_of(model, usage) if self._cost_of and model else None
+
     async def _save(
         self,
         request: TurnRequest,
         event: TurnCompleted | TurnFailed,
         duration_s: float,
         sampled: Usage,
+        sampled_costs: list[float | None],
     ) -> None:
         """Store the new state with the turn's usage. A failed turn stores what it completed
         (or a repaired state) if the backend says so, and its usage whenever it cost tokens,
@@ -188,7 +195,11 @@ class Conversations:
         # MCP servers' sampling requests were answered by the bot's model: they count too.
         usage = event.usage + sampled
         # Priced once, at the turn's end: /status and the daily cost limit read the stored number.
-        cost = self._cost_of(event.model, usage) if self._cost_of and event.model else None
+        # A part without a known price adds nothing; NULL only when no part has a price.
+        known = [
+            c for c in (self._price(event.model, event.usage), *sampled_costs) if c is not None
+        ]
+        cost = sum(known) if known else None
         record = self._make_record(
             user_id=request.user_id,
             model=event.model,
