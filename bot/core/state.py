@@ -45,5 +45,5 @@ class TurnRequest:
     text: str
     image_urls: tuple[str, ...] = field(default_factory=tuple)
     is_admin: bool = False
-    system_prompt: str | None = None  # the channel's own (discord.channels), else llm's
+    system_prompt: str | None = None  # /system, else discord.channels, else llm.system_prompt
     model: str | None = None  # the channel's default model; a conversation's /model choice wins
