@@ -153,8 +153,8 @@ class PermissionsConfig(_Section):
     admin_ids: list[int] = Field(default_factory=list)
     """User ids that bypass the lists, may decide any approval and may `/reset everyone`."""
     manager_roles: list[int] = Field(default_factory=list)
-    """Role ids that may `/model` and `/reset` conversations shared by a channel or thread
-    (admins may too)."""
+    """Role ids that may `/model` and `/reset` conversations shared by a channel or thread, and
+    set or clear a channel's `/system` prompt (admins may too)."""
 
 
 class AttachmentsConfig(_Section):
