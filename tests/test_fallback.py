@@ -103,6 +103,15 @@ async def test_no_switch_once_text_was_shown(llm: ScriptedLLM, backend: str, pre
     assert [r.model for r in llm.requests_for(key)] == ["primary"]
 
 
+async def test_a_long_rate_limit_goes_to_the_fallback_without_waiting(llm: ScriptedLLM) -> None:
+    key = "fb-long-429"
+    llm.script(key, Fault(429, retry_after=600), Text("no need to wait"))
+    events = await turn(made(llm, "openai/", "chat"), f"{key} hello")
+    done = events[-1]
+    assert isinstance(done, TurnCompleted) and done.model == "openai/second"
+    assert [r.model for r in llm.requests_for(key)] == ["primary", "second"]
+
+
 async def test_all_models_down_ends_with_one_failure_line(llm: ScriptedLLM) -> None:
     key = "fb-all-down"
     for model in ("primary", "second", "third"):
