@@ -103,6 +103,24 @@ async def test_no_switch_once_text_was_shown(llm: ScriptedLLM, backend: str, pre
     assert [r.model for r in llm.requests_for(key)] == ["primary"]
 
 
+async def test_responses_the_fallback_continues_the_stored_response(llm: ScriptedLLM) -> None:
+    first_key, second_key = "fb-chain-one", "fb-chain-two"
+    llm.script(first_key, Text("primary was here"))
+    first = await turn(made(llm, "", "responses"), f"{first_key} hello")
+    done = first[-1]
+    assert isinstance(done, TurnCompleted) and done.model == "primary"
+    llm.fail_model("primary", Fault(500), key=second_key)
+    llm.script(second_key, Text("second continues"))
+    second = await turn(made(llm, "", "responses"), f"{second_key} go on", done.state)
+    last = second[-1]
+    assert isinstance(last, TurnCompleted) and last.model == "second"
+    asked = llm.requests_for(second_key)
+    assert [r.model for r in asked] == ["primary", "primary", "second"]
+    # Model B continues model A's stored response (fine on OpenAI); the new id is kept.
+    assert asked[-1].body["previous_response_id"] == done.state.previous_response_id
+    assert last.state.previous_response_id not in (None, done.state.previous_response_id)
+
+
 async def test_a_long_rate_limit_goes_to_the_fallback_without_waiting(llm: ScriptedLLM) -> None:
     key = "fb-long-429"
     llm.script(key, Fault(429, retry_after=600), Text("no need to wait"))
