@@ -42,7 +42,9 @@ async def with_fallbacks(
 ) -> AsyncIterator[TurnEvent]:
     """The turn on `models[0]`; on a transient failure before anything visible, on the next."""
     unavailable: list[str] = []
-    spent = Usage()  # what the failed models' attempts cost (empty answers do)
+    # What the failed models' attempts cost (empty answers do): counted with the turn, under
+    # the model that ends it, so the daily budget sees every token.
+    spent = Usage()
     carried: ConversationState | None = None  # a failed attempt's state change (fresh start)
     notices: set[str] = set()
     for n, model in enumerate(models):
@@ -56,7 +58,8 @@ async def with_fallbacks(
                         )
                         unavailable.append(model)
                         spent = spent + event.usage
-                        carried = event.state or carried
+                        if event.state is not None:
+                            carried = event.state
                         break
                     saved = event.state if event.state is not None else carried
                     yield replace(event, usage=spent + event.usage, state=saved)
