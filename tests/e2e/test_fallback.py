@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
 from tests.conftest import World, bot_config
+from tests.e2e import rules
 from tests.e2e.harness import BotProcess, Chat
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.llm import Fault, ScriptedLLM, Text
@@ -43,6 +44,15 @@ async def fallback_world(
             assert await bot.stop() == 0, bot.log()[-3000:]
         finally:
             await discord.stop()
+
+
+@pytest.fixture(autouse=True)
+def discord_rules_here(fallback_world: World) -> Iterator[None]:
+    """The shared worlds' Discord rules (tests/e2e/rules.py) hold on this bot too."""
+    before = rules.snapshot(fallback_world.discord)
+    yield
+    found = rules.violations(fallback_world.discord, before, set())
+    assert not found, "Discord rules broken:\n" + "\n".join(found)
 
 
 def usage_models(world: World, user: int) -> list[str]:
