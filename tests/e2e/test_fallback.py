@@ -51,7 +51,8 @@ def discord_rules_here(fallback_world: World) -> Iterator[None]:
     """The shared worlds' Discord rules (tests/e2e/rules.py) hold on this bot too."""
     before = rules.snapshot(fallback_world.discord)
     yield
-    found = rules.violations(fallback_world.discord, before, set())
+    interval = fallback_world.bot.config["discord"]["edit_interval_s"]
+    found = rules.violations(fallback_world.discord, before, set(), edit_interval_s=interval)
     assert not found, "Discord rules broken:\n" + "\n".join(found)
 
 
