@@ -39,11 +39,18 @@ async def run_checks(settings: Settings, *, discord: bool = False) -> int:
     for name, server in settings.mcp.servers.items():
         if server.server_side:
             rows.append(Row(f"mcp:{name}", True, f"server-side ({server.url}); not connected here"))
-    missing = missing_llm_key(settings)
-    if missing:
-        rows.append(Row(f"llm:{settings.llm.backend}", False, missing))
-    else:
-        rows.append(await _check_llm(settings))
+    # A fallback model that cannot answer would only show up on the day it is needed.
+    fallbacks = [m for m in settings.llm.fallback_models if m != settings.llm.model]
+    for model in [settings.llm.model, *fallbacks]:
+        name = (
+            f"llm:{settings.llm.backend}"
+            if model == settings.llm.model
+            else f"llm:fallback:{model}"
+        )
+        missing = missing_llm_key(settings, model)
+        rows.append(
+            Row(name, False, missing) if missing else await _check_llm(settings, model, name)
+        )
     if discord:
         from bot.check_discord import discord_rows
 
@@ -52,7 +59,7 @@ async def run_checks(settings: Settings, *, discord: bool = False) -> int:
     return 0 if all(row.ok for row in rows) else 1
 
 
-def missing_llm_key(settings: Settings) -> str | None:
+def missing_llm_key(settings: Settings, model: str) -> str | None:
     """Says which variable to set when no key can reach the provider; None if one can.
 
     Checked before the call, so a newcomer reads the variable's name rather than the
@@ -64,20 +71,19 @@ def missing_llm_key(settings: Settings) -> str | None:
     else:
         from bot.backends.chat import import_litellm
 
-        found = import_litellm().validate_environment(model=settings.llm.model)
+        found = import_litellm().validate_environment(model=model)
         # Only secrets: an OLLAMA_API_BASE-style variable is covered by llm.base_url.
         wanted = [k for k in found.get("missing_keys", []) if "KEY" in k or "TOKEN" in k]
     if not wanted:
         return None
     return (
-        f"no API key for {settings.llm.model}; set LLM__API_KEY "
+        f"no API key for {model}; set LLM__API_KEY "
         f"(or {' and '.join(wanted)}) in the environment or .env"
     )
 
 
-async def _check_llm(settings: Settings) -> Row:
+async def _check_llm(settings: Settings, model: str, name: str) -> Row:
     llm = settings.llm
-    name = f"llm:{llm.backend}"
     try:
         if llm.backend == "responses":
             from openai import AsyncOpenAI
@@ -89,7 +95,7 @@ async def _check_llm(settings: Settings) -> Row:
                 max_retries=0,
             )
             response = await client.responses.create(
-                model=llm.model, input="Reply with OK.", max_output_tokens=16
+                model=model, input="Reply with OK.", max_output_tokens=16
             )
             answer = response.output_text
             await client.close()
@@ -103,7 +109,7 @@ async def _check_llm(settings: Settings) -> Row:
                 kwargs["api_key"] = api_key
             reply = await asyncio.wait_for(
                 litellm.acompletion(
-                    model=llm.model,
+                    model=model,
                     messages=[{"role": "user", "content": "Reply with OK."}],
                     max_tokens=5,
                     max_retries=0,
@@ -112,10 +118,10 @@ async def _check_llm(settings: Settings) -> Row:
                 timeout=min(llm.request_timeout_s, 30),
             )
             answer = reply.choices[0].message.content or ""
-        return Row(name, True, f"{llm.model} answered {answer.strip()[:40]!r}")
+        return Row(name, True, f"{model} answered {answer.strip()[:40]!r}")
     except Exception as exc:
         reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-        return Row(name, False, f"{llm.model}: {reason}")
+        return Row(name, False, f"{model}: {reason}")
 
 
 def _print_table(rows: list[Row]) -> None:

@@ -102,6 +102,8 @@ class LLMConfig(_Section):
     """chat: a litellm model name (`provider/model`); responses: the server's model name."""
     models: list[str] = Field(default_factory=list)
     """Models `/model` may switch a conversation to ([] = only `model`)."""
+    fallback_models: list[str] = Field(default_factory=list)
+    """Tried in order when a turn's model still fails after its retries with a transient error (429, 5xx, overloaded, timeout, lost connection) before any of the answer was shown; the reply then says which model answered. A refused request (400, 401, too long) does not fall through."""
     base_url: str | None = None
     """The API's base URL, e.g. `http://localhost:4000` for a LiteLLM proxy; null = the provider's."""
     api_key: SecretStr | None = None
@@ -118,6 +120,8 @@ class LLMConfig(_Section):
     """Model-to-tool round trips per turn before the model must answer."""
     request_timeout_s: float = Field(default=120, gt=0)
     """Timeout of one LLM request, in seconds."""
+    max_retries: int = Field(default=3, ge=0, le=10)
+    """Retries of a request that failed transiently, with backoff (and the server's Retry-After), before the turn fails or goes to the next of `fallback_models`."""
     params: dict[str, Any] = Field(default_factory=dict)
     """Passed through to the API, e.g. `{temperature: 0.3}`."""
     send_user_id: bool = True

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from tests.fakes.discord import FakeDiscord
-from tests.fakes.llm import ScriptedLLM, Text, ToolCall
+from tests.fakes.llm import Fault, ScriptedLLM, Text, ToolCall
 from tests.fakes.mcp_server import read_calls, stdio_params
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -147,7 +147,12 @@ async def test_message_content_intent_off_exits_2_with_the_fix(tmp_path: Path) -
 
 async def test_check_reports_each_part(tmp_path: Path, llm: ScriptedLLM) -> None:
     config = {
-        "llm": {"backend": "chat", "model": "openai/test-model", "base_url": llm.base_url},
+        "llm": {
+            "backend": "chat",
+            "model": "openai/test-model",
+            "base_url": llm.base_url,
+            "fallback_models": ["openai/check-fallback-ok", "openai/check-fallback-down"],
+        },
         "storage": {"path": str(tmp_path / "bot.db")},
         "mcp": {
             "servers": {
@@ -156,6 +161,7 @@ async def test_check_reports_each_part(tmp_path: Path, llm: ScriptedLLM) -> None
             }
         },
     }
+    llm.fail_model("check-fallback-down", Fault(503))
     result = await asyncio.to_thread(
         run_bot,
         tmp_path,
@@ -168,6 +174,9 @@ async def test_check_reports_each_part(tmp_path: Path, llm: ScriptedLLM) -> None
     assert rows["mcp:good"] == "OK", result.stdout
     assert rows["mcp:broken"] == "FAIL", result.stdout
     assert rows["llm:chat"] == "OK", result.stdout + result.stderr
+    # Each fallback model is asked too: one that cannot answer is found before it is needed.
+    assert rows["llm:fallback:openai/check-fallback-ok"] == "OK", result.stdout
+    assert rows["llm:fallback:openai/check-fallback-down"] == "FAIL", result.stdout
     assert rows["storage"] == "OK"
     assert result.returncode == 1
     assert any(r.body.get("messages") for r in llm.requests if "Reply with OK" in str(r.body))

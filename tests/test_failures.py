@@ -86,6 +86,8 @@ async def test_statuses_are_classified_alike_through_both_clients(
     llm.script(key, fault)
     failure = classify(await raised(llm, via, key))
     assert (failure.message, failure.retryable, failure.overflow) == (message, retryable, False)
+    # Whether a fallback model may answer instead: the service's trouble, not credentials/quota.
+    assert failure.transient == retryable
     if fault.retry_after is not None:
         assert failure.retry_after_s == pytest.approx(fault.retry_after)
 
@@ -98,7 +100,7 @@ async def test_context_overflow_is_recognised_in_every_form(
     key = f"over-{via}-{style}"
     llm.context_window(key, 1, style=style)
     failure = classify(await raised(llm, via, f"{key} {'x' * 50}"))
-    assert failure.overflow and not failure.retryable
+    assert failure.overflow and not failure.retryable and not failure.transient
 
 
 async def test_retry_after_as_an_http_date(llm: ScriptedLLM) -> None:
@@ -134,3 +136,4 @@ async def test_a_long_retry_after_is_said_instead_of_waited_for(llm: ScriptedLLM
     llm.script("flong", Fault(429, retry_after=600))
     failure = classify(await raised(llm, "litellm", "flong"))
     assert not failure.retryable and "about 10 minutes" in failure.message
+    assert failure.transient  # not worth waiting for, but worth asking a fallback model

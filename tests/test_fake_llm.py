@@ -303,6 +303,40 @@ async def test_429_and_500_surface(llm: ScriptedLLM):
         await lite(llm, user("boom"), stream=True, max_retries=0)
 
 
+async def test_a_down_model_fails_every_request_and_requests_name_their_model(llm: ScriptedLLM):
+    llm.script("down", Text("from the other model"), Text("again the other"))
+    llm.fail_model("broken-model", Fault(500, message="down"), key="down")
+    for _ in range(2):  # every request, not only the first: and no script reply is used up
+        with pytest.raises(openai.InternalServerError):
+            await client(llm, max_retries=0).chat.completions.create(
+                model="broken-model", messages=user("down"), stream=True
+            )
+    with pytest.raises(litellm.InternalServerError):
+        await litellm.acompletion(
+            model="hosted_vllm/broken-model",
+            api_base=llm.base_url,
+            api_key="test",
+            messages=user("down"),
+            max_retries=0,
+        )
+    with pytest.raises(openai.InternalServerError):
+        await client(llm, max_retries=0).responses.create(model="broken-model", input="down")
+    done = await client(llm).chat.completions.create(model="good-model", messages=user("down"))
+    assert done.choices[0].message.content == "from the other model"
+    # Scoped to the key: another script's requests for the same model still get through.
+    other = await client(llm).chat.completions.create(
+        model="broken-model", messages=user("elsewhere")
+    )
+    assert other.choices[0].message.content == "echo: elsewhere"
+    assert [r.model for r in llm.requests_for("down")] == ["broken-model"] * 4 + ["good-model"]
+    # Without a key: down for everyone.
+    llm.fail_model("gone-model", Fault(503))
+    with pytest.raises(openai.InternalServerError):
+        await client(llm, max_retries=0).chat.completions.create(
+            model="gone-model", messages=user("anyone")
+        )
+
+
 async def test_cut_stream_errors_instead_of_completing(llm: ScriptedLLM):
     llm.script(
         "cut", Cut("This answer will never finish, sadly.", after_chars=12), Cut("abcdefghij", 4)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +22,7 @@ from bot.backends.failures import (
     still_too_long,
     tool_label,
 )
+from bot.backends.fallback import model_chain, with_fallbacks
 from bot.backends.history import (
     trim_history,
     user_content,
@@ -49,7 +50,6 @@ from bot.core.tool_updates import images_message
 
 log = logging.getLogger(__name__)
 
-MAX_RETRIES = 3
 EMPTY_RETRIES = 2  # an empty stream is some providers' silent rate limit: worth a couple more
 
 
@@ -163,11 +163,16 @@ class ChatBackend:
     async def aclose(self) -> None:
         await self._transport.aclose()
 
-    async def run_turn(
-        self, state: ConversationState, request: TurnRequest
-    ) -> AsyncIterator[TurnEvent]:
+    def run_turn(self, state: ConversationState, request: TurnRequest) -> AsyncIterator[TurnEvent]:
+        model = state.model or request.model or self._llm.model
+        chain = model_chain(model, self._llm.fallback_models)
+        return with_fallbacks(chain, state, request, self._run)
+
+    async def _run(
+        self, state: ConversationState, request: TurnRequest, model: str
+    ) -> AsyncGenerator[TurnEvent, None]:
+        """The turn on one model (`with_fallbacks` picks which)."""
         llm = self._llm
-        model = state.model or request.model or llm.model
         images = await fetch_images(request.image_urls)
         history = without_image_urls(state.history)
         content = with_placeholder(request.text, images.failure_note())
@@ -234,6 +239,7 @@ class ChatBackend:
                     state=saved,
                     usage=usage,
                     model=model,
+                    transient=failure.transient,
                 )
                 return
             message = result.assistant_message()
@@ -310,7 +316,8 @@ class ChatBackend:
             except Exception as exc:
                 failure = classify(exc)
                 log.warning("chat completion failed: %s: %s", type(exc).__name__, exc)
-                limit = EMPTY_RETRIES if isinstance(exc, EmptyAnswer) else MAX_RETRIES
+                retries = self._llm.max_retries
+                limit = min(EMPTY_RETRIES, retries) if isinstance(exc, EmptyAnswer) else retries
                 if shown or not failure.retryable or attempt >= limit:
                     result.failure = failure
                     return

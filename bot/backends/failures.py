@@ -59,6 +59,12 @@ class Failure:
     retry_after_s: float | None = None
     overflow: bool = False  # the request did not fit the model's context window
 
+    @property
+    def transient(self) -> bool:
+        """The model service's trouble, not the request's: another model may answer. A rate
+        limit that asks for a long wait is not worth retrying here, but is worth a fallback."""
+        return self.retryable or (self.retry_after_s is not None and not self.overflow)
+
 
 class StreamCut(Exception):
     """The model's stream ended without its closing event."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +17,7 @@ from bot.backends.failures import (
     still_too_long,
     tool_label,
 )
+from bot.backends.fallback import model_chain, with_fallbacks
 from bot.backends.history import (
     trim_history,
     user_content,
@@ -58,7 +59,6 @@ from bot.core.tool_updates import images_message
 
 log = logging.getLogger(__name__)
 
-MAX_RETRIES = 3
 EMPTY_RETRIES = 2  # an empty stream is some providers' silent rate limit: worth a couple more
 FRESH_START = (
     "I couldn't find our earlier conversation on the model server, so this is a fresh start."
@@ -94,11 +94,16 @@ class ResponsesBackend:
     async def aclose(self) -> None:
         await self._client.close()
 
-    async def run_turn(
-        self, state: ConversationState, request: TurnRequest
-    ) -> AsyncIterator[TurnEvent]:
+    def run_turn(self, state: ConversationState, request: TurnRequest) -> AsyncIterator[TurnEvent]:
+        model = state.model or request.model or self._llm.model
+        chain = model_chain(model, self._llm.fallback_models)
+        return with_fallbacks(chain, state, request, self._run)
+
+    async def _run(
+        self, state: ConversationState, request: TurnRequest, model: str
+    ) -> AsyncGenerator[TurnEvent, None]:
+        """The turn on one model (`with_fallbacks` picks which)."""
         llm = self._llm
-        model = state.model or request.model or llm.model
         local = llm.state == "local"
         images = await fetch_images(request.image_urls)
         placeholder = images.placeholder()
@@ -203,6 +208,7 @@ class ResponsesBackend:
                     state=saved,
                     usage=usage,
                     model=model,
+                    transient=failure.transient,
                 )
                 return
             final_id = result.response_id
@@ -331,7 +337,8 @@ class ResponsesBackend:
                     continue
                 failure = failure_of(exc)
                 log.warning("responses request failed: %s: %s", type(exc).__name__, exc)
-                limit = EMPTY_RETRIES if isinstance(exc, EmptyAnswer) else MAX_RETRIES
+                retries = self._llm.max_retries
+                limit = min(EMPTY_RETRIES, retries) if isinstance(exc, EmptyAnswer) else retries
                 if shown or not failure.retryable or attempt >= limit:
                     result.failure = failure
                     return

@@ -115,6 +115,9 @@ class TurnFailed:
     state: ConversationState | None = None
     usage: Usage = field(default_factory=Usage)  # tokens the failed turn still cost
     model: str = ""
+    # The model service failed (rate limit, overload, 5xx, timeout, lost connection), not the
+    # request: another model may answer it (llm.fallback_models).
+    transient: bool = False
 
 
 # ---- What MCP tools show the user besides text (issue 13) ---------------------------------

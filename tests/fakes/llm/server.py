@@ -40,6 +40,12 @@ class Recorded:
     t: float
     headers: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def model(self) -> str | None:
+        """The model the request asked for, as it named it (without a litellm prefix)."""
+        model = self.body.get("model")
+        return model if isinstance(model, str) else None
+
 
 @dataclass
 class _Stored:
@@ -60,6 +66,7 @@ class ScriptedLLM:
         self._windows: dict[str, tuple[int, str]] = {}
         self._cached: dict[str, int] = {}
         self._usage: dict[str, deque[UsageReport]] = {}
+        self._down: dict[tuple[str, str | None], Fault] = {}  # (model, key or None) -> fault
         self._stored: dict[str, _Stored] = {}
         self._runner: web.AppRunner | None = None
         self._changed: asyncio.Condition | None = None
@@ -102,6 +109,14 @@ class ScriptedLLM:
         self._windows[key] = (tokens, style)
         self._scripts.setdefault(key, deque())  # so requests are matched to the key
 
+    def fail_model(self, model: str, fault: Fault, key: str | None = None) -> None:
+        """Answer every request for `model` (as the request names it) with `fault`, scripts
+        untouched: a model that is down. With `key`, only requests matched to that script, so
+        other tests on a shared server still reach the model."""
+        self._down[(model, key)] = fault
+        if key is not None:
+            self._scripts.setdefault(key, deque())
+
     def cached_tokens(self, key: str, tokens: int) -> None:
         """Report up to `tokens` input tokens of `key`'s responses as cached."""
         self._cached[key] = tokens
@@ -140,6 +155,7 @@ class ScriptedLLM:
         self._windows.clear()
         self._cached.clear()
         self._usage.clear()
+        self._down.clear()
         self.requests.clear()
 
     # The timeout parameter is part of the agreed public API, hence the noqa.
@@ -209,6 +225,13 @@ class ScriptedLLM:
         body = error_body(fault.status, fault.message, **(fault.error or {}))
         return web.json_response(body, status=fault.status, headers=headers)
 
+    def _model_down(self, body: dict[str, Any], key: str | None) -> web.Response | None:
+        model = body.get("model")
+        if not isinstance(model, str):
+            return None
+        fault = self._down.get((model, key)) or self._down.get((model, None))
+        return self._fault(fault) if fault is not None else None
+
     def _overflow(self, key: str | None, size: int, truncation: Any = None) -> web.Response | None:
         """The context-window error for a request of `size` tokens, if `key` has a window."""
         if key not in self._windows or truncation == "auto":
@@ -271,6 +294,9 @@ class ScriptedLLM:
         text = chat.last_user_text(body)
         key = self._match(text)
         await self._record(request, body, key)
+        down = self._model_down(body, key)
+        if down is not None:
+            return down
         problem = history.chat_problem(body)
         if problem is not None:
             return web.json_response(error_body(400, problem), status=400, headers=self._headers())
@@ -304,6 +330,9 @@ class ScriptedLLM:
             # Tool outputs / approval answers carry no user text: they continue the same script.
             key, text = prev.key, prev.text
         await self._record(request, body, key)
+        down = self._model_down(body, key)
+        if down is not None:
+            return down
         if prev_id and prev is None:
             return web.json_response(
                 responses.not_found(prev_id), status=400, headers=self._headers()

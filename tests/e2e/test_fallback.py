@@ -1,0 +1,102 @@
+"""End to end: llm.fallback_models on both backends and both chat paths (issue 12)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from tests.conftest import World, bot_config
+from tests.e2e import rules
+from tests.e2e.harness import BotProcess, Chat
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.llm import Fault, ScriptedLLM, Text
+
+PREFIX = {"chat": "openai/", "chat-litellm": "hosted_vllm/", "responses": ""}
+
+
+@pytest_asyncio.fixture(
+    scope="module", loop_scope="session", params=["chat", "chat-litellm", "responses"]
+)
+async def fallback_world(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, llm: ScriptedLLM
+) -> AsyncIterator[World]:
+    """A bot whose model falls back to `test-model-fallback`: its own process, because the
+    shared worlds' tests expect a down model to fail their turn. No MCP servers: not needed."""
+    backend = request.param
+    discord = FakeDiscord(rate_limits=True)
+    await discord.start()
+    workdir = tmp_path_factory.mktemp(f"fallback-{backend}")
+    call_log = workdir / "calls.jsonl"
+    config = bot_config(llm, workdir, call_log, backend)
+    prefix = PREFIX[backend]
+    config["llm"].update(fallback_models=[f"{prefix}test-model-fallback"], max_retries=1)
+    config["mcp"]["servers"] = {}
+    bot = BotProcess(discord, config, workdir)
+    try:
+        await bot.start()
+        yield World(discord=discord, llm=llm, bot=bot, call_log=call_log, backend=backend)
+    finally:
+        try:
+            assert await bot.stop() == 0, bot.log()[-3000:]
+        finally:
+            await discord.stop()
+
+
+@pytest.fixture(autouse=True)
+def discord_rules_here(fallback_world: World) -> Iterator[None]:
+    """The shared worlds' Discord rules (tests/e2e/rules.py) hold on this bot too."""
+    before = rules.snapshot(fallback_world.discord)
+    yield
+    interval = fallback_world.bot.config["discord"]["edit_interval_s"]
+    found = rules.violations(fallback_world.discord, before, set(), edit_interval_s=interval)
+    assert not found, "Discord rules broken:\n" + "\n".join(found)
+
+
+def usage_models(world: World, user: int) -> list[str]:
+    path = Path(world.bot.config["storage"]["path"])
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as connection:
+        rows = connection.execute("SELECT model FROM usage WHERE user_id = ?", (user,))
+        return [row[0] for row in rows]
+
+
+async def test_a_primary_failing_every_attempt_is_answered_by_the_fallback(
+    fallback_world: World,
+) -> None:
+    world = fallback_world
+    prefix = PREFIX[world.backend]
+    chat = Chat(world.discord, "fallback")
+    key = f"k-fallback-{world.backend}"
+    world.llm.fail_model("test-model", Fault(500), key=key)
+    world.llm.script(key, Text("The fallback model answers."))
+    asked = await chat.say(f"{key} hello")
+    text = await chat.answer_text(int(asked["id"]), "answered by")
+    assert text == (
+        "The fallback model answers.\n"
+        f"-# ℹ️ answered by `{prefix}test-model-fallback` (`{prefix}test-model` was unavailable)"
+    )
+    # Both models were asked: the primary on every attempt (1 + max_retries), then the fallback.
+    models = [r.model for r in world.llm.requests_for(key)]
+    assert models == ["test-model", "test-model", "test-model-fallback"]
+    # Usage and the turn's log line name the model that answered.
+    assert usage_models(world, chat.user) == [f"{prefix}test-model-fallback"]
+    conversation = f"conversation={world.discord.guild_id}:{chat.channel}:{chat.user} "
+    lines = await world.discord.wait_for(
+        lambda: [line for line in world.bot.log().splitlines() if conversation in line],
+        timeout=10,
+    )
+    assert f"model={prefix}test-model-fallback " in lines[0], lines
+
+
+async def test_a_refused_request_does_not_fall_through(fallback_world: World) -> None:
+    world = fallback_world
+    chat = Chat(world.discord, "no-fallback")
+    key = f"k-no-fallback-{world.backend}"
+    world.llm.script(key, Fault(400, message="malformed"), Text("never shown"))
+    asked = await chat.say(f"{key} hello")
+    text = await chat.answer_text(int(asked["id"]), "⚠️")
+    assert "refused the request (400)" in text and "answered by" not in text
+    assert [r.model for r in world.llm.requests_for(key)] == ["test-model"]
