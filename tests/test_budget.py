@@ -8,7 +8,12 @@ from bot.discord.budget import Limits, Priority, WriteBudget
 from bot.discord.write_scheduler import WriteScheduler
 
 LIMITS = Limits(
-    channel_writes=5, channel_period_s=5.0, global_per_s=40, global_edits_per_s=40, safety_s=0.0
+    channel_writes=5,
+    channel_period_s=5.0,
+    global_per_s=40,
+    global_edits_per_s=40,
+    safety_s=0.0,
+    global_safety_s=0.0,
 )
 
 
@@ -118,7 +123,9 @@ def test_cancelled_tickets_are_skipped() -> None:
 
 
 async def test_the_scheduler_wakes_waiters_in_priority_order() -> None:
-    limits = Limits(channel_writes=2, channel_period_s=0.2, global_per_s=40, safety_s=0.0)
+    limits = Limits(
+        channel_writes=2, channel_period_s=0.2, global_per_s=40, safety_s=0.0, global_safety_s=0.0
+    )
     scheduler = WriteScheduler(limits)
     order: list[str] = []
 
@@ -168,7 +175,7 @@ def test_typing_takes_only_what_waiting_finals_and_first_parts_do_not_need() -> 
     assert budget.grant(0.0) == [waiting]
     budget.note_other_request(0.0, typing=True)  # an uncounted typing request leaving
     assert not budget.may_type(0.0)
-    assert budget.may_type(1.0 + limits.safety_s)
+    assert budget.may_type(1.0 + limits.global_safety_s)
     budget.note_other_request(1.1, typing=True)  # the one may_type counted: not twice
 
 
@@ -182,8 +189,8 @@ def test_edits_leave_global_room_for_finals_and_first_parts() -> None:
     assert budget.grant(0.0) == []  # edits stop at 2 per second
     final = budget.submit(5, 5, Priority.FINAL)
     assert budget.grant(0.0) == [final]  # a final still fits
-    assert budget.next_wake(0.0) == 1.0 + limits.safety_s
-    assert budget.grant(1.0 + limits.safety_s) == [edit]
+    assert budget.next_wake(0.0) == 1.0 + limits.global_safety_s
+    assert budget.grant(1.0 + limits.global_safety_s) == [edit]
 
 
 def test_edits_leave_room_for_the_finals_of_replies_showing_in_the_channel() -> None:
@@ -220,7 +227,9 @@ def test_a_reply_that_never_started_holds_no_reserve() -> None:
 def test_across_channels_finals_and_first_parts_go_oldest_first() -> None:
     """When the bot's window binds, a stream of finals must not starve a new answer's first
     words (nor the other way round): the one waiting longest goes first."""
-    limits = Limits(channel_writes=5, channel_period_s=5.0, global_per_s=2, safety_s=0.0)
+    limits = Limits(
+        channel_writes=5, channel_period_s=5.0, global_per_s=2, safety_s=0.0, global_safety_s=0.0
+    )
     budget = WriteBudget(limits)
     fill(budget, 1, 0.0, count=2)  # the bot's window is full until 1.0
     first = budget.submit(2, 20, Priority.FIRST)
@@ -234,7 +243,12 @@ def test_edits_leave_the_next_seconds_room_to_finals_and_first_parts() -> None:
     """Edits take from the bot's window only what the last second's finals and first parts (the
     best guess of the next second's) and those waiting right now leave over."""
     limits = Limits(
-        channel_writes=5, channel_period_s=5.0, global_per_s=20, global_edits_per_s=10, safety_s=0
+        channel_writes=5,
+        channel_period_s=5.0,
+        global_per_s=20,
+        global_edits_per_s=10,
+        safety_s=0,
+        global_safety_s=0,
     )
     budget = WriteBudget(limits)
     for channel in range(1, 8):  # 7 first parts this second: new answers keep coming
@@ -251,7 +265,9 @@ def test_edits_leave_the_next_seconds_room_to_finals_and_first_parts() -> None:
 def test_a_write_is_counted_from_when_it_leaves() -> None:
     """A grant that leaves late (a busy event loop) reaches Discord late: its window is counted
     from then, so the next window's writes do not land in it."""
-    limits = Limits(channel_writes=1, channel_period_s=1.0, global_per_s=40, safety_s=0.0)
+    limits = Limits(
+        channel_writes=1, channel_period_s=1.0, global_per_s=40, safety_s=0.0, global_safety_s=0.0
+    )
     budget = WriteBudget(limits)
     assert len(budget.grant(0.0)) == 0
     budget.submit(3, 1, Priority.FIRST)

@@ -13,7 +13,9 @@ from bot.discord.budget import Limits, Priority
 from bot.discord.budget_feed import trace_config
 from bot.discord.write_scheduler import WriteScheduler
 
-LIMITS = Limits(channel_writes=5, channel_period_s=5.0, global_per_s=10, safety_s=0.0)
+LIMITS = Limits(
+    channel_writes=5, channel_period_s=5.0, global_per_s=10, safety_s=0.0, global_safety_s=0.0
+)
 
 
 class Clock:
