@@ -205,6 +205,21 @@ async def test_usage_that_breaks_a_constraint_rolls_back_the_whole_turn(
     assert await store.load_conversation(KEY) == state("first", "third")
 
 
+def stall_before_grants_delete(store: Store, monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
+    """Make /reset's transaction hang between its two DELETEs; the event is set once it does."""
+    execute = store._db.execute
+    stalled = asyncio.Event()
+
+    async def stall_on_grants(sql: str, parameters: Any = None) -> Any:
+        if sql.startswith("DELETE FROM tool_grants"):
+            stalled.set()
+            await asyncio.Event().wait()
+        return await execute(sql, parameters)
+
+    monkeypatch.setattr(store._db, "execute", stall_on_grants)
+    return stalled
+
+
 async def test_a_transaction_cancelled_half_way_rolls_back(
     store: Store, db_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
@@ -213,17 +228,7 @@ async def test_a_transaction_cancelled_half_way_rolls_back(
     before = state("first")
     await store.save_turn(KEY, before, turn())
     await store.grant_tool(KEY, "gated__run", granted_by=7)
-    execute = store._db.execute
-    reached_grants = asyncio.Event()
-
-    async def stall_on_grants(sql: str, parameters: Any = None) -> Any:
-        # Let the conversation's DELETE through, then hang where the grants' DELETE would run.
-        if sql.startswith("DELETE FROM tool_grants"):
-            reached_grants.set()
-            await asyncio.Event().wait()
-        return await execute(sql, parameters)
-
-    monkeypatch.setattr(store._db, "execute", stall_on_grants)
+    reached_grants = stall_before_grants_delete(store, monkeypatch)
     task = asyncio.create_task(store.reset_conversation(KEY))
     await reached_grants.wait()
     task.cancel()
@@ -458,16 +463,7 @@ async def test_reads_do_not_queue_behind_a_transaction(
     other = ConversationKey(guild_id=1, channel_id=10, user_id=300)
     await store.save_turn(KEY, state("first"), turn())
     await store.save_turn(other, state("other"), turn())
-    execute = store._db.execute
-    stalled = asyncio.Event()
-
-    async def stall_on_grants(sql: str, parameters: Any = None) -> Any:
-        if sql.startswith("DELETE FROM tool_grants"):
-            stalled.set()
-            await asyncio.Event().wait()
-        return await execute(sql, parameters)
-
-    monkeypatch.setattr(store._db, "execute", stall_on_grants)
+    stalled = stall_before_grants_delete(store, monkeypatch)
     writer = asyncio.create_task(store.reset_conversation(KEY))
     await stalled.wait()
     try:

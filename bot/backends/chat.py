@@ -22,7 +22,7 @@ from bot.backends.failures import (
     still_too_long,
     tool_label,
 )
-from bot.backends.fallback import model_chain, with_fallbacks
+from bot.backends.fallback import run_with_fallbacks
 from bot.backends.history import (
     trim_history,
     user_content,
@@ -164,9 +164,7 @@ class ChatBackend:
         await self._transport.aclose()
 
     def run_turn(self, state: ConversationState, request: TurnRequest) -> AsyncIterator[TurnEvent]:
-        model = state.model or request.model or self._llm.model
-        chain = model_chain(model, self._llm.fallback_models)
-        return with_fallbacks(chain, state, request, self._run)
+        return run_with_fallbacks(self._llm, state, request, self._run)
 
     async def _run(
         self, state: ConversationState, request: TurnRequest, model: str

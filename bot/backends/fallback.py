@@ -17,6 +17,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
 from dataclasses import replace
 
+from bot.config import LLMConfig
 from bot.core.events import Notice, ReasoningDelta, TurnCompleted, TurnEvent, TurnFailed, Usage
 from bot.core.state import ConversationState, TurnRequest
 
@@ -24,6 +25,15 @@ log = logging.getLogger(__name__)
 
 # One model's attempt at a whole turn: the backend's turn with the model given explicitly.
 RunOn = Callable[[ConversationState, TurnRequest, str], AsyncGenerator[TurnEvent, None]]
+
+
+def run_with_fallbacks(
+    llm: LLMConfig, state: ConversationState, request: TurnRequest, run_on: RunOn
+) -> AsyncIterator[TurnEvent]:
+    """The turn on its model (a /model choice, the channel's, else llm.model), then on each of
+    llm.fallback_models while the one before is unavailable."""
+    model = state.model or request.model or llm.model
+    return with_fallbacks(model_chain(model, llm.fallback_models), state, request, run_on)
 
 
 def model_chain(model: str, fallbacks: list[str]) -> list[str]:
