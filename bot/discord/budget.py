@@ -231,9 +231,8 @@ class WriteBudget:
             # Enough old grants must age out to leave `needed` writes free.
             expire = len(grants) - self.limits.channel_writes + self._needed(head)
             at = grants[expire - 1] + window if expire > 0 else now
-            at = max(
-                at, self._global_room_at(head, now)
-            )  # the whole bot's window must have room too
+            # ...and the whole bot's window must have room too.
+            at = max(at, self._global_room_at(head, now))
             wakes.append(max(at, self._blocked_until.get(channel_id, now)))
         if not wakes:
             return None
