@@ -49,6 +49,19 @@ class BotProcess:
         self.log_path = workdir / "bot.log"
         self._log_offset = 0
 
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """`python -m bot <args>` as an operator runs it next to this bot (same config and
+        environment), e.g. `health` or `reload`."""
+        return subprocess.run(
+            [sys.executable, "-m", "bot", *args],
+            cwd=self.workdir,
+            env=self.environment(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+
     def environment(self) -> dict[str, str]:
         # Built from scratch: a developer's own LLM__*/DISCORD__* variables must not leak in.
         env = {name: os.environ[name] for name in INHERITED if name in os.environ}
@@ -199,6 +212,13 @@ class Chat:
             return prompts[-1] if prompts else None
 
         return await self.discord.wait_for(find, timeout=timeout)
+
+
+def instructions(body: dict) -> str:
+    """The system prompt an LLM request carried: `instructions` (Responses) or the system message."""
+    if "instructions" in body:
+        return body["instructions"] or ""
+    return next((m["content"] for m in body.get("messages", []) if m["role"] == "system"), "")
 
 
 def buttons(message: dict) -> list[dict]:

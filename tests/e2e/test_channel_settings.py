@@ -9,7 +9,7 @@ import pytest
 import pytest_asyncio
 
 from tests.conftest import bot_config
-from tests.e2e.harness import BotProcess, Chat
+from tests.e2e.harness import BotProcess, Chat, instructions
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.llm import ScriptedLLM
 
@@ -56,12 +56,6 @@ async def channels(
         code = await bot.stop()
         await discord.stop()
         assert code == 0, bot.log()[-3000:]
-
-
-def instructions(body: dict) -> str:
-    if "instructions" in body:
-        return body["instructions"] or ""
-    return next((m["content"] for m in body.get("messages", []) if m["role"] == "system"), "")
 
 
 async def test_an_open_channel_answers_without_a_mention(channels: Channels) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
 from pathlib import Path
 
 import yaml
@@ -14,15 +13,7 @@ from tests.e2e.harness import BotProcess
 
 
 def health(bot: BotProcess) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bot", "health"],
-        cwd=bot.workdir,
-        env=bot.environment(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
+    return bot.cli("health")
 
 
 async def test_health_is_ok_while_connected(chat_world: World) -> None:

@@ -119,15 +119,7 @@ async def test_sighup_applies_a_new_prompt_and_refuses_a_broken_config(
 
 
 def reload_command(bot: BotProcess) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bot", "reload"],
-        cwd=bot.workdir,
-        env=bot.environment(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
+    return bot.cli("reload")
 
 
 async def test_reload_command_connects_an_added_mcp_server(

@@ -12,7 +12,7 @@ import pytest_asyncio
 from bot.core.events import Usage
 from bot.logs import turn_cost
 from tests.conftest import bot_config
-from tests.e2e.harness import BotProcess, Chat
+from tests.e2e.harness import BotProcess, Chat, instructions
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.llm import ScriptedLLM, UsageReport
 
@@ -58,13 +58,6 @@ async def priced(
         code = await bot.stop()
         await discord.stop()
         assert code == 0, bot.log()[-3000:]
-
-
-def instructions(body: dict) -> str:
-    """The system prompt a request carried: `instructions` (Responses) or the system message."""
-    if "instructions" in body:
-        return body["instructions"] or ""
-    return next((m["content"] for m in body.get("messages", []) if m["role"] == "system"), "")
 
 
 async def command(world: Priced, name: str, user: int, channel: int, **options: object) -> str:
