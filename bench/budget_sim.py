@@ -11,7 +11,8 @@ still waiting is withdrawn), and a typing indicator after 0.15 s without words w
 allows one. A granted request is written a few milliseconds later (when the budget counts it),
 reaches Discord `latency` plus a seeded jitter after that, and meets Discord's fixed windows (5
 writes per 5 s per channel and 50 requests per second, each window opening at its first request,
-as the fake Discord enforces them). A refused request is a 429 and is sent again 0.2 s later.
+as the fake Discord enforces them). Its answer is read a moment after that (up to `jitter` more:
+a busy event loop reads late). A refused request is a 429 and is sent again 0.2 s later.
 """
 
 from __future__ import annotations
@@ -35,12 +36,13 @@ from bench.streaming_figures import (  # noqa: E402
     Scenario,
     pct,
 )
-from bot.discord.budget import Limits, Priority, Ticket, WriteBudget  # noqa: E402
+from bot.discord.budget import Counted, Limits, Priority, Ticket, WriteBudget  # noqa: E402
 from bot.discord.render import TYPING_DELAY_S, TYPING_RETRY_S  # noqa: E402
 
 TTFT_S = 0.012  # the scripted LLM's first delta, as measured in the bench
 SEND_DELAY_S = 0.005  # from a grant to the request being written, at most
 RETRY_429_S = 0.2
+ANSWER_S = 0.002  # from Discord counting a request to the bot reading its answer, at least
 
 
 @dataclass
@@ -123,6 +125,7 @@ class Simulation:
         self.global_window = _Window(*GLOBAL_BUCKET)
         self.channel_windows: dict[int, _Window] = {}
         self.result = SimResult()
+        self.wake_generation = 0
         self.replies = [
             _Reply(i, scenario.channel_of(i), at, at + TTFT_S + scenario.stream_s())
             for i, at in enumerate(scenario.offsets())
@@ -187,9 +190,16 @@ class Simulation:
             reply.shown = True  # the renderer stops typing once its first write is under way
             self._send(now, reply, "write")
             self._at(now + self.interval_s, lambda t, r=reply: self._ask(t, r, Priority.EDIT))
+        # One wake-up pending at a time, as WriteScheduler keeps one timer.
+        self.wake_generation += 1
         wake = self.budget.next_wake(now)
         if wake is not None:
-            self._at(max(wake, now + 1e-4), self._pump)
+            generation = self.wake_generation
+            self._at(max(wake, now + 1e-4), lambda t: self._wake(t, generation))
+
+    def _wake(self, now: float, generation: int) -> None:
+        if generation == self.wake_generation:
+            self._pump(now)
 
     # -- the wire and Discord ------------------------------------------------------------------
 
@@ -198,13 +208,19 @@ class Simulation:
 
         def write(t: float) -> None:
             if kind == "typing":
-                self.budget.note_other_request(t, typing=True)
+                counted = self.budget.note_other_request(t, typing=True)
             else:
-                self.budget.note_write(reply.channel, t)
+                counted = self.budget.note_write(reply.channel, t)
             arrival = t + self.latency_s + self.random.uniform(0, self.jitter_s)
+            answer = arrival + ANSWER_S + self.random.uniform(0, self.jitter_s)
             self._at(arrival, lambda a: self._arrive(a, reply, kind))
+            self._at(answer, lambda a: self._answered(a, counted))
 
         self._at(written, write)
+
+    def _answered(self, now: float, counted: Counted) -> None:
+        self.budget.answered(counted, now)
+        self._pump(now)
 
     def _arrive(self, now: float, reply: _Reply, kind: str) -> None:
         self.result.requests += 1

@@ -4,17 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.discord.budget import Limits, Priority, WriteBudget
+from bot.discord.budget import UNANSWERED_S, Limits, Priority, WriteBudget
 from bot.discord.write_scheduler import WriteScheduler
 
-LIMITS = Limits(
-    channel_writes=5,
-    channel_period_s=5.0,
-    global_per_s=40,
-    global_edits_per_s=40,
-    safety_s=0.0,
-    global_safety_s=0.0,
-)
+LIMITS = Limits(channel_writes=5, channel_period_s=5.0, global_per_s=40, global_edits_per_s=40)
 
 
 def fill(budget: WriteBudget, channel: int, now: float, count: int = 5) -> None:
@@ -123,9 +116,7 @@ def test_cancelled_tickets_are_skipped() -> None:
 
 
 async def test_the_scheduler_wakes_waiters_in_priority_order() -> None:
-    limits = Limits(
-        channel_writes=2, channel_period_s=0.2, global_per_s=40, safety_s=0.0, global_safety_s=0.0
-    )
+    limits = Limits(channel_writes=2, channel_period_s=0.2, global_per_s=40)
     scheduler = WriteScheduler(limits)
     order: list[str] = []
 
@@ -145,9 +136,10 @@ def test_writes_the_budget_did_not_grant_still_spend_the_window() -> None:
     budget = WriteBudget(LIMITS)
     granted = budget.submit(2, 1, Priority.FIRST)
     assert budget.grant(0.0) == [granted]
-    budget.note_write(2, 0.0)  # the granted write leaving: already counted
+    budget.answered(budget.note_write(2, 0.0), 0.0)  # the granted write: already counted
     for _ in range(4):
-        budget.note_write(2, 0.1)  # e.g. approval prompts sent outside the renderer
+        # e.g. approval prompts sent outside the renderer
+        budget.answered(budget.note_write(2, 0.1), 0.1)
     budget.submit(2, 1, Priority.FINAL)
     assert budget.grant(0.2) == []
     assert budget.next_wake(0.2) == 5.0
@@ -173,10 +165,12 @@ def test_typing_takes_only_what_waiting_finals_and_first_parts_do_not_need() -> 
     waiting = budget.submit(4, 4, Priority.FIRST)
     assert not budget.may_type(0.0)  # the last slot of this second is the first part's
     assert budget.grant(0.0) == [waiting]
-    budget.note_other_request(0.0, typing=True)  # an uncounted typing request leaving
+    # A typing request may_type did not count leaving (and answered at once).
+    budget.answered(budget.note_other_request(0.0, typing=True), 0.0)
     assert not budget.may_type(0.0)
-    assert budget.may_type(1.0 + limits.global_safety_s)
-    budget.note_other_request(1.1, typing=True)  # the one may_type counted: not twice
+    assert budget.may_type(1.0)
+    budget.note_other_request(1.0, typing=True)  # the one may_type counted: not twice
+    assert len(budget._global_window) == 1
 
 
 def test_edits_leave_global_room_for_finals_and_first_parts() -> None:
@@ -189,8 +183,8 @@ def test_edits_leave_global_room_for_finals_and_first_parts() -> None:
     assert budget.grant(0.0) == []  # edits stop at 2 per second
     final = budget.submit(5, 5, Priority.FINAL)
     assert budget.grant(0.0) == [final]  # a final still fits
-    assert budget.next_wake(0.0) == 1.0 + limits.global_safety_s
-    assert budget.grant(1.0 + limits.global_safety_s) == [edit]
+    assert budget.next_wake(0.0) == 1.0
+    assert budget.grant(1.0) == [edit]
 
 
 def test_edits_leave_room_for_the_finals_of_replies_showing_in_the_channel() -> None:
@@ -227,9 +221,7 @@ def test_a_reply_that_never_started_holds_no_reserve() -> None:
 def test_across_channels_finals_and_first_parts_go_oldest_first() -> None:
     """When the bot's window binds, a stream of finals must not starve a new answer's first
     words (nor the other way round): the one waiting longest goes first."""
-    limits = Limits(
-        channel_writes=5, channel_period_s=5.0, global_per_s=2, safety_s=0.0, global_safety_s=0.0
-    )
+    limits = Limits(channel_writes=5, channel_period_s=5.0, global_per_s=2)
     budget = WriteBudget(limits)
     fill(budget, 1, 0.0, count=2)  # the bot's window is full until 1.0
     first = budget.submit(2, 20, Priority.FIRST)
@@ -242,14 +234,7 @@ def test_across_channels_finals_and_first_parts_go_oldest_first() -> None:
 def test_edits_leave_the_next_seconds_room_to_finals_and_first_parts() -> None:
     """Edits take from the bot's window only what the last second's finals and first parts (the
     best guess of the next second's) and those waiting right now leave over."""
-    limits = Limits(
-        channel_writes=5,
-        channel_period_s=5.0,
-        global_per_s=20,
-        global_edits_per_s=10,
-        safety_s=0,
-        global_safety_s=0,
-    )
+    limits = Limits(channel_writes=5, channel_period_s=5.0, global_per_s=20, global_edits_per_s=10)
     budget = WriteBudget(limits)
     for channel in range(1, 8):  # 7 first parts this second: new answers keep coming
         budget.submit(channel, channel, Priority.FIRST)
@@ -262,17 +247,28 @@ def test_edits_leave_the_next_seconds_room_to_finals_and_first_parts() -> None:
     assert budget.grant(1.0) == edits[2:]
 
 
-def test_a_write_is_counted_from_when_it_leaves() -> None:
-    """A grant that leaves late (a busy event loop) reaches Discord late: its window is counted
-    from then, so the next window's writes do not land in it."""
-    limits = Limits(
-        channel_writes=1, channel_period_s=1.0, global_per_s=40, safety_s=0.0, global_safety_s=0.0
-    )
+def test_a_write_is_counted_until_a_period_after_its_answer() -> None:
+    """Discord counts a request somewhere between when it leaves and when its answer is read:
+    a write that left late (a busy event loop) and was answered late holds its window from its
+    answer, so the next window's writes cannot land in it, whatever the latency."""
+    limits = Limits(channel_writes=1, channel_period_s=1.0, global_per_s=40)
     budget = WriteBudget(limits)
-    assert len(budget.grant(0.0)) == 0
     budget.submit(3, 1, Priority.FIRST)
     assert len(budget.grant(0.0)) == 1
-    budget.note_write(3, 0.4)  # it left 0.4 s after its grant
+    counted = budget.note_write(3, 0.4)  # it left 0.4 s after its grant
     budget.submit(3, 1, Priority.FINAL)
-    assert budget.grant(1.0) == []
-    assert budget.next_wake(1.0) == 1.4
+    assert budget.grant(1.2) == []  # still in flight: Discord may not have counted it yet
+    budget.answered(counted, 1.3)
+    assert budget.grant(2.2) == []
+    assert budget.next_wake(2.2) == 2.3
+    assert len(budget.grant(2.3)) == 1
+
+
+def test_a_request_never_answered_does_not_hold_the_window_for_good() -> None:
+    limits = Limits(channel_writes=5, channel_period_s=5.0, global_per_s=1)
+    budget = WriteBudget(limits)
+    budget.note_other_request(0.0)  # e.g. a hung connection: no answer, no error
+    final = budget.submit(4, 1, Priority.FINAL)
+    assert budget.grant(5.0) == []
+    assert budget.next_wake(5.0) == UNANSWERED_S + 1.0
+    assert budget.grant(UNANSWERED_S + 1.0) == [final]

@@ -13,9 +13,7 @@ from bot.discord.budget import Limits, Priority
 from bot.discord.budget_feed import trace_config
 from bot.discord.write_scheduler import WriteScheduler
 
-LIMITS = Limits(
-    channel_writes=5, channel_period_s=5.0, global_per_s=10, safety_s=0.0, global_safety_s=0.0
-)
+LIMITS = Limits(channel_writes=5, channel_period_s=5.0, global_per_s=10)
 
 
 class Clock:
@@ -78,3 +76,50 @@ async def test_a_write_counts_when_it_is_sent(discord_429: str) -> None:
     budget.submit(9, 1, Priority.FINAL)
     assert budget.grant(clock.now) == []
     assert budget.next_wake(clock.now) == pytest.approx(105.0)
+
+
+@pytest.fixture
+async def slow_discord(clock: Clock) -> AsyncIterator[str]:
+    """Takes 2 s (on the test's clock) to answer a message write; channel 13's writes lose
+    their connection instead."""
+
+    async def create(request: web.Request) -> web.Response:
+        clock.now += 2.0
+        if request.match_info["channel"] == "13":
+            assert request.transport is not None
+            request.transport.abort()
+        return web.json_response({"id": "1"})
+
+    app = web.Application()
+    app.router.add_post("/api/v10/channels/{channel}/messages", create)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield f"http://127.0.0.1:{port}"
+    await runner.cleanup()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.mark.parametrize(("channel", "fails"), [(12, False), (13, True)])
+async def test_a_write_holds_its_window_until_a_period_after_its_answer(
+    slow_discord: str, clock: Clock, channel: int, fails: bool
+) -> None:
+    """Sent at 100 and answered (or failed) at 102: Discord counted it somewhere in between,
+    so the channel's next write waits until 107, not 105."""
+    scheduler = WriteScheduler(Limits(channel_writes=1, channel_period_s=5.0), clock=clock)
+    async with aiohttp.ClientSession(trace_configs=[trace_config(scheduler)]) as session:
+        try:
+            async with session.post(f"{slow_discord}/api/v10/channels/{channel}/messages") as r:
+                assert r.status == 200
+        except aiohttp.ClientConnectionError:
+            assert fails
+    budget = scheduler.budget
+    budget.submit(channel, 1, Priority.FINAL)
+    assert budget.grant(clock.now) == []
+    assert budget.next_wake(clock.now) == pytest.approx(107.0)

@@ -17,7 +17,7 @@ SCENARIOS = {s.name: s for s in FULL}
 
 @cache
 def simulate(name: str) -> SimResult:
-    # Arrival jitter (0.03 s) under the budget's safety margin (0.05 s), as on loopback.
+    # Up to 0.03 s of jitter on the way to Discord and back, as measured on loopback under load.
     return Simulation(SCENARIOS[name], jitter_s=0.03).run()
 
 
@@ -34,10 +34,11 @@ def test_s4_new_answers_are_not_starved_by_finishing_ones() -> None:
     figures = simulate("s4").figures()
     assert figures["first text p50 / p99"][1] <= 1.5
     assert figures["final-text lag p50 / p99"][1] <= 1.0
-    # The issue asks 0.3 s. Finals and first parts alone ask for the bot's whole 50/s here, and
-    # the margin that keeps global 429s away leaves 50 per 1.1 s, so a few first parts wait
-    # ~0.4 s; a typing indicator for them would cost another request of that same window.
-    assert figures["typing or text p99"] <= 0.5
+    # The issue asks 0.3 s. First parts alone ask for the bot's whole 50/s here, and a window
+    # that can never land two requests in one of Discord's frees a round trip after each one
+    # (50 per 1.08 s), so the last first parts wait ~0.3 s; a typing indicator for them would
+    # cost another request of that same window.
+    assert figures["typing or text p99"] <= 0.4
 
 
 def test_s3_finals_within_a_third_of_the_floor() -> None:

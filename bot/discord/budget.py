@@ -17,7 +17,6 @@ fake clock; `WriteScheduler` (write_scheduler.py) drives it on the event loop.
 
 from __future__ import annotations
 
-import contextlib
 import heapq
 import itertools
 from collections import defaultdict, deque
@@ -39,29 +38,46 @@ class Limits:
     channel_period_s: float = 5.0
     # Discord's global limit is 50/s for every request the bot makes; every one of them passes
     # discord.py's session and is counted (interaction callbacks too, which Discord exempts).
-    # Finals and first parts may fill the window up to `global_per_s`; intermediate edits only up to `global_edits_per_s` minus the finals and
-    # first parts of the last second (the best guess of the next second's), so a steady stream
-    # of new answers is never slowed by refreshes; typing indicators take what finals and first
-    # parts waiting right now do not need.
+    # Finals and first parts may fill the window up to `global_per_s`; intermediate edits only
+    # up to `global_edits_per_s` minus the finals and first parts of the last second (the best
+    # guess of the next second's), so a steady stream of new answers is never slowed by
+    # refreshes; typing indicators take what finals and first parts waiting right now do not
+    # need.
     global_per_s: int = 50
     global_edits_per_s: int = 40
-    # Windows are stamped when a request leaves, but it reaches Discord a little later and not
-    # always in order: a window is treated as this much longer than Discord's so two never land
-    # in one. The bot's window gets more: its 50 requests a second are used to the last one when
-    # many answers start at once (measured: 0.05 s let a few through 0.01-0.06 s early), and a
-    # global 429 holds every write, where a channel's holds one channel.
-    safety_s: float = 0.05
-    global_safety_s: float = 0.1
+    global_period_s: float = 1.0
 
 
 # No budget at all: every write goes at once (the bench's baseline, `discord.write_budget: false`).
-UNLIMITED = Limits(
-    channel_writes=10**9,
-    global_per_s=10**9,
-    global_edits_per_s=10**9,
-    safety_s=0.0,
-    global_safety_s=0.0,
-)
+UNLIMITED = Limits(channel_writes=10**9, global_per_s=10**9, global_edits_per_s=10**9)
+
+# A request whose answer never comes (a hung connection) is taken as answered this long after it
+# left, so it cannot hold a window shut for good.
+UNANSWERED_S = 10.0
+
+
+@dataclass(eq=False)
+class Counted:
+    """One request in the windows.
+
+    Discord counts a request at some moment between when it leaves and when its answer is read,
+    so a window that holds it until one period after the answer never lets a later request land
+    in the same Discord window, whatever the latency or order of arrival: no safety margin to
+    tune, and on a fast link the window frees as early as it can. A grant not yet seen leaving is
+    held one period from the grant; if it leaves later it is held from then on.
+    """
+
+    granted_at: float
+    priority: bool = False  # a final or first part (see Limits)
+    left_at: float | None = None
+    answered_at: float | None = None
+
+    def expires(self, period: float) -> float:
+        if self.answered_at is not None:
+            return self.answered_at + period
+        if self.left_at is not None:
+            return self.left_at + UNANSWERED_S + period
+        return self.granted_at + period
 
 
 @dataclass(order=True)
@@ -82,18 +98,18 @@ class WriteBudget:
 
     def __init__(self, limits: Limits | None = None) -> None:
         self.limits = limits or Limits()
-        self._channel_grants: dict[int, deque[float]] = defaultdict(deque)
-        self._global_grants: deque[float] = deque()
-        self._global_priority: deque[float] = deque()  # the finals and first parts among them
+        self._channel_window: dict[int, list[Counted]] = defaultdict(list)
+        self._global_window: list[Counted] = []
+        self._global_priority = 0  # the finals and first parts among them
         self._waiting_priority = 0  # finals and first parts submitted, not yet granted or cancelled
         self._blocked_until: dict[int, float] = {}
         self._global_blocked_until = 0.0
         self._waiting: dict[int, list[Ticket]] = defaultdict(list)
         self._last_served: dict[int, int] = {}
         self._service = itertools.count()
-        self._typing_granted = 0  # typing requests counted by may_type, not yet seen leaving
-        # Grants whose request has not been seen leaving yet (see note_write).
-        self._unclaimed: dict[int, deque[tuple[float, bool]]] = defaultdict(deque)
+        # Grants whose request has not been seen leaving yet (see note_write), oldest first.
+        self._unclaimed: dict[int, deque[Counted]] = defaultdict(deque)
+        self._unclaimed_typing: deque[Counted] = deque()
         self._awaiting_first: dict[int, set[int]] = defaultdict(set)
         self._live: dict[int, set[int]] = defaultdict(set)  # shown, still streaming
         self._seq = itertools.count()
@@ -140,18 +156,18 @@ class WriteBudget:
     # --- what Discord says ------------------------------------------------------------------
 
     def observe(self, channel_id: int, now: float, *, remaining: int, reset_after_s: float) -> None:
-        """Response headers of a message write: Discord's own count wins over the model."""
+        """Response headers of a message write: Discord's own count wins over the model. Its
+        reset was reckoned before the answer left Discord, so from `now` it is never early."""
         if remaining <= 0:
-            until = now + reset_after_s + self.limits.safety_s
+            until = now + reset_after_s
             self._blocked_until[channel_id] = max(self._blocked_until.get(channel_id, 0.0), until)
 
     def rate_limited(self, channel_id: int | None, now: float, retry_after_s: float) -> None:
         """A 429: nothing more goes to that channel (or anywhere, if global) until it lifts."""
+        until = now + retry_after_s
         if channel_id is None:
-            until = now + retry_after_s + self.limits.global_safety_s
             self._global_blocked_until = max(self._global_blocked_until, until)
         else:
-            until = now + retry_after_s + self.limits.safety_s
             self._blocked_until[channel_id] = max(self._blocked_until.get(channel_id, 0.0), until)
 
     def may_type(self, now: float) -> bool:
@@ -159,35 +175,35 @@ class WriteBudget:
         self._expire(now)
         if now < self._global_blocked_until:
             return False
-        if len(self._global_grants) + self._waiting_priority >= self.limits.global_per_s:
+        if len(self._global_window) + self._waiting_priority >= self.limits.global_per_s:
             return False
-        self._global_grants.append(now)
-        self._typing_granted += 1
+        typing = Counted(granted_at=now)
+        self._global_window.append(typing)
+        self._unclaimed_typing.append(typing)
         return True
 
-    def note_other_request(self, now: float, *, typing: bool = False) -> None:
+    def note_other_request(self, now: float, *, typing: bool = False) -> Counted:
         """A request outside the budget (interactions, reads) still counts toward 50/s; a typing
         request that may_type counted already is not counted twice."""
-        if typing and self._typing_granted:
-            self._typing_granted -= 1
-            return
-        self._global_grants.append(now)
+        if typing and self._unclaimed_typing:
+            return self._leaves(self._unclaimed_typing.popleft(), now, channel_id=None)
+        return self._leaves(Counted(granted_at=now), now, channel_id=None)
 
-    def note_write(self, channel_id: int, now: float) -> None:
+    def note_write(self, channel_id: int, now: float) -> Counted:
         """A message write is leaving for Discord. One the budget granted was counted then; one
         it did not (a notice, a prompt sent directly) still spends the channel's window."""
         unclaimed = self._unclaimed.get(channel_id)
         if unclaimed:
-            # Re-stamped to now: a grant may leave a little late (the event loop was busy), and
-            # Discord counts it from when it arrives, not from when it was granted.
-            granted_at, priority = unclaimed.popleft()
-            _restamp(self._channel_grants[channel_id], granted_at, now)
-            _restamp(self._global_grants, granted_at, now)
-            if priority:
-                _restamp(self._global_priority, granted_at, now)
-            return
-        self._channel_grants[channel_id].append(now)
-        self._global_grants.append(now)
+            counted = unclaimed.popleft()
+            if not unclaimed:
+                del self._unclaimed[channel_id]
+            return self._leaves(counted, now, channel_id=channel_id)
+        return self._leaves(Counted(granted_at=now), now, channel_id=channel_id)
+
+    def answered(self, counted: Counted, now: float) -> None:
+        """Discord's answer to a request (any status, or a failed connection) was read."""
+        if counted.answered_at is None:
+            counted.answered_at = now
 
     # --- decisions --------------------------------------------------------------------------
 
@@ -209,30 +225,35 @@ class WriteBudget:
             if not self._waiting[ticket.channel_id]:
                 del self._waiting[ticket.channel_id]
             ticket.granted = True
-            self._channel_grants[ticket.channel_id].append(now)
-            self._unclaimed[ticket.channel_id].append((now, ticket.priority is not Priority.EDIT))
-            self._global_grants.append(now)
-            if ticket.priority is not Priority.EDIT:
-                self._global_priority.append(now)
+            counted = Counted(granted_at=now, priority=ticket.priority is not Priority.EDIT)
+            self._channel_window[ticket.channel_id].append(counted)
+            self._unclaimed[ticket.channel_id].append(counted)
+            self._global_window.append(counted)
+            if counted.priority:
+                self._global_priority += 1
                 self._waiting_priority -= 1
             self._last_served[ticket.reply_id] = next(self._service)
             granted.append(ticket)
         return granted
 
     def next_wake(self, now: float) -> float | None:
-        """When a waiting write could next be granted (None: nothing waits)."""
+        """When a waiting write could next be granted (None: nothing waits). A request still in
+        flight frees its place only once answered, and `answered` is followed by a new look."""
         wakes = []
-        window = self.limits.channel_period_s + self.limits.safety_s
+        global_room_at: dict[bool, float] = {}  # the same for every edit, and every other write
         for channel_id in list(self._waiting):
             head = self._head(channel_id)
             if head is None:
                 continue
-            grants = self._channel_grants.get(channel_id, ())
-            # Enough old grants must age out to leave `needed` writes free.
-            expire = len(grants) - self.limits.channel_writes + self._needed(head)
-            at = grants[expire - 1] + window if expire > 0 else now
+            window = self._channel_window.get(channel_id, [])
+            # Enough requests must age out to leave `needed` writes free.
+            expire = len(window) - self.limits.channel_writes + self._needed(head)
+            at = _nth_expiry(window, self.limits.channel_period_s, expire) if expire > 0 else now
             # ...and the whole bot's window must have room too.
-            at = max(at, self._global_room_at(head, now))
+            edit = head.priority is Priority.EDIT
+            if edit not in global_room_at:
+                global_room_at[edit] = self._global_room_at(head, now)
+            at = max(at, global_room_at[edit])
             wakes.append(max(at, self._blocked_until.get(channel_id, now)))
         if not wakes:
             return None
@@ -240,57 +261,73 @@ class WriteBudget:
 
     # --- internals --------------------------------------------------------------------------
 
+    def _leaves(self, counted: Counted, now: float, *, channel_id: int | None) -> Counted:
+        """A request is being written: it stays in its windows until it is answered. A grant
+        that aged out before it left (a very busy event loop) is counted again from now."""
+        counted.left_at = now
+        windows = [self._global_window]
+        if channel_id is not None:
+            windows.append(self._channel_window[channel_id])
+        for window in windows:
+            if not any(c is counted for c in window):
+                window.append(counted)
+                if counted.priority and window is self._global_window:
+                    self._global_priority += 1
+        return counted
+
     def _expire(self, now: float) -> None:
-        window = self.limits.channel_period_s + self.limits.safety_s
-        for channel_id, grants in list(self._channel_grants.items()):
-            while grants and grants[0] + window <= now:
-                grants.popleft()
-            if not grants:
-                del self._channel_grants[channel_id]
+        period = self.limits.channel_period_s
+        for channel_id, window in list(self._channel_window.items()):
+            window[:] = [c for c in window if c.expires(period) > now]
+            if not window:
+                del self._channel_window[channel_id]
         for channel_id, unclaimed in list(self._unclaimed.items()):
-            while unclaimed and unclaimed[0][0] + window <= now:
+            while unclaimed and unclaimed[0].expires(period) <= now:
                 unclaimed.popleft()  # granted but never sent: nothing left to match
             if not unclaimed:
                 del self._unclaimed[channel_id]
-        for grants in (self._global_grants, self._global_priority):
-            while grants and grants[0] + 1.0 + self.limits.global_safety_s <= now:
-                grants.popleft()
+        period = self.limits.global_period_s
+        while self._unclaimed_typing and self._unclaimed_typing[0].expires(period) <= now:
+            self._unclaimed_typing.popleft()
+        self._global_window[:] = [c for c in self._global_window if c.expires(period) > now]
+        self._global_priority = sum(c.priority for c in self._global_window)
         for channel_id, until in list(self._blocked_until.items()):
             if until <= now:
                 del self._blocked_until[channel_id]
 
     def _global_free(self, now: float) -> bool:
         return now >= self._global_blocked_until and (
-            len(self._global_grants) < self.limits.global_per_s
+            len(self._global_window) < self.limits.global_per_s
         )
 
     def _global_room(self, ticket: Ticket) -> bool:
         """Whether the bot's window has room for this ticket now (its channel's aside)."""
-        if len(self._global_grants) >= self.limits.global_per_s:
+        if len(self._global_window) >= self.limits.global_per_s:
             return False
         return ticket.priority is not Priority.EDIT or self._global_edits() < self._edit_allowance()
 
     def _global_edits(self) -> int:
         """Requests in the window that were not finals or first parts (edits, typing, reads)."""
-        return len(self._global_grants) - len(self._global_priority)
+        return len(self._global_window) - self._global_priority
 
     def _edit_allowance(self) -> int:
         """What edits may take of the bot's window: what the finals and first parts of the last
         second (the best guess of the next one's) and those waiting now leave over."""
-        return self.limits.global_edits_per_s - len(self._global_priority) - self._waiting_priority
+        return self.limits.global_edits_per_s - self._global_priority - self._waiting_priority
 
     def _global_room_at(self, ticket: Ticket, now: float) -> float:
         """When the bot's window may next have room for this ticket."""
         if self._global_room(ticket):
             return now
-        window = 1.0 + self.limits.global_safety_s
-        over = len(self._global_grants) - self.limits.global_per_s
+        period = self.limits.global_period_s
+        over = len(self._global_window) - self.limits.global_per_s
         if over >= 0:
-            return self._global_grants[over] + window
-        # An edit held back for finals and first parts: each grant that ages out changes the
+            return _nth_expiry(self._global_window, period, over + 1)
+        # An edit held back for finals and first parts: each request that ages out changes the
         # count, so look again then (or, with none in the window, a window later).
-        oldest = self._global_grants[0] if self._global_grants else now
-        return max(oldest + window, now + 0.001)
+        if not self._global_window:
+            return now + period
+        return max(_nth_expiry(self._global_window, period, 1), now + 0.001)
 
     def _head(self, channel_id: int) -> Ticket | None:
         heap = self._waiting[channel_id]
@@ -317,7 +354,7 @@ class WriteBudget:
         head = self._head(channel_id)
         if head is None or now < self._blocked_until.get(channel_id, 0.0):
             return None
-        used = len(self._channel_grants.get(channel_id, ()))
+        used = len(self._channel_window.get(channel_id, ()))
         return head if self.limits.channel_writes - used >= self._needed(head) else None
 
 
@@ -330,12 +367,9 @@ def _across_channels(ticket: Ticket) -> tuple[int, int, int]:
     return (0, ticket.seq, 0)
 
 
-def _restamp(grants: deque[float], old: float, new: float) -> None:
-    """Move one grant from `old` to `new` (no earlier than any grant held), keeping order. One
-    that aged out of the window meanwhile is counted anew: it reaches Discord now."""
-    with contextlib.suppress(ValueError):
-        grants.remove(old)
-    grants.append(new)
+def _nth_expiry(window: list[Counted], period: float, n: int) -> float:
+    """When the n-th request of the window (1-based, soonest first) ages out."""
+    return sorted(c.expires(period) for c in window)[n - 1]
 
 
 def _discard(sets: dict[int, set[int]], channel_id: int, reply_id: int) -> None:

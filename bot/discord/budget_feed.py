@@ -34,16 +34,33 @@ def message_write_channel(method: str, path: str) -> int | None:
 def trace_config(scheduler: WriteScheduler) -> aiohttp.TraceConfig:
     trace = aiohttp.TraceConfig()
 
-    async def on_sent(_: Any, __: SimpleNamespace, params: Any) -> None:
+    async def on_sent(_: Any, request: SimpleNamespace, params: Any) -> None:
         # Counted when the request is written, not when discord.py starts it: on a busy event
         # loop the two can be a tenth of a second apart, and Discord counts arrivals.
         channel_id = message_write_channel(params.method, params.url.path)
         if channel_id is None:
-            scheduler.note_other_request(typing=params.url.path.endswith("/typing"))
+            typing = params.url.path.endswith("/typing")
+            request.counted = scheduler.note_other_request(typing=typing)
         else:
-            scheduler.note_write(channel_id)
+            request.counted = scheduler.note_write(channel_id)
 
-    async def on_end(_: Any, __: SimpleNamespace, params: Any) -> None:
+    def answered(request: SimpleNamespace) -> None:
+        # Discord counted the request by now; only from here may its window start to run out.
+        counted = getattr(request, "counted", None)
+        if counted is not None:
+            scheduler.answered(counted)
+
+    async def on_failed(_: Any, request: SimpleNamespace, __: Any) -> None:
+        answered(request)
+
+    async def on_end(_: Any, request: SimpleNamespace, params: Any) -> None:
+        # What the answer says is taken in before its request frees any room.
+        try:
+            await read_answer(params)
+        finally:
+            answered(request)
+
+    async def read_answer(params: Any) -> None:
         channel_id = message_write_channel(params.method, params.url.path)
         headers = params.response.headers
         if params.response.status == 429:
@@ -73,6 +90,7 @@ def trace_config(scheduler: WriteScheduler) -> aiohttp.TraceConfig:
 
     trace.on_request_headers_sent.append(on_sent)
     trace.on_request_end.append(on_end)
+    trace.on_request_exception.append(on_failed)
     return trace
 
 

@@ -8,7 +8,7 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator
 
-from bot.discord.budget import Limits, Priority, WriteBudget
+from bot.discord.budget import Counted, Limits, Priority, WriteBudget
 
 Clock = Callable[[], float]
 
@@ -58,14 +58,19 @@ class WriteScheduler:
         self.budget.rate_limited(channel_id, self._clock(), retry_after_s)
         self._pump()
 
-    def note_other_request(self, *, typing: bool = False) -> None:
-        self.budget.note_other_request(self._clock(), typing=typing)
+    def note_other_request(self, *, typing: bool = False) -> Counted:
+        return self.budget.note_other_request(self._clock(), typing=typing)
 
     def may_type(self) -> bool:
         return self.budget.may_type(self._clock())
 
-    def note_write(self, channel_id: int) -> None:
-        self.budget.note_write(channel_id, self._clock())
+    def note_write(self, channel_id: int) -> Counted:
+        return self.budget.note_write(channel_id, self._clock())
+
+    def answered(self, counted: Counted) -> None:
+        """A request's answer was read: its place in the windows frees one period from now."""
+        self.budget.answered(counted, self._clock())
+        self._pump()
 
     def _pump(self) -> None:
         now = self._clock()
