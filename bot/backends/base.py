@@ -44,4 +44,8 @@ def openai_client(llm: LLMConfig) -> openai.AsyncOpenAI:
         api_key=api_key,
         timeout=llm.request_timeout_s,
         max_retries=0,  # retries are ours: we know whether text was already shown
+        # The SDK's aiohttp transport (aiohttp comes with discord.py): reading a stream costs
+        # about a fifth less CPU per delta than its default httpx transport, which registers
+        # and unregisters the socket with the selector on every read. Timeouts are per request.
+        http_client=openai.DefaultAioHttpClient(),
     )
