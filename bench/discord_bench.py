@@ -432,7 +432,11 @@ class Bench:
             "conversations": len(convs),
             "unfinished": sum(1 for c in convs if c.final_at is None),
             "first_text_s": {"p50": rnd(pct(first, 50)), "p99": rnd(pct(first, 99))},
-            "typing_s": {"p50": rnd(pct(signs, 50)), "p99": rnd(pct(signs, 99))},
+            "typing_s": {
+                "p50": rnd(pct(signs, 50)),
+                "p99": rnd(pct(signs, 99)),
+                "max": rnd(max(signs, default=None)),
+            },
             "llm_request_s": {"p50": rnd(pct(asked, 50)), "p99": rnd(pct(asked, 99))},
             "final_lag_s": {"p50": rnd(pct(final, 50)), "p99": rnd(pct(final, 99))},
             "staleness_s": {"p50": rnd(pct(stale, 50)), "max": rnd(max(stale, default=None))},
