@@ -22,6 +22,7 @@ from bot.discord.approvals import ApprovalButton, DiscordApprovals
 from bot.discord.audit import DiscordAudit
 from bot.discord.budget import UNLIMITED, Limits
 from bot.discord.budget_feed import trace_config
+from bot.discord.command_errors import on_command_error
 from bot.discord.commands import ALL_COMMANDS
 from bot.discord.deletions import DeletedMessages
 from bot.discord.elicitation import DiscordElicitations, ElicitButton
@@ -82,6 +83,7 @@ class _McpcordMixin:
         bot.add_listener(self.approvals.on_interaction, "on_interaction")
         for command in (*ALL_COMMANDS, prompt, status, system):
             bot.tree.add_command(command)
+        bot.tree.error(on_command_error)
         await self._sync_commands()
         expired = await self.approvals.expire_stale(bot)
         if expired:

@@ -142,3 +142,18 @@ async def test_channel_without_send_costs_nothing_and_blocks_nobody(world: World
     await world.bot.wait_logged(f"not answering in channel {muted.channel}")
     assert world.discord.requests_to("POST", f"/channels/{muted.channel}/") == []
     assert "lacks the Send Messages permission" in world.bot.log()
+
+
+async def test_a_slash_command_whose_answer_is_lost_tells_the_user(chat_world: World) -> None:
+    """The connection drops while the bot answers /tools: instead of Discord's "The application
+    did not respond", the user gets one line saying what happened."""
+    world = chat_world
+    chat = Chat(world.discord, "command-drop")
+    dropped = world.discord.faults.drop_connection("POST", r"/interactions/\d+/[^/]+/callback")
+    interaction = await world.discord.slash_command("tools", chat.user, chat.channel)
+    data = (await interaction.wait_response())["data"]
+    assert dropped.fired == 1
+    assert data["flags"] & 64  # ephemeral: only the user who asked sees it
+    assert data["content"] == (
+        "Sorry, /tools didn't work: Discord couldn't be reached just then. Please try again."
+    )
