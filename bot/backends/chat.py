@@ -300,7 +300,7 @@ class ChatBackend:
         while True:
             shown = False
             try:
-                stream = await self._transport.stream(model, **kwargs)
+                stream = await self._transport.create(model, **kwargs)
                 async for chunk in stream:
                     for event in _absorb(chunk, result):
                         shown = shown or isinstance(event, TextDelta)

@@ -13,7 +13,6 @@ the retry rules are the same on both paths.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
 from typing import Any
 
 import openai
@@ -43,18 +42,19 @@ def needs_litellm(models: list[str]) -> bool:
 
 
 class ChatTransport:
-    """Opens a streamed chat completion for any configured model."""
+    """Sends a chat completion for any configured model."""
 
     def __init__(self, llm: LLMConfig) -> None:
         self._llm = llm
         self._openai: openai.AsyncOpenAI | None = None
         self._litellm: Any = None
 
-    async def stream(self, model: str, **kwargs: Any) -> AsyncIterator[Any]:
-        """`kwargs` are chat-completion parameters (messages, tools, stream options, params)."""
+    async def create(self, model: str, **kwargs: Any) -> Any:
+        """`kwargs` are chat-completion parameters (messages, tools, params); with `stream=True`
+        the answer is an async iterator of chunks, otherwise one completion."""
         if speaks_openai(model):
             client = self._openai_client()
-            return await client.chat.completions.create(  # type: ignore[no-any-return]
+            return await client.chat.completions.create(
                 model=model.removeprefix(OPENAI_PREFIX), **kwargs
             )
         if self._litellm is None:
@@ -64,7 +64,7 @@ class ChatTransport:
             extra["api_base"] = self._llm.base_url
         if self._llm.api_key is not None:
             extra["api_key"] = self._llm.api_key.get_secret_value()
-        return await self._litellm.acompletion(model=model, **kwargs, **extra)  # type: ignore[no-any-return]
+        return await self._litellm.acompletion(model=model, **kwargs, **extra)
 
     async def aclose(self) -> None:
         if self._openai is not None:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
-from typing import Any
-
 import mcp_types as types
 
+from bot.backends.base import openai_client
+from bot.backends.chat_transport import ChatTransport
 from bot.config import LLMConfig
 from bot.tools.mcp import Sampled, Sampler
 
@@ -25,27 +24,22 @@ def _messages(params: types.CreateMessageRequestParams) -> list[dict[str, str]]:
 
 
 def make_sampler(llm: LLMConfig) -> Sampler:
-    """A sampler for the configured backend (litellm for `chat`, the Responses API otherwise)."""
-    api_key = llm.api_key.get_secret_value() if llm.api_key is not None else None
+    """A sampler for the configured backend: the chat backend's transport for `chat` (the openai
+    SDK for OpenAI-compatible models, litellm for the rest), the Responses API otherwise."""
 
     async def chat(params: types.CreateMessageRequestParams) -> Sampled:
-        from bot.backends.chat import import_litellm
-
-        litellm = import_litellm()
         system = (
             [{"role": "system", "content": params.system_prompt}] if params.system_prompt else []
         )
-        kwargs: dict[str, Any] = {
-            "model": llm.model,
-            "messages": system + _messages(params),
-            "max_tokens": min(params.max_tokens, MAX_SAMPLING_TOKENS),
-            "timeout": llm.request_timeout_s,
-        }
-        if llm.base_url:
-            kwargs["api_base"] = llm.base_url
-        if api_key is not None:
-            kwargs["api_key"] = api_key
-        response = await litellm.acompletion(**kwargs)
+        transport = ChatTransport(llm)
+        try:
+            response = await transport.create(
+                llm.model,
+                messages=system + _messages(params),
+                max_tokens=min(params.max_tokens, MAX_SAMPLING_TOKENS),
+            )
+        finally:
+            await transport.aclose()
         usage = getattr(response, "usage", None)
         return Sampled(
             text=response.choices[0].message.content or "",
@@ -55,12 +49,7 @@ def make_sampler(llm: LLMConfig) -> Sampler:
         )
 
     async def responses(params: types.CreateMessageRequestParams) -> Sampled:
-        import openai
-
-        key = api_key or os.environ.get("OPENAI_API_KEY") or "unset"
-        async with openai.AsyncOpenAI(
-            base_url=llm.base_url, api_key=key, timeout=llm.request_timeout_s
-        ) as client:
+        async with openai_client(llm) as client:
             response = await client.responses.create(
                 model=llm.model,
                 input=_messages(params),  # type: ignore[arg-type]
