@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -53,7 +54,9 @@ async def test_sampling_tokens_are_recorded_with_the_turn() -> None:
     assert record["usage"] == Usage(input_tokens=107, output_tokens=23)
 
 
-async def test_sampling_is_priced_by_the_model_that_answered_it() -> None:
+async def test_sampling_is_priced_by_the_model_that_answered_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     prices = {"m": 0.01, "sampler": 0.001}  # USD per token, input and output alike
 
     def cost_of(model: str, usage: Usage) -> float | None:
@@ -80,6 +83,12 @@ async def test_sampling_is_priced_by_the_model_that_answered_it() -> None:
         cost_of=cost_of,
     )
     request = TurnRequest(key=KEY, user_id=3, user_name="u", text="hi")
-    [e async for e in conversations.run_turn(request)]
+    with caplog.at_level(logging.INFO, logger="bot.turn"):
+        [e async for e in conversations.run_turn(request)]
     (record,) = store.records
     assert record["cost_usd"] == pytest.approx(120 * 0.01 + 10 * 0.001)
+    # The turn's log line says what was stored.
+    (line,) = [r for r in caplog.records if r.name == "bot.turn"]
+    fields = line.turn  # type: ignore[attr-defined]
+    assert fields["input_tokens"] == 112 and fields["output_tokens"] == 28
+    assert fields["cost_usd"] == pytest.approx(120 * 0.01 + 10 * 0.001)

@@ -13,7 +13,7 @@ from typing import Any, Literal, Protocol, TypeVar
 from bot.core.backend import Backend
 from bot.core.events import SamplingUsed, TurnCompleted, TurnEvent, TurnFailed, Usage
 from bot.core.state import ConversationKey, ConversationState, TurnRequest
-from bot.core.turn_log import CostOf, TurnLog
+from bot.core.turn_log import CostOf, TurnLog, price, turn_cost
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +161,7 @@ class Conversations:
             async for event in self._backend.run_turn(state, request):
                 if isinstance(event, SamplingUsed):
                     sampled = sampled + event.usage
-                    sampled_costs.append(self._price(event.model, event.usage))
+                    sampled_costs.append(price(self._cost_of, event.model, event.usage))
                 if isinstance(event, TurnCompleted | TurnFailed):
                     elapsed = time.monotonic() - started
                     await self._save(request, event, elapsed, sampled, sampled_costs)
@@ -178,9 +178,6 @@ class Conversations:
         log.error("backend %s ended a turn without a final event", self._backend.name)
         yield TurnFailed(message="The answer ended unexpectedly. Please try again.")
 
-    def _price(self, model: str, usage: Usage) -> float | None:
-        return self._cost_of(model, usage) if self._cost_of and model else None
-
     async def _save(
         self,
         request: TurnRequest,
@@ -195,11 +192,7 @@ class Conversations:
         # MCP servers' sampling requests were answered by the bot's model: they count too.
         usage = event.usage + sampled
         # Priced once, at the turn's end: /status and the daily cost limit read the stored number.
-        # A part without a known price adds nothing; NULL only when no part has a price.
-        known = [
-            c for c in (self._price(event.model, event.usage), *sampled_costs) if c is not None
-        ]
-        cost = sum(known) if known else None
+        cost = turn_cost([price(self._cost_of, event.model, event.usage), *sampled_costs])
         record = self._make_record(
             user_id=request.user_id,
             model=event.model,

@@ -8,15 +8,34 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from bot.core.events import ToolCallFinished, TurnCompleted, TurnEvent, TurnFailed, Usage
+from bot.core.events import (
+    SamplingUsed,
+    ToolCallFinished,
+    TurnCompleted,
+    TurnEvent,
+    TurnFailed,
+    Usage,
+)
 from bot.core.state import ConversationKey
 
 log = logging.getLogger("bot.turn")
 
 CostOf = Callable[[str, Usage], float | None]
+
+
+def price(cost_of: CostOf | None, model: str, usage: Usage) -> float | None:
+    """What `usage` on `model` cost; None when unknown (no price list, no model, no price)."""
+    return cost_of(model, usage) if cost_of is not None and model else None
+
+
+def turn_cost(parts: Iterable[float | None]) -> float | None:
+    """A turn's cost from its parts (its own requests, each sampling request answered for an MCP
+    server): a part without a known price adds nothing; None only when no part has a price."""
+    known = [cost for cost in parts if cost is not None]
+    return sum(known) if known else None
 
 
 class TurnLog:
@@ -28,11 +47,16 @@ class TurnLog:
         self._cost_of = cost_of
         self._started = time.monotonic()
         self._usage = Usage()
+        self._sampled = Usage()  # MCP servers' sampling requests, answered by the bot's model
+        self._sampled_costs: list[float | None] = []
         self._tools: list[str] = []
         self._result = "cancelled"
 
     def see(self, event: TurnEvent) -> None:
-        if isinstance(event, ToolCallFinished):
+        if isinstance(event, SamplingUsed):
+            self._sampled = self._sampled + event.usage
+            self._sampled_costs.append(price(self._cost_of, event.model, event.usage))
+        elif isinstance(event, ToolCallFinished):
             self._tools.append(f"{event.server}.{event.tool}:{event.outcome}")
         elif isinstance(event, TurnCompleted):
             self._usage, self._model, self._result = event.usage, event.model, "completed"
@@ -43,13 +67,15 @@ class TurnLog:
             self._model = getattr(event, "model", "") or self._model
 
     def fields(self) -> dict[str, Any]:
-        cost = self._cost_of(self._model, self._usage) if self._cost_of else None
+        # The same totals the turn's usage row stores: sampling counts with the turn.
+        usage = self._usage + self._sampled
+        cost = turn_cost([price(self._cost_of, self._model, self._usage), *self._sampled_costs])
         return {
             "conversation": str(self._key),
             "model": self._model or None,  # unknown when the turn failed before an answer
-            "input_tokens": self._usage.input_tokens,
-            "output_tokens": self._usage.output_tokens,
-            "cached_tokens": self._usage.cached_input_tokens,
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "cached_tokens": usage.cached_input_tokens,
             "cost_usd": round(cost, 6) if cost is not None else None,
             "duration_s": round(time.monotonic() - self._started, 3),
             "tools": self._tools,
