@@ -8,12 +8,13 @@ import pytest
 from pydantic import SecretStr
 
 from bot.backends.chat import ChatBackend
+from bot.backends.failures import LOST
 from bot.backends.fallback import answered_by, model_chain
 from bot.backends.responses import ResponsesBackend
 from bot.config import LLMConfig
 from bot.core.events import Notice, TextDelta, TurnCompleted, TurnEvent, TurnFailed
 from bot.core.state import ConversationKey, ConversationState, TurnRequest
-from tests.fakes.llm import Cut, Fault, ScriptedLLM, Text
+from tests.fakes.llm import Cut, Fault, HangUp, ScriptedLLM, Text
 
 KEY = ConversationKey(guild_id=1, channel_id=2, user_id=3)
 # "openai/": the chat backend's openai-SDK path; "hosted_vllm/": its litellm path.
@@ -90,6 +91,22 @@ async def test_a_refused_request_does_not_fall_through(
     assert "refused the request (400)" in failed.message
     assert not any(isinstance(e, Notice) for e in events)
     assert [r.model for r in llm.requests_for(key)] == ["primary"]
+
+
+@pytest.mark.parametrize(("backend", "prefix"), BACKENDS)
+async def test_a_server_that_hangs_up_is_a_lost_connection_on_every_model(
+    llm: ScriptedLLM, backend: str, prefix: str
+) -> None:
+    """The connection closes before any answer (a proxy restarting): retried, then the next
+    model, and in the end the user reads that the connection was lost, not that it was slow."""
+    key = f"fb-hangup-{backend}-{prefix.strip('/')}"
+    llm.script(key, *[HangUp()] * 6)
+    events = await turn(made(llm, prefix, backend), f"{key} hello")
+    failed = events[-1]
+    assert isinstance(failed, TurnFailed) and failed.transient, failed
+    assert failed.message == LOST
+    models = [r.model for r in llm.requests_for(key)]
+    assert models == ["primary", "primary", "second", "second", "third", "third"]
 
 
 @pytest.mark.parametrize(("backend", "prefix"), [BACKENDS[0], BACKENDS[2]])

@@ -124,9 +124,25 @@ def is_quota(exc: BaseException) -> bool:
     return bool(QUOTA_WORDS.search(_words(exc)))
 
 
+def _caused_by(exc: BaseException, *names: str) -> bool:
+    """Whether `exc` or anything in its chain of causes is one of the named classes."""
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        if _named(link, *names):
+            return True
+        seen.add(id(link))
+        link = link.__cause__ or link.__context__
+    return False
+
+
 def classify(exc: BaseException) -> Failure:
     if isinstance(exc, EmptyAnswer):
         return Failure(EMPTY, True)
+    if _caused_by(exc, "ServerDisconnectedError"):
+        # aiohttp's "server disconnected" comes wrapped as a connect timeout (the openai SDK's
+        # aiohttp transport) or a 500 (litellm): either way the connection was lost.
+        return Failure(LOST, True)
     if _named(exc, "MidStreamFallbackError", "TransportError", "RemoteProtocolError"):
         if _named(exc, "TimeoutException"):
             return Failure(SLOW, True)

@@ -87,6 +87,11 @@ class Fault:
 
 
 @dataclass(frozen=True)
+class HangUp:
+    """Read the request, then close the connection without a word (a proxy restarting)."""
+
+
+@dataclass(frozen=True)
 class Silent:
     """A 200 stream that carries nothing at all (a silent rate limit at some providers)."""
 
@@ -118,7 +123,7 @@ class UsageReport:
 
 
 Item = Text | ToolCall | McpCall | McpApprovalRequest | Reasoning | Finish
-Reply = Item | Fault | Cut | Stall | Silent | list[Item]
+Reply = Item | Fault | HangUp | Cut | Stall | Silent | list[Item]
 _ITEMS = (Text, ToolCall, McpCall, McpApprovalRequest, Reasoning, Finish)
 
 # Overflow errors as providers and gateways word them (the scripted context window sends these).
@@ -160,9 +165,9 @@ def args_str(arguments: str | dict[str, Any]) -> str:
     return arguments if isinstance(arguments, str) else json.dumps(arguments)
 
 
-def normalize(reply: Reply) -> Fault | Cut | Stall | Silent | list[Item]:
+def normalize(reply: Reply) -> Fault | HangUp | Cut | Stall | Silent | list[Item]:
     """One reply as either a fault or the list of items of one model response."""
-    if isinstance(reply, Fault | Cut | Stall | Silent):
+    if isinstance(reply, Fault | HangUp | Cut | Stall | Silent):
         return reply
     if isinstance(reply, list):
         for item in reply:

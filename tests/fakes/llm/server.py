@@ -18,6 +18,7 @@ from . import chat, history, responses
 from .items import (
     Cut,
     Fault,
+    HangUp,
     Item,
     Reply,
     Silent,
@@ -29,7 +30,7 @@ from .items import (
     normalize,
     overflow_error,
 )
-from .stream import Plan, cut_body, pump
+from .stream import Plan, cut_body, hang_up, pump
 
 
 @dataclass
@@ -62,7 +63,7 @@ class ScriptedLLM:
         self.requests: list[Recorded] = []
         self.base_url = ""
         self.models: list[str] = ["test-model"]
-        self._scripts: dict[str, deque[Fault | Cut | Stall | Silent | list[Item]]] = {}
+        self._scripts: dict[str, deque[Fault | HangUp | Cut | Stall | Silent | list[Item]]] = {}
         self._windows: dict[str, tuple[int, str]] = {}
         self._cached: dict[str, int] = {}
         self._usage: dict[str, deque[UsageReport]] = {}
@@ -184,7 +185,9 @@ class ScriptedLLM:
         hits = [k for k in self._scripts if re.search(rf"(?<![\w-]){re.escape(k)}(?![\w-])", text)]
         return next((k for k in hits if self._scripts[k]), hits[0] if hits else None)
 
-    def _next(self, key: str | None, text: str | None) -> Fault | Cut | Stall | Silent | list[Item]:
+    def _next(
+        self, key: str | None, text: str | None
+    ) -> Fault | HangUp | Cut | Stall | Silent | list[Item]:
         queue = self._scripts.get(key) if key is not None else None
         if queue:
             return queue.popleft()
@@ -307,6 +310,8 @@ class ScriptedLLM:
         reply = self._next(key, text)
         if isinstance(reply, Fault):
             return self._fault(reply)
+        if isinstance(reply, HangUp):
+            return await hang_up(request)
         plan = Plan.of(reply, self._cached.get(key or "", 0), self._next_usage(key))
         try:
             chat.check_items(plan.items)
@@ -347,6 +352,8 @@ class ScriptedLLM:
         reply = self._next(key, text)
         if isinstance(reply, Fault):
             return self._fault(reply)
+        if isinstance(reply, HangUp):
+            return await hang_up(request)
         plan = Plan.of(reply, self._cached.get(key or "", 0), self._next_usage(key))
         renderer = responses.ResponsesRenderer(body, plan, new_id("resp"))
         self._stored[renderer.id] = _Stored(renderer.final, key, text, body)

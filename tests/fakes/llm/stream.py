@@ -166,6 +166,13 @@ async def drop(request: web.Request) -> None:
         request.transport.close()
 
 
+async def hang_up(request: web.Request) -> web.StreamResponse:
+    """Close the connection before any byte of an answer: the client sees a server disconnect."""
+    if request.transport is not None:
+        request.transport.close()
+    return web.StreamResponse()  # never sent: aiohttp finds the transport closed
+
+
 async def cut_body(
     request: web.Request, headers: dict[str, str], body: bytes
 ) -> web.StreamResponse:
