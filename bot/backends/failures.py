@@ -124,12 +124,14 @@ def is_quota(exc: BaseException) -> bool:
     return bool(QUOTA_WORDS.search(_words(exc)))
 
 
-def _caused_by(exc: BaseException, *names: str) -> bool:
-    """Whether `exc` or anything in its chain of causes is one of the named classes."""
+def _lost_connection(exc: BaseException) -> bool:
+    """aiohttp's connection errors (a reset, a server that hung up) arrive wrapped: as a connect
+    timeout by the openai SDK's aiohttp transport, as a 500 by litellm. Its timeouts are slow
+    answers, not lost connections."""
     seen: set[int] = set()
     link: BaseException | None = exc
     while link is not None and id(link) not in seen:
-        if _named(link, *names):
+        if _named(link, "ClientConnectionError") and not _named(link, "TimeoutError"):
             return True
         seen.add(id(link))
         link = link.__cause__ or link.__context__
@@ -139,9 +141,7 @@ def _caused_by(exc: BaseException, *names: str) -> bool:
 def classify(exc: BaseException) -> Failure:
     if isinstance(exc, EmptyAnswer):
         return Failure(EMPTY, True)
-    if _caused_by(exc, "ServerDisconnectedError"):
-        # aiohttp's "server disconnected" comes wrapped as a connect timeout (the openai SDK's
-        # aiohttp transport) or a 500 (litellm): either way the connection was lost.
+    if _lost_connection(exc):
         return Failure(LOST, True)
     if _named(exc, "MidStreamFallbackError", "TransportError", "RemoteProtocolError"):
         if _named(exc, "TimeoutException"):
