@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import pytest
@@ -24,6 +25,24 @@ class Clock:
         return self.now
 
 
+@contextlib.asynccontextmanager
+async def message_creates(
+    create: Callable[[web.Request], Awaitable[web.Response]],
+) -> AsyncIterator[str]:
+    """A server on loopback whose message creates `create` answers; yields its base URL."""
+    app = web.Application()
+    app.router.add_post("/api/v10/channels/{channel}/messages", create)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
 @pytest.fixture
 async def discord_429() -> AsyncIterator[str]:
     """Answers every message create with a global 429 shaped like Discord's: the exact wait
@@ -36,15 +55,8 @@ async def discord_429() -> AsyncIterator[str]:
             status=429, text=json.dumps(body), headers=headers, content_type="application/json"
         )
 
-    app = web.Application()
-    app.router.add_post("/api/v10/channels/{channel}/messages", create)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+    async with message_creates(create) as url:
+        yield url
 
 
 async def test_a_global_429_holds_writes_for_the_exact_wait_in_its_body(discord_429: str) -> None:
@@ -90,15 +102,8 @@ async def slow_discord(clock: Clock) -> AsyncIterator[str]:
             request.transport.abort()
         return web.json_response({"id": "1"})
 
-    app = web.Application()
-    app.router.add_post("/api/v10/channels/{channel}/messages", create)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+    async with message_creates(create) as url:
+        yield url
 
 
 @pytest.fixture

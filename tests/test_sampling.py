@@ -18,10 +18,8 @@ from tests.fakes.llm import ScriptedLLM, Text
 
 @pytest.fixture(scope="module")
 async def llm() -> AsyncIterator[ScriptedLLM]:
-    server = ScriptedLLM()
-    await server.start()
-    yield server
-    await server.stop()
+    async with ScriptedLLM() as server:  # this module's own, on its event loop
+        yield server
 
 
 def request(text: str) -> types.CreateMessageRequestParams:
