@@ -7,9 +7,9 @@ intermediate edits shared fairly between the replies of a channel (the one serve
 goes next), and the last token of a window kept back while a reply is still waiting for its first
 words. Across channels, finals and first words go oldest first, so when the bot's global limit
 binds neither kind starves the other; edits there only take what the recent rate of finals and
-first words leaves over. The model is a sliding window per channel and one for the whole bot,
-stamped when a request really leaves, corrected by what Discord says (`X-RateLimit-Remaining: 0`
-with its reset, or a 429's `retry_after`).
+first words leaves over. The model is a sliding window per channel and one for the whole bot; a
+request stays in them until one period after its answer was read (see `Counted`), and what
+Discord says corrects them (`X-RateLimit-Remaining: 0` with its reset, or a 429's `retry_after`).
 
 `WriteBudget` is pure bookkeeping over a clock passed in, so its decisions are unit-tested with a
 fake clock; `WriteScheduler` (write_scheduler.py) drives it on the event loop.
