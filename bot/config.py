@@ -103,7 +103,7 @@ class LLMConfig(_Section):
     models: list[str] = Field(default_factory=list)
     """Models `/model` may switch a conversation to ([] = only `model`)."""
     fallback_models: list[str] = Field(default_factory=list)
-    """Tried in order when a turn's model still fails after its retries with a transient error (429, 5xx, overloaded, timeout, lost connection) before any of the answer was shown; the reply then says which model answered. A refused request (400, 401, too long) does not fall through."""
+    """Tried in order when a turn's model still fails after its retries with a transient error (429, 5xx, overloaded, timeout, lost connection) before any of the answer was shown; the reply then says which model answered. A refused request (400, 401, too long) does not fall through. MCP sampling requests fall back the same way."""
     base_url: str | None = None
     """The API's base URL, e.g. `http://localhost:4000` for a LiteLLM proxy; null = the provider's."""
     api_key: SecretStr | None = None

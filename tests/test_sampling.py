@@ -13,7 +13,7 @@ from pydantic import SecretStr
 
 from bot.config import LLMConfig
 from bot.tools.sampling import make_sampler
-from tests.fakes.llm import ScriptedLLM, Text
+from tests.fakes.llm import Fault, ScriptedLLM, Text
 
 
 @pytest.fixture(scope="module")
@@ -81,3 +81,26 @@ async def test_sampling_with_an_openai_compatible_model_does_not_import_litellm(
     out, _ = await asyncio.wait_for(child.communicate(), 60)
     assert child.returncode == 0
     assert out.decode().split("|") == ["Answered without litellm. ", " False\n"]
+
+
+@pytest.mark.parametrize(
+    ("backend", "prefix"), [("chat", "openai/"), ("chat", "hosted_vllm/"), ("responses", "")]
+)
+async def test_sampling_retries_then_falls_back_like_a_turn(
+    llm: ScriptedLLM, backend: str, prefix: str
+) -> None:
+    key = f"k-sample-fallback-{backend}-{prefix.strip('/')}"
+    llm.script(key, Text("The fallback wrote it."))
+    llm.fail_model("down", Fault(503), key=key)
+    config = LLMConfig(
+        backend=backend,  # type: ignore[arg-type]
+        model=f"{prefix}down",
+        fallback_models=[f"{prefix}second"],
+        max_retries=1,
+        base_url=llm.base_url,
+        api_key=SecretStr("test"),
+    )
+    sampled = await make_sampler(config)(request(f"{key} a haiku"))
+    assert sampled.text == "The fallback wrote it."
+    assert sampled.model == f"{prefix}second"  # priced and shown as the model that answered
+    assert [r.model for r in llm.requests_for(key)] == ["down", "down", "second"]
