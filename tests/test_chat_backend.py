@@ -24,9 +24,12 @@ async def llm() -> AsyncIterator[ScriptedLLM]:
     await server.stop()
 
 
-def backend(llm: ScriptedLLM) -> ChatBackend:
+@pytest.fixture
+async def made(llm: ScriptedLLM) -> AsyncIterator[ChatBackend]:
     config = LLMConfig(model="openai/test-model", base_url=llm.base_url, api_key=SecretStr("test"))
-    return ChatBackend(config, tools=None)
+    backend = ChatBackend(config, tools=None)
+    yield backend
+    await backend.aclose()  # its HTTP client's connections
 
 
 async def turn(made: ChatBackend, text: str, state: ConversationState) -> list[TurnEvent]:
@@ -35,10 +38,9 @@ async def turn(made: ChatBackend, text: str, state: ConversationState) -> list[T
 
 
 async def test_a_tool_call_without_tools_is_answered_so_history_stays_valid(
-    llm: ScriptedLLM,
+    llm: ScriptedLLM, made: ChatBackend
 ) -> None:
     llm.script("notools", [ToolCall("lookup", {"q": "x"}, "call_x")], Text("no tool then"))
-    made = backend(llm)
     first = await turn(made, "notools please", ConversationState(backend="chat"))
     finished = [e for e in first if isinstance(e, ToolCallFinished)]
     assert finished and finished[0].outcome == "failed"
@@ -50,10 +52,9 @@ async def test_a_tool_call_without_tools_is_answered_so_history_stays_valid(
 
 
 async def test_a_filtered_answer_ends_with_a_notice_and_an_empty_one_is_not_stored(
-    llm: ScriptedLLM,
+    llm: ScriptedLLM, made: ChatBackend
 ) -> None:
     llm.script("filtered", [Finish("content_filter")], [Text("half"), Finish("length")])
-    made = backend(llm)
     first = await turn(made, "filtered one", ConversationState(backend="chat"))
     assert [e.text for e in first if isinstance(e, Notice)] == [
         "The model service's content filter cut the answer short."
@@ -84,9 +85,12 @@ async def test_old_tool_output_is_shortened_to_fit_the_budget_before_sending(
     )
     made = ChatBackend(config, tools=None)
     llm.script("budget")  # echo replies, but requests are tagged
-    events = await turn(
-        made, "budget summarise it", ConversationState(backend="chat", history=history)
-    )
+    try:
+        events = await turn(
+            made, "budget summarise it", ConversationState(backend="chat", history=history)
+        )
+    finally:
+        await made.aclose()
     assert isinstance(events[-1], TurnCompleted)
     assert not [e for e in events if isinstance(e, Notice)]  # routine fitting is silent
     sent = llm.requests_for("budget")[-1].body["messages"]
