@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import AsyncIterator
@@ -169,10 +170,20 @@ async def _serve(
         )
         bot = build_bot(services)
         live = LiveConfig(settings, core, bot, limits)
+        freeze_start_up()
         try:
             await _run_bot(bot, token, live, stop, reload_asked)
         finally:
             await live.aclose()
+
+
+def freeze_start_up() -> None:
+    """What start-up built (modules, pydantic schemas, MCP sessions, the bot) lives as long as
+    the process. Frozen, it is no longer walked by every full garbage collection: under 200
+    streaming answers such a collection held the event loop 80-115 ms (then 30-40 ms).
+    Collected first, so no start-up garbage is kept for good."""
+    gc.collect()
+    gc.freeze()
 
 
 async def _run_bot(

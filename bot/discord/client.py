@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -88,12 +87,6 @@ class _McpcordMixin:
         expired = await self.approvals.expire_stale(bot)
         if expired:
             log.info("%d approval request(s) from before the restart expired", expired)
-        # What start-up built (modules, pydantic schemas, the SDK clients) lives as long as the
-        # process. Frozen, it is no longer walked by every full garbage collection: under 200
-        # streaming answers such a collection held the event loop 80-115 ms (then 30-40 ms).
-        # Collected first, so no start-up garbage is kept for good.
-        gc.collect()
-        gc.freeze()
 
     async def _sync_commands(self) -> None:
         """Sync slash commands globally or per listed guild. A guild that refuses (a stale id,
