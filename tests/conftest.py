@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -120,11 +121,29 @@ async def start_world(
 
 
 async def stop_world(world: World) -> None:
+    await stop_bot(world.bot, world.discord)
+
+
+async def stop_bot(bot: BotProcess, discord: FakeDiscord) -> None:
+    """Stop the bot (it must exit 0), then its fake Discord."""
     try:
-        code = await world.bot.stop()
-        assert code == 0, f"bot exited with {code}:\n{world.bot.log()[-3000:]}"
+        code = await bot.stop()
+        assert code == 0, f"bot exited with {code}:\n{bot.log()[-3000:]}"
     finally:
-        await world.discord.stop()
+        await discord.stop()
+
+
+@contextlib.asynccontextmanager
+async def bot_running(
+    discord: FakeDiscord, config: dict[str, Any], workdir: Path
+) -> AsyncIterator[BotProcess]:
+    """A module's own bot process on `discord` for the block; then as stop_bot."""
+    bot = BotProcess(discord, config, workdir)
+    try:
+        await bot.start()
+        yield bot
+    finally:
+        await stop_bot(bot, discord)
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

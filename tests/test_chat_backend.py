@@ -12,16 +12,9 @@ from bot.config import LLMConfig
 from bot.core.events import Notice, TextDelta, ToolCallFinished, TurnCompleted, TurnEvent
 from bot.core.state import ConversationKey, ConversationState, TurnRequest
 from tests.fakes.llm import Finish, ScriptedLLM, Text, ToolCall
+from tests.module_llm import module_llm  # noqa: F401 (this module's `llm`)
 
 KEY = ConversationKey(guild_id=1, channel_id=2, user_id=3)
-
-
-@pytest.fixture(scope="module")
-async def llm() -> AsyncIterator[ScriptedLLM]:
-    server = ScriptedLLM()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 @pytest.fixture

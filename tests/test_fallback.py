@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from pydantic import SecretStr
 
@@ -15,18 +13,11 @@ from bot.config import LLMConfig
 from bot.core.events import Notice, TextDelta, TurnCompleted, TurnEvent, TurnFailed
 from bot.core.state import ConversationKey, ConversationState, TurnRequest
 from tests.fakes.llm import Cut, Fault, HangUp, ScriptedLLM, Text
+from tests.module_llm import module_llm  # noqa: F401 (this module's `llm`)
 
 KEY = ConversationKey(guild_id=1, channel_id=2, user_id=3)
 # "openai/": the chat backend's openai-SDK path; "hosted_vllm/": its litellm path.
 CHAT_PREFIXES = ["openai/", "hosted_vllm/"]
-
-
-@pytest.fixture(scope="module")
-async def llm() -> AsyncIterator[ScriptedLLM]:
-    server = ScriptedLLM()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 def config(llm: ScriptedLLM, prefix: str, backend: str = "chat") -> LLMConfig:

@@ -46,6 +46,7 @@ from tests.fakes.llm import (
     Text,
     ToolCall,
 )
+from tests.module_llm import module_llm  # noqa: F401 (this module's `llm`)
 
 KEY = ConversationKey(guild_id=1, channel_id=2, user_id=3)
 SCHEMA = {"type": "object", "properties": {"path": {"type": "string"}}}
@@ -109,14 +110,6 @@ class Gate:
 
 
 # -- fixtures and helpers ---------------------------------------------------------------
-@pytest.fixture(scope="module")
-async def llm() -> AsyncIterator[ScriptedLLM]:
-    server = ScriptedLLM()
-    await server.start()
-    yield server
-    await server.stop()
-
-
 @pytest.fixture(autouse=True)
 def _fresh(llm: ScriptedLLM) -> None:
     llm.clear()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator
 
 import mcp_types as types
 import pytest
@@ -14,12 +13,7 @@ from pydantic import SecretStr
 from bot.config import LLMConfig
 from bot.tools.sampling import make_sampler
 from tests.fakes.llm import Fault, ScriptedLLM, Text
-
-
-@pytest.fixture(scope="module")
-async def llm() -> AsyncIterator[ScriptedLLM]:
-    async with ScriptedLLM() as server:  # this module's own, on its event loop
-        yield server
+from tests.module_llm import module_llm  # noqa: F401 (this module's `llm`)
 
 
 def request(text: str) -> types.CreateMessageRequestParams:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +17,7 @@ from bot.core.events import TurnCompleted, TurnEvent
 from bot.core.state import ConversationKey, ConversationState, TurnRequest
 from bot.core.tool_calls import ToolExecutor
 from tests.fakes.llm import ScriptedLLM, Text, ToolCall
+from tests.module_llm import module_llm  # noqa: F401 (this module's `llm`)
 
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\nfake-pixels").decode()
 
@@ -52,14 +52,6 @@ class Box:
 class NoGate:
     async def preapproved(self, key: Any, tool: str) -> bool:
         return True
-
-
-@pytest.fixture(scope="module")
-async def llm() -> AsyncIterator[ScriptedLLM]:
-    server = ScriptedLLM()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 def image_urls(body: dict[str, Any]) -> list[str]:

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import pytest
 import pytest_asyncio
 
-from tests.conftest import bot_config
-from tests.e2e.harness import BotProcess, Chat, instructions
+from tests.conftest import bot_config, bot_running
+from tests.e2e.harness import Chat, instructions
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.llm import ScriptedLLM
 
@@ -48,14 +48,8 @@ async def channels(
         world.open.channel: {"respond_without_mention": True},
         world.persona.channel: {"system_prompt": PERSONA, "model": f"{prefix}persona-model"},
     }
-    bot = BotProcess(discord, config, workdir)
-    await bot.start()
-    try:
+    async with bot_running(discord, config, workdir):
         yield world
-    finally:
-        code = await bot.stop()
-        await discord.stop()
-        assert code == 0, bot.log()[-3000:]
 
 
 async def test_an_open_channel_answers_without_a_mention(channels: Channels) -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from tests.conftest import World, bot_config
+from tests.conftest import World, bot_config, bot_running
 from tests.e2e import rules
-from tests.e2e.harness import BotProcess, Chat
+from tests.e2e.harness import Chat
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.llm import Fault, ScriptedLLM, Text
 
@@ -35,15 +35,8 @@ async def fallback_world(
     prefix = PREFIX[backend]
     config["llm"].update(fallback_models=[f"{prefix}test-model-fallback"], max_retries=1)
     config["mcp"]["servers"] = {}
-    bot = BotProcess(discord, config, workdir)
-    try:
-        await bot.start()
+    async with bot_running(discord, config, workdir) as bot:
         yield World(discord=discord, llm=llm, bot=bot, call_log=call_log, backend=backend)
-    finally:
-        try:
-            assert await bot.stop() == 0, bot.log()[-3000:]
-        finally:
-            await discord.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from tests.conftest import World, bot_config
-from tests.e2e.harness import BotProcess, Chat
+from tests.conftest import World, bot_config, bot_running
+from tests.e2e.harness import Chat
 from tests.e2e.test_tools import tool_outputs
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.llm import Fault, Reasoning, ScriptedLLM, Silent, Text, ToolCall
@@ -56,15 +56,8 @@ async def local_world(
     config = bot_config(llm, workdir, call_log, backend)
     config["llm"].update(state="local", vision=True, reasoning="summary")
     config["mcp"]["servers"] = {"auto": config["mcp"]["servers"]["auto"]}
-    bot = BotProcess(discord, config, workdir)
-    try:
-        await bot.start()
+    async with bot_running(discord, config, workdir) as bot:
         yield World(discord=discord, llm=llm, bot=bot, call_log=call_log, backend=backend)
-    finally:
-        try:
-            await bot.stop()
-        finally:
-            await discord.stop()
 
 
 # -- statuses and quota -----------------------------------------------------------------------

@@ -11,7 +11,7 @@ import pytest_asyncio
 
 from bot.core.events import Usage
 from bot.logs import turn_cost
-from tests.conftest import bot_config
+from tests.conftest import bot_config, bot_running
 from tests.e2e.harness import BotProcess, Chat, instructions
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.llm import ScriptedLLM, UsageReport
@@ -50,14 +50,8 @@ async def priced(
     config["discord"]["channels"] = {persona.channel: {"system_prompt": CONFIGURED}}
     config["discord"]["permissions"] = {"manager_roles": [manager_role]}
     config["limits"]["user_daily_cost_usd"] = COST_LIMIT
-    bot = BotProcess(discord, config, workdir)
-    await bot.start()
-    try:
+    async with bot_running(discord, config, workdir) as bot:
         yield Priced(discord, llm, bot, backend, model, manager_role, persona)
-    finally:
-        code = await bot.stop()
-        await discord.stop()
-        assert code == 0, bot.log()[-3000:]
 
 
 async def command(world: Priced, name: str, user: int, channel: int, **options: object) -> str:
