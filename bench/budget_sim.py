@@ -3,7 +3,7 @@
     python bench/budget_sim.py            # the four bench scenarios in a few seconds
 
 The real bench (discord_bench.py) runs three processes and needs a quiet machine; this runs the
-budget's own decisions (bot/discord/budget.py, unchanged) on a simulated clock, so a change to
+budget's own decisions (bot/discord/streaming/budget.py, unchanged) on a simulated clock, so a change to
 its policy can be judged in a second and the figures do not move with the machine's load. Each
 conversation acts as the renderer does: a FIRST write at the model's first words, an EDIT one
 edit interval after each write while the model streams, a FINAL when the stream ends (an edit
@@ -36,8 +36,8 @@ from bench.streaming_figures import (  # noqa: E402
     Scenario,
     pct,
 )
-from bot.discord.budget import Counted, Limits, Priority, Ticket, WriteBudget  # noqa: E402
-from bot.discord.render import TYPING_DELAY_S, TYPING_RETRY_S  # noqa: E402
+from bot.discord.streaming.budget import Counted, Limits, Priority, Ticket, WriteBudget  # noqa: E402
+from bot.discord.streaming.render import TYPING_DELAY_S, TYPING_RETRY_S  # noqa: E402
 
 TTFT_S = 0.012  # the scripted LLM's first delta, as measured in the bench
 SEND_DELAY_S = 0.005  # from a grant to the request being written, at most

@@ -37,24 +37,24 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
         if args.command == "health":
-            from bot.health import check_health
+            from bot.ops.health import check_health
 
             healthy, line = check_health(settings)
             print(line)
             return 0 if healthy else 1
         if args.command == "reload":
-            from bot.reload import signal_reload
+            from bot.ops.reload import signal_reload
 
             sent, line = signal_reload(settings)
             print(line, file=sys.stdout if sent else sys.stderr)
             return 0 if sent else 1
         setup_logging(settings.logging)
         if args.command == "check":
-            from bot.check import run_checks
+            from bot.ops.check import run_checks
 
             return asyncio.run(run_checks(settings, discord=args.discord))
         if args.command == "chat":
-            from bot.console import chat
+            from bot.ops.console import chat
 
             return asyncio.run(chat(settings))
         from bot.app import serve

@@ -20,16 +20,16 @@ from bot.core.conversations import Conversations
 from bot.core.elicitation import ElicitationBroker
 from bot.core.limits import UserLimits
 from bot.core.tool_calls import ToolExecutor
-from bot.health import beat, heartbeat_path
 from bot.logs import turn_cost
-from bot.reload import pid_path, remove_pid, write_pid
+from bot.ops.health import beat, heartbeat_path
+from bot.ops.reload import pid_path, remove_pid, write_pid
 from bot.store.records import TurnRecord
 from bot.store.sqlite import Store
 from bot.tools.mcp import MCPTools
 from bot.tools.sampling import make_sampler
 
 if TYPE_CHECKING:
-    from bot.live import LiveConfig  # imports discord: only `run` needs it
+    from bot.ops.live import LiveConfig  # imports discord: only `run` needs it
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ async def _serve(
     settings: Settings, token: str, stop: asyncio.Event, reload_asked: asyncio.Event
 ) -> None:
     from bot.discord.client import Services, build_bot
-    from bot.live import LiveConfig
+    from bot.ops.live import LiveConfig
 
     async with build_core(settings, ask_users=True) as core:
         if stop.is_set():

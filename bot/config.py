@@ -30,7 +30,7 @@ def _unset_if_empty(value: Any) -> Any:
 
 
 class _Section(BaseModel):
-    # The docstring under each field is its description in docs/config.md (bot/config_docs.py).
+    # The docstring under each field is its description in docs/config.md (bot/ops/config_docs.py).
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
 

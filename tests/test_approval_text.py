@@ -8,7 +8,7 @@ from bot.config import PermissionsConfig
 from bot.core.approvals import ApproverRule
 from bot.core.events import ApprovalRequested
 from bot.discord.access import Access
-from bot.discord.approval_text import outcome_line, prompt_text, who_may_decide, with_line
+from bot.discord.asks.approval_text import outcome_line, prompt_text, who_may_decide, with_line
 
 
 def test_prompt_shows_every_key_even_when_there_are_many() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.discord.budget import UNANSWERED_S, Limits, Priority, WriteBudget
-from bot.discord.write_scheduler import WriteScheduler
+from bot.discord.streaming.budget import UNANSWERED_S, Limits, Priority, WriteBudget
+from bot.discord.streaming.write_scheduler import WriteScheduler
 
 LIMITS = Limits(channel_writes=5, channel_period_s=5.0, global_per_s=40, global_edits_per_s=40)
 
@@ -146,7 +146,7 @@ def test_writes_the_budget_did_not_grant_still_spend_the_window() -> None:
 
 
 def test_message_writes_are_told_apart_from_other_routes() -> None:
-    from bot.discord.budget_feed import message_write_channel
+    from bot.discord.streaming.budget_feed import message_write_channel
 
     assert message_write_channel("POST", "/api/v10/channels/42/messages") == 42
     assert message_write_channel("PATCH", "/api/v10/channels/42/messages/7") == 42

@@ -10,9 +10,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bot.discord.budget import Limits, Priority
-from bot.discord.budget_feed import trace_config
-from bot.discord.write_scheduler import WriteScheduler
+from bot.discord.streaming.budget import Limits, Priority
+from bot.discord.streaming.budget_feed import trace_config
+from bot.discord.streaming.write_scheduler import WriteScheduler
 
 LIMITS = Limits(channel_writes=5, channel_period_s=5.0, global_per_s=10)
 

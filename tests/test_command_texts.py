@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from bot.discord.commands import ALL_COMMANDS
-from bot.discord.prompts import prompt
-from bot.discord.status_command import status
-from bot.discord.system_command import system
+from bot.discord.commands.conversation import ALL_COMMANDS
+from bot.discord.commands.prompt import prompt
+from bot.discord.commands.status import status
+from bot.discord.commands.system import system
 
 
 def test_every_command_and_option_has_a_description() -> None:

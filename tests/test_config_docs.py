@@ -5,12 +5,12 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from bot.config import Settings
-from bot.config_docs import DOC_PATH, render, section_of
+from bot.ops.config_docs import DOC_PATH, render, section_of
 
 
 def test_config_reference_matches_the_settings_model() -> None:
     assert DOC_PATH.read_text(encoding="utf-8") == render(), (
-        "docs/config.md is out of date: run `python -m bot.config_docs` and commit it"
+        "docs/config.md is out of date: run `python -m bot.ops.config_docs` and commit it"
     )
 
 

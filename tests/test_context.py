@@ -9,7 +9,7 @@ from types import SimpleNamespace
 from bot.backends.chat import _Round
 from bot.backends.context import SHORTENED, Trimmed, budget_for, estimate_tokens, fit
 from bot.core.events import ReasoningDelta, TextDelta
-from bot.discord.reasoning import ReasoningView
+from bot.discord.streaming.reasoning import ReasoningView
 
 
 def turn(n: int, tool_output: str = "") -> list[dict]:

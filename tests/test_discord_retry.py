@@ -6,7 +6,7 @@ import aiohttp
 import discord
 import pytest
 
-from bot.discord import retry
+from bot.discord.streaming import retry
 
 
 class _Response:

@@ -46,14 +46,14 @@ def reaches(imported: set[str], *packages: str) -> set[str]:
 
 
 def test_import_resolution_sees_full_paths(tmp_path: Path) -> None:
-    """The checks below must see `from bot.discord.render import X` and relative imports."""
+    """The checks below must see `from bot.discord.streaming.render import X` and relative imports."""
     sample = tmp_path / "bot" / "core" / "x.py"
     sample.parent.mkdir(parents=True)
     sample.write_text(
-        "from bot.discord.render import StreamRenderer\nfrom ..discord import split\n"
+        "from bot.discord.streaming.render import StreamRenderer\nfrom ..discord import split\n"
     )
     found = reaches(imported_modules(sample, tmp_path / "bot"), "bot.discord")
-    assert {"bot.discord.render", "bot.discord", "bot.discord.split"} <= found
+    assert {"bot.discord.streaming.render", "bot.discord", "bot.discord.split"} <= found
 
 
 def test_lower_layers_never_import_discord() -> None:

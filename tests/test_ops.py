@@ -18,8 +18,8 @@ from bot.config import Settings, load_settings
 from bot.core.events import ToolCallFinished, TurnCompleted, Usage
 from bot.core.state import ConversationKey, ConversationState
 from bot.core.turn_log import TurnLog
-from bot.health import STALE_AFTER_S, check_health, heartbeat_path
-from bot.reload import changed_keys, keep_restart_only, split_changes, summarize
+from bot.ops.health import STALE_AFTER_S, check_health, heartbeat_path
+from bot.ops.reload import changed_keys, keep_restart_only, split_changes, summarize
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord.state import CREATE_PUBLIC_THREADS, SEND_MESSAGES, VIEW_CHANNEL
 from tests.fakes.llm import ScriptedLLM

@@ -5,7 +5,7 @@ from __future__ import annotations
 import mcp_types as types
 import pytest
 
-from bot.discord.prompts import argument_choices, prompt_choices
+from bot.discord.commands.prompt import argument_choices, prompt_choices
 from bot.tools.mcp_prompts import (
     PromptError,
     PromptInfo,

@@ -17,8 +17,8 @@ from bot.core.events import (
     TurnFailed,
 )
 from bot.core.limits import Reservation, UserLimits
-from bot.discord.approvals import prompt_text, with_outcome
-from bot.discord.transcript import Transcript
+from bot.discord.asks.approvals import prompt_text, with_outcome
+from bot.discord.streaming.transcript import Transcript
 
 
 def test_prompt_text_shortens_values_and_cannot_break_out_of_its_code_block() -> None:

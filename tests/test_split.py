@@ -9,7 +9,7 @@ from itertools import pairwise
 
 import pytest
 
-from bot.discord.split import (
+from bot.discord.streaming.split import (
     Part,
     closing_fence,
     open_fence_at_end,

@@ -9,7 +9,7 @@ from typing import Any
 import discord
 
 from bot.core.events import Attachment, Notice
-from bot.discord.budget import Priority
+from bot.discord.streaming.budget import Priority
 
 log = logging.getLogger(__name__)
 

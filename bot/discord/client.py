@@ -17,18 +17,18 @@ from bot.core.conversations import Conversations
 from bot.core.limits import UserLimits
 from bot.discord import handlers
 from bot.discord.access import Access
-from bot.discord.approvals import ApprovalButton, DiscordApprovals
+from bot.discord.asks.approvals import ApprovalButton, DiscordApprovals
+from bot.discord.asks.elicitation import DiscordElicitations, ElicitButton
 from bot.discord.audit import DiscordAudit
-from bot.discord.budget import UNLIMITED, Limits
-from bot.discord.budget_feed import trace_config
-from bot.discord.command_errors import on_command_error
-from bot.discord.commands import ALL_COMMANDS
-from bot.discord.deletions import DeletedMessages
-from bot.discord.elicitation import DiscordElicitations, ElicitButton
-from bot.discord.prompts import prompt
-from bot.discord.status_command import status
-from bot.discord.system_command import system
-from bot.discord.write_scheduler import WriteScheduler
+from bot.discord.commands.conversation import ALL_COMMANDS
+from bot.discord.commands.errors import on_command_error
+from bot.discord.commands.prompt import prompt
+from bot.discord.commands.status import status
+from bot.discord.commands.system import system
+from bot.discord.streaming.budget import UNLIMITED, Limits
+from bot.discord.streaming.budget_feed import trace_config
+from bot.discord.streaming.deletions import DeletedMessages
+from bot.discord.streaming.write_scheduler import WriteScheduler
 
 log = logging.getLogger(__name__)
 

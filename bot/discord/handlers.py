@@ -17,8 +17,8 @@ from bot.core.events import Notice
 from bot.core.state import TurnRequest
 from bot.discord.channel_prompt import effective_prompt
 from bot.discord.context import gather as gather_context
-from bot.discord.render import NO_MENTIONS, StreamRenderer
-from bot.discord.retry import with_retries
+from bot.discord.streaming.render import NO_MENTIONS, StreamRenderer
+from bot.discord.streaming.retry import with_retries
 
 if TYPE_CHECKING:
     from bot.discord.client import McpcordBot

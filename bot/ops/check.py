@@ -52,7 +52,7 @@ async def run_checks(settings: Settings, *, discord: bool = False) -> int:
             Row(name, False, missing) if missing else await _check_llm(settings, model, name)
         )
     if discord:
-        from bot.check_discord import discord_rows
+        from bot.ops.check_discord import discord_rows
 
         rows += await discord_rows(settings)
     _print_table(rows)

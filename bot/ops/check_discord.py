@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from bot.check import Row
 from bot.config import Settings
+from bot.ops.check import Row
 
 LOGIN_TIMEOUT_S = 30.0
 

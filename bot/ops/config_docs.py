@@ -1,6 +1,6 @@
 """Writes docs/config.md, the configuration reference, from the Settings model itself.
 
-Run `python -m bot.config_docs` after adding or changing a key; tests/test_config_docs.py
+Run `python -m bot.ops.config_docs` after adding or changing a key; tests/test_config_docs.py
 fails while the file is out of date.
 """
 
@@ -18,14 +18,14 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from bot.config import Settings
-from bot.reload import split_changes
+from bot.ops.reload import split_changes
 
-DOC_PATH = Path(__file__).resolve().parents[1] / "docs" / "config.md"
+DOC_PATH = Path(__file__).resolve().parents[2] / "docs" / "config.md"
 
 HEADER = """\
 # Configuration reference
 
-Generated from the Settings model in `bot/config.py` by `python -m bot.config_docs`; do not
+Generated from the Settings model in `bot/config.py` by `python -m bot.ops.config_docs`; do not
 edit by hand ([`config.yaml`](../config.yaml) is the commented example).
 
 Sources, later wins: defaults < `config.yaml` (path from `BOT_CONFIG`) < `.env` < environment.

@@ -18,7 +18,7 @@ from bot.core.limits import UserLimits
 from bot.core.tool_calls import ToolExecutor
 from bot.discord.access import Access
 from bot.logs import setup_logging
-from bot.reload import changed_keys, keep_restart_only, split_changes, summarize
+from bot.ops.reload import changed_keys, keep_restart_only, split_changes, summarize
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from bot.core.approvals import Action, ApprovalBroker, ClickResult
 from bot.core.arguments import pretty
 from bot.core.events import ApprovalRequested, ApprovalResolved
 from bot.discord.access import role_ids
-from bot.discord.approval_text import (
+from bot.discord.asks.approval_text import (
     EDITED_FILE,
     MODAL_TEXT_MAX,
     REASON_MAX,

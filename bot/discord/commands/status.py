@@ -10,7 +10,7 @@ from discord import app_commands
 
 from bot.core.state import ConversationState
 from bot.discord.channel_prompt import effective_prompt
-from bot.discord.commands import MAX_REPLY, key_for, refuse_outsiders
+from bot.discord.commands.conversation import MAX_REPLY, key_for, refuse_outsiders
 from bot.discord.handlers import channel_settings
 from bot.store.records import UsageTotals
 

@@ -9,7 +9,7 @@ import discord
 from discord import app_commands
 
 from bot.discord.channel_prompt import effective_prompt
-from bot.discord.commands import MAX_REPLY, refuse_outsiders
+from bot.discord.commands.conversation import MAX_REPLY, refuse_outsiders
 
 if TYPE_CHECKING:
     from bot.discord.client import McpcordBot

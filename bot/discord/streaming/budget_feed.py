@@ -14,7 +14,7 @@ from typing import Any
 
 import aiohttp
 
-from bot.discord.write_scheduler import WriteScheduler
+from bot.discord.streaming.write_scheduler import WriteScheduler
 
 log = logging.getLogger(__name__)
 

@@ -14,14 +14,14 @@ import discord
 from bot.core import events as mcp
 from bot.core.events import ApprovalRequested, ApprovalResolved, TextDelta, TurnEvent, TurnFailed
 from bot.discord.attachments import ReplyFiles
-from bot.discord.budget import Priority
-from bot.discord.deletions import DeletedMessages
-from bot.discord.reasoning import ReasoningView
-from bot.discord.retry import RETRY_DELAYS_S, describe, is_transient, with_retries
-from bot.discord.segment import Segment
-from bot.discord.split import split_message
-from bot.discord.transcript import STREAMING_INDICATOR, Transcript
-from bot.discord.write_scheduler import WriteScheduler
+from bot.discord.streaming.budget import Priority
+from bot.discord.streaming.deletions import DeletedMessages
+from bot.discord.streaming.reasoning import ReasoningView
+from bot.discord.streaming.retry import RETRY_DELAYS_S, describe, is_transient, with_retries
+from bot.discord.streaming.segment import Segment
+from bot.discord.streaming.split import split_message
+from bot.discord.streaming.transcript import STREAMING_INDICATOR, Transcript
+from bot.discord.streaming.write_scheduler import WriteScheduler
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -64,7 +64,7 @@ class StreamRenderer:
         deleted: DeletedMessages,
         channel: discord.Thread | None = None,
         reasoning: str = "status",
-        elicitations: Any = None,  # bot/discord/elicitation.py's DiscordElicitations
+        elicitations: Any = None,  # bot/discord/asks/elicitation.py's DiscordElicitations
     ) -> None:
         self._source = source
         # Where the first part goes: a reply to `source`, or (reply_in_thread) a new thread.

@@ -8,7 +8,7 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator
 
-from bot.discord.budget import Counted, Limits, Priority, WriteBudget
+from bot.discord.streaming.budget import Counted, Limits, Priority, WriteBudget
 
 Clock = Callable[[], float]
 
