@@ -146,7 +146,8 @@ async def serve(settings: Settings) -> None:
 async def _serve(
     settings: Settings, token: str, stop: asyncio.Event, reload_asked: asyncio.Event
 ) -> None:
-    from bot.discord.client import Services, build_bot
+    from bot.discord.client import build_bot
+    from bot.discord.host import Services
     from bot.ops.live import LiveConfig
 
     async with build_core(settings, ask_users=True) as core:

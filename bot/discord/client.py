@@ -5,16 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine
-from dataclasses import dataclass
 from typing import Any
 
 import discord
 from discord.ext import commands
 
-from bot.config import Settings
-from bot.core.approvals import ApprovalBroker, ApprovalPolicy
-from bot.core.conversations import Conversations
-from bot.core.limits import UserLimits
 from bot.discord import handlers
 from bot.discord.access import Access
 from bot.discord.asks.approvals import ApprovalButton, DiscordApprovals
@@ -25,26 +20,13 @@ from bot.discord.commands.errors import on_command_error
 from bot.discord.commands.prompt import prompt
 from bot.discord.commands.status import status
 from bot.discord.commands.system import system
+from bot.discord.host import Services
 from bot.discord.streaming.budget import UNLIMITED, Limits
 from bot.discord.streaming.budget_feed import trace_config
 from bot.discord.streaming.deletions import DeletedMessages
 from bot.discord.streaming.write_scheduler import WriteScheduler
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, kw_only=True)
-class Services:
-    """Everything the Discord layer uses, built by the composition root."""
-
-    settings: Settings
-    store: Any
-    conversations: Conversations
-    broker: ApprovalBroker
-    limits: UserLimits
-    tools: Any  # MCPTools or None
-    policies: dict[str, ApprovalPolicy]
-    elicitations: Any = None  # ElicitationBroker: MCP servers' questions to users
 
 
 class _McpcordMixin:

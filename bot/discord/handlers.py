@@ -21,7 +21,7 @@ from bot.discord.streaming.render import NO_MENTIONS, StreamRenderer
 from bot.discord.streaming.retry import with_retries
 
 if TYPE_CHECKING:
-    from bot.discord.client import McpcordBot
+    from bot.discord.host import BotHost
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def channel_settings(settings: Any, channel: Any) -> ChannelConfig:
     return entry or ChannelConfig()
 
 
-async def on_message(bot: McpcordBot, message: discord.Message) -> None:
+async def on_message(bot: BotHost, message: discord.Message) -> None:
     me = bot.user
     if me is None or message.author.bot or message.author.id == me.id:
         return
@@ -187,7 +187,7 @@ async def reply_plain(message: discord.Message, text: str) -> None:
 
 
 async def answer(
-    bot: McpcordBot,
+    bot: BotHost,
     message: discord.Message,
     request: TurnRequest,
     target: discord.Thread | None,

@@ -27,7 +27,7 @@ from bot.discord.asks.approval_text import (
 
 if TYPE_CHECKING:
     from bot.discord.audit import DiscordAudit
-    from bot.discord.client import McpcordBot
+    from bot.discord.host import BotHost
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class ApprovalButton(
         return cls(int(match["approval_id"]), action)
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        bot: McpcordBot = interaction.client
+        bot: BotHost = interaction.client
         if self.action in ("edit", "reason"):
             await _open_modal(bot, interaction, self.approval_id, self.action)
             return
@@ -101,7 +101,7 @@ class ApprovalButton(
 
 
 async def decide(
-    bot: McpcordBot,
+    bot: BotHost,
     interaction: discord.Interaction[Any],
     approval_id: int,
     action: Action,
@@ -154,7 +154,7 @@ async def _show_decision(
 
 
 async def _answer_click(
-    bot: McpcordBot, interaction: discord.Interaction[Any], approval_id: int, result: ClickResult
+    bot: BotHost, interaction: discord.Interaction[Any], approval_id: int, result: ClickResult
 ) -> None:
     match result.outcome:
         case "not_allowed":
@@ -257,7 +257,7 @@ class ReasonModal(discord.ui.Modal):
 
 
 async def _open_modal(
-    bot: McpcordBot, interaction: discord.Interaction[Any], approval_id: int, kind: Action
+    bot: BotHost, interaction: discord.Interaction[Any], approval_id: int, kind: Action
 ) -> None:
     broker = bot.services.broker
     user = interaction.user

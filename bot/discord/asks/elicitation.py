@@ -17,7 +17,7 @@ from bot.core.elicitation import Answer, ElicitationBroker, Pending, validate
 from bot.core.events import ElicitationRequested, ElicitationResolved
 
 if TYPE_CHECKING:
-    from bot.discord.client import McpcordBot
+    from bot.discord.host import BotHost
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +59,12 @@ def _with_outcome(content: str, action: str, user_id: int | None) -> str:
 
 
 def _broker(interaction: discord.Interaction[Any]) -> ElicitationBroker | None:
-    bot: McpcordBot = interaction.client  # type: ignore[assignment]
+    bot: BotHost = interaction.client  # type: ignore[assignment]
     return bot.services.elicitations  # type: ignore[no-any-return]
 
 
 async def _allowed(interaction: discord.Interaction[Any], pending: Pending | None) -> bool:
-    bot: McpcordBot = interaction.client  # type: ignore[assignment]
+    bot: BotHost = interaction.client  # type: ignore[assignment]
     if pending is None:
         await interaction.response.send_message("This question is no longer open.", ephemeral=True)
         return False

@@ -12,7 +12,7 @@ from bot.core.conversations import BUSY, conversation_key
 from bot.core.state import ConversationKey
 
 if TYPE_CHECKING:
-    from bot.discord.client import McpcordBot
+    from bot.discord.host import BotHost
 
 NOT_HERE = "You can't use my commands here."
 MANAGERS_ONLY = (
@@ -22,7 +22,7 @@ MANAGERS_ONLY = (
 MAX_REPLY = 1900
 
 
-def key_for(bot: McpcordBot, interaction: discord.Interaction[Any]) -> ConversationKey:
+def key_for(bot: BotHost, interaction: discord.Interaction[Any]) -> ConversationKey:
     channel = interaction.channel
     return conversation_key(
         bot.services.settings.discord.scope,
@@ -33,7 +33,7 @@ def key_for(bot: McpcordBot, interaction: discord.Interaction[Any]) -> Conversat
     )
 
 
-async def refuse_outsiders(bot: McpcordBot, interaction: discord.Interaction[Any]) -> bool:
+async def refuse_outsiders(bot: BotHost, interaction: discord.Interaction[Any]) -> bool:
     """Answer and return True when the access lists would not let this user mention the bot here."""
     in_dm = interaction.guild_id is None
     allowed = (
@@ -50,7 +50,7 @@ async def refuse_outsiders(bot: McpcordBot, interaction: discord.Interaction[Any
 @app_commands.command(name="reset", description="Forget our conversation here; I start fresh.")
 @app_commands.describe(everyone="Admins only: forget every conversation in this channel.")
 async def reset(interaction: discord.Interaction[Any], everyone: bool = False) -> None:
-    bot: McpcordBot = interaction.client  # type: ignore[assignment]
+    bot: BotHost = interaction.client  # type: ignore[assignment]
     if await refuse_outsiders(bot, interaction):
         return
     store = bot.services.store
@@ -91,7 +91,7 @@ async def reset(interaction: discord.Interaction[Any], everyone: bool = False) -
     )
 
 
-def _deciders(bot: McpcordBot, server: str) -> str:
+def _deciders(bot: BotHost, server: str) -> str:
     """Who decides this server's approvals, when it is more than the default (asker or admin)."""
     rule = bot.services.broker.rule(server)
     if not rule.users and not rule.roles and rule.requester_can_approve:
@@ -111,7 +111,7 @@ def _server_features(status: Any) -> str:
     return f"-# prompts: {prompts} · sampling: {status.sampling} · elicitation: {elicit}"
 
 
-def describe_tools(bot: McpcordBot, *, is_admin: bool) -> list[str]:
+def describe_tools(bot: BotHost, *, is_admin: bool) -> list[str]:
     """One line per server: its approval rule, and per tool whether it asks or why not."""
     services = bot.services
     lines: list[str] = []
@@ -144,7 +144,7 @@ def describe_tools(bot: McpcordBot, *, is_admin: bool) -> list[str]:
 
 @app_commands.command(name="tools", description="List the tools I can use and their approval rule.")
 async def tools(interaction: discord.Interaction[Any]) -> None:
-    bot: McpcordBot = interaction.client  # type: ignore[assignment]
+    bot: BotHost = interaction.client  # type: ignore[assignment]
     if await refuse_outsiders(bot, interaction):
         return
     lines = describe_tools(bot, is_admin=bot.access.is_admin(interaction.user))
@@ -161,7 +161,7 @@ async def tools(interaction: discord.Interaction[Any]) -> None:
 )
 @app_commands.describe(name="The model to switch to (one of those allowed); leave empty to list.")
 async def model(interaction: discord.Interaction[Any], name: str | None = None) -> None:
-    bot: McpcordBot = interaction.client  # type: ignore[assignment]
+    bot: BotHost = interaction.client  # type: ignore[assignment]
     if await refuse_outsiders(bot, interaction):
         return
     llm = bot.services.settings.llm

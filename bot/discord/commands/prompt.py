@@ -17,7 +17,7 @@ from bot.discord.streaming.render import NO_MENTIONS
 from bot.tools.mcp_prompts import PromptError, PromptInfo, check_arguments, parse_arguments
 
 if TYPE_CHECKING:
-    from bot.discord.client import McpcordBot
+    from bot.discord.host import BotHost
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ async def _refuse(interaction: discord.Interaction[Any], text: str) -> None:
 async def prompt(
     interaction: discord.Interaction[Any], name: str, arguments: str | None = None
 ) -> None:
-    bot: McpcordBot = interaction.client  # type: ignore[assignment]
+    bot: BotHost = interaction.client  # type: ignore[assignment]
     tools = bot.services.tools
     info = tools.find_prompt(name) if tools is not None else None
     if tools is None or info is None:
@@ -164,7 +164,7 @@ async def prompt(
 
 
 async def _answer(
-    bot: McpcordBot, source: discord.Message, request: TurnRequest, reservation: Reservation
+    bot: BotHost, source: discord.Message, request: TurnRequest, reservation: Reservation
 ) -> None:
     with reservation:
         await answer(bot, source, request, None)
@@ -174,7 +174,7 @@ async def _answer(
 async def _complete_name(
     interaction: discord.Interaction[Any], current: str
 ) -> list[app_commands.Choice[str]]:
-    bot: McpcordBot = interaction.client  # type: ignore[assignment]
+    bot: BotHost = interaction.client  # type: ignore[assignment]
     tools = bot.services.tools
     return prompt_choices(tools.prompts(), current) if tools is not None else []
 
@@ -183,7 +183,7 @@ async def _complete_name(
 async def _complete_arguments(
     interaction: discord.Interaction[Any], current: str
 ) -> list[app_commands.Choice[str]]:
-    bot: McpcordBot = interaction.client  # type: ignore[assignment]
+    bot: BotHost = interaction.client  # type: ignore[assignment]
     tools = bot.services.tools
     name = getattr(interaction.namespace, "name", None)
     info = tools.find_prompt(name) if tools is not None and name else None

@@ -15,7 +15,7 @@ from bot.discord.handlers import channel_settings
 from bot.store.records import UsageTotals
 
 if TYPE_CHECKING:
-    from bot.discord.client import McpcordBot
+    from bot.discord.host import BotHost
 
 SCOPES = {
     "user": "user: your own conversation in this channel",
@@ -62,7 +62,7 @@ def describe_stored(state: ConversationState | None, backend: str, llm_state: st
     name="status", description="Show the model, scope, stored history and token use here."
 )
 async def status(interaction: discord.Interaction[Any]) -> None:
-    bot: McpcordBot = interaction.client  # type: ignore[assignment]
+    bot: BotHost = interaction.client  # type: ignore[assignment]
     if await refuse_outsiders(bot, interaction):
         return
     services = bot.services

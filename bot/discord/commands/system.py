@@ -12,7 +12,7 @@ from bot.discord.channel_prompt import effective_prompt
 from bot.discord.commands.conversation import MAX_REPLY, refuse_outsiders
 
 if TYPE_CHECKING:
-    from bot.discord.client import McpcordBot
+    from bot.discord.host import BotHost
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ async def system(
     prompt: app_commands.Range[str, 1, MAX_PROMPT] | None = None,
     clear: bool = False,
 ) -> None:
-    bot: McpcordBot = interaction.client  # type: ignore[assignment]
+    bot: BotHost = interaction.client  # type: ignore[assignment]
     if await refuse_outsiders(bot, interaction):
         return
     channel = interaction.channel

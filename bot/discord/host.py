@@ -1,0 +1,66 @@
+"""What handlers, commands and prompts may use of the running bot: a Protocol, not the client class.
+
+The client imports them; they import this. That keeps the arrows one way (no circle through
+`McpcordBot`) and shows in one place everything the rest of the Discord layer relies on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import discord
+
+from bot.config import Settings
+from bot.core.approvals import ApprovalBroker, ApprovalPolicy
+from bot.core.conversations import Conversations
+from bot.core.limits import UserLimits
+from bot.discord.access import Access
+from bot.discord.audit import DiscordAudit
+from bot.discord.streaming.deletions import DeletedMessages
+from bot.discord.streaming.render import ApprovalUI
+from bot.discord.streaming.write_scheduler import WriteScheduler
+
+
+@dataclass(frozen=True, kw_only=True)
+class Services:
+    """Everything the Discord layer uses, built by the composition root."""
+
+    settings: Settings
+    store: Any
+    conversations: Conversations
+    broker: ApprovalBroker
+    limits: UserLimits
+    tools: Any  # MCPTools or None
+    policies: dict[str, ApprovalPolicy]
+    elicitations: Any = None  # ElicitationBroker: MCP servers' questions to users
+
+
+class ApprovalPrompts(ApprovalUI, Protocol):
+    """The approval prompts as the renderer uses them, plus the open-form register."""
+
+    def opened(self, modal: discord.ui.Modal) -> None: ...
+    def closed(self, modal: discord.ui.Modal) -> None: ...
+
+
+class BotHost(Protocol):
+    """The bot as seen from a handler, a command or a prompt."""
+
+    services: Services
+    access: Access
+    approvals: ApprovalPrompts
+    audit: DiscordAudit | None
+    budget: WriteScheduler
+    elicitation_ui: Any  # asks/elicitation.py's DiscordElicitations (a wing the door can't import)
+    deleted: DeletedMessages
+    accepting: bool
+
+    @property
+    def user(self) -> discord.ClientUser | None: ...
+
+    def start_turn(self, turn: Coroutine[Any, Any, None]) -> None: ...
+
+    def get_partial_messageable(
+        self, id: int, *, guild_id: int | None = None, type: discord.ChannelType | None = None
+    ) -> discord.PartialMessageable: ...
