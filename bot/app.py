@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bot.backends.chat_transport import needs_litellm
+from bot.backends.factory import configured_models, make_backend
 from bot.config import ConfigError, Settings
 from bot.core.approvals import ApprovalBroker, ApprovalPolicy, ApproverRule, policy_of
 from bot.core.backend import Backend
@@ -46,23 +47,6 @@ class Core:
     backend: Backend
     conversations: Conversations
     elicitations: ElicitationBroker | None = None  # None: servers' questions are declined
-
-
-def make_backend(settings: Settings, executor: ToolExecutor) -> Backend:
-    if settings.llm.backend == "responses":
-        from bot.backends.responses import ResponsesBackend
-
-        return ResponsesBackend(settings.llm, tools=executor, servers=settings.mcp.servers)
-    from bot.backends.chat import ChatBackend
-
-    return ChatBackend(settings.llm, tools=executor)
-
-
-def configured_models(settings: Settings) -> list[str]:
-    """Every model a turn may use: the default, /model choices, fallbacks, channels' own."""
-    llm = settings.llm
-    channel_models = [c.model for c in settings.discord.channels.values() if c.model]
-    return [llm.model, *llm.models, *llm.fallback_models, *channel_models]
 
 
 @asynccontextmanager

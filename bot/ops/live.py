@@ -49,7 +49,7 @@ class LiveConfig:
         log.info("%s", line)
 
     async def _apply(self, new: Settings) -> None:
-        from bot.app import make_backend
+        from bot.backends.factory import make_backend
 
         core, bot = self._core, self._bot
         if new.llm.backend == "chat":
