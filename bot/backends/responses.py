@@ -40,6 +40,7 @@ from bot.backends.responses_items import (
     overflow_repair,
 )
 from bot.config import LLMConfig, MCPServerConfig
+from bot.core.approval_flow import ask_approval
 from bot.core.approvals import ApprovalRequest
 from bot.core.events import (
     ApprovalResolved,
@@ -54,7 +55,7 @@ from bot.core.events import (
     Usage,
 )
 from bot.core.state import ConversationState, TurnRequest
-from bot.core.tool_calls import ToolCall, ToolExecutor, ask_approval, unknown_tool
+from bot.core.tool_calls import ToolCall, ToolExecutor, unknown_tool
 from bot.core.tool_updates import images_message
 
 log = logging.getLogger(__name__)

@@ -7,17 +7,16 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from bot.core.approval_flow import ask_approval
 from bot.core.approvals import (
     ApprovalGate,
     ApprovalPolicy,
     ApprovalRequest,
-    grant_name,
     is_read_only,
 )
 from bot.core.arguments import pretty
 from bot.core.elicitation import ElicitationBroker
 from bot.core.events import (
-    ApprovalRequested,
     ApprovalResolved,
     ToolCallFinished,
     ToolCallStarted,
@@ -190,47 +189,6 @@ def unknown_tool(call: ToolCall) -> ToolCallFinished:
         outcome="failed",
         output=f"There is no tool named {call.name!r}. It was not run.",
     )
-
-
-async def ask_approval(
-    gate: ApprovalGate, approval: ApprovalRequest, *, shown_tool: str
-) -> AsyncIterator[TurnEvent]:
-    """Ask a human unless this conversation already granted the tool ("always").
-
-    Yields nothing when the call may run; otherwise the request and its resolution, and when the
-    answer is no, a final ToolCallFinished(denied) whose output tells the model why.
-    """
-    if await gate.preapproved(approval.key, grant_name(approval.server, approval.tool)):
-        return
-    approval_id = await gate.open(approval)
-    yield ApprovalRequested(
-        call_id=approval.call_id,
-        approval_id=approval_id,
-        server=approval.server,
-        tool=shown_tool,
-        arguments=approval.arguments,
-        requester_id=approval.requester_id,
-        editable=approval.input_schema is not None,
-    )
-    decision = await gate.wait(approval_id)
-    yield ApprovalResolved(
-        call_id=approval.call_id,
-        approval_id=approval_id,
-        approved=decision.approved,
-        status=decision.status,
-        decided_by=decision.decided_by,
-        decided_by_name=decision.decided_by_name,
-        arguments=decision.arguments,
-        reason=decision.reason,
-    )
-    if not decision.approved:
-        yield ToolCallFinished(
-            call_id=approval.call_id,
-            server=approval.server,
-            tool=shown_tool,
-            outcome="denied",
-            output=decision.tool_output(),
-        )
 
 
 def parse_arguments(raw: str) -> tuple[dict[str, Any], str | None]:

@@ -15,6 +15,7 @@ import itertools
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
+from bot.core.approval_flow import ask_approval
 from bot.core.approvals import ApprovalGate, ApprovalRequest
 from bot.core.elicitation import Answer, ElicitationBroker, pages, parse_schema
 from bot.core.events import (
@@ -69,9 +70,6 @@ class CallUpdates:
             arguments=summary,
             requester_id=self._request.user_id,
         )
-        # Imported here: tool_calls imports this module.
-        from bot.core.tool_calls import ask_approval
-
         refusal: str | None = None
         async for event in ask_approval(self._gate, approval, shown_tool="sampling"):
             if isinstance(event, ApprovalResolved) and not event.approved:

@@ -1,0 +1,49 @@
+"""Asking a human about one call, unless a grant covers it: shared by tool calls and sampling."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from bot.core.approvals import ApprovalGate, ApprovalRequest, grant_name
+from bot.core.events import ApprovalRequested, ApprovalResolved, ToolCallFinished, TurnEvent
+
+
+async def ask_approval(
+    gate: ApprovalGate, approval: ApprovalRequest, *, shown_tool: str
+) -> AsyncIterator[TurnEvent]:
+    """Ask a human unless this conversation already granted the tool ("always").
+
+    Yields nothing when the call may run; otherwise the request and its resolution, and when the
+    answer is no, a final ToolCallFinished(denied) whose output tells the model why.
+    """
+    if await gate.preapproved(approval.key, grant_name(approval.server, approval.tool)):
+        return
+    approval_id = await gate.open(approval)
+    yield ApprovalRequested(
+        call_id=approval.call_id,
+        approval_id=approval_id,
+        server=approval.server,
+        tool=shown_tool,
+        arguments=approval.arguments,
+        requester_id=approval.requester_id,
+        editable=approval.input_schema is not None,
+    )
+    decision = await gate.wait(approval_id)
+    yield ApprovalResolved(
+        call_id=approval.call_id,
+        approval_id=approval_id,
+        approved=decision.approved,
+        status=decision.status,
+        decided_by=decision.decided_by,
+        decided_by_name=decision.decided_by_name,
+        arguments=decision.arguments,
+        reason=decision.reason,
+    )
+    if not decision.approved:
+        yield ToolCallFinished(
+            call_id=approval.call_id,
+            server=approval.server,
+            tool=shown_tool,
+            outcome="denied",
+            output=decision.tool_output(),
+        )
