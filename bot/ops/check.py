@@ -4,18 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-from dataclasses import dataclass
 
 from bot.config import DEFAULT_CONFIG_PATH, Settings
+from bot.ops.check_row import Row
 from bot.store.sqlite import Store
 from bot.tools.mcp import MCPTools
-
-
-@dataclass(frozen=True)
-class Row:
-    name: str
-    ok: bool
-    detail: str
 
 
 async def run_checks(settings: Settings, *, discord: bool = False) -> int:

@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from bot.config import Settings
-from bot.ops.check import Row
+from bot.ops.check_row import Row
 
 LOGIN_TIMEOUT_S = 30.0
 
