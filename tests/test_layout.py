@@ -107,3 +107,105 @@ def test_modules_stay_small() -> None:
     for path in BOT.rglob("*.py"):
         lines = len(path.read_text(encoding="utf-8").splitlines())
         assert lines <= 400, f"{path} has {lines} lines"
+
+
+def import_graph(root: Path = BOT) -> dict[str, set[str]]:
+    """Module -> the modules of this tree it imports (lazy and TYPE_CHECKING imports included:
+    a circle through a type hint is still a circle for a reader)."""
+    paths = {module_name(p, root): p for p in root.rglob("*.py")}
+    return {
+        name: {m for m in imported_modules(path, root) if m in paths and m != name}
+        for name, path in paths.items()
+    }
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected groups of more than one module (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in graph[node]:
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+WINGS = ("streaming", "commands", "asks")
+
+
+def crossings(root: Path = BOT) -> list[str]:
+    """Imports from inside one wing of bot/discord into another wing's rooms. A wing may use
+    another only through its door (`bot.discord.<wing>` itself, whose __init__ names what it
+    lends); the modules at bot/discord's own level may use any wing."""
+    modules = {module_name(p, root) for p in root.rglob("*.py")}
+    bad = []
+    for wing in WINGS:
+        for path in (root / "discord" / wing).rglob("*.py"):
+            for name in imported_modules(path, root) & modules:
+                parts = name.split(".")
+                if len(parts) > 3 and parts[2] in WINGS and parts[2] != wing:
+                    bad.append(f"{module_name(path, root)} -> {name}")
+    return sorted(bad)
+
+
+def plant(root: Path, files: dict[str, str]) -> Path:
+    for relative, text in files.items():
+        path = root / "bot" / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root / "bot"
+
+
+def test_the_circle_check_sees_a_planted_circle(tmp_path: Path) -> None:
+    root = plant(
+        tmp_path,
+        {
+            "core/a.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from bot.core.b import B\n",
+            "core/b.py": "from bot.core.c import C\n",
+            "core/c.py": "def f():\n    from bot.core import a\n",
+            "core/d.py": "from bot.core.a import A\n",
+        },
+    )
+    assert circles(import_graph(root)) == [["bot.core.a", "bot.core.b", "bot.core.c"]]
+
+
+def test_no_import_circles() -> None:
+    assert circles(import_graph()) == []
+
+
+def test_the_wing_check_sees_a_planted_crossing(tmp_path: Path) -> None:
+    root = plant(
+        tmp_path,
+        {
+            "discord/commands/x.py": "from bot.discord.streaming.render import NO\n"
+            "from bot.discord.streaming import describe\nfrom bot.discord.access import Access\n",
+            "discord/streaming/render.py": "NO = 1\n",
+            "discord/access.py": "Access = 1\n",
+        },
+    )
+    assert crossings(root) == ["bot.discord.commands.x -> bot.discord.streaming.render"]
+
+
+def test_wings_use_each_other_only_through_their_doors() -> None:
+    assert crossings() == []

@@ -9,7 +9,7 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from bot.discord.streaming.retry import describe, is_transient
+from bot.discord.streaming import describe, is_transient
 
 log = logging.getLogger(__name__)
 

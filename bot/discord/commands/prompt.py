@@ -13,7 +13,7 @@ from bot.core.limits import Reservation
 from bot.core.state import TurnRequest
 from bot.discord.channel_prompt import effective_prompt
 from bot.discord.handlers import answer, channel_settings
-from bot.discord.streaming.render import NO_MENTIONS
+from bot.discord.streaming import NO_MENTIONS
 from bot.tools.mcp_prompts import PromptError, PromptInfo, check_arguments, parse_arguments
 
 if TYPE_CHECKING:

@@ -1,4 +1,9 @@
 """Streaming a turn into Discord: rendering, splitting, the write budget and its retries.
 
-Imports bot.core and discord only; never the commands or asks wings, nor the client.
+Imports bot.core, discord and the door (bot.discord.*); other wings use only what this door lends.
 """
+
+from bot.discord.streaming.render import NO_MENTIONS
+from bot.discord.streaming.retry import describe, is_transient
+
+__all__ = ["NO_MENTIONS", "describe", "is_transient"]
