@@ -11,9 +11,11 @@ from bot.backends.base import openai_client, system_prompt, user_field
 from bot.backends.context import budget_for, fit, model_window
 from bot.backends.failures import (
     EmptyAnswer,
+    Failure,
     StreamCut,
     ran_note,
     sleep_before_retry,
+    status_of,
     still_too_long,
     tool_label,
 )
@@ -64,6 +66,18 @@ FRESH_START = (
     "I couldn't find our earlier conversation on the model server, so this is a fresh start."
 )
 ROUNDS_USED = "Not run: this turn reached its limit of tool rounds."
+
+
+def may_have_run(labels: list[str]) -> Failure:
+    """A break after the server started a server-side MCP tool: sending the request again (or
+    to another model) would run it again, so the turn ends here and says so."""
+    names = ", ".join(labels) or "a tool"
+    them = "they" if len(labels) > 1 else "it"
+    return Failure(
+        f"The answer broke off after the model server started {names}, so {them} may have "
+        "run. Check before asking for it again.",
+        False,
+    )
 
 
 @dataclass
@@ -134,6 +148,7 @@ class ResponsesBackend:
         repaired = False
         round_number = 0
         images_item: dict[str, Any] | None = None  # tools' images for the next request (vision)
+        approved: list[str] = []  # tools a person approved in the request about to be sent
 
         def keep(
             items: list[dict[str, Any]], last_id: str | None, waiting: list[dict[str, Any]]
@@ -170,8 +185,9 @@ class ResponsesBackend:
             result = Round(answered=answered)
             # Only the id loaded from storage may be stale; ids from this turn are fresh.
             may_start_fresh = round_number == 0 and previous is not None
-            async for event in self._stream(kwargs, result, may_start_fresh):
+            async for event in self._stream(kwargs, result, may_start_fresh, approved):
                 yield event
+            approved = []
             usage = usage + result.cost
             failure = result.failure
             if round_number == 0 and "previous_response_id" not in kwargs:
@@ -253,6 +269,8 @@ class ResponsesBackend:
                 if verdict.reason:
                     response["reason"] = verdict.reason  # the model reads why, and adapts
                 send.append(response)
+                if verdict.approved:
+                    approved.append(f"`{ask.server}.{ask.tool}`" if ask.server else f"`{ask.tool}`")
             # The server holds the pending approval request, so its answer can only continue
             # that stored response, whatever llm.state says.
             chained = chained or bool(result.approvals)
@@ -302,10 +320,12 @@ class ResponsesBackend:
         return kwargs
 
     async def _stream(
-        self, kwargs: dict[str, Any], result: Round, may_start_fresh: bool
+        self, kwargs: dict[str, Any], result: Round, may_start_fresh: bool, approved: list[str]
     ) -> AsyncIterator[TurnEvent]:
-        """One response with retries; retries stop once an answer has been shown. A final
-        failure is left in `result.failure` for the turn to decide on."""
+        """One response with retries; retries stop once an answer has been shown, or once the
+        server may have run a server-side MCP tool (`approved`: tools a person approved in this
+        request, which the server runs on receiving it). A final failure is left in
+        `result.failure` for the turn to decide on."""
         attempt = 0
         while True:
             shown = False
@@ -335,6 +355,12 @@ class ResponsesBackend:
                     continue
                 failure = failure_of(exc)
                 log.warning("responses request failed: %s: %s", type(exc).__name__, exc)
+                status = status_of(exc)
+                refused = status is not None and 400 <= status < 500  # refused before any run
+                if result.mcp_started or (approved and not refused):
+                    # Another try, on this model or a fallback, would run the tool again.
+                    result.failure = may_have_run(result.started_labels or approved)
+                    return
                 retries = self._llm.max_retries
                 limit = min(EMPTY_RETRIES, retries) if isinstance(exc, EmptyAnswer) else retries
                 if shown or not failure.retryable or attempt >= limit:
