@@ -170,14 +170,17 @@ class ResponsesBackend:
             # The last round offers no tool calls, so the model has to answer in words.
             last_round = round_number == llm.max_tool_rounds
             if chained:
-                items = send
+                items = outgoing = send
             else:
                 window = trim_history(history + kept, llm.max_history_messages)
                 items, _ = fit(window, budget, len(kept))
+                outgoing = items
                 if images_item is not None:
-                    items = [*items, images_item]  # not kept: later turns see the text note only
+                    # Sent once, never kept: later turns see the tool's text note only. It stays
+                    # out of `items`, which an overflow repair splits into history and kept.
+                    outgoing = [*items, images_item]
             images_item = None
-            kwargs = self._arguments(model, items, previous, tools, last_round)
+            kwargs = self._arguments(model, outgoing, previous, tools, last_round)
             if user := user_field(request.user_id, llm.send_user_id):
                 kwargs["user"] = user
             if request.system_prompt:
