@@ -561,6 +561,17 @@ async def test_failure_events_before_text_follow_the_retry_rule() -> None:
     assert not refused[-1].retryable and "rephras" in refused[-1].message
 
 
+def _function_call(call_id: str) -> dict[str, Any]:
+    item = {
+        "type": "function_call",
+        "id": f"fc_{call_id}",
+        "call_id": call_id,
+        "name": "calc__add",
+        "arguments": '{"a": 1, "b": 2}',
+    }
+    return {"type": "response.output_item.done", "item": item}
+
+
 async def test_an_mcp_call_event_alone_stops_retries() -> None:
     """A proxy may report the call only by its progress events, without the item."""
     cut = _sse(_created("resp_m"), {"type": "response.mcp_call.in_progress", "item_id": "mcp_1"})
@@ -596,6 +607,50 @@ async def test_a_request_carrying_an_approval_is_not_sent_again_after_a_break() 
     failed = events[-1]
     assert isinstance(failed, TurnFailed), failed
     assert "`docs.send_email`" in failed.message and "may have run" in failed.message
+
+
+async def test_an_answer_without_an_id_keeps_and_names_the_tools_that_ran() -> None:
+    first = _sse(_created("resp_1"), _function_call("call_1"), _completed("resp_1"))
+    # The second answer asks for another call, but never says its id: its results cannot be
+    # sent back. The calls that ran must not be forgotten.
+    no_id = _sse(_function_call("call_2"), {"type": "response.completed", "response": {}})
+    box = Box()
+    async with canned(first, no_id) as (url, seen), backend(url, box=box) as made:
+        events = await turn(made, "add please")
+    assert len(seen) == 2 and len(box.calls) == 2
+    failed = events[-1]
+    assert isinstance(failed, TurnFailed), failed
+    assert "did not identify" in failed.message and "`calc.add`" in failed.message
+    # The first response got its answer in the second request; the next turn sends it again.
+    assert failed.state is not None and failed.state.previous_response_id == "resp_1"
+    (answer,) = failed.state.history
+    assert answer["call_id"] == "call_1" and answer["output"] == "3"
+
+
+async def test_an_answer_without_an_id_keeps_local_history_of_the_tools_that_ran() -> None:
+    ask = {
+        "type": "mcp_approval_request",
+        "id": "mcpr_1",
+        "server_label": "docs",
+        "name": "search",
+        "arguments": "{}",
+    }
+    asked = {"type": "response.output_item.done", "item": ask}
+    # The approval can only be answered by continuing this response, which has no id.
+    no_id = _sse(asked, _function_call("call_1"), {"type": "response.completed", "response": {}})
+    box = Box()
+    async with (
+        canned(no_id) as (url, seen),
+        backend(url, state="local", box=box, gate=Gate("approved")) as made,
+    ):
+        events = await turn(made, "add please")
+    assert len(seen) == 1
+    failed = events[-1]
+    assert isinstance(failed, TurnFailed), failed
+    assert "`calc.add`" in failed.message and len(box.calls) == 1
+    assert failed.state is not None
+    kinds = [i.get("type") or i.get("role") for i in failed.state.history]
+    assert kinds == ["user", "function_call", "function_call_output"]
 
 
 # -- stream folding details the scripted server does not produce ---------------------------

@@ -66,6 +66,10 @@ FRESH_START = (
     "I couldn't find our earlier conversation on the model server, so this is a fresh start."
 )
 ROUNDS_USED = "Not run: this turn reached its limit of tool rounds."
+NO_ANSWER_ID = (
+    "The model service did not identify its answer, so the tool results could not be sent "
+    "back. Try again."
+)
 
 
 def may_have_run(labels: list[str]) -> Failure:
@@ -166,6 +170,20 @@ class ResponsesBackend:
                 model=state.model,
             )
 
+        def after_failure(sent: list[dict[str, Any]]) -> ConversationState | None:
+            """What a failed turn stores: the rounds that completed (tools that already ran),
+            or a repaired history; None keeps the stored state as it was."""
+            rounds = kept[1:]
+            if local:
+                saved = keep(history + [stored_user, *rounds], None, []) if rounds else None
+                if saved is None and repaired:
+                    saved = keep(history, None, [])
+                return saved
+            if round_number > 0 or previous != state.previous_response_id:
+                # The server holds the rounds that completed; send our answers next turn.
+                return keep([], previous, [i for i in sent if is_output(i)])
+            return None
+
         while True:
             # The last round offers no tool calls, so the model has to answer in words.
             last_round = round_number == llm.max_tool_rounds
@@ -209,20 +227,10 @@ class ResponsesBackend:
             if failure is not None:
                 if failure.overflow and repaired:
                     failure = still_too_long()
-                rounds = kept[1:]
-                if local:
-                    saved = keep(history + [stored_user, *rounds], None, []) if rounds else None
-                    if saved is None and repaired:
-                        saved = keep(history, None, [])
-                elif round_number > 0 or previous != state.previous_response_id:
-                    # The server holds the rounds that completed; send our answers next turn.
-                    saved = keep([], previous, [i for i in send if is_output(i)])
-                else:
-                    saved = None
                 yield TurnFailed(
                     message=failure.message + ran_note(ran),
                     retryable=failure.retryable,
-                    state=saved,
+                    state=after_failure(send),
                     usage=usage,
                     model=model,
                     transient=failure.transient,
@@ -278,10 +286,12 @@ class ResponsesBackend:
             # that stored response, whatever llm.state says.
             chained = chained or bool(result.approvals)
             if chained and not result.response_id:
+                # As any failure: what ran is kept (local history) and named, so nobody runs
+                # it again blindly. The answers of this round have no response to go to.
                 yield TurnFailed(
-                    message="The model service did not identify its answer, so the tool "
-                    "results could not be sent back. Try again.",
+                    message=NO_ANSWER_ID + ran_note(ran),
                     retryable=True,
+                    state=after_failure(outgoing),
                     usage=usage,
                     model=model,
                 )
