@@ -97,8 +97,8 @@ async def test_tool_images_follow_llm_vision(llm: ScriptedLLM, backend: str, vis
     ]
     done = events[-1]
     assert isinstance(done, TurnCompleted)
-    # All requests, not the script key's: the fake keys on the last user text, which is the
-    # images' message when they are sent.
+    # All requests, not the script key's: the chat fake keys on the last user text, which is
+    # the images' message when they are sent.
     sent = list(llm.requests)
     expected = [f"data:image/png;base64,{PNG}"] if vision else []
     assert image_urls(sent[1].body) == expected
