@@ -43,6 +43,7 @@ from tests.fakes.llm import (
     McpApprovalRequest,
     McpCall,
     ScriptedLLM,
+    Stall,
     Text,
     ToolCall,
 )
@@ -133,6 +134,7 @@ async def backend(
     servers: dict[str, MCPServerConfig] | None = None,
     max_tool_rounds: int = 8,
     truncation: str = "auto",
+    request_timeout_s: float = 120,
 ) -> AsyncIterator[ResponsesBackend]:
     config = LLMConfig(
         backend="responses",
@@ -143,6 +145,7 @@ async def backend(
         system_prompt="Be brief.",
         max_tool_rounds=max_tool_rounds,
         truncation=truncation,  # type: ignore[arg-type]
+        request_timeout_s=request_timeout_s,
     )
     policies = {"calc": ApprovalPolicy("never"), "files": ApprovalPolicy("always")}
     tools = ToolExecutor(box or Box(), policies, gate or Gate())
@@ -466,6 +469,23 @@ async def test_cut_after_text_fails_without_retry(llm: ScriptedLLM) -> None:
     assert len(llm.requests_for("cut")) == 1
 
 
+async def test_a_server_side_tool_that_outlasts_the_timeout_is_not_sent_again(
+    llm: ScriptedLLM,
+) -> None:
+    started = McpCall("send_email", {"to": "ann"}, output="sent", server_label="docs")
+    # The server goes quiet while its tool runs; a retry would be answered (and run it again).
+    llm.script("mail", Stall(30, during=started), Text("Sent twice."))
+    async with backend(llm.base_url, servers={"docs": DOCS}, request_timeout_s=1) as made:
+        events = await turn(made, "mail ann")
+    assert len(llm.requests_for("mail")) == 1
+    failed = events[-1]
+    assert isinstance(failed, TurnFailed), failed
+    assert "`docs.send_email`" in failed.message and "may have run" in failed.message
+    # Not for another model either: llm.fallback_models would run it again.
+    assert not failed.transient and not failed.retryable
+    assert text_of(events) == ""
+
+
 # -- response.failed / error events (the scripted server cannot send these yet) -----------
 def _sse(*events: dict[str, Any]) -> bytes:
     return b"".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in events)
@@ -539,6 +559,98 @@ async def test_failure_events_before_text_follow_the_retry_rule() -> None:
         refused = await turn(made, "refuse please")
     assert len(seen) == 4 and isinstance(refused[-1], TurnFailed)
     assert not refused[-1].retryable and "rephras" in refused[-1].message
+
+
+def _function_call(call_id: str) -> dict[str, Any]:
+    item = {
+        "type": "function_call",
+        "id": f"fc_{call_id}",
+        "call_id": call_id,
+        "name": "calc__add",
+        "arguments": '{"a": 1, "b": 2}',
+    }
+    return {"type": "response.output_item.done", "item": item}
+
+
+async def test_an_mcp_call_event_alone_stops_retries() -> None:
+    """A proxy may report the call only by its progress events, without the item."""
+    cut = _sse(_created("resp_m"), {"type": "response.mcp_call.in_progress", "item_id": "mcp_1"})
+    again = _sse(_created("resp_n"), _delta("Ran twice."), _completed("resp_n"))
+    async with canned(cut, again) as (url, seen), backend(url) as made:
+        events = await turn(made, "mail please")
+    assert len(seen) == 1
+    failed = events[-1]
+    assert isinstance(failed, TurnFailed) and "may have run" in failed.message
+    assert not failed.transient
+
+
+async def test_a_request_carrying_an_approval_is_not_sent_again_after_a_break() -> None:
+    """The server runs an approved tool on receiving the answer, maybe before saying anything."""
+    ask = {
+        "type": "mcp_approval_request",
+        "id": "mcpr_1",
+        "server_label": "docs",
+        "name": "send_email",
+        "arguments": "{}",
+    }
+    asked = _sse(
+        _created("resp_a"), {"type": "response.output_item.done", "item": ask}, _completed("resp_a")
+    )
+    broken = _sse(_created("resp_b"))  # the stream ends without a word
+    again = _sse(_created("resp_c"), _delta("Sent twice."), _completed("resp_c"))
+    async with (
+        canned(asked, broken, again) as (url, seen),
+        backend(url, gate=Gate("approved"), servers={"docs": DOCS}) as made,
+    ):
+        events = await turn(made, "mail please")
+    assert len(seen) == 2 and seen[1]["input"][0]["approve"] is True
+    failed = events[-1]
+    assert isinstance(failed, TurnFailed), failed
+    assert "`docs.send_email`" in failed.message and "may have run" in failed.message
+
+
+async def test_an_answer_without_an_id_keeps_and_names_the_tools_that_ran() -> None:
+    first = _sse(_created("resp_1"), _function_call("call_1"), _completed("resp_1"))
+    # The second answer asks for another call, but never says its id: its results cannot be
+    # sent back. The calls that ran must not be forgotten.
+    no_id = _sse(_function_call("call_2"), {"type": "response.completed", "response": {}})
+    box = Box()
+    async with canned(first, no_id) as (url, seen), backend(url, box=box) as made:
+        events = await turn(made, "add please")
+    assert len(seen) == 2 and len(box.calls) == 2
+    failed = events[-1]
+    assert isinstance(failed, TurnFailed), failed
+    assert "did not identify" in failed.message and "`calc.add`" in failed.message
+    # The first response got its answer in the second request; the next turn sends it again.
+    assert failed.state is not None and failed.state.previous_response_id == "resp_1"
+    (answer,) = failed.state.history
+    assert answer["call_id"] == "call_1" and answer["output"] == "3"
+
+
+async def test_an_answer_without_an_id_keeps_local_history_of_the_tools_that_ran() -> None:
+    ask = {
+        "type": "mcp_approval_request",
+        "id": "mcpr_1",
+        "server_label": "docs",
+        "name": "search",
+        "arguments": "{}",
+    }
+    asked = {"type": "response.output_item.done", "item": ask}
+    # The approval can only be answered by continuing this response, which has no id.
+    no_id = _sse(asked, _function_call("call_1"), {"type": "response.completed", "response": {}})
+    box = Box()
+    async with (
+        canned(no_id) as (url, seen),
+        backend(url, state="local", box=box, gate=Gate("approved")) as made,
+    ):
+        events = await turn(made, "add please")
+    assert len(seen) == 1
+    failed = events[-1]
+    assert isinstance(failed, TurnFailed), failed
+    assert "`calc.add`" in failed.message and len(box.calls) == 1
+    assert failed.state is not None
+    kinds = [i.get("type") or i.get("role") for i in failed.state.history]
+    assert kinds == ["user", "function_call", "function_call_output"]
 
 
 # -- stream folding details the scripted server does not produce ---------------------------

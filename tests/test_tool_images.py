@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,8 +97,8 @@ async def test_tool_images_follow_llm_vision(llm: ScriptedLLM, backend: str, vis
     ]
     done = events[-1]
     assert isinstance(done, TurnCompleted)
-    # All requests, not the script key's: the fake keys on the last user text, which is the
-    # images' message when they are sent.
+    # All requests, not the script key's: the chat fake keys on the last user text, which is
+    # the images' message when they are sent.
     sent = list(llm.requests)
     expected = [f"data:image/png;base64,{PNG}"] if vision else []
     assert image_urls(sent[1].body) == expected
@@ -109,3 +110,63 @@ async def test_tool_images_follow_llm_vision(llm: ScriptedLLM, backend: str, vis
     await runner.aclose()
     sent = list(llm.requests)
     assert "and now?" in str(sent[2].body) and image_urls(sent[2].body) == []
+
+
+class BigBox(Box):
+    """A tool whose text note is long, so the round after it overflows a small window."""
+
+    async def call(self, name: str, arguments: dict[str, Any], **_: Any) -> Result:
+        return Result(text="The camera logged: " + "click " * 270)
+
+
+async def test_an_overflow_after_a_tool_image_keeps_calls_paired_and_stores_no_image(
+    llm: ScriptedLLM,
+) -> None:
+    """state local + vision: the images message sent after a tool must not take part in the
+    overflow repair, or the stored history loses a call (every later turn is refused) and
+    keeps the image's bytes."""
+    key = "k-toolimg-overflow"
+    llm.clear()
+    llm.script(
+        key,
+        Text("A long answer. " * 135),
+        [ToolCall("pics__snap", {}, call_id="call_snap")],
+        Text("A nice picture."),
+        Text("Later."),
+    )
+    config = LLMConfig(
+        backend="responses",
+        model="test-model",
+        base_url=llm.base_url,
+        api_key=SecretStr("sk-test"),
+        state="local",
+        vision=True,
+    )
+    executor = ToolExecutor(BigBox(), {"pics": ApprovalPolicy("never")}, NoGate())  # type: ignore[arg-type]
+    runner = ResponsesBackend(config, tools=executor, servers={})
+    conversation = ConversationKey(guild_id=1, channel_id=2, user_id=3)
+
+    async def turn(text: str, state: ConversationState) -> TurnEvent:
+        request = TurnRequest(key=conversation, user_id=3, user_name="u", text=f"{key} {text}")
+        events = [e async for e in runner.run_turn(state, request)]
+        return events[-1]
+
+    try:
+        first = await turn("tell me a story", ConversationState(backend="responses"))
+        assert isinstance(first, TurnCompleted)
+        # The next turn's first request fits; the one after the tool (its note and image) not.
+        llm.context_window(key, 800)
+        second = await turn("take a picture", first.state)
+        assert isinstance(second, TurnCompleted), second
+        stored = second.state.history
+        assert "data:image" not in json.dumps(stored)
+        calls = [i["call_id"] for i in stored if i.get("type") == "function_call"]
+        outputs = [i["call_id"] for i in stored if i.get("type") == "function_call_output"]
+        assert calls == outputs == ["call_snap"]
+        # The fake refuses a tool output without its call, as OpenAI does.
+        third = await turn("and now?", second.state)
+        assert isinstance(third, TurnCompleted), third
+    finally:
+        await runner.aclose()
+    last = llm.requests_for(key)[-1].body
+    assert "and now?" in json.dumps(last) and "data:image" not in json.dumps(last)

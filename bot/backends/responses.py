@@ -11,9 +11,11 @@ from bot.backends.base import openai_client, system_prompt, user_field
 from bot.backends.context import budget_for, fit, model_window
 from bot.backends.failures import (
     EmptyAnswer,
+    Failure,
     StreamCut,
     ran_note,
     sleep_before_retry,
+    status_of,
     still_too_long,
     tool_label,
 )
@@ -65,6 +67,22 @@ FRESH_START = (
     "I couldn't find our earlier conversation on the model server, so this is a fresh start."
 )
 ROUNDS_USED = "Not run: this turn reached its limit of tool rounds."
+NO_ANSWER_ID = (
+    "The model service did not identify its answer, so the tool results could not be sent "
+    "back. Try again."
+)
+
+
+def may_have_run(labels: list[str]) -> Failure:
+    """A break after the server started a server-side MCP tool: sending the request again (or
+    to another model) would run it again, so the turn ends here and says so."""
+    names = ", ".join(labels) or "a tool"
+    them = "they" if len(labels) > 1 else "it"
+    return Failure(
+        f"The answer broke off after the model server started {names}, so {them} may have "
+        "run. Check before asking for it again.",
+        False,
+    )
 
 
 @dataclass
@@ -135,6 +153,7 @@ class ResponsesBackend:
         repaired = False
         round_number = 0
         images_item: dict[str, Any] | None = None  # tools' images for the next request (vision)
+        approved: list[str] = []  # tools a person approved in the request about to be sent
 
         def keep(
             items: list[dict[str, Any]], last_id: str | None, waiting: list[dict[str, Any]]
@@ -152,18 +171,35 @@ class ResponsesBackend:
                 model=state.model,
             )
 
+        def after_failure(sent: list[dict[str, Any]]) -> ConversationState | None:
+            """What a failed turn stores: the rounds that completed (tools that already ran),
+            or a repaired history; None keeps the stored state as it was."""
+            rounds = kept[1:]
+            if local:
+                saved = keep(history + [stored_user, *rounds], None, []) if rounds else None
+                if saved is None and repaired:
+                    saved = keep(history, None, [])
+                return saved
+            if round_number > 0 or previous != state.previous_response_id:
+                # The server holds the rounds that completed; send our answers next turn.
+                return keep([], previous, [i for i in sent if is_output(i)])
+            return None
+
         while True:
             # The last round offers no tool calls, so the model has to answer in words.
             last_round = round_number == llm.max_tool_rounds
             if chained:
-                items = send
+                items = outgoing = send
             else:
                 window = trim_history(history + kept, llm.max_history_messages)
                 items, _ = fit(window, budget, len(kept))
+                outgoing = items
                 if images_item is not None:
-                    items = [*items, images_item]  # not kept: later turns see the text note only
+                    # Sent once, never kept: later turns see the tool's text note only. It stays
+                    # out of `items`, which an overflow repair splits into history and kept.
+                    outgoing = [*items, images_item]
             images_item = None
-            kwargs = self._arguments(model, items, previous, tools, last_round)
+            kwargs = self._arguments(model, outgoing, previous, tools, last_round)
             if user := user_field(request.user_id, llm.send_user_id):
                 kwargs["user"] = user
             if request.system_prompt:
@@ -171,8 +207,9 @@ class ResponsesBackend:
             result = Round(answered=answered)
             # Only the id loaded from storage may be stale; ids from this turn are fresh.
             may_start_fresh = round_number == 0 and previous is not None
-            async for event in self._stream(kwargs, result, may_start_fresh):
+            async for event in self._stream(kwargs, result, may_start_fresh, approved):
                 yield event
+            approved = []
             usage = usage + result.cost
             failure = result.failure
             if round_number == 0 and "previous_response_id" not in kwargs:
@@ -191,20 +228,10 @@ class ResponsesBackend:
             if failure is not None:
                 if failure.overflow and repaired:
                     failure = still_too_long()
-                rounds = kept[1:]
-                if local:
-                    saved = keep(history + [stored_user, *rounds], None, []) if rounds else None
-                    if saved is None and repaired:
-                        saved = keep(history, None, [])
-                elif round_number > 0 or previous != state.previous_response_id:
-                    # The server holds the rounds that completed; send our answers next turn.
-                    saved = keep([], previous, [i for i in send if is_output(i)])
-                else:
-                    saved = None
                 yield TurnFailed(
                     message=failure.message + ran_note(ran),
                     retryable=failure.retryable,
-                    state=saved,
+                    state=after_failure(send),
                     usage=usage,
                     model=model,
                     transient=failure.transient,
@@ -254,14 +281,18 @@ class ResponsesBackend:
                 if verdict.reason:
                     response["reason"] = verdict.reason  # the model reads why, and adapts
                 send.append(response)
+                if verdict.approved:
+                    approved.append(f"`{ask.server}.{ask.tool}`" if ask.server else f"`{ask.tool}`")
             # The server holds the pending approval request, so its answer can only continue
             # that stored response, whatever llm.state says.
             chained = chained or bool(result.approvals)
             if chained and not result.response_id:
+                # As any failure: what ran is kept (local history) and named, so nobody runs
+                # it again blindly. The answers of this round have no response to go to.
                 yield TurnFailed(
-                    message="The model service did not identify its answer, so the tool "
-                    "results could not be sent back. Try again.",
+                    message=NO_ANSWER_ID + ran_note(ran),
                     retryable=True,
+                    state=after_failure(outgoing),
                     usage=usage,
                     model=model,
                 )
@@ -303,10 +334,12 @@ class ResponsesBackend:
         return kwargs
 
     async def _stream(
-        self, kwargs: dict[str, Any], result: Round, may_start_fresh: bool
+        self, kwargs: dict[str, Any], result: Round, may_start_fresh: bool, approved: list[str]
     ) -> AsyncIterator[TurnEvent]:
-        """One response with retries; retries stop once an answer has been shown. A final
-        failure is left in `result.failure` for the turn to decide on."""
+        """One response with retries; retries stop once an answer has been shown, or once the
+        server may have run a server-side MCP tool (`approved`: tools a person approved in this
+        request, which the server runs on receiving it). A final failure is left in
+        `result.failure` for the turn to decide on."""
         attempt = 0
         while True:
             shown = False
@@ -336,6 +369,12 @@ class ResponsesBackend:
                     continue
                 failure = failure_of(exc)
                 log.warning("responses request failed: %s: %s", type(exc).__name__, exc)
+                status = status_of(exc)
+                refused = status is not None and 400 <= status < 500  # refused before any run
+                if result.mcp_started or (approved and not refused):
+                    # Another try, on this model or a fallback, would run the tool again.
+                    result.failure = may_have_run(result.started_labels or approved)
+                    return
                 retries = self._llm.max_retries
                 limit = min(EMPTY_RETRIES, retries) if isinstance(exc, EmptyAnswer) else retries
                 if shown or not failure.retryable or attempt >= limit:

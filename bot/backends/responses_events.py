@@ -66,6 +66,9 @@ class Round:
     approvals: list[ApprovalAsk] = field(default_factory=list)
     completed: bool = False
     failure: Failure | None = None  # set when the response finally failed
+    # Server-side MCP calls the server reported starting (item id -> `server.tool`, or "" when
+    # unnamed): from then on the request must not be sent again, or the tool runs again.
+    mcp_started: dict[str, str] = field(default_factory=dict)
     incomplete: bool = False  # the server stopped it early (length limit, content filter)
     spent: Usage = field(default_factory=Usage)  # earlier attempts that still cost tokens
     _usages: dict[str, Usage] = field(default_factory=dict)
@@ -108,8 +111,13 @@ class Round:
         elif kind in ("response.reasoning_summary_text.delta", "response.reasoning_text.delta"):
             return [ReasoningDelta(text=_get(event, "delta") or "")]
         elif kind == "response.output_item.added":
-            if _get(_get(event, "item"), "type") == "reasoning":
+            item = _get(event, "item")
+            if _get(item, "type") == "reasoning":
                 return [ReasoningDelta(text="")]  # reasoning has begun, maybe without a summary
+            if _get(item, "type") in MCP_ITEMS:
+                self._mcp_started(_get(item, "id"), item)
+        elif isinstance(kind, str) and kind.startswith("response.mcp_call."):
+            self._mcp_started(_get(event, "item_id"), None)  # in_progress, completed, failed
         elif kind == "response.output_item.done":
             return self._item_done(_get(event, "item"))
         elif kind in ("response.completed", "response.incomplete"):
@@ -124,6 +132,17 @@ class Round:
             log.warning("model stream error: %s: %s", _get(event, "code"), _get(event, "message"))
             raise StreamFailed(stream_failure(_get(event, "code"), _get(event, "message")))
         return []
+
+    def _mcp_started(self, item_id: Any, item: Any) -> None:
+        name, server = _get(item, "name"), _get(item, "server_label")
+        label = f"`{server}.{name}`" if server and name else f"`{name}`" if name else ""
+        key = str(item_id or "")
+        if label or key not in self.mcp_started:
+            self.mcp_started[key] = label
+
+    @property
+    def started_labels(self) -> list[str]:
+        return [label for label in dict.fromkeys(self.mcp_started.values()) if label]
 
     def _finish(self, response: Any, *, incomplete: bool) -> list[TurnEvent]:
         self.completed = True
@@ -152,6 +171,8 @@ class Round:
             return []
         if item_id:
             self._done_items.add(item_id)
+        if kind in MCP_ITEMS:
+            self._mcp_started(item_id, item)  # a proxy may send done events only
         if kind == "message" and item_id not in self._streamed_items:
             # A server that sends whole messages without deltas still gets its text shown.
             text = "".join(
@@ -217,6 +238,9 @@ class Round:
             call for call in self.calls if call.name in own_tools or call.name not in self.mcp_names
         ]
 
+
+# Output items that mean the server has begun on a server-side MCP call.
+MCP_ITEMS = ("mcp_call", "mcp_approval_request")
 
 _INCOMPLETE: dict[str | None, str] = {
     "max_output_tokens": "The answer reached the model's length limit and was cut short.",

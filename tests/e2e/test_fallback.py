@@ -13,7 +13,7 @@ from tests.conftest import World, bot_config, bot_running
 from tests.e2e import rules
 from tests.e2e.harness import Chat
 from tests.fakes.discord import FakeDiscord
-from tests.fakes.llm import Fault, ScriptedLLM, Text
+from tests.fakes.llm import Cut, Fault, McpCall, ScriptedLLM, Text
 
 PREFIX = {"chat": "openai/", "chat-litellm": "hosted_vllm/", "responses": ""}
 
@@ -92,4 +92,26 @@ async def test_a_refused_request_does_not_fall_through(fallback_world: World) ->
     asked = await chat.say(f"{key} hello")
     text = await chat.answer_text(int(asked["id"]), "⚠️")
     assert "refused the request (400)" in text and "answered by" not in text
+    # One request: no retry on the primary, none to the fallback model.
     assert [r.model for r in world.llm.requests_for(key)] == ["test-model"]
+
+
+async def test_a_server_side_tool_cut_off_while_running_goes_to_no_other_model(
+    fallback_world: World,
+) -> None:
+    """Another model would be handed the same question and let the server run the tool again."""
+    world = fallback_world
+    if world.backend != "responses":
+        pytest.skip("server-side MCP tools exist on the responses backend only")
+    chat = Chat(world.discord, "mcp-cut-fallback")
+    key = "k-mcp-cut-fallback"
+    started = McpCall("send_email", {"to": "ann"}, output="sent", server_label="mail")
+    # Every try on the primary breaks the same way; the fallback model would answer.
+    world.llm.script(key, Cut(during=started), Cut(during=started), Text("Sent again."))
+    asked = await chat.say(f"{key} send the mail")
+    parts = await chat.answer(int(asked["id"]), lambda t: "may have run" in t or "again" in t)
+    text = "\n".join(p["content"] for p in parts)
+    # One request: no retry on the primary, none to the fallback model.
+    assert [r.model for r in world.llm.requests_for(key)] == ["test-model"]
+    assert "`mail.send_email`" in text.splitlines()[-1] and "may have run" in text, text
+    assert "answered by" not in text

@@ -7,7 +7,7 @@ from pathlib import Path
 from tests.conftest import World, bot_config
 from tests.e2e.harness import BotProcess, Chat, buttons
 from tests.fakes.discord import FakeDiscord
-from tests.fakes.llm import McpApprovalRequest, McpCall, ScriptedLLM, Text
+from tests.fakes.llm import Cut, McpApprovalRequest, McpCall, ScriptedLLM, Text
 
 
 def approval_responses(body: dict) -> list[dict]:
@@ -50,6 +50,52 @@ async def test_server_side_approval_request_gets_buttons(responses_world: World)
         (answer,) = approval_responses(follow_up)
         assert answer["approve"] is approve
         assert follow_up["previous_response_id"]
+
+
+def may_have_run(text: str) -> bool:
+    return "may have run" in text
+
+
+async def test_a_server_side_tool_cut_off_while_running_is_not_sent_again(
+    responses_world: World,
+) -> None:
+    world = responses_world
+    chat = Chat(world.discord, "mcp-cut")
+    key = "k-mcp-cut"
+    started = McpCall("send_email", {"to": "ann"}, output="sent", server_label="docs")
+    # A retry would be answered: only the bot's own rule keeps it from asking again.
+    world.llm.script(key, Cut(during=started), Text("Sent twice."))
+    asked = await chat.say(f"{key} send the mail")
+    parts = await chat.answer(int(asked["id"]), lambda t: may_have_run(t) or "twice" in t)
+    text = "\n".join(p["content"] for p in parts)
+    assert len(world.llm.requests_for(key)) == 1
+    last = text.splitlines()[-1]
+    assert "`docs.send_email`" in last and may_have_run(last), text
+    assert "twice" not in text
+
+
+async def test_an_approved_server_side_tool_cut_off_while_running_is_not_sent_again(
+    responses_world: World,
+) -> None:
+    world = responses_world
+    chat = Chat(world.discord, "mcp-cut-approved")
+    key = "k-mcp-cut-approved"
+    ask = McpApprovalRequest("send_email", {"to": "ann"}, server_label="docs")
+    started = McpCall("send_email", {"to": "ann"}, output="sent", server_label="docs")
+    world.llm.script(key, [ask], Cut(during=started), Text("Sent twice."))
+    asked = await chat.say(f"{key} send the mail")
+    prompt = await chat.prompt()
+    approve = next(b["custom_id"] for b in buttons(prompt) if b["custom_id"].endswith("approve"))
+    interaction = await world.discord.click_button(int(prompt["id"]), approve, chat.user)
+    await interaction.wait_response()
+    parts = await chat.answer(int(asked["id"]), lambda t: may_have_run(t) or "twice" in t)
+    text = "\n".join(p["content"] for p in parts)
+    first, *rest = world.llm.requests_for(key)
+    # One request asked, one carried the human's "approve" and broke: nothing after it.
+    assert len(rest) == 1, [r.body.get("input") for r in rest]
+    (answer,) = approval_responses(rest[0].body)
+    assert answer["approve"] is True
+    assert may_have_run(text.splitlines()[-1]) and "twice" not in text, text
 
 
 async def test_unknown_stored_response_id_starts_fresh_with_a_note(

@@ -98,18 +98,23 @@ class Silent:
 
 @dataclass(frozen=True)
 class Cut:
-    """Stream `text` but drop the connection after `after_chars` characters, unfinished."""
+    """Stream `text` but drop the connection after `after_chars` characters, unfinished; or,
+    with `during`, drop it with that item half sent (an McpCall the server has started: its
+    `output_item.added` and `mcp_call.in_progress` arrive, its result never does)."""
 
-    text: str
-    after_chars: int
+    text: str = ""
+    after_chars: int = 0
+    during: Item | None = None
 
 
 @dataclass(frozen=True)
 class Stall:
-    """Send headers (and `text`), go silent for `seconds`, then finish normally."""
+    """Send headers (and `text`), go silent for `seconds`, then finish normally. With `during`,
+    the silence falls with that item half sent (a server-side MCP tool that runs long)."""
 
     seconds: float
     text: str = ""
+    during: Item | None = None
 
 
 @dataclass(frozen=True)

@@ -25,12 +25,20 @@ from .stream import Event, Plan, Renderer, counts, sse_event, text_deltas
 
 
 def last_user_text(body: dict[str, Any]) -> str | None:
-    """Text of the last role=user input item; a plain-string input counts as user text."""
+    """Text of the last role=user input item; a plain-string input counts as user text.
+
+    A user message of images right after tool outputs is a vision bot passing on what its
+    tools returned, not the person's words: it continues the script of the message before.
+    """
     inp = body.get("input")
     if isinstance(inp, str):
         return inp
-    for item in reversed(inp or []):
+    items = inp if isinstance(inp, list) else []
+    for n in range(len(items) - 1, -1, -1):
+        item = items[n]
         if not isinstance(item, dict) or item.get("role") != "user":
+            continue
+        if n and _tool_images(item, items[n - 1]):
             continue
         content = item.get("content")
         if isinstance(content, str):
@@ -43,6 +51,16 @@ def last_user_text(body: dict[str, Any]) -> str | None:
             )
         return ""
     return None
+
+
+def _tool_images(item: dict[str, Any], before: Any) -> bool:
+    content = item.get("content")
+    follows_output = isinstance(before, dict) and before.get("type") == "function_call_output"
+    return (
+        follows_output
+        and isinstance(content, list)
+        and any(isinstance(p, dict) and p.get("type") == "input_image" for p in content)
+    )
 
 
 def image_urls(body: dict[str, Any]) -> list[str]:

@@ -56,10 +56,15 @@ class Plan:
         usage: UsageReport | None = None,
     ) -> Plan:
         if isinstance(reply, Cut):
+            if reply.during is not None:
+                return cls([reply.during], cut=True)
             # Small chunks so a cut after a few chars still shows partial deltas first.
             return cls([Text(reply.text[: reply.after_chars], chunk_size=8)], cut=True)
         if isinstance(reply, Stall):
-            return cls([Text(reply.text)] if reply.text else [], stall=reply.seconds)
+            items: list[Item] = [Text(reply.text)] if reply.text else []
+            if reply.during is not None:
+                items.append(reply.during)
+            return cls(items, stall=reply.seconds)
         if isinstance(reply, Silent):
             return cls([], silent=True)
         return cls(reply, cached=cached, usage=usage)
