@@ -11,7 +11,6 @@ from bot.core.approvals import (
     ApprovalGate,
     ApprovalPolicy,
     ApprovalRequest,
-    grant_name,
     is_read_only,
 )
 from bot.core.arguments import pretty
@@ -38,6 +37,12 @@ class ToolSpecLike(Protocol):
     def description(self) -> str: ...
     @property
     def input_schema(self) -> dict[str, Any]: ...
+
+
+def rule_name(spec: Any) -> str:
+    """What approval rules call a tool: its own name, unless the toolbox says otherwise (the
+    bot's resource reader, where the server has a tool of the same name)."""
+    return getattr(spec, "rule_name", None) or spec.tool
 
 
 class ToolResultLike(Protocol):
@@ -131,7 +136,7 @@ class ToolExecutor:
         policy = self._policies.get(spec.server, ApprovalPolicy())
         read_only = is_read_only(getattr(spec, "annotations", None))
         edited_note = ""
-        if policy.needs_approval(spec.tool, read_only=read_only):
+        if policy.needs_approval(rule_name(spec), read_only=read_only):
             approval = ApprovalRequest(
                 key=request.key,
                 call_id=call.call_id,
@@ -140,6 +145,7 @@ class ToolExecutor:
                 arguments=arguments,
                 requester_id=request.user_id,
                 input_schema=spec.input_schema,
+                grant_as=getattr(spec, "grant_as", None),
             )
             denied = False
             async for event in ask_approval(self._gate, approval, shown_tool=spec.tool):
@@ -200,7 +206,7 @@ async def ask_approval(
     Yields nothing when the call may run; otherwise the request and its resolution, and when the
     answer is no, a final ToolCallFinished(denied) whose output tells the model why.
     """
-    if await gate.preapproved(approval.key, grant_name(approval.server, approval.tool)):
+    if await gate.preapproved(approval.key, approval.grant()):
         return
     approval_id = await gate.open(approval)
     yield ApprovalRequested(

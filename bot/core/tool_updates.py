@@ -15,7 +15,7 @@ import itertools
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
-from bot.core.approvals import ApprovalGate, ApprovalRequest
+from bot.core.approvals import SAMPLING_GRANT, ApprovalGate, ApprovalRequest
 from bot.core.elicitation import Answer, ElicitationBroker, pages, parse_schema
 from bot.core.events import (
     ApprovalResolved,
@@ -68,6 +68,7 @@ class CallUpdates:
             tool=f"{server}__sampling",
             arguments=summary,
             requester_id=self._request.user_id,
+            grant_as=SAMPLING_GRANT,
         )
         # Imported here: tool_calls imports this module.
         from bot.core.tool_calls import ask_approval

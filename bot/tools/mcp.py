@@ -45,9 +45,11 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 # The tool the bot adds for servers that have resources (it sends `resources/read`); approval
-# rules name it `read_resource`, like a tool of the server's own.
+# rules name it `read_resource`, like a tool of the server's own, unless the server has a tool
+# of that name: the name is then that tool's.
 READ_RESOURCE = "read_resource"
-_READER_KEY = "\0resources/read"  # its naming key: never equal to a real tool's name
+# Its naming key, and what its "always allow" is granted as: never equal to a real tool's name.
+_READER_KEY = "\0resources/read"
 _CLOSE_GRACE_S = 10.0  # how long __aexit__ waits for sessions to close before forcing them
 
 
@@ -382,10 +384,15 @@ class MCPTools:
                     self._names[key] = exposed_name(
                         server.name, "read_resource", self._names.values()
                     )
+                shadowed = any(tool.name == READ_RESOURCE for tool in server.listed)
                 specs[self._names[key]] = ToolSpec(
                     name=self._names[key],
                     server=server.name,
                     tool=READ_RESOURCE,
+                    # A rule naming `read_resource` then means the server's tool; the reader,
+                    # known by a key no rule can name, asks (unless the server never asks).
+                    rule_name=_READER_KEY if shadowed else None,
+                    grant_as=_READER_KEY,
                     description=(
                         f"Read a resource of the {server.name} MCP server by its URI "
                         "(for example one from a resource link in a tool result)."

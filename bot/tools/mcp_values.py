@@ -16,6 +16,10 @@ class ToolSpec:
     description: str
     input_schema: dict[str, Any]
     annotations: Any = None  # the server's ToolAnnotations (read_only_hint, ...), if any
+    # For a tool the bot adds (the resource reader): what approval rules call it, when not
+    # `tool`, and what "always allow" is granted as, so neither is shared with a server's tool.
+    rule_name: str | None = None
+    grant_as: str | None = None
 
 
 @dataclass(frozen=True)
