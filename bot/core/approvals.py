@@ -1,21 +1,20 @@
-"""Who may run which tool: the approval policy, decisions as values, and the broker that waits for them."""
+"""Who may run which tool: the approval policy, who may decide, and the broker that waits for it."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol, get_args
 
 from bot.config import ApprovalLists, ApprovalSetting, MCPServerConfig
 from bot.core.arguments import check_arguments
+from bot.core.decisions import ApprovalRequest, Decision, DecisionStatus, grant_name
 from bot.core.state import ConversationKey
 
 log = logging.getLogger(__name__)
 
-DecisionStatus = Literal["approved", "always", "denied", "timeout", "expired"]
 Action = Literal["approve", "deny", "always", "edit", "reason"]
 _STATUS_OF_ACTION: dict[Action, DecisionStatus] = {
     "approve": "approved",
@@ -24,20 +23,9 @@ _STATUS_OF_ACTION: dict[Action, DecisionStatus] = {
     "edit": "approved",
     "reason": "denied",
 }
-
-
-# What a server's sampling (its requests to use the bot's model) is granted as: a NUL cannot be
-# in a tool name the bot calls, so no tool of the server shares the grant.
-SAMPLING_GRANT = "\0sampling"
 # After a click won the race against the timeout, how long the waiter gives it to hand over its
 # decision (writing an "always" grant may wait for a busy database file) before reading the row.
 _HANDOVER_S = 10.0
-
-
-def grant_name(server: str, tool: str) -> str:
-    """What an "always allow" grant is stored under: server and tool, so a same-named tool of
-    another server is never pre-approved by it. JSON keeps any server or tool name unambiguous."""
-    return json.dumps([server, tool], ensure_ascii=False)
 
 
 @dataclass(frozen=True)
@@ -116,52 +104,6 @@ class ApproverRule:
             # "Someone else must approve" holds for an admin's own request too: that is the point.
             return self.requester_can_approve or not approving
         return is_admin or user_id in self.users or bool(self.roles & set(role_ids))
-
-
-@dataclass(frozen=True, kw_only=True)
-class Decision:
-    status: DecisionStatus
-    decided_by: int | None = None
-    decided_by_name: str = ""
-    arguments: dict[str, Any] | None = None  # set when the decider edited the arguments
-    reason: str | None = None  # set when the decider denied with a reason
-
-    @property
-    def approved(self) -> bool:
-        return self.status in ("approved", "always")
-
-    def tool_output(self) -> str:
-        """What the model reads when the call did not run."""
-        if self.reason is not None:
-            who = self.decided_by_name or "The user"
-            return (
-                f"{who} declined to run this tool call, and said why: {self.reason}\n"
-                "It was not run."
-            )
-        if self.status == "denied":
-            return "The user declined to run this tool call. It was not run."
-        if self.status == "timeout":
-            return "Nobody approved this tool call in time, so it was not run."
-        return "This tool call was not approved, so it was not run."
-
-
-@dataclass(frozen=True, kw_only=True)
-class ApprovalRequest:
-    key: ConversationKey
-    call_id: str
-    server: str
-    tool: str  # the server's own tool name; grants key on (server, tool)
-    arguments: dict[str, Any] = field(default_factory=dict)
-    requester_id: int
-    # The tool's JSON Schema, for checking edited arguments; None: the call cannot be edited
-    # (a server-side call, whose arguments only the model server could change).
-    input_schema: dict[str, Any] | None = None
-    # What "always allow" is granted as when it is not a tool of the server: the bot's own
-    # resource reader, or the server's sampling (SAMPLING_GRANT). None: `tool`.
-    grant_as: str | None = None
-
-    def grant(self) -> str:
-        return grant_name(self.server, self.grant_as or self.tool)
 
 
 class ApprovalStore(Protocol):

@@ -15,7 +15,8 @@ import itertools
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
-from bot.core.approvals import SAMPLING_GRANT, ApprovalGate, ApprovalRequest
+from bot.core.approvals import ApprovalGate, ApprovalRequest
+from bot.core.decisions import SAMPLING_GRANT
 from bot.core.elicitation import Answer, ElicitationBroker, pages, parse_schema
 from bot.core.events import (
     ApprovalResolved,
