@@ -194,7 +194,7 @@ def test_read_only_tools_run_unasked_only_when_configured() -> None:
 
 
 def test_audit_trail_has_one_line_per_decision_and_run_and_no_values() -> None:
-    trail = AuditTrail()
+    trail = AuditTrail(b"k" * 32)
     turn = TurnRequest(key=KEY, user_id=3, user_name="Ann", text="hi")
     secret = {"token": "sk-very-secret", "path": "/etc"}
     events = [
@@ -217,7 +217,7 @@ def test_audit_trail_has_one_line_per_decision_and_run_and_no_values() -> None:
     assert len(lines) == 2
     decision, run = lines
     assert "`fs.write`" in decision and "**edit** by <@4>" in decision and "<@3>" in decision
-    assert "path, token" in decision and "edited: path" in decision
+    assert "`path, token`" in decision and "edited: `path` · hmac " in decision
     assert "ran for <@3>: done" in run
     assert "sk-very-secret" not in "".join(lines) and "/etc" not in "".join(lines)
 

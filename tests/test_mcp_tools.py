@@ -391,7 +391,10 @@ async def test_the_bots_resource_reader_shares_no_rule_or_grant_with_a_same_name
     from tests.test_approvals import Asked
 
     turn = TurnRequest(
-        key=ConversationKey(guild_id=1, channel_id=2, user_id=3), user_id=3, user_name="Ann", text=""
+        key=ConversationKey(guild_id=1, channel_id=2, user_id=3),
+        user_id=3,
+        user_name="Ann",
+        text="",
     )
     server = MCPServerConfig(**stdio_params(tmp_path / "calls.jsonl", resources=True))
     async with MCPTools({"fake": server}) as mcp, Store.open(tmp_path / "a.db") as store:
@@ -420,7 +423,9 @@ async def test_the_bots_resource_reader_shares_no_rule_or_grant_with_a_same_name
             return await asyncio.wait_for(task, 30)
 
         # `never: [read_resource]` names the server's own tool, which runs unasked ...
-        listed = ToolExecutor(mcp, {"fake": ApprovalPolicy(ApprovalLists(never=["read_resource"]))}, gate)
+        listed = ToolExecutor(
+            mcp, {"fake": ApprovalPolicy(ApprovalLists(never=["read_resource"]))}, gate
+        )
         ran = await asyncio.wait_for(run(listed, own, {}), 30)
         assert not any(isinstance(e, ApprovalRequested) for e in ran)
         assert ran[-1].output == "the server's own"
