@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -14,11 +15,13 @@ from bot.core.approvals import (
     ApprovalPolicy,
     ApprovalRequest,
     ApproverRule,
+    Decision,
     grant_name,
 )
 from bot.core.audit import AuditTrail
 from bot.core.events import ApprovalRequested, ApprovalResolved, ToolCallFinished, ToolCallStarted
 from bot.core.state import ConversationKey, TurnRequest
+from bot.core.tool_updates import CallUpdates
 from bot.store.sqlite import Store
 
 KEY = ConversationKey(guild_id=1, channel_id=2, user_id=3)
@@ -191,7 +194,7 @@ def test_read_only_tools_run_unasked_only_when_configured() -> None:
 
 
 def test_audit_trail_has_one_line_per_decision_and_run_and_no_values() -> None:
-    trail = AuditTrail()
+    trail = AuditTrail(b"k" * 32)
     turn = TurnRequest(key=KEY, user_id=3, user_name="Ann", text="hi")
     secret = {"token": "sk-very-secret", "path": "/etc"}
     events = [
@@ -214,7 +217,7 @@ def test_audit_trail_has_one_line_per_decision_and_run_and_no_values() -> None:
     assert len(lines) == 2
     decision, run = lines
     assert "`fs.write`" in decision and "**edit** by <@4>" in decision and "<@3>" in decision
-    assert "path, token" in decision and "edited: path" in decision
+    assert "`path, token`" in decision and "edited: `path` · hmac " in decision
     assert "ran for <@3>: done" in run
     assert "sk-very-secret" not in "".join(lines) and "/etc" not in "".join(lines)
 
@@ -227,3 +230,77 @@ def test_read_only_auto_approval_needs_a_server_the_bot_runs() -> None:
     )
     rule = ApproverRule.of(server)
     assert rule.users == {1} and rule.roles == {2} and not rule.requester_can_approve
+
+
+class GrantWriteFails(Store):
+    """A store whose "always allow" write fails, as it does on a full disk or a busy file."""
+
+    async def grant_tool(self, key: ConversationKey, tool: str, granted_by: int) -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+
+async def test_a_failed_always_grant_approves_once_and_frees_the_turn(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with GrantWriteFails.open(tmp_path / "a.db") as store:
+        broker = ApprovalBroker(store, timeout_s=0.5)
+        approval_id = await broker.open(request())
+        waiter = asyncio.create_task(broker.wait(approval_id))
+        clicked = await broker.click(approval_id, user_id=3, is_admin=False, action="always")
+        # A hang guard only: before the fix the waiter never returned.
+        decision = await asyncio.wait_for(waiter, 30)
+        assert decision.status == "approved" and decision.decided_by == 3
+        assert clicked.outcome == "decided" and clicked.status == "approved"
+        assert "could not keep" in caplog.text
+        # No grant was kept: the next call of the tool asks again.
+        assert not await broker.preapproved(KEY, grant_name("srv", "write"))
+
+
+async def test_a_waiter_that_lost_the_race_reads_the_decision_instead_of_waiting(
+    tmp_path: Path,
+) -> None:
+    async with Store.open(tmp_path / "a.db") as store:
+        broker = ApprovalBroker(store, timeout_s=0.2)
+        approval_id = await broker.open(request())
+        # Decided in the database behind the broker's back (as by a click whose task died
+        # between its write and waking the turn): the waiter must not wait for ever.
+        assert await store.decide_approval(approval_id, status="denied", decided_by=7)
+        decision = await asyncio.wait_for(broker.wait(approval_id), 60)
+        assert decision.status == "denied" and decision.decided_by == 7
+
+
+class Asked:
+    """The broker as a turn's gate, noting each approval it opens (the prompts people see)."""
+
+    def __init__(self, broker: ApprovalBroker) -> None:
+        self.broker = broker
+        self.opened: asyncio.Queue[int] = asyncio.Queue()
+
+    async def preapproved(self, key: ConversationKey, tool: str) -> bool:
+        return await self.broker.preapproved(key, tool)
+
+    async def open(self, approval: ApprovalRequest) -> int:
+        approval_id = await self.broker.open(approval)
+        self.opened.put_nowait(approval_id)
+        return approval_id
+
+    async def wait(self, approval_id: int) -> Decision:
+        return await self.broker.wait(approval_id)
+
+
+async def test_the_sampling_grant_covers_no_tool_of_the_server(tmp_path: Path) -> None:
+    async with Store.open(tmp_path / "a.db") as store:
+        broker = ApprovalBroker(store, timeout_s=5)
+        gate = Asked(broker)
+        turn = TurnRequest(key=KEY, user_id=3, user_name="Ann", text="hi")
+        updates = CallUpdates("call-9", turn, gate)
+        asking = asyncio.create_task(updates.approve_sampling("srv", {"messages": []}))
+        approval_id = await asyncio.wait_for(gate.opened.get(), 30)
+        await broker.click(approval_id, user_id=3, is_admin=False, action="always")
+        assert await asyncio.wait_for(asking, 30) is None
+        # A real tool that happens to be called like the sampling key is not pre-approved.
+        assert not await broker.preapproved(KEY, grant_name("srv", "srv__sampling"))
+        assert not await broker.preapproved(KEY, grant_name("srv", "sampling"))
+        # The sampling grant itself holds: the next request is not asked again.
+        again = await asyncio.wait_for(updates.approve_sampling("srv", {"messages": []}), 30)
+        assert again is None and gate.opened.empty()

@@ -377,3 +377,65 @@ async def test_stderr_is_logged_at_info_redacted_and_rate_limited(
 
 def _ok(text: str) -> ToolResult:
     return ToolResult(text=text, is_error=False)
+
+
+async def test_the_bots_resource_reader_shares_no_rule_or_grant_with_a_same_named_tool(
+    tmp_path: Path,
+) -> None:
+    from bot.config import ApprovalLists
+    from bot.core.approvals import ApprovalBroker, ApprovalPolicy
+    from bot.core.events import ApprovalRequested, ToolCallFinished
+    from bot.core.state import ConversationKey, TurnRequest
+    from bot.core.tool_calls import ToolCall, ToolExecutor
+    from bot.store.sqlite import Store
+    from tests.test_approvals import Asked
+
+    turn = TurnRequest(
+        key=ConversationKey(guild_id=1, channel_id=2, user_id=3),
+        user_id=3,
+        user_name="Ann",
+        text="",
+    )
+    server = MCPServerConfig(**stdio_params(tmp_path / "calls.jsonl", resources=True))
+    async with MCPTools({"fake": server}) as mcp, Store.open(tmp_path / "a.db") as store:
+        await mcp.call("fake__grow", {"name": "read_resource", "answer": "the server's own"})
+        (reader,) = [s for s in mcp.tools() if s.description.startswith("Read a resource")]
+        (own,) = [s for s in mcp.tools() if s.tool == "read_resource" and s != reader]
+        broker = ApprovalBroker(store, timeout_s=10)
+        gate = Asked(broker)
+
+        def run(executor: ToolExecutor, spec: Any, arguments: dict[str, Any]) -> Any:
+            call_id = f"c-{time.monotonic_ns()}"
+            call = ToolCall(call_id=call_id, name=spec.name, arguments=json.dumps(arguments))
+
+            async def events() -> list[Any]:
+                return [event async for event in executor.run(call, turn)]
+
+            return asyncio.create_task(events())
+
+        async def decided(task: Any, action: Any) -> list[Any]:
+            opened = asyncio.ensure_future(gate.opened.get())
+            await asyncio.wait({task, opened}, return_when=asyncio.FIRST_COMPLETED)
+            if not opened.done():
+                opened.cancel()
+                raise AssertionError(f"ran without asking: {task.result()[-1]}")
+            await broker.click(opened.result(), user_id=3, is_admin=False, action=action)
+            return await asyncio.wait_for(task, 30)
+
+        # `never: [read_resource]` names the server's own tool, which runs unasked ...
+        listed = ToolExecutor(
+            mcp, {"fake": ApprovalPolicy(ApprovalLists(never=["read_resource"]))}, gate
+        )
+        ran = await asyncio.wait_for(run(listed, own, {}), 30)
+        assert not any(isinstance(e, ApprovalRequested) for e in ran)
+        assert ran[-1].output == "the server's own"
+        # ... and not the bot's reader, which only shares the name: it asks.
+        read = await decided(run(listed, reader, {"uri": "note://hello"}), "always")
+        assert "hello from the note" in read[-1].output
+        # "Always" for the reader does not cover the server's own tool of that name,
+        asking = ToolExecutor(mcp, {"fake": ApprovalPolicy("always")}, gate)
+        refused = await decided(run(asking, own, {}), "deny")
+        assert isinstance(refused[-1], ToolCallFinished) and refused[-1].outcome == "denied"
+        # while the reader's own grant holds.
+        again = await asyncio.wait_for(run(asking, reader, {"uri": "note://hello"}), 30)
+        assert "hello from the note" in again[-1].output and gate.opened.empty()

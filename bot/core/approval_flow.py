@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from bot.core.approvals import ApprovalGate, ApprovalRequest, grant_name
+from bot.core.approvals import ApprovalGate, ApprovalRequest
 from bot.core.events import ApprovalRequested, ApprovalResolved, ToolCallFinished, TurnEvent
 
 
@@ -16,7 +16,7 @@ async def ask_approval(
     Yields nothing when the call may run; otherwise the request and its resolution, and when the
     answer is no, a final ToolCallFinished(denied) whose output tells the model why.
     """
-    if await gate.preapproved(approval.key, grant_name(approval.server, approval.tool)):
+    if await gate.preapproved(approval.key, approval.grant()):
         return
     approval_id = await gate.open(approval)
     yield ApprovalRequested(

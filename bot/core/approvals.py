@@ -1,21 +1,20 @@
-"""Who may run which tool: the approval policy, decisions as values, and the broker that waits for them."""
+"""Who may run which tool: the approval policy, who may decide, and the broker that waits for it."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, get_args
 
 from bot.config import ApprovalLists, ApprovalSetting, MCPServerConfig
 from bot.core.arguments import check_arguments
+from bot.core.decisions import ApprovalRequest, Decision, DecisionStatus, grant_name
 from bot.core.state import ConversationKey
 
 log = logging.getLogger(__name__)
 
-DecisionStatus = Literal["approved", "always", "denied", "timeout", "expired"]
 Action = Literal["approve", "deny", "always", "edit", "reason"]
 _STATUS_OF_ACTION: dict[Action, DecisionStatus] = {
     "approve": "approved",
@@ -24,12 +23,9 @@ _STATUS_OF_ACTION: dict[Action, DecisionStatus] = {
     "edit": "approved",
     "reason": "denied",
 }
-
-
-def grant_name(server: str, tool: str) -> str:
-    """What an "always allow" grant is stored under: server and tool, so a same-named tool of
-    another server is never pre-approved by it. JSON keeps any server or tool name unambiguous."""
-    return json.dumps([server, tool], ensure_ascii=False)
+# After a click won the race against the timeout, how long the waiter gives it to hand over its
+# decision (writing an "always" grant may wait for a busy database file) before reading the row.
+_HANDOVER_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -110,46 +106,6 @@ class ApproverRule:
         return is_admin or user_id in self.users or bool(self.roles & set(role_ids))
 
 
-@dataclass(frozen=True, kw_only=True)
-class Decision:
-    status: DecisionStatus
-    decided_by: int | None = None
-    decided_by_name: str = ""
-    arguments: dict[str, Any] | None = None  # set when the decider edited the arguments
-    reason: str | None = None  # set when the decider denied with a reason
-
-    @property
-    def approved(self) -> bool:
-        return self.status in ("approved", "always")
-
-    def tool_output(self) -> str:
-        """What the model reads when the call did not run."""
-        if self.reason is not None:
-            who = self.decided_by_name or "The user"
-            return (
-                f"{who} declined to run this tool call, and said why: {self.reason}\n"
-                "It was not run."
-            )
-        if self.status == "denied":
-            return "The user declined to run this tool call. It was not run."
-        if self.status == "timeout":
-            return "Nobody approved this tool call in time, so it was not run."
-        return "This tool call was not approved, so it was not run."
-
-
-@dataclass(frozen=True, kw_only=True)
-class ApprovalRequest:
-    key: ConversationKey
-    call_id: str
-    server: str
-    tool: str  # the server's own tool name; grants key on (server, tool)
-    arguments: dict[str, Any] = field(default_factory=dict)
-    requester_id: int
-    # The tool's JSON Schema, for checking edited arguments; None: the call cannot be edited
-    # (a server-side call, whose arguments only the model server could change).
-    input_schema: dict[str, Any] | None = None
-
-
 class ApprovalStore(Protocol):
     async def create_approval(
         self,
@@ -196,6 +152,9 @@ class ClickResult:
     server: str = ""
     requester_id: int | None = None
     problem: str = ""  # for "invalid": what is wrong with edited arguments
+    # For "expired": whether this click did the expiring (else start-up or an earlier click did,
+    # and already said so).
+    expired_now: bool = False
 
 
 class ApprovalBroker:
@@ -217,6 +176,7 @@ class ApprovalBroker:
         self._rules = rules or {}
         self._waiting: dict[int, asyncio.Future[Decision]] = {}
         self._schemas: dict[int, dict[str, Any] | None] = {}
+        self._grants: dict[int, str] = {}
 
     def rule(self, server: str) -> ApproverRule:
         return self._rules.get(server, ApproverRule())
@@ -243,22 +203,47 @@ class ApprovalBroker:
         # Registered before anyone can see the buttons, so an instant click finds its waiter.
         self._waiting[approval_id] = asyncio.get_running_loop().create_future()
         self._schemas[approval_id] = request.input_schema
+        self._grants[approval_id] = request.grant()
         return approval_id
 
     async def wait(self, approval_id: int) -> Decision:
+        """The decision, within the timeout and a short handover: never unbounded, since the
+        waiting turn holds its conversation's lock."""
         future = self._waiting[approval_id]
         try:
             return await asyncio.wait_for(asyncio.shield(future), self._timeout_s)
         except TimeoutError:
             if await self._store.decide_approval(approval_id, status="timeout", decided_by=None):
                 return Decision(status="timeout")
-            # A click won the race against the timeout; its decision stands.
-            return await future
+            # A click won the race against the timeout; its decision stands. The click hands it
+            # over in a moment; should it never (its task died after its write), the row says.
+            try:
+                return await asyncio.wait_for(
+                    asyncio.shield(future), min(self._timeout_s, _HANDOVER_S)
+                )
+            except TimeoutError:
+                return await self._decision_in_row(approval_id)
         finally:
             # On cancellation (shutdown) the row stays pending: the next start-up marks it
             # expired and updates its message, and a click meanwhile is answered "expired".
             self._waiting.pop(approval_id, None)
             self._schemas.pop(approval_id, None)
+            self._grants.pop(approval_id, None)
+
+    async def _decision_in_row(self, approval_id: int) -> Decision:
+        record = await self._store.get_approval(approval_id)
+        if record is None or record.status not in get_args(DecisionStatus):
+            return Decision(status="expired")
+        status: DecisionStatus = record.status
+        grant = self._grants.get(approval_id)
+        if status == "always" and grant not in await self._store.granted_tools(record.key):
+            status = "approved"  # the grant was not kept: approved this once
+        return Decision(
+            status=status,
+            decided_by=record.decided_by,
+            arguments=record.edited_arguments,
+            reason=record.reason,
+        )
 
     async def may_decide(
         self,
@@ -323,8 +308,10 @@ class ApprovalBroker:
         if future is None:
             # No turn waits for this row: it is from before a restart, or already finished.
             if record.status == "pending":
-                await self._store.decide_approval(approval_id, status="expired", decided_by=None)
-                return ClickResult(outcome="expired", status="expired", **facts)
+                now = await self._store.decide_approval(
+                    approval_id, status="expired", decided_by=None
+                )
+                return ClickResult(outcome="expired", status="expired", expired_now=now, **facts)
             outcome: ClickOutcome = "expired" if record.status == "expired" else "already_decided"
             return ClickResult(outcome=outcome, status=record.status, **facts)
         arguments: dict[str, Any] | None = None
@@ -347,18 +334,36 @@ class ApprovalBroker:
         ):
             fresh = await self._store.get_approval(approval_id)
             return ClickResult(outcome="already_decided", status=fresh.status, **facts)
-        if status == "always":
-            await self._store.grant_tool(
-                record.key, grant_name(record.server, record.tool), user_id
-            )
-        if not future.done():
-            future.set_result(
-                Decision(
-                    status=status,
-                    decided_by=user_id,
-                    decided_by_name=user_name,
-                    arguments=arguments,
-                    reason=reason,
+        # The turn is woken whatever becomes of the grant: it waits holding its conversation.
+        try:
+            if status == "always":
+                status = await self._grant(approval_id, record, user_id)
+        finally:
+            if not future.done():
+                future.set_result(
+                    Decision(
+                        status=status,
+                        decided_by=user_id,
+                        decided_by_name=user_name,
+                        arguments=arguments,
+                        reason=reason,
+                    )
                 )
-            )
         return ClickResult(outcome="decided", status=status, **facts)
+
+    async def _grant(self, approval_id: int, record: Any, user_id: int) -> DecisionStatus:
+        """Keep an "always allow"; when that fails the call is still approved, once."""
+        grant = self._grants.get(approval_id, grant_name(record.server, record.tool))
+        try:
+            await self._store.grant_tool(record.key, grant, user_id)
+        except Exception as exc:
+            log.warning(
+                "approval %s: could not keep the 'always allow' for %s.%s (%s); approved once,"
+                " the next call asks again",
+                approval_id,
+                record.server,
+                record.tool,
+                exc,
+            )
+            return "approved"
+        return "always"

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
+import re
+import unicodedata
 from typing import Any
 
 from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import SchemaError
+from referencing.exceptions import Unresolvable
+
+from bot.core.keyed import keyed_hash
+
+KEY_SHOWN = 40  # characters of one argument key in a digest
+KEYS_SHOWN = 120  # characters of all of them
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_.-]+")
+# Characters that could end, hide or reorder a line: controls (newlines included), invisible
+# format characters (RTL overrides, zero-width), line and paragraph separators, surrogates.
+_HIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
 
 
 def check_arguments(text: str, schema: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
@@ -22,9 +33,11 @@ def check_arguments(text: str, schema: dict[str, Any]) -> tuple[dict[str, Any], 
     cls = validators.validator_for(schema, default=Draft202012Validator)
     try:
         cls.check_schema(schema)
-    except SchemaError:
-        return value, None  # the server's schema is broken: the tool itself will judge
-    errors = sorted(cls(schema).iter_errors(value), key=lambda e: list(e.absolute_path))
+        errors = sorted(cls(schema).iter_errors(value), key=lambda e: list(e.absolute_path))
+    except (SchemaError, Unresolvable):
+        # The server's schema is broken (or points where nothing is, and remote references are
+        # never fetched): the tool itself will judge.
+        return value, None
     if errors:
         first = errors[0]
         where = "/".join(str(p) for p in first.absolute_path) or "the arguments"
@@ -37,11 +50,33 @@ def pretty(arguments: dict[str, Any]) -> str:
     return json.dumps(arguments, indent=2, ensure_ascii=False, default=str)
 
 
-def digest(arguments: dict[str, Any]) -> str:
+def digest(arguments: dict[str, Any], secret: bytes) -> str:
     """A short fingerprint of arguments for logs and audit lines: the keys and a hash, no values
-    (values may hold whatever the model read, secrets included)."""
+    (values may hold whatever the model read, secrets included). The hash is keyed with the
+    install's secret (`Store.install_secret`): unkeyed, a short value could be found by trying
+    them all."""
     canonical = json.dumps(arguments, sort_keys=True, ensure_ascii=False, default=str)
-    keys = ", ".join(sorted(arguments)) or "no arguments"
-    if len(keys) > 120:
-        keys = keys[:117] + "…"
-    return f"{keys} · sha256 {hashlib.sha256(canonical.encode()).hexdigest()[:12]}"
+    return f"{shown_keys(arguments)} · hmac {keyed_hash(secret, 'arguments', canonical)[:12]}"
+
+
+def shown_keys(arguments: dict[str, Any]) -> str:
+    """The argument keys as one inline code span, safe to put in a line of text. The model picks
+    the keys: quoted, with line breaks and hidden characters escaped and no backtick of their own,
+    they can neither start another line nor format, mention or hide anything."""
+    if not arguments:
+        return "`no arguments`"
+    keys = []
+    for key in sorted(map(str, arguments)):
+        shown = key if _PLAIN_KEY.fullmatch(key) else _escaped(json.dumps(key, ensure_ascii=False))
+        keys.append(shown if len(shown) <= KEY_SHOWN else shown[: KEY_SHOWN - 1] + "…")
+    text = ", ".join(keys)
+    if len(text) > KEYS_SHOWN:
+        text = text[: KEYS_SHOWN - 1] + "…"
+    return f"`{text}`"
+
+
+def _escaped(text: str) -> str:
+    return "".join(
+        f"\\u{ord(ch):04x}" if ch == "`" or unicodedata.category(ch) in _HIDDEN else ch
+        for ch in text
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from bot.core.arguments import digest
 from bot.core.events import (
@@ -65,15 +66,19 @@ class AuditTrail:
     and ids are the operator's or Discord's; of the model's arguments only a digest is shown.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret  # keys the argument digests (Store.install_secret)
         self._asked: dict[int, _Pending] = {}
         self._running: dict[str, _Pending] = {}
+
+    def digest(self, arguments: dict[str, Any]) -> str:
+        return digest(arguments, self._secret)
 
     def observe(self, request: TurnRequest, event: TurnEvent) -> str | None:
         match event:
             case ApprovalRequested():
                 self._asked[event.approval_id] = _Pending(
-                    event.server, event.tool, digest(event.arguments), event.requester_id
+                    event.server, event.tool, self.digest(event.arguments), event.requester_id
                 )
             case ApprovalResolved():
                 asked = self._asked.pop(event.approval_id, None)
@@ -81,7 +86,7 @@ class AuditTrail:
                     return None
                 args = asked.args
                 if event.arguments is not None:
-                    args = f"{args} → edited: {digest(event.arguments)}"
+                    args = f"{args} → edited: {self.digest(event.arguments)}"
                 return decision_line(
                     server=asked.server,
                     tool=asked.tool,
@@ -92,7 +97,7 @@ class AuditTrail:
                 )
             case ToolCallStarted():
                 self._running[event.call_id] = _Pending(
-                    event.server, event.tool, digest(event.arguments), request.user_id
+                    event.server, event.tool, self.digest(event.arguments), request.user_id
                 )
             case ToolCallFinished() if event.outcome != "denied":
                 started = self._running.pop(event.call_id, None)

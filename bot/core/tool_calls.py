@@ -39,6 +39,12 @@ class ToolSpecLike(Protocol):
     def input_schema(self) -> dict[str, Any]: ...
 
 
+def rule_name(spec: Any) -> str:
+    """What approval rules call a tool: its own name, unless the toolbox says otherwise (the
+    bot's resource reader, where the server has a tool of the same name)."""
+    return getattr(spec, "rule_name", None) or spec.tool
+
+
 class ToolResultLike(Protocol):
     @property
     def text(self) -> str: ...
@@ -130,7 +136,7 @@ class ToolExecutor:
         policy = self._policies.get(spec.server, ApprovalPolicy())
         read_only = is_read_only(getattr(spec, "annotations", None))
         edited_note = ""
-        if policy.needs_approval(spec.tool, read_only=read_only):
+        if policy.needs_approval(rule_name(spec), read_only=read_only):
             approval = ApprovalRequest(
                 key=request.key,
                 call_id=call.call_id,
@@ -139,6 +145,7 @@ class ToolExecutor:
                 arguments=arguments,
                 requester_id=request.user_id,
                 input_schema=spec.input_schema,
+                grant_as=getattr(spec, "grant_as", None),
             )
             denied = False
             async for event in ask_approval(self._gate, approval, shown_tool=spec.tool):

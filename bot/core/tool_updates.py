@@ -17,6 +17,7 @@ from typing import Any
 
 from bot.core.approval_flow import ask_approval
 from bot.core.approvals import ApprovalGate, ApprovalRequest
+from bot.core.decisions import SAMPLING_GRANT
 from bot.core.elicitation import Answer, ElicitationBroker, pages, parse_schema
 from bot.core.events import (
     ApprovalResolved,
@@ -69,6 +70,7 @@ class CallUpdates:
             tool=f"{server}__sampling",
             arguments=summary,
             requester_id=self._request.user_id,
+            grant_as=SAMPLING_GRANT,
         )
         refusal: str | None = None
         async for event in ask_approval(self._gate, approval, shown_tool="sampling"):

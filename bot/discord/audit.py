@@ -9,7 +9,6 @@ from typing import Any
 
 import discord
 
-from bot.core.arguments import digest
 from bot.core.audit import AuditTrail, decision_line
 from bot.core.events import TurnEvent
 from bot.core.state import TurnRequest
@@ -25,10 +24,11 @@ class DiscordAudit:
     """Lines are queued and posted by one worker task, so a slow or failing audit channel never
     holds up a turn; lines queued together go out in one message."""
 
-    def __init__(self, client: discord.Client, channel_id: int) -> None:
+    def __init__(self, client: discord.Client, channel_id: int, secret: bytes) -> None:
+        """`secret`: the install's (Store.install_secret), keying the argument digests."""
         self._client = client
         self._channel_id = channel_id
-        self._trail = AuditTrail()
+        self._trail = AuditTrail(secret)
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
 
@@ -60,7 +60,7 @@ class DiscordAudit:
                 requester_id=record.requester_id,
                 decision="expired",
                 decided_by=None,
-                args=digest(record.arguments),
+                args=self._trail.digest(record.arguments),
             )
         )
 

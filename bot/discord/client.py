@@ -47,7 +47,11 @@ class _McpcordMixin:
         self.budget = budget
         self.access = Access(services.settings.discord.permissions)
         audit_channel = services.settings.discord.audit_channel_id
-        self.audit = DiscordAudit(self, audit_channel) if audit_channel else None  # type: ignore[arg-type]
+        self.audit = (
+            DiscordAudit(self, audit_channel, services.store.install_secret())  # type: ignore[arg-type]
+            if audit_channel
+            else None
+        )
         if self.audit is not None:
             services.conversations.add_observer(self.audit.observe)
         self.approvals = DiscordApprovals(services.broker, services.store, self.audit)

@@ -160,4 +160,19 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        "m009_install_secrets",
+        (
+            # Random secrets of this install (the first open writes them), for hashes that only
+            # this install can compute. In the database, so a backup carries them: hashes in
+            # old audit lines stay comparable after a restore.
+            """
+            CREATE TABLE install_secrets (
+                name TEXT PRIMARY KEY,
+                secret BLOB NOT NULL CHECK (length(secret) >= 32),
+                created_at TEXT NOT NULL
+            )
+            """,
+        ),
+    ),
 )

@@ -17,6 +17,7 @@ import aiosqlite
 
 from bot.core.state import ConversationKey, ConversationState
 from bot.store.channel_prompts import ChannelPromptQueries
+from bot.store.install import InstallQueries
 from bot.store.migrations import MIGRATIONS, Migration
 from bot.store.queries import timestamp as _timestamp
 from bot.store.records import DECISIONS, PENDING, ApprovalRecord, TurnRecord
@@ -78,7 +79,7 @@ def _approval(row: sqlite3.Row) -> ApprovalRecord:
     )
 
 
-class Store(UsageQueries, ChannelPromptQueries):
+class Store(UsageQueries, ChannelPromptQueries, InstallQueries):
     """Every query the bot makes, over one shared aiosqlite connection.
 
     Create it with `async with Store.open(path) as store:`; the schema is migrated on the way in.
@@ -115,6 +116,7 @@ class Store(UsageQueries, ChannelPromptQueries):
                 if pragma.startswith("PRAGMA journal_mode") and rows[0][0] != "wal":
                     log.warning("SQLite journal mode is %s, not WAL, for %s", rows[0][0], path)
             await store.migrate()
+            await store._load_install_secret()
             yield store
         finally:
             await store.close()

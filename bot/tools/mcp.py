@@ -30,7 +30,7 @@ from bot.tools.mcp_format import describe_error, exposed_name, object_schema, re
 from bot.tools.mcp_prompts import PromptError, PromptInfo, complete, fetch
 from bot.tools.mcp_requests import CallUpdates, InFlight, Sampled, Sampler, ServerRequests
 from bot.tools.mcp_session import Connection, ServerEntry, SessionHooks, run_connection
-from bot.tools.mcp_values import ServerStatus, ToolResult, ToolSpec
+from bot.tools.mcp_values import READER_KEY, ServerStatus, ToolResult, ToolSpec, reader_spec
 
 __all__ = [
     "CallUpdates",
@@ -44,10 +44,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# The tool the bot adds for servers that have resources (it sends `resources/read`); approval
-# rules name it `read_resource`, like a tool of the server's own.
-READ_RESOURCE = "read_resource"
-_READER_KEY = "\0resources/read"  # its naming key: never equal to a real tool's name
 _CLOSE_GRACE_S = 10.0  # how long __aexit__ waits for sessions to close before forcing them
 
 
@@ -222,7 +218,7 @@ class MCPTools:
         server.inflight.append(running)
         try:
             with running.scope:
-                if self._names.get((spec.server, _READER_KEY)) == spec.name:
+                if self._names.get((spec.server, READER_KEY)) == spec.name:
                     read = await conn.client.read_resource(str(arguments.get("uri", "")))
                     return ToolResult.of(split_resource(list(read.contents), spec.server), False)
                 # With a progress callback the SDK sends a progressToken in the call's _meta.
@@ -377,23 +373,11 @@ class MCPTools:
                     annotations=tool.annotations,
                 )
             if server.resources and server.listed is not None:
-                key = (server.name, _READER_KEY)
+                key = (server.name, READER_KEY)
                 if key not in self._names:
                     self._names[key] = exposed_name(
                         server.name, "read_resource", self._names.values()
                     )
-                specs[self._names[key]] = ToolSpec(
-                    name=self._names[key],
-                    server=server.name,
-                    tool=READ_RESOURCE,
-                    description=(
-                        f"Read a resource of the {server.name} MCP server by its URI "
-                        "(for example one from a resource link in a tool result)."
-                    ),
-                    input_schema={
-                        "type": "object",
-                        "properties": {"uri": {"type": "string", "description": "The URI."}},
-                        "required": ["uri"],
-                    },
-                )
+                own = {tool.name for tool in server.listed}
+                specs[self._names[key]] = reader_spec(self._names[key], server.name, own)
         self._specs = specs

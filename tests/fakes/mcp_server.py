@@ -37,9 +37,16 @@ def _log_call(tool: str, arguments: dict[str, Any]) -> None:
         f.flush()
 
 
-def build_server(name: str, *, annotated: bool = False) -> MCPServer:
-    """`annotated`: also offer tools carrying MCP annotations (readOnlyHint, destructiveHint)."""
+def build_server(name: str, *, annotated: bool = False, resources: bool = False) -> MCPServer:
+    """`annotated`: also offer tools carrying MCP annotations (readOnlyHint, destructiveHint);
+    `resources`: also offer one resource, `note://hello` (the bot then adds its reader)."""
     server = MCPServer(name, log_level="WARNING")
+
+    if resources:
+
+        @server.resource("note://hello", description="A note to read.")
+        def hello() -> str:
+            return "hello from the note"
 
     @server.tool(description="Add two integers.")
     def add(a: int, b: int) -> int:
@@ -210,8 +217,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--require-header", help='"Name: value" every HTTP request must carry')
     parser.add_argument("--legacy", action="store_true", help="HTTP: refuse the 2026 protocol")
     parser.add_argument("--annotated", action="store_true", help="also offer annotated tools")
+    parser.add_argument("--resources", action="store_true", help="also offer a resource")
     args = parser.parse_args(argv)
-    server = build_server(args.name, annotated=args.annotated)
+    server = build_server(args.name, annotated=args.annotated, resources=args.resources)
     if args.transport == "stdio":
         server.run()
     else:
@@ -222,11 +230,16 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def stdio_params(
-    log_path: str | Path | None = None, name: str = "fake", *, annotated: bool = False
+    log_path: str | Path | None = None,
+    name: str = "fake",
+    *,
+    annotated: bool = False,
+    resources: bool = False,
 ) -> dict[str, Any]:
     """command/args/env/cwd for an MCPServerConfig that runs this server over stdio."""
     env = {"MCP_CALL_LOG": str(log_path)} if log_path else {}
     extra = ["--annotated"] if annotated else []
+    extra += ["--resources"] if resources else []
     return {
         "command": sys.executable,
         "args": ["-m", "tests.fakes.mcp_server", "--transport", "stdio", "--name", name, *extra],

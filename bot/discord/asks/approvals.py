@@ -182,9 +182,11 @@ async def _answer_click(
                 interaction, approval_id, outcome_line(result.status, interaction.user.id)
             )
             if result.outcome == "expired":
-                record = await bot.services.store.get_approval(approval_id)
-                if bot.audit is not None and record is not None:
-                    bot.audit.expired(record)
+                # Said once: by start-up, or by the click that found the row left pending.
+                if result.expired_now and bot.audit is not None:
+                    record = await bot.services.store.get_approval(approval_id)
+                    if record is not None:
+                        bot.audit.expired(record)
                 await interaction.followup.send(
                     "This request expired because the bot restarted. Mention me again to retry.",
                     ephemeral=True,

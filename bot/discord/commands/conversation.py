@@ -10,6 +10,7 @@ from discord import app_commands
 from bot.core.approvals import ApprovalPolicy, is_read_only
 from bot.core.conversations import BUSY, conversation_key
 from bot.core.state import ConversationKey
+from bot.core.tool_calls import rule_name
 
 if TYPE_CHECKING:
     from bot.discord.host import BotHost
@@ -127,7 +128,7 @@ def describe_tools(bot: BotHost, *, is_admin: bool) -> list[str]:
             tools = []
             for spec in (s for s in specs if s.server == status.name):
                 read_only = is_read_only(spec.annotations)
-                because = policy.unasked_because(spec.tool, read_only=read_only)
+                because = policy.unasked_because(rule_name(spec), read_only=read_only)
                 mark = f"runs unasked: {because}" if because else "asks first"
                 tools.append(f"`{spec.name}` ({mark})")
             names = ", ".join(tools) or "no tools"
