@@ -13,8 +13,9 @@ import pytest
 from aiohttp import web
 from pydantic import SecretStr
 
-from bot.backends.responses import FRESH_START, ResponsesBackend
+from bot.backends.responses import ResponsesBackend
 from bot.backends.responses_events import Round
+from bot.backends.responses_stream import FRESH_START
 from bot.config import ApprovalLists, LLMConfig, MCPServerConfig
 from bot.core.approvals import (
     ApprovalPolicy,

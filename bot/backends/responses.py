@@ -10,12 +10,7 @@ from typing import Any
 from bot.backends.base import openai_client, system_prompt, user_field
 from bot.backends.context import budget_for, fit, model_window
 from bot.backends.failures import (
-    EmptyAnswer,
-    Failure,
-    StreamCut,
     ran_note,
-    sleep_before_retry,
-    status_of,
     still_too_long,
     tool_label,
 )
@@ -30,10 +25,8 @@ from bot.backends.images import fetch_images
 from bot.backends.responses_events import (
     ApprovalAsk,
     Round,
-    failure_of,
     json_object,
     mcp_tool,
-    missing_previous,
 )
 from bot.backends.responses_items import (
     call_item,
@@ -41,6 +34,7 @@ from bot.backends.responses_items import (
     output_item,
     overflow_repair,
 )
+from bot.backends.responses_stream import stream_response
 from bot.config import LLMConfig, MCPServerConfig
 from bot.core.approval_flow import ask_approval
 from bot.core.approvals import ApprovalRequest
@@ -48,7 +42,6 @@ from bot.core.events import (
     ApprovalResolved,
     Attachment,
     Notice,
-    ReasoningDelta,
     ToolCallFinished,
     ToolImages,
     TurnCompleted,
@@ -62,27 +55,11 @@ from bot.core.tool_updates import images_message
 
 log = logging.getLogger(__name__)
 
-EMPTY_RETRIES = 2  # an empty stream is some providers' silent rate limit: worth a couple more
-FRESH_START = (
-    "I couldn't find our earlier conversation on the model server, so this is a fresh start."
-)
 ROUNDS_USED = "Not run: this turn reached its limit of tool rounds."
 NO_ANSWER_ID = (
     "The model service did not identify its answer, so the tool results could not be sent "
     "back. Try again."
 )
-
-
-def may_have_run(labels: list[str]) -> Failure:
-    """A break after the server started a server-side MCP tool: sending the request again (or
-    to another model) would run it again, so the turn ends here and says so."""
-    names = ", ".join(labels) or "a tool"
-    them = "they" if len(labels) > 1 else "it"
-    return Failure(
-        f"The answer broke off after the model server started {names}, so {them} may have "
-        "run. Check before asking for it again.",
-        False,
-    )
 
 
 @dataclass
@@ -207,7 +184,9 @@ class ResponsesBackend:
             result = Round(answered=answered)
             # Only the id loaded from storage may be stale; ids from this turn are fresh.
             may_start_fresh = round_number == 0 and previous is not None
-            async for event in self._stream(kwargs, result, may_start_fresh, approved):
+            async for event in stream_response(
+                self._client, llm, kwargs, result, may_start_fresh, approved
+            ):
                 yield event
             approved = []
             usage = usage + result.cost
@@ -332,60 +311,6 @@ class ResponsesBackend:
             if last_round:
                 kwargs["tool_choice"] = "none"
         return kwargs
-
-    async def _stream(
-        self, kwargs: dict[str, Any], result: Round, may_start_fresh: bool, approved: list[str]
-    ) -> AsyncIterator[TurnEvent]:
-        """One response with retries; retries stop once an answer has been shown, or once the
-        server may have run a server-side MCP tool (`approved`: tools a person approved in this
-        request, which the server runs on receiving it). A final failure is left in
-        `result.failure` for the turn to decide on."""
-        attempt = 0
-        while True:
-            shown = False
-            stream: Any = None
-            try:
-                stream = await self._client.responses.create(**kwargs)
-                async for event in stream:
-                    for out in result.absorb(event):
-                        shown = shown or not isinstance(out, ReasoningDelta)
-                        yield out
-                if not result.completed:
-                    raise StreamCut("stream ended without response.completed")
-                if result.empty:
-                    raise EmptyAnswer("response completed with no output")
-                return
-            except Exception as exc:
-                previous = kwargs.get("previous_response_id")
-                if may_start_fresh and previous and missing_previous(exc, previous):
-                    # Expired or unknown on the server: resend the user's message alone (answers
-                    # to that response's calls go with it). The key is removed, so this
-                    # happens at most once per turn.
-                    log.info("previous response %s is gone; starting fresh", previous)
-                    del kwargs["previous_response_id"]
-                    kwargs["input"] = [i for i in kwargs["input"] if not is_output(i)]
-                    result.reset()
-                    yield Notice(text=FRESH_START)
-                    continue
-                failure = failure_of(exc)
-                log.warning("responses request failed: %s: %s", type(exc).__name__, exc)
-                status = status_of(exc)
-                refused = status is not None and 400 <= status < 500  # refused before any run
-                if result.mcp_started or (approved and not refused):
-                    # Another try, on this model or a fallback, would run the tool again.
-                    result.failure = may_have_run(result.started_labels or approved)
-                    return
-                retries = self._llm.max_retries
-                limit = min(EMPTY_RETRIES, retries) if isinstance(exc, EmptyAnswer) else retries
-                if shown or not failure.retryable or attempt >= limit:
-                    result.failure = failure
-                    return
-                await sleep_before_retry(attempt, failure)
-                attempt += 1
-                result.reset()
-            finally:
-                if stream is not None:
-                    await stream.close()
 
     async def _run_call(self, call: ToolCall, request: TurnRequest) -> AsyncIterator[TurnEvent]:
         if self._tools is not None:
