@@ -93,7 +93,10 @@ class Transcript:
                 line = self._tool_lines[call_id]
                 if "running…" not in line.text:
                     return False
-                line.text = line.text.split(" running…", 1)[0] + " running… " + _progress(event)
+                text = line.text.split(" running…", 1)[0] + " running… " + _progress(event)
+                if text == line.text:
+                    return False
+                line.text = text
             case ToolUserContent(notes=notes) if notes:
                 # Content a server meant for the user, not the model: shown as it came.
                 for note in notes:
