@@ -12,14 +12,17 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
 import anyio.abc
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.elicitation import ElicitationResult
+from mcp.server.mcpserver import Context, MCPServer, Resolve
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.prompts.base import Prompt
-from mcp.types import ToolAnnotations
+from mcp.server.mcpserver.resolve import Elicit
+from mcp.types import Annotations, TextContent, ToolAnnotations
+from pydantic import BaseModel
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LISTENING = "listening on port"  # the HTTP variant's first stdout line: `listening on port P`
@@ -35,6 +38,15 @@ def _log_call(tool: str, arguments: dict[str, Any]) -> None:
     with open(path, "a", encoding="utf-8") as f:
         f.write(line + "\n")
         f.flush()
+
+
+class Confirmation(BaseModel):
+    """A yes-or-no question: nothing to fill in, only accept or decline."""
+
+
+def _ask_to_confirm(question: str) -> Elicit[Confirmation]:
+    # Asked the way the negotiated protocol wants (an input request, or elicitation/create).
+    return Elicit(question, Confirmation)
 
 
 def build_server(name: str, *, annotated: bool = False) -> MCPServer:
@@ -97,6 +109,33 @@ def build_server(name: str, *, annotated: bool = False) -> MCPServer:
         for line in lines:
             print(line, file=sys.stderr, flush=True)
         return f"wrote {len(lines)} lines"
+
+    @server.tool(description="Report progress once with a long message, then answer.")
+    async def chatter(lines: int, hold_s: float, ctx: Context) -> str:
+        """A server that says too much in one progress notification (many lines, long ones)."""
+        _log_call("chatter", {"lines": lines, "hold_s": hold_s})
+        text = "\n".join(f"step {n}: " + "x" * 80 for n in range(1, lines + 1))
+        await ctx.report_progress(1, 2, text + "\nLAST-PROGRESS-LINE")
+        await anyio.sleep(hold_s)  # long enough for the reply to show the progress line
+        return "chattered"
+
+    @server.tool(description="Answer with many notes meant for the user only, not the model.")
+    def notes(count: int, chars: int) -> list[TextContent]:
+        _log_call("notes", {"count": count, "chars": chars})
+        for_user = Annotations(audience=["user"])
+        blocks = [
+            TextContent(type="text", text=f"note {n}: " + "n" * chars, annotations=for_user)
+            for n in range(1, count + 1)
+        ]
+        return [TextContent(type="text", text=f"sent {count} notes"), *blocks]
+
+    @server.tool(description="Ask the user to confirm (a question with no fields).")
+    def confirm(
+        question: str,
+        answer: Annotated[ElicitationResult[Confirmation], Resolve(_ask_to_confirm)],
+    ) -> str:
+        _log_call("confirm", {"question": question})
+        return f"confirmation: {answer.action}"
 
     @server.tool(description="Kill the server process, to simulate a dying server.")
     def crash() -> str:
