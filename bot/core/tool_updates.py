@@ -104,7 +104,7 @@ class CallUpdates:
                 server=server,
                 message=message,
                 requester_id=self._request.user_id,
-                pages=0 if url is not None else len(pages(fields)),
+                pages=len(pages(fields)) if url is None and fields else 0,
                 url=url,
             )
         )

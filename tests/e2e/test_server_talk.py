@@ -4,8 +4,8 @@ stays within a message or two of the reply, however much the server says."""
 from __future__ import annotations
 
 from tests.conftest import World
-from tests.e2e.harness import Chat
-from tests.e2e.test_tools import tool_outputs
+from tests.e2e.harness import Chat, buttons
+from tests.e2e.test_tools import click, tool_outputs
 from tests.fakes.llm import Text, ToolCall
 
 
@@ -64,3 +64,26 @@ async def test_many_user_only_notes_fit_one_message_and_the_rest_is_attached(
     (output,) = tool_outputs(world.llm.requests_for(key)[1].body)
     assert output == "sent 60 notes"  # user-only notes never reach the model
 
+
+async def test_a_question_with_nothing_to_fill_in_is_answered_by_its_button(
+    chat_world: World,
+) -> None:
+    world = chat_world
+    chat = Chat(world.discord, "confirm")
+    key = "k-confirm-empty"
+    world.llm.script(
+        key, [ToolCall("auto__confirm", {"question": "Proceed with it?"})], Text("Confirmed.")
+    )
+    asked = await chat.say(f"{key} go ahead")
+
+    def question() -> dict | None:
+        found = [m for m in chat.bot_messages() if "Proceed with it?" in m["content"]]
+        return found[-1] if found and buttons(found[-1]) else None
+
+    prompt = await world.discord.wait_for(question, timeout=20)
+    answered = await click(world, prompt, "open", chat.user)
+    assert answered["type"] == 7  # the prompt is updated in place: no form to open
+    assert f"Answered by <@{chat.user}>" in answered["data"]["content"]
+    await chat.answer_text(int(asked["id"]), "Confirmed.")
+    (output,) = tool_outputs(world.llm.requests_for(key)[1].body)
+    assert "confirmation: accept" in output
