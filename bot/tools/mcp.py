@@ -233,8 +233,12 @@ class MCPTools:
             if running.scope.cancelled_caught:
                 raise TimeoutError
         except TimeoutError:
+            # Like a lost connection: the server may have done the work before the deadline,
+            # and a model told only "timed out" tends to call a side-effecting tool again.
             return ToolResult(
-                f"{spec.name} timed out after {self._tool_timeout:g} s", is_error=True
+                f"{spec.name} timed out after {self._tool_timeout:g} s; "
+                "the tool may or may not have run.",
+                is_error=True,
             )
         except MCPError as exc:
             if exc.code == CONNECTION_CLOSED:
