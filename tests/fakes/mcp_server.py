@@ -21,7 +21,8 @@ from mcp.server.mcpserver import Context, MCPServer, Resolve
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.prompts.base import Prompt
 from mcp.server.mcpserver.resolve import Elicit
-from mcp.types import Annotations, TextContent, ToolAnnotations
+from mcp.shared.exceptions import MCPError
+from mcp.types import INTERNAL_ERROR, Annotations, TextContent, ToolAnnotations
 from pydantic import BaseModel
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -137,6 +138,11 @@ def build_server(name: str, *, annotated: bool = False) -> MCPServer:
         _log_call("confirm", {"question": question})
         return f"confirmation: {answer.action}"
 
+    @server.tool(description="Runs, then answers with a protocol error (not a tool error).")
+    def reject(message: str) -> str:
+        _log_call("reject", {"message": message})
+        raise MCPError(code=INTERNAL_ERROR, message=message)
+
     @server.tool(description="Kill the server process, to simulate a dying server.")
     def crash() -> str:
         _log_call("crash", {})
@@ -178,6 +184,33 @@ def _require_header(app: Any, required: str) -> Any:
     return wrapped
 
 
+async def _read_json(receive: Any) -> tuple[bytes, Any]:
+    """A request's whole body, and its JSON (None if it is not JSON)."""
+    body, more = b"", True
+    while more:
+        message = await receive()
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+    try:
+        return body, json.loads(body)
+    except ValueError:
+        return body, None
+
+
+def _replay(body: bytes, receive: Any) -> Any:
+    """`receive` for the app behind a middleware that read the body first."""
+    replayed = False
+
+    async def replay() -> Any:
+        nonlocal replayed
+        if replayed:
+            return await receive()
+        replayed = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
 def _legacy_only(app: Any) -> Any:
     """Answers `server/discover` with "method not found", so clients fall back to the
     2025 initialize handshake and get a session id (which a restarted server forgets)."""
@@ -186,15 +219,7 @@ def _legacy_only(app: Any) -> Any:
         if scope["type"] != "http" or scope["method"] != "POST":
             await app(scope, receive, send)
             return
-        body, more = b"", True
-        while more:
-            message = await receive()
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-        try:
-            payload = json.loads(body)
-        except ValueError:
-            payload = None
+        body, payload = await _read_json(receive)
         if isinstance(payload, dict) and payload.get("method") == "server/discover":
             error = {"code": -32601, "message": "Method not found"}
             out = json.dumps({"jsonrpc": "2.0", "id": payload.get("id"), "error": error})
@@ -202,28 +227,47 @@ def _legacy_only(app: Any) -> Any:
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send({"type": "http.response.body", "body": out.encode()})
             return
-        replayed = False
+        await app(scope, _replay(body, receive), send)
 
-        async def replay() -> Any:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
+    return wrapped
 
-        await app(scope, replay, send)
+
+def _no_route(app: Any, tool: str) -> Any:
+    """Like a gateway in front of the server that has no route for one tool: a call of it is
+    answered HTTP 404 with a JSON-RPC error, while the session stays good for everything else."""
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await app(scope, receive, send)
+            return
+        body, payload = await _read_json(receive)
+        call = isinstance(payload, dict) and payload.get("method") == "tools/call"
+        if call and (payload.get("params") or {}).get("name") == tool:
+            error = {"code": -32601, "message": f"no route to tool {tool}"}
+            out = json.dumps({"jsonrpc": "2.0", "id": payload.get("id"), "error": error})
+            headers = [(b"content-type", b"application/json")]
+            await send({"type": "http.response.start", "status": 404, "headers": headers})
+            await send({"type": "http.response.body", "body": out.encode()})
+            return
+        await app(scope, _replay(body, receive), send)
 
     return wrapped
 
 
 async def _serve_http(
-    server: MCPServer, port: int, required_header: str | None, legacy: bool
+    server: MCPServer,
+    port: int,
+    required_header: str | None,
+    legacy: bool,
+    no_route: str | None = None,
 ) -> None:
     import uvicorn
 
     app: Any = server.streamable_http_app()
     if legacy:
         app = _legacy_only(app)
+    if no_route:
+        app = _no_route(app, no_route)
     if required_header:
         app = _require_header(app, required_header)
     # Bound here and handed to uvicorn, so port 0 means the kernel's pick with no window in which
@@ -249,12 +293,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--require-header", help='"Name: value" every HTTP request must carry')
     parser.add_argument("--legacy", action="store_true", help="HTTP: refuse the 2026 protocol")
     parser.add_argument("--annotated", action="store_true", help="also offer annotated tools")
+    parser.add_argument("--no-route", help="HTTP: answer calls of this tool 404, as a gateway")
     args = parser.parse_args(argv)
     server = build_server(args.name, annotated=args.annotated)
     if args.transport == "stdio":
         server.run()
     else:
-        anyio.run(_serve_http, server, args.port, args.require_header, args.legacy)
+        anyio.run(_serve_http, server, args.port, args.require_header, args.legacy, args.no_route)
 
 
 # ---- helpers for tests ---------------------------------------------------------------------
@@ -294,11 +339,13 @@ class HTTPServerProcess:
         port: int | None = None,
         require_header: str | None = None,
         legacy: bool = False,
+        no_route: str | None = None,
     ) -> None:
         self.log_path = log_path
         self.port = port or 0
         self.require_header = require_header
         self.legacy = legacy
+        self.no_route = no_route
         self.proc: anyio.abc.Process | None = None
 
     @property
@@ -316,6 +363,8 @@ class HTTPServerProcess:
             cmd += ["--require-header", self.require_header]
         if self.legacy:
             cmd.append("--legacy")
+        if self.no_route:
+            cmd += ["--no-route", self.no_route]
         self.proc = await anyio.open_process(
             cmd, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stderr=None
         )
