@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
-from bot.core.attachments import AttachmentLimits, Extracted, extract, kind_of, skip_line
-from tests.fakes.pdf_sample import tiny_pdf
+import asyncio
+
+from bot.core.attachments import (
+    AttachmentLimits,
+    Extracted,
+    extract,
+    extract_off_loop,
+    kind_of,
+    skip_line,
+)
+from tests.fakes.pdf_sample import pdf_pages, tiny_pdf
 
 LIMITS = AttachmentLimits(max_bytes=10_000, max_chars=50)
 
@@ -34,3 +43,41 @@ def test_one_line_for_everything_skipped() -> None:
     items = [Extracted("a.py", text="x"), Extracted("b.bin", skipped="not supported")]
     assert skip_line(items) == "Skipped attachment: b.bin (not supported)"
     assert skip_line(items[:1]) is None
+
+
+def test_a_pdf_over_the_page_cap_is_read_in_part_with_a_note() -> None:
+    limits = AttachmentLimits(max_bytes=10**6, max_chars=10_000, max_pdf_pages=3)
+    pdf = pdf_pages([f"marker-{n}" for n in range(1, 6)])
+    text = extract("long.pdf", "pdf", pdf, limits).text
+    assert text is not None
+    assert "marker-1" in text and "marker-3" in text and "marker-4" not in text
+    assert "[... 2 more pages not read: only the first 3 are]" in text
+
+
+def test_a_pdf_that_takes_too_long_is_read_in_part_with_a_note() -> None:
+    limits = AttachmentLimits(max_bytes=10**6, max_chars=10_000, pdf_read_s=0)
+    text = extract("slow.pdf", "pdf", pdf_pages(["first-page", "second-page"]), limits).text
+    assert text is not None
+    assert "first-page" in text and "second-page" not in text  # one page is always read
+    assert "[... 1 more page not read: reading took too long]" in text
+
+
+def test_a_pdf_stops_being_read_once_it_gave_all_the_text_that_is_shown() -> None:
+    limits = AttachmentLimits(max_bytes=10**6, max_chars=100)
+    text = extract("big.pdf", "pdf", pdf_pages(["w" * 60] * 4), limits).text
+    assert text is not None
+    assert "more characters not shown" in text and "[... 2 more pages not read]" in text
+
+
+async def test_a_pdf_is_read_while_the_event_loop_goes_on() -> None:
+    """A dense PDF takes a while to parse; streams, typing and the heartbeat must not wait."""
+    limits = AttachmentLimits(max_bytes=10**7, max_chars=10**6)
+    pdf = pdf_pages([f"dense page {n}" for n in range(1, 101)], lines_per_page=40)
+    ticks = 0
+    reading = asyncio.ensure_future(extract_off_loop("dense.pdf", "pdf", pdf, limits))
+    while not reading.done():
+        await asyncio.sleep(0)
+        ticks += 1
+    item = reading.result()
+    assert item.text is not None and "dense page 100" in item.text
+    assert ticks > 1  # the loop ran other work while the PDF was parsed

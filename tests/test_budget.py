@@ -273,3 +273,36 @@ def test_a_request_never_answered_does_not_hold_the_window_for_good() -> None:
     assert budget.grant(5.0) == []
     assert budget.next_wake(5.0) == UNANSWERED_S + 1.0
     assert budget.grant(UNANSWERED_S + 1.0) == [final]
+
+
+def test_a_grant_given_back_unused_frees_its_place_at_once() -> None:
+    """A flusher takes a write before it knows whether its text changed; when nothing had, the
+    grant it gives back must not hold the channel's window for a whole period."""
+    limits = Limits(channel_writes=2, channel_period_s=5.0, global_per_s=40)
+    budget = WriteBudget(limits)
+    for reply in (1, 2):
+        budget.submit(8, reply, Priority.FIRST)
+    assert len(budget.grant(0.0)) == 2
+    budget.unused(8)  # one of them found nothing to write
+    later = budget.submit(8, 3, Priority.FINAL)
+    assert budget.grant(0.1) == [later]  # the channel had room again at once
+    for _ in range(2):
+        budget.answered(budget.note_write(8, 0.2), 0.2)
+    budget.unused(8)  # both grants left as writes: nothing is unused, nothing is freed
+    budget.submit(8, 4, Priority.FINAL)
+    assert budget.grant(0.3) == []
+    assert budget.next_wake(0.3) == 5.2
+
+
+def test_an_unused_grant_frees_its_place_in_the_bots_window_too() -> None:
+    limits = Limits(channel_writes=5, channel_period_s=5.0, global_per_s=2, global_edits_per_s=2)
+    budget = WriteBudget(limits)
+    budget.submit(8, 1, Priority.FIRST)
+    budget.submit(9, 2, Priority.FIRST)
+    assert len(budget.grant(0.0)) == 2
+    budget.unused(8)
+    budget.unused(8)  # only one was granted there: a second call changes nothing
+    later = budget.submit(10, 3, Priority.FINAL)
+    assert budget.grant(0.1) == [later]
+    assert budget.submit(10, 4, Priority.FINAL) and budget.grant(0.2) == []
+    assert budget.next_wake(0.2) == 1.0

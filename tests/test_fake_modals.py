@@ -86,6 +86,32 @@ async def test_modal_over_discord_limits_is_refused(fake: FakeDiscord) -> None:
     assert opened.modal is None
 
 
+async def test_modal_without_inputs_is_refused(fake: FakeDiscord) -> None:
+    """Discord answers 400 to a modal with no components (it needs 1 to 5)."""
+    cid, user = fake.add_channel("empty-modal"), fake.add_user("filler")
+    errors: list[Exception] = []
+    done = asyncio.Event()
+
+    class Empty(discord.ui.View):
+        @discord.ui.button(label="open", custom_id="empty:open")
+        async def open(self, interaction: discord.Interaction[Any], button: Any) -> None:
+            try:
+                await interaction.response.send_modal(
+                    discord.ui.Modal(title="Nothing", custom_id="empty:form")
+                )
+            except discord.HTTPException as exc:
+                errors.append(exc)
+            done.set()
+
+    async with running(Bot(), fake) as bot:
+        sent = await channel_of(bot, cid).send("form here", view=Empty(timeout=None))
+        opened = await fake.click_button(sent.id, "empty:open", user)
+        await asyncio.wait_for(done.wait(), 5)
+    [error] = errors
+    assert isinstance(error, discord.HTTPException) and error.status == 400
+    assert opened.modal is None
+
+
 async def test_uploaded_files_are_readable(fake: FakeDiscord) -> None:
     cid = fake.add_channel("files")
     async with running(Bot(), fake) as bot:

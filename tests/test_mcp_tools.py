@@ -23,7 +23,13 @@ from pydantic import SecretStr
 from bot.config import MCPServerConfig
 from bot.tools.mcp import MCPTools, ToolResult
 from bot.tools.mcp_format import exposed_name, object_schema, result_text
-from tests.fakes.mcp_server import HTTPServerProcess, http_server, read_calls, stdio_params
+from tests.fakes.mcp_server import (
+    HTTPServerProcess,
+    build_server,
+    http_server,
+    read_calls,
+    stdio_params,
+)
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
@@ -229,6 +235,27 @@ async def test_legacy_http_server_restarted_while_idle(
     assert [c["arguments"]["note"] for c in read_calls(log)] == ["one", "two"]
 
 
+async def test_a_404_that_is_not_a_forgotten_session_never_runs_a_call_twice(
+    tmp_path: Path,
+) -> None:
+    """Only a call whose own answer says the session is unknown is retried: a gateway's 404
+    for one tool, or a 404 seen earlier on the connection, must not make another failed call
+    (one that ran) run again."""
+    log = tmp_path / "calls.jsonl"
+    server = HTTPServerProcess(log, no_route="echo")
+    await server.start()
+    try:
+        async with MCPTools({"web": MCPServerConfig(url=server.url)}) as mcp:
+            routed = await mcp.call("web__echo", {"text": "hi"})
+            assert routed.is_error and "no route to tool echo" in routed.text
+            assert status_of(mcp, "web").connected  # the session itself was fine
+            rejected = await mcp.call("web__reject", {"message": "quota exceeded"})
+            assert rejected.is_error and "quota exceeded" in rejected.text
+    finally:
+        await server.stop()
+    assert [c["tool"] for c in read_calls(log)] == ["reject"]
+
+
 async def test_concurrent_calls_from_other_tasks(tmp_path: Path) -> None:
     log = tmp_path / "calls.jsonl"
     async with MCPTools({"fake": stdio(log)}) as mcp:
@@ -252,7 +279,8 @@ async def test_same_tool_names_on_two_servers(tmp_path: Path) -> None:
     async with MCPTools(servers) as mcp:
         specs = mcp.tools()
         names = [s.name for s in specs]
-        assert len(names) == len(set(names)) == 9 * 3 + 1
+        per_server = len(await build_server("count").list_tools())
+        assert len(names) == len(set(names)) == per_server * 3 + 1
         assert all(NAME_RE.match(n) for n in names)
         assert "one__add" in names and "x_y__add" in names
         adds = [s for s in specs if s.tool == "add" and s.server in ("x.y", "x_y")]

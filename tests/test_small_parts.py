@@ -14,6 +14,7 @@ from bot.core.events import (
     TextDelta,
     ToolCallFinished,
     ToolCallStarted,
+    ToolProgress,
     TurnFailed,
 )
 from bot.core.limits import Reservation, UserLimits
@@ -60,6 +61,16 @@ def test_transcript_interleaves_text_and_tool_lines_in_order() -> None:
         "Let me check.\n-# ✅ `time.now` done\nIt is noon.\n-# ℹ️ fresh start\n⚠️ Lost the connection."
     )
     assert transcript.render(start=2) == "It is noon.\n-# ℹ️ fresh start\n⚠️ Lost the connection."
+
+
+def test_a_repeated_progress_report_changes_nothing_shown() -> None:
+    """The renderer gives a write back when nothing changed; that needs an honest answer."""
+    transcript = Transcript()
+    transcript.apply(ToolCallStarted(call_id="a", server="s", tool="slow"))
+    same = ToolProgress(call_id="a", progress=1, total=3, message="working")
+    assert transcript.apply(same) is True
+    assert transcript.apply(same) is False
+    assert transcript.apply(ToolProgress(call_id="a", progress=2, total=3, message="working"))
 
 
 async def test_user_limits_count_concurrency_rate_and_tokens() -> None:

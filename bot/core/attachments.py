@@ -7,8 +7,10 @@ and anything over a cap, is skipped with a short reason the user sees.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -94,6 +96,10 @@ TEXT_TYPES = frozenset(
 class AttachmentLimits:
     max_bytes: int  # larger files are not downloaded at all
     max_chars: int  # text beyond this is cut, and the model is told so
+    # A compressed PDF within max_bytes can hold thousands of pages: reading stops at the
+    # first of these bounds, and the model is told how many pages it did not get.
+    max_pdf_pages: int = 100
+    pdf_read_s: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -120,15 +126,31 @@ def kind_of(name: str, content_type: str | None) -> str:
     return "other"
 
 
+async def extract_off_loop(
+    name: str, kind: str, data: bytes, limits: AttachmentLimits
+) -> Extracted:
+    """`extract` in a worker thread: parsing a PDF takes seconds of CPU, and the event loop
+    must go on streaming replies meanwhile. A read that outlasts its bound by far (one page
+    that never ends) is given up on; its thread finishes on its own."""
+    work = asyncio.to_thread(extract, name, kind, data, limits)
+    try:
+        return await asyncio.wait_for(work, limits.pdf_read_s * 2 + 5)
+    except TimeoutError:
+        log.info("gave up reading attachment %s: it took too long", name)
+        return Extracted(name, skipped="it took too long to read")
+
+
 def extract(name: str, kind: str, data: bytes, limits: AttachmentLimits) -> Extracted:
+    unread = ""  # a PDF read in part says so after its text
     if kind == "text":
         text = _decode(data)
         if text is None:
             return Extracted(name, skipped="not readable as text")
     elif kind == "pdf":
-        text = _pdf_text(data)
-        if text is None:
+        read = _pdf_text(data, limits)
+        if read is None:
             return Extracted(name, skipped="the PDF could not be read")
+        text, unread = read
         if not text.strip():
             return Extracted(name, skipped="the PDF has no text layer (scanned pages?)")
     else:
@@ -136,7 +158,7 @@ def extract(name: str, kind: str, data: bytes, limits: AttachmentLimits) -> Extr
     if len(text) > limits.max_chars:
         cut = len(text) - limits.max_chars
         text = f"{text[: limits.max_chars]}\n[... {cut} more characters not shown]"
-    return Extracted(name, text=text)
+    return Extracted(name, text=f"{text}\n{unread}" if unread else text)
 
 
 def file_block(item: Extracted) -> str:
@@ -162,13 +184,31 @@ def _decode(data: bytes) -> str | None:
         return data.decode("latin-1")  # old editors' files: every byte is a character
 
 
-def _pdf_text(data: bytes) -> str | None:
+def _pdf_text(data: bytes, limits: AttachmentLimits) -> tuple[str, str] | None:
+    """The text of the pages read, and a note on those that were not ("" when none)."""
     from pypdf import PdfReader  # imported on first use: most turns carry no PDF
     from pypdf.errors import PyPdfError
 
+    deadline = time.monotonic() + limits.pdf_read_s
     try:
         reader = PdfReader(io.BytesIO(data))
-        return "\n\n".join((page.extract_text() or "").strip() for page in reader.pages)
+        total = len(reader.pages)
+        texts: list[str] = []
+        size, why = 0, ""
+        for page in reader.pages:
+            if size > limits.max_chars:
+                break  # what comes next would be cut anyway
+            if len(texts) >= limits.max_pdf_pages:
+                why = f": only the first {limits.max_pdf_pages} are"
+                break
+            if texts and time.monotonic() > deadline:
+                why = ": reading took too long"
+                break
+            texts.append((page.extract_text() or "").strip())
+            size += len(texts[-1]) + 2
     except (PyPdfError, ValueError, KeyError, TypeError) as exc:
         log.info("could not read a PDF attachment: %s", exc)
         return None
+    left = total - len(texts)
+    note = f"[... {left} more page{'s' if left > 1 else ''} not read{why}]" if left else ""
+    return "\n\n".join(texts), note

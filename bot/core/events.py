@@ -151,6 +151,7 @@ class ToolUserContent:
     call_id: str
     attachments: tuple[Attachment, ...] = ()
     notes: tuple[str, ...] = ()
+    notes_file: str | None = None  # the notes were cut; all of them are in this attachment
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -181,7 +182,7 @@ class ElicitationRequested:
     server: str
     message: str
     requester_id: int
-    pages: int = 1  # modals needed for the form (0 for a URL)
+    pages: int = 1  # modals needed for the form (0 for a URL or a form with no fields)
     url: str | None = None  # URL mode: the user opens this, then confirms
 
 

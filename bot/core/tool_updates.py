@@ -55,8 +55,11 @@ class CallUpdates:
         self._asks = itertools.count(1)
 
     async def progress(self, progress: float, total: float | None, message: str | None) -> None:
+        # The message goes into the tool's one status line: a server's essay must not turn
+        # one notification into tens of reply messages.
+        shown = one_line(message, MAX_PROGRESS_CHARS) if message else message
         self._queue.put_nowait(
-            ToolProgress(call_id=self.call_id, progress=progress, total=total, message=message)
+            ToolProgress(call_id=self.call_id, progress=progress, total=total, message=shown)
         )
 
     async def approve_sampling(self, server: str, summary: dict[str, Any]) -> str | None:
@@ -101,7 +104,7 @@ class CallUpdates:
                 server=server,
                 message=message,
                 requester_id=self._request.user_id,
-                pages=0 if url is not None else len(pages(fields)),
+                pages=len(pages(fields)) if url is None and fields else 0,
                 url=url,
             )
         )
@@ -155,8 +158,20 @@ class CallDone:
         self.result = result
 
 
+MAX_PROGRESS_CHARS = 100  # a progress message shares its tool's one status line
+MAX_NOTES_CHARS = 1500  # a result's user-only notes, together: the answer must stay in view
+NOTES_FILE = "tool-notes.txt"
+
+
+def one_line(text: str, limit: int) -> str:
+    """`text` on one line (runs of whitespace become one space), cut with "…" past `limit`."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
 def user_content(call_id: str, result: Any) -> ToolUserContent | None:
-    """Files and user-only notes of a result (duck-typed: MCPTools' ToolResult has them)."""
+    """Files and user-only notes of a result (duck-typed: MCPTools' ToolResult has them).
+    Notes beyond MAX_NOTES_CHARS are shown cut, and all of them go along as a text file."""
     files = tuple(
         Attachment(filename=a.filename, content_type=a.content_type, data=a.data)
         for a in getattr(result, "attachments", ())
@@ -164,6 +179,18 @@ def user_content(call_id: str, result: Any) -> ToolUserContent | None:
     notes = tuple(getattr(result, "user_notes", ()))
     if not files and not notes:
         return None
+    shown, room = [], MAX_NOTES_CHARS
+    for note in notes:
+        if len(note) > room:
+            if room > 0:
+                shown.append(note[:room].rstrip() + "…")
+            whole = "\n\n".join(notes).encode()
+            files += (Attachment(filename=NOTES_FILE, content_type="text/plain", data=whole),)
+            return ToolUserContent(
+                call_id=call_id, attachments=files, notes=tuple(shown), notes_file=NOTES_FILE
+            )
+        shown.append(note)
+        room -= len(note) + 1  # and the line break before the next one
     return ToolUserContent(call_id=call_id, attachments=files, notes=notes)
 
 

@@ -8,7 +8,13 @@ from dataclasses import dataclass, field
 
 import discord
 
-from bot.core.attachments import AttachmentLimits, Extracted, extract, file_block, kind_of
+from bot.core.attachments import (
+    AttachmentLimits,
+    Extracted,
+    extract_off_loop,
+    file_block,
+    kind_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +79,7 @@ async def _attachments(
             log.info("could not download attachment %s: %s", name, exc)
             context.files.append(Extracted(name, skipped="it could not be downloaded"))
             continue
-        item = extract(name, kind, data, limits)
+        item = await extract_off_loop(name, kind, data, limits)
         context.files.append(item)
         if item.text is not None:
             context.blocks.append(file_block(item))

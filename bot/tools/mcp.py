@@ -51,6 +51,13 @@ _CLOSE_GRACE_S = 10.0  # how long __aexit__ waits for sessions to close before f
 _FORGOTTEN = ToolResult("session unknown to the server", is_error=True)
 
 
+def _session_unknown(exc: MCPError) -> bool:
+    """A call's error that says its session is unknown: the SDK's words for a 404 on the
+    call's own POST ("Session terminated") or a server's ("Session not found"). A gateway's
+    404 for a route it lacks says something else."""
+    return "session" in exc.message.lower()
+
+
 class MCPTools:
     def __init__(
         self,
@@ -229,13 +236,20 @@ class MCPTools:
             if running.scope.cancelled_caught:
                 raise TimeoutError
         except TimeoutError:
+            # Like a lost connection: the server may have done the work before the deadline,
+            # and a model told only "timed out" tends to call a side-effecting tool again.
             return ToolResult(
-                f"{spec.name} timed out after {self._tool_timeout:g} s", is_error=True
+                f"{spec.name} timed out after {self._tool_timeout:g} s; "
+                "the tool may or may not have run.",
+                is_error=True,
             )
         except MCPError as exc:
             if exc.code == CONNECTION_CLOSED:
                 return self._lost(server, conn, "connection closed")
-            if conn.http_status == 404:
+            # `http_status` is the connection's last failed POST, any request's: only this
+            # call's own error can say that the server did not know the session (and so did
+            # not run the tool). Anything else may have run it: never retried.
+            if conn.http_status == 404 and _session_unknown(exc):
                 self._mark_lost(server, conn, "the server no longer knows the session")
                 return _FORGOTTEN
             return ToolResult(redact(describe_error(exc), server.secrets), is_error=True)

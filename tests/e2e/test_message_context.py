@@ -5,7 +5,7 @@ from __future__ import annotations
 from tests.conftest import World
 from tests.e2e.harness import Chat
 from tests.fakes.llm import Text
-from tests.fakes.pdf_sample import tiny_pdf
+from tests.fakes.pdf_sample import pdf_pages, tiny_pdf
 
 
 def last_user_text(body: dict) -> str:
@@ -60,3 +60,18 @@ async def test_files_are_read_and_the_rest_is_skipped_with_a_line(world: World) 
     skip = next(line for line in reply.splitlines() if "Skipped" in line)
     assert "huge.txt" in skip and "limit" in skip
     assert "tool.exe" in skip and "not supported" in skip
+
+
+async def test_a_pdf_of_many_pages_reaches_the_model_cut_with_a_note(chat_world: World) -> None:
+    world = chat_world
+    chat = Chat(world.discord, "pdf-pages")
+    key = "k-pdf-pages"
+    world.llm.script(key, Text("Read the start."))
+    pdf = pdf_pages([f"pdfpage-{n}-end" for n in range(1, 131)])
+    files = [{"filename": "tome.pdf", "content": pdf, "content_type": "application/pdf"}]
+    asked = await chat.say(f"{key} summarise this", attachments=files)
+    await chat.answer_text(int(asked["id"]), "Read the start.")
+    sent = last_user_text(world.llm.requests_for(key)[0].body)
+    assert "pdfpage-1-end" in sent and "pdfpage-100-end" in sent
+    assert "pdfpage-101-end" not in sent
+    assert "[... 30 more pages not read: only the first 100 are]" in sent

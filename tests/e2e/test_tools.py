@@ -240,3 +240,18 @@ async def test_killed_server_fails_cleanly_and_comes_back(chat_world: World) -> 
     text = await chat.answer_text(int(second["id"]), "Back: 42.")
     assert "✅ `auto.add` done" in text
     assert tool_outputs(world.llm.requests_for(key)[3].body)[-1] == "42"
+
+
+async def test_a_timed_out_call_tells_the_model_the_tool_may_have_run(chat_world: World) -> None:
+    """A side-effecting tool that ran past the timeout may well have done its work: the model
+    must not take "timed out" for "did nothing" and call it again."""
+    world = chat_world
+    chat = Chat(world.discord, "tool-timeout")
+    key = "k-tool-timeout"
+    # The shared world's mcp.tool_timeout_s is 10.
+    world.llm.script(key, [ToolCall("auto__slow", {"seconds": 30})], Text("It timed out."))
+    asked = await chat.say(f"{key} take your time")
+    await chat.answer_text(int(asked["id"]), "It timed out.", timeout=45)
+    (output,) = tool_outputs(world.llm.requests_for(key)[1].body)
+    assert "timed out after 10 s" in output
+    assert "the tool may or may not have run" in output

@@ -12,14 +12,18 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
 import anyio.abc
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.elicitation import ElicitationResult
+from mcp.server.mcpserver import Context, MCPServer, Resolve
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.prompts.base import Prompt
-from mcp.types import ToolAnnotations
+from mcp.server.mcpserver.resolve import Elicit
+from mcp.shared.exceptions import MCPError
+from mcp.types import INTERNAL_ERROR, Annotations, TextContent, ToolAnnotations
+from pydantic import BaseModel
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LISTENING = "listening on port"  # the HTTP variant's first stdout line: `listening on port P`
@@ -35,6 +39,15 @@ def _log_call(tool: str, arguments: dict[str, Any]) -> None:
     with open(path, "a", encoding="utf-8") as f:
         f.write(line + "\n")
         f.flush()
+
+
+class Confirmation(BaseModel):
+    """A yes-or-no question: nothing to fill in, only accept or decline."""
+
+
+def _ask_to_confirm(question: str) -> Elicit[Confirmation]:
+    # Asked the way the negotiated protocol wants (an input request, or elicitation/create).
+    return Elicit(question, Confirmation)
 
 
 def build_server(name: str, *, annotated: bool = False, resources: bool = False) -> MCPServer:
@@ -105,6 +118,38 @@ def build_server(name: str, *, annotated: bool = False, resources: bool = False)
             print(line, file=sys.stderr, flush=True)
         return f"wrote {len(lines)} lines"
 
+    @server.tool(description="Report progress once with a long message, then answer.")
+    async def chatter(lines: int, hold_s: float, ctx: Context) -> str:
+        """A server that says too much in one progress notification (many lines, long ones)."""
+        _log_call("chatter", {"lines": lines, "hold_s": hold_s})
+        text = "\n".join(f"step {n}: " + "x" * 80 for n in range(1, lines + 1))
+        await ctx.report_progress(1, 2, text + "\nLAST-PROGRESS-LINE")
+        await anyio.sleep(hold_s)  # long enough for the reply to show the progress line
+        return "chattered"
+
+    @server.tool(description="Answer with many notes meant for the user only, not the model.")
+    def notes(count: int, chars: int) -> list[TextContent]:
+        _log_call("notes", {"count": count, "chars": chars})
+        for_user = Annotations(audience=["user"])
+        blocks = [
+            TextContent(type="text", text=f"note {n}: " + "n" * chars, annotations=for_user)
+            for n in range(1, count + 1)
+        ]
+        return [TextContent(type="text", text=f"sent {count} notes"), *blocks]
+
+    @server.tool(description="Ask the user to confirm (a question with no fields).")
+    def confirm(
+        question: str,
+        answer: Annotated[ElicitationResult[Confirmation], Resolve(_ask_to_confirm)],
+    ) -> str:
+        _log_call("confirm", {"question": question})
+        return f"confirmation: {answer.action}"
+
+    @server.tool(description="Runs, then answers with a protocol error (not a tool error).")
+    def reject(message: str) -> str:
+        _log_call("reject", {"message": message})
+        raise MCPError(code=INTERNAL_ERROR, message=message)
+
     @server.tool(description="Kill the server process, to simulate a dying server.")
     def crash() -> str:
         _log_call("crash", {})
@@ -146,6 +191,33 @@ def _require_header(app: Any, required: str) -> Any:
     return wrapped
 
 
+async def _read_json(receive: Any) -> tuple[bytes, Any]:
+    """A request's whole body, and its JSON (None if it is not JSON)."""
+    body, more = b"", True
+    while more:
+        message = await receive()
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+    try:
+        return body, json.loads(body)
+    except ValueError:
+        return body, None
+
+
+def _replay(body: bytes, receive: Any) -> Any:
+    """`receive` for the app behind a middleware that read the body first."""
+    replayed = False
+
+    async def replay() -> Any:
+        nonlocal replayed
+        if replayed:
+            return await receive()
+        replayed = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
 def _legacy_only(app: Any) -> Any:
     """Answers `server/discover` with "method not found", so clients fall back to the
     2025 initialize handshake and get a session id (which a restarted server forgets)."""
@@ -154,15 +226,7 @@ def _legacy_only(app: Any) -> Any:
         if scope["type"] != "http" or scope["method"] != "POST":
             await app(scope, receive, send)
             return
-        body, more = b"", True
-        while more:
-            message = await receive()
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-        try:
-            payload = json.loads(body)
-        except ValueError:
-            payload = None
+        body, payload = await _read_json(receive)
         if isinstance(payload, dict) and payload.get("method") == "server/discover":
             error = {"code": -32601, "message": "Method not found"}
             out = json.dumps({"jsonrpc": "2.0", "id": payload.get("id"), "error": error})
@@ -170,28 +234,47 @@ def _legacy_only(app: Any) -> Any:
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send({"type": "http.response.body", "body": out.encode()})
             return
-        replayed = False
+        await app(scope, _replay(body, receive), send)
 
-        async def replay() -> Any:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
+    return wrapped
 
-        await app(scope, replay, send)
+
+def _no_route(app: Any, tool: str) -> Any:
+    """Like a gateway in front of the server that has no route for one tool: a call of it is
+    answered HTTP 404 with a JSON-RPC error, while the session stays good for everything else."""
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await app(scope, receive, send)
+            return
+        body, payload = await _read_json(receive)
+        call = isinstance(payload, dict) and payload.get("method") == "tools/call"
+        if call and (payload.get("params") or {}).get("name") == tool:
+            error = {"code": -32601, "message": f"no route to tool {tool}"}
+            out = json.dumps({"jsonrpc": "2.0", "id": payload.get("id"), "error": error})
+            headers = [(b"content-type", b"application/json")]
+            await send({"type": "http.response.start", "status": 404, "headers": headers})
+            await send({"type": "http.response.body", "body": out.encode()})
+            return
+        await app(scope, _replay(body, receive), send)
 
     return wrapped
 
 
 async def _serve_http(
-    server: MCPServer, port: int, required_header: str | None, legacy: bool
+    server: MCPServer,
+    port: int,
+    required_header: str | None,
+    legacy: bool,
+    no_route: str | None = None,
 ) -> None:
     import uvicorn
 
     app: Any = server.streamable_http_app()
     if legacy:
         app = _legacy_only(app)
+    if no_route:
+        app = _no_route(app, no_route)
     if required_header:
         app = _require_header(app, required_header)
     # Bound here and handed to uvicorn, so port 0 means the kernel's pick with no window in which
@@ -218,12 +301,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--legacy", action="store_true", help="HTTP: refuse the 2026 protocol")
     parser.add_argument("--annotated", action="store_true", help="also offer annotated tools")
     parser.add_argument("--resources", action="store_true", help="also offer a resource")
+    parser.add_argument("--no-route", help="HTTP: answer calls of this tool 404, as a gateway")
     args = parser.parse_args(argv)
     server = build_server(args.name, annotated=args.annotated, resources=args.resources)
     if args.transport == "stdio":
         server.run()
     else:
-        anyio.run(_serve_http, server, args.port, args.require_header, args.legacy)
+        anyio.run(_serve_http, server, args.port, args.require_header, args.legacy, args.no_route)
 
 
 # ---- helpers for tests ---------------------------------------------------------------------
@@ -268,11 +352,13 @@ class HTTPServerProcess:
         port: int | None = None,
         require_header: str | None = None,
         legacy: bool = False,
+        no_route: str | None = None,
     ) -> None:
         self.log_path = log_path
         self.port = port or 0
         self.require_header = require_header
         self.legacy = legacy
+        self.no_route = no_route
         self.proc: anyio.abc.Process | None = None
 
     @property
@@ -290,6 +376,8 @@ class HTTPServerProcess:
             cmd += ["--require-header", self.require_header]
         if self.legacy:
             cmd.append("--legacy")
+        if self.no_route:
+            cmd += ["--no-route", self.no_route]
         self.proc = await anyio.open_process(
             cmd, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stderr=None
         )

@@ -1,19 +1,31 @@
-"""A one-page PDF with a real text layer, written by hand so tests need no PDF writer."""
+"""PDFs with a real text layer, written by hand so tests need no PDF writer."""
 
 from __future__ import annotations
 
 
 def tiny_pdf(text: str) -> bytes:
-    safe = text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
-    stream = f"BT /F1 12 Tf 72 720 Td ({safe}) Tj ET".encode()
+    return pdf_pages([text])
+
+
+def pdf_pages(texts: list[str], lines_per_page: int = 1) -> bytes:
+    """One page per text; each page shows its text on `lines_per_page` lines (more text per
+    page makes a PDF slower to read, as a dense real one is)."""
+    font = 3 + len(texts) * 2  # the object number of the one font every page shares
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
-        b"/Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>",
-        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        b"<< /Type /Pages /Kids [%s] /Count %d >>"
+        % (b" ".join(b"%d 0 R" % (3 + 2 * n) for n in range(len(texts))), len(texts)),
     ]
+    for n, text in enumerate(texts):
+        safe = text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+        lines = " ".join(f"({safe}) Tj 0 -14 Td" for _ in range(lines_per_page))
+        stream = f"BT /F1 12 Tf 72 720 Td {lines} ET".encode()
+        objects.append(
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+            b"/Resources << /Font << /F1 %d 0 R >> >> /Contents %d 0 R >>" % (font, 4 + 2 * n)
+        )
+        objects.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
+    objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
     out = bytearray(b"%PDF-1.4\n")
     offsets = []
     for number, body in enumerate(objects, start=1):

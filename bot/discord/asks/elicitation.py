@@ -38,6 +38,8 @@ def prompt_text(event: ElicitationRequested) -> str:
     head = f"❓ **`{event.server}` asks** <@{event.requester_id}>:\n>>> {message}"
     if event.url:
         return f"{head}\n-# Open the link, then press **Done**."
+    if event.pages == 0:  # nothing to fill in: the question is a plain yes or no
+        return f"{head}\n-# Press **Answer** to accept, or **Decline**."
     pages = f" ({event.pages} pages)" if event.pages > 1 else ""
     return f"{head}\n-# Press **Answer** to fill in the form{pages}, or **Decline**."
 
@@ -108,7 +110,9 @@ class ElicitButton(
         if broker is None or not await _allowed(interaction, pending):
             return
         assert pending is not None
-        if self.action == "decline" or pending.url is not None:
+        # A link, or a form with no fields (Discord refuses a modal without inputs): the
+        # button is the whole answer.
+        if self.action == "decline" or pending.url is not None or not pending.fields:
             action = "decline" if self.action == "decline" else "accept"
             broker.finish(pending.id, Answer(action, {} if action == "accept" else None))  # type: ignore[arg-type]
             await _close(interaction, pending, action)

@@ -153,6 +153,26 @@ class WriteBudget:
             self._waiting_priority -= 1
         ticket.cancelled = True
 
+    def unused(self, channel_id: int) -> None:
+        """A granted write was not needed after all (nothing had changed): its place in the
+        windows is given back at once instead of a period later. Writes are matched to grants
+        oldest first (note_write), so the oldest grant not yet seen leaving is the one that goes:
+        of the channel's unclaimed grants it frees the place that would have freed soonest."""
+        unclaimed = self._unclaimed.get(channel_id)
+        if not unclaimed:
+            return
+        counted = unclaimed.popleft()
+        if not unclaimed:
+            del self._unclaimed[channel_id]
+        window = self._channel_window.get(channel_id, [])
+        window[:] = [c for c in window if c is not counted]
+        if not window:
+            self._channel_window.pop(channel_id, None)
+        before = len(self._global_window)
+        self._global_window[:] = [c for c in self._global_window if c is not counted]
+        if counted.priority and len(self._global_window) < before:
+            self._global_priority -= 1
+
     # --- what Discord says ------------------------------------------------------------------
 
     def observe(self, channel_id: int, now: float, *, remaining: int, reset_after_s: float) -> None:

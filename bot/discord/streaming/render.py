@@ -216,7 +216,11 @@ class StreamRenderer:
             # A failed sync is logged; the next one retries with newer text.
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._sync_quietly(final=False))
-            self._prepaid = False  # unspent when nothing had changed after all
+            if self._prepaid:
+                # Nothing had changed after all: give the write back rather than let it hold a
+                # place in the channel's window for a whole period.
+                self._prepaid = False
+                self._budget.unused(self._channel_id)
             await asyncio.sleep(self._interval)
 
     async def _keep_typing(self) -> None:

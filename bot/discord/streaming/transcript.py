@@ -36,9 +36,6 @@ class _Line:
         return self.text
 
 
-MAX_NOTE_CHARS = 1500  # a user-only note from a tool must not push the answer off screen
-
-
 def _progress(event: ToolProgress) -> str:
     shown = f"{event.progress:g}/{event.total:g}" if event.total else f"{event.progress:g}"
     return f"{shown} · {event.message}" if event.message else shown
@@ -93,11 +90,19 @@ class Transcript:
                 line = self._tool_lines[call_id]
                 if "running…" not in line.text:
                     return False
-                line.text = line.text.split(" running…", 1)[0] + " running… " + _progress(event)
-            case ToolUserContent(notes=notes) if notes:
-                # Content a server meant for the user, not the model: shown as it came.
+                text = line.text.split(" running…", 1)[0] + " running… " + _progress(event)
+                if text == line.text:
+                    return False
+                line.text = text
+            case ToolUserContent(notes=notes, notes_file=notes_file) if notes or notes_file:
+                # Content a server meant for the user, not the model: shown as it came, within
+                # the cap core/tool_updates.py puts on it.
                 for note in notes:
-                    self._blocks.append(_Line(note[:MAX_NOTE_CHARS]))
+                    self._blocks.append(_Line(note))
+                if notes_file:
+                    self._blocks.append(
+                        _Line(f"-# ✂️ The tool's notes were cut; more in `{notes_file}`.")
+                    )
             case Notice(text=text):
                 self._blocks.append(_Line(f"-# ℹ️ {text}"))
             case TurnFailed(message=message):

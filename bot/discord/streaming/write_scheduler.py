@@ -49,6 +49,11 @@ class WriteScheduler:
         finally:
             self._events.pop(id(ticket), None)
 
+    def unused(self, channel_id: int) -> None:
+        """A write acquired for this channel will not be made: others may take its place."""
+        self.budget.unused(channel_id)
+        self._pump()
+
     def observe(self, channel_id: int, *, remaining: int, reset_after_s: float) -> None:
         self.budget.observe(
             channel_id, self._clock(), remaining=remaining, reset_after_s=reset_after_s
