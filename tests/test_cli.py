@@ -70,6 +70,11 @@ MISTAKES = {
         {"DISCORD_TOKEN": "x"},
         "NOPE_TOKEN is not set",
     ),
+    "missing model key variable": (
+        "llm:\n  fallback_models:\n    - {model: anthropic/claude, api_key_env: NOPE_MODEL_KEY}\n",
+        {"DISCORD_TOKEN": "x"},
+        "llm.fallback_models.0.api_key_env: NOPE_MODEL_KEY is not set; set it in the environment",
+    ),
     "unknown section": (
         "mcpp:\n  servers: {}\n",
         {"DISCORD_TOKEN": "x"},

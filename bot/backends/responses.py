@@ -7,7 +7,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from bot.backends.base import openai_client, system_prompt, user_field
+from bot.backends.base import OpenAIClients, system_prompt, user_field
 from bot.backends.context import budget_for, fit, model_window
 from bot.backends.failures import (
     EmptyAnswer,
@@ -89,10 +89,10 @@ class ResponsesBackend:
         self._server_tools = [
             mcp_tool(name, server) for name, server in servers.items() if server.server_side
         ]
-        self._client = openai_client(llm)
+        self._clients = OpenAIClients(llm)
 
     async def aclose(self) -> None:
-        await self._client.close()
+        await self._clients.aclose()
 
     def run_turn(self, state: ConversationState, request: TurnRequest) -> AsyncIterator[TurnEvent]:
         return run_with_fallbacks(self._llm, state, request, self._run)
@@ -311,7 +311,8 @@ class ResponsesBackend:
             shown = False
             stream: Any = None
             try:
-                stream = await self._client.responses.create(**kwargs)
+                client = self._clients.for_model(kwargs["model"])
+                stream = await client.responses.create(**kwargs)
                 async for event in stream:
                     for out in result.absorb(event):
                         shown = shown or not isinstance(out, ReasoningDelta)
