@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 # ConfigError lives with the file reader; it is imported from here by everyone else.
 from bot.config_file import ConfigError, YamlSource
+from bot.config_models import ModelEntry
 
 DEFAULT_CONFIG_PATH = "config.yaml"
 
@@ -100,14 +101,14 @@ class LLMConfig(_Section):
     """`chat`: litellm, any provider; `responses`: the OpenAI Responses API (OpenAI or a LiteLLM proxy)."""
     model: str = "openai/gpt-4o-mini"
     """chat: a litellm model name (`provider/model`); responses: the server's model name."""
-    models: list[str] = Field(default_factory=list)
-    """Models `/model` may switch a conversation to ([] = only `model`)."""
-    fallback_models: list[str] = Field(default_factory=list)
-    """Tried in order when a turn's model still fails after its retries with a transient error (429, 5xx, overloaded, timeout, lost connection) before any of the answer was shown; the reply then says which model answered. A refused request (400, 401, too long) does not fall through. MCP sampling requests fall back the same way."""
+    models: list[ModelEntry] = Field(default_factory=list)
+    """Models `/model` may switch a conversation to ([] = only `model`); each a name or `{model, api_key_env, base_url}`."""
+    fallback_models: list[ModelEntry] = Field(default_factory=list)
+    """Each a name or `{model, api_key_env, base_url}`, tried in order when a turn's model still fails after its retries with a transient error (429, 5xx, overloaded, timeout, lost connection) before any of the answer was shown; the reply then says which model answered. A refused request (400, 401, too long) does not fall through. MCP sampling requests fall back the same way."""
     base_url: str | None = None
     """The API's base URL, e.g. `http://localhost:4000` for a LiteLLM proxy; null = the provider's."""
     api_key: SecretStr | None = None
-    """Secret: set `LLM__API_KEY` in the environment or .env, never here; without it the provider's own variable (`OPENAI_API_KEY`, ...) is used."""
+    """Secret: set `LLM__API_KEY` in the environment or .env, never here. Sent to every model when `base_url` is set; without `base_url` only to models of `model`'s provider (other providers' models use their own variable, `ANTHROPIC_API_KEY`, ...). Without it the provider's own variable (`OPENAI_API_KEY`, ...) is used."""
     system_prompt: str = "You are a helpful assistant on Discord. Today is {date}."
     """The system prompt; `{date}` becomes today's date."""
     state: Literal["server", "local"] = "server"
@@ -138,6 +139,35 @@ class LLMConfig(_Section):
     @classmethod
     def _no_empty_key(cls, value: Any) -> Any:
         return _unset_if_empty(value)
+
+    @model_validator(mode="after")
+    def _one_setting_per_model(self) -> LLMConfig:
+        # A name may be listed in both lists (plain or not); its key and server must be one.
+        seen: dict[str, tuple[str | None, str | None]] = {}
+        for entry in [*self.models, *self.fallback_models]:
+            own = (entry.api_key_env, entry.base_url)
+            if own == (None, None):
+                continue
+            if seen.setdefault(entry.model, own) != own:
+                raise ValueError(
+                    f"llm: {entry.model} is listed with different api_key_env/base_url; "
+                    "give its settings once (a plain name elsewhere uses them)"
+                )
+        return self
+
+    def model_names(self) -> list[str]:
+        """`models` by name: the models /model offers."""
+        return [entry.model for entry in self.models]
+
+    def fallback_names(self) -> list[str]:
+        return [entry.model for entry in self.fallback_models]
+
+    def entry(self, model: str) -> ModelEntry | None:
+        """The entry that gives `model` its own key or server, if one does."""
+        for entry in [*self.models, *self.fallback_models]:
+            if entry.model == model and (entry.api_key_env or entry.base_url):
+                return entry
+        return None
 
 
 class AllowBlock(_Section):
@@ -290,8 +320,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
-        if self.llm.model not in self.llm.models and self.llm.models:
-            self.llm.models.insert(0, self.llm.model)
+        if self.llm.models and self.llm.model not in self.llm.model_names():
+            self.llm.models.insert(0, ModelEntry(model=self.llm.model))
         if self.discord.shard_ids is not None and self.discord.shard_count is None:
             raise ValueError("discord.shard_ids needs discord.shard_count")
         count = self.discord.shard_count
@@ -305,12 +335,6 @@ class Settings(BaseSettings):
                     f"mcp.servers.{name}.server_side works only with llm.backend: responses"
                 )
         return self
-
-    def llm_api_key(self) -> str | None:
-        """LLM__API_KEY, else the provider's own variable (which litellm/openai read themselves)."""
-        if self.llm.api_key is not None:
-            return self.llm.api_key.get_secret_value()
-        return None
 
 
 _FROM_DOTENV = "MCPCORD_FROM_DOTENV"  # names this process took from .env, comma-separated

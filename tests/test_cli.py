@@ -70,6 +70,11 @@ MISTAKES = {
         {"DISCORD_TOKEN": "x"},
         "NOPE_TOKEN is not set",
     ),
+    "missing model key variable": (
+        "llm:\n  fallback_models:\n    - {model: anthropic/claude, api_key_env: NOPE_MODEL_KEY}\n",
+        {"DISCORD_TOKEN": "x"},
+        "llm.fallback_models.0.api_key_env: NOPE_MODEL_KEY is not set; set it in the environment",
+    ),
     "unknown section": (
         "mcpp:\n  servers: {}\n",
         {"DISCORD_TOKEN": "x"},
@@ -246,3 +251,66 @@ async def test_chat_command_edits_and_explains_approvals(tmp_path: Path, llm: Sc
     assert "edited the arguments" in edited and "fixed" in edited
     why = llm.requests_for("k-cli-why")[1].body["messages"][-1]["content"]
     assert "use the staging notes" in why and "not run" in why
+
+
+async def test_a_stdio_server_run_by_python_uses_the_bots_own_interpreter(tmp_path: Path) -> None:
+    """systemd starts `.venv/bin/python -m bot` with a PATH whose first `python` is the
+    system's, which lacks the server's module; `command: python` must still find it."""
+    system_bin = tmp_path / "bin"
+    system_bin.mkdir()
+    for name in ("python", "python3"):
+        stub = system_bin / name
+        stub.write_text("#!/bin/sh\necho 'No module named mcp_server_time' >&2\nexit 1\n")
+        stub.chmod(0o755)
+    time_server = ["-m", "mcp_server_time", "--local-timezone", "UTC"]
+    config = {
+        "llm": {"backend": "responses", "model": "m", "base_url": "http://127.0.0.1:9/v1"},
+        "storage": {"path": str(tmp_path / "bot.db")},
+        "mcp": {
+            "servers": {
+                "time": {"command": "python", "args": time_server},
+                "time3": {"command": "python3", "args": time_server},
+            }
+        },
+    }
+    result = await asyncio.to_thread(
+        run_bot,
+        tmp_path,
+        "check",
+        config=yaml.safe_dump(config),
+        DISCORD_TOKEN="x",
+        OPENAI_API_KEY="sk-test",
+        PATH=os.pathsep.join([str(system_bin), os.environ["PATH"]]),
+    )
+    rows = {line.split()[1]: line for line in result.stdout.splitlines() if line.strip()}
+    assert rows["mcp:time"].startswith("OK"), result.stdout
+    assert rows["mcp:time3"].startswith("OK"), result.stdout
+    assert "get_current_time" in rows["mcp:time"]
+
+
+async def test_check_shows_a_server_side_mcp_url_without_its_path_or_query(
+    tmp_path: Path,
+) -> None:
+    config = {
+        "llm": {"backend": "responses", "model": "m", "base_url": "http://127.0.0.1:9/v1"},
+        "storage": {"path": str(tmp_path / "bot.db")},
+        "mcp": {
+            "servers": {
+                "docs": {
+                    "url": "https://mcp.example.invalid:8443/t/secret-path/mcp?token=abc123",
+                    "server_side": True,
+                }
+            }
+        },
+    }
+    result = await asyncio.to_thread(
+        run_bot,
+        tmp_path,
+        "check",
+        config=yaml.safe_dump(config),
+        DISCORD_TOKEN="x",
+        OPENAI_API_KEY="sk-test",
+    )
+    rows = {line.split()[1]: line for line in result.stdout.splitlines() if line.strip()}
+    assert "server-side (https://mcp.example.invalid:8443)" in rows["mcp:docs"], result.stdout
+    assert "secret-path" not in result.stdout and "abc123" not in result.stdout

@@ -98,3 +98,34 @@ async def test_sampling_retries_then_falls_back_like_a_turn(
     assert sampled.text == "The fallback wrote it."
     assert sampled.model == f"{prefix}second"  # priced and shown as the model that answered
     assert [r.model for r in llm.requests_for(key)] == ["down", "down", "second"]
+
+
+@pytest.mark.parametrize(
+    ("backend", "prefix"), [("chat", "openai/"), ("chat", "hosted_vllm/"), ("responses", "")]
+)
+async def test_a_sampling_fallback_with_its_own_key_never_gets_llm_api_key(
+    llm: ScriptedLLM, backend: str, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same key rule as a turn's (bot/backends/routes.py): a fallback with its own key and
+    server gets that key, and LLM__API_KEY stays with the primary model."""
+    monkeypatch.setenv("SAMPLING_FALLBACK_KEY", "sk-sampling-fallback")
+    key = f"k-sample-keys-{backend}-{prefix.strip('/')}"
+    llm.script(key, Text("Own key."))
+    llm.fail_model("down", Fault(503), key=key)
+    config = LLMConfig(
+        backend=backend,  # type: ignore[arg-type]
+        model=f"{prefix}down",
+        fallback_models=[
+            {
+                "model": f"{prefix}keyed",
+                "api_key_env": "SAMPLING_FALLBACK_KEY",
+                "base_url": llm.base_url,
+            }
+        ],
+        max_retries=0,
+        base_url=llm.base_url,
+        api_key=SecretStr("sk-primary"),
+    )
+    assert (await make_sampler(config)(request(f"{key} a haiku"))).text == "Own key."
+    sent = [(r.model, r.headers.get("Authorization")) for r in llm.requests_for(key)]
+    assert sent == [("down", "Bearer sk-primary"), ("keyed", "Bearer sk-sampling-fallback")]

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from datetime import UTC, datetime
 
 import openai
 
+from bot.backends.routes import openai_key, route
 from bot.config import LLMConfig
 from bot.core.backend import Backend
 
-__all__ = ["Backend", "openai_client", "system_prompt", "user_field"]
+__all__ = ["Backend", "OpenAIClients", "openai_client", "system_prompt", "user_field"]
 
 
 def user_field(user_id: int, enabled: bool) -> str | None:
@@ -28,20 +28,13 @@ def system_prompt(template: str, now: datetime | None = None) -> str:
     return template.replace("{date}", today)
 
 
-# The SDK refuses to build a client without a key; a keyless local server ignores it.
-_PLACEHOLDER_KEY = "not-set"
-
-
-def openai_client(llm: LLMConfig) -> openai.AsyncOpenAI:
-    """The openai SDK client both backends use: LLM__API_KEY, else OPENAI_API_KEY, else none."""
-    api_key = (
-        llm.api_key.get_secret_value()
-        if llm.api_key is not None
-        else os.environ.get("OPENAI_API_KEY") or _PLACEHOLDER_KEY
-    )
+def openai_client(llm: LLMConfig, model: str | None = None) -> openai.AsyncOpenAI:
+    """The openai SDK client both backends use for `model` (default `llm.model`): its server
+    and key as bot/backends/routes.py decides."""
+    found = route(llm, model or llm.model)
     return openai.AsyncOpenAI(
-        base_url=llm.base_url,
-        api_key=api_key,
+        base_url=found.base_url,
+        api_key=openai_key(found),
         timeout=llm.request_timeout_s,
         max_retries=0,  # retries are ours: we know whether text was already shown
         # The SDK's aiohttp transport (aiohttp comes with discord.py): reading a stream costs
@@ -49,3 +42,24 @@ def openai_client(llm: LLMConfig) -> openai.AsyncOpenAI:
         # and unregisters the socket with the selector on every read. Timeouts are per request.
         http_client=openai.DefaultAioHttpClient(),
     )
+
+
+class OpenAIClients:
+    """One openai SDK client per server and key: a model with its own gets its own client, and
+    models that share both share one (and its connection pool)."""
+
+    def __init__(self, llm: LLMConfig) -> None:
+        self._llm = llm
+        self._clients: dict[tuple[str | None, str], openai.AsyncOpenAI] = {}
+
+    def for_model(self, model: str) -> openai.AsyncOpenAI:
+        found = route(self._llm, model)
+        where = (found.base_url, found.key_name)
+        if where not in self._clients:
+            self._clients[where] = openai_client(self._llm, model)
+        return self._clients[where]
+
+    async def aclose(self) -> None:
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.close()

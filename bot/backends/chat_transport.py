@@ -7,20 +7,19 @@ streamed chunk of the openai SDK (measured in bench/, see README's Performance s
 models go straight through the openai SDK, which the responses backend loads anyway, and
 litellm is imported only when a model needs it. Both return the same chunk shape
 (`choices[0].delta`, `usage`), and litellm's exceptions subclass openai's, so the tool loop and
-the retry rules are the same on both paths.
+the retry rules are the same on both paths. Which server and key a model gets is routes.py's
+business: a key goes only to its own provider.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from typing import Any
 
-import openai
-
-from bot.backends.base import openai_client
-from bot.config import LLMConfig
-
-OPENAI_PREFIX = "openai/"
+from bot.backends.base import OpenAIClients
+from bot.backends.routes import OPENAI_PREFIX, route
+from bot.config import LLMConfig, ModelEntry
 
 
 def import_litellm() -> Any:
@@ -32,12 +31,14 @@ def import_litellm() -> Any:
     return litellm
 
 
-def speaks_openai(model: str) -> bool:
+def speaks_openai(model: str | ModelEntry) -> bool:
     """True for models whose endpoint takes OpenAI's chat completions as they are."""
-    return model.startswith(OPENAI_PREFIX)
+    name = model.model if isinstance(model, ModelEntry) else model
+    return name.startswith(OPENAI_PREFIX)
 
 
-def needs_litellm(models: list[str]) -> bool:
+def needs_litellm(models: Iterable[str | ModelEntry]) -> bool:
+    """Names or `llm.models`-style entries: only the name says which path a model takes."""
     return any(not speaks_openai(m) for m in models)
 
 
@@ -46,31 +47,30 @@ class ChatTransport:
 
     def __init__(self, llm: LLMConfig) -> None:
         self._llm = llm
-        self._openai: openai.AsyncOpenAI | None = None
+        self._openai = OpenAIClients(llm)
         self._litellm: Any = None
 
     async def create(self, model: str, **kwargs: Any) -> Any:
         """`kwargs` are chat-completion parameters (messages, tools, params); with `stream=True`
         the answer is an async iterator of chunks, otherwise one completion."""
         if speaks_openai(model):
-            client = self._openai_client()
+            client = self._openai.for_model(model)
             return await client.chat.completions.create(
                 model=model.removeprefix(OPENAI_PREFIX), **kwargs
             )
         if self._litellm is None:
             self._litellm = import_litellm()
+        found = route(self._llm, model)
         extra: dict[str, Any] = {"timeout": self._llm.request_timeout_s, "max_retries": 0}
-        if self._llm.base_url:
-            extra["api_base"] = self._llm.base_url
-        if self._llm.api_key is not None:
-            extra["api_key"] = self._llm.api_key.get_secret_value()
+        if found.base_url:
+            extra["api_base"] = found.base_url
+        if found.api_key is not None:
+            extra["api_key"] = found.api_key.get_secret_value()
+        elif not found.own_variable:
+            # Its own server and no api_key_env: litellm must not send the provider's variable.
+            extra["api_key"] = "not-set"
+        # Otherwise no key: litellm reads the provider's own variable (ANTHROPIC_API_KEY, ...).
         return await self._litellm.acompletion(model=model, **kwargs, **extra)
 
     async def aclose(self) -> None:
-        if self._openai is not None:
-            await self._openai.close()
-
-    def _openai_client(self) -> openai.AsyncOpenAI:
-        if self._openai is None:
-            self._openai = openai_client(self._llm)
-        return self._openai
+        await self._openai.aclose()

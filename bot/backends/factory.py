@@ -21,4 +21,4 @@ def configured_models(settings: Settings) -> list[str]:
     """Every model a turn may use: the default, /model choices, fallbacks, channels' own."""
     llm = settings.llm
     channel_models = [c.model for c in settings.discord.channels.values() if c.model]
-    return [llm.model, *llm.models, *llm.fallback_models, *channel_models]
+    return [llm.model, *llm.model_names(), *llm.fallback_names(), *channel_models]

@@ -33,7 +33,7 @@ def run_with_fallbacks(
     """The turn on its model (a /model choice, the channel's, else llm.model), then on each of
     llm.fallback_models while the one before is unavailable."""
     model = state.model or request.model or llm.model
-    return with_fallbacks(model_chain(model, llm.fallback_models), state, request, run_on)
+    return with_fallbacks(model_chain(model, llm.fallback_names()), state, request, run_on)
 
 
 def model_chain(model: str, fallbacks: list[str]) -> list[str]:

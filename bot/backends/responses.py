@@ -7,7 +7,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from bot.backends.base import openai_client, system_prompt, user_field
+from bot.backends.base import OpenAIClients, system_prompt, user_field
 from bot.backends.context import budget_for, fit, model_window
 from bot.backends.failures import (
     ran_note,
@@ -85,10 +85,10 @@ class ResponsesBackend:
         self._server_tools = [
             mcp_tool(name, server) for name, server in servers.items() if server.server_side
         ]
-        self._client = openai_client(llm)
+        self._clients = OpenAIClients(llm)
 
     async def aclose(self) -> None:
-        await self._client.close()
+        await self._clients.aclose()
 
     def run_turn(self, state: ConversationState, request: TurnRequest) -> AsyncIterator[TurnEvent]:
         return run_with_fallbacks(self._llm, state, request, self._run)
@@ -185,7 +185,7 @@ class ResponsesBackend:
             # Only the id loaded from storage may be stale; ids from this turn are fresh.
             may_start_fresh = round_number == 0 and previous is not None
             async for event in stream_response(
-                self._client, llm, kwargs, result, may_start_fresh, approved
+                self._clients.for_model(model), llm, kwargs, result, may_start_fresh, approved
             ):
                 yield event
             approved = []

@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 
+from bot.backends.base import openai_client
+from bot.backends.chat_transport import ChatTransport, speaks_openai
+from bot.backends.routes import provider, route
 from bot.config import DEFAULT_CONFIG_PATH, Settings
 from bot.ops.check_row import Row
 from bot.store.sqlite import Store
 from bot.tools.mcp import MCPTools
+from bot.tools.mcp_format import short_url
 
 
 async def run_checks(settings: Settings, *, discord: bool = False) -> int:
@@ -31,18 +35,15 @@ async def run_checks(settings: Settings, *, discord: bool = False) -> int:
             rows.append(Row(f"mcp:{status.name}", status.connected, detail or "failed"))
     for name, server in settings.mcp.servers.items():
         if server.server_side:
-            rows.append(Row(f"mcp:{name}", True, f"server-side ({server.url}); not connected here"))
-    # A fallback model that cannot answer would only show up on the day it is needed.
-    fallbacks = [m for m in settings.llm.fallback_models if m != settings.llm.model]
-    for model in [settings.llm.model, *fallbacks]:
-        name = (
-            f"llm:{settings.llm.backend}"
-            if model == settings.llm.model
-            else f"llm:fallback:{model}"
-        )
+            url = short_url(server.url or "")
+            rows.append(Row(f"mcp:{name}", True, f"server-side ({url}); not connected here"))
+    # A fallback (or /model choice) that cannot answer would only show up on the day it is needed.
+    for name, model in models_to_check(settings):
         missing = missing_llm_key(settings, model)
         rows.append(
-            Row(name, False, missing) if missing else await _check_llm(settings, model, name)
+            Row(name, False, f"{missing} ({where(settings, model)})")
+            if missing
+            else await _check_llm(settings, model, name)
         )
     if discord:
         from bot.ops.check_discord import discord_rows
@@ -52,69 +53,87 @@ async def run_checks(settings: Settings, *, discord: bool = False) -> int:
     return 0 if all(row.ok for row in rows) else 1
 
 
+def models_to_check(settings: Settings) -> list[tuple[str, str]]:
+    """(row name, model): the primary model, each other model a turn may use, each fallback."""
+    llm = settings.llm
+    channel_models = [c.model for c in settings.discord.channels.values() if c.model]
+    fallbacks = llm.fallback_names()
+    others = [m for m in [*llm.model_names(), *channel_models] if m not in fallbacks]
+    rows: dict[str, str] = {llm.model: f"llm:{llm.backend}"}  # model -> its row, first wins
+    for model in others:
+        rows.setdefault(model, f"llm:model:{model}")
+    for model in fallbacks:
+        rows.setdefault(model, f"llm:fallback:{model}")
+    return [(name, model) for model, name in rows.items()]
+
+
+def where(settings: Settings, model: str) -> str:
+    """The key's variable and the server a model's requests go to: names, never values."""
+    found = route(settings.llm, model)
+    server = short_url(found.base_url) if found.base_url else "the provider's"
+    return f"key {found.key_name}, base URL {server}"
+
+
 def missing_llm_key(settings: Settings, model: str) -> str | None:
     """Says which variable to set when no key can reach the provider; None if one can.
 
     Checked before the call, so a newcomer reads the variable's name rather than the
     provider library's long complaint about missing credentials."""
-    if settings.llm_api_key():
-        return None
-    if settings.llm.backend == "responses":
+    llm = settings.llm
+    found = route(llm, model)
+    if found.api_key is not None or not found.own_variable:
+        return None  # a key of ours, or a model's own server that needs none
+    if llm.backend == "responses" or speaks_openai(model):
         wanted = [] if os.environ.get("OPENAI_API_KEY") else ["OPENAI_API_KEY"]
     else:
         from bot.backends.chat import import_litellm
 
-        found = import_litellm().validate_environment(model=model)
+        needed = import_litellm().validate_environment(model=model)
         # Only secrets: an OLLAMA_API_BASE-style variable is covered by llm.base_url.
-        wanted = [k for k in found.get("missing_keys", []) if "KEY" in k or "TOKEN" in k]
+        wanted = [k for k in needed.get("missing_keys", []) if "KEY" in k or "TOKEN" in k]
     if not wanted:
         return None
-    return (
-        f"no API key for {model}; set LLM__API_KEY "
-        f"(or {' and '.join(wanted)}) in the environment or .env"
-    )
+    names = " and ".join(wanted)
+    shares_llm_key = llm.base_url or llm.backend == "responses"
+    if shares_llm_key or provider(model) == provider(llm.model):
+        return f"no API key for {model}; set LLM__API_KEY (or {names}) in the environment or .env"
+    # LLM__API_KEY belongs to the primary model's provider: it is never sent to this one.
+    return f"no API key for {model}; set {names} in the environment or .env"
 
 
 async def _check_llm(settings: Settings, model: str, name: str) -> Row:
     llm = settings.llm
+    timeout = min(llm.request_timeout_s, 30)
     try:
         if llm.backend == "responses":
-            from openai import AsyncOpenAI
-
-            client = AsyncOpenAI(
-                base_url=llm.base_url,
-                api_key=settings.llm_api_key() or os.environ.get("OPENAI_API_KEY") or "unset",
-                timeout=min(llm.request_timeout_s, 30),
-                max_retries=0,
-            )
-            response = await client.responses.create(
-                model=model, input="Reply with OK.", max_output_tokens=16
-            )
+            async with openai_client(llm, model) as client:
+                response = await asyncio.wait_for(
+                    client.responses.create(
+                        model=model, input="Reply with OK.", max_output_tokens=16
+                    ),
+                    timeout=timeout,
+                )
             answer = response.output_text
-            await client.close()
         else:
-            from bot.backends.chat import import_litellm
-
-            litellm = import_litellm()
-            kwargs: dict[str, str] = {"api_base": llm.base_url} if llm.base_url else {}
-            api_key = settings.llm_api_key()
-            if api_key:
-                kwargs["api_key"] = api_key
-            reply = await asyncio.wait_for(
-                litellm.acompletion(
-                    model=model,
-                    messages=[{"role": "user", "content": "Reply with OK."}],
-                    max_tokens=5,
-                    max_retries=0,
-                    **kwargs,
-                ),
-                timeout=min(llm.request_timeout_s, 30),
-            )
+            # The turn's own path: the openai SDK for OpenAI-compatible models, litellm else.
+            transport = ChatTransport(llm)
+            try:
+                reply = await asyncio.wait_for(
+                    transport.create(
+                        model,
+                        messages=[{"role": "user", "content": "Reply with OK."}],
+                        max_tokens=5,
+                    ),
+                    timeout=timeout,
+                )
+            finally:
+                await transport.aclose()
             answer = reply.choices[0].message.content or ""
-        return Row(name, True, f"{model} answered {answer.strip()[:40]!r}")
+        detail = f"{model} answered {answer.strip()[:40]!r}"
+        return Row(name, True, f"{detail} ({where(settings, model)})")
     except Exception as exc:
         reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-        return Row(name, False, f"{model}: {reason}")
+        return Row(name, False, f"{model}: {reason} ({where(settings, model)})")
 
 
 def _print_table(rows: list[Row]) -> None:

@@ -71,9 +71,13 @@ def default_text(field: FieldInfo) -> str:
 
 
 def section_of(annotation: Any) -> tuple[type[BaseModel] | None, str]:
-    """(the model to describe key by key, the placeholder it sits under in a map, or "")."""
+    """(the model to describe key by key, the placeholder it sits under in a map or list, or "")."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation, ""
+    if typing.get_origin(annotation) is list:
+        (item,) = typing.get_args(annotation)
+        if isinstance(item, type) and issubclass(item, BaseModel):
+            return item, "[]"
     if typing.get_origin(annotation) is dict:
         key, value = typing.get_args(annotation)
         if isinstance(value, type) and issubclass(value, BaseModel):
@@ -97,7 +101,8 @@ def rows(model: type[BaseModel], prefix: str) -> list[str]:
         key = f"{prefix}{name}"
         section, named = section_of(field.annotation)
         if section is not None:
-            nested.append((f"{key}.{named}." if named else f"{key}.", section))
+            inner = {"": f"{key}.", "[]": f"{key}[]."}.get(named, f"{key}.{named}.")
+            nested.append((inner, section))
             if not named:
                 continue
         out.append(row(key, field))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import sys
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -213,6 +214,13 @@ async def _listen_for_changes(
         log.info("MCP server %r: no change notifications (%s)", server.name, describe_error(exc))
 
 
+def stdio_command(command: str) -> str:
+    """`python`/`python3` means the bot's own interpreter: a bot started as `.venv/bin/python
+    -m bot` (as systemd units do) would otherwise start whatever `python` is first on PATH,
+    which lacks the modules installed next to the bot (the shipped `mcp_server_time`)."""
+    return sys.executable if command in ("python", "python3") and sys.executable else command
+
+
 async def _open(
     stack: AsyncExitStack,
     server: ServerEntry,
@@ -247,7 +255,7 @@ async def _open(
     if cfg.command:
         assert sink is not None
         params = StdioServerParameters(
-            command=cfg.command,
+            command=stdio_command(cfg.command),
             args=cfg.args,
             # The SDK adds a minimal safe environment (PATH, HOME, ...) under these.
             env={k: v.get_secret_value() for k, v in cfg.env.items()},

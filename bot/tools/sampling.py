@@ -56,7 +56,7 @@ def make_sampler(llm: LLMConfig) -> Sampler:
         )
 
     async def responses(params: types.CreateMessageRequestParams, model: str) -> Sampled:
-        async with openai_client(llm) as client:
+        async with openai_client(llm, model) as client:
             response = await client.responses.create(
                 model=model,
                 input=_messages(params),  # type: ignore[arg-type]
@@ -83,7 +83,7 @@ def make_sampler(llm: LLMConfig) -> Sampler:
 async def first_answer(llm: LLMConfig, ask: Callable[[str], Awaitable[Sampled]]) -> Sampled:
     """As a turn does: each model gets `llm.max_retries` retries of a retryable failure, and a
     transient one moves on to the next of `llm.fallback_models`. The caller bounds the wait."""
-    models = model_chain(llm.model, llm.fallback_models)
+    models = model_chain(llm.model, llm.fallback_names())
     for n, model in enumerate(models):
         attempt = 0
         while True:

@@ -166,7 +166,7 @@ async def model(interaction: discord.Interaction[Any], name: str | None = None) 
     if await refuse_outsiders(bot, interaction):
         return
     llm = bot.services.settings.llm
-    allowed = llm.models or [llm.model]
+    allowed = llm.model_names() or [llm.model]
     if not name:
         await interaction.response.send_message(
             "Models: " + ", ".join(f"`{m}`" for m in allowed), ephemeral=True

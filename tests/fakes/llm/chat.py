@@ -194,6 +194,8 @@ class ChatRenderer(Renderer):
             "created": self.created,
             "model": self.model,
             "system_fingerprint": "fp_scripted",
+            # As OpenAI and Groq answer; litellm's groq path reads it.
+            "service_tier": "default",
             "choices": [
                 {
                     "index": 0,
