@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.backends.chat_transport import needs_litellm
 from bot.config import ConfigError, Settings
-from bot.core.approvals import ApprovalBroker, ApprovalPolicy, ApproverRule, policy_of
+from bot.core.approvals import ApprovalBroker, ApprovalPolicy, policy_of, rules_of
 from bot.core.backend import Backend
 from bot.core.conversations import Conversations
 from bot.core.elicitation import ElicitationBroker
@@ -94,7 +94,7 @@ async def build_core(settings: Settings, *, ask_users: bool = False) -> AsyncIte
             broker = ApprovalBroker(
                 store,
                 timeout_s=settings.mcp.approval_timeout_s,
-                rules={name: ApproverRule.of(server) for name, server in servers.items()},
+                rules=rules_of(servers),
             )
             policies = {name: policy_of(server) for name, server in servers.items()}
             elicitations = ElicitationBroker() if ask_users else None
