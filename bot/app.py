@@ -26,7 +26,7 @@ from bot.reload import pid_path, remove_pid, write_pid
 from bot.store.records import TurnRecord
 from bot.store.sqlite import Store
 from bot.tools.mcp import MCPTools
-from bot.tools.sampling import make_sampler
+from bot.tools.sampling import LiveSampler
 
 if TYPE_CHECKING:
     from bot.live import LiveConfig  # imports discord: only `run` needs it
@@ -46,6 +46,7 @@ class Core:
     backend: Backend
     conversations: Conversations
     elicitations: ElicitationBroker | None = None  # None: servers' questions are declined
+    sampler: LiveSampler | None = None  # answers servers' sampling requests; a reload re-aims it
 
 
 def make_backend(settings: Settings, executor: ToolExecutor) -> Backend:
@@ -75,13 +76,14 @@ async def build_core(settings: Settings, *, ask_users: bool = False) -> AsyncIte
         from bot.backends.chat_transport import import_litellm
 
         preload = asyncio.create_task(asyncio.to_thread(import_litellm))
+    sampler = LiveSampler(settings.llm)
     async with Store.open(settings.storage.path) as store:
         bot_side = {n: s for n, s in settings.mcp.servers.items() if not s.server_side}
         async with MCPTools(
             bot_side,
             tool_timeout_s=settings.mcp.tool_timeout_s,
             sampling=settings.mcp.sampling,
-            sampler=make_sampler(settings.llm),
+            sampler=sampler,
             # A server's request may wait for a human, then for the model.
             server_request_timeout_s=settings.mcp.approval_timeout_s
             + settings.llm.request_timeout_s
@@ -114,6 +116,7 @@ async def build_core(settings: Settings, *, ask_users: bool = False) -> AsyncIte
                         store, backend, make_record=TurnRecord, cost_of=turn_cost
                     ),
                     elicitations=elicitations,
+                    sampler=sampler,
                 )
             finally:
                 await backend.aclose()

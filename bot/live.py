@@ -58,6 +58,8 @@ class LiveConfig:
             # start-up), and not on the loop.
             await asyncio.to_thread(import_litellm)
         await core.tools.reconfigure(new.mcp.servers)
+        if core.sampler is not None:
+            core.sampler.use(new.llm)
         policies = {name: policy_of(server) for name, server in new.mcp.servers.items()}
         # Servers' questions keep going to users (their timeout is restart-only, like approvals').
         executor = ToolExecutor(

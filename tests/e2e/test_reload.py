@@ -20,7 +20,7 @@ from tests.conftest import bot_config
 from tests.e2e.harness import REPO_ROOT, BotProcess, Chat, buttons
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.llm import ScriptedLLM, Text, ToolCall
-from tests.fakes.mcp_server import read_calls, stdio_params
+from tests.fakes.mcp_server import HTTPServerProcess, read_calls, stdio_params
 
 RELOADED = "config reloaded:"
 REFUSED = "reload refused"
@@ -76,18 +76,24 @@ async def reloadable(
     calls = workdir / "calls.jsonl"
     config = bot_config(llm, workdir, calls, "chat")  # every model `openai/...`
     config["llm"]["system_prompt"] = "You are Alpha."
+    config["mcp"]["sampling"] = "allow"
     config["mcp"]["servers"] = {
         "auto": {**stdio_params(calls, name="auto"), "require_approval": "never"},
         "ro": {**stdio_params(calls, name="ro", annotated=True), "auto_approve_read_only": True},
         "guard": {**stdio_params(calls, name="guard"), "approvers": {"users": [approver]}},
     }
+    # Asks the bot's model to write (MCP sampling); servers may do so only on the 2025 protocol.
+    writer = HTTPServerProcess(calls, legacy=True, sampling=True)
+    await writer.start()
+    config["mcp"]["servers"]["writer"] = {"url": writer.url, "require_approval": "never"}
     bot = BotProcess(discord, config, workdir, env=IMPORT_TIMES)
-    await bot.start()
     try:
+        await bot.start()
         yield Reloadable(discord, bot, config, approver)
     finally:
         code = await bot.stop()
         await discord.stop()
+        await writer.stop()
         assert code == 0, bot.log()[-3000:]
 
 
@@ -192,6 +198,30 @@ async def test_a_reload_decides_approvals_by_the_new_rules_without_importing_lit
     assert [c["tool"] for c in calls] == ["look"]  # looked unasked, never recorded
     assert len([m for m in chat.bot_messages() if "Approval needed" in m["content"]]) == 1
     assert imported(reloadable.bot.log(), "litellm") == []
+    await reloadable.restore()
+
+
+async def test_sampling_after_a_reload_uses_the_new_model(
+    reloadable: Reloadable, llm: ScriptedLLM
+) -> None:
+    chat = Chat(reloadable.discord, "reload-sampling")
+    switched = copy.deepcopy(reloadable.config)
+    switched["llm"]["model"] = "openai/test-model-2"
+    reloadable.write(switched)
+    line = await reloadable.hup_and_wait(RELOADED)
+    assert line.endswith("config reloaded: changed llm.model")
+    key = "k-reload-sampling"
+    llm.script(
+        key,
+        [ToolCall("writer__sample", {"topic": f"{key} a haiku"})],
+        Text("Quiet reload"),  # the sampling request's answer
+        Text("Sampled."),
+    )
+    asked = await chat.say(f"{key} sample")
+    await chat.answer_text(int(asked["id"]), "Sampled.")
+    turn, sampling, _ = llm.requests_for(key)
+    assert "tools" not in sampling.body  # the server's request, answered without tools
+    assert turn.body["model"] == sampling.body["model"] == "test-model-2"
     await reloadable.restore()
 
 

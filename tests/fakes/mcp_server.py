@@ -19,7 +19,7 @@ import anyio.abc
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.prompts.base import Prompt
-from mcp.types import ToolAnnotations
+from mcp.types import SamplingMessage, TextContent, ToolAnnotations
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LISTENING = "listening on port"  # the HTTP variant's first stdout line: `listening on port P`
@@ -37,8 +37,10 @@ def _log_call(tool: str, arguments: dict[str, Any]) -> None:
         f.flush()
 
 
-def build_server(name: str, *, annotated: bool = False) -> MCPServer:
-    """`annotated`: also offer tools carrying MCP annotations (readOnlyHint, destructiveHint)."""
+def build_server(name: str, *, annotated: bool = False, sampling: bool = False) -> MCPServer:
+    """`annotated`: also offer tools carrying MCP annotations (readOnlyHint, destructiveHint);
+    `sampling`: also a tool that asks the client's model to write (MCP sampling; the 2026
+    protocol forbids server-initiated requests, so only over `--legacy` HTTP)."""
     server = MCPServer(name, log_level="WARNING")
 
     @server.tool(description="Add two integers.")
@@ -120,6 +122,18 @@ def build_server(name: str, *, annotated: bool = False) -> MCPServer:
         def purge(topic: str) -> str:
             _log_call("purge", {"topic": topic})
             return f"purged: {topic}"
+
+    if sampling:
+
+        @server.tool(description="Ask the client's model to write about a topic (MCP sampling).")
+        async def sample(topic: str, ctx: Context) -> str:
+            _log_call("sample", {"topic": topic})
+            message = SamplingMessage(role="user", content=TextContent(type="text", text=topic))
+            result = await ctx.session.create_message(
+                [message], max_tokens=200, related_request_id=ctx.request_id
+            )
+            text = result.content.text if isinstance(result.content, TextContent) else ""
+            return f"{result.model} wrote: {text}"
 
     return server
 
@@ -210,8 +224,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--require-header", help='"Name: value" every HTTP request must carry')
     parser.add_argument("--legacy", action="store_true", help="HTTP: refuse the 2026 protocol")
     parser.add_argument("--annotated", action="store_true", help="also offer annotated tools")
+    parser.add_argument("--sampling", action="store_true", help="also offer a sampling tool")
     args = parser.parse_args(argv)
-    server = build_server(args.name, annotated=args.annotated)
+    server = build_server(args.name, annotated=args.annotated, sampling=args.sampling)
     if args.transport == "stdio":
         server.run()
     else:
@@ -255,11 +270,13 @@ class HTTPServerProcess:
         port: int | None = None,
         require_header: str | None = None,
         legacy: bool = False,
+        sampling: bool = False,
     ) -> None:
         self.log_path = log_path
         self.port = port or 0
         self.require_header = require_header
         self.legacy = legacy
+        self.sampling = sampling
         self.proc: anyio.abc.Process | None = None
 
     @property
@@ -277,6 +294,8 @@ class HTTPServerProcess:
             cmd += ["--require-header", self.require_header]
         if self.legacy:
             cmd.append("--legacy")
+        if self.sampling:
+            cmd.append("--sampling")
         self.proc = await anyio.open_process(
             cmd, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stderr=None
         )
