@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from bot.backends.chat_transport import needs_litellm
 from bot.backends.factory import configured_models, make_backend
 from bot.config import ConfigError, Settings
-from bot.core.approvals import ApprovalBroker, ApprovalPolicy, ApproverRule, policy_of
+from bot.core.approvals import ApprovalBroker, ApprovalPolicy, policy_of, rules_of
 from bot.core.backend import Backend
 from bot.core.conversations import Conversations
 from bot.core.elicitation import ElicitationBroker
@@ -27,7 +27,7 @@ from bot.ops.reload import pid_path, remove_pid, write_pid
 from bot.store.records import TurnRecord
 from bot.store.sqlite import Store
 from bot.tools.mcp import MCPTools
-from bot.tools.sampling import make_sampler
+from bot.tools.sampling import LiveSampler
 
 if TYPE_CHECKING:
     from bot.ops.live import LiveConfig  # imports discord: only `run` needs it
@@ -47,6 +47,7 @@ class Core:
     backend: Backend
     conversations: Conversations
     elicitations: ElicitationBroker | None = None  # None: servers' questions are declined
+    sampler: LiveSampler | None = None  # answers servers' sampling requests; a reload re-aims it
 
 
 @asynccontextmanager
@@ -59,13 +60,14 @@ async def build_core(settings: Settings, *, ask_users: bool = False) -> AsyncIte
         from bot.backends.chat_transport import import_litellm
 
         preload = asyncio.create_task(asyncio.to_thread(import_litellm))
+    sampler = LiveSampler(settings.llm)
     async with Store.open(settings.storage.path) as store:
         bot_side = {n: s for n, s in settings.mcp.servers.items() if not s.server_side}
         async with MCPTools(
             bot_side,
             tool_timeout_s=settings.mcp.tool_timeout_s,
             sampling=settings.mcp.sampling,
-            sampler=make_sampler(settings.llm),
+            sampler=sampler,
             # A server's request may wait for a human, then for the model.
             server_request_timeout_s=settings.mcp.approval_timeout_s
             + settings.llm.request_timeout_s
@@ -78,7 +80,7 @@ async def build_core(settings: Settings, *, ask_users: bool = False) -> AsyncIte
             broker = ApprovalBroker(
                 store,
                 timeout_s=settings.mcp.approval_timeout_s,
-                rules={name: ApproverRule.of(server) for name, server in servers.items()},
+                rules=rules_of(servers),
             )
             policies = {name: policy_of(server) for name, server in servers.items()}
             elicitations = ElicitationBroker() if ask_users else None
@@ -98,6 +100,7 @@ async def build_core(settings: Settings, *, ask_users: bool = False) -> AsyncIte
                         store, backend, make_record=TurnRecord, cost_of=turn_cost
                     ),
                     elicitations=elicitations,
+                    sampler=sampler,
                 )
             finally:
                 await backend.aclose()

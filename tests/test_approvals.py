@@ -25,6 +25,9 @@ from bot.core.tool_updates import CallUpdates
 from bot.store.sqlite import Store
 
 KEY = ConversationKey(guild_id=1, channel_id=2, user_id=3)
+# "srv" with the configured defaults: the requester, admins. A server the broker does not know
+# gets the strictest rule instead, so the tests name the one they use.
+OPEN = {"srv": ApproverRule()}
 
 
 def request(call_id: str = "call-1", tool: str = "write", server: str = "srv") -> ApprovalRequest:
@@ -53,7 +56,7 @@ def test_policy_defaults_to_asking() -> None:
 
 async def test_only_requester_or_admin_decides_and_only_once(tmp_path: Path) -> None:
     async with Store.open(tmp_path / "a.db") as store:
-        broker = ApprovalBroker(store, timeout_s=5)
+        broker = ApprovalBroker(store, timeout_s=5, rules=OPEN)
         approval_id = await broker.open(request())
         waiter = asyncio.create_task(broker.wait(approval_id))
         stranger = await broker.click(approval_id, user_id=99, is_admin=False, action="approve")
@@ -71,7 +74,7 @@ async def test_only_requester_or_admin_decides_and_only_once(tmp_path: Path) -> 
 
 async def test_timeout_is_a_denial_and_late_clicks_change_nothing(tmp_path: Path) -> None:
     async with Store.open(tmp_path / "a.db") as store:
-        broker = ApprovalBroker(store, timeout_s=0.2)
+        broker = ApprovalBroker(store, timeout_s=0.2, rules=OPEN)
         approval_id = await broker.open(request())
         decision = await broker.wait(approval_id)
         assert decision.status == "timeout" and not decision.approved
@@ -82,7 +85,7 @@ async def test_timeout_is_a_denial_and_late_clicks_change_nothing(tmp_path: Path
 
 async def test_always_grants_the_tool_for_this_conversation_only(tmp_path: Path) -> None:
     async with Store.open(tmp_path / "a.db") as store:
-        broker = ApprovalBroker(store, timeout_s=5)
+        broker = ApprovalBroker(store, timeout_s=5, rules=OPEN)
         approval_id = await broker.open(request())
         waiter = asyncio.create_task(broker.wait(approval_id))
         await broker.click(approval_id, user_id=3, is_admin=False, action="always")
@@ -98,10 +101,10 @@ async def test_always_grants_the_tool_for_this_conversation_only(tmp_path: Path)
 async def test_a_click_after_a_restart_is_expired(tmp_path: Path) -> None:
     path = tmp_path / "a.db"
     async with Store.open(path) as store:
-        approval_id = await ApprovalBroker(store, timeout_s=5).open(request())
+        approval_id = await ApprovalBroker(store, timeout_s=5, rules=OPEN).open(request())
     # A new process: a new broker with nobody waiting for the old row.
     async with Store.open(path) as store:
-        broker = ApprovalBroker(store, timeout_s=5)
+        broker = ApprovalBroker(store, timeout_s=5, rules=OPEN)
         result = await broker.click(approval_id, user_id=3, is_admin=False, action="approve")
         assert result.outcome == "expired"
         assert (await store.get_approval(approval_id)).status == "expired"
@@ -140,11 +143,49 @@ async def test_approvers_and_requester_can_approve(tmp_path: Path) -> None:
         assert withdrawn.outcome == "decided" and (await waiter).reason == "never mind"
 
 
+async def test_a_server_the_broker_does_not_know_gets_the_strictest_rule(tmp_path: Path) -> None:
+    async with Store.open(tmp_path / "a.db") as store:
+        broker = ApprovalBroker(store, timeout_s=5, rules=OPEN)
+        rule = broker.rule("unheard-of")
+        assert rule == ApproverRule(requester_can_approve=False)  # admins only; asker may deny
+        approval_id = await broker.open(request(server="unheard-of"))
+        waiter = asyncio.create_task(broker.wait(approval_id))
+        for action in ("approve", "always"):
+            own = await broker.click(approval_id, user_id=3, is_admin=False, action=action)  # type: ignore[arg-type]
+            assert own.outcome == "not_allowed"
+        stranger = await broker.click(approval_id, user_id=99, is_admin=False, action="approve")
+        assert stranger.outcome == "not_allowed"
+        admin = await broker.click(approval_id, user_id=42, is_admin=True, action="approve")
+        assert admin.outcome == "decided" and (await waiter).decided_by == 42
+        second = await broker.open(request("call-2", server="unheard-of"))
+        waiter = asyncio.create_task(broker.wait(second))
+        withdrawn = await broker.click(second, user_id=3, is_admin=False, action="deny")
+        assert withdrawn.outcome == "decided" and not (await waiter).approved
+
+
+async def test_new_rules_decide_the_next_click(tmp_path: Path) -> None:
+    """A reload hands the broker new rules; a request already open is judged by them too."""
+    async with Store.open(tmp_path / "a.db") as store:
+        broker = ApprovalBroker(
+            store, timeout_s=5, rules={"srv": ApproverRule(users=frozenset({50}))}
+        )
+        approval_id = await broker.open(request())
+        waiter = asyncio.create_task(broker.wait(approval_id))
+        broker.set_rules({"srv": ApproverRule(requester_can_approve=False), "new": ApproverRule()})
+        removed = await broker.click(approval_id, user_id=50, is_admin=False, action="approve")
+        assert removed.outcome == "not_allowed"
+        own = await broker.click(approval_id, user_id=3, is_admin=False, action="approve")
+        assert own.outcome == "not_allowed"
+        assert broker.rule("new") == ApproverRule()
+        admin = await broker.click(approval_id, user_id=42, is_admin=True, action="approve")
+        assert admin.outcome == "decided" and (await waiter).approved
+
+
 async def test_edit_is_checked_against_the_schema_and_reason_reaches_the_decision(
     tmp_path: Path,
 ) -> None:
     async with Store.open(tmp_path / "a.db") as store:
-        broker = ApprovalBroker(store, timeout_s=5)
+        broker = ApprovalBroker(store, timeout_s=5, rules=OPEN)
         approval_id = await broker.open(request())
         waiter = asyncio.create_task(broker.wait(approval_id))
         bad_json = await broker.click(
@@ -243,7 +284,7 @@ async def test_a_failed_always_grant_approves_once_and_frees_the_turn(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with GrantWriteFails.open(tmp_path / "a.db") as store:
-        broker = ApprovalBroker(store, timeout_s=0.5)
+        broker = ApprovalBroker(store, timeout_s=0.5, rules=OPEN)
         approval_id = await broker.open(request())
         waiter = asyncio.create_task(broker.wait(approval_id))
         clicked = await broker.click(approval_id, user_id=3, is_admin=False, action="always")
@@ -260,7 +301,7 @@ async def test_a_waiter_that_lost_the_race_reads_the_decision_instead_of_waiting
     tmp_path: Path,
 ) -> None:
     async with Store.open(tmp_path / "a.db") as store:
-        broker = ApprovalBroker(store, timeout_s=0.2)
+        broker = ApprovalBroker(store, timeout_s=0.2, rules=OPEN)
         approval_id = await broker.open(request())
         # Decided in the database behind the broker's back (as by a click whose task died
         # between its write and waking the turn): the waiter must not wait for ever.
@@ -290,7 +331,7 @@ class Asked:
 
 async def test_the_sampling_grant_covers_no_tool_of_the_server(tmp_path: Path) -> None:
     async with Store.open(tmp_path / "a.db") as store:
-        broker = ApprovalBroker(store, timeout_s=5)
+        broker = ApprovalBroker(store, timeout_s=5, rules=OPEN)
         gate = Asked(broker)
         turn = TurnRequest(key=KEY, user_id=3, user_name="Ann", text="hi")
         updates = CallUpdates("call-9", turn, gate)

@@ -411,7 +411,7 @@ async def test_the_bots_resource_reader_shares_no_rule_or_grant_with_a_same_name
     tmp_path: Path,
 ) -> None:
     from bot.config import ApprovalLists
-    from bot.core.approvals import ApprovalBroker, ApprovalPolicy
+    from bot.core.approvals import ApprovalBroker, ApprovalPolicy, ApproverRule
     from bot.core.events import ApprovalRequested, ToolCallFinished
     from bot.core.state import ConversationKey, TurnRequest
     from bot.core.tool_calls import ToolCall, ToolExecutor
@@ -429,7 +429,7 @@ async def test_the_bots_resource_reader_shares_no_rule_or_grant_with_a_same_name
         await mcp.call("fake__grow", {"name": "read_resource", "answer": "the server's own"})
         (reader,) = [s for s in mcp.tools() if s.description.startswith("Read a resource")]
         (own,) = [s for s in mcp.tools() if s.tool == "read_resource" and s != reader]
-        broker = ApprovalBroker(store, timeout_s=10)
+        broker = ApprovalBroker(store, timeout_s=10, rules={"fake": ApproverRule()})
         gate = Asked(broker)
 
         def run(executor: ToolExecutor, spec: Any, arguments: dict[str, Any]) -> Any:

@@ -143,6 +143,31 @@ def test_reload_sorts_changes_into_applied_and_restart_only(
     assert kept.llm.system_prompt == "new"
 
 
+def test_audit_channel_and_write_budget_wait_for_a_restart_and_a_reload_after_says_only_that(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    old = Settings(discord={"edit_interval_s": 2})
+    new = Settings(
+        discord={"edit_interval_s": 2, "audit_channel_id": 123, "write_budget": False},
+        llm={"system_prompt": "new"},
+    )
+    applied, later = split_changes(changed_keys(old, new))
+    assert applied == ["llm.system_prompt"]  # the audit channel and the budget are built once
+    assert later == ["discord.audit_channel_id", "discord.write_budget"]
+    running = keep_restart_only(old, new)
+    assert running.discord.audit_channel_id is None and running.discord.write_budget
+    # The next reload of the same file: nothing applies; what still waits is named again, and
+    # nothing else (keys kept at their running values are no change of their own).
+    again = Settings(
+        discord={"edit_interval_s": 2, "audit_channel_id": 123, "write_budget": False},
+        llm={"system_prompt": "new"},
+    )
+    assert split_changes(changed_keys(running, again)) == (([], later))
+    same = keep_restart_only(old, old.model_copy())
+    assert changed_keys(same, Settings(discord={"edit_interval_s": 2})) == []
+
+
 def test_provider_keys_in_dotenv_reach_the_environment_and_follow_edits(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

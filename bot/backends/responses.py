@@ -70,6 +70,14 @@ class _Verdict:
     reason: str | None = None  # a person's words when they denied with a reason
 
 
+def asking_server(label: str, server_side: set[str]) -> str:
+    """The configured server a server-side approval request is judged by. The label is the model
+    server's word: one we never sent as a `server_label` (a proxy's own name, or the name of a
+    server the bot runs, which has its own rule) must borrow no rule and no grant, so it becomes
+    a name the approval broker does not know, and that gets the strictest rule."""
+    return label if label in server_side else f"{label} (unknown label)"
+
+
 class ResponsesBackend:
     name = "responses"
 
@@ -85,6 +93,7 @@ class ResponsesBackend:
         self._server_tools = [
             mcp_tool(name, server) for name, server in servers.items() if server.server_side
         ]
+        self._server_side = {name for name, server in servers.items() if server.server_side}
         self._clients = OpenAIClients(llm)
 
     async def aclose(self) -> None:
@@ -337,7 +346,7 @@ class ResponsesBackend:
         approval = ApprovalRequest(
             key=request.key,
             call_id=ask.id,
-            server=ask.server,
+            server=asking_server(ask.server, self._server_side),
             tool=ask.tool,
             arguments=json_object(ask.arguments),
             requester_id=request.user_id,

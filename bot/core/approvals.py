@@ -106,6 +106,15 @@ class ApproverRule:
         return is_admin or user_id in self.users or bool(self.roles & set(role_ids))
 
 
+def rules_of(servers: dict[str, MCPServerConfig]) -> dict[str, ApproverRule]:
+    return {name: ApproverRule.of(server) for name, server in servers.items()}
+
+
+# For a server the configuration does not name (a server-side label nobody configured, a name
+# from before a reload): nobody but admins may approve, and the asker may only withdraw.
+STRICTEST = ApproverRule(requester_can_approve=False)
+
+
 class ApprovalStore(Protocol):
     async def create_approval(
         self,
@@ -173,13 +182,17 @@ class ApprovalBroker:
     ) -> None:
         self._store = store
         self._timeout_s = timeout_s
-        self._rules = rules or {}
+        self._rules = dict(rules or {})
         self._waiting: dict[int, asyncio.Future[Decision]] = {}
         self._schemas: dict[int, dict[str, Any] | None] = {}
         self._grants: dict[int, str] = {}
 
     def rule(self, server: str) -> ApproverRule:
-        return self._rules.get(server, ApproverRule())
+        return self._rules.get(server, STRICTEST)
+
+    def set_rules(self, rules: dict[str, ApproverRule]) -> None:
+        """A reload's rules; every later click (also on a prompt already shown) is judged by them."""
+        self._rules = dict(rules)
 
     def waiting(self, approval_id: int) -> bool:
         """Whether a turn of this process waits for this approval (not so after a restart)."""

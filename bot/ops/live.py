@@ -12,8 +12,9 @@ import logging
 from typing import Any
 
 from bot.backends.base import Backend
+from bot.backends.chat_transport import import_litellm, needs_litellm
 from bot.config import ConfigError, Settings, load_settings
-from bot.core.approvals import ApprovalPolicy
+from bot.core.approvals import policy_of, rules_of
 from bot.core.limits import UserLimits
 from bot.core.tool_calls import ToolExecutor
 from bot.discord.access import Access
@@ -49,18 +50,17 @@ class LiveConfig:
         log.info("%s", line)
 
     async def _apply(self, new: Settings) -> None:
-        from bot.backends.factory import make_backend
+        from bot.backends.factory import configured_models, make_backend
 
         core, bot = self._core, self._bot
-        if new.llm.backend == "chat":
-            from bot.backends.chat import import_litellm
-
-            await asyncio.to_thread(import_litellm)  # seconds, the first time: not on the loop
+        if new.llm.backend == "chat" and needs_litellm(configured_models(new)):
+            # Seconds and ~130 MB the first time, so only for a model only litellm speaks (as at
+            # start-up), and not on the loop.
+            await asyncio.to_thread(import_litellm)
         await core.tools.reconfigure(new.mcp.servers)
-        policies = {
-            name: ApprovalPolicy(server.require_approval)
-            for name, server in new.mcp.servers.items()
-        }
+        if core.sampler is not None:
+            core.sampler.use(new.llm)
+        policies = {name: policy_of(server) for name, server in new.mcp.servers.items()}
         # Servers' questions keep going to users (their timeout is restart-only, like approvals').
         executor = ToolExecutor(
             core.tools,
@@ -74,6 +74,8 @@ class LiveConfig:
         core.conversations.use_backend(backend)
         self._limits.reconfigure(new.limits)
         setup_logging(new.logging)
+        # Who may decide: read at every click, so prompts already shown follow the new rules too.
+        core.broker.set_rules(rules_of(new.mcp.servers))
         bot.access = Access(new.discord.permissions)
         bot.services = dataclasses.replace(bot.services, settings=new, policies=policies)
 

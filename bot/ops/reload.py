@@ -22,6 +22,8 @@ RESTART_ONLY = (
     "discord.shard_count",
     "discord.shard_ids",
     "discord.command_guild_ids",
+    "discord.audit_channel_id",  # the audit channel and its observer are wired into the client
+    "discord.write_budget",  # one scheduler for every write, built with the client
     "storage",
     "mcp.approval_timeout_s",
     "mcp.tool_timeout_s",
@@ -103,29 +105,42 @@ def split_changes(keys: list[str]) -> tuple[list[str], list[str]]:
     return [k for k in keys if not _restart_only(k)], [k for k in keys if _restart_only(k)]
 
 
+def _kept(new: BaseModel, names: dict[str, Any]) -> Any:
+    """`new` with these fields' running values, where they differ. An equal field is left as
+    the file has it, so the next reload does not read the copy as a change of its own."""
+    update = {name: value for name, value in names.items() if value != getattr(new, name)}
+    return new.model_copy(update=update) if update else new
+
+
 def keep_restart_only(old: Settings, new: Settings) -> Settings:
     """`new`, except for the keys only a restart can change, which keep their running values."""
-    discord = new.discord.model_copy(
-        update={
-            "shard_count": old.discord.shard_count,
-            "shard_ids": old.discord.shard_ids,
-            "command_guild_ids": old.discord.command_guild_ids,
-        }
+    running = old.discord
+    discord = _kept(
+        new.discord,
+        {
+            "shard_count": running.shard_count,
+            "shard_ids": running.shard_ids,
+            "command_guild_ids": running.command_guild_ids,
+            "audit_channel_id": running.audit_channel_id,
+            "write_budget": running.write_budget,
+        },
     )
-    mcp = new.mcp.model_copy(
-        update={
+    mcp = _kept(
+        new.mcp,
+        {
             "approval_timeout_s": old.mcp.approval_timeout_s,
             "tool_timeout_s": old.mcp.tool_timeout_s,
             "sampling": old.mcp.sampling,
-        }
+        },
     )
-    return new.model_copy(
-        update={
+    return _kept(
+        new,
+        {
             "discord_token": old.discord_token,
             "storage": old.storage,
             "discord": discord,
             "mcp": mcp,
-        }
+        },
     )
 
 

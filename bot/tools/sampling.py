@@ -102,3 +102,17 @@ async def first_answer(llm: LLMConfig, ask: Callable[[str], Awaitable[Sampled]])
                 )
                 break
     raise AssertionError("model_chain always holds the configured model")
+
+
+class LiveSampler:
+    """The sampler the MCP servers' connections keep for the process's life: a reload points
+    it at the new `llm` (model, fallbacks, key), as it does new turns."""
+
+    def __init__(self, llm: LLMConfig) -> None:
+        self.use(llm)
+
+    def use(self, llm: LLMConfig) -> None:
+        self._sample = make_sampler(llm)
+
+    async def __call__(self, params: types.CreateMessageRequestParams) -> Sampled:
+        return await self._sample(params)

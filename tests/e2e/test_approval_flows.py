@@ -443,6 +443,49 @@ async def test_always_for_one_server_side_server_does_not_cover_another(
     assert any("`wiki.search`" in line and "**reason**" in line for line in lines)
 
 
+async def test_a_server_side_label_naming_no_server_side_server_gets_the_strictest_rule(
+    world: Approvals,
+) -> None:
+    """The model server says which server asks: a label we never gave it (here the name of a
+    server the bot runs, with a looser rule, and a name nobody configured) must not borrow a
+    rule. Only admins may approve; the asker may only deny."""
+    if world.backend != "responses":
+        pytest.skip("server-side MCP servers exist on the responses backend only")
+    chat = Chat(world.discord, "unknown-label")
+    key = "k-unknown-label"
+    world.llm.script(
+        key,
+        [McpApprovalRequest("echo", {"text": "a"}, server_label="gated")],
+        [McpCall("echo", {"text": "a"}, output="a", server_label="gated"), Text("Echoed.")],
+        [McpApprovalRequest("search", {"q": "b"}, server_label="elsewhere")],
+        Text("Not searched."),
+    )
+    first = await chat.say(f"{key} echo")
+    prompt = await chat.prompt()
+    assert f"<@{chat.user}>, who asked, may only deny" in prompt["content"]
+    for user in (chat.user, world.approver):
+        refused = await (await click(world, prompt, "approve", user)).wait_response()
+        assert refused["data"]["flags"] & 64 and "can't decide" in refused["data"]["content"]
+    admin = world.discord.owner_id  # the guild owner: an Administrator, not blocked
+    await (await click(world, prompt, "approve", admin)).wait_response()
+    await chat.answer_text(int(first["id"]), "Echoed.")
+
+    second = await chat.say(f"{key} search")
+    other = await chat.prompt(newer_than=prompt)
+    assert f"<@{chat.user}>, who asked, may only deny" in other["content"]
+    refused = await (await click(world, other, "always", chat.user)).wait_response()
+    assert "can't decide" in refused["data"]["content"]
+    await (await click(world, other, "deny", chat.user)).wait_response()
+    await chat.answer_text(int(second["id"]), "Not searched.")
+    answers = [
+        i
+        for r in world.llm.requests_for(key)
+        for i in r.body["input"]
+        if i.get("type") == "mcp_approval_response"
+    ]
+    assert [a["approve"] for a in answers] == [True, False]
+
+
 # -- slash commands under the access lists ------------------------------------------------------
 
 

@@ -20,10 +20,21 @@ from tests.conftest import bot_config
 from tests.e2e.harness import REPO_ROOT, BotProcess, Chat, buttons
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.llm import ScriptedLLM, Text, ToolCall
-from tests.fakes.mcp_server import stdio_params
+from tests.fakes.mcp_server import HTTPServerProcess, read_calls, stdio_params
 
 RELOADED = "config reloaded:"
 REFUSED = "reload refused"
+# Python's own record of every module the bot imports, one `import time:` line each on stderr
+# (which the harness sends into bot.log): litellm's import shows there without a hook in the bot.
+IMPORT_TIMES = {"PYTHONPROFILEIMPORTTIME": "1"}
+
+
+def imported(log: str, package: str) -> list[str]:
+    return [
+        line
+        for line in log.splitlines()
+        if line.startswith("import time:") and line.rsplit("|", 1)[-1].strip() == package
+    ]
 
 
 @dataclass
@@ -31,6 +42,7 @@ class Reloadable:
     discord: FakeDiscord
     bot: BotProcess
     config: dict[str, Any]
+    approver: int  # a listed approver of the "guard" server at start-up
 
     def write(self, config: dict[str, Any] | str) -> None:
         text = config if isinstance(config, str) else yaml.safe_dump(config)
@@ -60,18 +72,28 @@ async def reloadable(
     discord = FakeDiscord()
     await discord.start()
     workdir = tmp_path_factory.mktemp("reload")
-    config = bot_config(llm, workdir, workdir / "calls.jsonl", "chat")
+    approver = discord.add_user("guard-approver")
+    calls = workdir / "calls.jsonl"
+    config = bot_config(llm, workdir, calls, "chat")  # every model `openai/...`
     config["llm"]["system_prompt"] = "You are Alpha."
+    config["mcp"]["sampling"] = "allow"
     config["mcp"]["servers"] = {
-        "auto": {**stdio_params(workdir / "calls.jsonl", name="auto"), "require_approval": "never"}
+        "auto": {**stdio_params(calls, name="auto"), "require_approval": "never"},
+        "ro": {**stdio_params(calls, name="ro", annotated=True), "auto_approve_read_only": True},
+        "guard": {**stdio_params(calls, name="guard"), "approvers": {"users": [approver]}},
     }
-    bot = BotProcess(discord, config, workdir)
-    await bot.start()
+    # Asks the bot's model to write (MCP sampling); servers may do so only on the 2025 protocol.
+    writer = HTTPServerProcess(calls, legacy=True, sampling=True)
+    await writer.start()
+    config["mcp"]["servers"]["writer"] = {"url": writer.url, "require_approval": "never"}
+    bot = BotProcess(discord, config, workdir, env=IMPORT_TIMES)
     try:
-        yield Reloadable(discord, bot, config)
+        await bot.start()
+        yield Reloadable(discord, bot, config, approver)
     finally:
         code = await bot.stop()
         await discord.stop()
+        await writer.stop()
         assert code == 0, bot.log()[-3000:]
 
 
@@ -115,6 +137,91 @@ async def test_sighup_applies_a_new_prompt_and_refuses_a_broken_config(
     assert reloadable.discord.counters["identify"] == identified
     assert reloadable.discord.counters["resume"] == 0
     assert "Traceback" not in reloadable.bot.log()
+    await reloadable.restore()
+
+
+async def tools_line(reloadable: Reloadable, chat: Chat, server: str) -> str:
+    interaction = await reloadable.discord.slash_command("tools", chat.user, chat.channel)
+    content = (await interaction.wait_response())["data"]["content"]
+    return next(line for line in content.splitlines() if line.startswith(f"**{server}**"))
+
+
+async def test_a_reload_decides_approvals_by_the_new_rules_without_importing_litellm(
+    reloadable: Reloadable, llm: ScriptedLLM
+) -> None:
+    chat = Chat(reloadable.discord, "reload-approvers")
+    before = await tools_line(reloadable, chat, "guard")
+    assert f"decided by: the asker, <@{reloadable.approver}>, admins" in before
+    assert imported(reloadable.bot.log(), "bot") != []  # the log does show imports
+
+    tightened = copy.deepcopy(reloadable.config)
+    tightened["llm"]["system_prompt"] = "You are Epsilon."
+    guard = tightened["mcp"]["servers"]["guard"]
+    guard["approvers"] = {"users": []}  # the approver is removed...
+    guard["requester_can_approve"] = False  # ...and the asker may only deny
+    reloadable.write(tightened)
+    line = await reloadable.hup_and_wait(RELOADED)
+    assert "llm.system_prompt" in line and "mcp.servers.guard" in line
+    # Every model speaks OpenAI's protocol: a reload has no reason to load litellm.
+    assert imported(reloadable.bot.log(), "litellm") == []
+
+    after = await tools_line(reloadable, chat, "guard")
+    assert "decided by: admins; the asker may only deny" in after
+    assert f"<@{reloadable.approver}>" not in after
+    assert "`ro__look` (runs unasked: read-only)" in await tools_line(reloadable, chat, "ro")
+
+    key = "k-reload-approvers"
+    llm.script(
+        key,
+        [ToolCall("ro__look", {"topic": key})],
+        [ToolCall("guard__record", {"note": key})],
+        Text("Not recorded."),
+    )
+    asked = await chat.say(f"{key} look, then record")
+    prompt = await chat.prompt()
+    assert "`record`" in prompt["content"]  # the read-only look ran unasked, as before the reload
+    approve = next(b["custom_id"] for b in buttons(prompt) if b["custom_id"].endswith(":approve"))
+    for user in (chat.user, reloadable.approver):
+        click = await reloadable.discord.click_button(int(prompt["id"]), approve, user)
+        refused = await click.wait_response()
+        assert refused["type"] == 4 and refused["data"]["flags"] & 64, user
+        assert "can't decide" in refused["data"]["content"]
+    deny = next(b["custom_id"] for b in buttons(prompt) if b["custom_id"].endswith(":deny"))
+    await (
+        await reloadable.discord.click_button(int(prompt["id"]), deny, chat.user)
+    ).wait_response()
+    await chat.answer_text(int(asked["id"]), "Not recorded.")
+
+    first = llm.requests_for(key)[0].body
+    assert first["messages"][0] == {"role": "system", "content": "You are Epsilon."}
+    calls = [c for c in read_calls(reloadable.bot.workdir / "calls.jsonl") if key in str(c)]
+    assert [c["tool"] for c in calls] == ["look"]  # looked unasked, never recorded
+    assert len([m for m in chat.bot_messages() if "Approval needed" in m["content"]]) == 1
+    assert imported(reloadable.bot.log(), "litellm") == []
+    await reloadable.restore()
+
+
+async def test_sampling_after_a_reload_uses_the_new_model(
+    reloadable: Reloadable, llm: ScriptedLLM
+) -> None:
+    chat = Chat(reloadable.discord, "reload-sampling")
+    switched = copy.deepcopy(reloadable.config)
+    switched["llm"]["model"] = "openai/test-model-2"
+    reloadable.write(switched)
+    line = await reloadable.hup_and_wait(RELOADED)
+    assert line.endswith("config reloaded: changed llm.model")
+    key = "k-reload-sampling"
+    llm.script(
+        key,
+        [ToolCall("writer__sample", {"topic": f"{key} a haiku"})],
+        Text("Quiet reload"),  # the sampling request's answer
+        Text("Sampled."),
+    )
+    asked = await chat.say(f"{key} sample")
+    await chat.answer_text(int(asked["id"]), "Sampled.")
+    turn, sampling, _ = llm.requests_for(key)
+    assert "tools" not in sampling.body  # the server's request, answered without tools
+    assert turn.body["model"] == sampling.body["model"] == "test-model-2"
     await reloadable.restore()
 
 

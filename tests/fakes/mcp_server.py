@@ -22,7 +22,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.prompts.base import Prompt
 from mcp.server.mcpserver.resolve import Elicit
 from mcp.shared.exceptions import MCPError
-from mcp.types import INTERNAL_ERROR, Annotations, TextContent, ToolAnnotations
+from mcp.types import INTERNAL_ERROR, Annotations, SamplingMessage, TextContent, ToolAnnotations
 from pydantic import BaseModel
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -50,9 +50,13 @@ def _ask_to_confirm(question: str) -> Elicit[Confirmation]:
     return Elicit(question, Confirmation)
 
 
-def build_server(name: str, *, annotated: bool = False, resources: bool = False) -> MCPServer:
+def build_server(
+    name: str, *, annotated: bool = False, resources: bool = False, sampling: bool = False
+) -> MCPServer:
     """`annotated`: also offer tools carrying MCP annotations (readOnlyHint, destructiveHint);
-    `resources`: also offer one resource, `note://hello` (the bot then adds its reader)."""
+    `resources`: also offer one resource, `note://hello` (the bot then adds its reader);
+    `sampling`: also a tool that asks the client's model to write (MCP sampling; the 2026
+    protocol forbids server-initiated requests, so only over `--legacy` HTTP)."""
     server = MCPServer(name, log_level="WARNING")
 
     if resources:
@@ -172,6 +176,18 @@ def build_server(name: str, *, annotated: bool = False, resources: bool = False)
         def purge(topic: str) -> str:
             _log_call("purge", {"topic": topic})
             return f"purged: {topic}"
+
+    if sampling:
+
+        @server.tool(description="Ask the client's model to write about a topic (MCP sampling).")
+        async def sample(topic: str, ctx: Context) -> str:
+            _log_call("sample", {"topic": topic})
+            message = SamplingMessage(role="user", content=TextContent(type="text", text=topic))
+            result = await ctx.session.create_message(
+                [message], max_tokens=200, related_request_id=ctx.request_id
+            )
+            text = result.content.text if isinstance(result.content, TextContent) else ""
+            return f"{result.model} wrote: {text}"
 
     return server
 
@@ -302,8 +318,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--annotated", action="store_true", help="also offer annotated tools")
     parser.add_argument("--resources", action="store_true", help="also offer a resource")
     parser.add_argument("--no-route", help="HTTP: answer calls of this tool 404, as a gateway")
+    parser.add_argument("--sampling", action="store_true", help="also offer a sampling tool")
     args = parser.parse_args(argv)
-    server = build_server(args.name, annotated=args.annotated, resources=args.resources)
+    server = build_server(
+        args.name, annotated=args.annotated, resources=args.resources, sampling=args.sampling
+    )
     if args.transport == "stdio":
         server.run()
     else:
@@ -353,12 +372,14 @@ class HTTPServerProcess:
         require_header: str | None = None,
         legacy: bool = False,
         no_route: str | None = None,
+        sampling: bool = False,
     ) -> None:
         self.log_path = log_path
         self.port = port or 0
         self.require_header = require_header
         self.legacy = legacy
         self.no_route = no_route
+        self.sampling = sampling
         self.proc: anyio.abc.Process | None = None
 
     @property
@@ -378,6 +399,8 @@ class HTTPServerProcess:
             cmd.append("--legacy")
         if self.no_route:
             cmd += ["--no-route", self.no_route]
+        if self.sampling:
+            cmd.append("--sampling")
         self.proc = await anyio.open_process(
             cmd, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stderr=None
         )
