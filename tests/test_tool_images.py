@@ -170,3 +170,30 @@ async def test_an_overflow_after_a_tool_image_keeps_calls_paired_and_stores_no_i
         await runner.aclose()
     last = llm.requests_for(key)[-1].body
     assert "and now?" in json.dumps(last) and "data:image" not in json.dumps(last)
+
+
+def test_a_tool_file_past_the_cap_is_dropped_before_it_is_decoded_or_copied() -> None:
+    """Tool images and blobs are capped like users' images (8 MB): a bigger one reaches neither
+    the user nor a vision model, and the model reads why."""
+    from mcp import types
+
+    from bot.tools.mcp_content import MAX_TOOL_FILE_BYTES, split_result
+
+    big = base64.b64encode(b"\x89PNG" + b"\0" * MAX_TOOL_FILE_BYTES).decode()
+    small = base64.b64encode(b"\x89PNG tiny").decode()
+    result = types.CallToolResult(
+        content=[
+            types.ImageContent(type="image", data=big, mimeType="image/png"),
+            types.EmbeddedResource(
+                type="resource",
+                resource=types.BlobResourceContents(
+                    uri="file:///huge.bin", blob=big, mimeType="application/octet-stream"
+                ),
+            ),
+            types.ImageContent(type="image", data=small, mimeType="image/png"),
+        ]
+    )
+    split = split_result(result, "srv__draw")
+    assert [f.data for f in split.attachments] == [b"\x89PNG tiny"]
+    assert split.images == (("image/png", small),)
+    assert split.text.count("larger than the 8 MB the bot passes on; dropped") == 2

@@ -14,6 +14,9 @@ import mcp_types as types
 from bot.tools.mcp_format import truncate
 
 MAX_INLINE_RESOURCE_CHARS = 8_000  # an embedded text resource may be a whole file
+# As for users' images: a tool's file past this is dropped before it is decoded or copied (a vision
+# request would carry it again, base64, in every copy of the round).
+MAX_TOOL_FILE_BYTES = 8 * 1024 * 1024
 _UNSAFE_FILE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -60,6 +63,15 @@ def _for_user_only(block: object) -> bool:
     return bool(audience) and "assistant" not in audience
 
 
+def _too_big(data: str) -> bool:
+    return len(data) // 4 * 3 > MAX_TOOL_FILE_BYTES  # base64's size, without decoding it
+
+
+def _dropped(what: str, data: str) -> str:
+    mb = len(data) // 4 * 3 / 1024 / 1024
+    return f"[{what} of {mb:.1f} MB: larger than the 8 MB the bot passes on; dropped]"
+
+
 def _decode(data: str) -> bytes | None:
     try:
         return base64.b64decode(data, validate=True)
@@ -81,6 +93,9 @@ def split_result(result: types.CallToolResult, tool: str) -> SplitResult:
             (b.notes if user_only else b.model).append(block.text)
         elif isinstance(block, types.ImageContent | types.AudioContent):
             kind = "image" if isinstance(block, types.ImageContent) else "audio"
+            if _too_big(block.data):
+                b.model.append(_dropped(f"{kind} ({block.mime_type})", block.data))
+                continue
             data = _decode(block.data)
             if data is None:
                 b.model.append(f"[{kind} ({block.mime_type}) that was not valid base64: dropped]")
@@ -98,6 +113,8 @@ def split_result(result: types.CallToolResult, tool: str) -> SplitResult:
             if isinstance(res, types.TextResourceContents):
                 text = truncate(res.text, MAX_INLINE_RESOURCE_CHARS)
                 (b.notes if user_only else b.model).append(f"[resource {res.uri}]\n{text}")
+            elif _too_big(res.blob):
+                b.model.append(_dropped(f"binary resource {res.uri}", res.blob))
             else:
                 data = _decode(res.blob)
                 if data is None:
