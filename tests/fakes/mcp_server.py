@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
@@ -19,7 +20,8 @@ import anyio.abc
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.prompts.base import Prompt
-from mcp.types import ToolAnnotations
+from mcp.types import Completion, SamplingMessage, TextContent, ToolAnnotations
+from pydantic import BaseModel
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LISTENING = "listening on port"  # the HTTP variant's first stdout line: `listening on port P`
@@ -37,8 +39,9 @@ def _log_call(tool: str, arguments: dict[str, Any]) -> None:
         f.flush()
 
 
-def build_server(name: str, *, annotated: bool = False) -> MCPServer:
-    """`annotated`: also offer tools carrying MCP annotations (readOnlyHint, destructiveHint)."""
+def build_server(name: str, *, annotated: bool = False, asking: bool = False) -> MCPServer:
+    """`annotated`: also offer tools carrying MCP annotations (readOnlyHint, destructiveHint).
+    `asking`: also tools that ask the client things (elicitation, sampling) and a prompt."""
     server = MCPServer(name, log_level="WARNING")
 
     @server.tool(description="Add two integers.")
@@ -121,7 +124,117 @@ def build_server(name: str, *, annotated: bool = False) -> MCPServer:
             _log_call("purge", {"topic": topic})
             return f"purged: {topic}"
 
+    if asking:
+        _add_asking(server)
     return server
+
+
+class Reply(BaseModel):
+    answer: str
+
+
+_background: set[asyncio.Task[None]] = set()  # kept so the loop does not drop them
+
+
+def _sampling_request(prompt: str) -> list[SamplingMessage]:
+    return [SamplingMessage(role="user", content=TextContent(type="text", text=prompt))]
+
+
+async def _sample(session: Any, prompt: str, related: Any = None) -> str:
+    """The client's answer, or its refusal, as one line."""
+    try:
+        result = await session.create_message(
+            _sampling_request(prompt), max_tokens=100, related_request_id=related
+        )
+    except Exception as exc:
+        return f"refused: {exc}"
+    content = result.content
+    return f"answered: {content.text if isinstance(content, TextContent) else content}"
+
+
+def _wait_logged(text: str, limit_s: float = 30) -> bool:
+    """Whether the call log came to contain `text` (another call's mark) within `limit_s`."""
+    path = os.environ.get("MCP_CALL_LOG")
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if path and os.path.exists(path) and text in Path(path).read_text(encoding="utf-8"):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _add_asking(server: MCPServer) -> None:
+    @server.tool(description="Ask the user a question (elicitation) and report the answer.")
+    async def ask(question: str, ctx: Context, after: str = "") -> str:
+        """`after`: first wait until the call log shows this (another call's mark)."""
+        _log_call("ask", {"question": question, "after": after})
+        if after:
+            await anyio.to_thread.run_sync(_wait_logged, after)
+        result = await ctx.elicit(question, Reply)
+        answer = getattr(getattr(result, "data", None), "answer", None)
+        _log_call("asked", {"done": question, "action": result.action, "answer": answer})
+        return f"{result.action}: {answer}"
+
+    @server.tool(description="Run until the call log shows `until` (another call's mark).")
+    async def hold(tag: str, until: str) -> str:
+        _log_call("hold", {"tag": tag, "until": until})
+        seen = await anyio.to_thread.run_sync(_wait_logged, until)
+        return f"held {tag}: {'released' if seen else 'gave up'}"
+
+    @server.tool(description="Ask the client's model `times` times, one after another.")
+    async def sample(prompt: str, times: int, ctx: Context) -> str:
+        _log_call("sample", {"prompt": prompt, "times": times})
+        answers = [
+            await _sample(ctx.session, f"{prompt} #{n}", ctx.request_id)
+            for n in range(1, times + 1)
+        ]
+        return "\n".join(answers)
+
+    @server.tool(description="Ask the client's model `times` times at once.")
+    async def sample_at_once(prompt: str, times: int, ctx: Context) -> str:
+        _log_call("sample_at_once", {"prompt": prompt, "times": times})
+        answers: list[str] = [""] * times
+
+        async def one(n: int) -> None:
+            answers[n] = await _sample(ctx.session, f"{prompt} #{n + 1}", ctx.request_id)
+
+        async with anyio.create_task_group() as tg:
+            for n in range(times):
+                tg.start_soon(one, n)
+        return "\n".join(answers)
+
+    def in_background(session: Any, prompt: str, delay_s: float) -> None:
+        async def later() -> None:
+            await anyio.sleep(delay_s)
+            # No related request: the connection's own channel, as a server's background job.
+            result = await _sample(session, f"{prompt} #later")
+            _log_call("sampled_later", {"prompt": prompt, "result": result})
+
+        task = asyncio.get_running_loop().create_task(later())
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+
+    @server.tool(description="Answer at once; ask the client's model a second later.")
+    async def sample_later(prompt: str, ctx: Context) -> str:
+        _log_call("sample_later", {"prompt": prompt})
+        in_background(ctx.session, prompt, 1.0)
+        return "asked for later"
+
+    @server.tool(description="Ask the client's model, and answer before it has answered.")
+    async def sample_and_leave(prompt: str, ctx: Context) -> str:
+        _log_call("sample_and_leave", {"prompt": prompt})
+        in_background(ctx.session, prompt, 0)
+        await anyio.sleep(3)  # time for the client to put the request to a person
+        return "left before the answer"
+
+    @server.prompt(description="Greet someone by name.")
+    def greet(name: str) -> str:
+        return f"Say hello to {name}."
+
+    @server.completion()
+    async def complete(ref: Any, argument: Any, context: Any) -> Completion:
+        _log_call("complete", {"argument": argument.name, "value": argument.value})
+        return Completion(values=[f"{argument.value}-completed"])
 
 
 def _require_header(app: Any, required: str) -> Any:
@@ -210,8 +323,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--require-header", help='"Name: value" every HTTP request must carry')
     parser.add_argument("--legacy", action="store_true", help="HTTP: refuse the 2026 protocol")
     parser.add_argument("--annotated", action="store_true", help="also offer annotated tools")
+    parser.add_argument("--asking", action="store_true", help="also tools that ask the client")
     args = parser.parse_args(argv)
-    server = build_server(args.name, annotated=args.annotated)
+    server = build_server(args.name, annotated=args.annotated, asking=args.asking)
     if args.transport == "stdio":
         server.run()
     else:
@@ -222,11 +336,16 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def stdio_params(
-    log_path: str | Path | None = None, name: str = "fake", *, annotated: bool = False
+    log_path: str | Path | None = None,
+    name: str = "fake",
+    *,
+    annotated: bool = False,
+    asking: bool = False,
 ) -> dict[str, Any]:
     """command/args/env/cwd for an MCPServerConfig that runs this server over stdio."""
     env = {"MCP_CALL_LOG": str(log_path)} if log_path else {}
     extra = ["--annotated"] if annotated else []
+    extra += ["--asking"] if asking else []
     return {
         "command": sys.executable,
         "args": ["-m", "tests.fakes.mcp_server", "--transport", "stdio", "--name", name, *extra],
@@ -255,11 +374,13 @@ class HTTPServerProcess:
         port: int | None = None,
         require_header: str | None = None,
         legacy: bool = False,
+        asking: bool = False,
     ) -> None:
         self.log_path = log_path
         self.port = port or 0
         self.require_header = require_header
         self.legacy = legacy
+        self.asking = asking
         self.proc: anyio.abc.Process | None = None
 
     @property
@@ -277,6 +398,8 @@ class HTTPServerProcess:
             cmd += ["--require-header", self.require_header]
         if self.legacy:
             cmd.append("--legacy")
+        if self.asking:
+            cmd.append("--asking")
         self.proc = await anyio.open_process(
             cmd, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stderr=None
         )
