@@ -131,8 +131,9 @@ class InFlight:
             await self._all_closed.wait()
 
 
-# The call whose task is running: with the 2026 protocol a server's requests come back inside
-# that call (InputRequiredResult), so they are answered for exactly that call.
+# The call whose task is running. The mcp SDK runs a server request's handler in the context
+# of the task it came from: the call itself (2026 protocol, InputRequiredResult) or the reader
+# of the call's own HTTP response stream, so such requests are answered for exactly that call.
 current_call: ContextVar[InFlight | None] = ContextVar("mcpcord_current_call", default=None)
 
 
