@@ -46,6 +46,7 @@ class Core:
     policies: dict[str, ApprovalPolicy]
     backend: Backend
     conversations: Conversations
+    limits: UserLimits
     elicitations: ElicitationBroker | None = None  # None: servers' questions are declined
     sampler: LiveSampler | None = None  # answers servers' sampling requests; a reload re-aims it
 
@@ -62,6 +63,11 @@ async def build_core(settings: Settings, *, ask_users: bool = False) -> AsyncIte
         preload = asyncio.create_task(asyncio.to_thread(import_litellm))
     sampler = LiveSampler(settings.llm)
     async with Store.open(settings.storage.path) as store:
+        limits = UserLimits(
+            settings.limits,
+            tokens_since=store.tokens_used_since,
+            cost_since=store.cost_used_since,
+        )
         bot_side = {n: s for n, s in settings.mcp.servers.items() if not s.server_side}
         async with MCPTools(
             bot_side,
@@ -85,7 +91,12 @@ async def build_core(settings: Settings, *, ask_users: bool = False) -> AsyncIte
             policies = {name: policy_of(server) for name, server in servers.items()}
             elicitations = ElicitationBroker() if ask_users else None
             executor = ToolExecutor(
-                tools, policies, broker, elicitations, settings.mcp.approval_timeout_s
+                tools,
+                policies,
+                broker,
+                elicitations,
+                settings.mcp.approval_timeout_s,
+                allowance=limits.daily_refusal,
             )
             backend = make_backend(settings, executor)
             try:
@@ -99,6 +110,7 @@ async def build_core(settings: Settings, *, ask_users: bool = False) -> AsyncIte
                     conversations=Conversations(
                         store, backend, make_record=TurnRecord, cost_of=turn_cost
                     ),
+                    limits=limits,
                     elicitations=elicitations,
                     sampler=sampler,
                 )
@@ -141,11 +153,7 @@ async def _serve(
         if stop.is_set():
             log.info("stopped during start-up")
             return
-        limits = UserLimits(
-            settings.limits,
-            tokens_since=core.store.tokens_used_since,
-            cost_since=core.store.cost_used_since,
-        )
+        limits = core.limits
         services = Services(
             settings=settings,
             store=core.store,

@@ -75,12 +75,14 @@ class UserLimits:
         self._active[user_id] += 1
         return Reservation(lambda: self._finish(user_id))
 
-    async def daily_refusal(self, user_id: int) -> str | None:
-        """The daily token and cost allowances (store queries), checked once a turn is reserved."""
+    async def daily_refusal(self, user_id: int, unstored_tokens: int = 0) -> str | None:
+        """The daily token and cost allowances (store queries), checked once a turn is reserved
+        and before each sampling request; `unstored_tokens`: spent by the running turn so far."""
         config = self._config
         since = datetime.now(UTC) - timedelta(days=1)
         tokens = config.user_daily_tokens
-        if tokens is not None and await self._tokens_since(user_id, since) >= tokens:
+        used = await self._tokens_since(user_id, since) if tokens is not None else 0
+        if tokens is not None and used + unstored_tokens >= tokens:
             return TOKENS
         dollars = config.user_daily_cost_usd
         spent = self._cost_since

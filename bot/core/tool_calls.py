@@ -23,7 +23,7 @@ from bot.core.events import (
     TurnEvent,
 )
 from bot.core.state import TurnRequest
-from bot.core.tool_updates import CallDone, CallUpdates, run_with_updates
+from bot.core.tool_updates import Allowance, CallDone, CallUpdates, run_with_updates
 
 
 class ToolSpecLike(Protocol):
@@ -79,6 +79,7 @@ class ToolExecutor:
         gate: ApprovalGate,
         elicitations: ElicitationBroker | None = None,
         elicitation_timeout_s: float = 300,
+        allowance: Allowance | None = None,
     ) -> None:
         self._toolbox = toolbox
         self._policies = policies
@@ -86,6 +87,8 @@ class ToolExecutor:
         # Servers' questions to users during a call (MCP elicitation); None: always declined.
         self._elicitations = elicitations
         self._elicitation_timeout = elicitation_timeout_s
+        # Checked before each sampling request a server makes during a call.
+        self._allowance = allowance
 
     @property
     def gate(self) -> ApprovalGate:
@@ -161,7 +164,12 @@ class ToolExecutor:
         )
         # Progress, sampling questions and files come as events while the call runs.
         updates = CallUpdates(
-            call.call_id, request, self._gate, self._elicitations, self._elicitation_timeout
+            call.call_id,
+            request,
+            self._gate,
+            self._elicitations,
+            self._elicitation_timeout,
+            self._allowance,
         )
         result: Any = None
         async for item in run_with_updates(self._toolbox, spec.name, arguments, updates):

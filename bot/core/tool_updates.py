@@ -12,14 +12,15 @@ import asyncio
 import base64
 import contextlib
 import itertools
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from bot.core.approval_flow import ask_approval
 from bot.core.approvals import ApprovalGate, ApprovalRequest
 from bot.core.decisions import SAMPLING_GRANT
-from bot.core.elicitation import Answer, ElicitationBroker, pages, parse_schema
+from bot.core.elicitation import Action, Answer, ElicitationBroker, pages, parse_schema
 from bot.core.events import (
+    ApprovalRequested,
     ApprovalResolved,
     Attachment,
     ElicitationRequested,
@@ -34,6 +35,10 @@ from bot.core.events import (
 )
 from bot.core.state import TurnRequest
 
+# Why a user's daily allowance forbids spending more (None: it does not), given tokens spent
+# and not yet stored (bot/core/limits.py's UserLimits.daily_refusal fits).
+Allowance = Callable[[int, int], Awaitable[str | None]]
+
 
 class CallUpdates:
     """Handed to the toolbox with one call; its methods are what the server may do meanwhile."""
@@ -45,12 +50,15 @@ class CallUpdates:
         gate: ApprovalGate,
         elicitations: ElicitationBroker | None = None,
         elicitation_timeout_s: float = 300,
+        allowance: Allowance | None = None,
     ) -> None:
         self.call_id = call_id
         self._request = request
         self._gate = gate
         self._elicitations = elicitations
         self._elicitation_timeout = elicitation_timeout_s
+        self._allowance = allowance
+        self._sampled_tokens = 0  # this call's, not stored before the turn ends
         self._queue: asyncio.Queue[TurnEvent] = asyncio.Queue()
         self._asks = itertools.count(1)
 
@@ -76,17 +84,35 @@ class CallUpdates:
             grant_as=SAMPLING_GRANT,
         )
         refusal: str | None = None
-        async for event in ask_approval(self._gate, approval, shown_tool="sampling"):
-            if isinstance(event, ApprovalResolved) and not event.approved:
-                refusal = (
-                    "Nobody approved the request in time."
-                    if event.status == "timeout"
-                    else "The user declined the request"
-                    + (f", and said why: {event.reason}" if event.reason else ".")
+        open_id: int | None = None
+        try:
+            async for event in ask_approval(self._gate, approval, shown_tool="sampling"):
+                if isinstance(event, ApprovalRequested):
+                    open_id = event.approval_id
+                if isinstance(event, ApprovalResolved):
+                    open_id = None
+                    if not event.approved:
+                        refusal = (
+                            "Nobody approved the request in time."
+                            if event.status == "timeout"
+                            else "The user declined the request"
+                            + (f", and said why: {event.reason}" if event.reason else ".")
+                        )
+                if isinstance(event, ToolCallFinished):
+                    continue  # not a tool call of the model's: the backends must not see it
+                self._queue.put_nowait(event)
+        finally:
+            if open_id is not None:
+                # The call ended first: the prompt closes; nobody waits for it any more, so a
+                # click is answered "expired" and spends nothing.
+                self._queue.put_nowait(
+                    ApprovalResolved(
+                        call_id=approval.call_id,
+                        approval_id=open_id,
+                        approved=False,
+                        status="timeout",
+                    )
                 )
-            if isinstance(event, ToolCallFinished):
-                continue  # not a tool call of the model's: the backends must not see a result
-            self._queue.put_nowait(event)
         return refusal
 
     async def elicit(
@@ -108,17 +134,26 @@ class CallUpdates:
                 url=url,
             )
         )
-        answer: Answer = await self._elicitations.wait(pending, self._elicitation_timeout)
-        self._queue.put_nowait(
-            ElicitationResolved(
-                call_id=self.call_id, elicitation_id=pending.id, action=answer.action
+        action: Action = "cancel"  # unless answered: the call ended or the bot stops
+        try:
+            answer: Answer = await self._elicitations.wait(pending, self._elicitation_timeout)
+            action = answer.action
+            return answer.action, answer.content
+        finally:
+            self._queue.put_nowait(
+                ElicitationResolved(call_id=self.call_id, elicitation_id=pending.id, action=action)
             )
-        )
-        return answer.action, answer.content
 
     def sampled(self, model: str, input_tokens: int, output_tokens: int) -> None:
         usage = Usage(input_tokens=input_tokens, output_tokens=output_tokens)
+        self._sampled_tokens += input_tokens + output_tokens
         self._queue.put_nowait(SamplingUsed(model=model, usage=usage))
+
+    async def sampling_refusal(self) -> str | None:
+        """The asker's daily allowance, counting what this call's sampling spent so far."""
+        if self._allowance is None:
+            return None
+        return await self._allowance(self._request.user_id, self._sampled_tokens)
 
     async def run(self, call: Awaitable[Any]) -> AsyncIterator[TurnEvent | CallDone]:
         """Yield events while `call` runs, then one `CallDone` holding its result."""

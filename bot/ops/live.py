@@ -68,6 +68,7 @@ class LiveConfig:
             core.broker,
             core.elicitations,
             self.settings.mcp.approval_timeout_s,
+            allowance=self._limits.daily_refusal,
         )
         backend = make_backend(new, executor)
         self.retired.append(core.conversations.backend)

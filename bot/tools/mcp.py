@@ -222,7 +222,7 @@ class MCPTools:
             )
         running = InFlight(updates)
         running.scope.deadline = anyio.current_time() + self._tool_timeout
-        server.inflight.append(running)
+        started = running.begin(server.inflight)
         try:
             with running.scope:
                 if self._names.get((spec.server, READER_KEY)) == spec.name:
@@ -263,7 +263,7 @@ class MCPTools:
         except Exception as exc:  # e.g. a result that fails the tool's own output schema
             return ToolResult(redact(describe_error(exc), server.secrets), is_error=True)
         finally:
-            server.inflight.remove(running)
+            await running.end(server.inflight, started)
         await self._settle_tool_changes(conn)
         return ToolResult.of(split_result(result, spec.tool), result.is_error)
 

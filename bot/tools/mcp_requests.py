@@ -1,12 +1,15 @@
-"""Requests and notifications an MCP server sends the bot: sampling, log messages."""
+"""Requests and notifications an MCP server sends the bot: sampling, questions, log messages."""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
+import math
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 import anyio
 import mcp_types as types
@@ -41,6 +44,7 @@ class Sampled:
 
 
 Sampler = Callable[[types.CreateMessageRequestParams], Awaitable[Sampled]]
+T = TypeVar("T")
 
 
 class CallUpdates(Protocol):
@@ -49,28 +53,99 @@ class CallUpdates(Protocol):
     async def progress(self, progress: float, total: float | None, message: str | None) -> None: ...
     async def approve_sampling(self, server: str, summary: dict[str, Any]) -> str | None: ...
     def sampled(self, model: str, input_tokens: int, output_tokens: int) -> None: ...
+    async def sampling_refusal(self) -> str | None:
+        """Why the asker's allowance forbids spending more on sampling, or None."""
+        ...
+
     async def elicit(
         self, server: str, message: str, schema: dict[str, Any] | None, url: str | None
     ) -> tuple[str, dict[str, Any] | None]: ...
 
 
+MAX_ASKS_PER_CALL = 3  # sampling requests, and questions to a person, each per call
+
+
 @dataclass(eq=False)
 class InFlight:
-    """A running call: server requests that arrive meanwhile are answered on its behalf."""
+    """A running call: server requests that arrive meanwhile are answered on its behalf, one
+    at a time, a few per call, and none after the call ended."""
 
     updates: CallUpdates | None
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    asked: dict[str, int] = field(default_factory=dict)
+    ended: bool = False
+    _one_at_a_time: anyio.Lock = field(default_factory=anyio.Lock)
+    _open: set[anyio.CancelScope] = field(default_factory=set)
+    _all_closed: anyio.Event | None = None
 
-    def pause(self, seconds: float) -> None:
-        # Time a human spends answering a server's question does not count against the tool.
-        self.scope.deadline += seconds
+    def count(self, kind: str) -> bool:
+        """Counts one request of `kind`; False once the call had its share."""
+        n = self.asked.get(kind, 0)
+        if n >= MAX_ASKS_PER_CALL:
+            return False
+        self.asked[kind] = n + 1
+        return True
+
+    async def answer(self, work: Callable[[], Awaitable[T]]) -> T | None:
+        """`work`'s result, after the requests before it; None when the call ended first."""
+        with anyio.CancelScope() as scope:
+            self._open.add(scope)
+            try:
+                if self.ended:
+                    scope.cancel()
+                async with self._one_at_a_time:
+                    return await work()
+            finally:
+                self._open.discard(scope)
+                if not self._open and self._all_closed is not None:
+                    self._all_closed.set()
+        return None
+
+    @contextmanager
+    def person_asked(self) -> Iterator[None]:
+        """Time a person spends answering does not count against the tool: the deadline waits."""
+        remaining = self.scope.deadline - anyio.current_time()
+        self.scope.deadline = math.inf
+        try:
+            yield
+        finally:
+            self.scope.deadline = anyio.current_time() + remaining
+
+    def begin(self, calls: list[Any]) -> Token[InFlight | None]:
+        """The call runs: listed among its server's calls, and the current call of its task."""
+        calls.append(self)
+        return current_call.set(self)
+
+    async def end(self, calls: list[Any], started: Token[InFlight | None]) -> None:
+        """The call is over: its open requests end too (a pending approval can no longer be
+        given, no model answers for nobody). Waits briefly so they report their end."""
+        current_call.reset(started)
+        calls.remove(self)
+        self.ended = True
+        for scope in list(self._open):
+            scope.cancel()
+        if not self._open:
+            return
+        self._all_closed = anyio.Event()
+        with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+            await self._all_closed.wait()
+
+
+# The call whose task is running. The mcp SDK runs a server request's handler in the context
+# of the task it came from: the call itself (2026 protocol, InputRequiredResult) or the reader
+# of the call's own HTTP response stream, so such requests are answered for exactly that call.
+current_call: ContextVar[InFlight | None] = ContextVar("mcpcord_current_call", default=None)
 
 
 def _asking_call(server: ServerEntry) -> InFlight | None:
-    """The call a server's request belongs to. Over stdio the protocol does not say; with
-    several calls running on one server, the newest is the best guess (whoever started it is
-    asked, and may decline)."""
-    return server.inflight[-1] if server.inflight else None
+    """The call a server's request belongs to, or None when it cannot be told. A request sent
+    on its own (2025 protocol, stdio or HTTP) does not say which call it is for: with one call
+    running it is that one's; with several, guessing could show one user's question to another
+    and let them answer it, so nobody is asked."""
+    here = current_call.get()
+    if here is not None and here in server.inflight:
+        return here
+    return server.inflight[0] if len(server.inflight) == 1 else None
 
 
 class ServerRequests:
@@ -126,21 +201,32 @@ class ServerRequests:
     ) -> types.ElicitResult | types.ErrorData:
         running = _asking_call(server)
         if running is None or running.updates is None:
-            return types.ElicitResult(action="decline")  # nobody to ask outside a call
+            log.info("MCP server %r asked a question outside one call; declined", server.name)
+            return types.ElicitResult(action="decline")
+        if not running.count("elicitation"):
+            log.info(
+                "MCP server %r asked more than %d questions in one call; declined",
+                server.name,
+                MAX_ASKS_PER_CALL,
+            )
+            return types.ElicitResult(action="decline")
+        updates = running.updates
         if isinstance(params, types.ElicitRequestURLParams):
             schema, url = None, params.url
         else:
             schema, url = params.requested_schema, None
-        started = anyio.current_time()
-        try:
-            with anyio.fail_after(self._timeout):
-                action, content = await running.updates.elicit(
-                    server.name, params.message, dict(schema or {}), url
-                )
-        except TimeoutError:
-            action, content = "cancel", None
-        finally:
-            running.pause(anyio.current_time() - started)
+
+        async def ask() -> tuple[str, dict[str, Any] | None]:
+            try:
+                with anyio.fail_after(self._timeout), running.person_asked():
+                    return await updates.elicit(
+                        server.name, params.message, dict(schema or {}), url
+                    )
+            except TimeoutError:
+                return "cancel", None
+
+        answered = await running.answer(ask)
+        action, content = answered if answered is not None else ("cancel", None)
         log.info("MCP server %r asked the user something: %s", server.name, action)
         if action == "accept":
             return types.ElicitResult(action="accept", content=content or {})
@@ -153,26 +239,41 @@ class ServerRequests:
             log.info(
                 "MCP server %r asked to use the model; refused (mcp.sampling: deny)", server.name
             )
-            return types.ErrorData(
-                code=types.INVALID_REQUEST,
-                message="This client does not allow sampling (mcp.sampling: deny).",
-            )
+            return _refused("This client does not allow sampling (mcp.sampling: deny).")
         running = _asking_call(server)
+        if running is None or running.updates is None:
+            # Nobody would be asked, charged or shown what the model wrote: even with `allow`.
+            log.info("MCP server %r asked to use the model outside one call; refused", server.name)
+            return _refused("Sampling is answered only during one tool call of this server.")
+        if not running.count("sampling"):
+            log.info(
+                "MCP server %r asked to use the model more than %d times in one call; refused",
+                server.name,
+                MAX_ASKS_PER_CALL,
+            )
+            return _refused(f"At most {MAX_ASKS_PER_CALL} sampling requests per tool call.")
+        answered = await running.answer(lambda: self._sample(server, running, params))
+        if answered is None:
+            return _refused("The tool call ended before the request was answered.")
+        return answered
+
+    async def _sample(
+        self, server: ServerEntry, running: InFlight, params: types.CreateMessageRequestParams
+    ) -> types.CreateMessageResult | types.ErrorData:
+        updates = running.updates
+        assert updates is not None and self._sampler is not None  # checked by the caller
         try:
             with anyio.fail_after(self._timeout):
-                if self.sampling == "ask":
-                    if running is None or running.updates is None:
-                        return types.ErrorData(
-                            code=types.INVALID_REQUEST,
-                            message="Sampling needs a user's approval, and no call is running.",
+                # The person's daily allowance, before asking them and again before spending.
+                refusal = await updates.sampling_refusal()
+                if refusal is None and self.sampling == "ask":
+                    with running.person_asked():
+                        refusal = await updates.approve_sampling(
+                            server.name, sampling_summary(params)
                         )
-                    started = anyio.current_time()
-                    refusal = await running.updates.approve_sampling(
-                        server.name, sampling_summary(params)
-                    )
-                    running.pause(anyio.current_time() - started)
-                    if refusal is not None:
-                        return types.ErrorData(code=types.INVALID_REQUEST, message=refusal)
+                    refusal = refusal or await updates.sampling_refusal()
+                if refusal is not None:
+                    return _refused(refusal)
                 answer = await self._sampler(params)
         except TimeoutError:
             return types.ErrorData(
@@ -182,8 +283,7 @@ class ServerRequests:
         except Exception as exc:
             log.warning("sampling for MCP server %r failed: %s", server.name, describe_error(exc))
             return types.ErrorData(code=types.INTERNAL_ERROR, message="The model request failed.")
-        if running is not None and running.updates is not None:
-            running.updates.sampled(answer.model, answer.input_tokens, answer.output_tokens)
+        updates.sampled(answer.model, answer.input_tokens, answer.output_tokens)
         log.info("answered a sampling request of MCP server %r with %s", server.name, answer.model)
         return types.CreateMessageResult(
             role="assistant",
@@ -191,6 +291,10 @@ class ServerRequests:
             model=answer.model,
             stop_reason="endTurn",
         )
+
+
+def _refused(message: str) -> types.ErrorData:
+    return types.ErrorData(code=types.INVALID_REQUEST, message=message)
 
 
 def sampling_summary(params: types.CreateMessageRequestParams) -> dict[str, Any]:

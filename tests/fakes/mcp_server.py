@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
@@ -22,7 +23,14 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.prompts.base import Prompt
 from mcp.server.mcpserver.resolve import Elicit
 from mcp.shared.exceptions import MCPError
-from mcp.types import INTERNAL_ERROR, Annotations, SamplingMessage, TextContent, ToolAnnotations
+from mcp.types import (
+    INTERNAL_ERROR,
+    Annotations,
+    Completion,
+    SamplingMessage,
+    TextContent,
+    ToolAnnotations,
+)
 from pydantic import BaseModel
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -51,12 +59,18 @@ def _ask_to_confirm(question: str) -> Elicit[Confirmation]:
 
 
 def build_server(
-    name: str, *, annotated: bool = False, resources: bool = False, sampling: bool = False
+    name: str,
+    *,
+    annotated: bool = False,
+    resources: bool = False,
+    sampling: bool = False,
+    asking: bool = False,
 ) -> MCPServer:
     """`annotated`: also offer tools carrying MCP annotations (readOnlyHint, destructiveHint);
     `resources`: also offer one resource, `note://hello` (the bot then adds its reader);
     `sampling`: also a tool that asks the client's model to write (MCP sampling; the 2026
-    protocol forbids server-initiated requests, so only over `--legacy` HTTP)."""
+    protocol forbids server-initiated requests, so only over `--legacy` HTTP);
+    `asking`: also tools that ask the client things (elicitation, sampling) and a prompt."""
     server = MCPServer(name, log_level="WARNING")
 
     if resources:
@@ -189,7 +203,117 @@ def build_server(
             text = result.content.text if isinstance(result.content, TextContent) else ""
             return f"{result.model} wrote: {text}"
 
+    if asking:
+        _add_asking(server)
     return server
+
+
+class Reply(BaseModel):
+    answer: str
+
+
+_background: set[asyncio.Task[None]] = set()  # kept so the loop does not drop them
+
+
+def _sampling_request(prompt: str) -> list[SamplingMessage]:
+    return [SamplingMessage(role="user", content=TextContent(type="text", text=prompt))]
+
+
+async def _sample(session: Any, prompt: str, related: Any = None) -> str:
+    """The client's answer, or its refusal, as one line."""
+    try:
+        result = await session.create_message(
+            _sampling_request(prompt), max_tokens=100, related_request_id=related
+        )
+    except Exception as exc:
+        return f"refused: {exc}"
+    content = result.content
+    return f"answered: {content.text if isinstance(content, TextContent) else content}"
+
+
+def _wait_logged(text: str, limit_s: float = 30) -> bool:
+    """Whether the call log came to contain `text` (another call's mark) within `limit_s`."""
+    path = os.environ.get("MCP_CALL_LOG")
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if path and os.path.exists(path) and text in Path(path).read_text(encoding="utf-8"):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _add_asking(server: MCPServer) -> None:
+    @server.tool(description="Ask the user a question (elicitation) and report the answer.")
+    async def ask(question: str, ctx: Context, after: str = "") -> str:
+        """`after`: first wait until the call log shows this (another call's mark)."""
+        _log_call("ask", {"question": question, "after": after})
+        if after:
+            await anyio.to_thread.run_sync(_wait_logged, after)
+        result = await ctx.elicit(question, Reply)
+        answer = getattr(getattr(result, "data", None), "answer", None)
+        _log_call("asked", {"done": question, "action": result.action, "answer": answer})
+        return f"{result.action}: {answer}"
+
+    @server.tool(description="Run until the call log shows `until` (another call's mark).")
+    async def hold(tag: str, until: str) -> str:
+        _log_call("hold", {"tag": tag, "until": until})
+        seen = await anyio.to_thread.run_sync(_wait_logged, until)
+        return f"held {tag}: {'released' if seen else 'gave up'}"
+
+    @server.tool(description="Ask the client's model `times` times, one after another.")
+    async def sample(prompt: str, times: int, ctx: Context) -> str:
+        _log_call("sample", {"prompt": prompt, "times": times})
+        answers = [
+            await _sample(ctx.session, f"{prompt} #{n}", ctx.request_id)
+            for n in range(1, times + 1)
+        ]
+        return "\n".join(answers)
+
+    @server.tool(description="Ask the client's model `times` times at once.")
+    async def sample_at_once(prompt: str, times: int, ctx: Context) -> str:
+        _log_call("sample_at_once", {"prompt": prompt, "times": times})
+        answers: list[str] = [""] * times
+
+        async def one(n: int) -> None:
+            answers[n] = await _sample(ctx.session, f"{prompt} #{n + 1}", ctx.request_id)
+
+        async with anyio.create_task_group() as tg:
+            for n in range(times):
+                tg.start_soon(one, n)
+        return "\n".join(answers)
+
+    def in_background(session: Any, prompt: str, delay_s: float) -> None:
+        async def later() -> None:
+            await anyio.sleep(delay_s)
+            # No related request: the connection's own channel, as a server's background job.
+            result = await _sample(session, f"{prompt} #later")
+            _log_call("sampled_later", {"prompt": prompt, "result": result})
+
+        task = asyncio.get_running_loop().create_task(later())
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+
+    @server.tool(description="Answer at once; ask the client's model a second later.")
+    async def sample_later(prompt: str, ctx: Context) -> str:
+        _log_call("sample_later", {"prompt": prompt})
+        in_background(ctx.session, prompt, 1.0)
+        return "asked for later"
+
+    @server.tool(description="Ask the client's model, and answer before it has answered.")
+    async def sample_and_leave(prompt: str, ctx: Context) -> str:
+        _log_call("sample_and_leave", {"prompt": prompt})
+        in_background(ctx.session, prompt, 0)
+        await anyio.sleep(3)  # time for the client to put the request to a person
+        return "left before the answer"
+
+    @server.prompt(description="Greet someone by name.")
+    def greet(name: str) -> str:
+        return f"Say hello to {name}."
+
+    @server.completion()
+    async def complete(ref: Any, argument: Any, context: Any) -> Completion:
+        _log_call("complete", {"argument": argument.name, "value": argument.value})
+        return Completion(values=[f"{argument.value}-completed"])
 
 
 def _require_header(app: Any, required: str) -> Any:
@@ -319,9 +443,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--resources", action="store_true", help="also offer a resource")
     parser.add_argument("--no-route", help="HTTP: answer calls of this tool 404, as a gateway")
     parser.add_argument("--sampling", action="store_true", help="also offer a sampling tool")
+    parser.add_argument("--asking", action="store_true", help="also tools that ask the client")
     args = parser.parse_args(argv)
     server = build_server(
-        args.name, annotated=args.annotated, resources=args.resources, sampling=args.sampling
+        args.name,
+        annotated=args.annotated,
+        resources=args.resources,
+        sampling=args.sampling,
+        asking=args.asking,
     )
     if args.transport == "stdio":
         server.run()
@@ -338,11 +467,13 @@ def stdio_params(
     *,
     annotated: bool = False,
     resources: bool = False,
+    asking: bool = False,
 ) -> dict[str, Any]:
     """command/args/env/cwd for an MCPServerConfig that runs this server over stdio."""
     env = {"MCP_CALL_LOG": str(log_path)} if log_path else {}
     extra = ["--annotated"] if annotated else []
     extra += ["--resources"] if resources else []
+    extra += ["--asking"] if asking else []
     return {
         "command": sys.executable,
         "args": ["-m", "tests.fakes.mcp_server", "--transport", "stdio", "--name", name, *extra],
@@ -373,6 +504,7 @@ class HTTPServerProcess:
         legacy: bool = False,
         no_route: str | None = None,
         sampling: bool = False,
+        asking: bool = False,
     ) -> None:
         self.log_path = log_path
         self.port = port or 0
@@ -380,6 +512,7 @@ class HTTPServerProcess:
         self.legacy = legacy
         self.no_route = no_route
         self.sampling = sampling
+        self.asking = asking
         self.proc: anyio.abc.Process | None = None
 
     @property
@@ -401,6 +534,8 @@ class HTTPServerProcess:
             cmd += ["--no-route", self.no_route]
         if self.sampling:
             cmd.append("--sampling")
+        if self.asking:
+            cmd.append("--asking")
         self.proc = await anyio.open_process(
             cmd, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stderr=None
         )

@@ -34,15 +34,21 @@ def key_for(bot: BotHost, interaction: discord.Interaction[Any]) -> Conversation
     )
 
 
-async def refuse_outsiders(bot: BotHost, interaction: discord.Interaction[Any]) -> bool:
-    """Answer and return True when the access lists would not let this user mention the bot here."""
+def is_outsider(bot: BotHost, interaction: discord.Interaction[Any]) -> bool:
+    """Whether the access lists (and discord.allow_dms) would not let this user mention the bot
+    here. Every command and autocomplete that reaches the model or an MCP server asks this."""
     in_dm = interaction.guild_id is None
     allowed = (
         bot.access.is_owner(interaction.user)
         or not in_dm
         or bot.services.settings.discord.allow_dms
     ) and bot.access.allows(interaction.user, interaction.channel)
-    if allowed:
+    return not allowed
+
+
+async def refuse_outsiders(bot: BotHost, interaction: discord.Interaction[Any]) -> bool:
+    """Answer and return True when the access lists would not let this user mention the bot here."""
+    if not is_outsider(bot, interaction):
         return False
     await interaction.response.send_message(NOT_HERE, ephemeral=True)
     return True

@@ -12,6 +12,7 @@ from bot.core.conversations import conversation_key
 from bot.core.limits import Reservation
 from bot.core.state import TurnRequest
 from bot.discord.channel_prompt import effective_prompt
+from bot.discord.commands.conversation import is_outsider, refuse_outsiders
 from bot.discord.handlers import answer, channel_settings
 from bot.discord.streaming import NO_MENTIONS
 from bot.tools.mcp_prompts import PromptError, PromptInfo, check_arguments, parse_arguments
@@ -90,6 +91,9 @@ async def prompt(
     interaction: discord.Interaction[Any], name: str, arguments: str | None = None
 ) -> None:
     bot: BotHost = interaction.client  # type: ignore[assignment]
+    # First: an outsider learns nothing, not even which prompts exist (DMs follow allow_dms).
+    if await refuse_outsiders(bot, interaction):
+        return
     tools = bot.services.tools
     info = tools.find_prompt(name) if tools is not None else None
     if tools is None or info is None:
@@ -99,7 +103,7 @@ async def prompt(
     if not bot.accepting:
         await _refuse(interaction, "I'm restarting; ask again in a minute.")
         return
-    if channel is None or not bot.access.allows(interaction.user, channel):
+    if channel is None:
         await _refuse(interaction, "I don't answer here.")
         return
     missing = _missing_send(interaction, channel)
@@ -176,7 +180,9 @@ async def _complete_name(
 ) -> list[app_commands.Choice[str]]:
     bot: BotHost = interaction.client  # type: ignore[assignment]
     tools = bot.services.tools
-    return prompt_choices(tools.prompts(), current) if tools is not None else []
+    if tools is None or is_outsider(bot, interaction):
+        return []  # outsiders see no prompt names
+    return prompt_choices(tools.prompts(), current)
 
 
 @prompt.autocomplete("arguments")
@@ -185,6 +191,8 @@ async def _complete_arguments(
 ) -> list[app_commands.Choice[str]]:
     bot: BotHost = interaction.client  # type: ignore[assignment]
     tools = bot.services.tools
+    if is_outsider(bot, interaction):
+        return []  # completions ask the MCP server: not for outsiders
     name = getattr(interaction.namespace, "name", None)
     info = tools.find_prompt(name) if tools is not None and name else None
     if tools is None or info is None:
