@@ -425,3 +425,37 @@ async def test_sitecustomize_and_standalone_process(fake: FakeDiscord) -> None:
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 10) == 0
     assert state["url"] == url and state["channels"]
+
+
+# -- forwards and embeds ----------------------------------------------------------------------
+
+
+async def test_forwards_carry_a_snapshot_and_webhooks_their_embeds(fake: FakeDiscord) -> None:
+    source_channel, here, user = (
+        fake.add_channel("src"),
+        fake.add_channel("dst"),
+        fake.add_user("u"),
+    )
+    alert = {"title": "Build failed", "fields": [{"name": "branch", "value": "main"}]}
+    async with running(Bot(), fake) as bot:
+        hook = await fake.webhook_message(source_channel, "CI", embeds=[alert])
+        original = await fake.send_message(
+            source_channel,
+            user,
+            "the words",
+            attachments=[
+                {"filename": "a.txt", "content": "file words", "content_type": "text/plain"}
+            ],
+        )
+        await fake.forward_message(here, user, int(original["id"]))
+        await fake.wait_for(lambda: len(bot.seen) == 3, timeout=5)
+    webhook, _, forward = bot.seen
+    assert webhook.webhook_id is not None and webhook.author.bot
+    assert webhook.embeds[0].title == "Build failed"
+    assert webhook.embeds[0].fields[0].value == "main"
+    assert forward.content == "" and forward.reference is not None
+    assert forward.reference.type is discord.MessageReferenceType.forward
+    assert forward.reference.resolved is None  # not a reply: nothing is quoted
+    snapshot = forward.message_snapshots[0]
+    assert snapshot.content == "the words" and snapshot.attachments[0].filename == "a.txt"
+    assert hook["embeds"][0]["title"] == "Build failed"

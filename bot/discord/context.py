@@ -1,4 +1,5 @@
-"""What a message brings besides its words: attached files and the message it replies to."""
+"""What a message brings besides its words: files, embeds, a forward's snapshot, the message
+it replies to."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from bot.core.attachments import (
 log = logging.getLogger(__name__)
 
 QUOTE_MAX_CHARS = 4000  # the quoted message itself; its files follow the attachment caps
+FORWARDED = "[forwarded message]"
 
 
 @dataclass
@@ -44,20 +46,76 @@ async def gather(
     context = MessageContext()
     quoted = await _replied_to(message)
     if quoted is not None and not _is_own_answer(quoted, message, me, shared_history):
-        text = quoted.content[:QUOTE_MAX_CHARS]
-        if len(quoted.content) > QUOTE_MAX_CHARS:
-            text += " [...]"
+        text = _cut(message_text(quoted, limits.max_chars), QUOTE_MAX_CHARS)
         quote = f'<quoted from="{quoted.author.display_name}">\n{text}\n</quoted>'
         context.blocks.append(quote)
-        await _attachments(quoted, context, limits, vision=False)
-    await _attachments(message, context, limits, vision=vision)
+        await _attachments(_files_of(quoted), context, limits, vision=False)
+    # The question's own words are the handler's; what it carries besides them comes first.
+    carried = message_text(message, limits.max_chars, with_content=False)
+    if carried:
+        context.blocks.append(carried)
+    await _attachments(_files_of(message), context, limits, vision=vision)
     return context
 
 
+def is_forward(message: discord.Message) -> bool:
+    reference = message.reference
+    return reference is not None and reference.type is discord.MessageReferenceType.forward
+
+
+def is_reply(message: discord.Message) -> bool:
+    """A reply to a message (a forward also carries a reference, but answers nobody)."""
+    return message.reference is not None and not is_forward(message)
+
+
+def message_text(message: discord.Message, max_chars: int, *, with_content: bool = True) -> str:
+    """What a reader of the message sees as text: its words and its embeds; a forward's words
+    and embeds come from its snapshot, marked as forwarded. Embeds are cut at `max_chars`."""
+    parts = [message.content] if with_content and message.content else []
+    embeds = list(message.embeds)
+    if is_forward(message) and message.message_snapshots:
+        snapshot = message.message_snapshots[0]
+        inner = [snapshot.content] if snapshot.content else []
+        inner.extend(_embed_texts(snapshot.embeds, max_chars))
+        parts.append(f"{FORWARDED} " + "\n".join(inner) if inner else FORWARDED)
+    parts.extend(_embed_texts(embeds, max_chars))
+    return "\n".join(parts)
+
+
+def _embed_texts(embeds: list[discord.Embed], max_chars: int) -> list[str]:
+    out = []
+    for embed in embeds:
+        lines = [
+            embed.author.name,
+            embed.title,
+            embed.description,
+            *(f"{field.name}: {field.value}" for field in embed.fields),
+            embed.footer.text,
+        ]
+        text = "\n".join(line for line in lines if line)
+        if text:
+            out.append(f"[embed]\n{_cut(text, max_chars)}")
+    return out
+
+
+def _cut(text: str, max_chars: int) -> str:
+    return text if len(text) <= max_chars else text[:max_chars] + " [...]"
+
+
+def _files_of(message: discord.Message) -> list[discord.Attachment]:
+    if is_forward(message) and message.message_snapshots:
+        return [*message.attachments, *message.message_snapshots[0].attachments]
+    return list(message.attachments)
+
+
 async def _attachments(
-    message: discord.Message, context: MessageContext, limits: AttachmentLimits, *, vision: bool
+    attachments: list[discord.Attachment],
+    context: MessageContext,
+    limits: AttachmentLimits,
+    *,
+    vision: bool,
 ) -> None:
-    for attachment in message.attachments:
+    for attachment in attachments:
         name = attachment.filename
         kind = kind_of(name, attachment.content_type)
         if kind == "image":
@@ -87,8 +145,8 @@ async def _attachments(
 
 async def _replied_to(message: discord.Message) -> discord.Message | None:
     reference = message.reference
-    if reference is None or reference.message_id is None:
-        return None
+    if reference is None or reference.message_id is None or is_forward(message):
+        return None  # a forward's content is its snapshot, read as the message's own
     resolved = reference.resolved
     if isinstance(resolved, discord.Message):
         return resolved

@@ -17,6 +17,7 @@ from bot.core.events import Notice
 from bot.core.state import TurnRequest
 from bot.discord.channel_prompt import effective_prompt
 from bot.discord.context import gather as gather_context
+from bot.discord.context import is_reply
 from bot.discord.streaming.render import NO_MENTIONS, StreamRenderer
 from bot.discord.streaming.retry import with_retries
 
@@ -50,7 +51,8 @@ def is_addressed(
         any(user.id != me.id for user in message.mentions)
         or bool(message.role_mentions)
         or message.mention_everyone
-        or reference is not None  # a reply to someone else (a reply to the bot returned above)
+        or is_reply(message)  # to someone else (a reply to the bot returned above); a forward
+        # is no reply: it is answered where a plain message would be
     )
     return not meant_for_others
 

@@ -11,7 +11,7 @@ import pytest_asyncio
 from tests.conftest import bot_config, bot_running
 from tests.e2e.harness import Chat, instructions
 from tests.fakes.discord import FakeDiscord
-from tests.fakes.llm import ScriptedLLM
+from tests.fakes.llm import ScriptedLLM, Text
 
 PERSONA = "You are the support bot of the Foo project."
 
@@ -79,3 +79,21 @@ async def test_a_channel_persona_and_model_apply_there_only(channels: Channels) 
     there, elsewhere = (r.body for r in channels.llm.requests_for(key))
     assert PERSONA in instructions(there) and there["model"] == "persona-model"
     assert PERSONA not in instructions(elsewhere) and elsewhere["model"] == "test-model"
+
+
+async def test_a_forward_is_answered_in_an_open_channel_with_its_text_and_files(
+    channels: Channels,
+) -> None:
+    key = f"k-open-fwd-{channels.backend}"
+    chat = channels.open
+    other = channels.discord.add_user("fwd-writer")
+    notes = {"filename": "notes.txt", "content": "fwd-file-marker", "content_type": "text/plain"}
+    original = await channels.plain.say(
+        f"{key} the nightly backup is 3 hours late", user=other, mention=False, attachments=[notes]
+    )
+    channels.llm.script(key, Text("Check the backup host's disk."))
+    forward = await channels.discord.forward_message(chat.channel, chat.user, int(original["id"]))
+    await chat.answer_text(int(forward["id"]), "backup host")
+    sent = channels.llm.requests_for(key)[0].body
+    assert f"[forwarded message] {key} the nightly backup is 3 hours late" in str(sent)
+    assert "fwd-file-marker" in str(sent)

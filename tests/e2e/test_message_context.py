@@ -75,3 +75,47 @@ async def test_a_pdf_of_many_pages_reaches_the_model_cut_with_a_note(chat_world:
     assert "pdfpage-1-end" in sent and "pdfpage-100-end" in sent
     assert "pdfpage-101-end" not in sent
     assert "[... 30 more pages not read: only the first 100 are]" in sent
+
+
+async def test_a_mention_replying_to_a_forward_reads_the_forwarded_message(world: World) -> None:
+    chat = Chat(world.discord, "fwd-reply")
+    elsewhere = Chat(world.discord, "fwd-source")
+    key = f"k-fwd-reply-{world.backend}"
+    other = world.discord.add_user("fwd-author")
+    original = await elsewhere.say("the deploy froze at step 4", user=other, mention=False)
+    forward = await world.discord.forward_message(chat.channel, chat.user, int(original["id"]))
+    world.llm.script(key, Text("Step 4 waits on a lock."))
+    asked = await chat.say(f"{key} why?", reply_to=int(forward["id"]))
+    await chat.answer_text(int(asked["id"]), "waits on a lock")
+    sent = last_user_text(world.llm.requests_for(key)[0].body)
+    assert "[forwarded message] the deploy froze at step 4" in sent
+    assert f"{key} why?" in sent
+
+
+async def test_a_mention_replying_to_an_embed_only_webhook_message_reads_the_embed(
+    world: World,
+) -> None:
+    chat = Chat(world.discord, "embed-reply")
+    key = f"k-embed-reply-{world.backend}"
+    alert = {
+        "title": "Pipeline #812 failed",
+        "description": "job `test-arm64` exited with 137",
+        "fields": [{"name": "branch", "value": "release-2.4"}, {"name": "runner", "value": "ci-7"}],
+        "footer": {"text": "GitLab CI"},
+        "author": {"name": "ci-bot"},
+    }
+    hook = await world.discord.webhook_message(chat.channel, "CI alerts", embeds=[alert])
+    world.llm.script(key, Text("137 is the OOM killer."))
+    asked = await chat.say(f"{key} what happened?", reply_to=int(hook["id"]))
+    await chat.answer_text(int(asked["id"]), "OOM killer")
+    sent = last_user_text(world.llm.requests_for(key)[0].body)
+    for part in (
+        "Pipeline #812 failed",
+        "job `test-arm64` exited with 137",
+        "branch: release-2.4",
+        "runner: ci-7",
+        "GitLab CI",
+        "ci-bot",
+        "CI alerts",
+    ):
+        assert part in sent, part

@@ -16,6 +16,7 @@ from bot.core.events import (
     TurnEvent,
     TurnFailed,
 )
+from bot.discord.streaming.tables import render_tables
 
 STREAMING_INDICATOR = " ▌"
 
@@ -25,7 +26,8 @@ class _Text:
     pieces: list[str] = field(default_factory=list)
 
     def render(self) -> str:
-        return "".join(self.pieces)
+        # Shown, not stored: the conversation keeps the model's own markdown.
+        return render_tables("".join(self.pieces))
 
 
 @dataclass

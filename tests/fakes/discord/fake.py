@@ -18,7 +18,7 @@ from . import channels, control, rest, webhooks
 from .faults import Faults
 from .gateway import Gateway
 from .interactions import Interaction, command_payload, component_payload, modal_submit_payload
-from .messages import attachment_payload, new_message
+from .messages import attachment_payload, forward_fields, new_message
 from .ratelimit import RateLimiter
 from .state import TEXT, World
 from .wire import FAKE, RecordedRequest
@@ -219,18 +219,21 @@ class FakeDiscord:
         *,
         reply_to: int | None = None,
         attachments: list[dict] | None = None,
+        embeds: list[dict] | None = None,
+        extra: dict | None = None,
     ) -> dict:
-        """attachments: [{"filename": ..., "content": bytes|str, "content_type": ...}]."""
+        """attachments: [{"filename": ..., "content": bytes|str, "content_type": ...}];
+        embeds: Discord embed objects (a bot's or webhook's message, or a link preview)."""
         if channel_id not in self.world.channels:
             raise ValueError(f"unknown channel {channel_id}")
         if author_id not in self.world.users:
             raise ValueError(f"unknown user {author_id}")
-        body: dict[str, Any] = {"content": content}
+        body: dict[str, Any] = {"content": content, "embeds": embeds or []}
         if reply_to is not None:
             if reply_to not in self.world.messages:
                 raise ValueError(f"cannot reply to unknown message {reply_to}")
             body["message_reference"] = {"message_id": str(reply_to)}
-        msg = new_message(self.world, channel_id, author_id, body)
+        msg = new_message(self.world, channel_id, author_id, body, extra=extra)
         for att in attachments or []:
             data = att.get("content", b"")
             data = data.encode() if isinstance(data, str) else bytes(data)
@@ -246,6 +249,22 @@ class FakeDiscord:
         self.counters["user_messages"] += 1
         await self.dispatch("MESSAGE_CREATE", msg)
         return copy.deepcopy(msg)
+
+    async def forward_message(self, channel_id: int, author_id: int, source_id: int) -> dict:
+        """A user forwards message `source_id` (from any channel) into `channel_id`: an empty
+        message whose reference has type 1 and whose snapshot carries the content."""
+        source = self.world.messages.get(int(source_id))
+        if source is None:
+            raise ValueError(f"cannot forward unknown message {source_id}")
+        return await self.send_message(channel_id, author_id, "", extra=forward_fields(source))
+
+    async def webhook_message(
+        self, channel_id: int, name: str, content: str = "", *, embeds: list[dict] | None = None
+    ) -> dict:
+        """A webhook (a CI alert, a feed) posts in the channel: a bot author, no member."""
+        author = self.world.add_user(name, bot=True)  # a webhook is no member: no MEMBER_ADD
+        extra = {"webhook_id": str(author)}
+        return await self.send_message(channel_id, author, content, embeds=embeds, extra=extra)
 
     async def _start_interaction(
         self, payload: dict, kind: str, message_id: int | None

@@ -242,7 +242,40 @@ def redact(payload: dict) -> dict:
     out = copy.deepcopy(payload)
     out.update(content="", embeds=[], attachments=[], components=[])
     out.pop("poll", None)
+    for snapshot in out.get("message_snapshots") or []:  # a forward's content is content too
+        snapshot["message"].update(content="", embeds=[], attachments=[], components=[])
     return out
+
+
+FORWARD = 1  # message_reference.type of a forward (0 is a reply)
+
+
+def forward_fields(source: dict) -> dict:
+    """What Discord puts on a forward of `source`: a reference of type 1 and a snapshot of the
+    message (content, embeds, attachments; no author). No `referenced_message`: a forward is
+    not a reply, and its snapshot is all a reader gets (the source may be out of its sight)."""
+    snapshot = {
+        key: copy.deepcopy(source.get(key, default))
+        for key, default in (
+            ("type", 0),
+            ("content", ""),
+            ("embeds", []),
+            ("attachments", []),
+            ("timestamp", None),
+            ("edited_timestamp", None),
+            ("flags", 0),
+            ("mentions", []),
+            ("mention_roles", []),
+            ("components", []),
+        )
+    }
+    reference = {
+        "type": FORWARD,
+        "message_id": source["id"],
+        "channel_id": source["channel_id"],
+        **({"guild_id": source["guild_id"]} if "guild_id" in source else {}),
+    }
+    return {"message_reference": reference, "message_snapshots": [{"message": snapshot}]}
 
 
 def find_component(payload: dict, custom_id: str) -> dict | None:
