@@ -7,6 +7,7 @@ table of the database file, read as an operator (or an auditor) would."""
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 import stat
 from collections.abc import AsyncIterator
@@ -274,6 +275,12 @@ async def test_retention_and_forget_user_on_a_stopped_bot(llm: ScriptedLLM, tmp_
             old_sent, recent_sent = llm.requests_for("k-ret")[-2:]
             assert f"first words of {old.user}" not in str(old_sent.body["messages"])
             assert f"first words of {recent.user}" in str(recent_sent.body["messages"])
+            # /status says when: 7 days after this last turn.
+            status = await discord.slash_command("status", recent.user, recent.channel)
+            text = (await status.wait_response())["data"]["content"]
+            [when] = re.findall(r"\*\*Forgotten\*\*: <t:(\d+):R>", text)
+            due = datetime.now(UTC) + timedelta(days=7)
+            assert abs(int(when) - due.timestamp()) < 600, text
     finally:
         await bot.kill()
         await discord.stop()
