@@ -59,12 +59,16 @@ async def _ask_the_bot(settings: Settings, pid: int, user_id: int) -> tuple[bool
     os.replace(partial, request)  # the bot never reads half a request
     os.kill(pid, signal.SIGUSR1)
     deadline = time.monotonic() + WAIT_S
-    while request.exists():
-        if request.read_text(encoding="utf-8").strip() == FAILED:
+    while True:
+        try:
+            state = request.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            break  # the bot deletes the request once the user is erased
+        if state == FAILED:
             request.unlink(missing_ok=True)
             return False, f"the running bot (pid {pid}) could not erase user {user_id}; see its log"
         if time.monotonic() > deadline:
-            return False, f"the running bot (pid {pid}) has not erased user {user_id} yet"
+            return False, f"the running bot (pid {pid}) has not erased user {user_id} yet; it will"
         await asyncio.sleep(0.1)
     return True, f"erased user {user_id} (done by the running bot, pid {pid})"
 
