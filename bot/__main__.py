@@ -1,4 +1,4 @@
-"""Command line: `python -m bot [run|check|chat|health|reload]`."""
+"""Command line: `python -m bot [run|check|chat|health|reload|backup <file>|forget-user <id>]`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import sys
 
-from bot.config import ConfigError, load_settings
+from bot.config import ConfigError, Settings, load_settings
 from bot.logs import setup_logging
 
 EXIT_CONFIG = 2
@@ -20,9 +20,13 @@ def build_parser() -> argparse.ArgumentParser:
         "command",
         nargs="?",
         default="run",
-        choices=["run", "check", "chat", "health", "reload"],
+        choices=["run", "check", "chat", "health", "reload", "backup", "forget-user"],
         help="run the bot (default), check the configuration, chat in the terminal, "
-        "report the running bot's health (for a container HEALTHCHECK), or make it reload",
+        "report the running bot's health (for a container HEALTHCHECK), make it reload, "
+        "copy the database to a file (backup <file>), or erase one user (forget-user <id>)",
+    )
+    parser.add_argument(
+        "target", nargs="?", help="backup: the file to write; forget-user: the Discord user id"
     )
     parser.add_argument(
         "--discord",
@@ -48,7 +52,11 @@ def main(argv: list[str] | None = None) -> int:
             sent, line = signal_reload(settings)
             print(line, file=sys.stdout if sent else sys.stderr)
             return 0 if sent else 1
+        if args.command == "backup":
+            return _backup(settings, args.target)
         setup_logging(settings.logging)
+        if args.command == "forget-user":
+            return _forget_user(settings, args.target)
         if args.command == "check":
             from bot.ops.check import run_checks
 
@@ -67,6 +75,30 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     except KeyboardInterrupt:
         return 130
+
+
+def _backup(settings: Settings, target: str | None) -> int:
+    from pathlib import Path
+
+    from bot.ops.backup import backup
+
+    if not target:
+        print("usage: python -m bot backup <file>", file=sys.stderr)
+        return EXIT_CONFIG
+    done, line = backup(settings, Path(target))
+    print(line, file=sys.stdout if done else sys.stderr)
+    return 0 if done else 1
+
+
+def _forget_user(settings: Settings, target: str | None) -> int:
+    from bot.ops.forget_user import forget_user
+
+    if not target or not target.isdigit():
+        print("usage: python -m bot forget-user <Discord user id (digits)>", file=sys.stderr)
+        return EXIT_CONFIG
+    done, line = asyncio.run(forget_user(settings, int(target)))
+    print(line, file=sys.stdout if done else sys.stderr)
+    return 0 if done else 1
 
 
 if __name__ == "__main__":

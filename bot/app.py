@@ -7,7 +7,7 @@ import contextlib
 import gc
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -19,6 +19,7 @@ from bot.core.approvals import ApprovalBroker, ApprovalPolicy, policy_of, rules_
 from bot.core.backend import Backend
 from bot.core.conversations import Conversations
 from bot.core.elicitation import ElicitationBroker
+from bot.core.forgetting import Forgetting
 from bot.core.limits import UserLimits
 from bot.core.tool_calls import ToolExecutor
 from bot.logs import turn_cost
@@ -133,27 +134,37 @@ async def serve(settings: Settings) -> None:
     # start-up runs as soon as the bot exists.
     reload_asked = asyncio.Event()
     loop.add_signal_handler(signal.SIGHUP, reload_asked.set)
+    # `python -m bot forget-user` on a running bot (bot/ops/forget_user.py).
+    forget_asked = asyncio.Event()
+    loop.add_signal_handler(signal.SIGUSR1, forget_asked.set)
     pid_file = pid_path(settings)
     write_pid(pid_file)
     try:
-        await _serve(settings, token, stop, reload_asked)
+        await _serve(settings, token, stop, reload_asked, forget_asked)
     finally:
         remove_pid(pid_file)
     log.info("stopped cleanly")
 
 
 async def _serve(
-    settings: Settings, token: str, stop: asyncio.Event, reload_asked: asyncio.Event
+    settings: Settings,
+    token: str,
+    stop: asyncio.Event,
+    reload_asked: asyncio.Event,
+    forget_asked: asyncio.Event,
 ) -> None:
     from bot.discord.client import build_bot
     from bot.discord.host import Services
+    from bot.ops.forget_user import serve_requests
     from bot.ops.live import LiveConfig
+    from bot.ops.maintenance import tidy
 
     async with build_core(settings, ask_users=True) as core:
         if stop.is_set():
             log.info("stopped during start-up")
             return
         limits = core.limits
+        forgetting = Forgetting(core.store, core.conversations, limits)
         services = Services(
             settings=settings,
             store=core.store,
@@ -163,12 +174,17 @@ async def _serve(
             tools=core.tools,
             policies=core.policies,
             elicitations=core.elicitations,
+            forgetting=forgetting,
         )
         bot = build_bot(services)
         live = LiveConfig(settings, core, bot, limits)
         freeze_start_up()
+        chores = [
+            tidy(core.store, settings.storage.retention_days),
+            serve_requests(settings, forgetting, forget_asked),
+        ]
         try:
-            await _run_bot(bot, token, live, stop, reload_asked)
+            await _run_bot(bot, token, live, stop, reload_asked, chores)
         finally:
             await live.aclose()
 
@@ -183,7 +199,12 @@ def freeze_start_up() -> None:
 
 
 async def _run_bot(
-    bot: Any, token: str, live: LiveConfig, stop: asyncio.Event, reload_asked: asyncio.Event
+    bot: Any,
+    token: str,
+    live: LiveConfig,
+    stop: asyncio.Event,
+    reload_asked: asyncio.Event,
+    chores: list[Coroutine[Any, Any, None]],
 ) -> None:
     import discord
 
@@ -192,6 +213,7 @@ async def _run_bot(
         helpers = [
             asyncio.create_task(beat(bot, heartbeat_path(live.settings))),
             asyncio.create_task(_reloads(live, reload_asked)),
+            *(asyncio.create_task(chore) for chore in chores),
         ]
         stopper = asyncio.create_task(stop.wait())
         await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)

@@ -264,6 +264,9 @@ class MCPConfig(_Section):
 class StorageConfig(_Section):
     path: str = "data/bot.db"
     """The SQLite file (its folder is created). The pid and heartbeat files sit next to it."""
+    retention_days: int | None = Field(default=None, ge=1)
+    """Conversations idle this many days, and approvals and usage rows older than that, are
+    deleted at start-up and daily (usage is first added to anonymous daily totals); null = keep."""
 
 
 class LoggingConfig(_Section):

@@ -6,8 +6,8 @@ import asyncio
 import enum
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from typing import Any, Literal, Protocol, TypeVar
 
 from bot.core.backend import Backend
@@ -127,6 +127,17 @@ class Conversations:
         with self._locks.claim(key) as lock:
             async with lock:
                 return await action()
+
+    @asynccontextmanager
+    async def holding(self, keys: Iterable[ConversationKey]) -> AsyncIterator[None]:
+        """Wait for the turns running in these conversations, and keep new ones waiting until
+        the block ends (an erasure: a turn that loaded the old history would save it back).
+        A turn holds one conversation only, so taking several in a fixed order cannot deadlock."""
+        async with AsyncExitStack() as stack:
+            for key in sorted(set(keys), key=str):
+                lock = stack.enter_context(self._locks.claim(key))
+                await stack.enter_async_context(lock)
+            yield
 
     async def run_turn(
         self, request: TurnRequest, *, on_start: Callable[[], None] | None = None

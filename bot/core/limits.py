@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import defaultdict, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 
@@ -13,6 +15,7 @@ from bot.config import LimitsConfig
 BUSY = "I'm still working on your other questions. Wait for them to finish."
 TOKENS = "You've used your token allowance for today. Try again tomorrow."
 COST = "You've used your spending allowance for today. Try again tomorrow."
+ERASING = "I'm erasing what I stored about you. Ask again in a moment."
 
 
 class Reservation:
@@ -54,6 +57,8 @@ class UserLimits:
         self._clock = clock
         self._active: dict[int, int] = defaultdict(int)
         self._recent: dict[int, deque[float]] = defaultdict(deque)
+        self._paused: set[int] = set()
+        self._idle: dict[int, asyncio.Event] = {}  # set when that user's last turn ends
 
     def reconfigure(self, config: LimitsConfig) -> None:
         """After a reload: new numbers, same counts of running and recent turns."""
@@ -62,6 +67,8 @@ class UserLimits:
     def reserve(self, user_id: int) -> Reservation | str:
         """Checks the concurrent and per-minute limits and counts the turn at once, with no await
         in between, so a burst of messages cannot all pass. Returns why not, in plain words."""
+        if user_id in self._paused:
+            return ERASING
         if self._active[user_id] >= self._config.user_concurrent_turns:
             return BUSY
         now = self._clock()
@@ -74,6 +81,24 @@ class UserLimits:
         recent.append(now)
         self._active[user_id] += 1
         return Reservation(lambda: self._finish(user_id))
+
+    def running(self, user_id: int) -> bool:
+        """Whether a turn of this user is reserved (waiting or running)."""
+        return self._active.get(user_id, 0) > 0
+
+    async def until_idle(self, user_id: int) -> None:
+        """Return once no turn of this user is reserved."""
+        while self.running(user_id):
+            await self._idle.setdefault(user_id, asyncio.Event()).wait()
+
+    @contextmanager
+    def paused(self, user_id: int) -> Iterator[None]:
+        """No new turn of this user starts inside the block (their data is being erased)."""
+        self._paused.add(user_id)
+        try:
+            yield
+        finally:
+            self._paused.discard(user_id)
 
     async def daily_refusal(self, user_id: int, unstored_tokens: int = 0) -> str | None:
         """The daily token and cost allowances (store queries), checked once a turn is reserved
@@ -94,3 +119,6 @@ class UserLimits:
         self._active[user_id] -= 1
         if not self._active[user_id]:
             del self._active[user_id]
+            idle = self._idle.pop(user_id, None)
+            if idle is not None:
+                idle.set()

@@ -17,6 +17,7 @@ from bot.discord.asks.elicitation import DiscordElicitations, ElicitButton
 from bot.discord.audit import DiscordAudit
 from bot.discord.commands.conversation import ALL_COMMANDS
 from bot.discord.commands.errors import on_command_error
+from bot.discord.commands.forget import ForgetButton, forget
 from bot.discord.commands.prompt import prompt
 from bot.discord.commands.status import status
 from bot.discord.commands.system import system
@@ -64,9 +65,9 @@ class _McpcordMixin:
         bot: Any = self
         if self.audit is not None:
             self.audit.start()
-        bot.add_dynamic_items(ApprovalButton, ElicitButton)
+        bot.add_dynamic_items(ApprovalButton, ElicitButton, ForgetButton)
         bot.add_listener(self.approvals.on_interaction, "on_interaction")
-        for command in (*ALL_COMMANDS, prompt, status, system):
+        for command in (*ALL_COMMANDS, prompt, status, system, forget):
             bot.tree.add_command(command)
         bot.tree.error(on_command_error)
         await self._sync_commands()

@@ -35,6 +35,7 @@ class Services:
     tools: Any  # MCPTools or None
     policies: dict[str, ApprovalPolicy]
     elicitations: Any = None  # ElicitationBroker: MCP servers' questions to users
+    forgetting: Any = None  # core/forgetting.py's Forgetting: /forget and forget-user
 
 
 class ApprovalPrompts(ApprovalUI, Protocol):

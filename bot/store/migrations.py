@@ -175,4 +175,46 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        "m010_user_data",
+        (
+            # Usage of a user who asked to be forgotten, kept for the last 24 hours only so the
+            # daily limits still hold: user_id 0 and an HMAC of the id (bot.core.keyed).
+            "ALTER TABLE usage ADD COLUMN user_hash TEXT",
+            "CREATE INDEX usage_by_user_hash ON usage (user_hash, created_at)"
+            " WHERE user_hash IS NOT NULL",
+            # Anonymous daily totals: usage rows folded here (after a /forget, or by retention)
+            # keep /status's channel totals right without naming anyone. `day` is the day's
+            # start in the store's timestamp form, so it compares with created_at as text.
+            """
+            CREATE TABLE usage_daily (
+                day TEXT NOT NULL,
+                guild_id INTEGER NOT NULL,
+                channel_id INTEGER NOT NULL,
+                model TEXT NOT NULL,
+                turns INTEGER NOT NULL,
+                input_tokens INTEGER NOT NULL,
+                cached_input_tokens INTEGER NOT NULL,
+                output_tokens INTEGER NOT NULL,
+                reasoning_tokens INTEGER NOT NULL,
+                cost_usd REAL NOT NULL,           -- over the priced turns only
+                unpriced_turns INTEGER NOT NULL,
+                PRIMARY KEY (day, guild_id, channel_id, model)
+            )
+            """,
+            # Who said which user message of a shared conversation (its history has no names),
+            # so /forget can replace that person's turns. content_hash is an HMAC of the
+            # message's content: their words themselves are not repeated here.
+            """
+            CREATE TABLE turn_authors (
+                conversation_key TEXT NOT NULL,
+                content_hash TEXT NOT NULL,
+                user_id INTEGER NOT NULL,
+                created_at TEXT NOT NULL,
+                PRIMARY KEY (conversation_key, content_hash, user_id)
+            )
+            """,
+            "CREATE INDEX turn_authors_by_user ON turn_authors (user_id)",
+        ),
+    ),
 )

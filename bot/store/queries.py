@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,4 +30,10 @@ class Queries:
         raise NotImplementedError
 
     async def _write(self, sql: str, parameters: Iterable[Any] = ()) -> aiosqlite.Cursor:
+        raise NotImplementedError
+
+    def _transaction(self) -> AbstractAsyncContextManager[aiosqlite.Connection]:
+        raise NotImplementedError
+
+    def install_secret(self) -> bytes:
         raise NotImplementedError

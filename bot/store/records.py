@@ -38,6 +38,17 @@ class UsageTotals:
     cost_usd: float = 0.0
     unpriced_turns: int = 0
 
+    def __add__(self, other: UsageTotals) -> UsageTotals:
+        return UsageTotals(
+            turns=self.turns + other.turns,
+            input_tokens=self.input_tokens + other.input_tokens,
+            cached_input_tokens=self.cached_input_tokens + other.cached_input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
+            cost_usd=self.cost_usd + other.cost_usd,
+            unpriced_turns=self.unpriced_turns + other.unpriced_turns,
+        )
+
 
 @dataclass(frozen=True)
 class ApprovalRecord:

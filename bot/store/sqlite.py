@@ -16,6 +16,7 @@ from typing import Any
 import aiosqlite
 
 from bot.core.state import ConversationKey, ConversationState
+from bot.store.authors import author_statements
 from bot.store.channel_prompts import ChannelPromptQueries
 from bot.store.install import InstallQueries
 from bot.store.migrations import MIGRATIONS, Migration
@@ -23,6 +24,7 @@ from bot.store.queries import timestamp as _timestamp
 from bot.store.records import DECISIONS, PENDING, ApprovalRecord, TurnRecord
 from bot.store.turns import Statement, conversation_upsert, run_transaction
 from bot.store.usage import UsageQueries, insert_usage, usage_row
+from bot.store.user_data import UserDataQueries
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,8 @@ _PRAGMAS = (
     "PRAGMA journal_mode = WAL",
     "PRAGMA foreign_keys = ON",
     "PRAGMA synchronous = NORMAL",
+    # Deleted rows are overwritten, not left in free pages: /forget and retention mean it.
+    "PRAGMA secure_delete = ON",
 )
 
 _APPROVAL_COLUMNS = (
@@ -79,7 +83,7 @@ def _approval(row: sqlite3.Row) -> ApprovalRecord:
     )
 
 
-class Store(UsageQueries, ChannelPromptQueries, InstallQueries):
+class Store(UsageQueries, ChannelPromptQueries, InstallQueries, UserDataQueries):
     """Every query the bot makes, over one shared aiosqlite connection.
 
     Create it with `async with Store.open(path) as store:`; the schema is migrated on the way in.
@@ -236,8 +240,12 @@ class Store(UsageQueries, ChannelPromptQueries, InstallQueries):
         # the database or holding the lock.
         history = _dump_json(list(state.history))
         now = _now()
-        upsert = conversation_upsert(key, state, history, now)
-        await self._transaction_in_one_step([upsert, usage_row(key, turn, now)])
+        statements = [conversation_upsert(key, state, history, now), usage_row(key, turn, now)]
+        if key.user_id == 0 and self._install_secret is not None:
+            # A shared history has no names: remember whose question this turn was (/forget).
+            secret = self._install_secret
+            statements += author_statements(key, state.history, turn.user_id, secret, now)
+        await self._transaction_in_one_step(statements)
 
     async def save_usage(self, key: ConversationKey, turn: TurnRecord) -> None:
         """Record what a turn cost when nothing of it is stored (it failed)."""
@@ -251,6 +259,7 @@ class Store(UsageQueries, ChannelPromptQueries, InstallQueries):
             grants = await db.execute(
                 "DELETE FROM tool_grants WHERE conversation_key = ?", (str(key),)
             )
+            await db.execute("DELETE FROM turn_authors WHERE conversation_key = ?", (str(key),))
             return conversations.rowcount > 0 or grants.rowcount > 0
 
     async def reset_channel(self, guild_id: int, channel_id: int) -> int:
@@ -265,10 +274,11 @@ class Store(UsageQueries, ChannelPromptQueries, InstallQueries):
                 "DELETE FROM conversations WHERE guild_id = ? AND channel_id = ?",
                 (guild_id, channel_id),
             )
-            await db.execute(
-                "DELETE FROM tool_grants WHERE conversation_key >= ? AND conversation_key < ?",
-                (low, high),
-            )
+            for table in ("tool_grants", "turn_authors"):
+                await db.execute(
+                    f"DELETE FROM {table} WHERE conversation_key >= ? AND conversation_key < ?",
+                    (low, high),
+                )
             return deleted.rowcount
 
     async def set_conversation_model(self, key: ConversationKey, model: str | None) -> None:

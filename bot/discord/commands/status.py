@@ -58,6 +58,19 @@ def describe_stored(state: ConversationState | None, backend: str, llm_state: st
     return f"{count} message(s) stored"
 
 
+async def describe_retention(
+    store: Any, days: int | None, key: Any, state: ConversationState | None
+) -> str:
+    """When storage.retention_days forgets this conversation (counted from its last change)."""
+    if days is None:
+        return "**Retention**: kept until /reset or /forget"
+    updated = await store.conversation_updated_at(key) if state is not None else None
+    if updated is None:
+        return f"**Retention**: conversations are forgotten after {days} idle day(s)"
+    due = int((updated + timedelta(days=days)).timestamp())
+    return f"**Forgotten**: <t:{due}:R> unless it continues (storage.retention_days: {days})"
+
+
 @app_commands.command(
     name="status", description="Show the model, scope, stored history and token use here."
 )
@@ -86,6 +99,7 @@ async def status(interaction: discord.Interaction[Any]) -> None:
         f"**Model**: `{model}` ({why})",
         f"**Scope**: {SCOPES[settings.discord.scope]}",
         f"**Conversation**: {describe_stored(state, backend, llm.state)}",
+        await describe_retention(store, settings.storage.retention_days, key, state),
     ]
     if channel is not None:
         prompt = await effective_prompt(store, settings, channel)

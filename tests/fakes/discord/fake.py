@@ -20,7 +20,7 @@ from .gateway import Gateway
 from .interactions import Interaction, command_payload, component_payload, modal_submit_payload
 from .messages import attachment_payload, forward_fields, new_message
 from .ratelimit import RateLimiter
-from .state import TEXT, World
+from .state import PUBLIC_THREAD, TEXT, World
 from .wire import FAKE, RecordedRequest
 
 log = logging.getLogger("fake_discord")
@@ -171,6 +171,17 @@ class FakeDiscord:
         channel.overwrites = [o for o in channel.overwrites if o["id"] != target_id]
         channel.overwrites.append({"id": target_id, "type": kind, "allow": allow, "deny": deny})
         self._dispatch_soon("CHANNEL_UPDATE", self.world.channel_payload(channel_id))
+
+    def add_thread(
+        self, parent_id: int, name: str = "thread", *, owner_id: int | None = None
+    ) -> int:
+        """A public thread someone started in `parent_id` (THREAD_CREATE tells the bot)."""
+        thread = self.world.add_channel(
+            name, PUBLIC_THREAD, parent_id=parent_id, owner_id=owner_id or self.owner_id
+        )
+        payload = self.world.channel_payload(thread.id)
+        self._dispatch_soon("THREAD_CREATE", {**payload, "newly_created": True})
+        return thread.id
 
     def add_dm_channel(self, user_id: int) -> int:
         return self.world.dm_channel_for(user_id).id
