@@ -140,10 +140,27 @@ async def test_sighup_applies_a_new_prompt_and_refuses_a_broken_config(
     await reloadable.restore()
 
 
-async def tools_line(reloadable: Reloadable, chat: Chat, server: str) -> str:
+async def tools_answer(reloadable: Reloadable, chat: Chat) -> list[str]:
+    """The texts of /tools' ephemeral answer: its first message and any follow-ups."""
     interaction = await reloadable.discord.slash_command("tools", chat.user, chat.channel)
-    content = (await interaction.wait_response())["data"]["content"]
-    return next(line for line in content.splitlines() if line.startswith(f"**{server}**"))
+    first = (await interaction.wait_response())["data"]["content"]
+    await asyncio.sleep(0.5)  # follow-ups, if any, come right after the first answer
+    return [first, *(m["content"] for m in interaction.followups)]
+
+
+async def tools_line(reloadable: Reloadable, chat: Chat, server: str) -> str:
+    lines = "\n".join(await tools_answer(reloadable, chat)).splitlines()
+    return next(line for line in lines if line.startswith(f"**{server}**"))
+
+
+async def test_tools_shows_every_server_however_many_tools_they_have(
+    reloadable: Reloadable,
+) -> None:
+    """This world's four servers offer about 55 tools: more than one message holds."""
+    parts = await tools_answer(reloadable, Chat(reloadable.discord, "reload-all-tools"))
+    assert len(parts) > 1 and all(len(part) <= 2000 for part in parts)
+    shown = [line.split("**")[1] for line in "\n".join(parts).splitlines() if line.startswith("**")]
+    assert sorted(shown) == sorted(reloadable.config["mcp"]["servers"])
 
 
 async def test_a_reload_decides_approvals_by_the_new_rules_without_importing_litellm(

@@ -11,6 +11,7 @@ from bot.core.approvals import ApprovalPolicy, is_read_only
 from bot.core.conversations import BUSY, conversation_key
 from bot.core.state import ConversationKey
 from bot.core.tool_calls import rule_name
+from bot.discord.streaming import split_message
 
 if TYPE_CHECKING:
     from bot.discord.host import BotHost
@@ -21,6 +22,7 @@ MANAGERS_ONLY = (
     "role can {what} it."
 )
 MAX_REPLY = 1900
+MAX_TOOLS_MESSAGES = 5  # /tools' private answer: enough for a dozen busy servers
 
 
 def key_for(bot: BotHost, interaction: discord.Interaction[Any]) -> ConversationKey:
@@ -155,12 +157,15 @@ async def tools(interaction: discord.Interaction[Any]) -> None:
     if await refuse_outsiders(bot, interaction):
         return
     lines = describe_tools(bot, is_admin=bot.access.is_admin(interaction.user))
-    text = "\n".join(lines) if lines else "No tools are configured."
-    if len(text) > MAX_REPLY:
-        text = text[:MAX_REPLY] + "\n… (more)"
-    await interaction.response.send_message(
-        text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
-    )
+    # Split at line ends over a few private messages: cut at one message, the servers listed
+    # last (and their approval rules) would silently go missing.
+    parts = split_message("\n".join(lines) or "No tools are configured.", MAX_REPLY)
+    if len(parts) > MAX_TOOLS_MESSAGES:
+        parts = [*parts[: MAX_TOOLS_MESSAGES - 1], parts[MAX_TOOLS_MESSAGES - 1] + "\n… (more)"]
+    none = discord.AllowedMentions.none()
+    await interaction.response.send_message(parts[0], ephemeral=True, allowed_mentions=none)
+    for part in parts[1:]:
+        await interaction.followup.send(part, ephemeral=True, allowed_mentions=none)
 
 
 @app_commands.command(

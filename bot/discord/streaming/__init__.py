@@ -5,5 +5,6 @@ Imports bot.core, discord and the door (bot.discord.*); other wings use only wha
 
 from bot.discord.streaming.render import NO_MENTIONS
 from bot.discord.streaming.retry import describe, is_transient
+from bot.discord.streaming.split import split_message
 
-__all__ = ["NO_MENTIONS", "describe", "is_transient"]
+__all__ = ["NO_MENTIONS", "describe", "is_transient", "split_message"]
