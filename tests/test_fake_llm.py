@@ -272,6 +272,21 @@ async def test_responses_default_echo_and_list_input(llm: ScriptedLLM):
     assert llm.requests[0].key is None and llm.requests[0].path == "/v1/responses"
 
 
+async def test_requests_for_refuses_a_key_nobody_scripted(llm: ScriptedLLM):
+    # An unscripted key is never matched, so its list would be empty whatever came: a "no LLM
+    # call" check on it could not fail. The refusal points to requests_mentioning.
+    llm.script("k-known", Text("ok"))
+    await client(llm).chat.completions.create(
+        model="test-model", messages=user("k-unscripted and k-known")
+    )
+    with pytest.raises(KeyError, match="requests_mentioning"):
+        llm.requests_for("k-unscripted")
+    with pytest.raises(KeyError):
+        await llm.wait_for_requests("k-unscripted", 1, timeout=0.05)
+    assert len(llm.requests_mentioning("k-unscripted")) == 1
+    assert len(llm.requests_for("k-known")) == 1
+
+
 # -- 4. faults ------------------------------------------------------------------------------
 async def test_429_retry_after_then_success(llm: ScriptedLLM):
     llm.script("busy", Fault(429, retry_after=0.2, message="slow down"), Text("finally"))

@@ -136,6 +136,13 @@ class ScriptedLLM:
         return queue.popleft() if len(queue) > 1 else queue[0]
 
     def requests_for(self, key: str) -> list[Recorded]:
+        """Requests matched to `key`. Only scripted keys are ever matched, so asking for a key
+        nobody scripted is refused: its list would be empty whatever the bot sent."""
+        if key not in self._scripts:
+            raise KeyError(
+                f"requests_for({key!r}): nobody scripted this key, so no request is ever matched"
+                f" to it; use requests_mentioning({key!r}) to see the requests that carry it"
+            )
         return [r for r in self.requests if r.key == key]
 
     def requests_mentioning(self, marker: str) -> list[Recorded]:
