@@ -150,6 +150,12 @@ class ScriptedLLM:
         of the shared log, e.g. every request of one conversation or one that should never come."""
         return [r for r in self.requests if marker in json.dumps(r.body, ensure_ascii=False)]
 
+    def response_request(self, response_id: str) -> dict[str, Any] | None:
+        """The request a stored Responses id answered: which turn a previous_response_id
+        continues."""
+        stored = self._stored.get(response_id)
+        return stored.request if stored else None
+
     def forget_responses(self, key: str | None = None) -> None:
         """Drop stored responses, as a server does when they expire: old ids become unknown.
         With `key`, only that script's responses, so other tests' conversations go on."""
