@@ -116,7 +116,11 @@ async def start_world(
     config = bot_config(llm, workdir, call_log, backend)
     config["mcp"]["servers"].update(extra_servers or {})
     bot = BotProcess(discord, config, workdir)
-    await bot.start()
+    try:
+        await bot.start()  # a bot that never comes up is killed by start()
+    except BaseException:
+        await discord.stop()
+        raise
     return World(discord=discord, llm=llm, bot=bot, call_log=call_log, backend=backend)
 
 
@@ -140,10 +144,19 @@ async def bot_running(
     """A module's own bot process on `discord` for the block; then as stop_bot."""
     bot = BotProcess(discord, config, workdir)
     try:
-        await bot.start()
+        await bot.start()  # a bot that never comes up is killed by start()
+    except BaseException:
+        await discord.stop()
+        raise
+    try:
         yield bot
-    finally:
-        await stop_bot(bot, discord)
+    except BaseException as failure:
+        try:
+            await stop_bot(bot, discord)
+        except Exception as stop_error:  # noqa: BLE001 - reported on the test's own error
+            failure.add_note(f"stopping the bot failed too: {stop_error!r}")
+        raise
+    await stop_bot(bot, discord)
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

@@ -8,18 +8,35 @@ from bot.config import PermissionsConfig
 from bot.core.approvals import ApproverRule
 from bot.core.events import ApprovalRequested
 from bot.discord.access import Access
-from bot.discord.asks.approval_text import outcome_line, prompt_text, who_may_decide, with_line
+from bot.discord.asks.approval_text import (
+    outcome_line,
+    prompt_text,
+    who_may_decide,
+    with_line,
+    with_outcome,
+)
 
 
-def test_prompt_shows_every_key_even_when_there_are_many() -> None:
-    arguments = {f"key_{i}": "v" * 50 for i in range(60)}
-    event = ApprovalRequested(
-        call_id="c1", approval_id=7, server="s", tool="t", arguments=arguments, requester_id=1
-    )
-    text, shortened = prompt_text(event)
-    assert shortened and len(text) < 1800
-    assert all(f'"key_{i}"' in text for i in range(60))
-    assert "\\u000a" not in text
+def test_a_long_prompt_is_shortened_keeping_every_key_and_its_code_block() -> None:
+    many = {f"key_{i}": "v" * 50 for i in range(60)}
+    long_value = {"path": "x.py", "body": "```\n@everyone " + "y" * 5000 + "rm -rf /"}
+    for arguments in (many, long_value):
+        event = ApprovalRequested(
+            call_id="c1",
+            approval_id=7,
+            server="files",
+            tool="write",
+            arguments=arguments,
+            requester_id=42,
+        )
+        text, shortened = prompt_text(event)
+        assert shortened and len(text) < 1800
+        assert text.count("```") == 2  # only our own fence pair: a value cannot break out
+        assert "arguments.json" in text and "<@42>" in text and "`write` from `files`" in text
+        assert "\\u000a" not in text
+        assert all(f'"{key}"' in text for key in arguments)  # every key, even among many
+    assert '\n"path": "x.py"\n"body": ' in text  # a few keys: one per line
+    assert "rm -rf /" in text  # a long value keeps its end in view, not only its start
 
 
 def test_invisible_characters_are_shown_as_escapes() -> None:
@@ -55,6 +72,9 @@ def test_a_decided_prompt_always_fits_in_one_discord_message() -> None:
     decided = with_line(text, outcome_line("denied", 10**18, reason="no " * 400))
     decided = with_line(decided, outcome_line("approved", 10**18, edited=True))
     assert len(decided) <= 2000 and decided.count("```") % 2 == 0
+    once = with_outcome("prompt", "expired", None)
+    assert with_outcome(once, "expired", None) == once  # a second expiry adds no second line
+    assert "Denied by <@5>" in with_outcome("prompt", "denied", 5)
     only_admins = ApproverRule(requester_can_approve=False)
     assert (
         who_may_decide(only_admins, 5)

@@ -124,6 +124,8 @@ async def test_a_write_holds_its_window_until_a_period_after_its_answer(
                 assert r.status == 200
         except aiohttp.ClientConnectionError:
             assert fails
+        else:
+            assert not fails, "the write that should lose its connection was answered"
     budget = scheduler.budget
     budget.submit(channel, 1, Priority.FINAL)
     assert budget.grant(clock.now) == []

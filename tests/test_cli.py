@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -150,23 +151,30 @@ async def test_message_content_intent_off_exits_2_with_the_fix(tmp_path: Path) -
     assert "Traceback" not in result.stderr + result.stdout
 
 
-async def test_check_reports_each_part(tmp_path: Path, llm: ScriptedLLM) -> None:
-    config = {
+def check_config(tmp_path: Path, llm: ScriptedLLM, *, failing: bool) -> dict[str, Any]:
+    """A check config with a good server and a good fallback; `failing` adds a broken server
+    and a fallback model that is down."""
+    fallbacks = ["openai/check-fallback-ok"]
+    servers: dict[str, Any] = {"good": stdio_params(name="good")}
+    if failing:
+        fallbacks.append("openai/check-fallback-down")
+        servers["broken"] = {"command": "/nonexistent/mcp-server"}
+    return {
         "llm": {
             "backend": "chat",
             "model": "openai/test-model",
             "base_url": llm.base_url,
-            "fallback_models": ["openai/check-fallback-ok", "openai/check-fallback-down"],
+            "fallback_models": fallbacks,
         },
         "storage": {"path": str(tmp_path / "bot.db")},
-        "mcp": {
-            "servers": {
-                "good": stdio_params(name="good"),
-                "broken": {"command": "/nonexistent/mcp-server"},
-            }
-        },
+        "mcp": {"servers": servers},
     }
-    llm.fail_model("check-fallback-down", Fault(503))
+
+
+async def run_check(
+    tmp_path: Path, config: dict[str, Any]
+) -> tuple[dict[str, tuple[str, str]], int]:
+    """`python -m bot check`: each row's status and reason by part, and the exit code."""
     result = await asyncio.to_thread(
         run_bot,
         tmp_path,
@@ -175,16 +183,35 @@ async def test_check_reports_each_part(tmp_path: Path, llm: ScriptedLLM) -> None
         DISCORD_TOKEN="x",
         OPENAI_API_KEY="sk-test",
     )
-    rows = {line.split()[1]: line.split()[0] for line in result.stdout.splitlines() if line.strip()}
-    assert rows["mcp:good"] == "OK", result.stdout
-    assert rows["mcp:broken"] == "FAIL", result.stdout
-    assert rows["llm:chat"] == "OK", result.stdout + result.stderr
+    rows = {}
+    for line in result.stdout.splitlines():
+        if line.strip():
+            status, part, *reason = line.split(maxsplit=2)
+            rows[part] = (status, reason[0] if reason else "")
+    return rows, result.returncode
+
+
+async def test_check_reports_each_part(tmp_path: Path, llm: ScriptedLLM) -> None:
+    llm.fail_model("check-fallback-down", Fault(503))
+    rows, code = await run_check(tmp_path, check_config(tmp_path, llm, failing=True))
+    assert rows["mcp:good"][0] == "OK" and "good__add" in rows["mcp:good"][1], rows
+    # A failed part says why, in one line.
+    assert rows["mcp:broken"] == ("FAIL", "not found: /nonexistent/mcp-server"), rows
+    assert rows["llm:chat"][0] == "OK", rows
     # Each fallback model is asked too: one that cannot answer is found before it is needed.
-    assert rows["llm:fallback:openai/check-fallback-ok"] == "OK", result.stdout
-    assert rows["llm:fallback:openai/check-fallback-down"] == "FAIL", result.stdout
-    assert rows["storage"] == "OK"
-    assert result.returncode == 1
+    assert rows["llm:fallback:openai/check-fallback-ok"][0] == "OK", rows
+    down = rows["llm:fallback:openai/check-fallback-down"]
+    assert down[0] == "FAIL" and "503" in down[1] and "check-fallback-down" in down[1], rows
+    assert rows["storage"][0] == "OK"
+    assert code == 1
     assert any(r.body.get("messages") for r in llm.requests if "Reply with OK" in str(r.body))
+
+
+async def test_check_exits_0_when_every_part_passes(tmp_path: Path, llm: ScriptedLLM) -> None:
+    rows, code = await run_check(tmp_path, check_config(tmp_path, llm, failing=False))
+    assert {status for status, _ in rows.values()} == {"OK"}, rows
+    assert {"config", "DISCORD_TOKEN", "storage", "mcp:good", "llm:chat"} <= set(rows)
+    assert code == 0
 
 
 async def test_chat_command_talks_to_the_model_in_the_terminal(

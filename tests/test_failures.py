@@ -22,20 +22,13 @@ from bot.backends.failures import (
     parse_retry_after,
 )
 from tests.fakes.llm import Fault, ScriptedLLM
+from tests.module_llm import module_llm  # noqa: F401 - this module's own `llm`
 
 litellm.suppress_debug_info = True
 QUOTA_ERROR = {
     "code": "insufficient_quota",
     "type": "insufficient_quota",
 }
-
-
-@pytest.fixture(scope="module")
-async def llm():
-    server = ScriptedLLM()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 async def raised(llm: ScriptedLLM, via: str, key: str) -> BaseException:

@@ -272,6 +272,21 @@ async def test_responses_default_echo_and_list_input(llm: ScriptedLLM):
     assert llm.requests[0].key is None and llm.requests[0].path == "/v1/responses"
 
 
+async def test_requests_for_refuses_a_key_nobody_scripted(llm: ScriptedLLM):
+    # An unscripted key is never matched, so its list would be empty whatever came: a "no LLM
+    # call" check on it could not fail. The refusal points to requests_mentioning.
+    llm.script("k-known", Text("ok"))
+    await client(llm).chat.completions.create(
+        model="test-model", messages=user("k-unscripted and k-known")
+    )
+    with pytest.raises(KeyError, match="requests_mentioning"):
+        llm.requests_for("k-unscripted")
+    with pytest.raises(KeyError):
+        await llm.wait_for_requests("k-unscripted", 1, timeout=0.05)
+    assert len(llm.requests_mentioning("k-unscripted")) == 1
+    assert len(llm.requests_for("k-known")) == 1
+
+
 # -- 4. faults ------------------------------------------------------------------------------
 async def test_429_retry_after_then_success(llm: ScriptedLLM):
     llm.script("busy", Fault(429, retry_after=0.2, message="slow down"), Text("finally"))
@@ -375,13 +390,17 @@ async def test_stall_then_finish_and_wait_for_requests(llm: ScriptedLLM):
     stream = await client(llm).chat.completions.create(
         model="test-model", messages=user("slow one"), stream=True
     )
-    stamps = []
+    texts, finished = [], None
     async for c in stream:
         if c.choices and c.choices[0].delta.content:
-            stamps.append(time.monotonic() - start)
-        last = c
-    assert stamps and stamps[0] < 0.25 and time.monotonic() - start >= 0.3
-    assert last.choices[0].finish_reason == "stop"
+            texts.append((c.choices[0].delta.content, time.monotonic()))
+        if c.choices and c.choices[0].finish_reason:
+            finished = (c.choices[0].finish_reason, time.monotonic())
+    # The text comes first and the silence after it: the finish arrives a stall later. (Lower
+    # bounds only: a loaded machine can make the gap longer, never shorter.)
+    assert [t for t, _ in texts] == ["thinking"] and finished is not None
+    assert finished[0] == "stop" and finished[1] - texts[0][1] >= 0.25
+    assert time.monotonic() - start >= 0.3
     got = await llm.wait_for_requests("slow", 1, timeout=1)
     assert got[0].body["messages"] == user("slow one")
     assert got[0].headers.get("Authorization") == "Bearer test"

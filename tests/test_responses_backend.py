@@ -695,11 +695,23 @@ def test_round_folds_proxy_quirks() -> None:
     assert result.usage == Usage(input_tokens=4, output_tokens=9)
 
 
-async def test_keyless_client_for_a_local_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_local_server_without_any_key_is_answered(
+    llm: ScriptedLLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No api_key and no OPENAI_API_KEY (a local proxy): the turn runs, with a placeholder
+    the server may ignore, since the openai SDK refuses to build a client without a key."""
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    config = LLMConfig(backend="responses", model="m", base_url="http://127.0.0.1:9/v1")
+    llm.script("keyless", Text("no key needed"))
+    config = LLMConfig(backend="responses", model="test-model", base_url=llm.base_url)
     made = ResponsesBackend(config, tools=None, servers={})
-    await made.aclose()
+    try:
+        events = await turn(made, "keyless hello")
+    finally:
+        await made.aclose()
+    completed(events)
+    assert text_of(events) == "no key needed"
+    (sent,) = llm.requests_for("keyless")
+    assert sent.headers["Authorization"] == "Bearer not-set"
 
 
 # -- stored state that would break later turns (issue 9) ----------------------------------

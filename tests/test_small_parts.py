@@ -1,15 +1,13 @@
-"""Small pure pieces: approval prompt text, the reply transcript, per-user limits."""
+"""Small pure pieces: the reply transcript, per-user limits."""
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 
 import pytest
 
 from bot.config import LimitsConfig
 from bot.core.events import (
-    ApprovalRequested,
     Notice,
     TextDelta,
     ToolCallFinished,
@@ -18,32 +16,7 @@ from bot.core.events import (
     TurnFailed,
 )
 from bot.core.limits import Reservation, UserLimits
-from bot.discord.asks.approvals import prompt_text, with_outcome
 from bot.discord.streaming.transcript import Transcript
-
-
-def test_prompt_text_shortens_values_and_cannot_break_out_of_its_code_block() -> None:
-    event = ApprovalRequested(
-        call_id="c1",
-        approval_id=7,
-        server="files",
-        tool="write",
-        arguments={"path": "x.py", "body": "```\n@everyone " + "y" * 5000 + "rm -rf /"},
-        requester_id=42,
-    )
-    text, shortened = prompt_text(event)
-    assert shortened and len(text) < 1800
-    assert text.count("```") == 2  # only our own fence pair
-    assert "arguments.json" in text and "<@42>" in text
-    assert '\n"path": "x.py"\n"body": ' in text  # every key, one per line
-    assert "rm -rf /" in text  # a long value keeps its end in view, not only its start
-    assert re.search(r"`write` from `files`", text)
-
-
-def test_outcome_line_is_added_once() -> None:
-    once = with_outcome("prompt", "expired", None)
-    assert with_outcome(once, "expired", None) == once
-    assert "Denied by <@5>" in with_outcome("prompt", "denied", 5)
 
 
 def test_transcript_interleaves_text_and_tool_lines_in_order() -> None:

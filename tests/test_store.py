@@ -119,13 +119,15 @@ async def test_older_code_refuses_a_newer_database(db_path: Path):
             pass
 
 
-async def test_connection_settings(store: Store):
+async def test_connection_settings(store: Store, db_path: Path):
+    # WAL is a property of the file: any other connection sees it.
+    assert query(db_path, "PRAGMA journal_mode") == [("wal",)]
+
     async def pragma(name: str) -> Any:
-        # Pragmas are per connection, so ask the store's own, not a fresh one.
+        # These pragmas are per connection and have no outside view: ask the store's own.
         rows = list(await store._db.execute_fetchall(f"PRAGMA {name}"))
         return rows[0][0]
 
-    assert await pragma("journal_mode") == "wal"
     assert await pragma("foreign_keys") == 1
     assert await pragma("busy_timeout") == 5000
     assert await pragma("synchronous") == 1  # NORMAL

@@ -96,7 +96,11 @@ class BotProcess:
         log.close()
         BotProcess.live.add(self.proc)
         if wait:
-            await self.wait_logged("logged in as", timeout=timeout)
+            try:
+                await self.wait_logged("logged in as", timeout=timeout)
+            except BaseException:
+                await self.kill()  # a bot that never came up must not outlive its test
+                raise
 
     def log(self, *, this_run: bool = False) -> str:
         if not self.log_path.exists():
@@ -225,18 +229,21 @@ def buttons(message: dict) -> list[dict]:
     return [c for row in message.get("components", []) for c in row.get("components", [])]
 
 
-async def settle(seconds: float = 0.3) -> None:
-    await asyncio.sleep(seconds)
-
-
 @contextlib.asynccontextmanager
 async def running(bot: BotProcess):  # type: ignore[no-untyped-def]
+    """The bot for the block, then SIGTERM: it must exit 0. If the block failed, its own error
+    is the one raised, with a failed stop noted on it."""
     await bot.start()
     try:
         yield bot
-    finally:
-        with contextlib.suppress(Exception):
+    except BaseException as failure:
+        try:
             await bot.stop()
+        except Exception as stop_error:  # noqa: BLE001 - reported on the test's own error
+            failure.add_note(f"stopping the bot failed too: {stop_error!r}")
+        raise
+    code = await bot.stop()
+    assert code == 0, f"bot exited with {code}:\n{bot.log()[-3000:]}"
 
 
 def kill_leftover_bots() -> None:

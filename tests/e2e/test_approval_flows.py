@@ -158,7 +158,7 @@ async def test_long_arguments_are_attached_in_full(world: Approvals) -> None:
     assert attachment_json(world, prompt, "arguments.json") == {"note": note}
     edit = next(b for b in buttons(prompt) if b["custom_id"].endswith(":edit"))
     assert edit["disabled"]  # over Discord's 4,000 characters for a text input
-    (await click(world, prompt, "deny", chat.user))
+    await (await click(world, prompt, "deny", chat.user)).wait_response()
     await chat.answer_text(int(asked["id"]), "Not recorded.")
     assert world.calls("record", "rm -rf") == []
 
@@ -583,7 +583,12 @@ async def test_a_form_opened_before_a_restart_expires_runs_nothing_and_is_audite
             )
             late = await discord.submit_modal(opened, {"arguments": '{"note": "after"}'})
             answer = await late.wait_response()
-            assert "expired" in json.dumps(answer).lower()
+            # The form's answer updates the prompt in place: the expiry line, nothing to click.
+            assert answer["type"] == 7, answer
+            assert answer["data"]["content"].endswith(
+                "\n⌛ Expired: the bot restarted before anyone decided. Ask again."
+            )
+            assert buttons(answer["data"]) and all(b["disabled"] for b in buttons(answer["data"]))
             assert [c for c in read_calls(call_log) if c["tool"] == "record"] == []
             # Stopping posts every queued audit line first.
             assert await restarted.stop() == 0

@@ -53,21 +53,25 @@ async def channels(
 
 
 async def test_an_open_channel_answers_without_a_mention(channels: Channels) -> None:
-    key = f"k-open-{channels.backend}"
+    b = channels.backend
+    key = f"k-open-{b}"
     chat = channels.open
     asked = await chat.say(f"{key} plain question", mention=False)
     assert "echo" in await chat.answer_text(int(asked["id"]), "echo")
 
     other = channels.discord.add_user("someone-else")
-    aside = await chat.say(f"{key}-aside <@{other}> can you look?", mention=False)
-    elsewhere = await channels.plain.say(f"{key}-elsewhere plain question", mention=False)
-    # A mention of the bot after both: once it is answered, the two before were seen and skipped.
-    marker = await chat.say(f"{key}-marker now you", mention=True)
-    await chat.answer_text(int(marker["id"]), "echo")
-    assert chat.replies_to(int(aside["id"])) == []
-    assert channels.plain.replies_to(int(elsewhere["id"])) == []
-    assert channels.llm.requests_for(f"{key}-aside") == []
-    assert channels.llm.requests_for(f"{key}-elsewhere") == []
+    theirs = await chat.say(f"k-open-theirs-{b} my own question", user=other, mention=False)
+    await chat.answer_text(int(theirs["id"]), "echo")  # another person's question is answered
+    aside = await chat.say(f"m-open-aside-{b} <@{other}> can you look?", mention=False)
+    reply = await chat.say(f"m-open-reply-{b} me too", mention=False, reply_to=int(theirs["id"]))
+    elsewhere = await channels.plain.say(f"m-open-elsewhere-{b} plain question", mention=False)
+    # A mention of the bot after them: once it is answered, those before were seen and skipped.
+    last = await chat.say(f"k-open-last-{b} now you", mention=True)
+    await chat.answer_text(int(last["id"]), "echo")
+    for skipped, where in ((aside, chat), (reply, chat), (elsewhere, channels.plain)):
+        assert where.replies_to(int(skipped["id"])) == []
+    for marker in ("aside", "reply", "elsewhere"):
+        assert channels.llm.requests_mentioning(f"m-open-{marker}-{b}") == []
 
 
 async def test_a_channel_persona_and_model_apply_there_only(channels: Channels) -> None:

@@ -48,9 +48,32 @@ async def test_mention_gets_a_streamed_reply_and_other_messages_get_nothing(worl
     assert [p["content"] for p in parts] == [text]
     edits = world.discord.requests_to("PATCH", f"/messages/{parts[0]['id']}")
     assert len(edits) >= 2, f"only {len(edits)} edits for a 3 s stream"
-    assert world.discord.requests_to("POST", f"/channels/{chat.channel}/typing")
+    # Typing shows while the model is silent, and stops once words are shown.
+    typing = world.discord.requests_to("POST", f"/channels/{chat.channel}/typing")
+    first_words = world.discord.requests_to("POST", f"/channels/{chat.channel}/messages")[0]
+    assert typing and all(r.t < first_words.t for r in typing)
     assert chat.replies_to(int(ignored["id"])) == []
     assert not [r for r in world.llm.requests if "k-ignore-me" in str(r.body)]
+
+
+async def test_typing_stops_at_the_first_words(chat_world: World) -> None:
+    # Discord shows "typing" for about 10 s per request, so a bot that types on must refresh
+    # within 10 s: an answer streaming for longer than that after its first words shows
+    # whether it does. One backend is enough: the renderer is the same.
+    world = chat_world
+    chat = Chat(world.discord, "typing-stops")
+    key = "k-typing-stops"
+    text = " ".join(f"w{i:03d}" for i in range(220))  # ~1100 chars in 55 chunks, 0.2 s apart
+    world.llm.script(key, Text(text, chunk_size=20, delay_s=0.2, first_delay_s=1.0))
+    asked = await chat.say(f"{key} take your time")
+    parts = await chat.answer(int(asked["id"]), lambda t: t == text, timeout=60)
+    (first_words,) = world.discord.requests_to("POST", f"/channels/{chat.channel}/messages")
+    final = world.discord.requests_to("PATCH", f"/messages/{parts[0]['id']}")[-1]
+    assert final.t - first_words.t > 10.0, "the answer did not stream long enough to tell"
+    typing = world.discord.requests_to("POST", f"/channels/{chat.channel}/typing")
+    assert typing, "no typing while the model was silent"
+    # A typing request already on its way when the words went out may land just after them.
+    assert [r.t - first_words.t for r in typing if r.t > first_words.t + 1.0] == []
 
 
 async def test_long_answer_with_code_is_split_with_balanced_fences(world: World) -> None:
@@ -128,10 +151,13 @@ async def test_reset_command_forgets_the_conversation(world: World) -> None:
 async def test_rate_limit_then_success_is_retried(world: World) -> None:
     chat = Chat(world.discord, "retry")
     key = f"k-429-{world.backend}"
-    world.llm.script(key, Fault(429, retry_after=1), Text("made it through"))
+    world.llm.script(key, Fault(429, retry_after=2), Text("made it through"))
     asked = await chat.say(f"{key} hello")
     assert "made it through" in await chat.answer_text(int(asked["id"]), "made it through")
-    assert len(world.llm.requests_for(key)) == 2
+    refused, retried = world.llm.requests_for(key)
+    # The server said when to come back, and the retry came no earlier (the bot's own first
+    # backoff, 0.5 s give or take a quarter, would have been sooner).
+    assert retried.t - refused.t >= 2.0
 
 
 async def test_repeated_server_errors_show_a_short_error_and_the_bot_recovers(world: World) -> None:
@@ -175,22 +201,33 @@ async def test_two_mentions_in_one_conversation_are_answered_in_order(world: Wor
     await chat.answer_text(int(one["id"]), "answer one")
     await chat.answer_text(int(two["id"]), "answer two")
     first, second = world.llm.requests_for(key)
-    assert second.t >= first.t
+    assert user_texts(first.body)[-1].endswith(f"{key} one")
+    # The second question is asked only once the first answer is complete: it continues the
+    # first exchange, the whole answer included.
     if world.backend.startswith("chat"):
-        assert any("one" in t for t in user_texts(second.body)[:-1])
+        assert [m["content"] for m in second.body["messages"] if m["role"] == "assistant"] == [
+            "answer one"
+        ]
     else:
-        assert second.body.get("previous_response_id")
+        assert world.llm.response_request(second.body["previous_response_id"]) == first.body
 
 
 async def test_twenty_conversations_at_once(world: World) -> None:
     chat = Chat(world.discord, "crowd")
+    keys = [f"k-crowd-{world.backend}-{i}" for i in range(20)]
+    for i, key in enumerate(keys):
+        world.llm.script(key, Text(f"answer {i}", first_delay_s=2.0))  # each model call is slow
     users = [world.discord.add_user(f"crowd{i}") for i in range(20)]
     asked = await asyncio.gather(
-        *(chat.say(f"k-crowd-{world.backend}-{i} hi", user=u) for i, u in enumerate(users))
+        *(chat.say(f"{k} hi", user=u) for k, u in zip(keys, users, strict=True))
     )
     for i, message in enumerate(asked):
-        text = await chat.answer_text(int(message["id"]), f"k-crowd-{world.backend}-{i} hi", 60)
-        assert text == f"echo: k-crowd-{world.backend}-{i} hi"
+        assert await chat.answer_text(int(message["id"]), f"answer {i}", 60) == f"answer {i}"
+    # They ran side by side: every question reached the model before the first answer came
+    # back. One after another, the second would have waited for the first answer.
+    asked_at = [r.t for key in keys for r in world.llm.requests_for(key)]
+    answers = world.discord.requests_to("POST", f"/channels/{chat.channel}/messages")
+    assert len(asked_at) == 20 and max(asked_at) < min(r.t for r in answers)
 
 
 async def test_model_output_pings_nobody(world: World) -> None:

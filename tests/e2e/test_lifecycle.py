@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import bot_config
-from tests.e2e.harness import BotProcess, Chat, buttons
+from tests.e2e.harness import BotProcess, Chat, buttons, running
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.llm import ScriptedLLM, Text, ToolCall
 from tests.fakes.mcp_server import read_calls
@@ -23,23 +23,21 @@ async def test_bot_logs_in_syncs_commands_and_stops_on_sigterm(
     discord: FakeDiscord, llm: ScriptedLLM, tmp_path
 ) -> None:
     config = bot_config(llm, tmp_path, tmp_path / "calls.jsonl", "chat", mcp={"servers": {}})
-    bot = BotProcess(discord, config, tmp_path)
-    await bot.start()
-    names = {c["name"] for c in discord.commands.get("global", [])}
-    assert {"reset", "tools", "model"} <= names
-    assert discord.counters["identify"] == 1
-    # SIGTERM in the middle of an answer: it still finishes within the grace period.
-    chat = Chat(discord, "sigterm")
-    text = " ".join(f"part{i}" for i in range(60))
-    llm.script("k-sigterm", Text(text, chunk_size=10, delay_s=0.05))
-    asked = await chat.say("k-sigterm talk for a while")
-    await discord.wait_for(lambda: chat.replies_to(int(asked["id"])))
-    assert await bot.stop(timeout=20) == 0
-    assert [p["content"] for p in chat.replies_to(int(asked["id"]))] == [text]
-    log = bot.log()
-    assert "stopped cleanly" in log
-    assert "Traceback" not in log
-    assert "fake-bot-token" not in log  # the token is a secret: never logged
+    async with running(BotProcess(discord, config, tmp_path)) as bot:
+        names = {c["name"] for c in discord.commands.get("global", [])}
+        assert {"reset", "tools", "model"} <= names
+        assert discord.counters["identify"] == 1
+        # SIGTERM in the middle of an answer: it still finishes within the grace period.
+        chat = Chat(discord, "sigterm")
+        text = " ".join(f"part{i}" for i in range(60))
+        llm.script("k-sigterm", Text(text, chunk_size=10, delay_s=0.05))
+        asked = await chat.say("k-sigterm talk for a while")
+        await discord.wait_for(lambda: chat.replies_to(int(asked["id"])))
+        assert await bot.stop(timeout=20) == 0
+        assert [p["content"] for p in chat.replies_to(int(asked["id"]))] == [text]
+        log = bot.log()
+        assert "stopped cleanly" in log
+        assert "Traceback" not in log
 
 
 async def test_restart_keeps_history_and_expires_pending_approvals(
@@ -47,8 +45,6 @@ async def test_restart_keeps_history_and_expires_pending_approvals(
 ) -> None:
     call_log = tmp_path / "calls.jsonl"
     config = bot_config(llm, tmp_path, call_log, "chat", shutdown_grace_s=1)
-    bot = BotProcess(discord, config, tmp_path)
-    await bot.start()
     chat = Chat(discord, "restart")
     key = "k-restart"
     llm.script(
@@ -57,15 +53,13 @@ async def test_restart_keeps_history_and_expires_pending_approvals(
         [ToolCall("gated__record", {"note": "restart-note"})],
         Text("Your name is Grace."),
     )
-    first = await chat.say(f"{key} my name is Grace")
-    await chat.answer_text(int(first["id"]), "Hello Grace.")
-    await chat.say(f"{key} record something")
-    prompt = await chat.prompt()
-    assert await bot.stop() == 0
+    async with running(BotProcess(discord, config, tmp_path)):
+        first = await chat.say(f"{key} my name is Grace")
+        await chat.answer_text(int(first["id"]), "Hello Grace.")
+        await chat.say(f"{key} record something")
+        prompt = await chat.prompt()
 
-    restarted = BotProcess(discord, config, tmp_path)
-    await restarted.start()
-    try:
+    async with running(BotProcess(discord, config, tmp_path)):
         expired = await discord.wait_for(
             lambda: (m := discord.message(int(prompt["id"]))) and "Expired" in m["content"] and m
         )
@@ -79,5 +73,3 @@ async def test_restart_keeps_history_and_expires_pending_approvals(
         await chat.answer_text(int(third["id"]), "Your name is Grace.")
         body = llm.requests_for(key)[-1].body
         assert any("my name is Grace" in str(m.get("content")) for m in body["messages"])
-    finally:
-        assert await restarted.stop() == 0

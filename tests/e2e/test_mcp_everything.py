@@ -101,7 +101,10 @@ async def test_resource_reference_text_to_model_blob_attached(everything_world: 
     second = await chat.say(f"{key} the blob one")
     await chat.answer_text(int(second["id"]), "Blob attached.")
     (blob,) = await world.discord.wait_for(lambda: reply_files(chat, int(second["id"])) or None)
-    assert blob["size"] > 0
+    # The file holds the resource's bytes, decoded from its base64 (the server stamps the time).
+    data = world.discord.attachment_data(blob)
+    assert data.startswith(b"Resource 2: This is a base64 blob created at "), data[:80]
+    assert blob["size"] == len(data)
     blob_output = tool_outputs(world.llm.requests_for(key)[3].body)[-1]
     assert blob["filename"] in blob_output and "base64 blob" not in blob_output
 
@@ -200,7 +203,7 @@ async def test_tools_command_shows_prompts_and_capabilities(everything_world: Wo
     content = (await interaction.wait_response())["data"]["content"]
     assert "**everything** (approval: never)" in content
     assert "`everything/args-prompt`" in content
-    assert "sampling: ask" in content
+    assert "· sampling: ask · elicitation: yes" in content  # what the server may ask of the bot
 
 
 def llm_text(body: dict[str, Any]) -> str:

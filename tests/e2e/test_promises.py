@@ -12,16 +12,16 @@ from tests.fakes.llm import ScriptedLLM, Text
 
 async def test_dms_are_ignored_unless_allowed(world: World) -> None:
     # The shared worlds keep the default `allow_dms: false`.
-    key = f"k-dm-off-{world.backend}"
-    user = world.discord.add_user(key)
-    dm = Chat(world.discord, key, channel=world.discord.add_dm_channel(user))
-    ignored = await dm.say(f"{key} hello in private", user=user, mention=False)
+    marker = f"m-dm-off-{world.backend}"
+    user = world.discord.add_user(f"dm-off-{world.backend}")
+    dm = Chat(world.discord, "dm-off", channel=world.discord.add_dm_channel(user))
+    ignored = await dm.say(f"{marker} hello in private", user=user, mention=False)
     # Something the bot does answer, after it: once that is done, the DM was seen and skipped.
-    chat = Chat(world.discord, f"{key}-after")
-    after = await chat.say(f"{key}-after hi")
+    chat = Chat(world.discord, "dm-off-after")
+    after = await chat.say(f"k-dm-off-after-{world.backend} hi")
     await chat.answer_text(int(after["id"]), "echo")
     assert dm.replies_to(int(ignored["id"])) == []
-    assert world.llm.requests_for(key) == []
+    assert world.llm.requests_mentioning(marker) == []
 
 
 async def test_a_streaming_reply_shows_the_indicator_until_it_is_final(world: World) -> None:
@@ -60,7 +60,8 @@ async def test_role_allow_and_block_lists(llm: ScriptedLLM, tmp_path: Path) -> N
             allowed = await chat.say(f"{key}-member hi", user=member)
             await chat.answer_text(int(allowed["id"]), "echo")
             assert all(chat.replies_to(int(m["id"])) == [] for m in refused)
-            assert llm.requests_for(f"{key}-outsider") == []
-            assert llm.requests_for(f"{key}-muted") == []
+            assert llm.requests_mentioning(f"{key}-outsider") == []
+            assert llm.requests_mentioning(f"{key}-muted") == []
+            assert len(llm.requests_mentioning(f"{key}-member")) == 1
     finally:
         await discord.stop()

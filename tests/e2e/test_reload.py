@@ -290,7 +290,9 @@ async def test_reload_applies_a_stricter_approval_rule(
     prompt = await chat.prompt()
     assert "echo" in prompt["content"]
     deny = next(b["custom_id"] for b in buttons(prompt) if b["custom_id"].endswith(":deny"))
-    await reloadable.discord.click_button(int(prompt["id"]), deny, chat.user)
+    await (
+        await reloadable.discord.click_button(int(prompt["id"]), deny, chat.user)
+    ).wait_response()
     await chat.answer_text(int(asked["id"]), "Asked first.")
     await reloadable.restore()
 

@@ -9,8 +9,6 @@ from dataclasses import dataclass
 import pytest
 import pytest_asyncio
 
-from bot.core.events import Usage
-from bot.logs import turn_cost
 from tests.conftest import bot_config, bot_running
 from tests.e2e.harness import BotProcess, Chat, instructions
 from tests.fakes.discord import FakeDiscord
@@ -20,6 +18,8 @@ CONFIGURED = "You are the configured persona of this channel."
 DEFAULT = "You are the default assistant of every channel."
 EPHEMERAL = 64
 COST_LIMIT = 0.01
+# gpt-4o-mini in litellm's price map, per token: the oracle is the price list, not the bot's sum.
+INPUT_USD, CACHED_INPUT_USD, OUTPUT_USD = 0.15e-6, 0.075e-6, 0.60e-6
 
 
 @dataclass
@@ -129,7 +129,7 @@ async def test_status_shows_the_token_sums_the_server_reported(priced: Priced) -
     chat = Chat(world.discord, "status")
     manager = world.discord.add_user("status-manager", roles=[world.manager_role])
     key = f"k-status-{world.backend}"
-    reports = [UsageReport(1200, 300, cached=200, reasoning=50), UsageReport(800, 100)]
+    reports = [UsageReport(12_000, 3_000, cached=2_000, reasoning=500), UsageReport(8_000, 1_200)]
     world.llm.report_usage(key, *reports)
     before = await command(world, "status", chat.user, chat.channel)
     assert "**You, all channels, last 24 hours**: nothing yet" in before
@@ -138,24 +138,15 @@ async def test_status_shows_the_token_sums_the_server_reported(priced: Priced) -
         await ask(world, chat, key)
     text = await command(world, "status", chat.user, chat.channel)
 
-    sums = "2,000 input tokens (200 cached), 400 output tokens (50 reasoning), 2 turn(s)"
+    sums = "20,000 input tokens (2,000 cached), 4,200 output tokens (500 reasoning), 2 turn(s)"
     assert f"**You, all channels, last 24 hours**: {sums}" in text
     assert f"**You, all channels, last 30 days**: {sums}" in text
-    cost = sum(
-        turn_cost(
-            world.model,
-            Usage(
-                input_tokens=r.input,
-                output_tokens=r.output,
-                cached_input_tokens=r.cached,
-                reasoning_tokens=r.reasoning,
-            ),
-        )
-        or 0.0
-        for r in reports
-    )
-    assert cost > 0
-    assert f"{sums}, ${cost:.4f}" in text
+    # 10,000 * 0.15 + 2,000 * 0.075 + 3,000 * 0.60 = 3,450 and 8,000 * 0.15 + 1,200 * 0.60 =
+    # 1,920 millionths of a dollar: $0.00537 (without the cache discount it would be $0.0055).
+    cost = 10_000 * INPUT_USD + 2_000 * CACHED_INPUT_USD + 3_000 * OUTPUT_USD
+    cost += 8_000 * INPUT_USD + 1_200 * OUTPUT_USD
+    assert f"{cost:.4f}" == "0.0054"
+    assert f"{sums}, $0.0054" in text
     assert f"**Model**: `{world.model}` (llm.model)" in text
     assert f"**Backend**: {world.backend}" in text
     assert "**Scope**: user" in text
@@ -176,8 +167,7 @@ async def test_a_user_over_the_daily_cost_gets_one_line_and_no_llm_call(priced: 
     chat = Chat(world.discord, "cost")
     key = f"k-cost-{world.backend}"
     spend = UsageReport(100_000, 20_000)  # 0.027 USD on gpt-4o-mini: over the 0.01 limit
-    usage = Usage(input_tokens=spend.input, output_tokens=spend.output)
-    assert (turn_cost(world.model, usage) or 0) > COST_LIMIT
+    assert spend.input * INPUT_USD + spend.output * OUTPUT_USD > COST_LIMIT
     world.llm.report_usage(key, spend)
     assert "echo" in await ask(world, chat, key)
     refused = await ask(world, chat, key)

@@ -236,6 +236,10 @@ async def test_killed_server_fails_cleanly_and_comes_back(chat_world: World) -> 
     first = await chat.say(f"{key} crash it")
     text = await chat.answer_text(int(first["id"]), "It crashed.")
     assert "⚠️ `auto.crash` failed" in text
+    # The cut call reaches the model as an error result that names the server and the failure.
+    (cut,) = tool_outputs(world.llm.requests_for(key)[1].body)
+    assert cut.startswith("MCP server 'auto' stopped during the call (connection closed)"), cut
+    assert "may or may not have run" in cut
     second = await chat.say(f"{key} add")
     text = await chat.answer_text(int(second["id"]), "Back: 42.")
     assert "✅ `auto.add` done" in text

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.conftest import World, bot_config
-from tests.e2e.harness import BotProcess, Chat
+from tests.conftest import World, bot_config, bot_running
+from tests.e2e.harness import Chat
 from tests.fakes.discord import FakeDiscord
-from tests.fakes.llm import ScriptedLLM, Text, ToolCall
+from tests.fakes.llm import ScriptedLLM, Text, ToolCall, UsageReport
 from tests.fakes.mcp_server import HTTPServerProcess
 
 SECRETS = ("fake-bot-token", "sk-test", "secret-value")
@@ -22,6 +22,9 @@ async def test_text_log_has_one_line_per_turn(chat_world: World, llm: ScriptedLL
     chat = Chat(chat_world.discord, "turn-log")
     key = "k-turn-log"
     llm.script(key, [ToolCall("web__echo", {"text": "hi"})], Text("Echoed."))
+    # Two requests (the tool round and the answer), each reporting its own counts: the line
+    # holds their sums, whatever way the server counted.
+    llm.report_usage(key, UsageReport(input=123, output=45, cached=0), UsageReport(200, 7))
     asked = await chat.say(f"{key} echo hi")
     await chat.answer_text(int(asked["id"]), "Echoed.")
     conversation = f"{chat_world.discord.guild_id}:{chat.channel}:{chat.user}"
@@ -40,7 +43,7 @@ async def test_text_log_has_one_line_per_turn(chat_world: World, llm: ScriptedLL
     ):
         assert part in line, line
     tokens = dict(p.split("=", 1) for p in line.split(" turn ", 1)[1].split())
-    assert int(tokens["input_tokens"]) > 0 and int(tokens["output_tokens"]) > 0
+    assert (tokens["input_tokens"], tokens["output_tokens"]) == ("323", "52"), line
 
 
 async def test_json_log_of_a_full_turn_holds_no_secret(
@@ -55,17 +58,18 @@ async def test_json_log_of_a_full_turn_holds_no_secret(
         "headers": {"X-Test-Token": "secret-value"},
         "require_approval": "never",
     }
-    bot = BotProcess(discord, config, tmp_path)
-    await bot.start()
-    try:
+    async with bot_running(discord, config, tmp_path) as bot:
         chat = Chat(discord, "json-log")
         key = "k-json-log"
         llm.script(
             key,
-            [ToolCall("web__echo", {"text": "one"}), ToolCall("gated__fail", {"message": "x"})],
-            Text("Done."),
+            [
+                ToolCall("web__echo", {"text": "m-tool-argument"}),
+                ToolCall("gated__fail", {"message": "m-tool-failure"}),
+            ],
+            Text("m-the-answer Done."),
         )
-        asked = await chat.say(f"{key} do it")
+        asked = await chat.say(f"{key} m-the-question")
         prompt = await chat.prompt()
         approve = next(
             c["custom_id"]
@@ -73,7 +77,7 @@ async def test_json_log_of_a_full_turn_holds_no_secret(
             for c in row["components"]
             if c["custom_id"].endswith(":approve")
         )
-        await discord.click_button(int(prompt["id"]), approve, chat.user)
+        await (await discord.click_button(int(prompt["id"]), approve, chat.user)).wait_response()
         await chat.answer_text(int(asked["id"]), "Done.")
         conversation = f"{discord.guild_id}:{chat.channel}:{chat.user}"
 
@@ -85,14 +89,17 @@ async def test_json_log_of_a_full_turn_holds_no_secret(
             return None
 
         fields = await discord.wait_for(turn, timeout=10)
-    finally:
-        assert await bot.stop() == 0
-        await discord.stop()
     assert fields["model"] == "openai/test-model"
     assert fields["tools"] == ["web.echo:done", "gated.fail:failed"]
     assert fields["result"] == "completed"
     assert fields["input_tokens"] > 0 and fields["cached_tokens"] == 0
     log = bot.log()
     assert all(line.startswith("{") for line in log.splitlines() if line.strip()), log[:2000]
+    # The turn's line never holds what was said or done: question, answer, tool arguments or
+    # results (the echo's result is its argument; the failure's is its message).
+    turn_log = [line for line in log.splitlines() if '"bot.turn"' in line]
+    assert len(turn_log) == 1 and '"turn"' in turn_log[0], turn_log
+    for text in ("m-the-question", "m-the-answer", "m-tool-argument", "m-tool-failure"):
+        assert text not in turn_log[0] and text not in json.dumps(fields), text
     for secret in SECRETS:
         assert secret not in log, secret

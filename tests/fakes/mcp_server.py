@@ -100,6 +100,14 @@ def build_server(
         await anyio.sleep(seconds)
         return f"slept {seconds}"
 
+    @server.tool(description="Wait until the file at `path` exists, then answer.")
+    async def hold(path: str) -> str:
+        _log_call("hold", {"path": path})
+        # The test, another process, releases the call by creating the file: nothing to await.
+        while not await anyio.Path(path).exists():  # noqa: ASYNC110
+            await anyio.sleep(0.02)
+        return f"released: {path}"
+
     @server.tool(description="Always fails with the given message.")
     def fail(message: str) -> str:
         _log_call("fail", {"message": message})
@@ -445,6 +453,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sampling", action="store_true", help="also offer a sampling tool")
     parser.add_argument("--asking", action="store_true", help="also tools that ask the client")
     args = parser.parse_args(argv)
+    gate = os.environ.get("MCP_START_GATE")
+    if gate:  # a test holds this start (say, a restart) while the file exists, and counts starts
+        _log_call("(start)", {})
+        while os.path.exists(gate):
+            time.sleep(0.02)
     server = build_server(
         args.name,
         annotated=args.annotated,

@@ -136,12 +136,25 @@ class ScriptedLLM:
         return queue.popleft() if len(queue) > 1 else queue[0]
 
     def requests_for(self, key: str) -> list[Recorded]:
+        """Requests matched to `key`. Only scripted keys are ever matched, so asking for a key
+        nobody scripted is refused: its list would be empty whatever the bot sent."""
+        if key not in self._scripts:
+            raise KeyError(
+                f"requests_for({key!r}): nobody scripted this key, so no request is ever matched"
+                f" to it; use requests_mentioning({key!r}) to see the requests that carry it"
+            )
         return [r for r in self.requests if r.key == key]
 
     def requests_mentioning(self, marker: str) -> list[Recorded]:
         """Requests carrying `marker` anywhere in the body (history included): a test's own view
         of the shared log, e.g. every request of one conversation or one that should never come."""
         return [r for r in self.requests if marker in json.dumps(r.body, ensure_ascii=False)]
+
+    def response_request(self, response_id: str) -> dict[str, Any] | None:
+        """The request a stored Responses id answered: which turn a previous_response_id
+        continues."""
+        stored = self._stored.get(response_id)
+        return stored.request if stored else None
 
     def forget_responses(self, key: str | None = None) -> None:
         """Drop stored responses, as a server does when they expire: old ids become unknown.
