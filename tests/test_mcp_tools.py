@@ -259,7 +259,7 @@ async def test_concurrent_calls_from_other_tasks(tmp_path: Path) -> None:
     log = tmp_path / "calls.jsonl"
     async with MCPTools({"fake": stdio(log)}) as mcp:
         release = tmp_path / "release"
-        held = asyncio.create_task(mcp.call("fake__hold", {"path": str(release)}))
+        held = asyncio.create_task(mcp.call("fake__hold_until", {"path": str(release)}))
         adds = [asyncio.create_task(mcp.call("fake__add", {"a": i, "b": i})) for i in range(5)]
         results = await asyncio.gather(*adds)  # would never finish if the held call blocked them
         assert [r.text for r in results] == ["0", "2", "4", "6", "8"]

@@ -101,8 +101,8 @@ def build_server(
         return f"slept {seconds}"
 
     @server.tool(description="Wait until the file at `path` exists, then answer.")
-    async def hold(path: str) -> str:
-        _log_call("hold", {"path": path})
+    async def hold_until(path: str) -> str:
+        _log_call("hold_until", {"path": path})
         # The test, another process, releases the call by creating the file: nothing to await.
         while not await anyio.Path(path).exists():  # noqa: ASYNC110
             await anyio.sleep(0.02)
