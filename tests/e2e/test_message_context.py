@@ -75,3 +75,18 @@ async def test_a_pdf_of_many_pages_reaches_the_model_cut_with_a_note(chat_world:
     assert "pdfpage-1-end" in sent and "pdfpage-100-end" in sent
     assert "pdfpage-101-end" not in sent
     assert "[... 30 more pages not read: only the first 100 are]" in sent
+
+
+async def test_a_reply_brings_the_quoted_messages_text_files(world: World) -> None:
+    chat = Chat(world.discord, "quote-files")
+    key = f"k-quote-files-{world.backend}"
+    other = world.discord.add_user("log-poster")
+    log = "ERROR disk full on /var/lib  # quoted-file-marker\n"
+    files = [{"filename": "build.log", "content": log, "content_type": "text/plain"}]
+    original = await chat.say("here is the log", user=other, mention=False, attachments=files)
+    world.llm.script(key, Text("The disk is full."))
+    asked = await chat.say(f"{key} why does it fail?", reply_to=int(original["id"]))
+    await chat.answer_text(int(asked["id"]), "The disk is full.")
+    sent = last_user_text(world.llm.requests_for(key)[0].body)
+    assert "quoted-file-marker" in sent and 'name="build.log"' in sent
+    assert "here is the log" in sent and f"{key} why does it fail?" in sent
