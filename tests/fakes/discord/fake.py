@@ -20,7 +20,7 @@ from .gateway import Gateway
 from .interactions import Interaction, command_payload, component_payload, modal_submit_payload
 from .messages import attachment_payload, new_message
 from .ratelimit import RateLimiter
-from .state import TEXT, World
+from .state import PUBLIC_THREAD, TEXT, World
 from .wire import FAKE, RecordedRequest
 
 log = logging.getLogger("fake_discord")
@@ -139,6 +139,21 @@ class FakeDiscord:
         channel = self.world.add_channel(name, TEXT, guild_id=guild_id)
         self._dispatch_soon("CHANNEL_CREATE", self.world.channel_payload(channel.id))
         return channel.id
+
+    def add_thread(self, parent_id: int, name: str = "thread") -> int:
+        """A public thread a member started in the text channel `parent_id` (THREAD_CREATE;
+        one made before the bot connects comes in its guild's `threads`)."""
+        parent = self.world.channels[parent_id]
+        thread = self.world.add_channel(
+            name,
+            PUBLIC_THREAD,
+            guild_id=parent.guild_id,
+            parent_id=parent_id,
+            owner_id=self.world.owner_id,
+        )
+        payload = {**self.world.channel_payload(thread.id), "newly_created": True}
+        self._dispatch_soon("THREAD_CREATE", payload)
+        return thread.id
 
     async def deny_bot(self, channel_id: int, permissions: int) -> None:
         """A moderator denies the bot permissions in a channel (a member overwrite): requests
