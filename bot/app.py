@@ -69,10 +69,10 @@ async def build_core(settings: Settings, *, ask_users: bool = False) -> AsyncIte
             tool_timeout_s=settings.mcp.tool_timeout_s,
             sampling=settings.mcp.sampling,
             sampler=sampler,
-            # A server's request may wait for a human, then for the model.
+            # A server's request may wait for a human, then for the model; no longer (README),
+            # even when the model's retries would take more.
             server_request_timeout_s=settings.mcp.approval_timeout_s
-            + settings.llm.request_timeout_s
-            + 10,
+            + settings.llm.request_timeout_s,
             # Offered even without a front end that can ask (the terminal `chat`): a server then
             # hears a plain decline instead of failing its tool for a missing capability.
             elicitation=True,
