@@ -76,8 +76,8 @@ async def test_a_model_request_that_goes_quiet_is_retried(impatient: World) -> N
     # Headers, then silence past request_timeout_s; the retry is answered at once.
     world.llm.script(key, Stall(REQUEST_TIMEOUT_S * 3), Text("Answered after a retry."))
     asked = await chat.say(f"{key} hello")
-    text = await chat.answer_text(int(asked["id"]), "Answered after a retry.")
-    assert text == "Answered after a retry."
+    parts = await chat.answer(int(asked["id"]))
+    assert [p["content"] for p in parts] == ["Answered after a retry."]
     assert len(world.llm.requests_for(key)) == 2
 
 
