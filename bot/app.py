@@ -54,7 +54,8 @@ class Core:
 
 @asynccontextmanager
 async def build_core(settings: Settings, *, ask_users: bool = False) -> AsyncIterator[Core]:
-    """`ask_users`: a front end can put MCP servers' questions (elicitation) to users."""
+    """`ask_users`: a front end can put MCP servers' questions (elicitation) to users;
+    without one, every question is declined."""
     preload = None
     if settings.llm.backend == "chat" and needs_litellm(configured_models(settings)):
         # litellm takes seconds to import: do it while the MCP servers start. Bots whose models
@@ -75,11 +76,13 @@ async def build_core(settings: Settings, *, ask_users: bool = False) -> AsyncIte
             tool_timeout_s=settings.mcp.tool_timeout_s,
             sampling=settings.mcp.sampling,
             sampler=sampler,
-            # A server's request may wait for a human, then for the model.
+            # A server's request may wait for a human, then for the model; no longer (README),
+            # even when the model's retries would take more.
             server_request_timeout_s=settings.mcp.approval_timeout_s
-            + settings.llm.request_timeout_s
-            + 10,
-            elicitation=ask_users,
+            + settings.llm.request_timeout_s,
+            # Offered even without a front end that can ask (the terminal `chat`): a server then
+            # hears a plain decline instead of failing its tool for a missing capability.
+            elicitation=True,
         ) as tools:
             if preload is not None:
                 await preload

@@ -280,6 +280,30 @@ async def test_chat_command_edits_and_explains_approvals(tmp_path: Path, llm: Sc
     assert "use the staging notes" in why and "not run" in why
 
 
+async def test_chat_command_declines_servers_questions(tmp_path: Path, llm: ScriptedLLM) -> None:
+    """The terminal has no form to show: a server that asks the user something hears no."""
+    config = {
+        "llm": {"model": "openai/test-model", "base_url": llm.base_url},
+        "mcp": {"servers": {"asks": {**stdio_params(name="asks"), "require_approval": "never"}}},
+        "storage": {"path": str(tmp_path / "bot.db")},
+        "logging": {"level": "WARNING"},
+    }
+    key = "k-cli-question"
+    llm.script(key, [ToolCall("asks__confirm", {"question": "Deploy now?"})], Text("Not deployed."))
+    result = await asyncio.to_thread(
+        run_bot,
+        tmp_path,
+        "chat",
+        config=yaml.safe_dump(config),
+        stdin=f"{key} deploy it\n\n",
+        OPENAI_API_KEY="sk-test",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Not deployed." in result.stdout
+    outcome = llm.requests_for(key)[1].body["messages"][-1]["content"]
+    assert "confirmation: decline" in outcome, outcome
+
+
 async def test_a_stdio_server_run_by_python_uses_the_bots_own_interpreter(tmp_path: Path) -> None:
     """systemd starts `.venv/bin/python -m bot` with a PATH whose first `python` is the
     system's, which lacks the server's module; `command: python` must still find it."""

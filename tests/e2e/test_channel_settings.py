@@ -14,6 +14,7 @@ from tests.fakes.discord import FakeDiscord
 from tests.fakes.llm import ScriptedLLM, Text
 
 PERSONA = "You are the support bot of the Foo project."
+THREAD_PERSONA = "You are the release thread's bot."
 
 
 @dataclass
@@ -24,6 +25,8 @@ class Channels:
     open: Chat
     persona: Chat
     plain: Chat
+    persona_thread: Chat  # a thread of the persona channel, not listed itself
+    listed_thread: Chat  # a thread of the persona channel with its own entry
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session", params=["chat", "responses"])
@@ -33,13 +36,16 @@ async def channels(
     backend = request.param
     discord = FakeDiscord(rate_limits=True)
     await discord.start()
+    persona = Chat(discord, "persona-chan")
     world = Channels(
         discord,
         llm,
         backend,
         open=Chat(discord, "open-chan"),
-        persona=Chat(discord, "persona-chan"),
+        persona=persona,
         plain=Chat(discord, "plain-chan"),
+        persona_thread=Chat(discord, "follows", discord.add_thread(persona.channel, "follows")),
+        listed_thread=Chat(discord, "release", discord.add_thread(persona.channel, "release")),
     )
     workdir = tmp_path_factory.mktemp(f"channels-{backend}")
     config = bot_config(llm, workdir, workdir / "calls.jsonl", backend, mcp={"servers": {}})
@@ -47,6 +53,7 @@ async def channels(
     config["discord"]["channels"] = {
         world.open.channel: {"respond_without_mention": True},
         world.persona.channel: {"system_prompt": PERSONA, "model": f"{prefix}persona-model"},
+        world.listed_thread.channel: {"system_prompt": THREAD_PERSONA},
     }
     async with bot_running(discord, config, workdir):
         yield world
@@ -101,3 +108,16 @@ async def test_a_forward_is_answered_in_an_open_channel_with_its_text_and_files(
     sent = channels.llm.requests_for(key)[0].body
     assert f"[forwarded message] {key} the nightly backup is 3 hours late" in str(sent)
     assert "fwd-file-marker" in str(sent)
+
+
+async def test_a_thread_follows_its_channels_entry_unless_listed_itself(channels: Channels) -> None:
+    key = f"k-thread-persona-{channels.backend}"
+    channels.llm.script(key)
+    for chat in (channels.persona_thread, channels.listed_thread):
+        asked = await chat.say(f"{key} who are you?")
+        await chat.answer_text(int(asked["id"]), "echo")
+    follows, listed = (r.body for r in channels.llm.requests_for(key))
+    assert PERSONA in instructions(follows) and follows["model"] == "persona-model"
+    # Listed itself: its own entry wins whole, with the defaults for what it does not set.
+    assert THREAD_PERSONA in instructions(listed) and PERSONA not in instructions(listed)
+    assert listed["model"] == "test-model"

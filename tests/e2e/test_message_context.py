@@ -119,3 +119,18 @@ async def test_a_mention_replying_to_an_embed_only_webhook_message_reads_the_emb
         "CI alerts",
     ):
         assert part in sent, part
+
+
+async def test_a_reply_brings_the_quoted_messages_text_files(world: World) -> None:
+    chat = Chat(world.discord, "quote-files")
+    key = f"k-quote-files-{world.backend}"
+    other = world.discord.add_user("log-poster")
+    log = "ERROR disk full on /var/lib  # quoted-file-marker\n"
+    files = [{"filename": "build.log", "content": log, "content_type": "text/plain"}]
+    original = await chat.say("here is the log", user=other, mention=False, attachments=files)
+    world.llm.script(key, Text("The disk is full."))
+    asked = await chat.say(f"{key} why does it fail?", reply_to=int(original["id"]))
+    await chat.answer_text(int(asked["id"]), "The disk is full.")
+    sent = last_user_text(world.llm.requests_for(key)[0].body)
+    assert "quoted-file-marker" in sent and 'name="build.log"' in sent
+    assert "here is the log" in sent and f"{key} why does it fail?" in sent

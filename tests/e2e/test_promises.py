@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import World, bot_config
 from tests.e2e.harness import INDICATOR, BotProcess, Chat, running
@@ -65,3 +68,22 @@ async def test_role_allow_and_block_lists(llm: ScriptedLLM, tmp_path: Path) -> N
             assert len(llm.requests_mentioning(f"{key}-member")) == 1
     finally:
         await discord.stop()
+
+
+async def test_a_quick_answer_shows_no_typing(world: World) -> None:
+    """Typing starts only once an answer has taken 0.15 s: an instant answer needs none. A bot
+    that types at once types for every answer; one that waits may still type for an answer the
+    loaded machine slowed down, so one of three instant answers without typing is the proof."""
+    key = f"k-quick-{world.backend}"
+    shown_after = []  # for the failure message: how long each answer took to show
+    for attempt in range(3):
+        chat = Chat(world.discord, f"quick-{attempt}")
+        world.llm.script(f"{key}-{attempt}", Text("Quick."))
+        sent_at = time.monotonic()
+        asked = await chat.say(f"{key}-{attempt} hi")
+        await chat.answer_text(int(asked["id"]), "Quick.")
+        if not world.discord.requests_to("POST", f"/channels/{chat.channel}/typing"):
+            return
+        first = world.discord.requests_to("POST", f"/channels/{chat.channel}/messages")[0]
+        shown_after.append(round(first.t - sent_at, 3))
+    pytest.fail(f"every instant answer showed typing (first words after {shown_after} s)")

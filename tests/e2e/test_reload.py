@@ -333,3 +333,34 @@ async def test_a_running_turn_keeps_the_prompt_it_started_with(
     # Both rounds of the running turn: the old prompt; the turn after the reload: the new one.
     assert prompts == ["You are Alpha.", "You are Alpha.", "You are Delta."]
     await reloadable.restore()
+
+
+async def test_a_removed_servers_tools_fail_for_a_turn_already_running(
+    reloadable: Reloadable, llm: ScriptedLLM
+) -> None:
+    chat = Chat(reloadable.discord, "reload-removed")
+    key = "k-reload-removed"
+    llm.script(
+        key,
+        [ToolCall("guard__record", {"note": key})],  # asks first: the turn waits on the prompt
+        [ToolCall("ro__look", {"topic": key})],  # after the reload removed `ro`
+        Text("Could not look."),
+    )
+    asked = await chat.say(f"{key} record, then look")
+    prompt = await chat.prompt()
+    removed = copy.deepcopy(reloadable.config)
+    del removed["mcp"]["servers"]["ro"]
+    reloadable.write(removed)
+    line = await reloadable.hup_and_wait(RELOADED)
+    assert line.endswith("config reloaded: changed mcp.servers.ro")
+    approve = next(b["custom_id"] for b in buttons(prompt) if b["custom_id"].endswith(":approve"))
+    await (
+        await reloadable.discord.click_button(int(prompt["id"]), approve, chat.user)
+    ).wait_response()
+    reply = await chat.answer_text(int(asked["id"]), "Could not look.")
+    assert "`ro__look` failed" in reply
+    calls = [c["tool"] for c in read_calls(reloadable.bot.workdir / "calls.jsonl") if key in str(c)]
+    assert calls == ["record"]  # the removed server never ran its tool
+    last = llm.requests_for(key)[2].body["messages"][-1]
+    assert last["role"] == "tool" and "It was not run." in last["content"], last
+    await reloadable.restore()

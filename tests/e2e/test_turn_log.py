@@ -18,6 +18,39 @@ def turn_lines(log: str, conversation: str) -> list[str]:
     return [line for line in log.splitlines() if f"conversation={conversation} " in line]
 
 
+async def test_turn_line_holds_no_words_of_the_turn(chat_world: World, llm: ScriptedLLM) -> None:
+    """Counts, names and outcomes only: never the question, the answer, tool arguments or
+    results (they may hold anything, secrets included)."""
+    chat = Chat(chat_world.discord, "turn-words")
+    key = "k-turn-words"
+    calls = [
+        ToolCall("auto__echo", {"text": "argument-words-7f3a"}),  # its result: the same words
+        ToolCall("auto__add", {"a": 123457, "b": 654322}),  # its result: 777779
+    ]
+    llm.script(key, calls, Text("answer-words-9c1e"))
+    asked = await chat.say(f"{key} question-words-5b2d")
+    await chat.answer_text(int(asked["id"]), "answer-words-9c1e")
+    conversation = f"{chat_world.discord.guild_id}:{chat.channel}:{chat.user}"
+    lines = await chat_world.discord.wait_for(
+        lambda: turn_lines(chat_world.bot.log(), conversation), timeout=10
+    )
+    assert len(lines) == 1
+    line = lines[0]
+    assert "tools=auto.echo:done,auto.add:done" in line and "result=completed" in line
+    tool_result = llm.requests_for(key)[1].body["messages"]
+    assert any(m["role"] == "tool" and m["content"] == "777779" for m in tool_result)
+    for words in (
+        "question-words-5b2d",
+        key,
+        "argument-words-7f3a",
+        "123457",
+        "654322",
+        "777779",
+        "answer-words-9c1e",
+    ):
+        assert words not in line, line
+
+
 async def test_text_log_has_one_line_per_turn(chat_world: World, llm: ScriptedLLM) -> None:
     chat = Chat(chat_world.discord, "turn-log")
     key = "k-turn-log"

@@ -7,10 +7,13 @@ the rules checked after every e2e test (tests/e2e/rules.py) fail the test on any
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
-from tests.conftest import World
+from tests.conftest import World, bot_config, bot_running
+from tests.e2e import rules
 from tests.e2e.harness import Chat
-from tests.fakes.llm import Text
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.llm import ScriptedLLM, Text
 
 
 def story(tag: str, words: int) -> str:
@@ -59,3 +62,36 @@ async def test_a_long_answer_is_edited_at_its_interval_not_at_the_budgets_pace(
     assert [p["content"] for p in parts] == [text]
     edits = world.discord.requests_to("PATCH", f"/messages/{parts[0]['id']}")
     assert len(edits) >= 3  # it did stream; how closely the edits came is the rules' business
+
+
+async def test_write_budget_false_turns_the_budget_off(llm: ScriptedLLM, tmp_path: Path) -> None:
+    # Discord's limits off (declared): with them on, discord.py's own limiter would hold the
+    # writes back too, and a bot without its budget would look like one with it.
+    discord = FakeDiscord(rate_limits=False)
+    await discord.start()
+    config = bot_config(llm, tmp_path, tmp_path / "calls.jsonl", "chat", mcp={"servers": {}})
+    config["discord"]["write_budget"] = False
+    key = "k-budget-off"
+    chat = Chat(discord, key)
+    async with bot_running(discord, config, tmp_path):
+        before = rules.snapshot(discord)
+        texts = [f"Quick answer {i}." for i in range(8)]
+        for i, text in enumerate(texts):
+            llm.script(f"{key}-{i}", Text(text))
+        users = [discord.add_user(f"{key}-u{i}") for i in range(len(texts))]
+        asked = await asyncio.gather(
+            *(chat.say(f"{key}-{i} go", user=users[i]) for i in range(len(texts)))
+        )
+        for message, text in zip(asked, texts, strict=True):
+            await chat.answer_text(int(message["id"]), text)
+        found = rules.violations(discord, before, set(), edit_interval_s=1.0)
+        assert not found, "Discord rules broken:\n" + "\n".join(found)
+    writes = sorted(
+        r.t
+        for r in discord.requests
+        if f"/channels/{chat.channel}/messages" in r.path and r.method in ("POST", "PATCH")
+    )
+    # The budget keeps a channel to 5 writes per 5 s (test_six_users_in_one_channel); off, the
+    # eight first answers go out as soon as they are there.
+    busiest = max(sum(1 for t in writes if start <= t < start + 5.0) for start in writes)
+    assert busiest > 5, writes

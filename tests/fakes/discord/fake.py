@@ -140,6 +140,21 @@ class FakeDiscord:
         self._dispatch_soon("CHANNEL_CREATE", self.world.channel_payload(channel.id))
         return channel.id
 
+    def add_thread(self, parent_id: int, name: str = "thread") -> int:
+        """A public thread a member started in the text channel `parent_id` (THREAD_CREATE;
+        one made before the bot connects comes in its guild's `threads`)."""
+        parent = self.world.channels[parent_id]
+        thread = self.world.add_channel(
+            name,
+            PUBLIC_THREAD,
+            guild_id=parent.guild_id,
+            parent_id=parent_id,
+            owner_id=self.world.owner_id,
+        )
+        payload = {**self.world.channel_payload(thread.id), "newly_created": True}
+        self._dispatch_soon("THREAD_CREATE", payload)
+        return thread.id
+
     async def deny_bot(self, channel_id: int, permissions: int) -> None:
         """A moderator denies the bot permissions in a channel (a member overwrite): requests
         needing them get 403 / 50013, and CHANNEL_UPDATE tells the client."""
