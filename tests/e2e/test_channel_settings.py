@@ -79,3 +79,21 @@ async def test_a_channel_persona_and_model_apply_there_only(channels: Channels) 
     there, elsewhere = (r.body for r in channels.llm.requests_for(key))
     assert PERSONA in instructions(there) and there["model"] == "persona-model"
     assert PERSONA not in instructions(elsewhere) and elsewhere["model"] == "test-model"
+
+
+async def test_an_open_channel_leaves_a_reply_to_someone_else_alone(channels: Channels) -> None:
+    key = f"k-open-reply-{channels.backend}"
+    chat = channels.open
+    other = channels.discord.add_user("open-reply-other")
+    channels.llm.script(key)
+    channels.llm.script(f"{key}-aside")
+    theirs = await chat.say(f"<@{chat.user}> have you seen the logs?", user=other, mention=False)
+    aside = await chat.say(
+        f"{key}-aside yes, this morning", mention=False, reply_to=int(theirs["id"])
+    )
+    # A mention of the bot after it: once that is answered, the reply was seen and skipped.
+    marker = await chat.say(f"{key} now you", mention=True)
+    await chat.answer_text(int(marker["id"]), "echo")
+    assert chat.replies_to(int(aside["id"])) == []
+    assert channels.llm.requests_for(f"{key}-aside") == []
+    assert len(channels.llm.requests_for(key)) == 1

@@ -258,8 +258,12 @@ class FakeDiscord:
         inter.created = time.monotonic()  # the deadline runs from delivery
         return inter
 
-    async def click_button(self, message_id: int, custom_id: str, user_id: int) -> Interaction:
-        payload = component_payload(self, int(message_id), custom_id, user_id)
+    async def click_button(
+        self, message_id: int, custom_id: str, user_id: int, *, seen: dict | None = None
+    ) -> Interaction:
+        """A click; `seen` is an older copy of the message a stale client still shows (its
+        buttons may have been edited or disabled since), see `component_payload`."""
+        payload = component_payload(self, int(message_id), custom_id, user_id, seen=seen)
         return await self._start_interaction(payload, "component", int(message_id))
 
     async def choose(
