@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -596,3 +597,41 @@ async def test_a_form_opened_before_a_restart_expires_runs_nothing_and_is_audite
         assert len(expired) == 1, expired  # said at the restart; the late form adds none
     finally:
         await discord.stop()
+
+
+# -- the audit channel: denials and the argument digest ------------------------------------------
+
+
+async def test_audit_lines_say_deny_and_hash_values_they_never_show(world: Approvals) -> None:
+    chat = Chat(world.discord, "audit-deny")
+    key = f"k-audit-deny-{world.backend}"
+    secret, other = f"hunter2-{world.backend}", f"swordfish-{world.backend}"
+    world.llm.script(
+        key,
+        [ToolCall("gated__record", {"note": secret})],
+        [ToolCall("gated__record", {"note": secret})],
+        [ToolCall("gated__record", {"note": other})],
+        Text("Audited all three."),
+    )
+    asked = await chat.say(f"{key} record")
+    prompt = await chat.prompt()
+    await (await click(world, prompt, "deny", chat.user)).wait_response()
+    prompt = await chat.prompt(newer_than=prompt)
+    await (await click(world, prompt, "approve", chat.user)).wait_response()
+    prompt = await chat.prompt(newer_than=prompt)
+    await (await click(world, prompt, "deny", chat.user)).wait_response()
+    await chat.answer_text(int(asked["id"]), "Audited all three.")
+
+    def lines() -> list[str]:
+        mine = [line for line in world.audit_lines() if f"<@{chat.user}>" in line]
+        return mine if len(mine) >= 4 else []  # three decisions, one run
+
+    mine = await world.discord.wait_for(lines, timeout=10)
+    decisions = [line for line in mine if line.startswith("🔐")]
+    assert [d.split("**")[1] for d in decisions] == ["deny", "approve", "deny"]
+    assert all(f"by <@{chat.user}>" in d and "`note`" in d for d in decisions)
+    digests = [re.search(r"hmac ([0-9a-f]{12})", d) for d in decisions]
+    assert all(digests), decisions
+    first, same, different = (d.group(1) for d in digests if d)
+    assert first == same != different  # a digest of the values, not of the keys alone
+    assert not any(secret in line or other in line for line in world.audit_lines())

@@ -143,6 +143,8 @@ async def test_timeout_counts_as_denied_and_disables_buttons(
     call_log = tmp_path / "calls.jsonl"
     config = bot_config(llm, tmp_path, call_log, "chat")
     config["mcp"]["approval_timeout_s"] = 2
+    audit_channel = discord.add_channel("audit-timeout")
+    config["discord"]["audit_channel_id"] = audit_channel
     bot = BotProcess(discord, config, tmp_path)
     try:
         async with running(bot):
@@ -161,6 +163,18 @@ async def test_timeout_counts_as_denied_and_disables_buttons(
             assert calls_of(world, "record", "late-note") == []
             (output,) = tool_outputs(world.llm.requests_for(key)[1].body)
             assert "not run" in output
+
+            def audited() -> list[str]:
+                return [
+                    line
+                    for m in discord.messages(audit_channel)
+                    for line in m["content"].splitlines()
+                    if "`gated.record`" in line
+                ]
+
+            (line,) = await discord.wait_for(audited, timeout=10)
+            assert f"asked by <@{chat.user}>: **timeout** ·" in line  # nobody decided
+            assert "`note`" in line and "late-note" not in line
     finally:
         await discord.stop()
 
