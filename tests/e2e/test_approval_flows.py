@@ -33,6 +33,7 @@ class Approvals:
     call_log: object
     audit_channel: int
     approver: int  # has the approver role of the "strict" server
+    approver_user: int  # named in the "strict" server's approvers.users, no role
     manager: int  # has a manager role
     blocked: int  # in discord.permissions.users.block
     guild_admin: int  # Discord Administrator, but blocked too: block wins over that
@@ -60,6 +61,7 @@ async def _start(tmp_path_factory: pytest.TempPathFactory, llm: ScriptedLLM, bac
     admin_role = discord.add_role("admins", permissions=ADMINISTRATOR)
     people = {
         "approver": discord.add_user("approver", roles=[approver_role]),
+        "approver_user": discord.add_user("approver-user"),
         "manager": discord.add_user("manager", roles=[manager_role]),
         "blocked": discord.add_user("blocked"),
         "guild_admin": discord.add_user("guild-admin", roles=[admin_role]),
@@ -83,7 +85,7 @@ async def _start(tmp_path_factory: pytest.TempPathFactory, llm: ScriptedLLM, bac
         "strict": {
             **stdio_params(call_log, name="strict"),
             "requester_can_approve": False,
-            "approvers": {"roles": [approver_role]},
+            "approvers": {"roles": [approver_role], "users": [people["approver_user"]]},
         },
         "ro": {
             **stdio_params(call_log, name="ro", annotated=True),
@@ -195,6 +197,33 @@ async def test_requester_cannot_approve_alone_but_an_approver_can(world: Approva
     assert f"Approved by <@{world.approver}>" in done["data"]["content"]
     await chat.answer_text(int(asked["id"]), "Recorded.")
     assert len(world.calls("record", note)) == 1
+
+
+async def test_an_approver_user_and_an_admin_decide_for_someone_else(world: Approvals) -> None:
+    chat = Chat(world.discord, "deciders")
+    key = f"k-deciders-{world.backend}"
+    strict, gated = f"by-approver-user-{world.backend}", f"by-admin-{world.backend}"
+    world.llm.script(
+        key,
+        [ToolCall("strict__record", {"note": strict})],
+        [ToolCall("gated__record", {"note": gated})],
+        Text("Both decided by others."),
+    )
+    asked = await chat.say(f"{key} record twice")
+    prompt = await chat.prompt()
+    stranger = world.discord.add_user("deciders-stranger")
+    refused = await (await click(world, prompt, "approve", stranger)).wait_response()
+    assert "can't decide" in refused["data"]["content"]
+    done = await (await click(world, prompt, "approve", world.approver_user)).wait_response()
+    assert f"Approved by <@{world.approver_user}>" in done["data"]["content"]
+    prompt = await chat.prompt(newer_than=prompt)
+    refused = await (await click(world, prompt, "approve", world.approver_user)).wait_response()
+    assert "can't decide" in refused["data"]["content"]  # an approver of "strict" only
+    admin = world.discord.owner_id  # the guild owner: an Administrator, not blocked
+    done = await (await click(world, prompt, "approve", admin)).wait_response()
+    assert f"Approved by <@{admin}>" in done["data"]["content"]
+    await chat.answer_text(int(asked["id"]), "Both decided by others.")
+    assert len(world.calls("record", strict)) == 1 and len(world.calls("record", gated)) == 1
 
 
 async def test_the_prompt_pings_the_requester_and_never_a_role(world: Approvals) -> None:
@@ -524,7 +553,9 @@ async def test_tools_shows_failure_reasons_to_admins_only(world: Approvals) -> N
     assert "(" not in plain.split("**broken**: unavailable", 1)[1].split("\n", 1)[0]
     assert "`ro__look` (runs unasked: read-only)" in plain
     assert "`ro__purge` (asks first)" in plain
-    assert "decided by: <@&" in plain and "the asker may only deny" in plain  # strict
+    # strict: its approver users, then roles
+    assert f"decided by: <@{world.approver_user}>, <@&" in plain
+    assert "the asker may only deny" in plain
     admin = world.discord.owner_id  # the guild owner: an Administrator, not blocked
     full = (await command(world, "tools", admin, chat.channel))["data"]["content"]
     assert "**broken**: unavailable (" in full
