@@ -205,6 +205,29 @@ async def test_always_allow_skips_asking_in_this_conversation_only(chat_world: W
     await chat.answer_text(int(asked["id"]), "Other: denied.")
 
 
+async def test_always_allow_lasts_until_reset(chat_world: World) -> None:
+    world = chat_world
+    chat = Chat(world.discord, "always-reset")
+    key = "k-always-reset"
+    call = [ToolCall("gated__add", {"a": 1, "b": 1})]
+    world.llm.script(
+        key, call, Text("Kept: 2."), call, Text("Unasked: 2."), call, Text("Asked again.")
+    )
+    first = await chat.say(f"{key} add")
+    prompt = await chat.prompt()
+    await click(world, prompt, "always", chat.user)
+    await chat.answer_text(int(first["id"]), "Kept: 2.")
+    second = await chat.say(f"{key} add again")
+    await chat.answer_text(int(second["id"]), "Unasked: 2.")
+    reset = await world.discord.slash_command("reset", chat.user, chat.channel)
+    assert "forgotten" in (await reset.wait_response())["data"]["content"]
+    third = await chat.say(f"{key} add after the reset")
+    again = await chat.prompt(newer_than=prompt)
+    assert "`add` from `gated`" in again["content"]
+    await click(world, again, "deny", chat.user)
+    await chat.answer_text(int(third["id"]), "Asked again.")
+
+
 async def test_parallel_tool_calls_both_run(chat_world: World) -> None:
     world = chat_world
     chat = Chat(world.discord, "parallel")
