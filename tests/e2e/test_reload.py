@@ -314,3 +314,36 @@ async def test_a_running_turn_keeps_the_prompt_it_started_with(
     # Both rounds of the running turn: the old prompt; the turn after the reload: the new one.
     assert prompts == ["You are Alpha.", "You are Alpha.", "You are Delta."]
     await reloadable.restore()
+
+
+async def test_a_reload_applies_access_lists_and_limits_and_names_restart_only_keys(
+    reloadable: Reloadable, llm: ScriptedLLM
+) -> None:
+    chat = Chat(reloadable.discord, "reload-access")
+    newcomer = reloadable.discord.add_user("reload-newcomer")
+    await ask(chat, llm, "k-reload-access-before")  # the soon-blocked user is answered now
+
+    changed = copy.deepcopy(reloadable.config)
+    changed["discord"]["permissions"] = {"users": {"block": [chat.user]}}
+    changed["limits"]["user_turns_per_minute"] = 1
+    changed["mcp"]["tool_timeout_s"] = 33
+    reloadable.write(changed)
+    line = await reloadable.hup_and_wait(RELOADED)
+    assert line.endswith(
+        "config reloaded: changed discord.permissions.users.block, limits.user_turns_per_minute;"
+        " needs a restart: mcp.tool_timeout_s"
+    )
+
+    key = "k-reload-access"
+    llm.script(key)
+    llm.script(f"{key}-blocked")
+    blocked = await chat.say(f"{key}-blocked hello")
+    first = await chat.say(f"{key} first", user=newcomer)
+    await chat.answer_text(int(first["id"]), "echo")
+    second = await chat.say(f"{key} second", user=newcomer)
+    refused = await chat.answer_text(int(second["id"]))
+    assert refused.startswith("You're asking faster than I'm allowed to answer.")
+    assert len(llm.requests_for(key)) == 1
+    assert chat.replies_to(int(blocked["id"])) == []
+    assert llm.requests_for(f"{key}-blocked") == []
+    await reloadable.restore()
