@@ -218,9 +218,12 @@ class FakeDiscord:
         content: str,
         *,
         reply_to: int | None = None,
+        ping_reply: bool = True,
         attachments: list[dict] | None = None,
     ) -> dict:
-        """attachments: [{"filename": ..., "content": bytes|str, "content_type": ...}]."""
+        """attachments: [{"filename": ..., "content": bytes|str, "content_type": ...}].
+        `ping_reply=False`: a reply with the client's @ON switched off, so the replied-to author
+        is not pinged and not in `mentions`."""
         if channel_id not in self.world.channels:
             raise ValueError(f"unknown channel {channel_id}")
         if author_id not in self.world.users:
@@ -230,6 +233,11 @@ class FakeDiscord:
             if reply_to not in self.world.messages:
                 raise ValueError(f"cannot reply to unknown message {reply_to}")
             body["message_reference"] = {"message_id": str(reply_to)}
+            if not ping_reply:
+                body["allowed_mentions"] = {
+                    "parse": ["users", "roles", "everyone"],
+                    "replied_user": False,
+                }
         msg = new_message(self.world, channel_id, author_id, body)
         for att in attachments or []:
             data = att.get("content", b"")
