@@ -20,7 +20,7 @@ from .gateway import Gateway
 from .interactions import Interaction, command_payload, component_payload, modal_submit_payload
 from .messages import attachment_payload, new_message
 from .ratelimit import RateLimiter
-from .state import TEXT, World
+from .state import PUBLIC_THREAD, TEXT, World
 from .wire import FAKE, RecordedRequest
 
 log = logging.getLogger("fake_discord")
@@ -139,6 +139,15 @@ class FakeDiscord:
         channel = self.world.add_channel(name, TEXT, guild_id=guild_id)
         self._dispatch_soon("CHANNEL_CREATE", self.world.channel_payload(channel.id))
         return channel.id
+
+    async def add_thread(self, parent_id: int, name: str, owner_id: int) -> int:
+        """A public thread a user started in a text channel (THREAD_CREATE, as Discord sends)."""
+        thread = self.world.add_channel(
+            name, PUBLIC_THREAD, parent_id=parent_id, owner_id=owner_id, auto_archive_duration=1440
+        )
+        payload = self.world.channel_payload(thread.id)
+        await self.dispatch("THREAD_CREATE", {**payload, "newly_created": True})
+        return thread.id
 
     async def deny_bot(self, channel_id: int, permissions: int) -> None:
         """A moderator denies the bot permissions in a channel (a member overwrite): requests
