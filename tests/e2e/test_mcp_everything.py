@@ -80,6 +80,27 @@ async def test_tiny_image_is_attached_and_the_model_gets_a_note(everything_world
     assert "iVBOR" not in output  # the model gets a note, not base64
 
 
+async def test_files_from_tools_come_in_one_message_below_the_answer(
+    everything_world: World,
+) -> None:
+    world = everything_world
+    chat = Chat(world.discord, "ev-files")
+    key = f"k-evfiles-{world.backend}"
+    image = ToolCall("everything__get-tiny-image", {})
+    world.llm.script(key, [image], [image], Text("Two logos, files below."))
+    asked = await chat.say(f"{key} show me the logo twice")
+    await chat.answer_text(int(asked["id"]), "Two logos, files below.")
+    with_files = await world.discord.wait_for(
+        lambda: [m for m in chat.replies_to(int(asked["id"])) if m["attachments"]] or None
+    )
+    (files_message,) = with_files
+    assert len(files_message["attachments"]) == 2
+    chain = chat.replies_to(int(asked["id"]))
+    assert chain[-1]["id"] == files_message["id"]  # the last message of the reply
+    answer = next(m for m in chain if "Two logos, files below." in m["content"])
+    assert int(answer["id"]) < int(files_message["id"])
+
+
 async def test_resource_reference_text_to_model_blob_attached(everything_world: World) -> None:
     world = everything_world
     chat = Chat(world.discord, "ev-resource")
