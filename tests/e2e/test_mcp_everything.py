@@ -306,6 +306,8 @@ async def test_elicitation_stranger_refused_requester_opens_then_declines(
     question = await _question(chat)
     ids = [b["custom_id"] for b in buttons(question)]
     assert ids[0].startswith("mcpe:") and ids[0].endswith(":open") and ids[1].endswith(":decline")
+    pings = world.discord.pings(int(question["id"]))
+    assert pings["users"] == [chat.user] and pings["roles"] == [] and not pings["everyone"]
 
     stranger = world.discord.add_user("ev-elicit-stranger")
     refusal = await click(world, question, "open", stranger)
@@ -326,6 +328,21 @@ async def test_elicitation_stranger_refused_requester_opens_then_declines(
     await chat.answer_text(int(asked["id"]), "You declined.")
     output = tool_outputs(world.llm.requests_for(key)[1].body)[-1]
     assert "declined" in output and '"action": "decline"' in output
+
+
+async def test_an_admin_may_decline_someone_elses_question(everything_world: World) -> None:
+    world = everything_world
+    chat = Chat(world.discord, "ev-elicit-admin")
+    key = f"k-evelicitadmin-{world.backend}"
+    world.llm.script(
+        key, [ToolCall("everything__trigger-elicitation-request", {})], Text("An admin said no.")
+    )
+    asked = await chat.say(f"{key} ask me things")
+    question = await _question(chat)
+    admin = world.discord.owner_id  # the guild owner: an Administrator
+    declined = await click(world, question, "decline", admin)
+    assert declined["type"] == 7 and f"Declined by <@{admin}>" in declined["data"]["content"]
+    await chat.answer_text(int(asked["id"]), "An admin said no.")
 
 
 async def test_elicitation_requester_fills_the_form(everything_world: World) -> None:
