@@ -292,6 +292,24 @@ async def test_same_tool_names_on_two_servers(tmp_path: Path) -> None:
         assert await mcp.call(long_spec.name, {"text": "ok"}) == _ok("ok")
 
 
+async def test_server_log_messages_go_to_the_bot_log_at_their_level(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="bot.tools.mcp.server")
+    # The bot opts in from "info" up (the 2026 protocol sends only what a request asks for).
+    levels = {
+        "info": logging.INFO,
+        "notice": logging.INFO,
+        "warning": logging.WARNING,
+        "error": logging.ERROR,
+        "alert": logging.CRITICAL,
+    }
+    async with MCPTools({"fake": stdio(tmp_path / "calls.jsonl")}) as mcp:
+        await mcp.call("fake__log_at", {"levels": list(levels)})
+    seen = {r.getMessage(): r.levelno for r in caplog.records if r.name == "bot.tools.mcp.server"}
+    assert seen == {f"[fake] {name} from the server": level for name, level in levels.items()}
+
+
 def test_exposed_name_rule() -> None:
     assert exposed_name("srv", "get time") == "srv__get_time"
     first = exposed_name("x.y", "add")

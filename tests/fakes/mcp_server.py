@@ -115,6 +115,13 @@ def build_server(
         await ctx.notify_prompts_changed()
         return f"taught {name}"
 
+    @server.tool(description="Send one MCP log message at each of the given levels.")
+    async def log_at(levels: list[str], ctx: Context) -> str:
+        _log_call("log_at", {"levels": levels})
+        for level in levels:
+            await ctx.log(level, f"{level} from the server")  # type: ignore[arg-type]
+        return f"logged {len(levels)}"
+
     @server.tool(description="Write lines to stderr (for the client's log).")
     def shout(lines: list[str]) -> str:
         _log_call("shout", {"lines": lines})
