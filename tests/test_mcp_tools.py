@@ -485,3 +485,27 @@ async def test_the_bots_resource_reader_shares_no_rule_or_grant_with_a_same_name
         # while the reader's own grant holds.
         again = await asyncio.wait_for(run(asking, reader, {"uri": "note://hello"}), 30)
         assert "hello from the note" in again[-1].output and gate.opened.empty()
+
+
+async def test_rules_name_the_bots_resource_reader_read_resource(tmp_path: Path) -> None:
+    from bot.config import ApprovalLists
+    from bot.core.approvals import ApprovalBroker, ApprovalPolicy, ApproverRule
+    from bot.core.events import ApprovalRequested
+    from bot.core.state import ConversationKey, TurnRequest
+    from bot.core.tool_calls import ToolCall, ToolExecutor
+    from bot.store.sqlite import Store
+    from tests.test_approvals import Asked
+
+    turn = TurnRequest(
+        key=ConversationKey(guild_id=1, channel_id=2, user_id=3), user_id=3, user_name="A", text=""
+    )
+    server = MCPServerConfig(**stdio_params(tmp_path / "calls.jsonl", resources=True))
+    async with MCPTools({"fake": server}) as mcp, Store.open(tmp_path / "a.db") as store:
+        reader = mcp.find("fake__read_resource")
+        assert reader is not None
+        gate = Asked(ApprovalBroker(store, timeout_s=10, rules={"fake": ApproverRule()}))
+        policies = {"fake": ApprovalPolicy(ApprovalLists(never=["read_resource"]))}
+        call = ToolCall(call_id="c-1", name=reader.name, arguments='{"uri": "note://hello"}')
+        events = [e async for e in ToolExecutor(mcp, policies, gate).run(call, turn)]
+    assert not any(isinstance(e, ApprovalRequested) for e in events) and gate.opened.empty()
+    assert "hello from the note" in events[-1].output
