@@ -304,7 +304,9 @@ async def test_server_log_messages_go_to_the_bot_log_at_their_level(
         "error": logging.ERROR,
         "alert": logging.CRITICAL,
     }
-    async with MCPTools({"fake": stdio(tmp_path / "calls.jsonl")}) as mcp:
+    async with MCPTools(
+        {"fake": MCPServerConfig(**stdio_params(tmp_path / "calls.jsonl", logs=True))}
+    ) as mcp:
         await mcp.call("fake__log_at", {"levels": list(levels)})
     seen = {r.getMessage(): r.levelno for r in caplog.records if r.name == "bot.tools.mcp.server"}
     assert seen == {f"[fake] {name} from the server": level for name, level in levels.items()}

@@ -51,12 +51,18 @@ def _ask_to_confirm(question: str) -> Elicit[Confirmation]:
 
 
 def build_server(
-    name: str, *, annotated: bool = False, resources: bool = False, sampling: bool = False
+    name: str,
+    *,
+    annotated: bool = False,
+    resources: bool = False,
+    sampling: bool = False,
+    logs: bool = False,
 ) -> MCPServer:
     """`annotated`: also offer tools carrying MCP annotations (readOnlyHint, destructiveHint);
     `resources`: also offer one resource, `note://hello` (the bot then adds its reader);
     `sampling`: also a tool that asks the client's model to write (MCP sampling; the 2026
-    protocol forbids server-initiated requests, so only over `--legacy` HTTP)."""
+    protocol forbids server-initiated requests, so only over `--legacy` HTTP);
+    `logs`: also a tool that sends MCP log messages at the levels asked for."""
     server = MCPServer(name, log_level="WARNING")
 
     if resources:
@@ -115,12 +121,14 @@ def build_server(
         await ctx.notify_prompts_changed()
         return f"taught {name}"
 
-    @server.tool(description="Send one MCP log message at each of the given levels.")
-    async def log_at(levels: list[str], ctx: Context) -> str:
-        _log_call("log_at", {"levels": levels})
-        for level in levels:
-            await ctx.log(level, f"{level} from the server")  # type: ignore[arg-type]
-        return f"logged {len(levels)}"
+    if logs:
+
+        @server.tool(description="Send one MCP log message at each of the given levels.")
+        async def log_at(levels: list[str], ctx: Context) -> str:
+            _log_call("log_at", {"levels": levels})
+            for level in levels:
+                await ctx.log(level, f"{level} from the server")  # type: ignore[arg-type]
+            return f"logged {len(levels)}"
 
     @server.tool(description="Write lines to stderr (for the client's log).")
     def shout(lines: list[str]) -> str:
@@ -326,9 +334,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--resources", action="store_true", help="also offer a resource")
     parser.add_argument("--no-route", help="HTTP: answer calls of this tool 404, as a gateway")
     parser.add_argument("--sampling", action="store_true", help="also offer a sampling tool")
+    parser.add_argument("--logs", action="store_true", help="also offer a tool that logs")
     args = parser.parse_args(argv)
     server = build_server(
-        args.name, annotated=args.annotated, resources=args.resources, sampling=args.sampling
+        args.name,
+        annotated=args.annotated,
+        resources=args.resources,
+        sampling=args.sampling,
+        logs=args.logs,
     )
     if args.transport == "stdio":
         server.run()
@@ -345,11 +358,13 @@ def stdio_params(
     *,
     annotated: bool = False,
     resources: bool = False,
+    logs: bool = False,
 ) -> dict[str, Any]:
     """command/args/env/cwd for an MCPServerConfig that runs this server over stdio."""
     env = {"MCP_CALL_LOG": str(log_path)} if log_path else {}
     extra = ["--annotated"] if annotated else []
     extra += ["--resources"] if resources else []
+    extra += ["--logs"] if logs else []
     return {
         "command": sys.executable,
         "args": ["-m", "tests.fakes.mcp_server", "--transport", "stdio", "--name", name, *extra],
