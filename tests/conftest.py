@@ -139,10 +139,14 @@ async def stop_bot(bot: BotProcess, discord: FakeDiscord) -> None:
 
 @contextlib.asynccontextmanager
 async def bot_running(
-    discord: FakeDiscord, config: dict[str, Any], workdir: Path
+    discord: FakeDiscord,
+    config: dict[str, Any],
+    workdir: Path,
+    *,
+    env: dict[str, str] | None = None,
 ) -> AsyncIterator[BotProcess]:
     """A module's own bot process on `discord` for the block; then as stop_bot."""
-    bot = BotProcess(discord, config, workdir)
+    bot = BotProcess(discord, config, workdir, env=env)
     try:
         await bot.start()  # a bot that never comes up is killed by start()
     except BaseException:

@@ -304,6 +304,61 @@ async def test_chat_command_declines_servers_questions(tmp_path: Path, llm: Scri
     assert "confirmation: decline" in outcome, outcome
 
 
+async def test_chat_command_approves_denies_and_always_allows_until_reset(
+    tmp_path: Path, llm: ScriptedLLM
+) -> None:
+    call_log = tmp_path / "calls.jsonl"
+    config = {
+        "llm": {"model": "openai/test-model", "base_url": llm.base_url},
+        "mcp": {"servers": {"gated": stdio_params(call_log, name="gated")}},
+        "storage": {"path": str(tmp_path / "bot.db")},
+        "logging": {"level": "WARNING"},
+    }
+
+    def record(note: str) -> list[ToolCall]:
+        return [ToolCall("gated__record", {"note": note})]
+
+    llm.script("k-cli-yes", record("yes-note"), Text("Ran it."))
+    llm.script("k-cli-no", record("no-note"), Text("Left it."))
+    llm.script(
+        "k-cli-always",
+        *(record("always-1"), Text("Always now.")),
+        *(record("always-2"), Text("Unasked.")),
+        *(record("after-reset"), Text("Asked again.")),
+    )
+    stdin = "\n".join(
+        [
+            "k-cli-yes record it",
+            "y",
+            "k-cli-no record it",
+            "n",
+            "k-cli-always record it",
+            "a",
+            # Asked again, this line would be the answer (a no) and always-2 would not run.
+            "k-cli-always record it again",
+            "/reset",
+            "k-cli-always record it after the reset",
+            "n",
+            "",
+        ]
+    )
+    result = await asyncio.to_thread(
+        run_bot,
+        tmp_path,
+        "chat",
+        config=yaml.safe_dump(config),
+        stdin=stdin,
+        OPENAI_API_KEY="sk-test",
+    )
+    assert result.returncode == 0, result.stderr
+    ran = [c["arguments"]["note"] for c in read_calls(call_log)]
+    assert ran == ["yes-note", "always-1", "always-2"]
+    assert result.stdout.count("Approval needed: gated.record") == 4
+    denied = llm.requests_for("k-cli-no")[1].body["messages"][-1]["content"]
+    assert "not run" in denied
+    assert "Asked again." in result.stdout
+
+
 async def test_a_stdio_server_run_by_python_uses_the_bots_own_interpreter(tmp_path: Path) -> None:
     """systemd starts `.venv/bin/python -m bot` with a PATH whose first `python` is the
     system's, which lacks the server's module; `command: python` must still find it."""

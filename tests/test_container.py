@@ -123,6 +123,12 @@ def test_compose_passes_only_real_settings_and_matches_the_proxy() -> None:
     assert volumes["mcpcord-data"] == "/data"
     assert "mcpcord-data" in spec["volumes"]
     assert env["STORAGE__PATH"].startswith("/data/")
+    # config.yaml is mounted read-only where the image reads it (BOT_CONFIG in the Dockerfile).
+    mounts = [v.split(":") for v in bot["volumes"]]
+    (config_mount,) = [m for m in mounts if m[0] == "./config.yaml"]
+    env_lines = " ".join(args for instruction, args in dockerfile() if instruction == "ENV")
+    image_config = re.search(r"BOT_CONFIG=(\S+)", env_lines)
+    assert image_config and config_mount[1:] == [image_config.group(1), "ro"]
     # Every host file the services mount is in the repository.
     for service in spec["services"].values():
         for volume in service.get("volumes", []):

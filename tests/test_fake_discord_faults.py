@@ -51,3 +51,29 @@ async def test_denied_send_is_refused_and_seen_in_permissions(fake: FakeDiscord)
         with pytest.raises(discord.Forbidden) as refused:
             await channel.send("hello")
         assert refused.value.code == 50013
+
+
+async def test_a_stale_client_can_click_a_button_disabled_since(fake: FakeDiscord) -> None:  # noqa: F811
+    cid, user = fake.add_channel("stale"), fake.add_user("stale-clicker")
+    clicked: list[discord.Interaction] = []
+
+    class Once(discord.ui.View):
+        @discord.ui.button(label="Go", custom_id="stale:go")
+        async def go(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
+            clicked.append(interaction)
+            await interaction.response.send_message("seen", ephemeral=True)
+
+    async with running(Bot(), fake) as bot:
+        view = Once(timeout=None)
+        sent = await channel_of(bot, cid).send("click me", view=view)
+        before = fake.message(sent.id)
+        view.go.disabled = True
+        await sent.edit(content="closed", view=view)
+        with pytest.raises(ValueError, match="disabled"):
+            await fake.click_button(sent.id, "stale:go", user)
+        late = await fake.click_button(sent.id, "stale:go", user, seen=before)
+        await late.wait_response()
+    # Delivered with the message as it is now, not as the stale client showed it.
+    assert late.payload["message"]["content"] == "closed"
+    assert clicked and clicked[0].message is not None
+    assert clicked[0].message.content == "closed"

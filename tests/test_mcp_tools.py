@@ -293,6 +293,26 @@ async def test_same_tool_names_on_two_servers(tmp_path: Path) -> None:
         assert await mcp.call(long_spec.name, {"text": "ok"}) == _ok("ok")
 
 
+async def test_server_log_messages_go_to_the_bot_log_at_their_level(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="bot.tools.mcp.server")
+    # The bot opts in from "info" up (the 2026 protocol sends only what a request asks for).
+    levels = {
+        "info": logging.INFO,
+        "notice": logging.INFO,
+        "warning": logging.WARNING,
+        "error": logging.ERROR,
+        "alert": logging.CRITICAL,
+    }
+    async with MCPTools(
+        {"fake": MCPServerConfig(**stdio_params(tmp_path / "calls.jsonl", logs=True))}
+    ) as mcp:
+        await mcp.call("fake__log_at", {"levels": list(levels)})
+    seen = {r.getMessage(): r.levelno for r in caplog.records if r.name == "bot.tools.mcp.server"}
+    assert seen == {f"[fake] {name} from the server": level for name, level in levels.items()}
+
+
 def test_exposed_name_rule() -> None:
     assert exposed_name("srv", "get time") == "srv__get_time"
     first = exposed_name("x.y", "add")
@@ -469,3 +489,27 @@ async def test_the_bots_resource_reader_shares_no_rule_or_grant_with_a_same_name
         # while the reader's own grant holds.
         again = await asyncio.wait_for(run(asking, reader, {"uri": "note://hello"}), 30)
         assert "hello from the note" in again[-1].output and gate.opened.empty()
+
+
+async def test_rules_name_the_bots_resource_reader_read_resource(tmp_path: Path) -> None:
+    from bot.config import ApprovalLists
+    from bot.core.approvals import ApprovalBroker, ApprovalPolicy, ApproverRule
+    from bot.core.events import ApprovalRequested
+    from bot.core.state import ConversationKey, TurnRequest
+    from bot.core.tool_calls import ToolCall, ToolExecutor
+    from bot.store.sqlite import Store
+    from tests.test_approvals import Asked
+
+    turn = TurnRequest(
+        key=ConversationKey(guild_id=1, channel_id=2, user_id=3), user_id=3, user_name="A", text=""
+    )
+    server = MCPServerConfig(**stdio_params(tmp_path / "calls.jsonl", resources=True))
+    async with MCPTools({"fake": server}) as mcp, Store.open(tmp_path / "a.db") as store:
+        reader = mcp.find("fake__read_resource")
+        assert reader is not None
+        gate = Asked(ApprovalBroker(store, timeout_s=10, rules={"fake": ApproverRule()}))
+        policies = {"fake": ApprovalPolicy(ApprovalLists(never=["read_resource"]))}
+        call = ToolCall(call_id="c-1", name=reader.name, arguments='{"uri": "note://hello"}')
+        events = [e async for e in ToolExecutor(mcp, policies, gate).run(call, turn)]
+    assert not any(isinstance(e, ApprovalRequested) for e in events) and gate.opened.empty()
+    assert "hello from the note" in events[-1].output

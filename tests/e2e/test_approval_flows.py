@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ class Approvals:
     call_log: object
     audit_channel: int
     approver: int  # has the approver role of the "strict" server
+    approver_user: int  # named in the "strict" server's approvers.users, no role
     manager: int  # has a manager role
     blocked: int  # in discord.permissions.users.block
     guild_admin: int  # Discord Administrator, but blocked too: block wins over that
@@ -59,6 +61,7 @@ async def _start(tmp_path_factory: pytest.TempPathFactory, llm: ScriptedLLM, bac
     admin_role = discord.add_role("admins", permissions=ADMINISTRATOR)
     people = {
         "approver": discord.add_user("approver", roles=[approver_role]),
+        "approver_user": discord.add_user("approver-user"),
         "manager": discord.add_user("manager", roles=[manager_role]),
         "blocked": discord.add_user("blocked"),
         "guild_admin": discord.add_user("guild-admin", roles=[admin_role]),
@@ -82,7 +85,7 @@ async def _start(tmp_path_factory: pytest.TempPathFactory, llm: ScriptedLLM, bac
         "strict": {
             **stdio_params(call_log, name="strict"),
             "requester_can_approve": False,
-            "approvers": {"roles": [approver_role]},
+            "approvers": {"roles": [approver_role], "users": [people["approver_user"]]},
         },
         "ro": {
             **stdio_params(call_log, name="ro", annotated=True),
@@ -194,6 +197,33 @@ async def test_requester_cannot_approve_alone_but_an_approver_can(world: Approva
     assert f"Approved by <@{world.approver}>" in done["data"]["content"]
     await chat.answer_text(int(asked["id"]), "Recorded.")
     assert len(world.calls("record", note)) == 1
+
+
+async def test_an_approver_user_and_an_admin_decide_for_someone_else(world: Approvals) -> None:
+    chat = Chat(world.discord, "deciders")
+    key = f"k-deciders-{world.backend}"
+    strict, gated = f"by-approver-user-{world.backend}", f"by-admin-{world.backend}"
+    world.llm.script(
+        key,
+        [ToolCall("strict__record", {"note": strict})],
+        [ToolCall("gated__record", {"note": gated})],
+        Text("Both decided by others."),
+    )
+    asked = await chat.say(f"{key} record twice")
+    prompt = await chat.prompt()
+    stranger = world.discord.add_user("deciders-stranger")
+    refused = await (await click(world, prompt, "approve", stranger)).wait_response()
+    assert "can't decide" in refused["data"]["content"]
+    done = await (await click(world, prompt, "approve", world.approver_user)).wait_response()
+    assert f"Approved by <@{world.approver_user}>" in done["data"]["content"]
+    prompt = await chat.prompt(newer_than=prompt)
+    refused = await (await click(world, prompt, "approve", world.approver_user)).wait_response()
+    assert "can't decide" in refused["data"]["content"]  # an approver of "strict" only
+    admin = world.discord.owner_id  # the guild owner: an Administrator, not blocked
+    done = await (await click(world, prompt, "approve", admin)).wait_response()
+    assert f"Approved by <@{admin}>" in done["data"]["content"]
+    await chat.answer_text(int(asked["id"]), "Both decided by others.")
+    assert len(world.calls("record", strict)) == 1 and len(world.calls("record", gated)) == 1
 
 
 async def test_the_prompt_pings_the_requester_and_never_a_role(world: Approvals) -> None:
@@ -523,7 +553,9 @@ async def test_tools_shows_failure_reasons_to_admins_only(world: Approvals) -> N
     assert "(" not in plain.split("**broken**: unavailable", 1)[1].split("\n", 1)[0]
     assert "`ro__look` (runs unasked: read-only)" in plain
     assert "`ro__purge` (asks first)" in plain
-    assert "decided by: <@&" in plain and "the asker may only deny" in plain  # strict
+    # strict: its approver users, then roles
+    assert f"decided by: <@{world.approver_user}>, <@&" in plain
+    assert "the asker may only deny" in plain
     admin = world.discord.owner_id  # the guild owner: an Administrator, not blocked
     full = (await command(world, "tools", admin, chat.channel))["data"]["content"]
     assert "**broken**: unavailable (" in full
@@ -601,3 +633,41 @@ async def test_a_form_opened_before_a_restart_expires_runs_nothing_and_is_audite
         assert len(expired) == 1, expired  # said at the restart; the late form adds none
     finally:
         await discord.stop()
+
+
+# -- the audit channel: denials and the argument digest ------------------------------------------
+
+
+async def test_audit_lines_say_deny_and_hash_values_they_never_show(world: Approvals) -> None:
+    chat = Chat(world.discord, "audit-deny")
+    key = f"k-audit-deny-{world.backend}"
+    secret, other = f"hunter2-{world.backend}", f"swordfish-{world.backend}"
+    world.llm.script(
+        key,
+        [ToolCall("gated__record", {"note": secret})],
+        [ToolCall("gated__record", {"note": secret})],
+        [ToolCall("gated__record", {"note": other})],
+        Text("Audited all three."),
+    )
+    asked = await chat.say(f"{key} record")
+    prompt = await chat.prompt()
+    await (await click(world, prompt, "deny", chat.user)).wait_response()
+    prompt = await chat.prompt(newer_than=prompt)
+    await (await click(world, prompt, "approve", chat.user)).wait_response()
+    prompt = await chat.prompt(newer_than=prompt)
+    await (await click(world, prompt, "deny", chat.user)).wait_response()
+    await chat.answer_text(int(asked["id"]), "Audited all three.")
+
+    def lines() -> list[str]:
+        mine = [line for line in world.audit_lines() if f"<@{chat.user}>" in line]
+        return mine if len(mine) >= 4 else []  # three decisions, one run
+
+    mine = await world.discord.wait_for(lines, timeout=10)
+    decisions = [line for line in mine if line.startswith("🔐")]
+    assert [d.split("**")[1] for d in decisions] == ["deny", "approve", "deny"]
+    assert all(f"by <@{chat.user}>" in d and "`note`" in d for d in decisions)
+    digests = [re.search(r"hmac ([0-9a-f]{12})", d) for d in decisions]
+    assert all(digests), decisions
+    first, same, different = (d.group(1) for d in digests if d)
+    assert first == same != different  # a digest of the values, not of the keys alone
+    assert not any(secret in line or other in line for line in world.audit_lines())

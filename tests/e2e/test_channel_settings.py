@@ -121,3 +121,26 @@ async def test_a_thread_follows_its_channels_entry_unless_listed_itself(channels
     # Listed itself: its own entry wins whole, with the defaults for what it does not set.
     assert THREAD_PERSONA in instructions(listed) and PERSONA not in instructions(listed)
     assert listed["model"] == "test-model"
+
+
+async def test_an_open_channel_leaves_a_reply_to_someone_else_alone(channels: Channels) -> None:
+    key = f"k-open-reply-{channels.backend}"
+    chat = channels.open
+    other = channels.discord.add_user("open-reply-other")
+    channels.llm.script(key)
+    channels.llm.script(f"{key}-aside")
+    theirs = await chat.say(f"<@{chat.user}> have you seen the logs?", user=other, mention=False)
+    # A reply pings its author unless the client's @ON is off: then only the reference says
+    # who it is for.
+    asides = [
+        await chat.say(f"{key}-aside yes", mention=False, reply_to=int(theirs["id"])),
+        await chat.say(
+            f"{key}-aside this morning", mention=False, reply_to=int(theirs["id"]), ping_reply=False
+        ),
+    ]
+    # A mention of the bot after them: once that is answered, the replies were seen and skipped.
+    marker = await chat.say(f"{key} now you", mention=True)
+    await chat.answer_text(int(marker["id"]), "echo")
+    assert all(chat.replies_to(int(aside["id"])) == [] for aside in asides)
+    assert channels.llm.requests_for(f"{key}-aside") == []
+    assert len(channels.llm.requests_for(key)) == 1

@@ -248,3 +248,18 @@ async def test_model_output_pings_nobody(world: World) -> None:
         assert allowed is not None, f"{request.method} {request.path} sent no allowed_mentions"
         assert allowed.get("parse") == [] and not allowed.get("users") and not allowed.get("roles")
         assert not allowed.get("replied_user")
+
+
+async def test_retries_back_off_longer_after_each_failure(world: World) -> None:
+    """Three 503s without Retry-After, then an answer: the bot's own backoff (0.5 s doubling,
+    jittered by ±25 %) sets the gaps. Only lower bounds: a busy machine makes gaps longer."""
+    chat = Chat(world.discord, "backoff")
+    key = f"k-backoff-{world.backend}"
+    world.llm.script(key, Fault(503), Fault(503), Fault(503), Text("after three retries"))
+    asked = await chat.say(f"{key} hello")
+    await chat.answer_text(int(asked["id"]), "after three retries")
+    times = [r.t for r in world.llm.requests_for(key)]
+    assert len(times) == 4
+    gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
+    shortest = [0.5 * 2**attempt * 0.75 for attempt in range(3)]  # 0.375, 0.75, 1.5 s
+    assert all(gap >= floor for gap, floor in zip(gaps, shortest, strict=True)), gaps

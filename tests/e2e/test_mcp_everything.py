@@ -80,6 +80,27 @@ async def test_tiny_image_is_attached_and_the_model_gets_a_note(everything_world
     assert "iVBOR" not in output  # the model gets a note, not base64
 
 
+async def test_files_from_tools_come_in_one_message_below_the_answer(
+    everything_world: World,
+) -> None:
+    world = everything_world
+    chat = Chat(world.discord, "ev-files")
+    key = f"k-evfiles-{world.backend}"
+    image = ToolCall("everything__get-tiny-image", {})
+    world.llm.script(key, [image], [image], Text("Two logos, files below."))
+    asked = await chat.say(f"{key} show me the logo twice")
+    await chat.answer_text(int(asked["id"]), "Two logos, files below.")
+    with_files = await world.discord.wait_for(
+        lambda: [m for m in chat.replies_to(int(asked["id"])) if m["attachments"]] or None
+    )
+    (files_message,) = with_files
+    assert len(files_message["attachments"]) == 2
+    chain = chat.replies_to(int(asked["id"]))
+    assert chain[-1]["id"] == files_message["id"]  # the last message of the reply
+    answer = next(m for m in chain if "Two logos, files below." in m["content"])
+    assert int(answer["id"]) < int(files_message["id"])
+
+
 async def test_resource_reference_text_to_model_blob_attached(everything_world: World) -> None:
     world = everything_world
     chat = Chat(world.discord, "ev-resource")
@@ -288,6 +309,8 @@ async def test_elicitation_stranger_refused_requester_opens_then_declines(
     question = await _question(chat)
     ids = [b["custom_id"] for b in buttons(question)]
     assert ids[0].startswith("mcpe:") and ids[0].endswith(":open") and ids[1].endswith(":decline")
+    pings = world.discord.pings(int(question["id"]))
+    assert pings["users"] == [chat.user] and pings["roles"] == [] and not pings["everyone"]
 
     stranger = world.discord.add_user("ev-elicit-stranger")
     refusal = await click(world, question, "open", stranger)
@@ -308,6 +331,21 @@ async def test_elicitation_stranger_refused_requester_opens_then_declines(
     await chat.answer_text(int(asked["id"]), "You declined.")
     output = tool_outputs(world.llm.requests_for(key)[1].body)[-1]
     assert "declined" in output and '"action": "decline"' in output
+
+
+async def test_an_admin_may_decline_someone_elses_question(everything_world: World) -> None:
+    world = everything_world
+    chat = Chat(world.discord, "ev-elicit-admin")
+    key = f"k-evelicitadmin-{world.backend}"
+    world.llm.script(
+        key, [ToolCall("everything__trigger-elicitation-request", {})], Text("An admin said no.")
+    )
+    asked = await chat.say(f"{key} ask me things")
+    question = await _question(chat)
+    admin = world.discord.owner_id  # the guild owner: an Administrator
+    declined = await click(world, question, "decline", admin)
+    assert declined["type"] == 7 and f"Declined by <@{admin}>" in declined["data"]["content"]
+    await chat.answer_text(int(asked["id"]), "An admin said no.")
 
 
 async def test_elicitation_requester_fills_the_form(everything_world: World) -> None:

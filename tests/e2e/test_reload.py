@@ -97,6 +97,19 @@ async def reloadable(
         assert code == 0, bot.log()[-3000:]
 
 
+@pytest_asyncio.fixture(autouse=True, loop_scope="session")
+async def fixture_config_after_each_test(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """Each test that reloads starts from the module's configuration, even when the test before
+    it failed half-way (a changed config left behind would make every later line differ)."""
+    yield
+    if "reloadable" not in request.fixturenames:
+        return
+    reloadable: Reloadable = request.getfixturevalue("reloadable")
+    written = (reloadable.bot.workdir / "config.yaml").read_text(encoding="utf-8")
+    if written != yaml.safe_dump(reloadable.config):
+        await reloadable.restore()
+
+
 async def ask(chat: Chat, llm: ScriptedLLM, key: str) -> dict[str, Any]:
     llm.script(key)  # no replies: the fake echoes, and records the request under the key
     asked = await chat.say(f"{key} hello")
@@ -363,4 +376,36 @@ async def test_a_removed_servers_tools_fail_for_a_turn_already_running(
     assert calls == ["record"]  # the removed server never ran its tool
     last = llm.requests_for(key)[2].body["messages"][-1]
     assert last["role"] == "tool" and "It was not run." in last["content"], last
+
+
+async def test_a_reload_applies_access_lists_and_limits_and_names_restart_only_keys(
+    reloadable: Reloadable, llm: ScriptedLLM
+) -> None:
+    chat = Chat(reloadable.discord, "reload-access")
+    newcomer = reloadable.discord.add_user("reload-newcomer")
+    await ask(chat, llm, "k-reload-access-before")  # the soon-blocked user is answered now
+
+    changed = copy.deepcopy(reloadable.config)
+    changed["discord"]["permissions"] = {"users": {"block": [chat.user]}}
+    changed["limits"]["user_turns_per_minute"] = 1
+    changed["mcp"]["tool_timeout_s"] = 33
+    reloadable.write(changed)
+    line = await reloadable.hup_and_wait(RELOADED)
+    assert line.endswith(
+        "config reloaded: changed discord.permissions.users.block, limits.user_turns_per_minute;"
+        " needs a restart: mcp.tool_timeout_s"
+    )
+
+    key = "k-reload-access"
+    llm.script(key)
+    llm.script(f"{key}-blocked")
+    blocked = await chat.say(f"{key}-blocked hello")
+    first = await chat.say(f"{key} first", user=newcomer)
+    await chat.answer_text(int(first["id"]), "echo")
+    second = await chat.say(f"{key} second", user=newcomer)
+    refused = await chat.answer_text(int(second["id"]))
+    assert refused.startswith("You're asking faster than I'm allowed to answer.")
+    assert len(llm.requests_for(key)) == 1
+    assert chat.replies_to(int(blocked["id"])) == []
+    assert llm.requests_for(f"{key}-blocked") == []
     await reloadable.restore()

@@ -124,6 +124,34 @@ async def test_system_prompt_in_a_plain_channel_replaces_the_default(priced: Pri
     assert instructions(world.llm.requests_for(key)[-1].body) == DEFAULT
 
 
+async def test_system_prompt_set_in_a_thread_applies_to_that_thread_only(
+    priced: Priced,
+) -> None:
+    world = priced
+    chat = Chat(world.discord, "system-thread")
+    thread = Chat(
+        world.discord,
+        "system-thread-inside",
+        channel=world.discord.add_thread(chat.channel, "a thread", chat.user),
+    )
+    sibling = Chat(
+        world.discord,
+        "system-thread-sibling",
+        channel=world.discord.add_thread(chat.channel, "another thread", chat.user),
+    )
+    key = f"k-system-thread-{world.backend}"
+    world.llm.script(key)
+    owner = world.discord.owner_id  # the guild owner: an Administrator, so a manager
+    done = await command(world, "system", owner, thread.channel, prompt="Only in this thread.")
+    assert "Only in this thread." in done
+    for where in (thread, chat, sibling):
+        await ask(world, where, key)
+    inside, parent, other = (instructions(r.body) for r in world.llm.requests_for(key))
+    assert inside == "Only in this thread."
+    assert parent == DEFAULT and other == DEFAULT
+    await command(world, "system", owner, thread.channel, clear=True)
+
+
 async def test_status_shows_the_token_sums_the_server_reported(priced: Priced) -> None:
     world = priced
     chat = Chat(world.discord, "status")

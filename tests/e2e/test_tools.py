@@ -143,6 +143,8 @@ async def test_timeout_counts_as_denied_and_disables_buttons(
     call_log = tmp_path / "calls.jsonl"
     config = bot_config(llm, tmp_path, call_log, "chat")
     config["mcp"]["approval_timeout_s"] = 2
+    audit_channel = discord.add_channel("audit-timeout")
+    config["discord"]["audit_channel_id"] = audit_channel
     bot = BotProcess(discord, config, tmp_path)
     try:
         async with running(bot):
@@ -161,6 +163,18 @@ async def test_timeout_counts_as_denied_and_disables_buttons(
             assert calls_of(world, "record", "late-note") == []
             (output,) = tool_outputs(world.llm.requests_for(key)[1].body)
             assert "not run" in output
+
+            def audited() -> list[str]:
+                return [
+                    line
+                    for m in discord.messages(audit_channel)
+                    for line in m["content"].splitlines()
+                    if "`gated.record`" in line
+                ]
+
+            (line,) = await discord.wait_for(audited, timeout=10)
+            assert f"asked by <@{chat.user}>: **timeout** ·" in line  # nobody decided
+            assert "`note`" in line and "late-note" not in line
     finally:
         await discord.stop()
 
@@ -189,6 +203,29 @@ async def test_always_allow_skips_asking_in_this_conversation_only(chat_world: W
     other_prompt = await chat.prompt(newer_than=prompt)
     await click(world, other_prompt, "deny", other)
     await chat.answer_text(int(asked["id"]), "Other: denied.")
+
+
+async def test_always_allow_lasts_until_reset(chat_world: World) -> None:
+    world = chat_world
+    chat = Chat(world.discord, "always-reset")
+    key = "k-always-reset"
+    call = [ToolCall("gated__add", {"a": 1, "b": 1})]
+    world.llm.script(
+        key, call, Text("Kept: 2."), call, Text("Unasked: 2."), call, Text("Asked again.")
+    )
+    first = await chat.say(f"{key} add")
+    prompt = await chat.prompt()
+    await click(world, prompt, "always", chat.user)
+    await chat.answer_text(int(first["id"]), "Kept: 2.")
+    second = await chat.say(f"{key} add again")
+    await chat.answer_text(int(second["id"]), "Unasked: 2.")
+    reset = await world.discord.slash_command("reset", chat.user, chat.channel)
+    assert "forgotten" in (await reset.wait_response())["data"]["content"]
+    third = await chat.say(f"{key} add after the reset")
+    again = await chat.prompt(newer_than=prompt)
+    assert "`add` from `gated`" in again["content"]
+    await click(world, again, "deny", chat.user)
+    await chat.answer_text(int(third["id"]), "Asked again.")
 
 
 async def test_parallel_tool_calls_both_run(chat_world: World) -> None:

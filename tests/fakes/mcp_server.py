@@ -65,12 +65,14 @@ def build_server(
     resources: bool = False,
     sampling: bool = False,
     asking: bool = False,
+    logs: bool = False,
 ) -> MCPServer:
     """`annotated`: also offer tools carrying MCP annotations (readOnlyHint, destructiveHint);
     `resources`: also offer one resource, `note://hello` (the bot then adds its reader);
     `sampling`: also a tool that asks the client's model to write (MCP sampling; the 2026
     protocol forbids server-initiated requests, so only over `--legacy` HTTP);
-    `asking`: also tools that ask the client things (elicitation, sampling) and a prompt."""
+    `asking`: also tools that ask the client things (elicitation, sampling) and a prompt;
+    `logs`: also a tool that sends MCP log messages at the levels asked for."""
     server = MCPServer(name, log_level="WARNING")
 
     if resources:
@@ -136,6 +138,15 @@ def build_server(
         server.add_prompt(Prompt.from_function(taught, name=name, description=f"Asks: {text}"))
         await ctx.notify_prompts_changed()
         return f"taught {name}"
+
+    if logs:
+
+        @server.tool(description="Send one MCP log message at each of the given levels.")
+        async def log_at(levels: list[str], ctx: Context) -> str:
+            _log_call("log_at", {"levels": levels})
+            for level in levels:
+                await ctx.log(level, f"{level} from the server")  # type: ignore[arg-type]
+            return f"logged {len(levels)}"
 
     @server.tool(description="Write lines to stderr (for the client's log).")
     def shout(lines: list[str]) -> str:
@@ -452,6 +463,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-route", help="HTTP: answer calls of this tool 404, as a gateway")
     parser.add_argument("--sampling", action="store_true", help="also offer a sampling tool")
     parser.add_argument("--asking", action="store_true", help="also tools that ask the client")
+    parser.add_argument("--logs", action="store_true", help="also offer a tool that logs")
     args = parser.parse_args(argv)
     gate = os.environ.get("MCP_START_GATE")
     if gate:  # a test holds this start (say, a restart) while the file exists, and counts starts
@@ -464,6 +476,7 @@ def main(argv: list[str] | None = None) -> None:
         resources=args.resources,
         sampling=args.sampling,
         asking=args.asking,
+        logs=args.logs,
     )
     if args.transport == "stdio":
         server.run()
@@ -481,12 +494,14 @@ def stdio_params(
     annotated: bool = False,
     resources: bool = False,
     asking: bool = False,
+    logs: bool = False,
 ) -> dict[str, Any]:
     """command/args/env/cwd for an MCPServerConfig that runs this server over stdio."""
     env = {"MCP_CALL_LOG": str(log_path)} if log_path else {}
     extra = ["--annotated"] if annotated else []
     extra += ["--resources"] if resources else []
     extra += ["--asking"] if asking else []
+    extra += ["--logs"] if logs else []
     return {
         "command": sys.executable,
         "args": ["-m", "tests.fakes.mcp_server", "--transport", "stdio", "--name", name, *extra],

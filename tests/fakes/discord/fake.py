@@ -140,21 +140,6 @@ class FakeDiscord:
         self._dispatch_soon("CHANNEL_CREATE", self.world.channel_payload(channel.id))
         return channel.id
 
-    def add_thread(self, parent_id: int, name: str = "thread") -> int:
-        """A public thread a member started in the text channel `parent_id` (THREAD_CREATE;
-        one made before the bot connects comes in its guild's `threads`)."""
-        parent = self.world.channels[parent_id]
-        thread = self.world.add_channel(
-            name,
-            PUBLIC_THREAD,
-            guild_id=parent.guild_id,
-            parent_id=parent_id,
-            owner_id=self.world.owner_id,
-        )
-        payload = {**self.world.channel_payload(thread.id), "newly_created": True}
-        self._dispatch_soon("THREAD_CREATE", payload)
-        return thread.id
-
     async def deny_bot(self, channel_id: int, permissions: int) -> None:
         """A moderator denies the bot permissions in a channel (a member overwrite): requests
         needing them get 403 / 50013, and CHANNEL_UPDATE tells the client."""
@@ -187,12 +172,18 @@ class FakeDiscord:
         channel.overwrites.append({"id": target_id, "type": kind, "allow": allow, "deny": deny})
         self._dispatch_soon("CHANNEL_UPDATE", self.world.channel_payload(channel_id))
 
-    def add_thread(
-        self, parent_id: int, name: str = "thread", *, owner_id: int | None = None
-    ) -> int:
-        """A public thread someone started in `parent_id` (THREAD_CREATE tells the bot)."""
+    def add_thread(self, parent_id: int, name: str = "thread", owner_id: int | None = None) -> int:
+        """A public thread someone (the guild's owner unless `owner_id`) started in the text
+        channel `parent_id` (THREAD_CREATE tells the bot; one made before the bot connects comes
+        in its guild's `threads`)."""
+        parent = self.world.channels[parent_id]
         thread = self.world.add_channel(
-            name, PUBLIC_THREAD, parent_id=parent_id, owner_id=owner_id or self.owner_id
+            name,
+            PUBLIC_THREAD,
+            guild_id=parent.guild_id,
+            parent_id=parent_id,
+            owner_id=owner_id or self.world.owner_id,
+            auto_archive_duration=1440,
         )
         payload = self.world.channel_payload(thread.id)
         self._dispatch_soon("THREAD_CREATE", {**payload, "newly_created": True})
@@ -244,12 +235,15 @@ class FakeDiscord:
         content: str,
         *,
         reply_to: int | None = None,
+        ping_reply: bool = True,
         attachments: list[dict] | None = None,
         embeds: list[dict] | None = None,
         extra: dict | None = None,
     ) -> dict:
         """attachments: [{"filename": ..., "content": bytes|str, "content_type": ...}];
-        embeds: Discord embed objects (a bot's or webhook's message, or a link preview)."""
+        embeds: Discord embed objects (a bot's or webhook's message, or a link preview).
+        `ping_reply=False`: a reply with the client's @ON switched off, so the replied-to author
+        is not pinged and not in `mentions`."""
         if channel_id not in self.world.channels:
             raise ValueError(f"unknown channel {channel_id}")
         if author_id not in self.world.users:
@@ -259,6 +253,11 @@ class FakeDiscord:
             if reply_to not in self.world.messages:
                 raise ValueError(f"cannot reply to unknown message {reply_to}")
             body["message_reference"] = {"message_id": str(reply_to)}
+            if not ping_reply:
+                body["allowed_mentions"] = {
+                    "parse": ["users", "roles", "everyone"],
+                    "replied_user": False,
+                }
         msg = new_message(self.world, channel_id, author_id, body, extra=extra)
         for att in attachments or []:
             data = att.get("content", b"")
@@ -303,8 +302,12 @@ class FakeDiscord:
         inter.created = time.monotonic()  # the deadline runs from delivery
         return inter
 
-    async def click_button(self, message_id: int, custom_id: str, user_id: int) -> Interaction:
-        payload = component_payload(self, int(message_id), custom_id, user_id)
+    async def click_button(
+        self, message_id: int, custom_id: str, user_id: int, *, seen: dict | None = None
+    ) -> Interaction:
+        """A click; `seen` is an older copy of the message a stale client still shows (its
+        buttons may have been edited or disabled since), see `component_payload`."""
+        payload = component_payload(self, int(message_id), custom_id, user_id, seen=seen)
         return await self._start_interaction(payload, "component", int(message_id))
 
     async def choose(

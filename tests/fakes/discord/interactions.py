@@ -139,12 +139,23 @@ def _base_payload(fake: FakeDiscord, itype: int, channel_id: int, user_id: int, 
 
 
 def component_payload(
-    fake: FakeDiscord, message_id: int, custom_id: str, user_id: int, values=None
+    fake: FakeDiscord,
+    message_id: int,
+    custom_id: str,
+    user_id: int,
+    values=None,
+    *,
+    seen: dict | None = None,
 ) -> dict:
+    """`seen`: the copy of the message the user's client still shows (say, one that missed the
+    edit that disabled its buttons): the click is checked against it, as a client checks it, and
+    Discord delivers it with the message as it is now, as it does for a stale client."""
     msg = fake.world.messages.get(message_id)
     if msg is None:
         raise ValueError(f"message {message_id} does not exist (deleted?)")
-    comp = find_component(msg, custom_id)
+    if seen is not None and int(seen["id"]) != message_id:
+        raise ValueError(f"the copy seen is of message {seen['id']}, not {message_id}")
+    comp = find_component(seen if seen is not None else msg, custom_id)
     if comp is None:
         ids = _custom_ids(msg.get("components") or [])
         raise ValueError(f"message {message_id} has no component {custom_id!r}; it has {ids}")
