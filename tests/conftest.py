@@ -61,6 +61,8 @@ def bot_config(
     backend = "chat" if backend == "chat-litellm" else backend
     auto = stdio_params(call_log, name="auto")
     gated = stdio_params(call_log, name="gated")
+    # The models configured below; a world that configures others serves them too.
+    llm.serve("test-model", "test-model-2")
     config: dict[str, Any] = {
         "llm": {
             "backend": backend,

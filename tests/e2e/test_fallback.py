@@ -33,6 +33,7 @@ async def fallback_world(
     call_log = workdir / "calls.jsonl"
     config = bot_config(llm, workdir, call_log, backend)
     prefix = PREFIX[backend]
+    llm.serve("test-model-fallback")
     config["llm"].update(fallback_models=[f"{prefix}test-model-fallback"], max_retries=1)
     config["mcp"]["servers"] = {}
     async with bot_running(discord, config, workdir) as bot:

@@ -40,6 +40,7 @@ async def keys_world(
     call_log = workdir / "calls.jsonl"
     config = bot_config(llm, workdir, call_log, "chat")
     own = {"api_key_env": "OWN_KEY", "base_url": llm.base_url}
+    llm.serve("test-model-groq", "own", "keyed-fallback")
     config["llm"].update(
         base_url=None,
         models=["openai/test-model", "groq/test-model-groq", {"model": "openai/own", **own}],

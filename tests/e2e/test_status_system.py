@@ -46,6 +46,7 @@ async def priced(
     workdir = tmp_path_factory.mktemp(f"priced-{backend}")
     config = bot_config(llm, workdir, workdir / "calls.jsonl", backend, mcp={"servers": {}})
     model = "openai/gpt-4o-mini" if backend == "chat" else "gpt-4o-mini"
+    llm.serve("gpt-4o-mini")
     config["llm"].update(model=model, models=[model], system_prompt=DEFAULT)
     config["discord"]["channels"] = {persona.channel: {"system_prompt": CONFIGURED}}
     config["discord"]["permissions"] = {"manager_roles": [manager_role]}
