@@ -31,7 +31,7 @@ async def channels(
     request: pytest.FixtureRequest, llm: ScriptedLLM, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Channels]:
     backend = request.param
-    discord = FakeDiscord(rate_limits=True)
+    discord = FakeDiscord()
     await discord.start()
     world = Channels(
         discord,

@@ -39,7 +39,7 @@ async def priced(
 ) -> AsyncIterator[Priced]:
     """A bot on a model litellm's price map knows, with a daily cost limit and a manager role."""
     backend = request.param
-    discord = FakeDiscord(rate_limits=True)
+    discord = FakeDiscord()
     await discord.start()
     manager_role = discord.add_role("bot-managers")
     persona = Chat(discord, "persona")
