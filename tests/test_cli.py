@@ -166,6 +166,7 @@ async def test_check_reports_each_part(tmp_path: Path, llm: ScriptedLLM) -> None
             }
         },
     }
+    llm.serve("check-fallback-ok")
     llm.fail_model("check-fallback-down", Fault(503))
     result = await asyncio.to_thread(
         run_bot,
