@@ -21,6 +21,9 @@ from tests.fakes.mcp_server import HTTPServerProcess, stdio_params
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
+E2E_DIR = Path(__file__).parent / "e2e"
+DEFAULT_EDIT_INTERVAL_S = 1.0  # bot_config's discord.edit_interval_s
+
 
 @dataclass
 class World:
@@ -61,6 +64,8 @@ def bot_config(
     backend = "chat" if backend == "chat-litellm" else backend
     auto = stdio_params(call_log, name="auto")
     gated = stdio_params(call_log, name="gated")
+    # The models configured below; a world that configures others serves them too.
+    llm.serve("test-model", "test-model-2")
     config: dict[str, Any] = {
         "llm": {
             "backend": backend,
@@ -109,7 +114,7 @@ async def start_world(
     backend: str,
     extra_servers: dict[str, Any] | None = None,
 ) -> World:
-    discord = FakeDiscord(rate_limits=True)  # Discord's limits bite in every e2e test
+    discord = FakeDiscord()  # Discord's limits and a network's latency, as in every e2e world
     await discord.start()
     workdir = tmp_path_factory.mktemp(f"bot-{backend}")
     call_log = workdir / "calls.jsonl"
@@ -208,20 +213,29 @@ def world(request: pytest.FixtureRequest) -> World:
 
 @pytest.fixture(autouse=True)
 def discord_rules(request: pytest.FixtureRequest) -> Iterator[None]:
-    """After each test on a shared world: what must never happen in Discord (tests/e2e/rules.py)."""
-    names = [n for n in ("world", "chat_world", "responses_world") if n in request.fixturenames]
-    if not names:
-        yield
+    """After each e2e test: what must never happen in Discord (tests/e2e/rules.py), on every fake
+    Discord the test used: the shared worlds, a module's own world and a test's own bots alike.
+    A test or module that cannot keep them says why: `@pytest.mark.no_discord_rules("why")`."""
+    if E2E_DIR not in Path(str(request.node.path)).parents:
+        yield  # fake self-tests and unit tests break Discord's rules on purpose
         return
-    world = request.getfixturevalue(names[0])
-    discord = world.discord
-    bot = getattr(world, "bot", None)
-    interval = bot.config.get("discord", {}).get("edit_interval_s", 1.0) if bot else 1.0
-    before = rules.snapshot(discord)
+    before = {fake: rules.snapshot(fake) for fake in FakeDiscord.made}
     yield
+    if request.node.get_closest_marker("no_discord_rules"):
+        return
     marker = request.node.get_closest_marker("discord_errors")
     allowed = set(marker.args) if marker else set()
-    found = rules.violations(discord, before, allowed, edit_interval_s=interval)
+    intervals = {
+        value.discord: value.bot.config.get("discord", {}).get("edit_interval_s", 1.0)
+        for value in getattr(request.node, "funcargs", {}).values()
+        if isinstance(getattr(value, "discord", None), FakeDiscord)
+        and isinstance(getattr(value, "bot", None), BotProcess)
+    }
+    found: list[str] = []
+    for fake in list(FakeDiscord.made):
+        start = before.get(fake, rules.Snapshot(requests=0, unknown_routes=0, newest_message=0))
+        interval = intervals.get(fake, DEFAULT_EDIT_INTERVAL_S)
+        found += rules.violations(fake, start, allowed, edit_interval_s=interval)
     assert not found, "Discord rules broken:\n" + "\n".join(found)
 
 

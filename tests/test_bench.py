@@ -103,7 +103,7 @@ async def test_fakes_as_processes_report_what_the_bench_needs(tmp_path: Path) ->
                 [{"key": "k1", "text": "abcdefgh", "chunk_size": 2, "delay_s": 0.05}]
             )
             body = {
-                "model": "m",
+                "model": "test-model",  # the one model the fake serves unless told more
                 "stream": True,
                 "messages": [{"role": "user", "content": "say k1"}],
             }

@@ -155,6 +155,7 @@ def check_config(tmp_path: Path, llm: ScriptedLLM, *, failing: bool) -> dict[str
     """A check config with a good server and a good fallback; `failing` adds a broken server
     and a fallback model that is down."""
     fallbacks = ["openai/check-fallback-ok"]
+    llm.serve("check-fallback-ok")  # the scripted server answers only models a test declares
     servers: dict[str, Any] = {"good": stdio_params(name="good")}
     if failing:
         fallbacks.append("openai/check-fallback-down")

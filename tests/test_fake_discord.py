@@ -296,7 +296,8 @@ async def test_deferred_command_followup_replaces_thinking_message(fake: FakeDis
     cid, user = fake.add_channel("think"), fake.add_user("asker")
     async with running(command_bot(), fake):
         interaction = await fake.slash_command("think", user, cid)
-        await fake.wait_for(lambda: fake.requests_to("PATCH", "@original"))
+        # Answered, not only sent: the fake records a request before its latency passes.
+        await fake.wait_for(lambda: any(r.status for r in fake.requests_to("PATCH", "@original")))
     assert interaction.responses[0]["type"] == 5
     [shown] = fake.messages(cid)
     assert shown["content"] == "thought harder" and not shown["flags"] & 128

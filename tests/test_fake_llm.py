@@ -319,6 +319,7 @@ async def test_429_and_500_surface(llm: ScriptedLLM):
 
 
 async def test_a_down_model_fails_every_request_and_requests_name_their_model(llm: ScriptedLLM):
+    llm.serve("good-model")
     llm.script("down", Text("from the other model"), Text("again the other"))
     llm.fail_model("broken-model", Fault(500, message="down"), key="down")
     for _ in range(2):  # every request, not only the first: and no script reply is used up

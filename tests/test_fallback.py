@@ -21,6 +21,7 @@ CHAT_PREFIXES = ["openai/", "hosted_vllm/"]
 
 
 def config(llm: ScriptedLLM, prefix: str, backend: str = "chat") -> LLMConfig:
+    llm.serve("primary", "second", "third")
     return LLMConfig(
         backend=backend,  # type: ignore[arg-type]
         model=f"{prefix}primary",

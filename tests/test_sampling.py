@@ -16,6 +16,12 @@ from tests.fakes.llm import Fault, ScriptedLLM, Text
 from tests.module_llm import module_llm  # noqa: F401 (this module's `llm`)
 
 
+@pytest.fixture(autouse=True)
+def served(llm: ScriptedLLM) -> None:
+    """The models this module's bots are configured with; any other is OpenAI's 404."""
+    llm.serve("sampler", "second", "keyed")
+
+
 def request(text: str) -> types.CreateMessageRequestParams:
     content = types.TextContent(type="text", text=text)
     return types.CreateMessageRequestParams(

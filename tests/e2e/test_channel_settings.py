@@ -34,7 +34,7 @@ async def channels(
     request: pytest.FixtureRequest, llm: ScriptedLLM, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Channels]:
     backend = request.param
-    discord = FakeDiscord(rate_limits=True)
+    discord = FakeDiscord()
     await discord.start()
     persona = Chat(discord, "persona-chan")
     world = Channels(
@@ -50,6 +50,7 @@ async def channels(
     workdir = tmp_path_factory.mktemp(f"channels-{backend}")
     config = bot_config(llm, workdir, workdir / "calls.jsonl", backend, mcp={"servers": {}})
     prefix = "openai/" if backend == "chat" else ""
+    llm.serve("persona-model")
     config["discord"]["channels"] = {
         world.open.channel: {"respond_without_mention": True},
         world.persona.channel: {"system_prompt": PERSONA, "model": f"{prefix}persona-model"},

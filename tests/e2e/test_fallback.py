@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
 from tests.conftest import World, bot_config, bot_running
-from tests.e2e import rules
 from tests.e2e.harness import Chat
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.llm import Cut, Fault, McpCall, ScriptedLLM, Text
@@ -27,26 +26,17 @@ async def fallback_world(
     """A bot whose model falls back to `test-model-fallback`: its own process, because the
     shared worlds' tests expect a down model to fail their turn. No MCP servers: not needed."""
     backend = request.param
-    discord = FakeDiscord(rate_limits=True)
+    discord = FakeDiscord()
     await discord.start()
     workdir = tmp_path_factory.mktemp(f"fallback-{backend}")
     call_log = workdir / "calls.jsonl"
     config = bot_config(llm, workdir, call_log, backend)
     prefix = PREFIX[backend]
+    llm.serve("test-model-fallback")
     config["llm"].update(fallback_models=[f"{prefix}test-model-fallback"], max_retries=1)
     config["mcp"]["servers"] = {}
     async with bot_running(discord, config, workdir) as bot:
         yield World(discord=discord, llm=llm, bot=bot, call_log=call_log, backend=backend)
-
-
-@pytest.fixture(autouse=True)
-def discord_rules_here(fallback_world: World) -> Iterator[None]:
-    """The shared worlds' Discord rules (tests/e2e/rules.py) hold on this bot too."""
-    before = rules.snapshot(fallback_world.discord)
-    yield
-    interval = fallback_world.bot.config["discord"]["edit_interval_s"]
-    found = rules.violations(fallback_world.discord, before, set(), edit_interval_s=interval)
-    assert not found, "Discord rules broken:\n" + "\n".join(found)
 
 
 def usage_models(world: World, user: int) -> list[str]:

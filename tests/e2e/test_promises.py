@@ -44,7 +44,7 @@ async def test_a_streaming_reply_shows_the_indicator_until_it_is_final(world: Wo
 
 
 async def test_role_allow_and_block_lists(llm: ScriptedLLM, tmp_path: Path) -> None:
-    discord = FakeDiscord(rate_limits=True)
+    discord = FakeDiscord()
     await discord.start()
     members, muted = discord.add_role("members"), discord.add_role("muted")
     member = discord.add_user("member", roles=[members])

@@ -39,13 +39,14 @@ async def priced(
 ) -> AsyncIterator[Priced]:
     """A bot on a model litellm's price map knows, with a daily cost limit and a manager role."""
     backend = request.param
-    discord = FakeDiscord(rate_limits=True)
+    discord = FakeDiscord()
     await discord.start()
     manager_role = discord.add_role("bot-managers")
     persona = Chat(discord, "persona")
     workdir = tmp_path_factory.mktemp(f"priced-{backend}")
     config = bot_config(llm, workdir, workdir / "calls.jsonl", backend, mcp={"servers": {}})
     model = "openai/gpt-4o-mini" if backend == "chat" else "gpt-4o-mini"
+    llm.serve("gpt-4o-mini")
     config["llm"].update(model=model, models=[model], system_prompt=DEFAULT)
     config["discord"]["channels"] = {persona.channel: {"system_prompt": CONFIGURED}}
     config["discord"]["permissions"] = {"manager_roles": [manager_role]}

@@ -138,7 +138,7 @@ async def test_timeout_counts_as_denied_and_disables_buttons(
     llm: ScriptedLLM, tmp_path: Path
 ) -> None:
     # A bot of its own with a short timeout: the shared worlds' long one never races a click.
-    discord = FakeDiscord(rate_limits=True)
+    discord = FakeDiscord()
     await discord.start()
     call_log = tmp_path / "calls.jsonl"
     config = bot_config(llm, tmp_path, call_log, "chat")

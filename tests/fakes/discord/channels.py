@@ -13,6 +13,7 @@ from .state import (
     DM,
     MANAGE_MESSAGES,
     PUBLIC_THREAD,
+    READ_MESSAGE_HISTORY,
     SEND_MESSAGES,
     SEND_MESSAGES_IN_THREADS,
     TEXT,
@@ -50,6 +51,16 @@ def _missing_permission(fake: FakeDiscord, channel: Channel, needed: int) -> web
         return None
     if fake.world.channel_permissions(fake.bot_user_id, channel.id) & needed != needed:
         return error(403, 50013, "Missing Permissions")
+    return None
+
+
+def _cannot_read(fake: FakeDiscord, channel: Channel, needed: int) -> web.Response | None:
+    """Reading a guild channel's messages: without View Channel (or, for one message, Read
+    Message History) Discord answers 403 / 50001 Missing Access, not 50013."""
+    if channel.type == DM:
+        return None
+    if fake.world.channel_permissions(fake.bot_user_id, channel.id) & needed != needed:
+        return error(403, 50001, "Missing Access")
     return None
 
 
@@ -177,6 +188,9 @@ async def get_message(request: web.Request) -> web.Response:
     channel = _channel(request)
     if channel is None:
         return unknown_channel()
+    refused = _cannot_read(_fake(request), channel, VIEW_CHANNEL | READ_MESSAGE_HISTORY)
+    if refused:
+        return refused
     msg = _message(request, channel)
     return json_response(msg) if msg is not None else unknown_message()
 
@@ -186,6 +200,12 @@ async def history(request: web.Request) -> web.Response:
     channel = _channel(request)
     if channel is None:
         return unknown_channel()
+    refused = _cannot_read(fake, channel, VIEW_CHANNEL)
+    if refused:
+        return refused
+    if _cannot_read(fake, channel, READ_MESSAGE_HISTORY):
+        # Discord's documented answer without Read Message History: no messages, no error.
+        return json_response([])
     limit = max(1, min(int(request.query.get("limit", 50)), 100))
     msgs = fake.world.visible_messages(channel.id)
     before, after = request.query.get("before"), request.query.get("after")

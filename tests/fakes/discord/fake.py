@@ -8,9 +8,10 @@ import copy
 import inspect
 import logging
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from aiohttp import web
 
@@ -25,15 +26,24 @@ from .wire import FAKE, RecordedRequest
 
 log = logging.getLogger("fake_discord")
 SITECUSTOMIZE_DIR = str(Path(__file__).with_name("sitecustomize"))
+# A request's round trip to Discord: loopback answers at once, the real API never does.
+NETWORK_LATENCY_S = 0.02
 
 
 class FakeDiscord:
+    """Discord as a bot meets it: rate limits and a network round trip are on unless a test says
+    why it wants a kinder Discord (`rate_limits=False`, `latency_s=0`)."""
+
+    # Every fake made in this process, so the after-test rules (tests/e2e/rules.py) can check
+    # each one a test used, its own bots' included.
+    made: ClassVar[weakref.WeakSet[FakeDiscord]] = weakref.WeakSet()
+
     def __init__(
         self,
         *,
         token: str = "fake-bot-token",
-        rate_limits: bool = False,
-        latency_s: float = 0.0,
+        rate_limits: bool = True,
+        latency_s: float = NETWORK_LATENCY_S,
         interaction_deadline_s: float = 3.0,
         message_bucket: tuple[int, float] = (5, 5.0),
         global_limit_per_s: int = 50,
@@ -63,6 +73,7 @@ class FakeDiscord:
         self._pending: set[asyncio.Task] = set()
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
+        FakeDiscord.made.add(self)
 
     # -- lifecycle ------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from .messages import find_component
 from .state import DM
+from .validation import UPLOAD_LIMIT_BYTES
 
 if TYPE_CHECKING:
     from .fake import FakeDiscord
@@ -18,7 +19,9 @@ APPLICATION_COMMAND, MESSAGE_COMPONENT, MODAL_SUBMIT = 2, 3, 5
 LABEL, TEXT_INPUT = 18, 4
 # Discord's modal limits: title 45, 1 to 5 top-level components, text input values 4000.
 MODAL_TITLE_MAX, MODAL_COMPONENTS_MAX, TEXT_INPUT_MAX = 45, 5, 4000
-ATTACHMENT_SIZE_LIMIT = 10 * 1024 * 1024
+# A text input's own fields, and a Label's description (a Label's label is MODAL_TITLE_MAX too).
+INPUT_LABEL_MAX, PLACEHOLDER_MAX, CUSTOM_ID_MAX, DESCRIPTION_MAX = 45, 100, 100, 100
+ATTACHMENT_SIZE_LIMIT = UPLOAD_LIMIT_BYTES
 # Option type -> Python type accepted from tests (STRING, INTEGER, BOOLEAN, NUMBER).
 SCALAR_OPTION_TYPES = {3: str, 4: int, 5: bool, 10: (int, float)}
 USER, CHANNEL, ROLE, MENTIONABLE = 6, 7, 8, 9
@@ -296,11 +299,33 @@ def modal_problem(data: dict) -> str | None:
     for comp in data["components"]:
         if comp.get("type") == LABEL and len(comp.get("label") or "") > MODAL_TITLE_MAX:
             return f"Label text must be at most {MODAL_TITLE_MAX} characters"
+        if comp.get("type") == LABEL and len(comp.get("description") or "") > DESCRIPTION_MAX:
+            return f"Label description must be at most {DESCRIPTION_MAX} characters"
     for text_input in _text_inputs(data["components"]):
-        if len(text_input.get("value") or "") > TEXT_INPUT_MAX:
-            return f"Text input value must be at most {TEXT_INPUT_MAX} characters"
-        if (text_input.get("max_length") or 0) > TEXT_INPUT_MAX:
-            return f"Text input max_length must be at most {TEXT_INPUT_MAX}"
+        problem = _text_input_problem(text_input)
+        if problem:
+            return problem
+    return None
+
+
+def _text_input_problem(text_input: dict) -> str | None:
+    """Discord's limits on one text input's fields (legacy label, placeholder, lengths)."""
+    if not 1 <= len(text_input.get("custom_id") or "") <= CUSTOM_ID_MAX:
+        return f"Text input custom_id must be 1 to {CUSTOM_ID_MAX} characters"
+    if len(text_input.get("label") or "") > INPUT_LABEL_MAX:
+        return f"Text input label must be at most {INPUT_LABEL_MAX} characters"
+    if len(text_input.get("placeholder") or "") > PLACEHOLDER_MAX:
+        return f"Text input placeholder must be at most {PLACEHOLDER_MAX} characters"
+    low, high = text_input.get("min_length"), text_input.get("max_length")
+    if low is not None and not 0 <= low <= TEXT_INPUT_MAX:
+        return f"Text input min_length must be 0 to {TEXT_INPUT_MAX}"
+    if high is not None and not 1 <= high <= TEXT_INPUT_MAX:
+        return f"Text input max_length must be 1 to {TEXT_INPUT_MAX}"
+    if low is not None and high is not None and low > high:
+        return "Text input min_length must not exceed max_length"
+    value = text_input.get("value") or ""
+    if len(value) > (high or TEXT_INPUT_MAX):
+        return f"Text input value must be at most {high or TEXT_INPUT_MAX} characters"
     return None
 
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from .gateway import APP_FLAGS
-from .validation import FormErrors
+from .validation import FormErrors, upload_problem
 from .wire import BODY, FAKE, UPLOADS, RecordedRequest, error, json_response, read_body
 
 if TYPE_CHECKING:
@@ -126,6 +126,10 @@ async def _respond(fake: FakeDiscord, request: web.Request, handler):
         if decision.is_global:
             fake.counters["global_429"] += 1
         return json_response(decision.body, 429), decision.headers
+    too_much = upload_problem([len(u.data) for u in request[UPLOADS]], request[BODY])
+    if too_much is not None:
+        status, body = too_much
+        return json_response(body, status), decision.headers
     return await handler(request), decision.headers
 
 

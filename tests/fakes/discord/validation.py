@@ -12,6 +12,10 @@ MAX_ROW_ITEMS = 5
 MAX_CUSTOM_ID = 100
 MAX_LABEL = 80
 IS_COMPONENTS_V2 = 1 << 15
+# Uploads: all files of one request together, for a guild without boosts (premium_tier 0, as
+# the fake's guilds are; discord.py's DEFAULT_FILE_SIZE_LIMIT_BYTES), and files per message.
+UPLOAD_LIMIT_BYTES = 10 * 1024 * 1024
+MAX_FILES = 10
 
 BUTTON = 2
 ACTION_ROW = 1
@@ -47,6 +51,21 @@ class FormErrors:
         if not self.tree:
             return None
         return error_body(50035, "Invalid Form Body", self.tree)
+
+
+def upload_problem(sizes: list[int], body: Any) -> tuple[int, dict] | None:
+    """Discord's answer to a request whose files are too many or too big together, or None."""
+    if not sizes:
+        return None
+    data = body.get("data") if isinstance(body, dict) and "type" in body else body
+    listed = (data or {}).get("attachments") if isinstance(data, dict) else None
+    if max(len(sizes), len(listed or [])) > MAX_FILES:
+        errs = FormErrors()
+        errs.add("attachments", "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_FILES} or fewer in length.")
+        return 400, errs.body() or {}
+    if sum(sizes) > UPLOAD_LIMIT_BYTES:
+        return 413, error_body(40005, "Request entity too large")
+    return None
 
 
 def _check_embeds(embeds: list, errs: FormErrors) -> None:

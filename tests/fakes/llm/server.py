@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from . import chat, history, responses
+from . import chat, history, refusals, responses, tokens
 from .items import (
     Cut,
     Fault,
@@ -62,6 +62,7 @@ class ScriptedLLM:
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
         self.base_url = ""
+        # The models this server serves; anything else gets OpenAI's 404 (see `serve`).
         self.models: list[str] = ["test-model"]
         self._scripts: dict[str, deque[Fault | HangUp | Cut | Stall | Silent | list[Item]]] = {}
         self._windows: dict[str, tuple[int, str]] = {}
@@ -99,21 +100,29 @@ class ScriptedLLM:
         await self.stop()
 
     # -- scripting and inspection ---------------------------------------------------
+    def serve(self, *models: str) -> None:
+        """Serve these models too (as requests name them, without a litellm prefix); a request
+        for any other model gets OpenAI's 404 `model_not_found`, as a typo would in production."""
+        self.models.extend(m for m in models if m not in self.models)
+
     def script(self, key: str, *replies: Reply) -> None:
         queue = self._scripts.setdefault(key, deque())
         queue.extend(normalize(r) for r in replies)
 
     def context_window(self, key: str, tokens: int, *, style: str = "openai") -> None:
-        """Refuse `key`'s requests over `tokens` (len(json)//4 of the messages, or of the whole
-        previous_response_id chain) with an overflow error in `style`: "openai" or "litellm"
-        (a LiteLLM proxy's form). A Responses request with `truncation: auto` is accepted."""
+        """Refuse `key`'s requests over `tokens` (counted by a real tokenizer, tokens.py: the
+        messages, or the whole previous_response_id chain) with an overflow error in `style`:
+        "openai" or "litellm" (a LiteLLM proxy's form). A Responses request with
+        `truncation: auto` is accepted."""
         self._windows[key] = (tokens, style)
         self._scripts.setdefault(key, deque())  # so requests are matched to the key
 
     def fail_model(self, model: str, fault: Fault, key: str | None = None) -> None:
         """Answer every request for `model` (as the request names it) with `fault`, scripts
         untouched: a model that is down. With `key`, only requests matched to that script, so
-        other tests on a shared server still reach the model."""
+        other tests on a shared server still reach the model. A model that is down is one
+        this server serves (`serve`)."""
+        self.serve(model)
         self._down[(model, key)] = fault
         if key is not None:
             self._scripts.setdefault(key, deque())
@@ -260,13 +269,13 @@ class ScriptedLLM:
 
     def _chain_size(self, body: dict[str, Any]) -> int:
         """Tokens of a Responses request with everything its previous_response_id carries."""
-        size = len(json.dumps(body.get("input"))) // 4
+        size = tokens.count(body.get("input"))
         seen: set[str] = set()
         prev_id = body.get("previous_response_id")
         while prev_id and prev_id not in seen and prev_id in self._stored:
             seen.add(prev_id)
             stored = self._stored[prev_id]
-            size += len(json.dumps([stored.request.get("input"), stored.output])) // 4
+            size += tokens.count(stored.request.get("input")) + tokens.count(stored.output)
             prev_id = stored.request.get("previous_response_id")
         return size
 
@@ -290,10 +299,16 @@ class ScriptedLLM:
                 return web.json_response(body, status=400, headers=self._headers())
         return None
 
-    def _remember_model(self, body: dict[str, Any]) -> None:
-        model = body.get("model")
-        if isinstance(model, str) and model not in self.models:
-            self.models.append(model)
+    def _refused(self, body: dict[str, Any], *, chat: bool) -> web.Response | None:
+        """OpenAI's answer to a request it refuses for its model or its shape (refusals.py)."""
+        unknown = refusals.unknown_model(body.get("model"), self.models)
+        if unknown is not None:
+            status, error = unknown
+            return web.json_response(error, status=status, headers=self._headers())
+        problem = refusals.shape_problem(body, chat=chat)
+        if problem is not None:
+            return web.json_response(problem, status=400, headers=self._headers())
+        return None
 
     # -- handlers ------------------------------------------------------------------
     async def _models(self, request: web.Request) -> web.Response:
@@ -306,17 +321,16 @@ class ScriptedLLM:
         body = await self._body(request)
         if isinstance(body, web.Response):
             return body
-        self._remember_model(body)
         text = chat.last_user_text(body)
         key = self._match(text)
         await self._record(request, body, key)
-        down = self._model_down(body, key)
+        down = self._model_down(body, key) or self._refused(body, chat=True)
         if down is not None:
             return down
         problem = history.chat_problem(body)
         if problem is not None:
             return web.json_response(error_body(400, problem), status=400, headers=self._headers())
-        refused = self._overflow(key, len(json.dumps(body.get("messages"))) // 4)
+        refused = self._overflow(key, tokens.count(body.get("messages")))
         refused = refused or await self._dead_image(chat.image_urls(body))
         if refused is not None:
             return refused
@@ -339,7 +353,6 @@ class ScriptedLLM:
         body = await self._body(request)
         if isinstance(body, web.Response):
             return body
-        self._remember_model(body)
         text = responses.last_user_text(body)
         key = self._match(text)
         prev_id = body.get("previous_response_id")
@@ -348,7 +361,7 @@ class ScriptedLLM:
             # Tool outputs / approval answers carry no user text: they continue the same script.
             key, text = prev.key, prev.text
         await self._record(request, body, key)
-        down = self._model_down(body, key)
+        down = self._model_down(body, key) or self._refused(body, chat=False)
         if down is not None:
             return down
         if prev_id and prev is None:
