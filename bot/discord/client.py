@@ -19,6 +19,7 @@ from bot.discord.commands.conversation import ALL_COMMANDS
 from bot.discord.commands.errors import on_command_error
 from bot.discord.commands.prompt import prompt
 from bot.discord.commands.status import status
+from bot.discord.commands.stop import StopButton, stop
 from bot.discord.commands.system import system
 from bot.discord.host import Services
 from bot.discord.streaming.budget import UNLIMITED, Limits
@@ -64,9 +65,9 @@ class _McpcordMixin:
         bot: Any = self
         if self.audit is not None:
             self.audit.start()
-        bot.add_dynamic_items(ApprovalButton, ElicitButton)
+        bot.add_dynamic_items(ApprovalButton, ElicitButton, StopButton)
         bot.add_listener(self.approvals.on_interaction, "on_interaction")
-        for command in (*ALL_COMMANDS, prompt, status, system):
+        for command in (*ALL_COMMANDS, prompt, status, system, stop):
             bot.tree.add_command(command)
         bot.tree.error(on_command_error)
         await self._sync_commands()

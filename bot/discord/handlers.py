@@ -16,6 +16,7 @@ from bot.core.conversations import conversation_key
 from bot.core.events import Notice
 from bot.core.state import TurnRequest
 from bot.discord.channel_prompt import effective_prompt
+from bot.discord.commands.stop import stop_view
 from bot.discord.context import gather as gather_context
 from bot.discord.streaming.render import NO_MENTIONS, StreamRenderer
 from bot.discord.streaming.retry import with_retries
@@ -204,6 +205,9 @@ async def answer(
         deleted=bot.deleted,
         channel=target,
         reasoning=services.settings.llm.reasoning,
+        stop_view=(lambda: stop_view(request.turn_id))
+        if services.settings.discord.stop_button
+        else None,
     )
     # aclosing: if Discord fails mid-turn, the turn (and its conversation lock) ends now.
     # The renderer types and paces as streaming only once the conversation is ours (on_start).
