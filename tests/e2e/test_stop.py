@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
-from tests.conftest import World
-from tests.e2e.harness import INDICATOR, Chat, buttons
-from tests.fakes.llm import Text, ToolCall
+from tests.conftest import World, bot_config
+from tests.e2e.harness import INDICATOR, BotProcess, Chat, buttons, running
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.llm import ScriptedLLM, Text, ToolCall
 from tests.fakes.mcp_server import read_calls
 
 STOPPED = "-# ⏹ stopped by "
@@ -157,3 +159,32 @@ async def test_stop_with_nothing_running_says_so(world: World) -> None:
     answered = await stop.wait_response()
     assert answered["data"]["flags"] & 64
     assert answered["data"]["content"] == "Nothing of yours is running here."
+
+
+async def test_a_stop_button_left_by_a_killed_bot_answers_stale_after_the_restart(
+    llm: ScriptedLLM, tmp_path: Path
+) -> None:
+    """A bot killed mid-answer never made its final edit: its Stop button stays, and a click
+    after the restart gets one line instead of silence or an error."""
+    discord = FakeDiscord()
+    await discord.start()
+    config = bot_config(llm, tmp_path, tmp_path / "calls.jsonl", "chat")
+    bot = BotProcess(discord, config, tmp_path)
+    try:
+        async with running(bot):
+            chat = Chat(discord, "stop-restart")
+            key = "k-stop-restart"
+            llm.script(key, slow_text())
+            asked = await chat.say(f"{key} keep going")
+            parts = await streaming(chat, asked)
+            (button,) = stop_buttons(parts[-1])
+            await bot.kill()
+            await bot.start()
+            clicked = await discord.click_button(
+                int(parts[-1]["id"]), button["custom_id"], chat.user
+            )
+            answered = await clicked.wait_response()
+            assert answered["data"]["flags"] & 64
+            assert answered["data"]["content"] == "This answer has already finished."
+    finally:
+        await discord.stop()
