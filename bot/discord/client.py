@@ -25,6 +25,7 @@ from bot.discord.host import Services
 from bot.discord.streaming.budget import UNLIMITED, Limits
 from bot.discord.streaming.budget_feed import trace_config
 from bot.discord.streaming.deletions import DeletedMessages
+from bot.discord.streaming.reactions import ReactionLane
 from bot.discord.streaming.write_scheduler import WriteScheduler
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ class _McpcordMixin:
     budget: WriteScheduler
     elicitation_ui: DiscordElicitations
     deleted: DeletedMessages
+    reactions: ReactionLane
     accepting: bool
     _turns: set[asyncio.Task[None]]
 
@@ -58,6 +60,7 @@ class _McpcordMixin:
         self.approvals = DiscordApprovals(services.broker, services.store, self.audit)
         self.elicitation_ui = DiscordElicitations()
         self.deleted = DeletedMessages()
+        self.reactions = ReactionLane(budget)
         self.accepting = True
         self._turns = set()
 

@@ -56,6 +56,11 @@ async def test_stop_mid_stream_keeps_the_words_shown_for_the_next_question(world
     text = await chat.answer_text(int(asked["id"]), STOPPED)
     # The model server saw the stream end before it was done.
     await world.llm.wait_for_hangup(key)
+    await world.discord.wait_for(
+        lambda: (
+            [r["emoji"]["name"] for r in world.discord.message(asked["id"])["reactions"]] == ["⏹"]
+        )
+    )
     lines = text.splitlines()
     assert lines[-1] == f"{STOPPED}stop-stream-user"
     assert INDICATOR.strip() not in text
