@@ -18,7 +18,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from bot.config_discord import ApprovalDelivery, ReactionsConfig
+from bot.config_discord import ReactionsConfig
 from bot.config_file import ConfigError, YamlSource  # ConfigError: imported from here by all
 from bot.config_models import ModelEntry
 
@@ -240,10 +240,6 @@ class DiscordConfig(_Section):
     """A Stop button on a reply while it streams (the asker, admins and managers may press it)."""
     reactions: ReactionsConfig | Literal[False] = Field(default_factory=ReactionsConfig)
     """Status reactions on the asker's message (queued ⏳, working 👀, tool 🔧, approval ✋, done ✅, failed ❌, stopped ⏹), each an emoji or null to skip it; false = none."""
-    approvals: ApprovalDelivery = Field(default_factory=ApprovalDelivery)
-    """Where approval prompts go besides the channel."""
-    usage_footer: bool = False
-    """End each answer with one small line: tokens in and out, cost when known, seconds."""
 
 
 class LimitsConfig(_Section):

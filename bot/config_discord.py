@@ -1,4 +1,4 @@
-"""`discord.reactions` and `discord.approvals`: how the bot shows a turn's state and reaches approvers."""
+"""`discord.reactions`: the emoji that show a turn's state on the asker's message."""
 
 from __future__ import annotations
 
@@ -25,14 +25,3 @@ class ReactionsConfig(BaseModel):
     """The answer failed."""
     stopped: str | None = "⏹"
     """Stopped by /stop or the Stop button."""
-
-
-class ApprovalDelivery(BaseModel):
-    """Approval prompts that reach the approvers even when they are not watching the channel."""
-
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
-
-    dm: bool = False
-    """Also send each approver user of the server (approvers.users, else admin_ids) who can view the channel a DM copy with working buttons."""
-    ping_roles: bool = False
-    """The channel prompt pings the server's approvers.roles (only those roles)."""
