@@ -18,8 +18,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-# ConfigError lives with the file reader; it is imported from here by everyone else.
-from bot.config_file import ConfigError, YamlSource
+from bot.config_discord import ReactionsConfig
+from bot.config_file import ConfigError, YamlSource  # ConfigError: imported from here by all
 from bot.config_models import ModelEntry
 
 DEFAULT_CONFIG_PATH = "config.yaml"
@@ -236,6 +236,10 @@ class DiscordConfig(_Section):
     """A channel id that gets one line per tool run and approval decision; null = nowhere."""
     channels: dict[int, ChannelConfig] = Field(default_factory=dict)
     """Per channel id: settings that differ from the global ones."""
+    stop_button: bool = True
+    """A Stop button on a reply while it streams (the asker, admins and managers may press it)."""
+    reactions: ReactionsConfig | Literal[False] = Field(default_factory=ReactionsConfig)
+    """Status reactions on the asker's message (queued ⏳, working 👀, tool 🔧, approval ✋, done ✅, failed ❌, stopped ⏹), each an emoji or null to skip it; false = none."""
 
 
 class LimitsConfig(_Section):

@@ -21,7 +21,12 @@ from bot.core.turn_log import TurnLog
 from bot.ops.health import STALE_AFTER_S, check_health, heartbeat_path
 from bot.ops.reload import changed_keys, keep_restart_only, split_changes, summarize
 from tests.fakes.discord import FakeDiscord
-from tests.fakes.discord.state import CREATE_PUBLIC_THREADS, SEND_MESSAGES, VIEW_CHANNEL
+from tests.fakes.discord.state import (
+    ADD_REACTIONS,
+    CREATE_PUBLIC_THREADS,
+    SEND_MESSAGES,
+    VIEW_CHANNEL,
+)
 from tests.fakes.llm import ScriptedLLM
 from tests.test_cli import run_bot
 
@@ -77,13 +82,17 @@ async def test_check_discord_lists_guilds_and_channel_permissions(
     discord.set_overwrite(read_only, discord.guild_id, deny=SEND_MESSAGES)
     discord.set_overwrite(hidden, discord.bot_user_id, deny=VIEW_CHANNEL)
     discord.set_overwrite(no_threads, discord.bot_role_id, deny=CREATE_PUBLIC_THREADS)
+    no_reactions = discord.add_channel("no-reactions")
+    discord.set_overwrite(no_reactions, discord.bot_role_id, deny=ADD_REACTIONS)
     await discord.start()
     config = {
         "llm": {"model": "openai/test-model", "base_url": llm.base_url},
         "storage": {"path": str(tmp_path / "bot.db")},
         "mcp": {"servers": {}},
         "discord": {
-            "permissions": {"channels": {"allow": [open_channel, read_only, hidden, no_threads]}}
+            "permissions": {
+                "channels": {"allow": [open_channel, read_only, hidden, no_threads, no_reactions]}
+            }
         },
     }
     try:
@@ -104,7 +113,14 @@ async def test_check_discord_lists_guilds_and_channel_permissions(
     assert rows["discord"].startswith("OK"), result.stdout + result.stderr
     assert f"1 guild(s): Fake Guild ({discord.guild_id})" in rows["discord"]
     assert rows[f"channel:{open_channel}"].startswith("OK")
-    assert "read yes, send yes, create threads yes" in rows[f"channel:{open_channel}"]
+    assert (
+        "read yes, send yes, create threads yes, add reactions yes"
+        in rows[f"channel:{open_channel}"]
+    )
+    # Answers work without Add Reactions; the row says what is missing and why it matters.
+    assert rows[f"channel:{no_reactions}"].startswith("OK")
+    assert "add reactions NO" in rows[f"channel:{no_reactions}"]
+    assert "grant Add Reactions" in rows[f"channel:{no_reactions}"]
     assert rows[f"channel:{read_only}"].startswith("FAIL")
     assert "read yes, send NO, create threads yes" in rows[f"channel:{read_only}"]
     assert rows[f"channel:{hidden}"].startswith("FAIL")

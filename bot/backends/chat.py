@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.backends import chat_transport
+from bot.backends import chat_transport, stopped
 from bot.backends.base import system_prompt, user_field
 from bot.backends.context import budget_for, estimate_tokens, fit, model_window
 from bot.backends.failures import (
@@ -38,6 +39,7 @@ from bot.core.events import (
     ReasoningDelta,
     TextDelta,
     ToolCallFinished,
+    ToolCallStarted,
     ToolImages,
     TurnCompleted,
     TurnEvent,
@@ -45,6 +47,7 @@ from bot.core.events import (
     Usage,
 )
 from bot.core.state import ConversationState, TurnRequest
+from bot.core.stops import stopped_here
 from bot.core.tool_calls import ToolCall, ToolExecutor, unknown_tool
 from bot.core.tool_updates import images_message
 
@@ -194,73 +197,100 @@ class ChatBackend:
             stored = trim_history(without_thinking(items), llm.max_history_messages)
             return ConversationState(backend=self.name, history=tuple(stored), model=state.model)
 
-        while True:
-            context, _ = fit(
-                trim_history(history + new, llm.max_history_messages), budget, len(new)
-            )
-            prompt = system_prompt(request.system_prompt or llm.system_prompt)
-            messages = [{"role": "system", "content": prompt}, *context]
-            if tool_images:  # not stored: later turns keep the tool's text note only
-                messages.append(images_message(tool_images, responses=False))
-                tool_images = []
-            # The last round offers no tool calls, so the model has to answer in words.
-            last_round = round_number == llm.max_tool_rounds
-            result = _Round()
-            user = user_field(request.user_id, llm.send_user_id)
-            async for event in self._stream(model, messages, tools, last_round, result, user):
-                yield event
-            usage = usage + result.cost
-            failure = result.failure
-            if failure is not None and failure.overflow and not repaired:
-                # What is stored no longer fits: trim harder, tell the user, retry once.
-                repaired = True
-                size = estimate_tokens(context)
-                budget = min(budget or size, size // 2)
-                fitted, trimmed = fit(context, budget, len(new))
-                history, new = fitted[: len(fitted) - len(new)], fitted[len(fitted) - len(new) :]
-                if trimmed:
-                    log.info("context overflow: %s", trimmed)
-                    yield Notice(text=trimmed.describe())
-                    continue
-            if failure is not None:
-                if failure.overflow and repaired:
-                    failure = still_too_long()
-                # Completed tool rounds are kept, so the model does not run those tools again;
-                # a repaired history is kept so the next turn does not overflow the same way.
-                rounds = new[1:]
-                saved = keep(history + [stored_user, *rounds]) if rounds else None
-                if saved is None and repaired:
-                    saved = keep(history)
-                yield TurnFailed(
-                    message=failure.message + ran_note(ran),
-                    retryable=failure.retryable,
-                    state=saved,
-                    usage=usage,
-                    model=model,
-                    transient=failure.transient,
+        result = _Round()
+        streaming = False  # a stop then cuts this round's words
+        started: set[str] = set()  # calls that began running (a stop may cut them mid-way)
+        try:
+            while True:
+                context, _ = fit(
+                    trim_history(history + new, llm.max_history_messages), budget, len(new)
                 )
-                return
-            message = result.assistant_message()
-            if message is not None:
-                new.append(message)
-            if result.finish in CUT_SHORT:
-                yield Notice(text=CUT_SHORT[result.finish])
-            if not result.calls:
-                break
-            for call in result.tool_calls():
-                async for event in self._run_call(call, request):
+                prompt = system_prompt(request.system_prompt or llm.system_prompt)
+                messages = [{"role": "system", "content": prompt}, *context]
+                if tool_images:  # not stored: later turns keep the tool's text note only
+                    messages.append(images_message(tool_images, responses=False))
+                    tool_images = []
+                # The last round offers no tool calls, so the model has to answer in words.
+                last_round = round_number == llm.max_tool_rounds
+                result = _Round()
+                user = user_field(request.user_id, llm.send_user_id)
+                streaming = True
+                async for event in self._stream(model, messages, tools, last_round, result, user):
                     yield event
-                    if isinstance(event, ToolCallFinished):
-                        if event.outcome != "denied":
-                            ran.append(tool_label(event))
-                        new.append(
-                            {"role": "tool", "tool_call_id": call.call_id, "content": event.output}
-                        )
-                    elif isinstance(event, ToolImages) and llm.vision:
-                        tool_images += event.images
-            if last_round:
-                break
-            round_number += 1
+                streaming = False
+                usage = usage + result.cost
+                failure = result.failure
+                if failure is not None and failure.overflow and not repaired:
+                    # What is stored no longer fits: trim harder, tell the user, retry once.
+                    repaired = True
+                    size = estimate_tokens(context)
+                    budget = min(budget or size, size // 2)
+                    fitted, trimmed = fit(context, budget, len(new))
+                    history, new = (
+                        fitted[: len(fitted) - len(new)],
+                        fitted[len(fitted) - len(new) :],
+                    )
+                    if trimmed:
+                        log.info("context overflow: %s", trimmed)
+                        yield Notice(text=trimmed.describe())
+                        continue
+                if failure is not None:
+                    if failure.overflow and repaired:
+                        failure = still_too_long()
+                    # Completed tool rounds are kept, so the model does not run those tools again;
+                    # a repaired history is kept so the next turn does not overflow the same way.
+                    rounds = new[1:]
+                    saved = keep(history + [stored_user, *rounds]) if rounds else None
+                    if saved is None and repaired:
+                        saved = keep(history)
+                    yield TurnFailed(
+                        message=failure.message + ran_note(ran),
+                        retryable=failure.retryable,
+                        state=saved,
+                        usage=usage,
+                        model=model,
+                        transient=failure.transient,
+                    )
+                    return
+                message = result.assistant_message()
+                if message is not None:
+                    new.append(message)
+                if result.finish in CUT_SHORT:
+                    yield Notice(text=CUT_SHORT[result.finish])
+                if not result.calls:
+                    break
+                for call in result.tool_calls():
+                    async for event in self._run_call(call, request):
+                        yield event
+                        if isinstance(event, ToolCallStarted):
+                            started.add(event.call_id)
+                        if isinstance(event, ToolCallFinished):
+                            if event.outcome != "denied":
+                                ran.append(tool_label(event))
+                            new.append(
+                                {
+                                    "role": "tool",
+                                    "tool_call_id": call.call_id,
+                                    "content": event.output,
+                                }
+                            )
+                        elif isinstance(event, ToolImages) and llm.vision:
+                            tool_images += event.images
+                if last_round:
+                    break
+                round_number += 1
+        except asyncio.CancelledError:
+            if not stopped_here(request.stop):
+                raise
+            # Stopped by a person: the words shown become the (cut) answer; tools that ran stay.
+            rounds = stopped.chat_rounds(new[1:], started, result.text if streaming else "")
+            yield TurnCompleted(
+                state=keep(history + [stored_user, *rounds]) if rounds else state,
+                usage=usage + result.cost if streaming else usage,
+                model=model,
+                stopped_by=request.stop.by,
+            )
+            return
         yield TurnCompleted(state=keep(history + [stored_user, *new[1:]]), usage=usage, model=model)
 
     async def _run_call(self, call: ToolCall, request: TurnRequest) -> AsyncIterator[TurnEvent]:
@@ -301,10 +331,15 @@ class ChatBackend:
             shown = False
             try:
                 stream = await self._transport.create(model, **kwargs)
-                async for chunk in stream:
-                    for event in _absorb(chunk, result):
-                        shown = shown or isinstance(event, TextDelta)
-                        yield event
+                try:
+                    async for chunk in stream:
+                        for event in _absorb(chunk, result):
+                            shown = shown or isinstance(event, TextDelta)
+                            yield event
+                finally:
+                    # A stop lands here mid-stream: end the connection now, so the provider
+                    # stops generating (and billing) at once.
+                    await chat_transport.close_stream(stream)
                 if result.finish is None:
                     raise StreamCut("stream ended without a finish reason")
                 if not result.text and not result.calls and result.finish not in CUT_SHORT:

@@ -13,6 +13,7 @@ business: a key goes only to its own provider.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable
 from typing import Any
@@ -20,6 +21,8 @@ from typing import Any
 from bot.backends.base import OpenAIClients
 from bot.backends.routes import OPENAI_PREFIX, route
 from bot.config import LLMConfig, ModelEntry
+
+log = logging.getLogger(__name__)
 
 
 def import_litellm() -> Any:
@@ -74,3 +77,16 @@ class ChatTransport:
 
     async def aclose(self) -> None:
         await self._openai.aclose()
+
+
+async def close_stream(stream: Any) -> None:
+    """Close a chat stream of either path: openai's AsyncStream or litellm's wrapper."""
+    close = getattr(stream, "aclose", None) or getattr(stream, "close", None)
+    if close is None:
+        return
+    try:
+        result = close()
+        if hasattr(result, "__await__"):
+            await result
+    except Exception as exc:
+        log.debug("closing a chat stream failed: %s", exc)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bot.backends.base import OpenAIClients, system_prompt, user_field
@@ -25,6 +26,7 @@ from bot.backends.images import fetch_images
 from bot.backends.responses_events import (
     ApprovalAsk,
     Round,
+    asking_server,
     json_object,
     mcp_tool,
 )
@@ -35,6 +37,7 @@ from bot.backends.responses_items import (
     overflow_repair,
 )
 from bot.backends.responses_stream import stream_response
+from bot.backends.stopped import cut_answer, open_calls, server_carry
 from bot.config import LLMConfig, MCPServerConfig
 from bot.core.approval_flow import ask_approval
 from bot.core.approvals import ApprovalRequest
@@ -43,6 +46,7 @@ from bot.core.events import (
     Attachment,
     Notice,
     ToolCallFinished,
+    ToolCallStarted,
     ToolImages,
     TurnCompleted,
     TurnEvent,
@@ -50,6 +54,7 @@ from bot.core.events import (
     Usage,
 )
 from bot.core.state import ConversationState, TurnRequest
+from bot.core.stops import stopped_here
 from bot.core.tool_calls import ToolCall, ToolExecutor, unknown_tool
 from bot.core.tool_updates import images_message
 
@@ -68,14 +73,6 @@ class _Verdict:
 
     approved: bool = False
     reason: str | None = None  # a person's words when they denied with a reason
-
-
-def asking_server(label: str, server_side: set[str]) -> str:
-    """The configured server a server-side approval request is judged by. The label is the model
-    server's word: one we never sent as a `server_label` (a proxy's own name, or the name of a
-    server the bot runs, which has its own rule) must borrow no rule and no grant, so it becomes
-    a name the approval broker does not know, and that gets the strictest rule."""
-    return label if label in server_side else f"{label} (unknown label)"
 
 
 class ResponsesBackend:
@@ -117,9 +114,10 @@ class ResponsesBackend:
         }
         stored_user = {"role": "user", "content": with_placeholder(request.text, placeholder)}
         history = without_image_urls(state.history) if local else []
-        # With state server, history holds only answers to calls the stored response still
-        # waits for (a turn that failed or ran out of rounds after the model asked for tools).
-        pending = [] if local else [i for i in state.history if is_output(i)]
+        # With state server, history holds what the server does not: answers to calls the stored
+        # response still waits for (a turn that failed or ran out of rounds after the model asked
+        # for tools), and a stopped turn's question and cut answer.
+        pending = [] if local else list(state.history)
         kept: list[dict[str, Any]] = [user_item]  # this turn's items, for local history
         function_tools = self._tools.responses_tools() if self._tools else []
         own_tools = {tool["name"] for tool in function_tools}
@@ -171,122 +169,160 @@ class ResponsesBackend:
                 return keep([], previous, [i for i in sent if is_output(i)])
             return None
 
-        while True:
-            # The last round offers no tool calls, so the model has to answer in words.
-            last_round = round_number == llm.max_tool_rounds
-            if chained:
-                items = outgoing = send
+        result = Round(answered=answered)
+        streaming = False  # a stop then cuts this round's words
+        calls: list[ToolCall] = []  # the round's own calls, answered one by one
+        asked: list[str] = []  # server-side approvals of the round already answered
+        started: set[str] = set()  # calls that began running (a stop may cut them mid-way)
+        try:
+            while True:
+                # The last round offers no tool calls, so the model has to answer in words.
+                last_round = round_number == llm.max_tool_rounds
+                if chained:
+                    items = outgoing = send
+                else:
+                    window = trim_history(history + kept, llm.max_history_messages)
+                    items, _ = fit(window, budget, len(kept))
+                    outgoing = items
+                    if images_item is not None:
+                        # Sent once, never kept: later turns see the tool's text note only. It stays
+                        # out of `items`, which an overflow repair splits into history and kept.
+                        outgoing = [*items, images_item]
+                images_item = None
+                kwargs = self._arguments(model, outgoing, previous, tools, last_round)
+                if user := user_field(request.user_id, llm.send_user_id):
+                    kwargs["user"] = user
+                if request.system_prompt:
+                    kwargs["instructions"] = system_prompt(request.system_prompt)
+                result = Round(answered=answered)
+                streaming, calls, asked = True, [], []
+                # Only the id loaded from storage may be stale; ids from this turn are fresh.
+                may_start_fresh = round_number == 0 and previous is not None
+                async for event in stream_response(
+                    self._clients.for_model(model), llm, kwargs, result, may_start_fresh, approved
+                ):
+                    yield event
+                streaming = False
+                approved = []
+                usage = usage + result.cost
+                failure = result.failure
+                if round_number == 0 and "previous_response_id" not in kwargs:
+                    previous = final_id = None  # the stored id was gone: this turn started fresh
+                if failure is not None and failure.overflow and not repaired:
+                    repaired = True
+                    repair = overflow_repair(kwargs, items, len(kept), budget, round_number == 0)
+                    if repair is not None:
+                        yield Notice(text=repair.notice)
+                        budget, previous, send = repair.budget, repair.previous, repair.send
+                        final_id = previous
+                        if repair.items is not None:
+                            history = repair.items[: len(repair.items) - len(kept)]
+                            kept = repair.items[len(repair.items) - len(kept) :]
+                        continue
+                if failure is not None:
+                    if failure.overflow and repaired:
+                        failure = still_too_long()
+                    yield TurnFailed(
+                        message=failure.message + ran_note(ran),
+                        retryable=failure.retryable,
+                        state=after_failure(send),
+                        usage=usage,
+                        model=model,
+                        transient=failure.transient,
+                    )
+                    return
+                final_id = result.response_id
+                pending = []
+                if result.text:
+                    kept.append({"role": "assistant", "content": result.text})
+                calls = result.calls_to_run(own_tools)
+                if not calls and not result.approvals:
+                    break
+                if last_round:
+                    log.warning(
+                        "model still asked for tools after %d rounds; stopping", round_number
+                    )
+                    # The stored response waits for these answers: without them every later turn
+                    # would be refused. They go with the next turn's message.
+                    pending = [output_item(call.call_id, ROUNDS_USED) for call in calls]
+                    break
+                send = []
+                tool_images: list[Attachment] = []
+                for call in calls:
+                    output = ""
+                    async for event in self._run_call(call, request):
+                        yield event
+                        if isinstance(event, ToolCallStarted):
+                            started.add(event.call_id)
+                        if isinstance(event, ToolCallFinished):
+                            output = event.output
+                            if event.outcome != "denied":
+                                ran.append(tool_label(event))
+                        elif isinstance(event, ToolImages) and llm.vision:
+                            tool_images += event.images
+                    answer = output_item(call.call_id, output)
+                    kept += [call_item(call), answer]
+                    send.append(answer)
+                if tool_images:
+                    images_item = images_message(tool_images, responses=True)
+                    send.append(images_item)
+                for ask in result.approvals:
+                    verdict = _Verdict()
+                    async for event in self._ask(ask, request, verdict):
+                        yield event
+                    answered.add(ask.id)
+                    asked.append(ask.id)
+                    response = {
+                        "type": "mcp_approval_response",
+                        "approval_request_id": ask.id,
+                        "approve": verdict.approved,
+                    }
+                    if verdict.reason:
+                        response["reason"] = verdict.reason  # the model reads why, and adapts
+                    send.append(response)
+                    if verdict.approved:
+                        approved.append(
+                            f"`{ask.server}.{ask.tool}`" if ask.server else f"`{ask.tool}`"
+                        )
+                # The server holds the pending approval request, so its answer can only continue
+                # that stored response, whatever llm.state says.
+                chained = chained or bool(result.approvals)
+                if chained and not result.response_id:
+                    # As any failure: what ran is kept (local history) and named, so nobody runs
+                    # it again blindly. The answers of this round have no response to go to.
+                    yield TurnFailed(
+                        message=NO_ANSWER_ID + ran_note(ran),
+                        retryable=True,
+                        state=after_failure(outgoing),
+                        usage=usage,
+                        model=model,
+                    )
+                    return
+                previous = result.response_id if chained else None
+                round_number += 1
+        except asyncio.CancelledError:
+            if not stopped_here(request.stop):
+                raise
+            # Stopped by a person: the words shown become the (cut) answer; tools that ran stay.
+            cut = cut_answer(result.text if streaming else "")
+            if local:
+                items, outputs = ([], []) if streaming else open_calls(calls, kept, started)
+                rounds = [*kept[1:], *items, *outputs, *cut]
+                saved = keep(history + [stored_user, *rounds], None, []) if rounds else state
             else:
-                window = trim_history(history + kept, llm.max_history_messages)
-                items, _ = fit(window, budget, len(kept))
-                outgoing = items
-                if images_item is not None:
-                    # Sent once, never kept: later turns see the tool's text note only. It stays
-                    # out of `items`, which an overflow repair splits into history and kept.
-                    outgoing = [*items, images_item]
-            images_item = None
-            kwargs = self._arguments(model, outgoing, previous, tools, last_round)
-            if user := user_field(request.user_id, llm.send_user_id):
-                kwargs["user"] = user
-            if request.system_prompt:
-                kwargs["instructions"] = system_prompt(request.system_prompt)
-            result = Round(answered=answered)
-            # Only the id loaded from storage may be stale; ids from this turn are fresh.
-            may_start_fresh = round_number == 0 and previous is not None
-            async for event in stream_response(
-                self._clients.for_model(model), llm, kwargs, result, may_start_fresh, approved
-            ):
-                yield event
-            approved = []
-            usage = usage + result.cost
-            failure = result.failure
-            if round_number == 0 and "previous_response_id" not in kwargs:
-                previous = final_id = None  # the stored id was gone: this turn started fresh
-            if failure is not None and failure.overflow and not repaired:
-                repaired = True
-                repair = overflow_repair(kwargs, items, len(kept), budget, round_number == 0)
-                if repair is not None:
-                    yield Notice(text=repair.notice)
-                    budget, previous, send = repair.budget, repair.previous, repair.send
-                    final_id = previous
-                    if repair.items is not None:
-                        history = repair.items[: len(repair.items) - len(kept)]
-                        kept = repair.items[len(repair.items) - len(kept) :]
-                    continue
-            if failure is not None:
-                if failure.overflow and repaired:
-                    failure = still_too_long()
-                yield TurnFailed(
-                    message=failure.message + ran_note(ran),
-                    retryable=failure.retryable,
-                    state=after_failure(send),
-                    usage=usage,
-                    model=model,
-                    transient=failure.transient,
+                carried, last = server_carry(
+                    result, streaming, send, previous, asked, open_calls(calls, kept, started)[1]
                 )
-                return
-            final_id = result.response_id
-            pending = []
-            if result.text:
-                kept.append({"role": "assistant", "content": result.text})
-            calls = result.calls_to_run(own_tools)
-            if not calls and not result.approvals:
-                break
-            if last_round:
-                log.warning("model still asked for tools after %d rounds; stopping", round_number)
-                # The stored response waits for these answers: without them every later turn
-                # would be refused. They go with the next turn's message.
-                pending = [output_item(call.call_id, ROUNDS_USED) for call in calls]
-                break
-            send = []
-            tool_images: list[Attachment] = []
-            for call in calls:
-                output = ""
-                async for event in self._run_call(call, request):
-                    yield event
-                    if isinstance(event, ToolCallFinished):
-                        output = event.output
-                        if event.outcome != "denied":
-                            ran.append(tool_label(event))
-                    elif isinstance(event, ToolImages) and llm.vision:
-                        tool_images += event.images
-                answer = output_item(call.call_id, output)
-                kept += [call_item(call), answer]
-                send.append(answer)
-            if tool_images:
-                images_item = images_message(tool_images, responses=True)
-                send.append(images_item)
-            for ask in result.approvals:
-                verdict = _Verdict()
-                async for event in self._ask(ask, request, verdict):
-                    yield event
-                answered.add(ask.id)
-                response = {
-                    "type": "mcp_approval_response",
-                    "approval_request_id": ask.id,
-                    "approve": verdict.approved,
-                }
-                if verdict.reason:
-                    response["reason"] = verdict.reason  # the model reads why, and adapts
-                send.append(response)
-                if verdict.approved:
-                    approved.append(f"`{ask.server}.{ask.tool}`" if ask.server else f"`{ask.tool}`")
-            # The server holds the pending approval request, so its answer can only continue
-            # that stored response, whatever llm.state says.
-            chained = chained or bool(result.approvals)
-            if chained and not result.response_id:
-                # As any failure: what ran is kept (local history) and named, so nobody runs
-                # it again blindly. The answers of this round have no response to go to.
-                yield TurnFailed(
-                    message=NO_ANSWER_ID + ran_note(ran),
-                    retryable=True,
-                    state=after_failure(outgoing),
-                    usage=usage,
-                    model=model,
-                )
-                return
-            previous = result.response_id if chained else None
-            round_number += 1
+                swap = {id(user_item): stored_user}
+                carried = [swap.get(id(i), i) for i in carried if i is not images_item]
+                saved = replace(keep([], last, []), history=tuple([*carried, *cut]))
+            yield TurnCompleted(
+                state=saved,
+                usage=usage + result.cost if streaming else usage,
+                model=model,
+                stopped_by=request.stop.by,
+            )
+            return
         yield TurnCompleted(
             state=keep(history + [stored_user, *kept[1:]], final_id, pending),
             usage=usage,
@@ -352,7 +388,9 @@ class ResponsesBackend:
             requester_id=request.user_id,
         )
         verdict.approved = True
-        async for event in ask_approval(self._tools.gate, approval, shown_tool=ask.tool):
+        async for event in ask_approval(
+            self._tools.gate, approval, shown_tool=ask.tool, stop=request.stop
+        ):
             if isinstance(event, ToolCallFinished):
                 verdict.approved = False
             if isinstance(event, ApprovalResolved):

@@ -360,3 +360,11 @@ def _get(obj: Any, name: str) -> Any:
     if isinstance(obj, dict):
         return obj.get(name)
     return getattr(obj, name, None)
+
+
+def asking_server(label: str, server_side: set[str]) -> str:
+    """The configured server a server-side approval request is judged by. The label is the model
+    server's word: one we never sent as a `server_label` (a proxy's own name, or the name of a
+    server the bot runs, which has its own rule) must borrow no rule and no grant, so it becomes
+    a name the approval broker does not know, and that gets the strictest rule."""
+    return label if label in server_side else f"{label} (unknown label)"

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from bot.core.approvals import ApprovalGate, ApprovalRequest
 from bot.core.events import ApprovalRequested, ApprovalResolved, ToolCallFinished, TurnEvent
+from bot.core.stops import StopSignal
 
 
 async def ask_approval(
-    gate: ApprovalGate, approval: ApprovalRequest, *, shown_tool: str
+    gate: ApprovalGate,
+    approval: ApprovalRequest,
+    *,
+    shown_tool: str,
+    stop: StopSignal | None = None,
 ) -> AsyncIterator[TurnEvent]:
     """Ask a human unless this conversation already granted the tool ("always").
 
     Yields nothing when the call may run; otherwise the request and its resolution, and when the
-    answer is no, a final ToolCallFinished(denied) whose output tells the model why.
+    answer is no, a final ToolCallFinished(denied) whose output tells the model why. When the
+    turn is stopped while it waits, the request is withdrawn (its prompt says so, a late click
+    finds it closed) and the stop goes on up to the backend.
     """
     if await gate.preapproved(approval.key, approval.grant()):
         return
@@ -28,7 +36,20 @@ async def ask_approval(
         requester_id=approval.requester_id,
         editable=approval.input_schema is not None,
     )
-    decision = await gate.wait(approval_id)
+    try:
+        decision = await gate.wait(approval_id)
+    except asyncio.CancelledError:
+        if stop is None or not stop.requested:
+            raise  # a shutdown: the row stays pending, and the next start-up expires it
+        await gate.withdraw(approval_id)
+        yield ApprovalResolved(
+            call_id=approval.call_id,
+            approval_id=approval_id,
+            approved=False,
+            status="withdrawn",
+            decided_by_name=stop.by or "",
+        )
+        raise
     yield ApprovalResolved(
         call_id=approval.call_id,
         approval_id=approval_id,

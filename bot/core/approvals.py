@@ -146,6 +146,7 @@ class ApprovalGate(Protocol):
     async def preapproved(self, key: ConversationKey, tool: str) -> bool: ...
     async def open(self, request: ApprovalRequest) -> int: ...
     async def wait(self, approval_id: int) -> Decision: ...
+    async def withdraw(self, approval_id: int) -> None: ...
 
 
 ClickOutcome = Literal[
@@ -242,6 +243,12 @@ class ApprovalBroker:
             self._waiting.pop(approval_id, None)
             self._schemas.pop(approval_id, None)
             self._grants.pop(approval_id, None)
+
+    async def withdraw(self, approval_id: int) -> None:
+        """The turn that asked was stopped: nobody can decide any more. Stored as expired (a
+        click then hears so); a click that won just before keeps its decision, but no tool runs."""
+        self._waiting.pop(approval_id, None)
+        await self._store.decide_approval(approval_id, status="expired", decided_by=None)
 
     async def _decision_in_row(self, approval_id: int) -> Decision:
         record = await self._store.get_approval(approval_id)

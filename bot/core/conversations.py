@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from contextlib import AsyncExitStack, aclosing, asynccontextmanager, contextmanager
 from typing import Any, Literal, Protocol, TypeVar
 
 from bot.core.backend import Backend
 from bot.core.events import SamplingUsed, TurnCompleted, TurnEvent, TurnFailed, Usage
 from bot.core.state import ConversationKey, ConversationState, TurnRequest
+from bot.core.stops import stopped_here
 from bot.core.turn_log import CostOf, TurnLog, price, turn_cost
 
 log = logging.getLogger(__name__)
@@ -91,6 +93,9 @@ class Conversations:
         self._make_record = make_record
         self._cost_of = cost_of
         self._observers: list[Observer] = []
+        # Turns whose backend runs now (not those queued behind them), by turn id: what /stop
+        # and the Stop button look up.
+        self._running: dict[str, TurnRequest] = {}
 
     def add_observer(self, observer: Observer) -> None:
         self._observers.append(observer)
@@ -116,6 +121,17 @@ class Conversations:
     def busy_in_channel(self, guild_id: int, channel_id: int) -> bool:
         """Whether any conversation of this channel has a turn running (or waiting to)."""
         return self._locks.busy_in_channel(guild_id, channel_id)
+
+    def running_in(self, guild_id: int, channel_id: int) -> list[TurnRequest]:
+        """The turns running now in one channel (a thread is a channel of its own)."""
+        return [
+            r
+            for r in self._running.values()
+            if r.key.guild_id == guild_id and r.key.channel_id == channel_id
+        ]
+
+    def running(self, turn_id: str) -> TurnRequest | None:
+        return self._running.get(turn_id)
 
     async def when_idle(self, key: ConversationKey, action: Callable[[], Awaitable[T]]) -> T | Busy:
         """Run `action` (e.g. a reset) holding the conversation's lock, or return BUSY at once
@@ -169,16 +185,17 @@ class Conversations:
         sampled = Usage()  # MCP servers' sampling requests answered during this turn
         sampled_costs: list[float | None] = []  # priced by the model that answered each
         try:
-            async for event in self._backend.run_turn(state, request):
-                if isinstance(event, SamplingUsed):
-                    sampled = sampled + event.usage
-                    sampled_costs.append(price(self._cost_of, event.model, event.usage))
-                if isinstance(event, TurnCompleted | TurnFailed):
-                    elapsed = time.monotonic() - started
-                    await self._save(request, event, elapsed, sampled, sampled_costs)
-                yield event
-                if isinstance(event, TurnCompleted | TurnFailed):
-                    return
+            async with aclosing(self._backend_events(state, request)) as events:
+                async for event in events:
+                    if isinstance(event, SamplingUsed):
+                        sampled = sampled + event.usage
+                        sampled_costs.append(price(self._cost_of, event.model, event.usage))
+                    if isinstance(event, TurnCompleted | TurnFailed):
+                        elapsed = time.monotonic() - started
+                        await self._save(request, event, elapsed, sampled, sampled_costs)
+                    yield event
+                    if isinstance(event, TurnCompleted | TurnFailed):
+                        return
         except Exception:
             # Errors are values at this boundary: the user gets words, the log gets the trace.
             log.exception("turn failed unexpectedly for %s", request.key)
@@ -188,6 +205,52 @@ class Conversations:
             return
         log.error("backend %s ended a turn without a final event", self._backend.name)
         yield TurnFailed(message="The answer ended unexpectedly. Please try again.")
+
+    async def _backend_events(
+        self, state: ConversationState, request: TurnRequest
+    ) -> AsyncGenerator[TurnEvent, None]:
+        """The backend's events, produced in a task of their own: a stop cancels that task, so
+        whatever the backend awaits (the LLM stream, a tool call, an approval) ends at once and
+        the backend ends the turn with what was shown. The turn's save happens here, outside
+        that task, after the stop has been disarmed: a late stop cannot cut it."""
+        queue: asyncio.Queue[TurnEvent | Exception | None] = asyncio.Queue()
+
+        async def produce() -> None:
+            events = self._backend.run_turn(state, request)
+            try:
+                async for event in events:
+                    final = isinstance(event, TurnCompleted | TurnFailed)
+                    if final:
+                        request.stop.disarm()
+                    queue.put_nowait(event)
+                    if final:
+                        break
+                await _close(events)
+            except asyncio.CancelledError:
+                if not stopped_here(request.stop):
+                    raise
+                # Stopped before the backend had anything to keep: the conversation stays.
+                queue.put_nowait(TurnCompleted(state=state, stopped_by=request.stop.by))
+            except Exception as exc:
+                queue.put_nowait(exc)
+            finally:
+                queue.put_nowait(None)
+
+        producer = asyncio.create_task(produce())
+        request.stop.arm(producer.cancel)
+        self._running[request.turn_id] = request
+        try:
+            while (item := await queue.get()) is not None:
+                if isinstance(item, Exception):
+                    raise item
+                yield item
+        finally:
+            self._running.pop(request.turn_id, None)
+            request.stop.disarm()
+            if not producer.done():
+                producer.cancel()  # the consumer went away (Discord failed, shutdown)
+                with contextlib.suppress(asyncio.CancelledError):
+                    await producer
 
     async def _save(
         self,
@@ -215,3 +278,10 @@ class Conversations:
             await self._store.save_turn(request.key, event.state, record)
         elif usage:
             await self._store.save_usage(request.key, record)
+
+
+async def _close(events: AsyncIterator[TurnEvent]) -> None:
+    """End a backend's turn generator now (its cleanup runs here, not at garbage collection)."""
+    aclose = getattr(events, "aclose", None)
+    if aclose is not None:
+        await aclose()

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from bot.core.state import ConversationKey
 
-DecisionStatus = Literal["approved", "always", "denied", "timeout", "expired"]
+DecisionStatus = Literal["approved", "always", "denied", "timeout", "expired", "withdrawn"]
 
 # What a server's sampling (its requests to use the bot's model) is granted as: a NUL cannot be
 # in a tool name the bot calls, so no tool of the server shares the grant.

@@ -103,6 +103,9 @@ class TurnCompleted:
     state: ConversationState
     usage: Usage = field(default_factory=Usage)
     model: str = ""
+    # Set when a person stopped the turn (/stop, the Stop button): who. `state` then holds the
+    # words shown as the answer, cut where it stopped.
+    stopped_by: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.core.stops import StopSignal, new_turn_id
+
 
 @dataclass(frozen=True, kw_only=True)
 class ConversationKey:
@@ -47,3 +49,6 @@ class TurnRequest:
     is_admin: bool = False
     system_prompt: str | None = None  # /system, else discord.channels, else llm.system_prompt
     model: str | None = None  # the channel's default model; a conversation's /model choice wins
+    # Names this turn in a Stop button's custom_id; `stop` is how /stop and the button reach it.
+    turn_id: str = field(default_factory=new_turn_id)
+    stop: StopSignal = field(default_factory=StopSignal, compare=False, repr=False)

@@ -151,7 +151,9 @@ class ToolExecutor:
                 grant_as=getattr(spec, "grant_as", None),
             )
             denied = False
-            async for event in ask_approval(self._gate, approval, shown_tool=spec.tool):
+            async for event in ask_approval(
+                self._gate, approval, shown_tool=spec.tool, stop=request.stop
+            ):
                 denied = denied or isinstance(event, ToolCallFinished)
                 if isinstance(event, ApprovalResolved) and event.arguments is not None:
                     arguments = event.arguments

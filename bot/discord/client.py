@@ -20,11 +20,13 @@ from bot.discord.commands.errors import on_command_error
 from bot.discord.commands.forget import ForgetButton, forget
 from bot.discord.commands.prompt import prompt
 from bot.discord.commands.status import status
+from bot.discord.commands.stop import StopButton, stop
 from bot.discord.commands.system import system
 from bot.discord.host import Services
 from bot.discord.streaming.budget import UNLIMITED, Limits
 from bot.discord.streaming.budget_feed import trace_config
 from bot.discord.streaming.deletions import DeletedMessages
+from bot.discord.streaming.reactions import ReactionLane
 from bot.discord.streaming.write_scheduler import WriteScheduler
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,7 @@ class _McpcordMixin:
     budget: WriteScheduler
     elicitation_ui: DiscordElicitations
     deleted: DeletedMessages
+    reactions: ReactionLane
     accepting: bool
     _turns: set[asyncio.Task[None]]
 
@@ -58,6 +61,7 @@ class _McpcordMixin:
         self.approvals = DiscordApprovals(services.broker, services.store, self.audit)
         self.elicitation_ui = DiscordElicitations()
         self.deleted = DeletedMessages()
+        self.reactions = ReactionLane(budget)
         self.accepting = True
         self._turns = set()
 
@@ -65,9 +69,9 @@ class _McpcordMixin:
         bot: Any = self
         if self.audit is not None:
             self.audit.start()
-        bot.add_dynamic_items(ApprovalButton, ElicitButton, ForgetButton)
+        bot.add_dynamic_items(ApprovalButton, ElicitButton, ForgetButton, StopButton)
         bot.add_listener(self.approvals.on_interaction, "on_interaction")
-        for command in (*ALL_COMMANDS, prompt, status, system, forget):
+        for command in (*ALL_COMMANDS, prompt, status, system, forget, stop):
             bot.tree.add_command(command)
         bot.tree.error(on_command_error)
         await self._sync_commands()

@@ -16,8 +16,10 @@ from bot.core.conversations import conversation_key
 from bot.core.events import Notice
 from bot.core.state import TurnRequest
 from bot.discord.channel_prompt import effective_prompt
+from bot.discord.commands.stop import stop_view
 from bot.discord.context import gather as gather_context
 from bot.discord.context import is_reply
+from bot.discord.streaming.reactions import StatusReactions
 from bot.discord.streaming.render import NO_MENTIONS, StreamRenderer
 from bot.discord.streaming.retry import with_retries
 
@@ -206,12 +208,39 @@ async def answer(
         deleted=bot.deleted,
         channel=target,
         reasoning=services.settings.llm.reasoning,
+        stop_view=(lambda: stop_view(request.turn_id))
+        if services.settings.discord.stop_button
+        else None,
     )
+    reactions = status_reactions(bot, message)
+    if reactions is not None and services.conversations.busy(request.key):
+        reactions.set("queued")
+
+    def on_start() -> None:
+        renderer.start()
+        if reactions is not None:
+            reactions.set("working")
+
     # aclosing: if Discord fails mid-turn, the turn (and its conversation lock) ends now.
     # The renderer types and paces as streaming only once the conversation is ours (on_start).
-    events = contextlib.aclosing(services.conversations.run_turn(request, on_start=renderer.start))
-    async with renderer, events as stream:
-        if notice:
-            await renderer.handle(Notice(text=notice))
-        async for event in stream:
-            await renderer.handle(event)
+    events = contextlib.aclosing(services.conversations.run_turn(request, on_start=on_start))
+    try:
+        async with renderer, events as stream:
+            if notice:
+                await renderer.handle(Notice(text=notice))
+            async for event in stream:
+                if reactions is not None:
+                    reactions.see(event)
+                await renderer.handle(event)
+    finally:
+        if reactions is not None:
+            await reactions.finish()
+
+
+def status_reactions(bot: BotHost, message: discord.Message) -> StatusReactions | None:
+    """The asker's message shows the turn's state; a /prompt turn has no such message."""
+    emojis = bot.services.settings.discord.reactions
+    me = bot.user
+    if emojis is False or me is None or message.author.id == me.id:
+        return None
+    return StatusReactions(message, emojis, bot.reactions, me)

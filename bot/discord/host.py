@@ -19,6 +19,7 @@ from bot.core.limits import UserLimits
 from bot.discord.access import Access
 from bot.discord.audit import DiscordAudit
 from bot.discord.streaming.deletions import DeletedMessages
+from bot.discord.streaming.reactions import ReactionLane
 from bot.discord.streaming.render import ApprovalUI
 from bot.discord.streaming.write_scheduler import WriteScheduler
 
@@ -55,6 +56,7 @@ class BotHost(Protocol):
     budget: WriteScheduler
     elicitation_ui: Any  # asks/elicitation.py's DiscordElicitations (a wing the door can't import)
     deleted: DeletedMessages
+    reactions: ReactionLane
     accepting: bool
 
     @property

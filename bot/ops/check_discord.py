@@ -102,8 +102,13 @@ def _rows(client: Any, settings: Settings) -> list[Row]:
             f"#{channel.name} in {channel.guild.name}: read {_yes(read)}, send {_yes(send)}, "
             f"create threads {_yes(threads)}"
         )
+        if settings.discord.reactions is not False:
+            # Not needed to answer: without it the questions only get no status reactions.
+            detail += f", add reactions {_yes(perms.add_reactions)}"
         if not ok:
             detail += "; grant the bot's role these in the channel's permissions"
+        elif settings.discord.reactions is not False and not perms.add_reactions:
+            detail += "; grant Add Reactions for status reactions on questions"
         rows.append(Row(f"channel:{channel.id}", ok, detail))
     return rows
 

@@ -671,3 +671,41 @@ async def test_audit_lines_say_deny_and_hash_values_they_never_show(world: Appro
     first, same, different = (d.group(1) for d in digests if d)
     assert first == same != different  # a digest of the values, not of the keys alone
     assert not any(secret in line or other in line for line in world.audit_lines())
+
+
+async def test_a_manager_stops_a_shared_answer_and_the_queued_question_starts(
+    world: Approvals,
+) -> None:
+    """scope: channel: the asker, admins and managers may stop the shared answer; others may
+    not; the question queued behind it is answered next."""
+    chat = Chat(world.discord, "stop-shared")
+    key = f"k-stop-shared-{world.backend}"
+    queued_key = f"k-stop-queued-{world.backend}"
+    world.llm.script(key, Text(" ".join(f"w{i}" for i in range(400)), chunk_size=8, delay_s=0.1))
+    world.llm.script(queued_key, Text("The queued one, answered."))
+    asked = await chat.say(f"{key} talk a lot")
+    await world.discord.wait_for(lambda: chat.replies_to(int(asked["id"])))
+    other = world.discord.add_user("stop-shared-other")
+    queued = await chat.say(f"{queued_key} my turn", user=other)
+    refused = await command(world, "stop", other, chat.channel)
+    assert "Only the person who asked" in refused["data"]["content"]
+    everyone = await command(world, "stop", other, chat.channel, {"everyone": True})
+    assert "Only admins and managers" in everyone["data"]["content"]
+    stopped = await command(world, "stop", world.manager, chat.channel)
+    assert "Stopped" in stopped["data"]["content"]
+    text = await chat.answer_text(int(asked["id"]), "-# ⏹ stopped by ")
+    assert text.splitlines()[-1] == "-# ⏹ stopped by manager"
+    assert "The queued one, answered." in await chat.answer_text(int(queued["id"]), "answered")
+
+
+async def test_stop_everyone_stops_every_answer_in_the_channel(world: Approvals) -> None:
+    chat = Chat(world.discord, "stop-everyone")
+    thread_key = f"k-stop-all-{world.backend}"
+    world.llm.script(
+        thread_key, Text(" ".join(f"v{i}" for i in range(400)), chunk_size=8, delay_s=0.1)
+    )
+    asked = await chat.say(f"{thread_key} go")
+    await world.discord.wait_for(lambda: chat.replies_to(int(asked["id"])))
+    answered = await command(world, "stop", world.manager, chat.channel, {"everyone": True})
+    assert answered["data"]["content"] == "⏹ Stopped 1 answer(s)."
+    await chat.answer_text(int(asked["id"]), "-# ⏹ stopped by manager")

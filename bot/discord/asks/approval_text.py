@@ -8,6 +8,7 @@ import unicodedata
 from typing import Any
 
 import discord
+from discord.utils import escape_markdown, escape_mentions
 
 from bot.core.approvals import ApproverRule
 from bot.core.arguments import pretty
@@ -148,3 +149,9 @@ def with_line(content: str, line: str) -> str:
 
 def with_outcome(content: str, status: str, user_id: int | None) -> str:
     return with_line(content, outcome_line(status, user_id))
+
+
+def withdrawn_line(stopped_by: str) -> str:
+    """The outcome of a prompt whose turn was stopped: a name, shown and never pinged."""
+    name = escape_mentions(escape_markdown(" ".join(stopped_by.split()) or "someone"))
+    return f"⏹ Withdrawn: the answer was stopped by {name}, so the tool was not run."

@@ -23,6 +23,7 @@ from bot.discord.asks.approval_text import (
     who_may_decide,
     with_line,
     with_outcome,
+    withdrawn_line,
 )
 
 if TYPE_CHECKING:
@@ -360,16 +361,22 @@ class DiscordApprovals:
 
     async def show_resolution(self, event: ApprovalResolved) -> None:
         message = self._prompts.pop(event.approval_id, None)
-        if message is None or event.status != "timeout":
+        if message is None or event.status not in ("timeout", "withdrawn"):
             return  # a click already updated the message in its interaction response
+        if event.status == "withdrawn":
+            content = with_line(message.content, withdrawn_line(event.decided_by_name))
+        else:
+            content = with_outcome(message.content, "timeout", None)
         try:
             await message.edit(
-                content=with_outcome(message.content, "timeout", None),
+                content=content,
                 view=approval_view(event.approval_id, disabled=True),
                 allowed_mentions=discord.AllowedMentions.none(),
             )
         except discord.HTTPException as exc:
-            log.warning("could not mark approval %s as timed out: %s", event.approval_id, exc)
+            log.warning(
+                "could not mark approval %s as %s: %s", event.approval_id, event.status, exc
+            )
 
     async def expire_stale(self, bot: discord.Client) -> int:
         """At start-up: prompts left by a previous process can no longer be answered."""

@@ -39,7 +39,9 @@ def trace_config(scheduler: WriteScheduler) -> aiohttp.TraceConfig:
         # loop the two can be a tenth of a second apart, and Discord counts arrivals.
         channel_id = message_write_channel(params.method, params.url.path)
         if channel_id is None:
-            typing = params.url.path.endswith("/typing")
+            # Typing and status reactions were counted when may_type() let them go.
+            path = params.url.path
+            typing = path.endswith("/typing") or "/reactions/" in path
             request.counted = scheduler.note_other_request(typing=typing)
         else:
             request.counted = scheduler.note_write(channel_id)

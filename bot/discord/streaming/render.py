@@ -20,16 +20,15 @@ from bot.discord.streaming.reasoning import ReasoningView
 from bot.discord.streaming.retry import RETRY_DELAYS_S, describe, is_transient, with_retries
 from bot.discord.streaming.segment import Segment
 from bot.discord.streaming.split import split_message
+from bot.discord.streaming.stop_button import StopButtonSpot
 from bot.discord.streaming.transcript import STREAMING_INDICATOR, Transcript
+from bot.discord.streaming.typing_indicator import keep_typing
 from bot.discord.streaming.write_scheduler import WriteScheduler
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 NO_MENTIONS = discord.AllowedMentions.none()
-TYPING_REFRESH_S = 8.0  # Discord shows "typing" for about 10 s per request
-TYPING_RETRY_S = 0.05
-TYPING_DELAY_S = 0.15
 FINAL_ATTEMPTS = 3  # whole final syncs, each request in them retried as in retry.py
 QUEUED_NOTICE_S = 3.0  # a turn waiting this long for its conversation says so
 QUEUED_LINE = "-# ⏳ Queued behind the current question here; I'll answer as soon as it's done."
@@ -65,6 +64,7 @@ class StreamRenderer:
         channel: discord.Thread | None = None,
         reasoning: str = "status",
         elicitations: Any = None,  # bot/discord/asks/elicitation.py's DiscordElicitations
+        stop_view: Callable[[], discord.ui.View] | None = None,  # the Stop button, if shown
     ) -> None:
         self._source = source
         # Where the first part goes: a reply to `source`, or (reply_in_thread) a new thread.
@@ -93,6 +93,7 @@ class StreamRenderer:
         self._typing: asyncio.Task[None] | None = None
         self._queue_timer: asyncio.Task[None] | None = None
         self._files = ReplyFiles.for_reply(source)  # tool results' files, sent at the end
+        self._button = StopButtonSpot(stop_view)
 
     # -- the turn's life -----------------------------------------------------------------------
 
@@ -114,7 +115,11 @@ class StreamRenderer:
         self._started = True
         self._in_budget.enter_context(self._budget.reply(self._channel_id, self._reply_id))
         if not self._content_shown():
-            self._typing = asyncio.create_task(self._keep_typing())
+            self._typing = asyncio.create_task(
+                keep_typing(
+                    self._channel or self._source.channel, self._budget, self._content_shown
+                )
+            )
 
     async def handle(self, event: TurnEvent) -> None:
         if self._reasoning.apply(event):
@@ -223,23 +228,6 @@ class StreamRenderer:
                 self._budget.unused(self._channel_id)
             await asyncio.sleep(self._interval)
 
-    async def _keep_typing(self) -> None:
-        channel = self._channel or self._source.channel
-        # An answer whose first words come quickly needs no indicator: the wait keeps a burst of
-        # new turns from spending the global budget their first parts need.
-        await asyncio.sleep(TYPING_DELAY_S)
-        while not self._content_shown():
-            # Typing never waits behind message writes, but it must fit the bot's global
-            # window: when a burst of turns fills it, try again a moment later.
-            if not self._budget.may_type():
-                await asyncio.sleep(TYPING_RETRY_S)
-                continue
-            try:
-                await channel.typing()
-            except Exception as exc:
-                log.debug("typing indicator failed: %s", describe(exc))
-            await asyncio.sleep(TYPING_REFRESH_S)
-
     async def _notice_queue(self) -> None:
         await asyncio.sleep(QUEUED_NOTICE_S)
         if not self._started:
@@ -302,11 +290,16 @@ class StreamRenderer:
         if gone is not None:
             await self._forget_from(segment, gone)
         for index, part in enumerate(parts):
-            changed = index < len(segment.messages) and segment.shown[index] != part
-            if changed and not await self._edit(segment, index, part):
+            newest = segment is self._segments[-1] and index == len(parts) - 1 and self._started
+            button = self._button.wanted(newest and not (final or self._finalizing))
+            changed = index < len(segment.messages) and (
+                segment.shown[index] != part
+                or self._button.stale(segment.messages[index].id, button)
+            )
+            if changed and not await self._edit(segment, index, part, button):
                 await self._forget_from(segment, index)
             if index >= len(segment.messages):
-                await self._send(segment, part)
+                await self._send(segment, part, button)
         # The indicator or a split moved: drop parts that no longer exist.
         while final and len(segment.messages) > len(parts):
             stale = segment.messages.pop()
@@ -321,29 +314,33 @@ class StreamRenderer:
             with contextlib.suppress(Exception):
                 await self._paid(Priority.FINAL, message.delete)
 
-    async def _send(self, segment: Segment, content: str) -> None:
+    async def _send(self, segment: Segment, content: str, button: bool = False) -> None:
         # One nonce for all tries: if a dropped connection hid a send that worked, Discord
         # answers the retry with that message instead of posting it twice.
         nonce = secrets.randbelow(10**18)
         priority = Priority.FINAL if self._finalizing else Priority.FIRST
         message = await with_retries(
             "sending a reply part",
-            lambda: self._paid(priority, lambda: self._post(segment, content, nonce)),
+            lambda: self._paid(priority, lambda: self._post(segment, content, nonce, button)),
         )
         segment.messages.append(message)
         segment.shown.append(content)
+        self._button.written(message.id, button, {"view": None} if button else {})
 
-    async def _post(self, segment: Segment, content: str, nonce: int) -> discord.Message:
+    async def _post(
+        self, segment: Segment, content: str, nonce: int, button: bool = False
+    ) -> discord.Message:
         # Each part replies to the one before it; a segment's first part to its prompt; the
         # very first part to the question (or, with reply_in_thread, opens the thread).
         anchor = segment.messages[-1] if segment.messages else segment.anchor
         if anchor is None and self._channel is None:
             anchor = self._source
         target = self._channel or self._source.channel
+        extra = self._button.change(None, button)
         if anchor is None or anchor.id in self._deleted:
             if anchor is self._source:
                 self._answer_deleted_question(segment)
-            return await target.send(content, allowed_mentions=NO_MENTIONS, nonce=nonce)
+            return await target.send(content, allowed_mentions=NO_MENTIONS, nonce=nonce, **extra)
         # A reply to a message deleted meanwhile is sent as a plain message, not refused.
         message = await target.send(
             content,
@@ -351,6 +348,7 @@ class StreamRenderer:
             mention_author=False,
             allowed_mentions=NO_MENTIONS,
             nonce=nonce,
+            **extra,
         )
         if message.reference is None:
             self._deleted.note(anchor.id)
@@ -372,18 +370,21 @@ class StreamRenderer:
             segment.header = ASKER_LINE.format(user=self._source.author.id)
             self._dirty.set()
 
-    async def _edit(self, segment: Segment, index: int, content: str) -> bool:
+    async def _edit(self, segment: Segment, index: int, content: str, button: bool = False) -> bool:
         """Shows `content` in a part; False if the part is gone (deleted by someone)."""
         message = segment.messages[index]
         priority = Priority.FINAL if self._finalizing else Priority.EDIT
+        extra = self._button.change(message.id, button)
         try:
             segment.messages[index] = await with_retries(
                 "editing a reply part",
                 lambda: self._paid(
-                    priority, lambda: message.edit(content=content, allowed_mentions=NO_MENTIONS)
+                    priority,
+                    lambda: message.edit(content=content, allowed_mentions=NO_MENTIONS, **extra),
                 ),
             )
             segment.shown[index] = content
+            self._button.written(message.id, button, extra)
         except discord.NotFound as exc:
             if exc.code != UNKNOWN_MESSAGE:
                 raise

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from discord.utils import escape_markdown, escape_mentions
+
 from bot.core.events import (
     ApprovalRequested,
     ApprovalResolved,
@@ -13,12 +15,14 @@ from bot.core.events import (
     ToolCallStarted,
     ToolProgress,
     ToolUserContent,
+    TurnCompleted,
     TurnEvent,
     TurnFailed,
 )
 from bot.discord.streaming.tables import render_tables
 
 STREAMING_INDICATOR = " ▌"
+STOPPED_LINE = "-# ⏹ stopped by {name}"
 
 
 @dataclass
@@ -72,13 +76,14 @@ class Transcript:
                 line = self._tool_lines.get(call_id)
                 if line:
                     line.text = line.text.replace("waiting for approval…", "approved")
-            case ApprovalResolved(call_id=call_id):
+            case ApprovalResolved(call_id=call_id, status=status):
                 # A tool's ToolCallFinished then says "not run"; a server's sampling request
                 # has no such event, so the line says it here.
                 line = self._tool_lines.get(call_id)
                 if line is None or "waiting for approval…" not in line.text:
                     return False
-                line.text = line.text.replace("waiting for approval…", "not approved")
+                words = "not run (stopped)" if status == "withdrawn" else "not approved"
+                line.text = line.text.replace("waiting for approval…", words)
             case ToolCallStarted(call_id=call_id, server=server, tool=tool):
                 self._tool_line(call_id, f"-# 🔧 {_label(server, tool)} running…")
             case ToolCallFinished(call_id=call_id, server=server, tool=tool, outcome=outcome):
@@ -109,6 +114,10 @@ class Transcript:
                 self._blocks.append(_Line(f"-# ℹ️ {text}"))
             case TurnFailed(message=message):
                 self._blocks.append(_Line(f"⚠️ {message}"))
+            case TurnCompleted(stopped_by=str() as name):
+                # A name is shown, never pinged (and cannot break the small line's markdown).
+                shown = escape_mentions(escape_markdown(" ".join(name.split())))
+                self._blocks.append(_Line(STOPPED_LINE.format(name=shown)))
             case _:
                 return False
         return True

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from .messages import apply_edit, new_message
 from .state import (
+    ADD_REACTIONS,
     ATTACH_FILES,
     CREATE_PUBLIC_THREADS,
     DM,
@@ -273,6 +274,10 @@ async def create_thread(request: web.Request) -> web.Response:
     return json_response(payload, 201)
 
 
+# -- reactions (the bot's own: PUT and DELETE .../reactions/{emoji}/@me) ---------------------------
+# Their bucket (about one per 0.25 s per channel) is ratelimit.py's REACTION_BUCKET.
+
+
 async def add_reaction(request: web.Request) -> web.Response:
     channel = _channel(request)
     if channel is None:
@@ -280,6 +285,13 @@ async def add_reaction(request: web.Request) -> web.Response:
     msg = _message(request, channel)
     if msg is None:
         return unknown_message()
+    fake = _fake(request)
+    refused = _missing_permission(
+        fake, channel, VIEW_CHANNEL | READ_MESSAGE_HISTORY | ADD_REACTIONS
+    )
+    if refused is not None:
+        return refused
+    fake.counters["reactions_added"] += 1
     emoji = request.match_info["emoji"]
     for reaction in msg["reactions"]:
         if reaction["emoji"]["name"] == emoji:
@@ -291,6 +303,24 @@ async def add_reaction(request: web.Request) -> web.Response:
         msg["reactions"].append(
             {"count": 1, "me": True, "emoji": {"id": None, "name": emoji}, "burst_colors": []}
         )
+    return no_content()
+
+
+async def remove_own_reaction(request: web.Request) -> web.Response:
+    channel = _channel(request)
+    if channel is None:
+        return unknown_channel()
+    msg = _message(request, channel)
+    if msg is None:
+        return unknown_message()
+    emoji = request.match_info["emoji"]
+    for reaction in list(msg["reactions"]):
+        if reaction["emoji"]["name"] == emoji and reaction["me"]:
+            reaction["me"] = False
+            reaction["count"] -= 1
+            if reaction["count"] <= 0:
+                msg["reactions"].remove(reaction)
+    _fake(request).counters["reactions_removed"] += 1
     return no_content()
 
 
@@ -316,4 +346,5 @@ def add_routes(app: web.Application) -> None:
     r.add_post(f"{msg}/threads", create_thread)
     r.add_post(f"{ch}/threads", create_thread)
     r.add_put(f"{msg}/reactions/{{emoji}}/@me", add_reaction)
+    r.add_delete(f"{msg}/reactions/{{emoji}}/@me", remove_own_reaction)
     r.add_get("/attachments/{channel_id}/{attachment_id:\\d+}/{filename}", cdn)

@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 
 # Routes without a documented limit get a roomy bucket so they still carry headers.
 DEFAULT_BUCKET = (50, 1.0)
+# The bot's own reactions (PUT and DELETE): their own per-channel bucket, about one per 0.25 s
+# (DISCORD_FACTS.md); they count toward the global limit too.
+REACTION_BUCKET = (1, 0.25)
 VIA = "1.1 google"  # discord.py treats a 429 without Via as a Cloudflare ban and does not retry
 
 
@@ -62,7 +65,9 @@ class RateLimiter:
             if g.count >= g.limit:
                 return self._refusal(g.reset_after(now), is_global=True, headers={})
             g.count += 1
-        limit, period = self.message_bucket if route == "messages" else DEFAULT_BUCKET
+        limit, period = {"messages": self.message_bucket, "reactions": REACTION_BUCKET}.get(
+            route, DEFAULT_BUCKET
+        )
         window = self.windows.setdefault((route, major), Window(limit, period))
         window.refresh(now)
         reset_after = window.reset_after(now)

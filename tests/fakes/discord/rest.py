@@ -36,6 +36,8 @@ def _bucket_for(request: web.Request) -> tuple[str, str, bool]:
     major = next((request.match_info[k] for k in MAJOR_PARAMS if k in request.match_info), "")
     if (request.method, canonical) in MESSAGE_BUCKET_ROUTES:
         return "messages", major, False
+    if canonical.endswith("/reactions/{emoji}/@me"):
+        return "reactions", major, False  # adding and removing share one bucket
     # Interaction endpoints are not subject to the global limit on Discord.
     exempt = request.path.startswith(TOKEN_ROUTE_PREFIXES)
     return f"{request.method} {canonical}", major, exempt

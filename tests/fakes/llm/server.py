@@ -7,6 +7,7 @@ import json
 import re
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import Any
@@ -40,6 +41,8 @@ class Recorded:
     key: str | None
     t: float
     headers: dict[str, str] = field(default_factory=dict)
+    # The client closed the stream before its end (e.g. the bot stopped the answer).
+    hung_up: bool = False
 
     @property
     def model(self) -> str | None:
@@ -72,6 +75,7 @@ class ScriptedLLM:
         self._stored: dict[str, _Stored] = {}
         self._runner: web.AppRunner | None = None
         self._changed: asyncio.Condition | None = None
+        self._tasks: set[asyncio.Future[None]] = set()
 
     # -- lifecycle -----------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -192,7 +196,31 @@ class ScriptedLLM:
             raise TimeoutError(f"{got}/{n} requests for key {key!r} after {timeout}s") from None
         return self.requests_for(key)
 
+    async def wait_for_hangup(self, key: str, timeout: float = 10.0) -> Recorded:  # noqa: ASYNC109
+        """The first request of `key` whose client closed the stream before its end."""
+        cond = self._cond()
+        try:
+            async with asyncio.timeout(timeout), cond:
+                await cond.wait_for(lambda: any(r.hung_up for r in self.requests_for(key)))
+        except TimeoutError:
+            raise TimeoutError(f"no client hung up on key {key!r} in {timeout}s") from None
+        return next(r for r in self.requests_for(key) if r.hung_up)
+
     # -- internals -----------------------------------------------------------------
+    def _hangup(self, recorded: Recorded) -> Callable[[], None]:
+        def hung_up() -> None:
+            recorded.hung_up = True
+            cond = self._cond()
+
+            async def tell() -> None:
+                async with cond:
+                    cond.notify_all()
+
+            self._tasks.add(task := asyncio.ensure_future(tell()))
+            task.add_done_callback(self._tasks.discard)
+
+        return hung_up
+
     def _cond(self) -> asyncio.Condition:
         # Created lazily so it binds to the loop the server actually runs on.
         if self._changed is None:
@@ -215,13 +243,15 @@ class ScriptedLLM:
             return queue.popleft()
         return [Text("echo: " + (text or ""))]
 
-    async def _record(self, request: web.Request, body: dict[str, Any], key: str | None) -> None:
-        self.requests.append(
-            Recorded(request.path, body, key, time.monotonic(), dict(request.headers))
-        )
+    async def _record(
+        self, request: web.Request, body: dict[str, Any], key: str | None
+    ) -> Recorded:
+        recorded = Recorded(request.path, body, key, time.monotonic(), dict(request.headers))
+        self.requests.append(recorded)
         cond = self._cond()
         async with cond:
             cond.notify_all()
+        return recorded
 
     @staticmethod
     async def _body(request: web.Request) -> dict[str, Any] | web.Response:
@@ -323,7 +353,7 @@ class ScriptedLLM:
             return body
         text = chat.last_user_text(body)
         key = self._match(text)
-        await self._record(request, body, key)
+        recorded = await self._record(request, body, key)
         down = self._model_down(body, key) or self._refused(body, chat=True)
         if down is not None:
             return down
@@ -346,7 +376,9 @@ class ScriptedLLM:
             return web.json_response(error_body(500, str(e)), status=500)
         renderer = chat.ChatRenderer(body, plan)
         if body.get("stream"):
-            return await pump(request, self._headers(), renderer.events(plan))
+            return await pump(
+                request, self._headers(), renderer.events(plan), self._hangup(recorded)
+            )
         return await self._whole(request, plan, json.dumps(renderer.completion()).encode())
 
     async def _responses(self, request: web.Request) -> web.StreamResponse:
@@ -360,7 +392,7 @@ class ScriptedLLM:
         if prev is not None and text is None:
             # Tool outputs / approval answers carry no user text: they continue the same script.
             key, text = prev.key, prev.text
-        await self._record(request, body, key)
+        recorded = await self._record(request, body, key)
         down = self._model_down(body, key) or self._refused(body, chat=False)
         if down is not None:
             return down
@@ -384,7 +416,9 @@ class ScriptedLLM:
         renderer = responses.ResponsesRenderer(body, plan, new_id("resp"))
         self._stored[renderer.id] = _Stored(renderer.final, key, text, body)
         if body.get("stream"):
-            return await pump(request, self._headers(), renderer.events(plan))
+            return await pump(
+                request, self._headers(), renderer.events(plan), self._hangup(recorded)
+            )
         return await self._whole(request, plan, responses.dumps(renderer.response(True)))
 
     async def _whole(self, request: web.Request, plan: Plan, payload: bytes) -> web.StreamResponse:

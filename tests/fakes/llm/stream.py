@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,10 +138,34 @@ def sse_event(payload: dict[str, Any]) -> str:
     return f"event: {payload['type']}\ndata: {json.dumps(payload)}\n\n"
 
 
+HANGUP_POLL_S = 0.02  # how often a pause looks whether the client has gone
+
+
+def client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+async def pause(request: web.Request, seconds: float) -> bool:
+    """Sleep like a slow model, but notice a client that hangs up meanwhile (True), as a real
+    server does: it stops generating when the connection ends."""
+    loop = asyncio.get_running_loop()
+    until = loop.time() + seconds
+    while (left := until - loop.time()) > 0:
+        if client_gone(request):
+            return True
+        await asyncio.sleep(min(HANGUP_POLL_S, left))
+    return client_gone(request)
+
+
 async def pump(
-    request: web.Request, headers: dict[str, str], events: Iterable[Event]
+    request: web.Request,
+    headers: dict[str, str],
+    events: Iterable[Event],
+    on_hangup: Callable[[], None] | None = None,
 ) -> web.StreamResponse:
-    """Write events as SSE; a Drop closes the transport so no terminator chunk is ever sent."""
+    """Write events as SSE; a Drop closes the transport so no terminator chunk is ever sent.
+    A client that closes the stream before its end is reported to `on_hangup`."""
     resp = web.StreamResponse(
         status=200,
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", **headers},
@@ -150,7 +174,8 @@ async def pump(
     try:
         for ev in events:
             if isinstance(ev, Pause):
-                await asyncio.sleep(ev.seconds)
+                if await pause(request, ev.seconds):
+                    raise ConnectionResetError("the client hung up")
             elif isinstance(ev, Drop):
                 await drop(request)
                 return resp
@@ -159,7 +184,8 @@ async def pump(
         await resp.write_eof()
     except ConnectionResetError:
         # The client hung up mid-stream (a cancelled answer): normal, not a server error.
-        pass
+        if on_hangup is not None:
+            on_hangup()
     return resp
 
 
