@@ -37,7 +37,7 @@ from bench.streaming_figures import (  # noqa: E402
     pct,
 )
 from bot.discord.streaming.budget import Counted, Limits, Priority, Ticket, WriteBudget  # noqa: E402
-from bot.discord.streaming.render import TYPING_DELAY_S, TYPING_RETRY_S  # noqa: E402
+from bot.discord.streaming.typing_indicator import TYPING_DELAY_S, TYPING_RETRY_S  # noqa: E402
 
 TTFT_S = 0.012  # the scripted LLM's first delta, as measured in the bench
 SEND_DELAY_S = 0.005  # from a grant to the request being written, at most
