@@ -250,8 +250,11 @@ class FakeDiscord:
         attachments: list[dict] | None = None,
         embeds: list[dict] | None = None,
         extra: dict | None = None,
+        age_s: float = 0,
     ) -> dict:
         """attachments: [{"filename": ..., "content": bytes|str, "content_type": ...}];
+        `age_s`: a message posted that long ago (older id and timestamp; the bot still gets it
+        now, as after a reconnect).
         embeds: Discord embed objects (a bot's or webhook's message, or a link preview).
         `ping_reply=False`: a reply with the client's @ON switched off, so the replied-to author
         is not pinged and not in `mentions`."""
@@ -269,7 +272,7 @@ class FakeDiscord:
                     "parse": ["users", "roles", "everyone"],
                     "replied_user": False,
                 }
-        msg = new_message(self.world, channel_id, author_id, body, extra=extra)
+        msg = new_message(self.world, channel_id, author_id, body, extra=extra, age_s=age_s)
         for att in attachments or []:
             data = att.get("content", b"")
             data = data.encode() if isinstance(data, str) else bytes(data)
