@@ -26,6 +26,7 @@ class Threads:
     llm: ScriptedLLM
     bot: BotProcess
     backend: str
+    open_forum: int  # listed with respond_without_mention
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session", params=["chat", "responses"])
@@ -36,6 +37,7 @@ async def threads(
     discord = FakeDiscord()
     await discord.start()
     workdir = tmp_path_factory.mktemp(f"recent-{backend}")
+    open_forum = discord.add_forum(f"open-forum-{backend}")
     config = bot_config(llm, workdir, workdir / "calls.jsonl", backend, mcp={"servers": {}})
     config["discord"] = {
         "edit_interval_s": 0.5,
@@ -44,9 +46,10 @@ async def threads(
         "recent_context": {"messages": 3, "max_age_s": 600},
         # Adding a reaction needs Read Message History, which one test here denies.
         "reactions": False,
+        "channels": {open_forum: {"respond_without_mention": True}},
     }
     async with bot_running(discord, config, workdir) as bot:
-        yield Threads(discord, llm, bot, backend)
+        yield Threads(discord, llm, bot, backend, open_forum)
 
 
 def stored_part(body: dict) -> str:
@@ -154,3 +157,31 @@ async def test_without_read_message_history_questions_are_answered_without_conte
     assert llm.requests_mentioning(f"{m}-context") == []
     logged = threads.bot.log().count(f"recent context is off in channel {chat.channel}")
     assert logged == 1
+
+
+async def test_a_forum_post_mentioning_the_bot_is_answered_in_the_post(chat_world: Any) -> None:
+    discord, llm = chat_world.discord, chat_world.llm
+    key = "k-forum-post"
+    llm.script(key, Text("answered in the post"))
+    forum = discord.add_forum("help-forum")
+    asker = discord.add_user("forum-asker")
+    starter = await discord.forum_post(
+        forum, asker, "Build broken", f"<@{discord.bot_user_id}> {key} why is the build red?"
+    )
+    post = int(starter["id"])
+    parts = await discord.wait_for(lambda: final_replies(discord, post, post) or None)
+    assert [p["content"] for p in parts] == ["answered in the post"]
+    assert "why is the build red" in stored_part(llm.requests_for(key)[0].body)
+
+
+async def test_any_post_in_an_open_forum_is_answered_in_the_post(threads: Threads) -> None:
+    """respond_without_mention on a forum: a post needs no mention; with reply_in_thread on,
+    the answer still goes in the post (no thread is started from a post's message)."""
+    discord, llm, backend = threads.discord, threads.llm, threads.backend
+    key = f"k-open-forum-{backend}"
+    llm.script(key, Text("the answer"), Text("unused title"))
+    asker = discord.add_user(f"forum-user-{backend}")
+    starter = await discord.forum_post(threads.open_forum, asker, "Question", f"{key} how?")
+    post = int(starter["id"])
+    parts = await discord.wait_for(lambda: final_replies(discord, post, post) or None)
+    assert [p["content"] for p in parts] == ["the answer"]

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from . import channels, control, rest, webhooks
+from . import channels, control, forums, rest, webhooks
 from .faults import Faults
 from .gateway import Gateway
 from .interactions import Interaction, command_payload, component_payload, modal_submit_payload
@@ -199,6 +199,13 @@ class FakeDiscord:
         payload = self.world.channel_payload(thread.id)
         self._dispatch_soon("THREAD_CREATE", {**payload, "newly_created": True})
         return thread.id
+
+    def add_forum(self, name: str = "forum") -> int:
+        return forums.add_forum(self, name)
+
+    async def forum_post(self, forum_id: int, author_id: int, title: str, content: str) -> dict:
+        """A user opens a post in a forum; returns its starter message (its id is the post's)."""
+        return await forums.post(self, forum_id, author_id, title, content)
 
     def add_dm_channel(self, user_id: int) -> int:
         return self.world.dm_channel_for(user_id).id
