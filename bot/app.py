@@ -178,6 +178,7 @@ async def _serve(
             policies=core.policies,
             elicitations=core.elicitations,
             forgetting=forgetting,
+            short_answer=core.sampler.short if core.sampler else None,
         )
         bot = build_bot(services)
         live = LiveConfig(settings, core, bot, limits)

@@ -18,7 +18,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from bot.config_discord import ReactionsConfig
+from bot.config_discord import ConversationOptions, ReactionsConfig
 from bot.config_file import ConfigError, YamlSource  # ConfigError: imported from here by all
 from bot.config_models import ModelEntry
 
@@ -211,7 +211,7 @@ class ChannelConfig(_Section):
     someone other than the bot)."""
 
 
-class DiscordConfig(_Section):
+class DiscordConfig(_Section, ConversationOptions):
     allow_dms: bool = False
     """Answer direct messages."""
     scope: Literal["user", "channel", "thread"] = "user"

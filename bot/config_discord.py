@@ -1,8 +1,10 @@
-"""`discord.reactions`: the emoji that show a turn's state on the asker's message."""
+"""Parts of the `discord` section: status reactions, recent context, bot threads."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class ReactionsConfig(BaseModel):
@@ -25,3 +27,32 @@ class ReactionsConfig(BaseModel):
     """The answer failed."""
     stopped: str | None = "⏹"
     """Stopped by /stop or the Stop button."""
+
+
+class RecentContextConfig(BaseModel):
+    """`discord.recent_context`: the channel's last messages before a question, as context."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    messages: int = Field(default=0, ge=0, le=50)
+    """How many of the channel's (or thread's) latest messages go with a question, each with
+    its author's name; 0 = none. Sent with that question only, never stored. Needs the Read
+    Message History permission."""
+    max_age_s: float = Field(default=3600, gt=0)
+    """Messages older than this many seconds are left out."""
+
+
+class ConversationOptions(BaseModel):
+    """The discord section's keys for what a question brings along and how bot threads go on."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    recent_context: RecentContextConfig = Field(default_factory=RecentContextConfig)
+    """Recent channel messages sent with a question (not stored in the conversation)."""
+    threads_without_mention: bool = True
+    """With `reply_in_thread`, follow-ups in a thread the bot created are answered without a
+    mention: the asker's (with `scope: thread`, anyone's), unless they mention or reply to
+    someone else."""
+    thread_title: Literal["first_words", "generated"] = "first_words"
+    """A bot thread's title: the question's first words, or `generated`: after the first
+    answer the model writes a 3-6 word title and the thread is renamed once."""

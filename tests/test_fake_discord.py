@@ -460,3 +460,28 @@ async def test_forwards_carry_a_snapshot_and_webhooks_their_embeds(fake: FakeDis
     snapshot = forward.message_snapshots[0]
     assert snapshot.content == "the words" and snapshot.attachments[0].filename == "a.txt"
     assert hook["embeds"][0]["title"] == "Build failed"
+
+
+async def test_back_dated_messages_list_in_id_order_and_threads_can_be_renamed(
+    fake: FakeDiscord,
+) -> None:
+    cid, user = fake.add_channel("history"), fake.add_user("u")
+    async with running(Bot(), fake) as bot:
+        channel = channel_of(bot, cid)
+        await fake.send_message(cid, user, "new")
+        await fake.send_message(cid, user, "old", age_s=7200)
+        listed = [m async for m in channel.history(limit=10)]  # newest first
+        assert [m.content for m in listed] == ["new", "old"]
+        age = discord.utils.utcnow() - listed[1].created_at
+        assert 7100 < age.total_seconds() < 7300
+        # The bot may rename a thread it owns; someone else's needs Manage Threads.
+        sent = await channel.send("start")
+        own = await sent.create_thread(name="first words")
+        await own.edit(name="A Better Title")
+        assert fake.world.channels[own.id].name == "A Better Title"
+        other = fake.add_thread(cid, name="theirs", owner_id=user)
+        fake.set_overwrite(cid, fake.bot_user_id, deny=1 << 34)  # MANAGE_THREADS
+        theirs = await bot.fetch_channel(other)
+        with pytest.raises(discord.Forbidden):
+            await theirs.edit(name="renamed")
+    assert fake.counters["channel_renames"] == 1

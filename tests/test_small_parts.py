@@ -17,6 +17,7 @@ from bot.core.events import (
 )
 from bot.core.limits import Reservation, UserLimits
 from bot.discord.streaming.transcript import Transcript
+from bot.discord.threads import _clean_title
 
 
 def test_transcript_interleaves_text_and_tool_lines_in_order() -> None:
@@ -131,3 +132,14 @@ def test_nan_in_tool_arguments_is_a_problem_the_model_can_fix() -> None:
     for raw in ('{"x": NaN}', '{"x": -Infinity}'):
         arguments, problem = parse_arguments(raw)
         assert arguments == {} and problem and "not valid JSON" in problem
+
+
+def test_a_generated_thread_title_is_the_first_line_unquoted_or_nothing() -> None:
+    assert _clean_title('"Deploy Failure Triage."\n') == "Deploy Failure Triage"
+    assert _clean_title("**Fixing the CI Runner**\nextra words") == "Fixing the CI Runner"
+    assert _clean_title("   ") is None
+    # An answer instead of a title keeps the first words the thread was created with.
+    assert (
+        _clean_title("The build failed because the disk on the runner was full again today") is None
+    )
+    assert len(_clean_title("x" * 300) or "") == 90

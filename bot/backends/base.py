@@ -10,8 +10,16 @@ import openai
 from bot.backends.routes import openai_key, route
 from bot.config import LLMConfig
 from bot.core.backend import Backend
+from bot.core.state import TurnRequest
 
-__all__ = ["Backend", "OpenAIClients", "openai_client", "system_prompt", "user_field"]
+__all__ = [
+    "Backend",
+    "OpenAIClients",
+    "openai_client",
+    "system_prompt",
+    "turn_instructions",
+    "user_field",
+]
 
 
 def user_field(user_id: int, enabled: bool) -> str | None:
@@ -26,6 +34,14 @@ def system_prompt(template: str, now: datetime | None = None) -> str:
     """The configured prompt with `{date}` filled in; other braces are left alone."""
     today = (now or datetime.now(UTC)).strftime("%A %d %B %Y")
     return template.replace("{date}", today)
+
+
+def turn_instructions(request: TurnRequest, default: str) -> str:
+    """A request's system prompt, with the turn's recent channel messages after it. They go
+    here, not in the input: instructions are neither kept in our history nor carried over a
+    stored Responses chain (`previous_response_id`), so the block is sent with this turn only."""
+    prompt = system_prompt(request.system_prompt or default)
+    return f"{prompt}\n\n{request.context}" if request.context else prompt
 
 
 def openai_client(llm: LLMConfig, model: str | None = None) -> openai.AsyncOpenAI:

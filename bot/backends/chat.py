@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.backends import chat_transport, stopped
-from bot.backends.base import system_prompt, user_field
+from bot.backends.base import turn_instructions, user_field
 from bot.backends.context import budget_for, estimate_tokens, fit, model_window
 from bot.backends.failures import (
     CUT_SHORT,
@@ -205,7 +205,7 @@ class ChatBackend:
                 context, _ = fit(
                     trim_history(history + new, llm.max_history_messages), budget, len(new)
                 )
-                prompt = system_prompt(request.system_prompt or llm.system_prompt)
+                prompt = turn_instructions(request, llm.system_prompt)
                 messages = [{"role": "system", "content": prompt}, *context]
                 if tool_images:  # not stored: later turns keep the tool's text note only
                     messages.append(images_message(tool_images, responses=False))

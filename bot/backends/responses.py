@@ -8,7 +8,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-from bot.backends.base import OpenAIClients, system_prompt, user_field
+from bot.backends.base import OpenAIClients, system_prompt, turn_instructions, user_field
 from bot.backends.context import budget_for, fit, model_window
 from bot.backends.failures import (
     ran_note,
@@ -192,8 +192,7 @@ class ResponsesBackend:
                 kwargs = self._arguments(model, outgoing, previous, tools, last_round)
                 if user := user_field(request.user_id, llm.send_user_id):
                     kwargs["user"] = user
-                if request.system_prompt:
-                    kwargs["instructions"] = system_prompt(request.system_prompt)
+                kwargs["instructions"] = turn_instructions(request, llm.system_prompt)
                 result = Round(answered=answered)
                 streaming, calls, asked = True, [], []
                 # Only the id loaded from storage may be stale; ids from this turn are fresh.

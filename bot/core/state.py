@@ -49,6 +49,9 @@ class TurnRequest:
     is_admin: bool = False
     system_prompt: str | None = None  # /system, else discord.channels, else llm.system_prompt
     model: str | None = None  # the channel's default model; a conversation's /model choice wins
+    # Recent channel messages for this turn's requests only: sent with the instructions, never
+    # stored, so other people's words do not end up in this conversation's history.
+    context: str | None = None
     # Names this turn in a Stop button's custom_id; `stop` is how /stop and the button reach it.
     turn_id: str = field(default_factory=new_turn_id)
     stop: StopSignal = field(default_factory=StopSignal, compare=False, repr=False)

@@ -23,11 +23,13 @@ from bot.discord.commands.status import status
 from bot.discord.commands.stop import StopButton, stop
 from bot.discord.commands.system import system
 from bot.discord.host import Services
+from bot.discord.recent import RecentContext
 from bot.discord.streaming.budget import UNLIMITED, Limits
 from bot.discord.streaming.budget_feed import trace_config
 from bot.discord.streaming.deletions import DeletedMessages
 from bot.discord.streaming.reactions import ReactionLane
 from bot.discord.streaming.write_scheduler import WriteScheduler
+from bot.discord.threads import BotThreads
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,8 @@ class _McpcordMixin:
     elicitation_ui: DiscordElicitations
     deleted: DeletedMessages
     reactions: ReactionLane
+    recent: RecentContext
+    threads: BotThreads
     accepting: bool
     _turns: set[asyncio.Task[None]]
 
@@ -62,6 +66,8 @@ class _McpcordMixin:
         self.elicitation_ui = DiscordElicitations()
         self.deleted = DeletedMessages()
         self.reactions = ReactionLane(budget)
+        self.recent = RecentContext()
+        self.threads = BotThreads()
         self.accepting = True
         self._turns = set()
 

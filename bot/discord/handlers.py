@@ -22,6 +22,7 @@ from bot.discord.context import is_reply
 from bot.discord.streaming.reactions import StatusReactions
 from bot.discord.streaming.render import NO_MENTIONS, StreamRenderer
 from bot.discord.streaming.retry import with_retries
+from bot.discord.threads import retitle
 
 if TYPE_CHECKING:
     from bot.discord.host import BotHost
@@ -79,10 +80,12 @@ async def on_message(bot: BotHost, message: discord.Message) -> None:
         return
     settings = bot.services.settings
     here = channel_settings(settings, message.channel)
-    if not is_addressed(
-        message, me, settings.discord.allow_dms, open_channel=here.respond_without_mention
-    ):
-        return
+    open_here = here.respond_without_mention
+    if not is_addressed(message, me, settings.discord.allow_dms, open_channel=open_here):
+        # A follow-up in the bot's own thread is addressed as in an open channel.
+        open_here = await bot.threads.follows_up(message, me, settings.discord)
+        if not open_here or not is_addressed(message, me, False, open_channel=True):
+            return
     if not bot.accepting:
         return  # shutting down: a half-started turn would only be cancelled
     if not bot.access.allows(message.author, message.channel):
@@ -91,7 +94,7 @@ async def on_message(bot: BotHost, message: discord.Message) -> None:
     own_role = message.guild.self_role if message.guild else None
     text = strip_mentions(message.content, me, own_role.id if own_role else None)
     if not text and not message.attachments and message.reference is None:
-        if here.respond_without_mention and me not in message.mentions:
+        if open_here and me not in message.mentions:
             return  # a sticker or an empty message in an open channel is not a question
         await reply_plain(message, EMPTY_MENTION_HINT.format(name=me.display_name))
         return
@@ -128,10 +131,18 @@ async def on_message(bot: BotHost, message: discord.Message) -> None:
         if not text and not context.blocks and not context.image_urls:
             await reply_plain(message, skipped or EMPTY_MENTION_HINT.format(name=me.display_name))
             return
+        recent = await bot.recent.block(
+            message,
+            me=me,
+            config=settings.discord.recent_context,
+            shared_history=settings.discord.scope != "user",
+            max_chars=attached.max_chars,
+        )
         channel: Any = message.channel
         target: discord.Thread | None = None
         if settings.discord.reply_in_thread and isinstance(channel, discord.TextChannel):
             channel = target = await message.create_thread(name=(text or "Question")[:90])
+            bot.threads.started(target, message.author.id)
         instructions = await effective_prompt(bot.services.store, settings, channel)
         request = TurnRequest(
             key=conversation_key(
@@ -148,8 +159,13 @@ async def on_message(bot: BotHost, message: discord.Message) -> None:
             is_admin=bot.access.is_admin(message.author),
             system_prompt=instructions.text,
             model=here.model,
+            context=recent,
         )
         await answer(bot, message, request, target, notice=skipped)
+        short_answer = bot.services.short_answer
+        if target is not None and settings.discord.thread_title == "generated" and short_answer:
+            # Its own task: the asker's limits are not held while the title is written.
+            bot.start_turn(retitle(target, text or request.text, short_answer))
 
 
 def missing_permission(message: discord.Message, reply_in_thread: bool) -> str | None:

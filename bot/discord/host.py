@@ -6,7 +6,7 @@ The client imports them; they import this. That keeps the arrows one way (no cir
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -18,10 +18,12 @@ from bot.core.conversations import Conversations
 from bot.core.limits import UserLimits
 from bot.discord.access import Access
 from bot.discord.audit import DiscordAudit
+from bot.discord.recent import RecentContext
 from bot.discord.streaming.deletions import DeletedMessages
 from bot.discord.streaming.reactions import ReactionLane
 from bot.discord.streaming.render import ApprovalUI
 from bot.discord.streaming.write_scheduler import WriteScheduler
+from bot.discord.threads import BotThreads
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,6 +39,8 @@ class Services:
     policies: dict[str, ApprovalPolicy]
     elicitations: Any = None  # ElicitationBroker: MCP servers' questions to users
     forgetting: Any = None  # core/forgetting.py's Forgetting: /forget and forget-user
+    # (system, text, max_tokens) -> the model's few words, e.g. a thread's title; None = none.
+    short_answer: Callable[[str, str, int], Awaitable[str]] | None = None
 
 
 class ApprovalPrompts(ApprovalUI, Protocol):
@@ -57,6 +61,8 @@ class BotHost(Protocol):
     elicitation_ui: Any  # asks/elicitation.py's DiscordElicitations (a wing the door can't import)
     deleted: DeletedMessages
     reactions: ReactionLane
+    recent: RecentContext
+    threads: BotThreads
     accepting: bool
 
     @property

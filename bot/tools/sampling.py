@@ -116,3 +116,16 @@ class LiveSampler:
 
     async def __call__(self, params: types.CreateMessageRequestParams) -> Sampled:
         return await self._sample(params)
+
+    async def short(self, system: str, text: str, max_tokens: int) -> str:
+        """One plain request for a few words (a thread's title): no history, no tools."""
+        params = types.CreateMessageRequestParams(
+            messages=[
+                types.SamplingMessage(
+                    role="user", content=types.TextContent(type="text", text=text)
+                )
+            ],
+            system_prompt=system,
+            max_tokens=max_tokens,
+        )
+        return (await self._sample(params)).text

@@ -13,6 +13,7 @@ from .state import (
     CREATE_PUBLIC_THREADS,
     DM,
     MANAGE_MESSAGES,
+    MANAGE_THREADS,
     PUBLIC_THREAD,
     READ_MESSAGE_HISTORY,
     SEND_MESSAGES,
@@ -78,6 +79,35 @@ async def get_channel(request: web.Request) -> web.Response:
     if channel is None:
         return unknown_channel()
     return json_response(_fake(request).world.channel_payload(channel.id))
+
+
+MANAGE_CHANNELS = 1 << 4
+
+
+async def edit_channel(request: web.Request) -> web.Response:
+    """PATCH a channel's name (the only field the bot changes): a thread's owner may rename
+    it, anyone else needs Manage Threads; other channels need Manage Channels."""
+    fake = _fake(request)
+    channel = _channel(request)
+    if channel is None:
+        return unknown_channel()
+    body = request[BODY] or {}
+    name = body.get("name")
+    if name is not None and not 1 <= len(name) <= 100:
+        return error(400, 50035, "Invalid Form Body")
+    owner = channel.type in THREAD_TYPES and channel.owner_id == fake.bot_user_id
+    if not owner:
+        needed = MANAGE_THREADS if channel.type in THREAD_TYPES else MANAGE_CHANNELS
+        refused = _missing_permission(fake, channel, needed)
+        if refused:
+            return refused
+    if name is not None and name != channel.name:
+        channel.name = name
+        fake.counters["channel_renames"] += 1
+    payload = fake.world.channel_payload(channel.id)
+    event = "THREAD_UPDATE" if channel.type in THREAD_TYPES else "CHANNEL_UPDATE"
+    await fake.dispatch(event, payload)
+    return json_response(payload)
 
 
 async def typing(request: web.Request) -> web.Response:
@@ -336,6 +366,7 @@ def add_routes(app: web.Application) -> None:
     ch = f"{API}/channels/{{channel_id:\\d+}}"
     msg = f"{ch}/messages/{{message_id:\\d+}}"
     r.add_get(ch, get_channel)
+    r.add_patch(ch, edit_channel)
     r.add_post(f"{ch}/typing", typing)
     r.add_post(f"{API}/users/@me/channels", create_dm)
     r.add_post(f"{ch}/messages", create_message)

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from . import channels, control, rest, webhooks
+from . import channels, control, forums, rest, webhooks
 from .faults import Faults
 from .gateway import Gateway
 from .interactions import Interaction, command_payload, component_payload, modal_submit_payload
@@ -200,6 +200,13 @@ class FakeDiscord:
         self._dispatch_soon("THREAD_CREATE", {**payload, "newly_created": True})
         return thread.id
 
+    def add_forum(self, name: str = "forum") -> int:
+        return forums.add_forum(self, name)
+
+    async def forum_post(self, forum_id: int, author_id: int, title: str, content: str) -> dict:
+        """A user opens a post in a forum; returns its starter message (its id is the post's)."""
+        return await forums.post(self, forum_id, author_id, title, content)
+
     def add_dm_channel(self, user_id: int) -> int:
         return self.world.dm_channel_for(user_id).id
 
@@ -250,8 +257,11 @@ class FakeDiscord:
         attachments: list[dict] | None = None,
         embeds: list[dict] | None = None,
         extra: dict | None = None,
+        age_s: float = 0,
     ) -> dict:
         """attachments: [{"filename": ..., "content": bytes|str, "content_type": ...}];
+        `age_s`: a message posted that long ago (older id and timestamp; the bot still gets it
+        now, as after a reconnect).
         embeds: Discord embed objects (a bot's or webhook's message, or a link preview).
         `ping_reply=False`: a reply with the client's @ON switched off, so the replied-to author
         is not pinged and not in `mentions`."""
@@ -269,7 +279,7 @@ class FakeDiscord:
                     "parse": ["users", "roles", "everyone"],
                     "replied_user": False,
                 }
-        msg = new_message(self.world, channel_id, author_id, body, extra=extra)
+        msg = new_message(self.world, channel_id, author_id, body, extra=extra, age_s=age_s)
         for att in attachments or []:
             data = att.get("content", b"")
             data = data.encode() if isinstance(data, str) else bytes(data)

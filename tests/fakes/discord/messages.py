@@ -132,10 +132,14 @@ def new_message(
     extra: dict | None = None,
     interaction_id: int | None = None,
     extra_flags: int = 0,
+    age_s: float = 0,
+    message_id: int | None = None,
 ) -> dict:
-    """Creates, stores and returns a message payload (the full, unredacted view)."""
+    """Creates, stores and returns a message payload (the full, unredacted view); `age_s`:
+    posted that many seconds ago (its id and timestamp say so); `message_id`: a given id (a
+    forum post's starter message has its thread's)."""
     ch = world.channels[channel_id]
-    mid = world.ids.next()
+    mid = message_id or (world.ids.past(age_s) if age_s else world.ids.next())
     content = body.get("content") or ""
     ref_in = body.get("message_reference")
     referenced = world.messages.get(int(ref_in["message_id"])) if ref_in else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import copy
 import re
 import time
@@ -61,11 +62,19 @@ class Snowflakes:
 
     def __init__(self) -> None:
         self._last = 0
+        self._past = 0
 
     def next(self) -> int:
         candidate = (int(time.time() * 1000) - DISCORD_EPOCH_MS) << 22
         self._last = max(candidate, self._last + 1)
         return self._last
+
+    def past(self, age_s: float) -> int:
+        """An id from `age_s` seconds ago, for a message posted back then; never handed out
+        twice (the low bits count up, as a worker's increment does)."""
+        self._past += 1
+        ms = int(time.time() * 1000 - age_s * 1000) - DISCORD_EPOCH_MS
+        return (ms << 22) | (self._past & 0xFFF)
 
 
 def snowflake_iso(snowflake: int) -> str:
@@ -420,7 +429,8 @@ class World:
         mid, cid = int(payload["id"]), int(payload["channel_id"])
         self.messages[mid] = payload
         self.meta[mid] = meta
-        self.channel_messages.setdefault(cid, []).append(mid)
+        # In id order, as Discord lists them (a message back-dated with `age_s` sorts earlier).
+        bisect.insort(self.channel_messages.setdefault(cid, []), mid)
         ch = self.channels[cid]
         if not meta.ephemeral:
             ch.last_message_id = mid
