@@ -6,7 +6,7 @@ from urllib.parse import unquote
 
 from tests.conftest import World
 from tests.e2e.harness import Chat
-from tests.fakes.discord.state import ADD_REACTIONS
+from tests.fakes.discord.state import ADD_REACTIONS, READ_MESSAGE_HISTORY
 from tests.fakes.llm import Fault, Text, ToolCall
 
 
@@ -117,3 +117,23 @@ async def test_without_add_reactions_the_answer_comes_with_none_and_one_log_line
         if "lacks the Add Reactions permission" in line and str(chat.channel) in line
     ]
     assert len(lines) == 1, lines
+
+
+async def test_without_read_message_history_the_answer_comes_with_no_reaction_request(
+    world: World,
+) -> None:
+    """Discord refuses a reaction from a bot that cannot read the channel's history (50013);
+    the bot knows that from the permissions and never sends one."""
+    chat = Chat(world.discord, "react-no-history")
+    key = f"k-react-no-history-{world.backend}"
+    world.llm.script(key, Text("Answered without reactions."))
+    await world.discord.deny_bot(chat.channel, READ_MESSAGE_HISTORY)
+    asked = await chat.say(f"{key} one")
+    await chat.answer_text(int(asked["id"]), "Answered without reactions.")
+    assert world.discord.requests_to("PUT", f"/channels/{chat.channel}/messages/") == []
+    lines = [
+        line
+        for line in world.bot.log().splitlines()
+        if "no status reactions" in line and str(chat.channel) in line
+    ]
+    assert len(lines) == 1 and "Read Message History" in lines[0], lines

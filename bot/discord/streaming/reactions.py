@@ -45,16 +45,27 @@ class ReactionLane:
         me = getattr(getattr(channel, "guild", None), "me", None)
         if me is not None:
             with contextlib.suppress(Exception):  # a thread whose parent is not cached
-                if not channel.permissions_for(me).add_reactions:
-                    self._refuse(channel_id)
+                can = channel.permissions_for(me)
+                # Discord refuses a reaction from a bot that cannot read the history (50013).
+                missing = [
+                    name
+                    for name, has in (
+                        ("Add Reactions", can.add_reactions),
+                        ("Read Message History", can.read_message_history),
+                    )
+                    if not has
+                ]
+                if missing:
+                    self._refuse(channel_id, " and ".join(missing))
                     return False
         return True
 
-    def _refuse(self, channel_id: int) -> None:
+    def _refuse(self, channel_id: int, missing: str = "Add Reactions") -> None:
         self._refused.add(channel_id)
         log.warning(
-            "no status reactions in channel %s: the bot lacks the Add Reactions permission there",
+            "no status reactions in channel %s: the bot lacks the %s permission there",
             channel_id,
+            missing,
         )
 
     async def send(self, channel: Any, request: Callable[[], Awaitable[Any]]) -> bool:
