@@ -1,8 +1,8 @@
-"""`discord.reactions`: the emoji that show a turn's state on the asker's message."""
+"""The small sections of `discord`: reactions, approval delivery, attachments."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class ReactionsConfig(BaseModel):
@@ -25,3 +25,25 @@ class ReactionsConfig(BaseModel):
     """The answer failed."""
     stopped: str | None = "⏹"
     """Stopped by /stop or the Stop button."""
+
+
+class ApprovalDelivery(BaseModel):
+    """Where approval prompts reach the people who decide them, besides the channel."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    dm: bool = False
+    """Also send each prompt by DM to the server's approver users (`approvers.users`, or `admin_ids` when it lists none) who can view the channel; a click there counts as one in the channel."""
+    ping_roles: bool = False
+    """The channel prompt pings the server's `approvers.roles`."""
+
+
+class AttachmentsConfig(BaseModel):
+    """`discord.attachments`: files attached to a question."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    max_bytes: int = Field(default=2_000_000, ge=1)
+    """Text, code and PDF files larger than this are skipped (with a line saying so)."""
+    max_chars: int = Field(default=20_000, ge=100)
+    """Text taken from one file; the rest is cut and the model is told so."""
