@@ -18,7 +18,12 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from bot.config_discord import ConversationOptions, ReactionsConfig
+from bot.config_discord import (
+    ApprovalDelivery,
+    AttachmentsConfig,
+    ConversationOptions,
+    ReactionsConfig,
+)
 from bot.config_file import ConfigError, YamlSource  # ConfigError: imported from here by all
 from bot.config_models import ModelEntry
 
@@ -191,13 +196,6 @@ class PermissionsConfig(_Section):
     set or clear a channel's `/system` prompt (admins may too)."""
 
 
-class AttachmentsConfig(_Section):
-    max_bytes: int = Field(default=2_000_000, ge=1)
-    """Text, code and PDF files larger than this are skipped (with a line saying so)."""
-    max_chars: int = Field(default=20_000, ge=100)
-    """Text taken from one file; the rest is cut and the model is told so."""
-
-
 class ChannelConfig(_Section):
     """Settings for one channel (and its threads, unless a thread is listed itself)."""
 
@@ -240,6 +238,10 @@ class DiscordConfig(_Section, ConversationOptions):
     """A Stop button on a reply while it streams (the asker, admins and managers may press it)."""
     reactions: ReactionsConfig | Literal[False] = Field(default_factory=ReactionsConfig)
     """Status reactions on the asker's message (queued ⏳, working 👀, tool 🔧, approval ✋, done ✅, failed ❌, stopped ⏹), each an emoji or null to skip it; false = none."""
+    approvals: ApprovalDelivery = Field(default_factory=ApprovalDelivery)
+    """How approval prompts reach the approvers: `{dm: false, ping_roles: false}`."""
+    usage_footer: bool = False
+    """End each answer with one small line: tokens in and out, cost when known, seconds."""
 
 
 class LimitsConfig(_Section):

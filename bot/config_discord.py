@@ -1,4 +1,5 @@
-"""Parts of the `discord` section: status reactions, recent context, bot threads."""
+"""The small sections of `discord`: reactions, recent context, bot threads, approval delivery,
+attachments."""
 
 from __future__ import annotations
 
@@ -56,3 +57,25 @@ class ConversationOptions(BaseModel):
     thread_title: Literal["first_words", "generated"] = "first_words"
     """A bot thread's title: the question's first words, or `generated`: after the first
     answer the model writes a 3-6 word title and the thread is renamed once."""
+
+
+class ApprovalDelivery(BaseModel):
+    """Where approval prompts reach the people who decide them, besides the channel."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    dm: bool = False
+    """Also send each prompt by DM to the server's approver users (`approvers.users`, or `admin_ids` when it lists none) who can view the channel; a click there counts as one in the channel."""
+    ping_roles: bool = False
+    """The channel prompt pings the server's `approvers.roles`."""
+
+
+class AttachmentsConfig(BaseModel):
+    """`discord.attachments`: files attached to a question."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    max_bytes: int = Field(default=2_000_000, ge=1)
+    """Text, code and PDF files larger than this are skipped (with a line saying so)."""
+    max_chars: int = Field(default=20_000, ge=100)
+    """Text taken from one file; the rest is cut and the model is told so."""

@@ -231,11 +231,19 @@ def discord_rules(request: pytest.FixtureRequest) -> Iterator[None]:
         if isinstance(getattr(value, "discord", None), FakeDiscord)
         and isinstance(getattr(value, "bot", None), BotProcess)
     }
+    roles = {
+        value.discord: rules.approver_roles(value.bot.config)
+        for value in getattr(request.node, "funcargs", {}).values()
+        if isinstance(getattr(value, "discord", None), FakeDiscord)
+        and isinstance(getattr(value, "bot", None), BotProcess)
+    }
     found: list[str] = []
     for fake in list(FakeDiscord.made):
         start = before.get(fake, rules.Snapshot(requests=0, unknown_routes=0, newest_message=0))
         interval = intervals.get(fake, DEFAULT_EDIT_INTERVAL_S)
-        found += rules.violations(fake, start, allowed, edit_interval_s=interval)
+        found += rules.violations(
+            fake, start, allowed, edit_interval_s=interval, approver_roles=roles.get(fake)
+        )
     assert not found, "Discord rules broken:\n" + "\n".join(found)
 
 

@@ -59,6 +59,7 @@ async def ask_approval(
         decided_by_name=decision.decided_by_name,
         arguments=decision.arguments,
         reason=decision.reason,
+        where=decision.where,
     )
     if not decision.approved:
         yield ToolCallFinished(

@@ -308,9 +308,11 @@ class ApprovalBroker:
         user_name: str = "",
         edited: str | None = None,
         reason: str | None = None,
+        where: str = "",
     ) -> ClickResult:
         """One decision. `edited` is the JSON text of edited arguments (action "edit");
-        `reason` the words of a denial with a reason (action "reason")."""
+        `reason` the words of a denial with a reason (action "reason"); `where` names the place
+        of the click for the audit line."""
         record = await self._store.get_approval(approval_id)
         if record is None:
             return ClickResult(outcome="unknown")
@@ -367,6 +369,7 @@ class ApprovalBroker:
                         decided_by_name=user_name,
                         arguments=arguments,
                         reason=reason,
+                        where=where,
                     )
                 )
         return ClickResult(outcome="decided", status=status, **facts)

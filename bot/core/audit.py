@@ -41,9 +41,12 @@ def decision_line(
     decision: str,
     decided_by: int | None,
     args: str,
+    where: str = "",
 ) -> str:
-    """`decision`: approve | always | edit | reason | deny | timeout | expired."""
+    """`decision`: approve | always | edit | reason | deny | timeout | expired; `where`: the
+    place of the click ("in a DM"), so a decision made away from the channel can be found."""
     who = f" by <@{decided_by}>" if decided_by is not None else ""
+    who += f" {where}" if where and decided_by is not None else ""
     return f"🔐 `{server}.{tool}` asked by <@{requester_id}>: **{decision}**{who} · args: {args}"
 
 
@@ -94,6 +97,7 @@ class AuditTrail:
                     decision=decision_word(event),
                     decided_by=event.decided_by,
                     args=args,
+                    where=event.where,
                 )
             case ToolCallStarted():
                 self._running[event.call_id] = _Pending(

@@ -9,6 +9,7 @@ import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import AsyncExitStack, aclosing, asynccontextmanager, contextmanager
+from dataclasses import replace
 from typing import Any, Literal, Protocol, TypeVar
 
 from bot.core.backend import Backend
@@ -192,7 +193,9 @@ class Conversations:
                         sampled_costs.append(price(self._cost_of, event.model, event.usage))
                     if isinstance(event, TurnCompleted | TurnFailed):
                         elapsed = time.monotonic() - started
-                        await self._save(request, event, elapsed, sampled, sampled_costs)
+                        cost = await self._save(request, event, elapsed, sampled, sampled_costs)
+                        if isinstance(event, TurnCompleted):
+                            event = replace(event, cost_usd=cost, seconds=elapsed)
                     yield event
                     if isinstance(event, TurnCompleted | TurnFailed):
                         return
@@ -259,7 +262,7 @@ class Conversations:
         duration_s: float,
         sampled: Usage,
         sampled_costs: list[float | None],
-    ) -> None:
+    ) -> float | None:
         """Store the new state with the turn's usage. A failed turn stores what it completed
         (or a repaired state) if the backend says so, and its usage whenever it cost tokens,
         so failed and retried attempts count toward the daily budget too."""
@@ -278,6 +281,7 @@ class Conversations:
             await self._store.save_turn(request.key, event.state, record)
         elif usage:
             await self._store.save_usage(request.key, record)
+        return cost
 
 
 async def _close(events: AsyncIterator[TurnEvent]) -> None:

@@ -28,6 +28,7 @@ class Decision:
     decided_by_name: str = ""
     arguments: dict[str, Any] | None = None  # set when the decider edited the arguments
     reason: str | None = None  # set when the decider denied with a reason
+    where: str = ""  # where the decision was made, in words ("in the channel", "in a DM")
 
     @property
     def approved(self) -> bool:

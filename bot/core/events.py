@@ -85,6 +85,7 @@ class ApprovalResolved:
     decided_by_name: str = ""
     arguments: dict[str, Any] | None = None  # the arguments as edited by `decided_by`
     reason: str | None = None  # why `decided_by` denied, in their words
+    where: str = ""  # where `decided_by` decided ("in the channel", "in a DM"), for the audit
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,6 +107,10 @@ class TurnCompleted:
     # Set when a person stopped the turn (/stop, the Stop button): who. `state` then holds the
     # words shown as the answer, cut where it stopped.
     stopped_by: str | None = None
+    # What the turn cost as a whole (its MCP sampling included), set once it is saved: dollars
+    # when the model's price is known, and the seconds since it held its conversation.
+    cost_usd: float | None = None
+    seconds: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -62,7 +62,9 @@ class _McpcordMixin:
         )
         if self.audit is not None:
             services.conversations.add_observer(self.audit.observe)
-        self.approvals = DiscordApprovals(services.broker, services.store, self.audit)
+        self.approvals = DiscordApprovals(
+            services.broker, services.store, self.audit, lambda: services.settings
+        )
         self.elicitation_ui = DiscordElicitations()
         self.deleted = DeletedMessages()
         self.reactions = ReactionLane(budget)

@@ -227,6 +227,7 @@ async def answer(
         stop_view=(lambda: stop_view(request.turn_id))
         if services.settings.discord.stop_button
         else None,
+        usage_footer=services.settings.discord.usage_footer,
     )
     reactions = status_reactions(bot, message)
     if reactions is not None and services.conversations.busy(request.key):

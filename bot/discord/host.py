@@ -17,6 +17,7 @@ from bot.core.approvals import ApprovalBroker, ApprovalPolicy
 from bot.core.conversations import Conversations
 from bot.core.limits import UserLimits
 from bot.discord.access import Access
+from bot.discord.asks.approval_copies import PromptCopies
 from bot.discord.audit import DiscordAudit
 from bot.discord.recent import RecentContext
 from bot.discord.streaming.deletions import DeletedMessages
@@ -45,6 +46,8 @@ class Services:
 
 class ApprovalPrompts(ApprovalUI, Protocol):
     """The approval prompts as the renderer uses them, plus the open-form register."""
+
+    copies: PromptCopies  # the channel prompt and its DM copies
 
     def opened(self, modal: discord.ui.Modal) -> None: ...
     def closed(self, modal: discord.ui.Modal) -> None: ...

@@ -2,7 +2,8 @@
 
 Each e2e test gets these for free: no 429 from Discord, no request to a route the fake does not
 know, no 4xx the test did not ask for (mark it `@pytest.mark.discord_errors(403, 404)`), no ping
-from a bot message except a prompt with buttons pinging the one person it asks, and no reply edited more
+from a bot message except a prompt with buttons pinging the one person it asks (and, where the
+bot is configured with `discord.approvals.ping_roles`, the approver roles of its servers), and no reply edited more
 often than its edit interval allows: in all, and between one edit and the next (so a bot that
 edits on every delta is caught even while the write budget holds it to Discord's pace).
 """
@@ -38,8 +39,21 @@ def snapshot(discord: FakeDiscord) -> Snapshot:
     )
 
 
+def approver_roles(config: dict) -> set[int]:
+    """The roles an approval prompt of a bot with this config may ping: none unless
+    `discord.approvals.ping_roles` is on, then its servers' `approvers.roles`."""
+    if not config.get("discord", {}).get("approvals", {}).get("ping_roles"):
+        return set()
+    servers = config.get("mcp", {}).get("servers", {}).values()
+    return {int(r) for server in servers for r in server.get("approvers", {}).get("roles", [])}
+
+
 def violations(
-    discord: FakeDiscord, before: Snapshot, allowed: set[int], edit_interval_s: float = 1.0
+    discord: FakeDiscord,
+    before: Snapshot,
+    allowed: set[int],
+    edit_interval_s: float = 1.0,
+    approver_roles: set[int] | None = None,
 ) -> list[str]:
     found: list[str] = []
     new = discord.requests[before.requests :]
@@ -56,10 +70,15 @@ def violations(
         if int(message["author"]["id"]) != discord.bot_user_id:
             continue
         pings = discord.pings(message_id)
-        if pings.get("everyone") or pings.get("roles"):
-            found.append(f"bot message {message_id} pings roles or everyone")
-        # Only a prompt with buttons may ping, and only the one person it asks.
-        may_ping = 1 if message.get("components") else 0
+        # Only a prompt with buttons may ping: the one person it asks, and (when configured)
+        # the approver roles, nothing else.
+        prompt = bool(message.get("components"))
+        may_ping_roles = (approver_roles or set()) if prompt else set()
+        if pings.get("everyone"):
+            found.append(f"bot message {message_id} pings everyone")
+        if not {int(r) for r in pings.get("roles", [])} <= may_ping_roles:
+            found.append(f"bot message {message_id} pings roles {pings['roles']}")
+        may_ping = 1 if prompt else 0
         if len(pings.get("users", [])) > may_ping:
             found.append(f"bot message {message_id} pings users {pings['users']}")
 

@@ -74,6 +74,8 @@ async def _start(tmp_path_factory: pytest.TempPathFactory, llm: ScriptedLLM, bac
         "edit_interval_s": 1.0,
         "scope": "channel",
         "audit_channel_id": audit_channel,
+        # The approver users of "strict" get each of its prompts by DM too.
+        "approvals": {"dm": True},
         "permissions": {
             "users": {"block": [people["blocked"], people["guild_admin"]]},
             "manager_roles": [manager_role],
@@ -224,6 +226,80 @@ async def test_an_approver_user_and_an_admin_decide_for_someone_else(world: Appr
     assert f"Approved by <@{admin}>" in done["data"]["content"]
     await chat.answer_text(int(asked["id"]), "Both decided by others.")
     assert len(world.calls("record", strict)) == 1 and len(world.calls("record", gated)) == 1
+
+
+async def test_an_approver_decides_from_the_dm_copy_and_every_copy_shows_it(
+    world: Approvals,
+) -> None:
+    chat = Chat(world.discord, "dm-copy")
+    key = f"k-dm-copy-{world.backend}"
+    note = f"dm-copy-note-{world.backend}"
+    world.llm.script(key, [ToolCall("strict__record", {"note": note})], Text("Decided afar."))
+    dm_channel = world.discord.add_dm_channel(world.approver_user)
+    seen = {int(m["id"]) for m in world.discord.messages(dm_channel)}
+    asked = await chat.say(f"{key} record")
+    prompt = await chat.prompt()
+
+    def dm_copy() -> dict | None:
+        new = [m for m in world.discord.messages(dm_channel) if int(m["id"]) not in seen]
+        return next((m for m in new if m.get("components")), None)
+
+    copy = await world.discord.wait_for(dm_copy, timeout=20)
+    link = f"/channels/{world.discord.guild_id}/{chat.channel}/{prompt['id']}"
+    assert link in copy["content"] and f"<#{chat.channel}>" in copy["content"]
+    assert "Fake Guild" in copy["content"] and "`strict`" in copy["content"]
+    assert custom_id_of(copy, "approve") == custom_id_of(prompt, "approve")
+    assert world.discord.pings(int(copy["id"]))["users"] == []
+    done = await (await click(world, copy, "approve", world.approver_user)).wait_response()
+    assert f"Approved by <@{world.approver_user}>" in done["data"]["content"]
+    await chat.answer_text(int(asked["id"]), "Decided afar.")
+    assert len(world.calls("record", note)) == 1
+
+    def channel_prompt_decided() -> bool:
+        shown = world.discord.message(int(prompt["id"])) or {}
+        return f"Approved by <@{world.approver_user}>" in shown.get("content", "") and all(
+            b["disabled"] for b in buttons(shown)
+        )
+
+    await world.discord.wait_for(channel_prompt_decided, timeout=10)
+
+    def audited() -> list[str]:
+        return [
+            line
+            for line in world.audit_lines()
+            if f"<@{chat.user}>" in line and "`strict.record` asked" in line
+        ]
+
+    (line,) = await world.discord.wait_for(audited, timeout=10)
+    assert f"**approve** by <@{world.approver_user}> in a DM" in line
+
+
+async def test_a_decision_in_the_channel_closes_the_dm_copy(world: Approvals) -> None:
+    chat = Chat(world.discord, "dm-closed")
+    key = f"k-dm-closed-{world.backend}"
+    note = f"dm-closed-note-{world.backend}"
+    world.llm.script(key, [ToolCall("strict__record", {"note": note})], Text("Denied here."))
+    dm_channel = world.discord.add_dm_channel(world.approver_user)
+    seen = {int(m["id"]) for m in world.discord.messages(dm_channel)}
+    asked = await chat.say(f"{key} record")
+    prompt = await chat.prompt()
+
+    def dm_copy() -> dict | None:
+        new = [m for m in world.discord.messages(dm_channel) if int(m["id"]) not in seen]
+        return next((m for m in new if "dm-closed" in json.dumps(m)), None)
+
+    copy = await world.discord.wait_for(dm_copy, timeout=20)
+    await (await click(world, prompt, "deny", chat.user)).wait_response()
+    await chat.answer_text(int(asked["id"]), "Denied here.")
+
+    def dm_copy_closed() -> bool:
+        shown = world.discord.message(int(copy["id"])) or {}
+        return f"Denied by <@{chat.user}>" in shown.get("content", "") and all(
+            b["disabled"] for b in buttons(shown)
+        )
+
+    await world.discord.wait_for(dm_copy_closed, timeout=10)
+    assert world.calls("record", note) == []
 
 
 async def test_the_prompt_pings_the_requester_and_never_a_role(world: Approvals) -> None:

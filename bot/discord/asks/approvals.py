@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -13,20 +14,27 @@ from bot.core.approvals import Action, ApprovalBroker, ClickResult
 from bot.core.arguments import pretty
 from bot.core.events import ApprovalRequested, ApprovalResolved
 from bot.discord.access import role_ids
+from bot.discord.asks.approval_copies import (
+    PromptCopies,
+    closing,
+    dm_recipients,
+    role_pings,
+    where,
+)
+from bot.discord.asks.approval_forms import ArgumentsModal, ReasonModal
 from bot.discord.asks.approval_text import (
     EDITED_FILE,
     MODAL_TEXT_MAX,
-    REASON_MAX,
     arguments_file,
     outcome_line,
     prompt_text,
     who_may_decide,
-    with_line,
     with_outcome,
     withdrawn_line,
 )
 
 if TYPE_CHECKING:
+    from bot.config import Settings
     from bot.discord.audit import DiscordAudit
     from bot.discord.host import BotHost
 
@@ -45,10 +53,6 @@ _BUTTONS: tuple[tuple[Action, str, discord.ButtonStyle], ...] = (
 
 def custom_id(approval_id: int, action: str) -> str:
     return f"mcpa:{approval_id}:{action}"
-
-
-def modal_id(approval_id: int, kind: str) -> str:
-    return f"mcpm:{approval_id}:{kind}"
 
 
 def approval_view(
@@ -110,7 +114,7 @@ async def decide(
     edited: str | None = None,
     reason: str | None = None,
 ) -> None:
-    user = interaction.user
+    user = await bot.approvals.copies.decider(interaction, approval_id)
     result = await bot.services.broker.click(
         approval_id,
         user_id=user.id,
@@ -120,11 +124,14 @@ async def decide(
         action=action,
         edited=edited,
         reason=reason,
+        where=where(interaction),
     )
     if result.outcome == "decided" and action == "edit" and edited is not None:
         arguments = json.loads(edited)
         line = outcome_line("approved", user.id, edited=True)
-        await _show_decision(interaction, approval_id, line, arguments_file(arguments, EDITED_FILE))
+        await _show_decision(
+            interaction, approval_id, line, lambda: arguments_file(arguments, EDITED_FILE)
+        )
         return
     if result.outcome == "decided" and action == "reason":
         await _show_decision(
@@ -134,24 +141,24 @@ async def decide(
     await _answer_click(bot, interaction, approval_id, result)
 
 
+def _closing(
+    approval_id: int, line: str, attach: Callable[[], discord.File] | None = None
+) -> Callable[[discord.Message | None], dict[str, Any]]:
+    return closing(lambda: approval_view(approval_id, disabled=True), line, attach)
+
+
 async def _show_decision(
     interaction: discord.Interaction[Any],
     approval_id: int,
     line: str,
-    attach: discord.File | None = None,
+    attach: Callable[[], discord.File] | None = None,
 ) -> None:
-    message = interaction.message
-    content = with_line(message.content if message else "", line)
-    extra: dict[str, Any] = {}
-    if attach is not None:
-        kept = list(message.attachments) if message else []
-        extra["attachments"] = [*kept, attach]
-    await interaction.response.edit_message(
-        content=content,
-        view=approval_view(approval_id, disabled=True),
-        allowed_mentions=discord.AllowedMentions.none(),
-        **extra,
-    )
+    closing = _closing(approval_id, line, attach)
+    await interaction.response.edit_message(**closing(interaction.message))
+    # The channel prompt and its DM copies: the one clicked is already up to date.
+    shown = interaction.message.id if interaction.message else None
+    copies = interaction.client.approvals.copies
+    await copies.show_everywhere(approval_id, lambda m: m.edit(**closing(m)), shown=shown)
 
 
 async def _answer_click(
@@ -202,68 +209,11 @@ async def _answer_click(
             )
 
 
-class ArgumentsModal(discord.ui.Modal):
-    """Edit & approve: the arguments as JSON, checked against the tool's schema on submit."""
-
-    def __init__(self, approval_id: int, arguments: dict[str, Any]) -> None:
-        super().__init__(
-            title="Edit the arguments, then approve", custom_id=modal_id(approval_id, "edit")
-        )
-        self.approval_id = approval_id
-        self.arguments: discord.ui.TextInput[Any] = discord.ui.TextInput(
-            style=discord.TextStyle.paragraph,
-            custom_id="arguments",
-            default=pretty(arguments),
-            max_length=MODAL_TEXT_MAX,
-        )
-        self.add_item(
-            discord.ui.Label(
-                text="Arguments (JSON)",
-                description="The tool runs once with exactly this.",
-                component=self.arguments,
-            )
-        )
-
-    async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
-        await decide(
-            interaction.client, interaction, self.approval_id, "edit", edited=self.arguments.value
-        )
-        # Only after success: discord.py drops a submitted modal only then.
-        interaction.client.approvals.closed(self)
-
-
-class ReasonModal(discord.ui.Modal):
-    """Deny with a reason: the words go to the model as the tool's result."""
-
-    def __init__(self, approval_id: int) -> None:
-        super().__init__(
-            title="Deny, and tell the model why", custom_id=modal_id(approval_id, "reason")
-        )
-        self.approval_id = approval_id
-        self.reason: discord.ui.TextInput[Any] = discord.ui.TextInput(
-            style=discord.TextStyle.paragraph, custom_id="reason", max_length=REASON_MAX
-        )
-        self.add_item(
-            discord.ui.Label(
-                text="Reason",
-                description="The model reads this and can try another way.",
-                component=self.reason,
-            )
-        )
-
-    async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
-        await decide(
-            interaction.client, interaction, self.approval_id, "reason", reason=self.reason.value
-        )
-        # Only after success: discord.py drops a submitted modal only then.
-        interaction.client.approvals.closed(self)
-
-
 async def _open_modal(
     bot: BotHost, interaction: discord.Interaction[Any], approval_id: int, kind: Action
 ) -> None:
     broker = bot.services.broker
-    user = interaction.user
+    user = await bot.approvals.copies.decider(interaction, approval_id)
     refusal = await broker.may_decide(
         approval_id,
         user_id=user.id,
@@ -285,9 +235,9 @@ async def _open_modal(
         if not broker.editable(approval_id) or len(pretty(record.arguments)) > MODAL_TEXT_MAX:
             await _answer_click(bot, interaction, approval_id, ClickResult(outcome="not_editable"))
             return
-        modal = ArgumentsModal(approval_id, record.arguments)
+        modal = ArgumentsModal(approval_id, record.arguments, decide)
     else:
-        modal = ReasonModal(approval_id)
+        modal = ReasonModal(approval_id, decide)
     await interaction.response.send_modal(modal)
     bot.approvals.opened(modal)
 
@@ -299,12 +249,19 @@ class DiscordApprovals:
     """Sends approval prompts and shows outcomes that no click reported (timeouts, restarts)."""
 
     def __init__(
-        self, broker: ApprovalBroker, store: Any, audit: DiscordAudit | None = None
+        self,
+        broker: ApprovalBroker,
+        store: Any,
+        audit: DiscordAudit | None = None,
+        settings: Callable[[], Settings]
+        | None = None,  # the current ones (a reload may change them)
     ) -> None:
         self._broker = broker
         self._store = store
         self._audit = audit
+        self._settings = settings
         self._prompts: dict[int, discord.Message] = {}
+        self.copies = PromptCopies()
         # The modals discord.py holds, by custom_id (it keeps one per id and drops it once it
         # was submitted): a submit for any other `mcpm:` id would otherwise go unanswered.
         self._open: dict[str, discord.ui.Modal] = {}
@@ -338,25 +295,30 @@ class DiscordApprovals:
     async def send_prompt(
         self, event: ApprovalRequested, anchor: discord.Message
     ) -> discord.Message:
-        text, shortened = prompt_text(event, self._broker.rule(event.server))
+        rule = self._broker.rule(event.server)
+        text, shortened = prompt_text(event, rule)
         editable = event.editable and len(pretty(event.arguments)) <= MODAL_TEXT_MAX
-        extra: dict[str, Any] = {}
-        if shortened:
-            extra["file"] = arguments_file(event.arguments)
-        # Only the requester may be pinged: the text includes model-chosen arguments.
-        # fail_if_not_exists=False: an anchor deleted meanwhile must not stop the prompt.
+        delivery = self._settings().discord if self._settings else None
+        text, roles = role_pings(rule, text, delivery)
+        file = (lambda: arguments_file(event.arguments)) if shortened else None
+        # Only the requester (and the approver roles) may be pinged: the text includes
+        # model-chosen arguments. fail_if_not_exists=False: a deleted anchor must not stop it.
         message = await anchor.channel.send(
             text,
             reference=anchor.to_reference(fail_if_not_exists=False),
             view=approval_view(event.approval_id, editable=editable),
             mention_author=False,
             allowed_mentions=discord.AllowedMentions(
-                everyone=False, roles=False, users=[discord.Object(event.requester_id)]
+                everyone=False, roles=roles, users=[discord.Object(event.requester_id)]
             ),
-            **extra,
+            **({"file": file()} if file else {}),  # type: ignore[call-overload]
         )
         self._prompts[event.approval_id] = message
         await self._store.attach_approval_message(event.approval_id, message.channel.id, message.id)
+        if delivery is not None and delivery.approvals.dm:
+            view = lambda: approval_view(event.approval_id, editable=editable)  # noqa: E731
+            approvers = dm_recipients(rule, delivery)
+            await self.copies.send_dms(event, message, text, approvers, view, file)
         return message
 
     async def show_resolution(self, event: ApprovalResolved) -> None:
@@ -364,19 +326,18 @@ class DiscordApprovals:
         if message is None or event.status not in ("timeout", "withdrawn"):
             return  # a click already updated the message in its interaction response
         if event.status == "withdrawn":
-            content = with_line(message.content, withdrawn_line(event.decided_by_name))
+            line = withdrawn_line(event.decided_by_name)
         else:
-            content = with_outcome(message.content, "timeout", None)
+            line = outcome_line("timeout", None)
+        closing = _closing(event.approval_id, line)
         try:
-            await message.edit(
-                content=content,
-                view=approval_view(event.approval_id, disabled=True),
-                allowed_mentions=discord.AllowedMentions.none(),
-            )
+            await message.edit(**closing(message))
         except discord.HTTPException as exc:
             log.warning(
                 "could not mark approval %s as %s: %s", event.approval_id, event.status, exc
             )
+        edit = lambda m: m.edit(**closing(m))  # noqa: E731
+        await self.copies.show_everywhere(event.approval_id, edit, shown=message.id)
 
     async def expire_stale(self, bot: discord.Client) -> int:
         """At start-up: prompts left by a previous process can no longer be answered."""

@@ -65,6 +65,7 @@ class StreamRenderer:
         reasoning: str = "status",
         elicitations: Any = None,  # bot/discord/asks/elicitation.py's DiscordElicitations
         stop_view: Callable[[], discord.ui.View] | None = None,  # the Stop button, if shown
+        usage_footer: bool = False,
     ) -> None:
         self._source = source
         # Where the first part goes: a reply to `source`, or (reply_in_thread) a new thread.
@@ -79,7 +80,7 @@ class StreamRenderer:
         self._elicitations = elicitations
         self._deleted = deleted
         self._channel_id = (channel or source.channel).id
-        self._transcript = Transcript()
+        self._transcript = Transcript(usage_footer)
         # After an approval prompt the answer continues below it, in a new segment of messages.
         self._segments: list[Segment] = [Segment(start=0, anchor=None)]
         self._dirty = asyncio.Event()
@@ -165,7 +166,7 @@ class StreamRenderer:
         try:
             await self._stop_tasks()
             self._finalizing = True  # from here on every write is the final text: it goes first
-            if not self._transcript.render():
+            if not self._transcript.render(end=len(self._transcript)):  # no footer alone
                 self._transcript.apply(TextDelta(text="-# (the model gave an empty answer)"))
             for attempt in range(1, FINAL_ATTEMPTS + 1):
                 try:

@@ -51,10 +51,22 @@ def _label(server: str, tool: str) -> str:
     return f"`{server}.{tool}`" if server else f"`{tool}`"
 
 
+def usage_line(event: TurnCompleted) -> str:
+    """`-# 1,234 in · 56 out · $0.0012 · 3.4 s`: the cost only when the model's price is known."""
+    parts = [f"{event.usage.input_tokens:,} in", f"{event.usage.output_tokens:,} out"]
+    if event.cost_usd is not None:
+        parts.append(f"${event.cost_usd:.4f}" if event.cost_usd < 1 else f"${event.cost_usd:,.2f}")
+    if event.seconds is not None:
+        parts.append(f"{event.seconds:.1f} s")
+    return "-# " + " · ".join(parts)
+
+
 class Transcript:
     """An ordered list of blocks. Text deltas append in O(1); tool lines update in place."""
 
-    def __init__(self) -> None:
+    def __init__(self, usage_footer: bool = False) -> None:
+        self._usage_footer = usage_footer  # discord.usage_footer
+        self._footer = ""  # shown last, once the answer is complete
         self._blocks: list[_Text | _Line] = []
         self._tool_lines: dict[str, _Line] = {}
         self._sealed = 0  # text after this many blocks starts a new block
@@ -114,6 +126,8 @@ class Transcript:
                 self._blocks.append(_Line(f"-# ℹ️ {text}"))
             case TurnFailed(message=message):
                 self._blocks.append(_Line(f"⚠️ {message}"))
+            case TurnCompleted(stopped_by=None) if self._usage_footer:
+                self._footer = usage_line(event)
             case TurnCompleted(stopped_by=str() as name):
                 # A name is shown, never pinged (and cannot break the small line's markdown).
                 shown = escape_mentions(escape_markdown(" ".join(name.split())))
@@ -140,8 +154,10 @@ class Transcript:
         return len(self._blocks)
 
     def render(self, start: int = 0, end: int | None = None) -> str:
+        """The blocks from `start` to `end`; to the end: with the usage footer, once known."""
         out: list[str] = []
-        for block in self._blocks[start:end]:
+        footer = [_Line(self._footer)] if end is None and self._footer else []
+        for block in [*self._blocks[start:end], *footer]:
             text = block.render()
             if out and not out[-1].endswith("\n"):
                 out.append("\n")

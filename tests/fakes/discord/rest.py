@@ -153,6 +153,17 @@ async def get_user(request: web.Request) -> web.Response:
     return json_response(fake.world.user_payload(uid))
 
 
+async def get_member(request: web.Request) -> web.Response:
+    """A guild member: every user of the world is a member of every guild the bot is in."""
+    fake: FakeDiscord = request.app[FAKE]
+    uid, gid = int(request.match_info["user_id"]), int(request.match_info["guild_id"])
+    if gid not in fake.world.guilds:
+        return error(404, 10004, "Unknown Guild")
+    if uid not in fake.world.users:
+        return error(404, 10007, "Unknown Member")
+    return json_response(fake.world.member_payload(uid))
+
+
 async def get_gateway(request: web.Request) -> web.Response:
     fake: FakeDiscord = request.app[FAKE]
     data: dict = {"url": fake.gateway.ws_url}
@@ -268,6 +279,7 @@ def add_routes(app: web.Application) -> None:
     r = app.router
     r.add_get(f"{API}/users/@me", get_me)
     r.add_get(f"{API}/users/{{user_id:\\d+}}", get_user)
+    r.add_get(f"{API}/guilds/{{guild_id:\\d+}}/members/{{user_id:\\d+}}", get_member)
     r.add_get(f"{API}/gateway", get_gateway)
     r.add_get(f"{API}/gateway/bot", get_gateway)
     r.add_get(f"{API}/oauth2/applications/@me", get_application)
