@@ -13,6 +13,7 @@ from bot.backends.base import system_prompt, user_field
 from bot.backends.context import budget_for, estimate_tokens, fit, model_window
 from bot.backends.failures import (
     CUT_SHORT,
+    REFUSED,
     EmptyAnswer,
     Failure,
     StreamCut,
@@ -31,6 +32,8 @@ from bot.backends.history import (
     without_thinking,
 )
 from bot.backends.images import fetch_images
+from bot.backends.prompt_cache import cache_key, keys_cache, marks_cache, with_breakpoints
+from bot.backends.routes import route
 from bot.config import LLMConfig
 from bot.core.events import (
     Attachment,
@@ -62,9 +65,10 @@ class _Round:
     """What one streamed completion produced."""
 
     text: str = ""
-    calls: list[dict[str, str]] = field(default_factory=list)
+    calls: list[dict[str, Any]] = field(default_factory=list)
     by_index: dict[int, int] = field(default_factory=dict)  # stream index -> newest call there
     thinking: list[dict[str, Any]] = field(default_factory=list)
+    refused: bool = False  # the text is the model's refusal (`delta.refusal`)
     usage: Usage = field(default_factory=Usage)
     spent: Usage = field(default_factory=Usage)  # earlier attempts that still cost tokens
     finish: str | None = None
@@ -97,6 +101,10 @@ class _Round:
                 self.calls.append(entry)
         if call_id:
             entry["id"] = call_id
+        fields = getattr(call, "provider_specific_fields", None)
+        if fields:
+            # Gemini's thought signature (via litellm): refused later if not sent back with the call.
+            entry["provider_specific_fields"] = dict(fields)
         if index is not None:
             self.by_index[index] = next(n for n, c in enumerate(self.calls) if c is entry)
         function = getattr(call, "function", None)
@@ -142,6 +150,11 @@ class _Round:
                     "id": c["id"],
                     "type": "function",
                     "function": {"name": c["name"], "arguments": c["arguments"]},
+                    **(
+                        {"provider_specific_fields": c["provider_specific_fields"]}
+                        if "provider_specific_fields" in c
+                        else {}
+                    ),
                 }
                 for c in self.calls
             ]
@@ -154,9 +167,12 @@ class _Round:
 class ChatBackend:
     name = "chat"
 
-    def __init__(self, llm: LLMConfig, *, tools: ToolExecutor | None = None) -> None:
+    def __init__(
+        self, llm: LLMConfig, *, tools: ToolExecutor | None = None, secret: bytes | None = None
+    ) -> None:
         self._llm = llm
         self._tools = tools
+        self._secret = secret  # the install's, for the prompt cache key (bot/core/keyed.py)
         # OpenAI-compatible models go through the openai SDK, the rest through litellm.
         self._transport = chat_transport.ChatTransport(llm)
 
@@ -189,6 +205,14 @@ class ChatBackend:
         tools = self._tools.chat_tools() if self._tools else []
         round_number = 0
         tool_images: list[Attachment] = []  # tools' images, for the next request only (vision)
+        extras: dict[str, Any] = {}  # the same on every request of the turn
+        if user := user_field(request.user_id, llm.send_user_id):
+            extras["user"] = user
+        if self._secret and keys_cache(
+            llm.prompt_cache, model, route(llm, model).base_url, chat=True
+        ):
+            extras["prompt_cache_key"] = cache_key(self._secret, request.key)
+        marks = marks_cache(llm.prompt_cache, model)
 
         def keep(items: list[dict[str, Any]]) -> ConversationState:
             stored = trim_history(without_thinking(items), llm.max_history_messages)
@@ -200,14 +224,15 @@ class ChatBackend:
             )
             prompt = system_prompt(request.system_prompt or llm.system_prompt)
             messages = [{"role": "system", "content": prompt}, *context]
+            if marks:  # the last stored message before the question: the end of what repeats
+                messages = with_breakpoints(messages, len(context) - len(new))
             if tool_images:  # not stored: later turns keep the tool's text note only
                 messages.append(images_message(tool_images, responses=False))
                 tool_images = []
             # The last round offers no tool calls, so the model has to answer in words.
             last_round = round_number == llm.max_tool_rounds
             result = _Round()
-            user = user_field(request.user_id, llm.send_user_id)
-            async for event in self._stream(model, messages, tools, last_round, result, user):
+            async for event in self._stream(model, messages, tools, last_round, result, extras):
                 yield event
             usage = usage + result.cost
             failure = result.failure
@@ -243,7 +268,9 @@ class ChatBackend:
             message = result.assistant_message()
             if message is not None:
                 new.append(message)
-            if result.finish in CUT_SHORT:
+            if result.refused:
+                yield Notice(text=REFUSED)
+            elif result.finish in CUT_SHORT:
                 yield Notice(text=CUT_SHORT[result.finish])
             if not result.calls:
                 break
@@ -279,7 +306,7 @@ class ChatBackend:
         tools: list[dict[str, Any]],
         last_round: bool,
         result: _Round,
-        user: str | None = None,
+        extras: dict[str, Any],
     ) -> AsyncIterator[TurnEvent]:
         """One completion with retries; retries stop once any text has been shown. A final
         failure is left in `result.failure` for the turn to decide on."""
@@ -289,9 +316,8 @@ class ChatBackend:
             "stream": True,
             "stream_options": {"include_usage": True},
             **self._llm.params,
+            **extras,
         }
-        if user:
-            kwargs["user"] = user
         if tools:
             kwargs["tools"] = tools
             if last_round:
@@ -345,7 +371,10 @@ def _absorb(chunk: Any, result: _Round) -> list[TurnEvent]:
         result.add_thinking(block)
     for call in getattr(delta, "tool_calls", None) or []:
         result.add_call_fragment(call)
-    text = getattr(delta, "content", None) or ""
+    # A refusal is the answer, shown and stored as one (the turn marks it as a refusal).
+    refusal = getattr(delta, "refusal", None) or ""
+    result.refused = result.refused or bool(refusal)
+    text = (getattr(delta, "content", None) or "") + refusal
     if text:
         result.text += text
         events.append(TextDelta(text=text))
@@ -356,9 +385,14 @@ def _usage(usage: Any) -> Usage:
     prompt = getattr(usage, "prompt_tokens_details", None)
     completion = getattr(usage, "completion_tokens_details", None)
     cached = getattr(prompt, "cached_tokens", None) or getattr(usage, "cache_read_input_tokens", 0)
+    # Anthropic's cache writes, as litellm (and its proxy) report them.
+    written = getattr(usage, "cache_creation_input_tokens", None) or getattr(
+        prompt, "cache_write_tokens", 0
+    )
     return Usage(
         input_tokens=getattr(usage, "prompt_tokens", 0) or 0,
         output_tokens=getattr(usage, "completion_tokens", 0) or 0,
         cached_input_tokens=cached or 0,
         reasoning_tokens=getattr(completion, "reasoning_tokens", 0) or 0,
+        cache_write_tokens=written if isinstance(written, int) else 0,
     )

@@ -7,9 +7,10 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from bot.backends.base import OpenAIClients, system_prompt, user_field
+from bot.backends.base import OpenAIClients, safety_identifier, system_prompt, user_field
 from bot.backends.context import budget_for, fit, model_window
 from bot.backends.failures import (
+    REFUSED,
     ran_note,
     still_too_long,
     tool_label,
@@ -22,19 +23,17 @@ from bot.backends.history import (
     without_image_urls,
 )
 from bot.backends.images import fetch_images
-from bot.backends.responses_events import (
-    ApprovalAsk,
-    Round,
-    json_object,
-    mcp_tool,
-)
+from bot.backends.prompt_cache import cache_key, keys_cache
+from bot.backends.responses_events import ApprovalAsk, Round
 from bot.backends.responses_items import (
     call_item,
     is_output,
     output_item,
     overflow_repair,
 )
+from bot.backends.responses_mcp import json_object, mcp_tool
 from bot.backends.responses_stream import stream_response
+from bot.backends.routes import route
 from bot.config import LLMConfig, MCPServerConfig
 from bot.core.approval_flow import ask_approval
 from bot.core.approvals import ApprovalRequest
@@ -87,9 +86,12 @@ class ResponsesBackend:
         *,
         tools: ToolExecutor | None,
         servers: dict[str, MCPServerConfig],
+        secret: bytes | None = None,
     ) -> None:
         self._llm = llm
         self._tools = tools
+        # The install's (bot/core/keyed.py): keys safety_identifier and prompt_cache_key.
+        self._secret = secret
         self._server_tools = [
             mcp_tool(name, server) for name, server in servers.items() if server.server_side
         ]
@@ -139,6 +141,7 @@ class ResponsesBackend:
         repaired = False
         round_number = 0
         images_item: dict[str, Any] | None = None  # tools' images for the next request (vision)
+        extras = self._extras(request, model)
         approved: list[str] = []  # tools a person approved in the request about to be sent
 
         def keep(
@@ -185,9 +188,7 @@ class ResponsesBackend:
                     # out of `items`, which an overflow repair splits into history and kept.
                     outgoing = [*items, images_item]
             images_item = None
-            kwargs = self._arguments(model, outgoing, previous, tools, last_round)
-            if user := user_field(request.user_id, llm.send_user_id):
-                kwargs["user"] = user
+            kwargs = {**self._arguments(model, outgoing, previous, tools, last_round), **extras}
             if request.system_prompt:
                 kwargs["instructions"] = system_prompt(request.system_prompt)
             result = Round(answered=answered)
@@ -227,6 +228,8 @@ class ResponsesBackend:
                 return
             final_id = result.response_id
             pending = []
+            if result.refused:
+                yield Notice(text=REFUSED)
             if result.text:
                 kept.append({"role": "assistant", "content": result.text})
             calls = result.calls_to_run(own_tools)
@@ -292,6 +295,19 @@ class ResponsesBackend:
             usage=usage,
             model=model,
         )
+
+    def _extras(self, request: TurnRequest, model: str) -> dict[str, Any]:
+        """Who asks and which conversation, the same on every request of the turn."""
+        llm, extras = self._llm, {}
+        if user := user_field(request.user_id, llm.send_user_id):
+            extras["user"] = user  # as before: a LiteLLM proxy's budgets are keyed on it
+        if self._secret is None:
+            return extras
+        if safety := safety_identifier(self._secret, request.user_id, llm.send_user_id):
+            extras["safety_identifier"] = safety
+        if keys_cache(llm.prompt_cache, model, route(llm, model).base_url, chat=False):
+            extras["prompt_cache_key"] = cache_key(self._secret, request.key)
+        return extras
 
     def _arguments(
         self,
