@@ -102,7 +102,7 @@ async def build_core(settings: Settings, *, ask_users: bool = False) -> AsyncIte
                 settings.mcp.approval_timeout_s,
                 allowance=limits.daily_refusal,
             )
-            backend = make_backend(settings, executor)
+            backend = make_backend(settings, executor, store.install_secret())
             try:
                 yield Core(
                     settings=settings,

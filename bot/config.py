@@ -22,10 +22,12 @@ from bot.config_discord import (
     ApprovalDelivery,
     AttachmentsConfig,
     ConversationOptions,
+    PermissionsConfig,
     ReactionsConfig,
 )
 from bot.config_file import ConfigError, YamlSource  # ConfigError: imported from here by all
 from bot.config_models import ModelEntry
+from bot.config_params import LLMParams
 
 DEFAULT_CONFIG_PATH = "config.yaml"
 
@@ -80,6 +82,8 @@ class MCPServerConfig(_Section):
     """`never`, `always`, or `{never: [tool, ...]}` (listed tools run unasked, the rest ask)."""
     allowed_tools: list[str] | None = None
     """Only these tools of the server are offered; null = all."""
+    disallowed_tools: list[str] = Field(default_factory=list)
+    """Tools of the server never offered (nor allowed to a `server_side` server); wins over `allowed_tools`."""
     approvers: Approvers = Field(default_factory=Approvers)
     """Who may approve this server's tools besides admins (and the requester)."""
     requester_can_approve: bool = True
@@ -128,8 +132,8 @@ class LLMConfig(_Section):
     """Timeout of one LLM request, in seconds."""
     max_retries: int = Field(default=3, ge=0, le=10)
     """Retries of a request that failed transiently, with backoff (and the server's Retry-After), before the turn fails or goes to the next of `fallback_models`."""
-    params: dict[str, Any] = Field(default_factory=dict)
-    """Passed through to the API, e.g. `{temperature: 0.3}`."""
+    params: LLMParams = Field(default_factory=dict)
+    """Passed through to the API, e.g. `{temperature: 0.3, seed: 7}`; never what the bot sets itself (`model`, `messages`/`input`, `tools`, `stream`, `user`, ...)."""
     send_user_id: bool = True
     """Send a hash of the Discord user id as the request's `user`, so a LiteLLM proxy's
     per-user budgets and rate limits apply across all bot processes."""
@@ -137,6 +141,8 @@ class LLMConfig(_Section):
     """What users see of a model's reasoning: `hide` (typing only), `status` (a `thinking… 12 s` line the answer replaces) or `summary` (the reasoning summary in small text above the answer)."""
     max_context_tokens: int | None = Field(default=None, ge=1024)
     """The input budget in tokens; null = the model's window from litellm's offline model map. Old tool results are shortened first, then the oldest turns left out."""
+    prompt_cache: Literal["auto", "on", "off"] = "auto"
+    """`cache_control` breakpoints (system prompt, last stored message) and `prompt_cache_key` (an HMAC of the conversation): `auto` where the provider takes them (Anthropic-style models through litellm, OpenAI's own API), `on` to any endpoint (a LiteLLM proxy), `off` never."""
     truncation: Literal["auto", "disabled"] = "auto"
     """responses with `state: server`: sent as `truncation`; `auto` lets the server drop the oldest items instead of refusing every request once the conversation outgrows the window."""
 
@@ -173,27 +179,6 @@ class LLMConfig(_Section):
             if entry.model == model and (entry.api_key_env or entry.base_url):
                 return entry
         return None
-
-
-class AllowBlock(_Section):
-    allow: list[int] = Field(default_factory=list)
-    """Ids allowed; an empty list allows everyone."""
-    block: list[int] = Field(default_factory=list)
-    """Ids refused; block wins over allow."""
-
-
-class PermissionsConfig(_Section):
-    users: AllowBlock = Field(default_factory=AllowBlock)
-    """User ids."""
-    roles: AllowBlock = Field(default_factory=AllowBlock)
-    """Role ids."""
-    channels: AllowBlock = Field(default_factory=AllowBlock)
-    """Channel ids (threads follow their parent channel)."""
-    admin_ids: list[int] = Field(default_factory=list)
-    """User ids that bypass the lists, may decide any approval and may `/reset everyone`."""
-    manager_roles: list[int] = Field(default_factory=list)
-    """Role ids that may `/model` and `/reset` conversations shared by a channel or thread, and
-    set or clear a channel's `/system` prompt (admins may too)."""
 
 
 class ChannelConfig(_Section):

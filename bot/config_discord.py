@@ -1,5 +1,5 @@
-"""The small sections of `discord`: reactions, recent context, bot threads, approval delivery,
-attachments."""
+"""The small sections of `discord`: permissions, reactions, recent context, bot threads,
+approval delivery, attachments."""
 
 from __future__ import annotations
 
@@ -79,3 +79,30 @@ class AttachmentsConfig(BaseModel):
     """Text, code and PDF files larger than this are skipped (with a line saying so)."""
     max_chars: int = Field(default=20_000, ge=100)
     """Text taken from one file; the rest is cut and the model is told so."""
+
+
+class AllowBlock(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    allow: list[int] = Field(default_factory=list)
+    """Ids allowed; an empty list allows everyone."""
+    block: list[int] = Field(default_factory=list)
+    """Ids refused; block wins over allow."""
+
+
+class PermissionsConfig(BaseModel):
+    """`discord.permissions`: who may use the bot where, and who manages it."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    users: AllowBlock = Field(default_factory=AllowBlock)
+    """User ids."""
+    roles: AllowBlock = Field(default_factory=AllowBlock)
+    """Role ids."""
+    channels: AllowBlock = Field(default_factory=AllowBlock)
+    """Channel ids (threads follow their parent channel)."""
+    admin_ids: list[int] = Field(default_factory=list)
+    """User ids that bypass the lists, may decide any approval and may `/reset everyone`."""
+    manager_roles: list[int] = Field(default_factory=list)
+    """Role ids that may `/model` and `/reset` conversations shared by a channel or thread, and
+    set or clear a channel's `/system` prompt (admins may too)."""

@@ -61,4 +61,5 @@ def turn_cost(model: str, usage: Usage) -> float | None:
         input_tokens=usage.input_tokens,
         cached_tokens=usage.cached_input_tokens,
         output_tokens=usage.output_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
     )

@@ -86,6 +86,11 @@ MISTAKES = {
         {"DISCORD_TOKEN": "x"},
         "discord.shard_ids: each id must be from 0 to 1",
     ),
+    "a param the bot owns": (
+        "llm:\n  params: {temperature: 0.2, tool_choice: required}\n",
+        {"DISCORD_TOKEN": "x"},
+        "llm.params: `tool_choice` is set by the bot itself",
+    ),
     "missing BOT_CONFIG file": (
         "",
         {"DISCORD_TOKEN": "x", "BOT_CONFIG": "/nonexistent.yaml"},

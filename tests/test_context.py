@@ -6,7 +6,7 @@ import asyncio
 import json
 from types import SimpleNamespace
 
-from bot.backends.chat import _Round
+from bot.backends.chat_round import ChatRound
 from bot.backends.context import SHORTENED, Trimmed, budget_for, estimate_tokens, fit
 from bot.core.events import ReasoningDelta, TextDelta
 from bot.discord.streaming.reasoning import ReasoningView
@@ -84,7 +84,7 @@ def fragment(index: int | None, call_id: str | None, name: str | None, args: str
 
 
 def test_tool_calls_are_keyed_by_id_and_index() -> None:
-    result = _Round()
+    result = ChatRound()
     for piece in [
         fragment(0, "call_a", "left", ""),
         fragment(0, None, None, '{"x": '),
@@ -102,7 +102,7 @@ def test_tool_calls_are_keyed_by_id_and_index() -> None:
 
 
 def test_thinking_blocks_are_joined_with_their_signature() -> None:
-    result = _Round()
+    result = ChatRound()
     for block in [
         {"type": "thinking", "thinking": "Let me "},
         {"type": "thinking", "thinking": "see."},

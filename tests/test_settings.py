@@ -74,3 +74,41 @@ def test_several_mistakes_give_one_line_each(workdir: Path) -> None:
         ["llm.backend", "llm.max_tool_rounds", "discord.scopee", "discord.edit_interval_s"]
     ), lines
     assert all(len(line) < 200 and "http" not in line for line in lines)
+
+
+# What the bot sets on each request itself (issue 27); llm.params must never override them.
+OWNED = [
+    "model",
+    "messages",
+    "input",
+    "tools",
+    "tool_choice",
+    "stream",
+    "stream_options",
+    "store",
+    "previous_response_id",
+    "truncation",
+    "user",
+    "safety_identifier",
+    "prompt_cache_key",
+]
+
+
+@pytest.mark.parametrize("key", OWNED)
+def test_params_cannot_set_what_the_bot_owns(workdir: Path, key: str) -> None:
+    (workdir / "config.yaml").write_text(f"llm:\n  params: {{temperature: 0.2, {key}: x}}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    line = str(caught.value)
+    assert line == (
+        f"llm.params: `{key}` is set by the bot itself and cannot be passed through; "
+        "remove it from llm.params"
+    )
+
+
+def test_documented_params_pass(workdir: Path) -> None:
+    (workdir / "config.yaml").write_text(
+        "llm:\n  params: {temperature: 0.2, top_p: 0.9, max_tokens: 9, max_output_tokens: 9,"
+        " reasoning: {effort: low}, reasoning_effort: low, seed: 7, stop: [END]}\n"
+    )
+    assert load_settings().llm.params["seed"] == 7

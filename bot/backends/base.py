@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
+from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import cache
+from typing import Any
 
 import openai
 
 from bot.backends.routes import openai_key, route
 from bot.config import LLMConfig
 from bot.core.backend import Backend
+from bot.core.keyed import keyed_hash
 from bot.core.state import TurnRequest
 
 __all__ = [
     "Backend",
     "OpenAIClients",
     "openai_client",
+    "safety_identifier",
+    "sdk_arguments",
     "system_prompt",
     "turn_instructions",
     "user_field",
@@ -28,6 +35,32 @@ def user_field(user_id: int, enabled: bool) -> str | None:
     if not enabled:
         return None
     return hashlib.sha256(f"mcpcord-discord-user:{user_id}".encode()).hexdigest()[:32]
+
+
+def safety_identifier(secret: bytes, user_id: int, enabled: bool) -> str | None:
+    """The Responses request's `safety_identifier` (OpenAI's successor to `user`): an HMAC of the
+    Discord user id under the install's secret, so it names one user without being their id."""
+    if not enabled:
+        return None
+    return keyed_hash(secret, "safety-identifier", str(user_id))[:32]
+
+
+def sdk_arguments(create: Callable[..., Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """`kwargs` for an openai SDK `create`: what its signature does not name (a `llm.params`
+    entry such as `seed` on the Responses API, or a proxy's own parameter) goes in `extra_body`,
+    where the SDK sends it as it is instead of refusing the call."""
+    known = _parameters(getattr(create, "__func__", create))
+    extra = {k: v for k, v in kwargs.items() if k not in known}
+    if not extra:
+        return kwargs
+    named = {k: v for k, v in kwargs.items() if k in known}
+    named["extra_body"] = {**(named.get("extra_body") or {}), **extra}
+    return named
+
+
+@cache
+def _parameters(function: Callable[..., Any]) -> frozenset[str]:
+    return frozenset(inspect.signature(function).parameters)
 
 
 def system_prompt(template: str, now: datetime | None = None) -> str:

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from bot.backends import chat_transport, stopped
 from bot.backends.base import turn_instructions, user_field
+from bot.backends.chat_round import ChatRound, absorb
 from bot.backends.context import budget_for, estimate_tokens, fit, model_window
 from bot.backends.failures import (
     CUT_SHORT,
+    REFUSED,
     EmptyAnswer,
-    Failure,
     StreamCut,
     classify,
     ran_note,
@@ -32,11 +31,12 @@ from bot.backends.history import (
     without_thinking,
 )
 from bot.backends.images import fetch_images
+from bot.backends.prompt_cache import cache_key, keys_cache, marks_cache, with_breakpoints
+from bot.backends.routes import route
 from bot.config import LLMConfig
 from bot.core.events import (
     Attachment,
     Notice,
-    ReasoningDelta,
     TextDelta,
     ToolCallFinished,
     ToolCallStarted,
@@ -60,106 +60,15 @@ EMPTY_RETRIES = 2  # an empty stream is some providers' silent rate limit: worth
 import_litellm = chat_transport.import_litellm
 
 
-@dataclass
-class _Round:
-    """What one streamed completion produced."""
-
-    text: str = ""
-    calls: list[dict[str, str]] = field(default_factory=list)
-    by_index: dict[int, int] = field(default_factory=dict)  # stream index -> newest call there
-    thinking: list[dict[str, Any]] = field(default_factory=list)
-    usage: Usage = field(default_factory=Usage)
-    spent: Usage = field(default_factory=Usage)  # earlier attempts that still cost tokens
-    finish: str | None = None
-    failure: Failure | None = None
-
-    def reset(self) -> None:
-        spent = self.spent + self.usage
-        self.__dict__.update(_Round(spent=spent).__dict__)
-
-    @property
-    def cost(self) -> Usage:
-        return self.spent + self.usage
-
-    def add_call_fragment(self, call: Any) -> None:
-        """Join one streamed tool-call fragment, keyed by id as well as index.
-
-        Some providers repeat `index: 0` for parallel calls: a new id at a used index starts a
-        new call. Fragments without an id join the call open at their index, or the newest call.
-        """
-        index, call_id = getattr(call, "index", None), getattr(call, "id", None) or ""
-        entry = next((c for c in self.calls if call_id and c["id"] == call_id), None)
-        if entry is None:
-            at = self.calls[self.by_index[index]] if index in self.by_index else None
-            if at is not None and (not call_id or not at["id"]):
-                entry = at
-            elif at is None and not call_id and index is None and self.calls:
-                entry = self.calls[-1]
-            else:
-                entry = {"id": "", "name": "", "arguments": ""}
-                self.calls.append(entry)
-        if call_id:
-            entry["id"] = call_id
-        if index is not None:
-            self.by_index[index] = next(n for n, c in enumerate(self.calls) if c is entry)
-        function = getattr(call, "function", None)
-        if function is not None:
-            if function.name and not entry["name"]:
-                entry["name"] = function.name
-            if function.arguments:
-                entry["arguments"] += function.arguments
-
-    def add_thinking(self, block: Any) -> None:
-        """Anthropic thinking blocks arrive in pieces, the signature last; keep them whole."""
-        block = dict(block) if not isinstance(block, dict) else block
-        if block.get("type") != "thinking":
-            self.thinking.append(dict(block))  # redacted_thinking: passed back as it came
-            return
-        last = self.thinking[-1] if self.thinking else None
-        if last is None or last.get("type") != "thinking" or last.get("signature"):
-            last = {"type": "thinking", "thinking": ""}
-            self.thinking.append(last)
-        last["thinking"] += block.get("thinking") or ""
-        if block.get("signature"):
-            last["signature"] = block["signature"]
-
-    def finalize(self) -> None:
-        for entry in self.calls:
-            if not entry["id"]:
-                # The backend promises stable call ids: approvals and the database key on them.
-                entry["id"] = f"call_{uuid.uuid4().hex[:24]}"
-
-    def tool_calls(self) -> list[ToolCall]:
-        return [
-            ToolCall(call_id=c["id"], name=c["name"], arguments=c["arguments"]) for c in self.calls
-        ]
-
-    def assistant_message(self) -> dict[str, Any] | None:
-        """The round as history; None for an empty answer (null content is refused later)."""
-        if not self.text and not self.calls:
-            return None
-        message: dict[str, Any] = {"role": "assistant", "content": self.text or None}
-        if self.calls:
-            message["tool_calls"] = [
-                {
-                    "id": c["id"],
-                    "type": "function",
-                    "function": {"name": c["name"], "arguments": c["arguments"]},
-                }
-                for c in self.calls
-            ]
-            if self.thinking:
-                # Anthropic extended thinking refuses tool results without the thinking before.
-                message["thinking_blocks"] = self.thinking
-        return message
-
-
 class ChatBackend:
     name = "chat"
 
-    def __init__(self, llm: LLMConfig, *, tools: ToolExecutor | None = None) -> None:
+    def __init__(
+        self, llm: LLMConfig, *, tools: ToolExecutor | None = None, secret: bytes | None = None
+    ) -> None:
         self._llm = llm
         self._tools = tools
+        self._secret = secret  # the install's, for the prompt cache key (bot/core/keyed.py)
         # OpenAI-compatible models go through the openai SDK, the rest through litellm.
         self._transport = chat_transport.ChatTransport(llm)
 
@@ -192,12 +101,20 @@ class ChatBackend:
         tools = self._tools.chat_tools() if self._tools else []
         round_number = 0
         tool_images: list[Attachment] = []  # tools' images, for the next request only (vision)
+        extras: dict[str, Any] = {}  # the same on every request of the turn
+        if user := user_field(request.user_id, llm.send_user_id):
+            extras["user"] = user
+        if self._secret and keys_cache(
+            llm.prompt_cache, model, route(llm, model).base_url, chat=True
+        ):
+            extras["prompt_cache_key"] = cache_key(self._secret, request.key)
+        marks = marks_cache(llm.prompt_cache, model)
 
         def keep(items: list[dict[str, Any]]) -> ConversationState:
             stored = trim_history(without_thinking(items), llm.max_history_messages)
             return ConversationState(backend=self.name, history=tuple(stored), model=state.model)
 
-        result = _Round()
+        result = ChatRound()
         streaming = False  # a stop then cuts this round's words
         started: set[str] = set()  # calls that began running (a stop may cut them mid-way)
         try:
@@ -207,15 +124,16 @@ class ChatBackend:
                 )
                 prompt = turn_instructions(request, llm.system_prompt)
                 messages = [{"role": "system", "content": prompt}, *context]
+                if marks:  # the last stored message before the question: the end of what repeats
+                    messages = with_breakpoints(messages, len(context) - len(new))
                 if tool_images:  # not stored: later turns keep the tool's text note only
                     messages.append(images_message(tool_images, responses=False))
                     tool_images = []
                 # The last round offers no tool calls, so the model has to answer in words.
                 last_round = round_number == llm.max_tool_rounds
-                result = _Round()
-                user = user_field(request.user_id, llm.send_user_id)
+                result = ChatRound()
                 streaming = True
-                async for event in self._stream(model, messages, tools, last_round, result, user):
+                async for event in self._stream(model, messages, tools, last_round, result, extras):
                     yield event
                 streaming = False
                 usage = usage + result.cost
@@ -255,7 +173,9 @@ class ChatBackend:
                 message = result.assistant_message()
                 if message is not None:
                     new.append(message)
-                if result.finish in CUT_SHORT:
+                if result.refused:
+                    yield Notice(text=REFUSED)
+                elif result.finish in CUT_SHORT:
                     yield Notice(text=CUT_SHORT[result.finish])
                 if not result.calls:
                     break
@@ -308,8 +228,8 @@ class ChatBackend:
         messages: list[dict[str, Any]],
         tools: list[dict[str, Any]],
         last_round: bool,
-        result: _Round,
-        user: str | None = None,
+        result: ChatRound,
+        extras: dict[str, Any],
     ) -> AsyncIterator[TurnEvent]:
         """One completion with retries; retries stop once any text has been shown. A final
         failure is left in `result.failure` for the turn to decide on."""
@@ -319,9 +239,8 @@ class ChatBackend:
             "stream": True,
             "stream_options": {"include_usage": True},
             **self._llm.params,
+            **extras,
         }
-        if user:
-            kwargs["user"] = user
         if tools:
             kwargs["tools"] = tools
             if last_round:
@@ -333,7 +252,7 @@ class ChatBackend:
                 stream = await self._transport.create(model, **kwargs)
                 try:
                     async for chunk in stream:
-                        for event in _absorb(chunk, result):
+                        for event in absorb(chunk, result):
                             shown = shown or isinstance(event, TextDelta)
                             yield event
                 finally:
@@ -357,43 +276,3 @@ class ChatBackend:
                 await sleep_before_retry(attempt, failure)
                 attempt += 1
                 result.reset()
-
-
-def _absorb(chunk: Any, result: _Round) -> list[TurnEvent]:
-    """Fold one streamed chunk into `result`; return what to show."""
-    usage = getattr(chunk, "usage", None)
-    if usage:
-        result.usage = _usage(usage)
-    if not chunk.choices:
-        return []
-    choice = chunk.choices[0]
-    if choice.finish_reason:
-        result.finish = choice.finish_reason
-    delta = choice.delta
-    if delta is None:
-        return []
-    events: list[TurnEvent] = []
-    reasoning = getattr(delta, "reasoning_content", None)
-    if reasoning:
-        events.append(ReasoningDelta(text=reasoning))
-    for block in getattr(delta, "thinking_blocks", None) or []:
-        result.add_thinking(block)
-    for call in getattr(delta, "tool_calls", None) or []:
-        result.add_call_fragment(call)
-    text = getattr(delta, "content", None) or ""
-    if text:
-        result.text += text
-        events.append(TextDelta(text=text))
-    return events
-
-
-def _usage(usage: Any) -> Usage:
-    prompt = getattr(usage, "prompt_tokens_details", None)
-    completion = getattr(usage, "completion_tokens_details", None)
-    cached = getattr(prompt, "cached_tokens", None) or getattr(usage, "cache_read_input_tokens", 0)
-    return Usage(
-        input_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-        output_tokens=getattr(usage, "completion_tokens", 0) or 0,
-        cached_input_tokens=cached or 0,
-        reasoning_tokens=getattr(completion, "reasoning_tokens", 0) or 0,
-    )

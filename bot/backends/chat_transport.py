@@ -18,7 +18,7 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-from bot.backends.base import OpenAIClients
+from bot.backends.base import OpenAIClients, sdk_arguments
 from bot.backends.routes import OPENAI_PREFIX, route
 from bot.config import LLMConfig, ModelEntry
 
@@ -58,8 +58,9 @@ class ChatTransport:
         the answer is an async iterator of chunks, otherwise one completion."""
         if speaks_openai(model):
             client = self._openai.for_model(model)
-            return await client.chat.completions.create(
-                model=model.removeprefix(OPENAI_PREFIX), **kwargs
+            create = client.chat.completions.create
+            return await create(
+                model=model.removeprefix(OPENAI_PREFIX), **sdk_arguments(create, kwargs)
             )
         if self._litellm is None:
             self._litellm = import_litellm()

@@ -7,14 +7,17 @@ from bot.core.backend import Backend
 from bot.core.tool_calls import ToolExecutor
 
 
-def make_backend(settings: Settings, executor: ToolExecutor) -> Backend:
+def make_backend(settings: Settings, executor: ToolExecutor, secret: bytes) -> Backend:
+    """`secret`: the install's (Store.install_secret), for the hashes sent to providers."""
     if settings.llm.backend == "responses":
         from bot.backends.responses import ResponsesBackend
 
-        return ResponsesBackend(settings.llm, tools=executor, servers=settings.mcp.servers)
+        return ResponsesBackend(
+            settings.llm, tools=executor, servers=settings.mcp.servers, secret=secret
+        )
     from bot.backends.chat import ChatBackend
 
-    return ChatBackend(settings.llm, tools=executor)
+    return ChatBackend(settings.llm, tools=executor, secret=secret)
 
 
 def configured_models(settings: Settings) -> list[str]:

@@ -240,6 +240,8 @@ async def sleep_before_retry(attempt: int, failure: Failure) -> None:
 
 
 # Why an answer stopped early (chat finish_reason), said as a notice under the answer.
+REFUSED = "The model refused this request."
+
 CUT_SHORT = {
     "length": "The answer reached the model's length limit and was cut short.",
     "content_filter": "The model service's content filter cut the answer short.",

@@ -37,14 +37,29 @@ def user_content(text: str, image_urls: Sequence[str], *, responses: bool) -> An
 
 
 def without_thinking(items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """History to store: thinking blocks are needed only within the turn's tool rounds, and
-    would tie the conversation to one provider's format."""
-    return [
-        {k: v for k, v in item.items() if k != "thinking_blocks"}
-        if "thinking_blocks" in item
-        else item
-        for item in items
-    ]
+    """History to store: thinking blocks and thought signatures are needed only within the
+    turn's tool rounds, and would tie the conversation to one provider's format."""
+    return [_unsigned(item) for item in items]
+
+
+def _unsigned(item: dict[str, Any]) -> dict[str, Any]:
+    """Without thinking blocks, and tool calls without Gemini's thought signatures
+    (`provider_specific_fields`): needed in the turn's own tool rounds only, and another
+    provider (after /model) would refuse the unknown field."""
+    calls = item.get("tool_calls")
+    if "thinking_blocks" not in item and not any(
+        isinstance(c, dict) and "provider_specific_fields" in c for c in calls or []
+    ):
+        return item
+    kept = {k: v for k, v in item.items() if k != "thinking_blocks"}
+    if calls:
+        kept["tool_calls"] = [
+            {k: v for k, v in c.items() if k != "provider_specific_fields"}
+            if isinstance(c, dict)
+            else c
+            for c in calls
+        ]
+    return kept
 
 
 def with_placeholder(text: str, placeholder: str) -> str:

@@ -26,21 +26,35 @@ class ModelInfo:
     input_cost_per_token: float | None
     output_cost_per_token: float | None
     cached_input_cost_per_token: float | None
+    cache_write_cost_per_token: float | None = None
+    provider: str = ""  # litellm's name for who serves it: anthropic, bedrock_converse, openai...
+    supports_prompt_caching: bool = False
 
     def cost_usd(
-        self, *, input_tokens: int, cached_tokens: int, output_tokens: int
+        self,
+        *,
+        input_tokens: int,
+        cached_tokens: int,
+        output_tokens: int,
+        cache_write_tokens: int = 0,
     ) -> float | None:
         """US dollars for one request's usage; None when the map has no price for the model.
-        Reasoning tokens are billed as output tokens, so they are inside `output_tokens`."""
+        Reasoning tokens are billed as output tokens, so they are inside `output_tokens`; cache
+        reads and writes are parts of `input_tokens`, each at its own rate where the map has one."""
         if self.input_cost_per_token is None or self.output_cost_per_token is None:
             return None
         cached = min(cached_tokens, input_tokens)
+        written = min(cache_write_tokens, input_tokens - cached)
         cached_rate = self.cached_input_cost_per_token
         if cached_rate is None:
             cached_rate = self.input_cost_per_token
+        write_rate = self.cache_write_cost_per_token
+        if write_rate is None:
+            write_rate = self.input_cost_per_token
         return (
-            (input_tokens - cached) * self.input_cost_per_token
+            (input_tokens - cached - written) * self.input_cost_per_token
             + cached * cached_rate
+            + written * write_rate
             + output_tokens * self.output_cost_per_token
         )
 
@@ -58,6 +72,9 @@ def model_info(model: str) -> ModelInfo | None:
         input_cost_per_token=_number(entry.get("input_cost_per_token"), float),
         output_cost_per_token=_number(entry.get("output_cost_per_token"), float),
         cached_input_cost_per_token=_number(entry.get("cache_read_input_token_cost"), float),
+        cache_write_cost_per_token=_number(entry.get("cache_creation_input_token_cost"), float),
+        provider=str(entry.get("litellm_provider") or ""),
+        supports_prompt_caching=entry.get("supports_prompt_caching") is True,
     )
 
 

@@ -8,9 +8,13 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-from bot.backends.base import OpenAIClients, system_prompt, turn_instructions, user_field
+from bot.backends.base import (
+    OpenAIClients,
+    turn_instructions,
+)
 from bot.backends.context import budget_for, fit, model_window
 from bot.backends.failures import (
+    REFUSED,
     ran_note,
     still_too_long,
     tool_label,
@@ -23,19 +27,15 @@ from bot.backends.history import (
     without_image_urls,
 )
 from bot.backends.images import fetch_images
-from bot.backends.responses_events import (
-    ApprovalAsk,
-    Round,
-    asking_server,
-    json_object,
-    mcp_tool,
-)
+from bot.backends.responses_events import ApprovalAsk, Round, asking_server
 from bot.backends.responses_items import (
     call_item,
     is_output,
     output_item,
     overflow_repair,
 )
+from bot.backends.responses_mcp import json_object, mcp_tool
+from bot.backends.responses_request import request_arguments, request_extras
 from bot.backends.responses_stream import stream_response
 from bot.backends.stopped import cut_answer, open_calls, server_carry
 from bot.config import LLMConfig, MCPServerConfig
@@ -84,9 +84,12 @@ class ResponsesBackend:
         *,
         tools: ToolExecutor | None,
         servers: dict[str, MCPServerConfig],
+        secret: bytes | None = None,
     ) -> None:
         self._llm = llm
         self._tools = tools
+        # The install's (bot/core/keyed.py): keys safety_identifier and prompt_cache_key.
+        self._secret = secret
         self._server_tools = [
             mcp_tool(name, server) for name, server in servers.items() if server.server_side
         ]
@@ -137,6 +140,7 @@ class ResponsesBackend:
         repaired = False
         round_number = 0
         images_item: dict[str, Any] | None = None  # tools' images for the next request (vision)
+        extras = request_extras(llm, self._secret, request, model)
         approved: list[str] = []  # tools a person approved in the request about to be sent
 
         def keep(
@@ -189,9 +193,10 @@ class ResponsesBackend:
                         # out of `items`, which an overflow repair splits into history and kept.
                         outgoing = [*items, images_item]
                 images_item = None
-                kwargs = self._arguments(model, outgoing, previous, tools, last_round)
-                if user := user_field(request.user_id, llm.send_user_id):
-                    kwargs["user"] = user
+                kwargs = {
+                    **request_arguments(llm, model, outgoing, previous, tools, last_round),
+                    **extras,
+                }
                 kwargs["instructions"] = turn_instructions(request, llm.system_prompt)
                 result = Round(answered=answered)
                 streaming, calls, asked = True, [], []
@@ -232,6 +237,8 @@ class ResponsesBackend:
                     return
                 final_id = result.response_id
                 pending = []
+                if result.refused:
+                    yield Notice(text=REFUSED)
                 if result.text:
                     kept.append({"role": "assistant", "content": result.text})
                 calls = result.calls_to_run(own_tools)
@@ -327,34 +334,6 @@ class ResponsesBackend:
             usage=usage,
             model=model,
         )
-
-    def _arguments(
-        self,
-        model: str,
-        items: list[dict[str, Any]],
-        previous: str | None,
-        tools: list[dict[str, Any]],
-        last_round: bool,
-    ) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {
-            "model": model,
-            # Sent every request: the API does not carry instructions over previous_response_id.
-            "instructions": system_prompt(self._llm.system_prompt),
-            "input": items,
-            "stream": True,
-            **self._llm.params,
-        }
-        if previous is not None:
-            kwargs["previous_response_id"] = previous
-        if self._llm.state == "server":
-            # The API's default (disabled) refuses every request once the stored conversation
-            # outgrows the window; `auto` drops its oldest items instead.
-            kwargs["truncation"] = self._llm.truncation
-        if tools:
-            kwargs["tools"] = tools
-            if last_round:
-                kwargs["tool_choice"] = "none"
-        return kwargs
 
     async def _run_call(self, call: ToolCall, request: TurnRequest) -> AsyncIterator[TurnEvent]:
         if self._tools is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -19,13 +18,11 @@ from bot.backends.failures import (
     Failure,
     classify,
 )
-from bot.config import ApprovalLists, ApprovalSetting, MCPServerConfig
+from bot.backends.responses_mcp import McpLines
 from bot.core.events import (
     Notice,
     ReasoningDelta,
     TextDelta,
-    ToolCallFinished,
-    ToolCallStarted,
     TurnEvent,
     Usage,
 )
@@ -70,10 +67,12 @@ class Round:
     # unnamed): from then on the request must not be sent again, or the tool runs again.
     mcp_started: dict[str, str] = field(default_factory=dict)
     incomplete: bool = False  # the server stopped it early (length limit, content filter)
+    refused: bool = False  # the text is the model's refusal (a `refusal` content part)
     spent: Usage = field(default_factory=Usage)  # earlier attempts that still cost tokens
     _usages: dict[str, Usage] = field(default_factory=dict)
     _done_items: set[str] = field(default_factory=set)
     _streamed_items: set[str] = field(default_factory=set)
+    _mcp_lines: McpLines = field(default_factory=McpLines)  # server-side calls as they run
 
     def reset(self) -> None:
         fresh = Round(answered=self.answered, spent=self.spent + self.usage)
@@ -105,6 +104,7 @@ class Round:
         elif kind in ("response.output_text.delta", "response.refusal.delta"):
             delta = _get(event, "delta") or ""
             self._streamed_items.add(_get(event, "item_id") or "")
+            self.refused = self.refused or (kind == "response.refusal.delta" and bool(delta))
             if delta:
                 self.text += delta
                 return [TextDelta(text=delta)]
@@ -116,8 +116,15 @@ class Round:
                 return [ReasoningDelta(text="")]  # reasoning has begun, maybe without a summary
             if _get(item, "type") in MCP_ITEMS:
                 self._mcp_started(_get(item, "id"), item)
+            if _get(item, "type") == "mcp_call":
+                item_id = _get(item, "id") or ""
+                return self._mcp_lines.running(item_id, self._mcp_call_id(item, item_id), item)
+        elif kind == "response.mcp_call_arguments.done":
+            return self._mcp_lines.arguments(_get(event, "item_id") or "", _get(event, "arguments"))
         elif isinstance(kind, str) and kind.startswith("response.mcp_call."):
             self._mcp_started(_get(event, "item_id"), None)  # in_progress, completed, failed
+            if kind in ("response.mcp_call.completed", "response.mcp_call.failed"):
+                return self._mcp_lines.ended(_get(event, "item_id") or "", kind.endswith("failed"))
         elif kind == "response.output_item.done":
             return self._item_done(_get(event, "item"))
         elif kind in ("response.completed", "response.incomplete"):
@@ -151,10 +158,13 @@ class Round:
         self.response_id = response_id or None
         usage = _get(response, "usage")
         if usage is not None:
+            details = _get(usage, "input_tokens_details")
             self._usages[response_id] = Usage(
                 input_tokens=_get(usage, "input_tokens") or 0,
                 output_tokens=_get(usage, "output_tokens") or 0,
-                cached_input_tokens=_get(_get(usage, "input_tokens_details"), "cached_tokens") or 0,
+                cached_input_tokens=_get(details, "cached_tokens") or 0,
+                # A LiteLLM proxy's Anthropic cache writes.
+                cache_write_tokens=_get(details, "cache_write_tokens") or 0,
                 reasoning_tokens=_get(_get(usage, "output_tokens_details"), "reasoning_tokens")
                 or 0,
             )
@@ -175,10 +185,9 @@ class Round:
             self._mcp_started(item_id, item)  # a proxy may send done events only
         if kind == "message" and item_id not in self._streamed_items:
             # A server that sends whole messages without deltas still gets its text shown.
-            text = "".join(
-                _get(part, "text") or _get(part, "refusal") or ""
-                for part in _get(item, "content") or []
-            )
+            parts = _get(item, "content") or []
+            self.refused = self.refused or any(_get(p, "type") == "refusal" for p in parts)
+            text = "".join(_get(part, "text") or _get(part, "refusal") or "" for part in parts)
             self.text += text
             return [TextDelta(text=text)] if text else []
         if kind == "function_call":
@@ -205,26 +214,19 @@ class Round:
     def _mcp_call(self, item: Any, item_id: str) -> list[TurnEvent]:
         name = _get(item, "name") or ""
         self.mcp_names.add(name)
-        approval_id = _get(item, "approval_request_id")
-        call_id = approval_id if approval_id in self.answered else item_id
-        server = _get(item, "server_label") or ""
         error = mcp_error_text(_get(item, "error"))
         failed = bool(error) or _get(item, "status") == "failed"
-        return [
-            ToolCallStarted(
-                call_id=call_id,
-                server=server,
-                tool=name,
-                arguments=json_object(_get(item, "arguments") or ""),
-            ),
-            ToolCallFinished(
-                call_id=call_id,
-                server=server,
-                tool=name,
-                outcome="failed" if failed else "done",
-                output=_get(item, "output") or error or "",
-            ),
-        ]
+        return self._mcp_lines.finished(
+            item_id,
+            self._mcp_call_id(item, item_id),
+            item,
+            "failed" if failed else "done",
+            _get(item, "output") or error or "",
+        )
+
+    def _mcp_call_id(self, item: Any, item_id: str) -> str:
+        approval_id = _get(item, "approval_request_id")
+        return approval_id if approval_id in self.answered else item_id
 
     def calls_to_run(self, own_tools: set[str]) -> list[ToolCall]:
         """The function calls the bot must answer.
@@ -292,42 +294,6 @@ def missing_previous(exc: BaseException, previous_id: str) -> bool:
     if "previous_response" in message or "previous response" in message:
         return True
     return "not found" in message and previous_id.lower() in message
-
-
-def mcp_tool(name: str, server: MCPServerConfig) -> dict[str, Any]:
-    """A server-side MCP server as a Responses `mcp` tool."""
-    tool: dict[str, Any] = {
-        "type": "mcp",
-        "server_label": name,
-        "server_url": server.url,
-        "require_approval": require_approval(server.require_approval),
-    }
-    if server.allowed_tools is not None:
-        tool["allowed_tools"] = list(server.allowed_tools)
-    if server.headers:
-        tool["headers"] = {k: v.get_secret_value() for k, v in server.headers.items()}
-    return tool
-
-
-def require_approval(setting: ApprovalSetting) -> Any:
-    if not isinstance(setting, ApprovalLists):
-        return setting
-    # Unlisted tools need approval (bot/core/approvals.py), which is also the API's default.
-    value: dict[str, Any] = {"never": {"tool_names": list(setting.never)}}
-    if setting.always:
-        value["always"] = {"tool_names": list(setting.always)}
-    return value
-
-
-def json_object(raw: str) -> dict[str, Any]:
-    """Arguments for display and approval: the JSON object, or the raw text kept visible."""
-    if not raw.strip():
-        return {}
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        return {"raw": raw}
-    return value if isinstance(value, dict) else {"raw": raw}
 
 
 def mcp_error_text(error: Any) -> str:

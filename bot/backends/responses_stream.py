@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+from bot.backends.base import sdk_arguments
 from bot.backends.failures import EmptyAnswer, Failure, StreamCut, sleep_before_retry, status_of
 from bot.backends.responses_events import Round, failure_of, missing_previous
 from bot.backends.responses_items import is_output
@@ -49,7 +50,7 @@ async def stream_response(
         shown = False
         stream: Any = None
         try:
-            stream = await client.responses.create(**kwargs)
+            stream = await client.responses.create(**sdk_arguments(client.responses.create, kwargs))
             async for event in stream:
                 for out in result.absorb(event):
                     shown = shown or not isinstance(out, ReasoningDelta)

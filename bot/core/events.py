@@ -17,6 +17,9 @@ class Usage:
     output_tokens: int = 0
     cached_input_tokens: int = 0  # the part of input_tokens the provider served from its cache
     reasoning_tokens: int = 0  # the part of output_tokens spent reasoning
+    # The part of input_tokens written to the provider's prompt cache (Anthropic bills it above
+    # the input price; `cache_creation_input_tokens`).
+    cache_write_tokens: int = 0
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
@@ -24,6 +27,7 @@ class Usage:
             output_tokens=self.output_tokens + other.output_tokens,
             cached_input_tokens=self.cached_input_tokens + other.cached_input_tokens,
             reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
+            cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
         )
 
     def __bool__(self) -> bool:

@@ -76,6 +76,7 @@ class TurnLog:
             "input_tokens": usage.input_tokens,
             "output_tokens": usage.output_tokens,
             "cached_tokens": usage.cached_input_tokens,
+            "cache_write_tokens": usage.cache_write_tokens,
             "cost_usd": round(cost, 6) if cost is not None else None,
             "duration_s": round(time.monotonic() - self._started, 3),
             "tools": self._tools,

@@ -70,7 +70,7 @@ class LiveConfig:
             self.settings.mcp.approval_timeout_s,
             allowance=self._limits.daily_refusal,
         )
-        backend = make_backend(new, executor)
+        backend = make_backend(new, executor, core.store.install_secret())
         self.retired.append(core.conversations.backend)
         core.conversations.use_backend(backend)
         self._limits.reconfigure(new.limits)

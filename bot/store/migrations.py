@@ -217,4 +217,14 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX turn_authors_by_user ON turn_authors (user_id)",
         ),
     ),
+    Migration(
+        "m011_cache_writes",
+        (
+            # Input tokens written to the provider's prompt cache (Anthropic's
+            # cache_creation_input_tokens): a part of input_tokens, priced at its own rate.
+            "ALTER TABLE usage ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0"
+            " CHECK (cache_write_tokens >= 0)",
+            "ALTER TABLE usage_daily ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0",
+        ),
+    ),
 )

@@ -37,6 +37,7 @@ class UsageTotals:
     reasoning_tokens: int = 0
     cost_usd: float = 0.0
     unpriced_turns: int = 0
+    cache_write_tokens: int = 0  # a part of input_tokens, as cached_input_tokens is
 
     def __add__(self, other: UsageTotals) -> UsageTotals:
         return UsageTotals(
@@ -47,6 +48,7 @@ class UsageTotals:
             reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
             cost_usd=self.cost_usd + other.cost_usd,
             unpriced_turns=self.unpriced_turns + other.unpriced_turns,
+            cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
         )
 
 

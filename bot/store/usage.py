@@ -18,8 +18,8 @@ def usage_row(key: ConversationKey, turn: TurnRecord, now: str) -> tuple[str, tu
     """The INSERT of one turn's usage row, with its parameters."""
     return (
         "INSERT INTO usage (conversation_key, guild_id, channel_id, user_id, model, input_tokens,"
-        " output_tokens, cached_input_tokens, reasoning_tokens, cost_usd, duration_s, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " output_tokens, cached_input_tokens, reasoning_tokens, cost_usd, duration_s, created_at,"
+        " cache_write_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             str(key),
             key.guild_id,
@@ -33,6 +33,7 @@ def usage_row(key: ConversationKey, turn: TurnRecord, now: str) -> tuple[str, tu
             turn.cost_usd,
             turn.duration_s,
             now,
+            turn.usage.cache_write_tokens,
         ),
     )
 
@@ -47,6 +48,7 @@ async def insert_usage(
 TOTALS_SELECT = (
     "SELECT COUNT(*) AS turns, COALESCE(SUM(input_tokens), 0) AS input_tokens,"
     " COALESCE(SUM(cached_input_tokens), 0) AS cached_input_tokens,"
+    " COALESCE(SUM(cache_write_tokens), 0) AS cache_write_tokens,"
     " COALESCE(SUM(output_tokens), 0) AS output_tokens,"
     " COALESCE(SUM(reasoning_tokens), 0) AS reasoning_tokens,"
     " COALESCE(SUM(cost_usd), 0.0) AS cost_usd,"
@@ -59,6 +61,7 @@ def totals(row: sqlite3.Row) -> UsageTotals:
         turns=int(row["turns"]),
         input_tokens=int(row["input_tokens"]),
         cached_input_tokens=int(row["cached_input_tokens"]),
+        cache_write_tokens=int(row["cache_write_tokens"]),
         output_tokens=int(row["output_tokens"]),
         reasoning_tokens=int(row["reasoning_tokens"]),
         cost_usd=float(row["cost_usd"]),
@@ -78,6 +81,7 @@ _USER = "(user_id = ? OR user_hash = ?)"
 _DAILY_TOTALS = (
     "SELECT COALESCE(SUM(turns), 0) AS turns, COALESCE(SUM(input_tokens), 0) AS input_tokens,"
     " COALESCE(SUM(cached_input_tokens), 0) AS cached_input_tokens,"
+    " COALESCE(SUM(cache_write_tokens), 0) AS cache_write_tokens,"
     " COALESCE(SUM(output_tokens), 0) AS output_tokens,"
     " COALESCE(SUM(reasoning_tokens), 0) AS reasoning_tokens,"
     " COALESCE(SUM(cost_usd), 0.0) AS cost_usd,"

@@ -318,9 +318,11 @@ async def _list_extras(server: ServerEntry, conn: Connection, client: Client) ->
 
 async def _offers_resources(server: ServerEntry, client: Client) -> bool:
     """Whether to offer the model a read_resource tool for this server: only where there is
-    something to read, and (with `allowed_tools`) only if listed there."""
+    something to read, and (with `allowed_tools`) only if listed there; never if denied."""
     allowed = server.config.allowed_tools
     if allowed is not None and "read_resource" not in allowed:
+        return False
+    if "read_resource" in server.config.disallowed_tools:
         return False
     if (await client.list_resources()).resources:
         return True
@@ -340,11 +342,13 @@ async def _list_prompts(client: Client) -> list[types.Prompt]:
 
 
 def _filter(server: ServerEntry, tools: list[types.Tool]) -> list[types.Tool]:
+    denied = set(server.config.disallowed_tools)
     allowed = server.config.allowed_tools
     if allowed is None:
-        return tools
+        return [t for t in tools if t.name not in denied]
     # read_resource is the bot's own tool for servers with resources, not the server's.
     missing = sorted(set(allowed) - {t.name for t in tools} - {"read_resource"})
     if missing:
         log.warning("MCP server %r has no tools named %s", server.name, ", ".join(missing))
-    return [t for t in tools if t.name in allowed]
+    # Deny wins over allowed_tools.
+    return [t for t in tools if t.name in allowed and t.name not in denied]

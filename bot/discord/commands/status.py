@@ -32,8 +32,11 @@ def describe_usage(totals: UsageTotals) -> str:
     """Tokens in and out (with their cached and reasoning parts), turns and cost, on one line."""
     if not totals.turns:
         return "nothing yet"
+    written = (
+        f", {totals.cache_write_tokens:,} written to the cache" if totals.cache_write_tokens else ""
+    )
     tokens = (
-        f"{totals.input_tokens:,} input tokens ({totals.cached_input_tokens:,} cached), "
+        f"{totals.input_tokens:,} input tokens ({totals.cached_input_tokens:,} cached{written}), "
         f"{totals.output_tokens:,} output tokens ({totals.reasoning_tokens:,} reasoning), "
         f"{totals.turns:,} turn(s)"
     )

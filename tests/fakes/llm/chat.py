@@ -12,6 +12,7 @@ from .items import (
     McpApprovalRequest,
     McpCall,
     Reasoning,
+    Refusal,
     Text,
     ToolCall,
     arg_pieces,
@@ -80,6 +81,18 @@ class ChatRenderer(Renderer):
     # -- shared pieces -------------------------------------------------------------
     def usage(self) -> dict[str, Any]:
         inp, out, cached, reasoning = counts(self.plan, self.body.get("messages"))
+        written = self.plan.usage.cache_write if self.plan.usage else None
+        if written is not None:
+            # Anthropic's counts as litellm relays them: reads and writes beside the total.
+            return {
+                "prompt_tokens": inp,
+                "completion_tokens": out,
+                "total_tokens": inp + out,
+                "prompt_tokens_details": {"cached_tokens": cached},
+                "completion_tokens_details": {"reasoning_tokens": reasoning},
+                "cache_creation_input_tokens": written,
+                "cache_read_input_tokens": cached,
+            }
         return {
             "prompt_tokens": inp,
             "completion_tokens": out,
@@ -122,6 +135,11 @@ class ChatRenderer(Renderer):
             for piece in text_deltas(item):
                 yield piece if not isinstance(piece, str) else self.chunk({"content": piece})
             return
+        if isinstance(item, Refusal):
+            # As OpenAI streams a refusal: content stays null, the words come as `refusal`.
+            for piece in text_deltas(Text(item.text, item.chunk_size)):
+                yield piece if not isinstance(piece, str) else self.chunk({"refusal": piece})
+            return
         if isinstance(item, Reasoning):
             # reasoning_content as DeepSeek/vLLM/litellm send it, plus the thinking block
             # litellm relays from Anthropic (text in pieces, the signature last).
@@ -137,7 +155,9 @@ class ChatRenderer(Renderer):
         index, call_id = self.tool_index[i], self.call_ids[i]
         pieces = arg_pieces(args_str(item.arguments))
         # Like OpenAI: id, type and name come once, with empty arguments; then argument deltas.
-        head = {"index": index, "id": call_id, "type": "function"}
+        head: dict[str, Any] = {"index": index, "id": call_id, "type": "function"}
+        if item.thought_signature is not None:
+            head["provider_specific_fields"] = {"thought_signature": item.thought_signature}
         yield self.chunk(
             {"tool_calls": [{**head, "function": {"name": item.name, "arguments": ""}}]}
         )
@@ -171,10 +191,11 @@ class ChatRenderer(Renderer):
     def completion(self) -> dict[str, Any]:
         text = "".join(i.text for i in self.plan.items if isinstance(i, Text))
         thinking = "".join(i.text for i in self.plan.items if isinstance(i, Reasoning))
+        refusal = "".join(i.text for i in self.plan.items if isinstance(i, Refusal))
         message: dict[str, Any] = {
             "role": "assistant",
-            "content": text if (text or not self.call_ids) else None,
-            "refusal": None,
+            "content": text if (text or not (self.call_ids or refusal)) else None,
+            "refusal": refusal or None,
         }
         if thinking:
             message["reasoning_content"] = thinking

@@ -31,6 +31,9 @@ class ToolCall:
     call_id: str | None = None
     index: int | None = None
     bare_args: bool = False
+    # Chat only: a Gemini thought signature as litellm relays it (the call's
+    # `provider_specific_fields`); Gemini refuses the call's result without it.
+    thought_signature: str | None = None
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,15 @@ class Reasoning:
     chunk_size: int = 20
     delay_s: float = 0.0
     signature: str = "sig-scripted"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """The model declines: chat `delta.refusal` deltas (content stays null); Responses a message
+    whose content part is `refusal`, streamed as `response.refusal.delta` events."""
+
+    text: str
+    chunk_size: int = 20
 
 
 @dataclass(frozen=True)
@@ -125,11 +137,14 @@ class UsageReport:
     output: int
     cached: int = 0
     reasoning: int = 0
+    # Anthropic-shaped (as litellm and its proxy relay it): input tokens written to the prompt
+    # cache, sent as `cache_creation_input_tokens` beside `cache_read_input_tokens`.
+    cache_write: int | None = None
 
 
-Item = Text | ToolCall | McpCall | McpApprovalRequest | Reasoning | Finish
+Item = Text | ToolCall | McpCall | McpApprovalRequest | Reasoning | Refusal | Finish
 Reply = Item | Fault | HangUp | Cut | Stall | Silent | list[Item]
-_ITEMS = (Text, ToolCall, McpCall, McpApprovalRequest, Reasoning, Finish)
+_ITEMS = (Text, ToolCall, McpCall, McpApprovalRequest, Reasoning, Refusal, Finish)
 
 # Overflow errors as providers and gateways word them (the scripted context window sends these).
 OVERFLOW_MESSAGE = (
@@ -201,7 +216,7 @@ def output_text(items: list[Item]) -> str:
     """Everything the model "wrote", the base of the deterministic output token count."""
     parts: list[str] = []
     for item in items:
-        if isinstance(item, Text | Reasoning):
+        if isinstance(item, Text | Reasoning | Refusal):
             parts.append(item.text)
         elif isinstance(item, Finish):
             continue

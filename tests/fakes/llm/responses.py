@@ -13,6 +13,7 @@ from .items import (
     McpApprovalRequest,
     McpCall,
     Reasoning,
+    Refusal,
     Text,
     ToolCall,
     arg_pieces,
@@ -86,6 +87,14 @@ def final_item(item: Item, item_id: str, call_id: str | None) -> dict[str, Any]:
             "role": "assistant",
             "content": [part],
         }
+    if isinstance(item, Refusal):
+        return {
+            "id": item_id,
+            "type": "message",
+            "status": "completed",
+            "role": "assistant",
+            "content": [{"type": "refusal", "refusal": item.text}],
+        }
     if isinstance(item, ToolCall):
         return {
             "id": item_id,
@@ -130,6 +139,7 @@ _PREFIX = {
     McpCall: "mcp",
     McpApprovalRequest: "mcpr",
     Reasoning: "rs",
+    Refusal: "msg",
 }
 
 
@@ -155,7 +165,7 @@ class ResponsesRenderer(Renderer):
             "input_tokens": inp,
             "input_tokens_details": {
                 "cached_tokens": cached,
-                "cache_write_tokens": 0,
+                "cache_write_tokens": (self.plan.usage.cache_write or 0) if self.plan.usage else 0,
             },
             "output_tokens": out,
             "output_tokens_details": {"reasoning_tokens": reasoning},
@@ -243,6 +253,15 @@ class ResponsesRenderer(Renderer):
                         logprobs=[],
                     )
                 yield piece
+        elif isinstance(item, Refusal):
+            added = {**final, "status": "in_progress", "content": []}
+            yield self.ev("response.output_item.added", output_index=i, item=added)
+            part = {"type": "refusal", "refusal": ""}
+            yield self.ev("response.content_part.added", **at, content_index=0, part=part)
+            for piece in text_deltas(Text(item.text, item.chunk_size)):
+                if isinstance(piece, str):
+                    piece = self.ev("response.refusal.delta", **at, content_index=0, delta=piece)
+                yield piece
         elif isinstance(item, ToolCall | McpCall):
             added = {**final, "arguments": "", "status": "in_progress"}
             if isinstance(item, McpCall):
@@ -272,6 +291,10 @@ class ResponsesRenderer(Renderer):
             yield self.ev(
                 "response.output_text.done", **at, content_index=0, text=item.text, logprobs=[]
             )
+            yield self.ev("response.content_part.done", **at, content_index=0, part=part)
+        elif isinstance(item, Refusal):
+            part = final["content"][0]
+            yield self.ev("response.refusal.done", **at, content_index=0, refusal=item.text)
             yield self.ev("response.content_part.done", **at, content_index=0, part=part)
         elif isinstance(item, McpCall):
             yield self.ev(
