@@ -39,6 +39,9 @@ class Updates:
     def sampled(self, model: str, input_tokens: int, output_tokens: int) -> None:
         self.usage.append((model, input_tokens, output_tokens))
 
+    async def sampling_refusal(self) -> str | None:
+        return None  # no daily allowance in these tests
+
     async def elicit(
         self, server: str, message: str, schema: dict[str, Any] | None, url: str | None
     ) -> tuple[str, dict[str, Any] | None]:

@@ -251,7 +251,9 @@ async def answer(
                 await renderer.handle(event)
     finally:
         if reactions is not None:
-            await reactions.finish()
+            # The last reaction waits its turn at the lowest priority; the answer is done, so
+            # the asker's turn is over now (a /forget or a next question need not wait for it).
+            bot.start_turn(reactions.finish())
 
 
 def status_reactions(bot: BotHost, message: discord.Message) -> StatusReactions | None:
