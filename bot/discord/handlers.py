@@ -262,4 +262,4 @@ def status_reactions(bot: BotHost, message: discord.Message) -> StatusReactions 
     me = bot.user
     if emojis is False or me is None or message.author.id == me.id:
         return None
-    return StatusReactions(message, emojis, bot.reactions, me)
+    return StatusReactions(message, emojis, bot.reactions, me, bot.deleted)

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Container
 from functools import partial
 from typing import Any
 
@@ -98,9 +98,15 @@ class StatusReactions:
     the previous one first, and skips states that were overtaken while it waited."""
 
     def __init__(
-        self, message: discord.Message, emojis: ReactionsConfig, lane: ReactionLane, me: Any
+        self,
+        message: discord.Message,
+        emojis: ReactionsConfig,
+        lane: ReactionLane,
+        me: Any,
+        deleted: Container[int] = (),
     ) -> None:
         self._message = message
+        self._deleted = deleted  # the gateway's MESSAGE_DELETEs: no reaction on a message gone
         self._me = me
         self._emojis = emojis
         self._lane = lane
@@ -153,6 +159,8 @@ class StatusReactions:
             await self._wake.wait()
             self._wake.clear()
             while self._want != self._shown:
+                if self._message.id in self._deleted:
+                    return
                 shown, want = self._shown, self._want
                 if shown is not None:
                     # Off first: at no moment are two of the bot's reactions on the message.
