@@ -59,7 +59,7 @@ class _McpcordMixin:
         if self.audit is not None:
             services.conversations.add_observer(self.audit.observe)
         self.approvals = DiscordApprovals(services.broker, services.store, self.audit)
-        self.elicitation_ui = DiscordElicitations()
+        self.elicitation_ui = DiscordElicitations(services.store)
         self.deleted = DeletedMessages()
         self.reactions = ReactionLane(budget)
         self.accepting = True
@@ -78,6 +78,9 @@ class _McpcordMixin:
         expired = await self.approvals.expire_stale(bot)
         if expired:
             log.info("%d approval request(s) from before the restart expired", expired)
+        questions = await self.elicitation_ui.expire_stale(bot)
+        if questions:
+            log.info("%d server question(s) from before the restart expired", questions)
 
     async def _sync_commands(self) -> None:
         """Sync slash commands globally or per listed guild. A guild that refuses (a stale id,

@@ -217,4 +217,22 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX turn_authors_by_user ON turn_authors (user_id)",
         ),
     ),
+    Migration(
+        "m011_open_questions",
+        (
+            # MCP servers' questions (elicitation) posted and not yet answered: a question
+            # cannot outlive the process that asked it, so the next start marks these expired.
+            # Written before the prompt is posted (message_id NULL until the post returned), so
+            # a kill in between leaves a row that the next start looks for after the anchor.
+            """
+            CREATE TABLE open_questions (
+                id TEXT PRIMARY KEY,
+                channel_id INTEGER NOT NULL,
+                anchor_id INTEGER NOT NULL,
+                message_id INTEGER,
+                created_at TEXT NOT NULL
+            )
+            """,
+        ),
+    ),
 )

@@ -1,0 +1,99 @@
+"""Nothing lost across restarts: prompts left open, answers cut by a shutdown, missed mentions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import bot_config
+from tests.e2e.harness import BotProcess, Chat, buttons, running
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.llm import ScriptedLLM, Text, ToolCall
+from tests.fakes.mcp_server import HTTPServerProcess, read_calls
+
+EPHEMERAL = 64
+
+
+def _asking_config(llm: ScriptedLLM, tmp_path: Path, asker: HTTPServerProcess) -> dict[str, Any]:
+    config = bot_config(llm, tmp_path, tmp_path / "calls.jsonl", "chat", shutdown_grace_s=1)
+    config["mcp"]["servers"]["asker"] = {"url": asker.url, "require_approval": "never"}
+    return config
+
+
+async def _question(discord: FakeDiscord, chat: Chat, text: str) -> dict:
+    def shown() -> dict | None:
+        found = [m for m in chat.bot_messages() if text in m["content"] and buttons(m)]
+        return found[-1] if found else None
+
+    return await discord.wait_for(shown, timeout=30)
+
+
+def _button(message: dict, action: str) -> str:
+    return next(b["custom_id"] for b in buttons(message) if b["custom_id"].endswith(f":{action}"))
+
+
+async def test_a_question_left_open_by_a_restart_expires_and_never_answers_a_new_one(
+    llm: ScriptedLLM, tmp_path: Path
+) -> None:
+    """A server's question open when the bot died is marked expired at the next start; its stale
+    Decline (from a client that missed that edit) gets one private line and does not decide the
+    question asked after the restart."""
+    discord = FakeDiscord(rate_limits=True)
+    await discord.start()
+    call_log = tmp_path / "calls.jsonl"
+    # The 2025 protocol: the server asks with a request of its own while the call runs.
+    asker = HTTPServerProcess(call_log, legacy=True, asking=True)
+    await asker.start()
+    config = _asking_config(llm, tmp_path, asker)
+    chat = Chat(discord, "restart-question")
+    try:
+        first = BotProcess(discord, config, tmp_path)
+        await first.start()
+        try:
+            llm.script(
+                "k-restartq-old",
+                [ToolCall("asker__ask", {"question": "Old question?"})],
+                Text("Old done."),
+            )
+            await chat.say("k-restartq-old ask me")
+            old = await _question(discord, chat, "Old question?")
+        finally:
+            await first.kill()
+        async with running(BotProcess(discord, config, tmp_path)):
+
+            def expired() -> dict | None:
+                now = discord.message(int(old["id"])) or {}
+                return now if "restarted" in now.get("content", "") else None
+
+            marked = await discord.wait_for(expired, timeout=30)
+            assert all(b["disabled"] for b in buttons(marked))
+            llm.script(
+                "k-restartq-new",
+                [ToolCall("asker__ask", {"question": "New question?"})],
+                Text("New done."),
+            )
+            asked = await chat.say("k-restartq-new ask me again")
+            new = await _question(discord, chat, "New question?")
+            assert _button(new, "decline") != _button(old, "decline")
+            for action in ("decline", "open"):
+                late = await discord.click_button(
+                    int(old["id"]), _button(old, action), chat.user, seen=old
+                )
+                answered = await late.wait_response()
+                assert answered["data"]["flags"] & EPHEMERAL
+                assert "no longer open" in answered["data"]["content"]
+            # The new question is still open, and answered by its own buttons.
+            opened = await discord.click_button(int(new["id"]), _button(new, "open"), chat.user)
+            await opened.wait_response()
+            submitted = await discord.submit_modal(opened, {"answer": "yes"})
+            await submitted.wait_response()
+            await chat.answer_text(int(asked["id"]), "New done.")
+            answers = [c for c in read_calls(call_log) if c["tool"] == "asked"]
+            assert [(a["arguments"]["done"], a["arguments"]["action"]) for a in answers] == [
+                ("New question?", "accept")
+            ]
+            after = discord.message(int(old["id"]))
+            assert after["content"].count("restarted") == 1
+    finally:
+        await asker.stop()
+        await discord.stop()
