@@ -26,10 +26,14 @@ from bot.discord.host import Services
 from bot.discord.streaming.budget import UNLIMITED, Limits
 from bot.discord.streaming.budget_feed import trace_config
 from bot.discord.streaming.deletions import DeletedMessages
+from bot.discord.streaming.finishing import wait_for_finishing
 from bot.discord.streaming.reactions import ReactionLane
 from bot.discord.streaming.write_scheduler import WriteScheduler
 
 log = logging.getLogger(__name__)
+
+# How long a shutdown waits for replies writing their final text after the turns were cut.
+FINISH_WAIT_S = 60
 
 
 class _McpcordMixin:
@@ -168,6 +172,9 @@ class _McpcordMixin:
             task.cancel()
         if still_running:
             await asyncio.wait(still_running, timeout=5)
+        # A reply writing its final text goes on after its turn's cancel (a cut one would keep
+        # its indicator and miss parts); the write budget paces it, so it may need longer.
+        await wait_for_finishing(FINISH_WAIT_S)
 
 
 def _intents() -> discord.Intents:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -97,3 +98,39 @@ async def test_a_question_left_open_by_a_restart_expires_and_never_answers_a_new
     finally:
         await asker.stop()
         await discord.stop()
+
+
+async def test_a_shutdown_while_a_long_answer_is_being_written_never_leaves_it_half_shown(
+    llm: ScriptedLLM, tmp_path: Path
+) -> None:
+    """SIGTERM with no grace while the final text of a many-part answer goes out (Discord's
+    rate limit spreads the parts over seconds): every part of it arrives, without the
+    streaming indicator; or, cut earlier, it ends with the Interrupted line."""
+    discord = FakeDiscord(rate_limits=True)
+    await discord.start()
+    config = bot_config(llm, tmp_path, tmp_path / "calls.jsonl", "chat", mcp={"servers": {}})
+    config["shutdown_grace_s"] = 0  # running turns are cut at once
+    bot = BotProcess(discord, config, tmp_path)
+    chat = Chat(discord, "restart-finishing")
+    key = "k-restart-finishing"
+    paragraphs = [f"Paragraph {n}: " + " ".join(f"w{n}x{i}" for i in range(220)) for n in range(8)]
+    text = "\n\n".join(paragraphs)
+    try:
+        await bot.start()
+        llm.script(key, Text(text, chunk_size=4000))  # all of it at once: the rest is writing
+        asked = await chat.say(f"{key} write a lot")
+        await discord.wait_for(lambda: chat.replies_to(int(asked["id"])), timeout=30)
+        assert bot.proc is not None
+        bot.proc.send_signal(signal.SIGTERM)
+        code = await bot.wait_exit(60)
+    finally:
+        await bot.kill()
+        await discord.stop()
+    assert code == 0, bot.log()[-3000:]
+    parts = [p["content"] for p in chat.replies_to(int(asked["id"]))]
+    assert len(parts) > 3  # the answer needed several messages: the cut came while writing
+    assert not any(p.endswith("▌") for p in parts), parts
+    shown = "\n\n".join(parts)
+    assert shown.replace("\n", " ").split() == text.replace("\n", " ").split() or (
+        "Interrupted" in parts[-1]
+    ), parts
