@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 # How long a shutdown waits for replies writing their final text after the turns were cut.
 FINISH_WAIT_S = 60
+# A question cut by a shutdown is answered again after the start only if it is this fresh.
+CUT_QUESTIONS_MAX_AGE_S = 3600
 
 
 class _McpcordMixin:
@@ -48,6 +50,7 @@ class _McpcordMixin:
     deleted: DeletedMessages
     reactions: ReactionLane
     accepting: bool
+    _answered_cut: bool
     _turns: set[asyncio.Task[None]]
 
     def _init_mcpcord(self, services: Services, budget: WriteScheduler) -> None:
@@ -68,6 +71,7 @@ class _McpcordMixin:
         self.reactions = ReactionLane(budget)
         self.accepting = True
         self._turns = set()
+        self._answered_cut = False
 
     async def setup_hook(self) -> None:
         bot: Any = self
@@ -132,6 +136,9 @@ class _McpcordMixin:
     async def on_ready(self) -> None:
         bot: Any = self
         log.info("logged in as %s (%s) in %d guild(s)", bot.user, bot.user.id, len(bot.guilds))
+        if not self._answered_cut:  # READY comes again after a reconnect: once per process
+            self._answered_cut = True
+            self.start_turn(handlers.answer_cut_questions(bot, CUT_QUESTIONS_MAX_AGE_S))
 
     async def on_message(self, message: discord.Message) -> None:
         # Our own task, not discord.py's: shutdown can wait for it and then cancel it.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
@@ -21,7 +22,7 @@ from bot.discord.context import gather as gather_context
 from bot.discord.context import is_reply
 from bot.discord.streaming.reactions import StatusReactions
 from bot.discord.streaming.render import NO_MENTIONS, StreamRenderer
-from bot.discord.streaming.retry import with_retries
+from bot.discord.streaming.retry import describe, with_retries
 
 if TYPE_CHECKING:
     from bot.discord.host import BotHost
@@ -232,9 +233,41 @@ async def answer(
                 if reactions is not None:
                     reactions.see(event)
                 await renderer.handle(event)
+    except asyncio.CancelledError:
+        if (
+            not bot.accepting
+            and not request.cut.acted
+            and message.author.id != getattr(bot.user, "id", None)
+        ):
+            # Cut by a shutdown before any tool ran or approval was asked: the next start
+            # answers it again, once. Shielded: the cancel must not cut the note itself.
+            await asyncio.shield(remember_cut(bot, message))
+        raise
     finally:
         if reactions is not None:
             await reactions.finish()
+
+
+async def remember_cut(bot: BotHost, message: discord.Message) -> None:
+    try:
+        await bot.services.store.remember_cut_question(message.channel.id, message.id)
+    except Exception:
+        log.exception("could not note question %s to answer after the restart", message.id)
+
+
+async def answer_cut_questions(bot: BotHost, max_age_s: float) -> None:
+    """At start-up: the questions the last shutdown cut, answered again through the normal path."""
+    questions = await bot.services.store.take_cut_questions(max_age_s)
+    log.info("%d question(s) cut by the last shutdown to answer again", len(questions))
+    for channel_id, message_id in questions:
+        try:
+            client: Any = bot  # a discord.Client: the host Protocol names only what turns use
+            channel = client.get_channel(channel_id) or await client.fetch_channel(channel_id)
+            message = await channel.fetch_message(message_id)
+        except discord.HTTPException as exc:
+            log.warning("could not read question %s again: %s", message_id, describe(exc))
+            continue
+        bot.start_turn(on_message(bot, message))
 
 
 def status_reactions(bot: BotHost, message: discord.Message) -> StatusReactions | None:

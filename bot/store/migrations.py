@@ -235,4 +235,18 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        "m012_cut_questions",
+        (
+            # Questions whose turn a shutdown cut before any tool ran or approval was asked:
+            # the next start answers each once (taken out as it is answered).
+            """
+            CREATE TABLE cut_questions (
+                message_id INTEGER PRIMARY KEY,
+                channel_id INTEGER NOT NULL,
+                created_at TEXT NOT NULL
+            )
+            """,
+        ),
+    ),
 )

@@ -18,6 +18,7 @@ import aiosqlite
 from bot.core.state import ConversationKey, ConversationState
 from bot.store.authors import author_statements
 from bot.store.channel_prompts import ChannelPromptQueries
+from bot.store.cut_questions import CutQuestionQueries
 from bot.store.install import InstallQueries
 from bot.store.migrations import MIGRATIONS, Migration
 from bot.store.open_questions import OpenQuestionQueries
@@ -85,7 +86,12 @@ def _approval(row: sqlite3.Row) -> ApprovalRecord:
 
 
 class Store(
-    UsageQueries, ChannelPromptQueries, InstallQueries, UserDataQueries, OpenQuestionQueries
+    UsageQueries,
+    ChannelPromptQueries,
+    InstallQueries,
+    UserDataQueries,
+    OpenQuestionQueries,
+    CutQuestionQueries,
 ):
     """Every query the bot makes, over one shared aiosqlite connection.
 

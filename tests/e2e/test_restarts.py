@@ -6,6 +6,8 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import bot_config
 from tests.e2e.harness import BotProcess, Chat, buttons, running
 from tests.fakes.discord import FakeDiscord
@@ -134,3 +136,91 @@ async def test_a_shutdown_while_a_long_answer_is_being_written_never_leaves_it_h
     assert shown.replace("\n", " ").split() == text.replace("\n", " ").split() or (
         "Interrupted" in parts[-1]
     ), parts
+
+
+def _plain_config(llm: ScriptedLLM, tmp_path: Path, backend: str = "chat") -> dict[str, Any]:
+    config = bot_config(llm, tmp_path, tmp_path / "calls.jsonl", backend)
+    config["mcp"]["servers"] = {"auto": config["mcp"]["servers"]["auto"]}
+    config["shutdown_grace_s"] = 0  # running turns are cut at once
+    return config
+
+
+async def _cut_by_sigterm(bot: BotProcess, discord: FakeDiscord, chat: Chat, asked: dict) -> None:
+    """SIGTERM once the answer streams (or its tool line shows); the bot must exit 0."""
+    await discord.wait_for(lambda: chat.replies_to(int(asked["id"])), timeout=30)
+    assert bot.proc is not None
+    bot.proc.send_signal(signal.SIGTERM)
+    assert await bot.wait_exit(60) == 0, bot.log()[-3000:]
+
+
+async def test_a_question_cut_by_a_shutdown_is_answered_once_after_the_restart(
+    llm: ScriptedLLM, tmp_path: Path
+) -> None:
+    discord = FakeDiscord(rate_limits=True)
+    await discord.start()
+    config = _plain_config(llm, tmp_path)
+    chat = Chat(discord, "restart-retry")
+    key = "k-restart-retry"
+    slow = " ".join(f"slow{i}" for i in range(60))
+    llm.script(key, Text(slow, chunk_size=10, delay_s=0.3), Text("Answered after the restart."))
+    first = BotProcess(discord, config, tmp_path)
+    try:
+        await first.start()
+        asked = await chat.say(f"{key} tell me")
+        await _cut_by_sigterm(first, discord, chat, asked)
+    finally:
+        await first.kill()
+    try:
+        for _ in range(2):  # the second start answers nothing more
+            async with running(BotProcess(discord, config, tmp_path)) as bot:
+                await chat.answer_text(int(asked["id"]), "Answered after the restart.")
+                await bot.wait_logged("cut by the last shutdown")
+    finally:
+        await discord.stop()
+    assert len(llm.requests_for(key)) == 2
+    answers = [
+        p
+        for p in chat.replies_to(int(asked["id"]))
+        if "Answered after the restart." in p["content"]
+    ]
+    assert len(answers) == 1
+    assert not any(p["content"].endswith("▌") for p in chat.replies_to(int(asked["id"])))
+
+
+@pytest.mark.parametrize("backend", ["chat", "responses"])
+async def test_a_shutdown_keeps_the_tool_rounds_that_completed_and_does_not_ask_again(
+    backend: str, llm: ScriptedLLM, tmp_path: Path
+) -> None:
+    """Cut while the model writes after a tool ran: the tool's round stays in the conversation
+    (the next question's request carries it), and the question is not asked again."""
+    discord = FakeDiscord(rate_limits=True)
+    await discord.start()
+    config = _plain_config(llm, tmp_path, backend)
+    config["llm"]["state"] = "local"  # the stored history itself shows what was kept
+    chat = Chat(discord, f"restart-rounds-{backend}")
+    key, later = f"k-restart-rounds-{backend}", f"k-restart-rounds-later-{backend}"
+    slow = " ".join(f"after{i}" for i in range(60))
+    llm.script(
+        key,
+        [ToolCall("auto__echo", {"text": "marker-restart-echo"})],
+        Text(slow, chunk_size=10, delay_s=0.3),
+    )
+    llm.script(later, Text("Later answer."))
+    first = BotProcess(discord, config, tmp_path)
+    try:
+        await first.start()
+        asked = await chat.say(f"{key} echo then talk")
+        await discord.wait_for(lambda: len(llm.requests_for(key)) == 2 or None, timeout=30)
+        await _cut_by_sigterm(first, discord, chat, asked)
+    finally:
+        await first.kill()
+    try:
+        async with running(BotProcess(discord, config, tmp_path)) as bot:
+            await bot.wait_logged("cut by the last shutdown")
+            again = await chat.say(f"{later} and now?")
+            await chat.answer_text(int(again["id"]), "Later answer.")
+    finally:
+        await discord.stop()
+    assert len(llm.requests_for(key)) == 2  # not asked again: its tool had run
+    (request,) = llm.requests_for(later)
+    assert "marker-restart-echo" in str(request.body.get("messages") or request.body["input"])
