@@ -26,6 +26,7 @@ SHIPPED = {
     "m010_user_data": "de4bf1c5558d1b3e163ef16a88707acc634528868940d0b9507e3e7ae2efe402",
     "m011_open_questions": "caf1ebcf97a0632160afcf67f748aca0ba6e3023a6e9bdb5c2d2e4b70075b3d4",
     "m012_cut_questions": "aa5ff20f365efe5e5e9efcc27b0cbbb5967ab8e8d2d8f43e2399426faf7c303b",
+    "m013_handled_messages": "ed429d0e95b47b964db15b503523b6a698490be5c4a4b39309fa6357636ec69c",
 }
 
 

@@ -15,6 +15,7 @@ from bot.discord.access import Access
 from bot.discord.asks.approvals import ApprovalButton, DiscordApprovals
 from bot.discord.asks.elicitation import DiscordElicitations, ElicitButton
 from bot.discord.audit import DiscordAudit
+from bot.discord.catch_up import catch_up
 from bot.discord.commands.conversation import ALL_COMMANDS
 from bot.discord.commands.errors import on_command_error
 from bot.discord.commands.forget import ForgetButton, forget
@@ -138,7 +139,14 @@ class _McpcordMixin:
         log.info("logged in as %s (%s) in %d guild(s)", bot.user, bot.user.id, len(bot.guilds))
         if not self._answered_cut:  # READY comes again after a reconnect: once per process
             self._answered_cut = True
-            self.start_turn(handlers.answer_cut_questions(bot, CUT_QUESTIONS_MAX_AGE_S))
+            self.start_turn(self._after_restart())
+
+    async def _after_restart(self) -> None:
+        """Questions the last shutdown cut first (they are in the ledger: catch-up skips them),
+        then the mentions posted while the bot was down."""
+        bot: Any = self
+        await handlers.answer_cut_questions(bot, CUT_QUESTIONS_MAX_AGE_S)
+        await catch_up(bot, self.services.settings.discord.catch_up_s)
 
     async def on_message(self, message: discord.Message) -> None:
         # Our own task, not discord.py's: shutdown can wait for it and then cancel it.

@@ -74,7 +74,8 @@ def channel_settings(settings: Any, channel: Any) -> ChannelConfig:
     return entry or ChannelConfig()
 
 
-async def on_message(bot: BotHost, message: discord.Message) -> None:
+async def on_message(bot: BotHost, message: discord.Message, *, notice: str | None = None) -> None:
+    """`notice`: a line shown above the answer (e.g. that it was asked while the bot was down)."""
     me = bot.user
     if me is None or message.author.bot or message.author.id == me.id:
         return
@@ -86,6 +87,10 @@ async def on_message(bot: BotHost, message: discord.Message) -> None:
         return
     if not bot.accepting:
         return  # shutting down: a half-started turn would only be cancelled
+    try:  # taken as a question (answered, refused or over a limit): no catch-up answers it
+        await bot.services.store.note_handled(message.channel.id, message.id)
+    except Exception:
+        log.exception("could not note message %s as handled", message.id)
     if not bot.access.allows(message.author, message.channel):
         log.info("ignoring %s in %s: not allowed by config", message.author.id, message.channel.id)
         return
@@ -150,7 +155,8 @@ async def on_message(bot: BotHost, message: discord.Message) -> None:
             system_prompt=instructions.text,
             model=here.model,
         )
-        await answer(bot, message, request, target, notice=skipped)
+        notes = "\n".join(line for line in (notice, skipped) if line)
+        await answer(bot, message, request, target, notice=notes or None)
 
 
 def missing_permission(message: discord.Message, reply_in_thread: bool) -> str | None:

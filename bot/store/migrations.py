@@ -249,4 +249,20 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        "m013_handled_messages",
+        (
+            # Messages the bot took as questions (accepted, refused or over a limit alike),
+            # kept 7 days: a start-up catch-up answers mentions after the newest one per
+            # channel, and never one that is here.
+            """
+            CREATE TABLE handled_messages (
+                message_id INTEGER PRIMARY KEY,
+                channel_id INTEGER NOT NULL,
+                handled_at TEXT NOT NULL
+            )
+            """,
+            "CREATE INDEX handled_messages_by_channel ON handled_messages (channel_id, message_id)",
+        ),
+    ),
 )

@@ -19,6 +19,7 @@ from bot.core.state import ConversationKey, ConversationState
 from bot.store.authors import author_statements
 from bot.store.channel_prompts import ChannelPromptQueries
 from bot.store.cut_questions import CutQuestionQueries
+from bot.store.handled import HandledQueries
 from bot.store.install import InstallQueries
 from bot.store.migrations import MIGRATIONS, Migration
 from bot.store.open_questions import OpenQuestionQueries
@@ -92,6 +93,7 @@ class Store(
     UserDataQueries,
     OpenQuestionQueries,
     CutQuestionQueries,
+    HandledQueries,
 ):
     """Every query the bot makes, over one shared aiosqlite connection.
 

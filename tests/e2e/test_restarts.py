@@ -224,3 +224,45 @@ async def test_a_shutdown_keeps_the_tool_rounds_that_completed_and_does_not_ask_
     assert len(llm.requests_for(key)) == 2  # not asked again: its tool had run
     (request,) = llm.requests_for(later)
     assert "marker-restart-echo" in str(request.body.get("messages") or request.body["input"])
+
+
+async def test_mentions_posted_while_the_bot_was_down_are_answered_once_after_the_start(
+    llm: ScriptedLLM, tmp_path: Path
+) -> None:
+    """Answered: a mention posted while the bot was down, in a channel where it had answered,
+    once (a second start answers nothing more). Not answered: one older than catch_up_s, one
+    in a channel where it never answered, a plain message without a mention."""
+    discord = FakeDiscord(rate_limits=True)
+    await discord.start()
+    config = _plain_config(llm, tmp_path)
+    config["discord"]["catch_up_s"] = 600
+    chat, elsewhere = Chat(discord, "restart-catch-up"), Chat(discord, "restart-never-answered")
+    llm.script("k-catch-before", Text("Before the restart."))
+    llm.script("k-catch-missed", Text("Caught up."))
+    llm.script("k-catch-old", Text("Too old to answer."))
+    llm.script("k-catch-elsewhere", Text("Never here."))
+    llm.script("k-catch-plain", Text("Not a question for me."))
+    try:
+        discord.world.ids.offset_s = -3600  # the bot's last answer here: an hour ago
+        async with running(BotProcess(discord, config, tmp_path)):
+            before = await chat.say("k-catch-before hello")
+            await chat.answer_text(int(before["id"]), "Before the restart.")
+        discord.world.ids.offset_s = -1200  # 20 minutes ago: older than catch_up_s
+        old = await chat.say("k-catch-old are you there?")
+        discord.world.ids.offset_s = 0
+        missed = await chat.say("k-catch-missed are you back?")
+        await chat.say("k-catch-plain just chatting", mention=False)
+        await elsewhere.say("k-catch-elsewhere hello?")
+        async with running(BotProcess(discord, config, tmp_path)) as bot:
+            text = await chat.answer_text(int(missed["id"]), "Caught up.")
+            assert "asked while I was offline" in text
+            await bot.wait_logged("catch-up: 1 question(s)")
+        async with running(BotProcess(discord, config, tmp_path)) as bot:
+            await bot.wait_logged("catch-up: 0 question(s)")
+    finally:
+        await discord.stop()
+    assert len(llm.requests_for("k-catch-missed")) == 1
+    assert len(chat.replies_to(int(missed["id"]))) == 1
+    assert chat.replies_to(int(old["id"])) == []
+    for marker in ("k-catch-old", "k-catch-elsewhere", "k-catch-plain"):
+        assert llm.requests_mentioning(marker) == [], marker
