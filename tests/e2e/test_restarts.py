@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import bot_config
+from tests.conftest import World, bot_config
 from tests.e2e.harness import BotProcess, Chat, buttons, running
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.llm import ScriptedLLM, Text, ToolCall
@@ -266,3 +266,33 @@ async def test_mentions_posted_while_the_bot_was_down_are_answered_once_after_th
     assert chat.replies_to(int(old["id"])) == []
     for marker in ("k-catch-old", "k-catch-elsewhere", "k-catch-plain"):
         assert llm.requests_mentioning(marker) == [], marker
+
+
+@pytest.mark.discord_errors(400)  # the approval prompt Discord refuses, on purpose
+async def test_a_turn_whose_approval_prompt_cannot_be_posted_keeps_the_tools_that_ran(
+    chat_world: World, tmp_path: Path
+) -> None:
+    """Discord refuses the approval prompt (a 400 is not retried), so the turn ends there; the
+    tool round that completed before it stays in the conversation, so it does not run again."""
+    world = chat_world
+    chat = Chat(world.discord, "prompt-refused")
+    key, later = "k-prompt-refused", "k-prompt-refused-later"
+    gate = tmp_path / "release-prompt-refused"
+    world.llm.script(
+        key,
+        [ToolCall("auto__hold_until", {"path": str(gate)})],
+        [ToolCall("gated__record", {"note": "never-posted"})],
+        Text("Not reached."),
+    )
+    world.llm.script(later, Text("Later answer."))
+    asked = await chat.say(f"{key} hold, then record")
+    await world.discord.wait_for(lambda: chat.replies_to(int(asked["id"])), timeout=30)
+    # From here the reply only edits; the next message the bot posts here is the prompt.
+    world.discord.faults.server_error("POST", rf"/channels/{chat.channel}/messages$", status=400)
+    gate.touch()
+    text = await chat.answer_text(int(asked["id"]), "couldn't post the approval request")
+    assert "Not reached." not in text
+    again = await chat.say(f"{later} and now?")
+    await chat.answer_text(int(again["id"]), "Later answer.")
+    (request,) = world.llm.requests_for(later)
+    assert f"released: {gate}" in str(request.body["messages"])
