@@ -219,6 +219,8 @@ class DiscordConfig(_Section, ConversationOptions):
     """A channel id that gets one line per tool run and approval decision; null = nowhere."""
     channels: dict[int, ChannelConfig] = Field(default_factory=dict)
     """Per channel id: settings that differ from the global ones."""
+    catch_up_s: float = Field(default=600, ge=0)
+    """At start-up, mentions of the bot and replies to it posted while it was down, no older than this, are answered once (in channels where it answered in the last 7 days); 0 = off."""
     stop_button: bool = True
     """A Stop button on a reply while it streams (the asker, admins and managers may press it)."""
     reactions: ReactionsConfig | Literal[False] = Field(default_factory=ReactionsConfig)

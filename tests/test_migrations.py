@@ -25,6 +25,9 @@ SHIPPED = {
     "m009_install_secrets": "06ce2223b4ee57c6579e3ca280e759d67bd569bbfad0c2863c995bb86091ee2d",
     "m010_user_data": "de4bf1c5558d1b3e163ef16a88707acc634528868940d0b9507e3e7ae2efe402",
     "m011_cache_writes": "463d2f1f140f8c1d8e39346a35119f3d918edf95b4583078467d696283a620cf",
+    "m012_open_questions": "caf1ebcf97a0632160afcf67f748aca0ba6e3023a6e9bdb5c2d2e4b70075b3d4",
+    "m013_cut_questions": "aa5ff20f365efe5e5e9efcc27b0cbbb5967ab8e8d2d8f43e2399426faf7c303b",
+    "m014_handled_messages": "ed429d0e95b47b964db15b503523b6a698490be5c4a4b39309fa6357636ec69c",
 }
 
 

@@ -137,6 +137,7 @@ class ChatBackend:
                     yield event
                 streaming = False
                 usage = usage + result.cost
+                request.cut.spend(result.cost, model)
                 failure = result.failure
                 if failure is not None and failure.overflow and not repaired:
                     # What is stored no longer fits: trim harder, tell the user, retry once.
@@ -155,8 +156,7 @@ class ChatBackend:
                 if failure is not None:
                     if failure.overflow and repaired:
                         failure = still_too_long()
-                    # Completed tool rounds are kept, so the model does not run those tools again;
-                    # a repaired history is kept so the next turn does not overflow the same way.
+                    # Completed tool rounds are kept (no tool runs again), and a repaired history.
                     rounds = new[1:]
                     saved = keep(history + [stored_user, *rounds]) if rounds else None
                     if saved is None and repaired:
@@ -196,6 +196,7 @@ class ChatBackend:
                             )
                         elif isinstance(event, ToolImages) and llm.vision:
                             tool_images += event.images
+                request.cut.state = keep(history + [stored_user, *new[1:]])  # a shutdown keeps it
                 if last_round:
                     break
                 round_number += 1

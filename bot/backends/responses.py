@@ -209,6 +209,7 @@ class ResponsesBackend:
                 streaming = False
                 approved = []
                 usage = usage + result.cost
+                request.cut.spend(result.cost, model)
                 failure = result.failure
                 if round_number == 0 and "previous_response_id" not in kwargs:
                     previous = final_id = None  # the stored id was gone: this turn started fresh
@@ -306,6 +307,7 @@ class ResponsesBackend:
                     return
                 previous = result.response_id if chained else None
                 round_number += 1
+                request.cut.state = after_failure(send)  # what a shutdown from here on keeps
         except asyncio.CancelledError:
             if not stopped_here(request.stop):
                 raise

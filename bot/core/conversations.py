@@ -13,7 +13,15 @@ from dataclasses import replace
 from typing import Any, Literal, Protocol, TypeVar
 
 from bot.core.backend import Backend
-from bot.core.events import SamplingUsed, TurnCompleted, TurnEvent, TurnFailed, Usage
+from bot.core.events import (
+    ApprovalRequested,
+    SamplingUsed,
+    ToolCallStarted,
+    TurnCompleted,
+    TurnEvent,
+    TurnFailed,
+    Usage,
+)
 from bot.core.state import ConversationKey, ConversationState, TurnRequest
 from bot.core.stops import stopped_here
 from bot.core.turn_log import CostOf, TurnLog, price, turn_cost
@@ -185,13 +193,17 @@ class Conversations:
             )
         sampled = Usage()  # MCP servers' sampling requests answered during this turn
         sampled_costs: list[float | None] = []  # priced by the model that answered each
+        ended = False
         try:
             async with aclosing(self._backend_events(state, request)) as events:
                 async for event in events:
+                    if isinstance(event, ToolCallStarted | ApprovalRequested):
+                        request.cut.acted = True
                     if isinstance(event, SamplingUsed):
                         sampled = sampled + event.usage
                         sampled_costs.append(price(self._cost_of, event.model, event.usage))
                     if isinstance(event, TurnCompleted | TurnFailed):
+                        ended = True
                         elapsed = time.monotonic() - started
                         cost = await self._save(request, event, elapsed, sampled, sampled_costs)
                         if isinstance(event, TurnCompleted):
@@ -206,6 +218,12 @@ class Conversations:
                 message="Something went wrong on my side. Please try again.", retryable=True
             )
             return
+        finally:
+            if not ended:
+                # Cut by a shutdown, or closed by the front end: keep the completed tool rounds
+                # and count the tokens. Shielded: the cancel that cut the turn must not cut this.
+                cut = self._save_cut(request, time.monotonic() - started, sampled, sampled_costs)
+                await asyncio.shield(cut)
         log.error("backend %s ended a turn without a final event", self._backend.name)
         yield TurnFailed(message="The answer ended unexpectedly. Please try again.")
 
@@ -254,6 +272,24 @@ class Conversations:
                 producer.cancel()  # the consumer went away (Discord failed, shutdown)
                 with contextlib.suppress(asyncio.CancelledError):
                     await producer
+
+    async def _save_cut(
+        self,
+        request: TurnRequest,
+        duration_s: float,
+        sampled: Usage,
+        sampled_costs: list[float | None],
+    ) -> None:
+        cut = request.cut
+        if cut.state is None and not cut.usage and not sampled:
+            return
+        final = TurnFailed(
+            message="", state=cut.state, usage=cut.usage or Usage(), model=cut.model or ""
+        )
+        try:
+            await self._save(request, final, duration_s, sampled, sampled_costs)
+        except Exception:
+            log.exception("could not store what the cut turn did for %s", request.key)
 
     async def _save(
         self,

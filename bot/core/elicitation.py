@@ -8,8 +8,8 @@ so any front end gets the same rules. Only the requester or an admin may answer.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import re
+import secrets
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -171,7 +171,7 @@ class Answer:
 class Pending:
     """One open question: who may answer, its pages, and what was filled in so far."""
 
-    id: int
+    id: str
     requester_id: int
     fields: list[Field]
     url: str | None = None
@@ -191,21 +191,26 @@ class Pending:
 
 
 class ElicitationBroker:
-    """Open questions by id (in memory: a question cannot outlive the MCP call that asked it)."""
+    """Open questions by id (in memory: a question cannot outlive the MCP call that asked it).
+
+    Ids are random, not counted: a button left from an earlier process must never name a
+    question of this one."""
 
     def __init__(self) -> None:
-        self._ids = itertools.count(1)
-        self._open: dict[int, Pending] = {}
+        self._open: dict[str, Pending] = {}
 
     def open(self, requester_id: int, fields: list[Field], url: str | None = None) -> Pending:
-        pending = Pending(id=next(self._ids), requester_id=requester_id, fields=fields, url=url)
+        # 16 characters of [A-Za-z0-9_-], as every id inside a custom_id.
+        pending = Pending(
+            id=secrets.token_urlsafe(12), requester_id=requester_id, fields=fields, url=url
+        )
         self._open[pending.id] = pending
         return pending
 
-    def get(self, elicitation_id: int) -> Pending | None:
+    def get(self, elicitation_id: str) -> Pending | None:
         return self._open.get(elicitation_id)
 
-    def finish(self, elicitation_id: int, answer: Answer) -> bool:
+    def finish(self, elicitation_id: str, answer: Answer) -> bool:
         pending = self._open.pop(elicitation_id, None)
         if pending is None or pending.answer.done():
             return False

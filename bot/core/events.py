@@ -190,7 +190,7 @@ class ElicitationRequested:
 
     kind: Literal["elicitation_requested"] = "elicitation_requested"
     call_id: str
-    elicitation_id: int
+    elicitation_id: str
     server: str
     message: str
     requester_id: int
@@ -202,7 +202,7 @@ class ElicitationRequested:
 class ElicitationResolved:
     kind: Literal["elicitation_resolved"] = "elicitation_resolved"
     call_id: str
-    elicitation_id: int
+    elicitation_id: str
     action: Literal["accept", "decline", "cancel"]
 
 

@@ -39,6 +39,24 @@ class ConversationState:
     model: str | None = None  # a /model choice that overrides llm.model for this conversation
 
 
+@dataclass(kw_only=True)
+class CutTurn:
+    """What a turn has done so far, kept by its backend as it goes: a turn cut by a shutdown (or
+    closed by the front end) ends without a final event, and then this is what is stored.
+    Completed tool rounds only, never the words of a round in progress."""
+
+    state: ConversationState | None = None  # after the last completed tool round
+    usage: Any = None  # bot.core.events.Usage (which imports this module): tokens spent
+    model: str | None = None
+    # A tool started or an approval was asked: the question is then not asked again after a
+    # restart (a tool must not run twice; an approval is the user's to decide).
+    acted: bool = False
+
+    def spend(self, usage: Any, model: str) -> None:
+        self.usage = usage if self.usage is None else self.usage + usage
+        self.model = model
+
+
 @dataclass(frozen=True, kw_only=True)
 class TurnRequest:
     key: ConversationKey
@@ -55,3 +73,4 @@ class TurnRequest:
     # Names this turn in a Stop button's custom_id; `stop` is how /stop and the button reach it.
     turn_id: str = field(default_factory=new_turn_id)
     stop: StopSignal = field(default_factory=StopSignal, compare=False, repr=False)
+    cut: CutTurn = field(default_factory=CutTurn, compare=False, repr=False)

@@ -15,6 +15,7 @@ from bot.discord.access import Access
 from bot.discord.asks.approvals import ApprovalButton, DiscordApprovals
 from bot.discord.asks.elicitation import DiscordElicitations, ElicitButton
 from bot.discord.audit import DiscordAudit
+from bot.discord.catch_up import catch_up
 from bot.discord.commands.conversation import ALL_COMMANDS
 from bot.discord.commands.errors import on_command_error
 from bot.discord.commands.forget import ForgetButton, forget
@@ -27,11 +28,17 @@ from bot.discord.recent import RecentContext
 from bot.discord.streaming.budget import UNLIMITED, Limits
 from bot.discord.streaming.budget_feed import trace_config
 from bot.discord.streaming.deletions import DeletedMessages
+from bot.discord.streaming.finishing import wait_for_finishing
 from bot.discord.streaming.reactions import ReactionLane
 from bot.discord.streaming.write_scheduler import WriteScheduler
 from bot.discord.threads import BotThreads
 
 log = logging.getLogger(__name__)
+
+# How long a shutdown waits for replies writing their final text after the turns were cut.
+FINISH_WAIT_S = 60
+# A question cut by a shutdown is answered again after the start only if it is this fresh.
+CUT_QUESTIONS_MAX_AGE_S = 3600
 
 
 class _McpcordMixin:
@@ -48,6 +55,7 @@ class _McpcordMixin:
     recent: RecentContext
     threads: BotThreads
     accepting: bool
+    _answered_cut: bool
     _turns: set[asyncio.Task[None]]
 
     def _init_mcpcord(self, services: Services, budget: WriteScheduler) -> None:
@@ -65,13 +73,14 @@ class _McpcordMixin:
         self.approvals = DiscordApprovals(
             services.broker, services.store, self.audit, lambda: services.settings
         )
-        self.elicitation_ui = DiscordElicitations()
+        self.elicitation_ui = DiscordElicitations(services.store)
         self.deleted = DeletedMessages()
         self.reactions = ReactionLane(budget)
         self.recent = RecentContext()
         self.threads = BotThreads()
         self.accepting = True
         self._turns = set()
+        self._answered_cut = False
 
     async def setup_hook(self) -> None:
         bot: Any = self
@@ -86,6 +95,9 @@ class _McpcordMixin:
         expired = await self.approvals.expire_stale(bot)
         if expired:
             log.info("%d approval request(s) from before the restart expired", expired)
+        questions = await self.elicitation_ui.expire_stale(bot)
+        if questions:
+            log.info("%d server question(s) from before the restart expired", questions)
 
     async def _sync_commands(self) -> None:
         """Sync slash commands globally or per listed guild. A guild that refuses (a stale id,
@@ -133,6 +145,16 @@ class _McpcordMixin:
     async def on_ready(self) -> None:
         bot: Any = self
         log.info("logged in as %s (%s) in %d guild(s)", bot.user, bot.user.id, len(bot.guilds))
+        if not self._answered_cut:  # READY comes again after a reconnect: once per process
+            self._answered_cut = True
+            self.start_turn(self._after_restart())
+
+    async def _after_restart(self) -> None:
+        """Questions the last shutdown cut first (they are in the ledger: catch-up skips them),
+        then the mentions posted while the bot was down."""
+        bot: Any = self
+        await handlers.answer_cut_questions(bot, CUT_QUESTIONS_MAX_AGE_S)
+        await catch_up(bot, self.services.settings.discord.catch_up_s)
 
     async def on_message(self, message: discord.Message) -> None:
         # Our own task, not discord.py's: shutdown can wait for it and then cancel it.
@@ -173,6 +195,9 @@ class _McpcordMixin:
             task.cancel()
         if still_running:
             await asyncio.wait(still_running, timeout=5)
+        # A reply writing its final text goes on after its turn's cancel (a cut one would keep
+        # its indicator and miss parts); the write budget paces it, so it may need longer.
+        await wait_for_finishing(FINISH_WAIT_S)
 
 
 def _intents() -> discord.Intents:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
@@ -21,7 +22,7 @@ from bot.discord.context import gather as gather_context
 from bot.discord.context import is_reply
 from bot.discord.streaming.reactions import StatusReactions
 from bot.discord.streaming.render import NO_MENTIONS, StreamRenderer
-from bot.discord.streaming.retry import with_retries
+from bot.discord.streaming.retry import describe, with_retries
 from bot.discord.threads import retitle
 
 if TYPE_CHECKING:
@@ -74,7 +75,8 @@ def channel_settings(settings: Any, channel: Any) -> ChannelConfig:
     return entry or ChannelConfig()
 
 
-async def on_message(bot: BotHost, message: discord.Message) -> None:
+async def on_message(bot: BotHost, message: discord.Message, *, notice: str | None = None) -> None:
+    """`notice`: a line shown above the answer (e.g. that it was asked while the bot was down)."""
     me = bot.user
     if me is None or message.author.bot or message.author.id == me.id:
         return
@@ -88,6 +90,10 @@ async def on_message(bot: BotHost, message: discord.Message) -> None:
             return
     if not bot.accepting:
         return  # shutting down: a half-started turn would only be cancelled
+    try:  # taken as a question (answered, refused or over a limit): no catch-up answers it
+        await bot.services.store.note_handled(message.channel.id, message.id)
+    except Exception:
+        log.exception("could not note message %s as handled", message.id)
     if not bot.access.allows(message.author, message.channel):
         log.info("ignoring %s in %s: not allowed by config", message.author.id, message.channel.id)
         return
@@ -161,7 +167,8 @@ async def on_message(bot: BotHost, message: discord.Message) -> None:
             model=here.model,
             context=recent,
         )
-        await answer(bot, message, request, target, notice=skipped)
+        notes = "\n".join(line for line in (notice, skipped) if line)
+        await answer(bot, message, request, target, notice=notes or None)
         short_answer = bot.services.short_answer
         if target is not None and settings.discord.thread_title == "generated" and short_answer:
             # Its own task: the asker's limits are not held while the title is written.
@@ -249,11 +256,43 @@ async def answer(
                 if reactions is not None:
                     reactions.see(event)
                 await renderer.handle(event)
+    except asyncio.CancelledError:
+        if (
+            not bot.accepting
+            and not request.cut.acted
+            and message.author.id != getattr(bot.user, "id", None)
+        ):
+            # Cut by a shutdown before any tool ran or approval was asked: the next start
+            # answers it again, once. Shielded: the cancel must not cut the note itself.
+            await asyncio.shield(remember_cut(bot, message))
+        raise
     finally:
         if reactions is not None:
             # The last reaction waits its turn at the lowest priority; the answer is done, so
             # the asker's turn is over now (a /forget or a next question need not wait for it).
             bot.start_turn(reactions.finish())
+
+
+async def remember_cut(bot: BotHost, message: discord.Message) -> None:
+    try:
+        await bot.services.store.remember_cut_question(message.channel.id, message.id)
+    except Exception:
+        log.exception("could not note question %s to answer after the restart", message.id)
+
+
+async def answer_cut_questions(bot: BotHost, max_age_s: float) -> None:
+    """At start-up: the questions the last shutdown cut, answered again through the normal path."""
+    questions = await bot.services.store.take_cut_questions(max_age_s)
+    log.info("%d question(s) cut by the last shutdown to answer again", len(questions))
+    for channel_id, message_id in questions:
+        try:
+            client: Any = bot  # a discord.Client: the host Protocol names only what turns use
+            channel = client.get_channel(channel_id) or await client.fetch_channel(channel_id)
+            message = await channel.fetch_message(message_id)
+        except discord.HTTPException as exc:
+            log.warning("could not read question %s again: %s", message_id, describe(exc))
+            continue
+        bot.start_turn(on_message(bot, message))
 
 
 def status_reactions(bot: BotHost, message: discord.Message) -> StatusReactions | None:

@@ -24,6 +24,7 @@ RESTART_ONLY = (
     "discord.command_guild_ids",
     "discord.audit_channel_id",  # the audit channel and its observer are wired into the client
     "discord.write_budget",  # one scheduler for every write, built with the client
+    "discord.catch_up_s",  # missed mentions are looked for once, at start-up
     "storage",
     "mcp.approval_timeout_s",
     "mcp.tool_timeout_s",
@@ -123,6 +124,7 @@ def keep_restart_only(old: Settings, new: Settings) -> Settings:
             "command_guild_ids": running.command_guild_ids,
             "audit_channel_id": running.audit_channel_id,
             "write_budget": running.write_budget,
+            "catch_up_s": running.catch_up_s,
         },
     )
     mcp = _kept(

@@ -227,4 +227,52 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE usage_daily ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0",
         ),
     ),
+    Migration(
+        "m012_open_questions",
+        (
+            # MCP servers' questions (elicitation) posted and not yet answered: a question
+            # cannot outlive the process that asked it, so the next start marks these expired.
+            # Written before the prompt is posted (message_id NULL until the post returned), so
+            # a kill in between leaves a row that the next start looks for after the anchor.
+            """
+            CREATE TABLE open_questions (
+                id TEXT PRIMARY KEY,
+                channel_id INTEGER NOT NULL,
+                anchor_id INTEGER NOT NULL,
+                message_id INTEGER,
+                created_at TEXT NOT NULL
+            )
+            """,
+        ),
+    ),
+    Migration(
+        "m013_cut_questions",
+        (
+            # Questions whose turn a shutdown cut before any tool ran or approval was asked:
+            # the next start answers each once (taken out as it is answered).
+            """
+            CREATE TABLE cut_questions (
+                message_id INTEGER PRIMARY KEY,
+                channel_id INTEGER NOT NULL,
+                created_at TEXT NOT NULL
+            )
+            """,
+        ),
+    ),
+    Migration(
+        "m014_handled_messages",
+        (
+            # Messages the bot took as questions (accepted, refused or over a limit alike),
+            # kept 7 days: a start-up catch-up answers mentions after the newest one per
+            # channel, and never one that is here.
+            """
+            CREATE TABLE handled_messages (
+                message_id INTEGER PRIMARY KEY,
+                channel_id INTEGER NOT NULL,
+                handled_at TEXT NOT NULL
+            )
+            """,
+            "CREATE INDEX handled_messages_by_channel ON handled_messages (channel_id, message_id)",
+        ),
+    ),
 )

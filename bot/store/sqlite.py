@@ -18,8 +18,11 @@ import aiosqlite
 from bot.core.state import ConversationKey, ConversationState
 from bot.store.authors import author_statements
 from bot.store.channel_prompts import ChannelPromptQueries
+from bot.store.cut_questions import CutQuestionQueries
+from bot.store.handled import HandledQueries
 from bot.store.install import InstallQueries
 from bot.store.migrations import MIGRATIONS, Migration
+from bot.store.open_questions import OpenQuestionQueries
 from bot.store.queries import timestamp as _timestamp
 from bot.store.records import DECISIONS, PENDING, ApprovalRecord, TurnRecord
 from bot.store.turns import Statement, conversation_upsert, run_transaction
@@ -83,7 +86,15 @@ def _approval(row: sqlite3.Row) -> ApprovalRecord:
     )
 
 
-class Store(UsageQueries, ChannelPromptQueries, InstallQueries, UserDataQueries):
+class Store(
+    UsageQueries,
+    ChannelPromptQueries,
+    InstallQueries,
+    UserDataQueries,
+    OpenQuestionQueries,
+    CutQuestionQueries,
+    HandledQueries,
+):
     """Every query the bot makes, over one shared aiosqlite connection.
 
     Create it with `async with Store.open(path) as store:`; the schema is migrated on the way in.

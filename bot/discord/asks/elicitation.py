@@ -2,7 +2,8 @@
 
 The form is answered in pages of five text inputs (a modal's limit), required fields first; each
 page is checked against the schema before the next one opens. Only the requester or an admin
-may answer. The question lives as long as the tool call that asked it (not across restarts).
+may answer. The question lives as long as the tool call that asked it: one left open by a
+restart is marked expired at the next start, and its id (random) never names a newer question.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import discord
 
 from bot.core.elicitation import Answer, ElicitationBroker, Pending, validate
 from bot.core.events import ElicitationRequested, ElicitationResolved
+from bot.store.open_questions import OpenQuestion, OpenQuestionQueries
 
 if TYPE_CHECKING:
     from bot.discord.host import BotHost
@@ -26,10 +28,11 @@ _OUTCOMES = {
     "accept": "✅ Answered by <@{user}>.",
     "decline": "❌ Declined by <@{user}>.",
     "cancel": "⌛ Nobody answered in time, so the question was cancelled.",
+    "expired": "⌛ Expired: the bot restarted before anyone answered. Ask again.",
 }
 
 
-def custom_id(elicitation_id: int, action: str) -> str:
+def custom_id(elicitation_id: str, action: str) -> str:
     return f"mcpe:{elicitation_id}:{action}"
 
 
@@ -45,7 +48,7 @@ def prompt_text(event: ElicitationRequested) -> str:
 
 
 def _view(
-    pending_id: int, *, url: str | None, label: str, disabled: bool = False
+    pending_id: str, *, url: str | None, label: str, disabled: bool = False
 ) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     if url and not disabled:
@@ -81,10 +84,10 @@ async def _allowed(interaction: discord.Interaction[Any], pending: Pending | Non
 
 class ElicitButton(
     discord.ui.DynamicItem[discord.ui.Button[Any]],
-    template=r"mcpe:(?P<id>[0-9]+):(?P<action>open|decline)",
+    template=r"mcpe:(?P<id>[A-Za-z0-9_-]{1,40}):(?P<action>open|decline)",
 ):
     def __init__(
-        self, elicitation_id: int, action: str, *, label: str = "", disabled: bool = False
+        self, elicitation_id: str, action: str, *, label: str = "", disabled: bool = False
     ) -> None:
         style = discord.ButtonStyle.primary if action == "open" else discord.ButtonStyle.danger
         super().__init__(
@@ -102,7 +105,7 @@ class ElicitButton(
     async def from_custom_id(
         cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str]
     ) -> ElicitButton:
-        return cls(int(match["id"]), match["action"])
+        return cls(match["id"], match["action"])
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         broker = _broker(interaction)
@@ -184,15 +187,18 @@ async def _close(interaction: discord.Interaction[Any], pending: Pending, action
 
 
 class DiscordElicitations:
-    """Posts questions into the reply and marks the ones nobody answered."""
+    """Posts questions into the reply and marks the ones nobody answered (in time, or before
+    a restart). Where each open question went is stored, so the next start finds it."""
 
-    def __init__(self) -> None:
-        self._prompts: dict[int, discord.Message] = {}
+    def __init__(self, store: OpenQuestionQueries) -> None:
+        self._store = store
+        self._prompts: dict[str, discord.Message] = {}
 
     async def send_prompt(
         self, event: ElicitationRequested, anchor: discord.Message
     ) -> discord.Message:
         label = "Done" if event.url else "Answer"
+        await self._store.remember_question(event.elicitation_id, anchor.channel.id, anchor.id)
         message = await anchor.reply(
             prompt_text(event),
             view=_view(event.elicitation_id, url=event.url, label=label),
@@ -203,9 +209,17 @@ class DiscordElicitations:
             ),
         )
         self._prompts[event.elicitation_id] = message
+        try:
+            await self._store.question_posted(event.elicitation_id, message.id)
+        except Exception:
+            log.exception("could not store where question %s went", event.elicitation_id)
         return message
 
     async def show_resolution(self, event: ElicitationResolved) -> None:
+        try:
+            await self._store.forget_question(event.elicitation_id)
+        except Exception:
+            log.exception("could not forget question %s", event.elicitation_id)
         message = self._prompts.pop(event.elicitation_id, None)
         if message is None or event.action != "cancel":
             return  # a click already updated the message
@@ -217,3 +231,39 @@ class DiscordElicitations:
             )
         except discord.HTTPException as exc:
             log.warning("could not mark question %s as cancelled: %s", event.elicitation_id, exc)
+
+    async def expire_stale(self, bot: discord.Client) -> int:
+        """At start-up: questions left open by a previous process can no longer be answered."""
+        stale = await self._store.take_open_questions()
+        for question in stale:
+            try:
+                message = await _posted(bot, question)
+                if message is None:
+                    continue  # the process died before the prompt went out
+                await message.edit(
+                    content=_with_outcome(message.content, "expired", None),
+                    view=_view(question.id, url=None, label="Answer", disabled=True),
+                    allowed_mentions=discord.AllowedMentions.none(),
+                )
+            except discord.HTTPException as exc:
+                log.warning("could not mark question %s as expired: %s", question.id, exc)
+        return len(stale)
+
+
+async def _posted(bot: discord.Client, question: OpenQuestion) -> discord.Message | None:
+    """The prompt's message: by its id, or (the process died as it posted) the bot's reply after
+    the anchor whose buttons carry the question's id."""
+    channel = bot.get_partial_messageable(question.channel_id)
+    if question.message_id is not None:
+        return await channel.get_partial_message(question.message_id).fetch()
+    marker = custom_id(question.id, "")
+    after = discord.Object(question.anchor_id)
+    async for message in channel.history(limit=50, after=after, oldest_first=True):
+        ids = [
+            getattr(c, "custom_id", None) or ""
+            for row in message.components
+            for c in getattr(row, "children", [])
+        ]
+        if any(i.startswith(marker) for i in ids):
+            return message
+    return None

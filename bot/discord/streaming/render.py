@@ -16,6 +16,7 @@ from bot.core.events import ApprovalRequested, ApprovalResolved, TextDelta, Turn
 from bot.discord.attachments import ReplyFiles
 from bot.discord.streaming.budget import Priority
 from bot.discord.streaming.deletions import DeletedMessages
+from bot.discord.streaming.finishing import begin_finishing, cancel_tasks, through_cancel
 from bot.discord.streaming.reasoning import ReasoningView
 from bot.discord.streaming.retry import RETRY_DELAYS_S, describe, is_transient, with_retries
 from bot.discord.streaming.segment import Segment
@@ -95,6 +96,7 @@ class StreamRenderer:
         self._queue_timer: asyncio.Task[None] | None = None
         self._files = ReplyFiles.for_reply(source)  # tool results' files, sent at the end
         self._button = StopButtonSpot(stop_view)
+        self._finishing: asyncio.Task[None] | None = None
 
     # -- the turn's life -----------------------------------------------------------------------
 
@@ -162,7 +164,12 @@ class StreamRenderer:
         return self._approvals if approval else self._elicitations
 
     async def finish(self) -> None:
-        """Stop streaming and show the final text at once, without the indicator."""
+        """Stop streaming and show the final text at once, without the indicator (whole, even
+        when a shutdown's cancel lands meanwhile)."""
+        self._finishing = self._finishing or begin_finishing(self._finish())
+        await through_cancel(self._finishing)
+
+    async def _finish(self) -> None:
         try:
             await self._stop_tasks()
             self._finalizing = True  # from here on every write is the final text: it goes first
@@ -191,20 +198,13 @@ class StreamRenderer:
             self._in_budget.close()
 
     async def _stop_tasks(self) -> None:
-        for task in (self._queue_timer, self._flusher):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await cancel_tasks(self._queue_timer, self._flusher)
         self._queue_timer = self._flusher = None
         await self._stop_typing()
 
     async def _stop_typing(self) -> None:
-        if self._typing is not None:
-            self._typing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._typing
-            self._typing = None
+        await cancel_tasks(self._typing)
+        self._typing = None
 
     # -- background tasks ----------------------------------------------------------------------
 

@@ -63,9 +63,13 @@ class Snowflakes:
     def __init__(self) -> None:
         self._last = 0
         self._past = 0
+        # A test can run part of its story in the past (ids and timestamps this many seconds
+        # ago), e.g. a message "posted" longer ago than the bot looks back; only moving forward
+        # keeps ids increasing, as Discord's are.
+        self.offset_s = 0.0
 
     def next(self) -> int:
-        candidate = (int(time.time() * 1000) - DISCORD_EPOCH_MS) << 22
+        candidate = (int((time.time() + self.offset_s) * 1000) - DISCORD_EPOCH_MS) << 22
         self._last = max(candidate, self._last + 1)
         return self._last
 
