@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 import discord
 import pytest
@@ -26,6 +28,22 @@ async def test_dropped_connection_reaches_the_client_unchanged(fake: FakeDiscord
         again = await channel.send("made, answer lost", nonce=42)
         assert [m["id"] for m in fake.messages(cid)] == [str(again.id)]
         assert rule.fired == 1
+
+
+async def test_a_hung_request_is_never_answered_nor_applied(fake: FakeDiscord) -> None:  # noqa: F811
+    cid = fake.add_channel("hang")
+    async with running(Bot(), fake) as bot:
+        sent = await channel_of(bot, cid).send("before")
+        rule = fake.faults.hang("PATCH", rf"/messages/{sent.id}$")
+        edit = asyncio.ensure_future(sent.edit(content="after"))
+        await fake.wait_for(lambda: rule.fired == 1)
+        await asyncio.sleep(0.5)
+        assert not edit.done()  # held, as Discord holding it would: only a timeout ends it
+        assert fake.messages(cid)[0]["content"] == "before"
+        rule.released.set()
+        with pytest.raises(aiohttp.ServerDisconnectedError):
+            await edit
+        assert fake.messages(cid)[0]["content"] == "before"
 
 
 async def test_server_errors_and_refused_sync(fake: FakeDiscord) -> None:  # noqa: F811

@@ -8,7 +8,9 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -18,7 +20,7 @@ from bot.config import Settings, load_settings
 from bot.core.events import ToolCallFinished, TurnCompleted, Usage
 from bot.core.state import ConversationKey, ConversationState
 from bot.core.turn_log import TurnLog
-from bot.ops.health import STALE_AFTER_S, check_health, heartbeat_path
+from bot.ops.health import HEARTBEAT_EVERY_S, STALE_AFTER_S, beat, check_health, heartbeat_path
 from bot.ops.reload import changed_keys, keep_restart_only, split_changes, summarize
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord.state import (
@@ -218,6 +220,42 @@ def test_turn_line_fields_from_events() -> None:
     assert fields["result"] == "completed"
     cut = TurnLog(key, "")
     assert cut.fields()["result"] == "cancelled"  # a turn that never finished says so
+
+
+class ConnectedClient:
+    """What beat() reads of a discord.py client with an open gateway socket."""
+
+    guilds: list = []
+    ws = SimpleNamespace(open=True)
+
+    def is_closed(self) -> bool:
+        return False
+
+    def is_ready(self) -> bool:
+        return True
+
+
+def beat_time(path: Path) -> float:
+    return float(json.loads(path.read_text(encoding="utf-8"))["time"])
+
+
+def block_loop_then_read(path: Path, seconds: float) -> float:
+    # A handler that blocks the event loop (a sync call, a CPU-bound step) for that long.
+    time.sleep(seconds)
+    return beat_time(path)
+
+
+async def test_the_heartbeat_stops_while_the_loop_is_blocked(tmp_path: Path) -> None:
+    # Unit level: nothing outside the bot can block its loop. A beat from a thread of its own
+    # would keep a hung bot "healthy".
+    path = tmp_path / "bot.db.heartbeat"
+    task = asyncio.create_task(beat(ConnectedClient(), path))
+    try:
+        await asyncio.sleep(0.2)  # connected: the first beat comes at once
+        first = await asyncio.to_thread(beat_time, path)
+        assert block_loop_then_read(path, HEARTBEAT_EVERY_S + 1.5) == first
+    finally:
+        task.cancel()
 
 
 def test_health_needs_a_fresh_beat_from_a_live_process(tmp_path: Path) -> None:

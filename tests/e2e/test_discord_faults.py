@@ -64,6 +64,26 @@ async def test_dropped_connection_on_the_first_send(world: World) -> None:
     assert typing_after(world, chat.channel, done) == []
 
 
+async def test_an_edit_discord_never_answers_is_sent_again(chat_world: World) -> None:
+    # Discord takes the edit and never answers: without a timeout of its own the bot would wait
+    # for aiohttp's 300 s default with the reply stuck mid-sentence. (Backend-independent: one
+    # world is enough.)
+    world = chat_world
+    chat = Chat(world.discord, "hang-edit")
+    key = "k-hang-edit"
+    text = " ".join(f"hang{i}" for i in range(60))
+    world.llm.script(key, Text(text, chunk_size=10, delay_s=0.05))
+    asked = await chat.say(f"{key} talk")
+    await world.discord.wait_for(lambda: chat.replies_to(int(asked["id"])))
+    hung = world.discord.faults.hang("PATCH", rf"/channels/{chat.channel}/messages/\d+$")
+    try:
+        parts = await chat.answer(int(asked["id"]), lambda t: t == text, timeout=60)
+    finally:
+        hung.released.set()
+    assert [p["content"] for p in parts] == [text]
+    assert hung.fired == 1
+
+
 async def test_final_edit_lands_after_repeated_drops(world: World) -> None:
     chat = Chat(world.discord, "drop-final")
     key = f"k-drop-final-{world.backend}"

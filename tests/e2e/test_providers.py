@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import sqlite3
 from collections.abc import AsyncIterator
@@ -312,3 +313,26 @@ async def test_an_image_turn_survives_its_url_going_dead(local_world: World) -> 
     stored = db(world).execute("SELECT history FROM conversations").fetchall()
     assert stored and not [row for row in stored if "/attachments/" in row["history"]]
     assert "image" in json.dumps(world.llm.requests_for(key)[1].body)
+
+
+async def test_an_image_over_8_mib_is_not_sent_and_one_at_the_cap_is(local_world: World) -> None:
+    world = local_world
+    chat = Chat(world.discord, "image-cap")
+    key = f"k-image-cap-{world.backend}"
+    world.llm.script(key, Text("One picture."))
+    cap = 8 * 2**20  # README: images are fetched "up to 8 MB each"
+    at_cap = PNG[:8] + b"\x01" * (cap - 8)
+    over_cap = PNG[:8] + b"\x02" * (cap - 7)
+    asked = await chat.say(
+        f"{key} what are these?",
+        attachments=[
+            {"filename": "big.png", "content": over_cap, "content_type": "image/png"},
+            {"filename": "fits.png", "content": at_cap, "content_type": "image/png"},
+        ],
+    )
+    await chat.answer_text(int(asked["id"]), "One picture.")
+    sent = json.dumps(world.llm.requests_for(key)[0].body)
+    assert sent.count("data:image/png;base64,") == 1
+    assert "data:image/png;base64," + base64.b64encode(at_cap[:48]).decode() in sent
+    assert base64.b64encode(over_cap[:48]).decode() not in sent
+    assert "[1 attached image(s) could not be loaded]" in sent  # the model is told, not fooled

@@ -18,7 +18,7 @@ from bot.discord.streaming.budget import Priority
 from bot.discord.streaming.deletions import DeletedMessages
 from bot.discord.streaming.finishing import begin_finishing, cancel_tasks, through_cancel
 from bot.discord.streaming.reasoning import ReasoningView
-from bot.discord.streaming.retry import RETRY_DELAYS_S, describe, is_transient, with_retries
+from bot.discord.streaming.retry import RETRY_DELAYS_S, describe, is_transient, timed, with_retries
 from bot.discord.streaming.segment import Segment
 from bot.discord.streaming.split import split_message
 from bot.discord.streaming.stop_button import StopButtonSpot
@@ -320,10 +320,8 @@ class StreamRenderer:
         # answers the retry with that message instead of posting it twice.
         nonce = secrets.randbelow(10**18)
         priority = Priority.FINAL if self._finalizing else Priority.FIRST
-        message = await with_retries(
-            "sending a reply part",
-            lambda: self._paid(priority, lambda: self._post(segment, content, nonce, button)),
-        )
+        post = timed(lambda: self._post(segment, content, nonce, button))
+        message = await with_retries("sending a reply part", lambda: self._paid(priority, post))
         segment.messages.append(message)
         segment.shown.append(content)
         self._button.written(message.id, button, {"view": None} if button else {})
@@ -376,13 +374,10 @@ class StreamRenderer:
         message = segment.messages[index]
         priority = Priority.FINAL if self._finalizing else Priority.EDIT
         extra = self._button.change(message.id, button)
+        edit = timed(lambda: message.edit(content=content, allowed_mentions=NO_MENTIONS, **extra))
         try:
             segment.messages[index] = await with_retries(
-                "editing a reply part",
-                lambda: self._paid(
-                    priority,
-                    lambda: message.edit(content=content, allowed_mentions=NO_MENTIONS, **extra),
-                ),
+                "editing a reply part", lambda: self._paid(priority, edit)
             )
             segment.shown[index] = content
             self._button.written(message.id, button, extra)

@@ -14,6 +14,11 @@ log = logging.getLogger(__name__)
 
 # A request that failed in transit (dropped connection, timeout, 5xx) is tried again after these.
 RETRY_DELAYS_S = (0.5, 1.5, 3.0)
+# Discord answers a message write in well under a second. One it took and never answered would
+# hold the reply for aiohttp's default of 300 s; given up after this, it is sent again. Long
+# enough for a rate-limit wait the write budget lets discord.py make inside a request. Not for
+# file uploads, which may take long on a slow link.
+WRITE_TIMEOUT_S = 10.0
 
 T = TypeVar("T")
 
@@ -28,6 +33,18 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, discord.HTTPException):
         return exc.status >= 500 or exc.status == 429
     return isinstance(exc, aiohttp.ClientError | TimeoutError | OSError | discord.RateLimited)
+
+
+def timed(
+    request: Callable[[], Awaitable[T]], timeout_s: float = WRITE_TIMEOUT_S
+) -> Callable[[], Awaitable[T]]:
+    """A Discord write given up if no answer comes in time: the TimeoutError is transient."""
+
+    async def run() -> T:
+        async with asyncio.timeout(timeout_s):
+            return await request()
+
+    return run
 
 
 async def with_retries(

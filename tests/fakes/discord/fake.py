@@ -94,6 +94,7 @@ class FakeDiscord:
         self.world.base_url = self._url
 
     async def stop(self) -> None:
+        self.faults.release_hung()
         if self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)
         await self.gateway.close_all()

@@ -2,17 +2,19 @@
 
 Real Discord fails in ways a clean fake never shows: a keep-alive connection closes in the middle
 of a request (aiohttp raises ServerDisconnectedError, which discord.py passes through), a route
-answers 5xx for a while, a guild refuses the application's commands. Each rule here matches a
+answers 5xx for a while, a request is taken and never answered, a guild refuses the application's
+commands. Each rule here matches a
 method and a path pattern and fires on the next N matching requests.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
-Kind = Literal["drop", "status"]
+Kind = Literal["drop", "status", "hang"]
 
 
 @dataclass
@@ -27,6 +29,8 @@ class Rule:
     # drop: handle the request first (the change happens, the answer is lost) or not at all.
     after_handling: bool = False
     fired: int = 0
+    # hang: the request is held, unanswered and not applied, until this is set (or the fake stops).
+    released: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class Faults:
@@ -41,6 +45,11 @@ class Faults:
         return self._add(
             Rule(method.upper(), re.compile(path), times, "drop", after_handling=after_handling)
         )
+
+    def hang(self, method: str, path: str, times: int = 1) -> Rule:
+        """Take the next `times` matching requests and never answer them: nothing is applied
+        and the connection stays open, so only the client's own timeout ends the wait."""
+        return self._add(Rule(method.upper(), re.compile(path), times, "hang"))
 
     def server_error(self, method: str, path: str, times: int = 1, status: int = 503) -> Rule:
         return self._add(
@@ -66,7 +75,13 @@ class Faults:
         return None
 
     def clear(self) -> None:
+        self.release_hung()
         self._rules.clear()
+
+    def release_hung(self) -> None:
+        """Ends every held request (as a dropped connection) so the server can stop."""
+        for rule in self._rules:
+            rule.released.set()
 
     def _add(self, rule: Rule) -> Rule:
         self._rules.append(rule)

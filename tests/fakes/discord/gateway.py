@@ -66,6 +66,8 @@ class Gateway:
         self.sessions: dict[str, Session] = {}
         self.sockets: set[web.WebSocketResponse] = set()
         self._server_closed: set[web.WebSocketResponse] = set()
+        # An outage: new connections are refused (503 on the handshake) until this is False.
+        self.down = False
 
     @property
     def ws_url(self) -> str:
@@ -129,7 +131,9 @@ class Gateway:
 
     # -- connection handling --------------------------------------------------
 
-    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        if self.down:
+            return web.Response(status=503, text="gateway unavailable")
         ws = web.WebSocketResponse(autoping=True, max_msg_size=0)
         await ws.prepare(request)
         self.sockets.add(ws)

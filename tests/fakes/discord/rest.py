@@ -71,6 +71,10 @@ def make_middleware(fake: FakeDiscord):
         if fake.latency_s:
             await asyncio.sleep(fake.latency_s)
         fault = fake.faults.take(request.method, request.path)
+        if fault is not None and fault.kind == "hang":
+            fake.counters["hung_requests"] += 1
+            await fault.released.wait()
+            return await _drop(fake, request, handler, rec, after=False)
         if fault is not None and fault.kind == "drop":
             return await _drop(fake, request, handler, rec, after=fault.after_handling)
         if fault is not None:
