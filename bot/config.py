@@ -230,6 +230,10 @@ class DiscordConfig(_Section):
     """Total gateway shards across all processes; set it to run as an AutoShardedBot."""
     shard_ids: list[int] | None = None
     """The shards this process runs (needs `shard_count`); null = all of them."""
+    global_rate_limit: int | None = Field(default=None, ge=1)
+    """Requests per second this process may make to Discord in all; null = its share of the
+    token's 50/s (50 x len(shard_ids) / shard_count). Ignored while `coordination.redis_url`
+    shares one window between the processes."""
     permissions: PermissionsConfig = Field(default_factory=PermissionsConfig)
     """Who may talk to the bot."""
     audit_channel_id: int | None = None

@@ -22,9 +22,10 @@ from bot.discord.commands.prompt import prompt
 from bot.discord.commands.status import status
 from bot.discord.commands.system import system
 from bot.discord.host import Services
-from bot.discord.streaming.budget import UNLIMITED, Limits
+from bot.discord.streaming.budget import UNLIMITED
 from bot.discord.streaming.budget_feed import trace_config
 from bot.discord.streaming.deletions import DeletedMessages
+from bot.discord.streaming.share import global_share, limits_for
 from bot.discord.streaming.write_scheduler import WriteScheduler
 
 log = logging.getLogger(__name__)
@@ -200,8 +201,10 @@ def build_bot(services: Services) -> McpcordBot | ShardedMcpcordBot:
     # One budget for all message writes of this process; it learns from every response
     # through discord.py's http_trace hook. Off, writes go as soon as a reply wants them and
     # only discord.py's own rate limiter holds them back (the bench's baseline).
+    # A process running some of the shards plans only its share of the token's global limit.
     settings = services.settings.discord
-    budget = WriteScheduler(Limits() if settings.write_budget else UNLIMITED)
+    limits = limits_for(global_share(settings)) if settings.write_budget else UNLIMITED
+    budget = WriteScheduler(limits)
     if settings.shard_count:
         return ShardedMcpcordBot(services, budget)
     return McpcordBot(services, budget)
