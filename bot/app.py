@@ -178,14 +178,25 @@ async def _serve(
         )
         bot = build_bot(services)
         live = LiveConfig(settings, core, bot, limits)
-        freeze_start_up()
         chores = [
             tidy(core.store, settings.storage.retention_days),
             serve_requests(settings, forgetting, forget_asked),
         ]
+        metrics_server = None
+        if settings.metrics.port is not None:
+            from bot.ops.metrics import Metrics
+
+            metrics = Metrics(turn_cost)
+            core.conversations.add_watcher(metrics.watcher)
+            metrics.watch_bot(bot)
+            metrics_server = metrics.serve(settings.metrics.host, settings.metrics.port)
+            chores.append(metrics.watch_loop())
+        freeze_start_up()
         try:
             await _run_bot(bot, token, live, stop, reload_asked, chores)
         finally:
+            if metrics_server is not None:
+                metrics_server.shutdown()
             await live.aclose()
 
 

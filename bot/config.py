@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 # ConfigError lives with the file reader; it is imported from here by everyone else.
 from bot.config_file import ConfigError, YamlSource
 from bot.config_models import ModelEntry
+from bot.config_scale import CoordinationConfig, MetricsConfig
 
 DEFAULT_CONFIG_PATH = "config.yaml"
 
@@ -231,9 +232,7 @@ class DiscordConfig(_Section):
     shard_ids: list[int] | None = None
     """The shards this process runs (needs `shard_count`); null = all of them."""
     global_rate_limit: int | None = Field(default=None, ge=1)
-    """Requests per second this process may make to Discord in all; null = its share of the
-    token's 50/s (50 x len(shard_ids) / shard_count). Ignored while `coordination.redis_url`
-    shares one window between the processes."""
+    """Requests/s to Discord from this process; null = 50 x len(shard_ids) / shard_count."""
     permissions: PermissionsConfig = Field(default_factory=PermissionsConfig)
     """Who may talk to the bot."""
     audit_channel_id: int | None = None
@@ -269,8 +268,7 @@ class StorageConfig(_Section):
     path: str = "data/bot.db"
     """The SQLite file (its folder is created). The pid and heartbeat files sit next to it."""
     retention_days: int | None = Field(default=None, ge=1)
-    """Conversations idle this many days, and approvals and usage rows older than that, are
-    deleted at start-up and daily (usage is first added to anonymous daily totals); null = keep."""
+    """Conversations idle this many days, and approvals and usage rows older than that, are deleted at start-up and daily (usage is first added to anonymous daily totals); null = keep."""
 
 
 class LoggingConfig(_Section):
@@ -304,6 +302,10 @@ class Settings(BaseSettings):
     """Where the data lives."""
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     """Logs on stderr."""
+    coordination: CoordinationConfig = Field(default_factory=CoordinationConfig)
+    """What several processes of one bot share (Redis)."""
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    """Prometheus metrics."""
     shutdown_grace_s: float = Field(default=20, ge=0)
     """On SIGTERM, running answers get this many seconds to finish."""
 

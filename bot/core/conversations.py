@@ -30,6 +30,18 @@ BUSY = Busy.BUSY
 Observer = Callable[[TurnRequest, TurnEvent], Awaitable[None]]
 
 
+class TurnWatcher(Protocol):
+    """Follows one turn from the moment it is asked (queued ones too) to its end, however it
+    ends: a cancelled turn has no final event, so `ended` is how a watcher learns of it."""
+
+    def see(self, event: TurnEvent) -> None: ...
+    def ended(self) -> None: ...
+
+
+# Makes a watcher for each new turn (e.g. the metrics); must be quick and must not fail the turn.
+WatcherFactory = Callable[[TurnRequest], TurnWatcher]
+
+
 def conversation_key(
     scope: Scope, *, guild_id: int | None, channel_id: int, user_id: int, in_thread: bool
 ) -> ConversationKey:
@@ -91,9 +103,13 @@ class Conversations:
         self._make_record = make_record
         self._cost_of = cost_of
         self._observers: list[Observer] = []
+        self._watchers: list[WatcherFactory] = []
 
     def add_observer(self, observer: Observer) -> None:
         self._observers.append(observer)
+
+    def add_watcher(self, factory: WatcherFactory) -> None:
+        self._watchers.append(factory)
 
     async def _tell_observers(self, request: TurnRequest, event: TurnEvent) -> None:
         for observer in self._observers:
@@ -146,6 +162,7 @@ class Conversations:
         A turn queues behind another one of the same conversation; `on_start` is called once it
         holds the conversation, so a front end can tell waiting from working."""
         turn_log = TurnLog(request.key, "", self._cost_of)
+        watchers = [TurnLogWatcher(turn_log), *(make(request) for make in self._watchers)]
         try:
             with self._locks.claim(request.key) as lock:
                 async with lock:
@@ -153,10 +170,10 @@ class Conversations:
                         on_start()
                     async for event in self._run_locked(request):
                         await self._tell_observers(request, event)
-                        turn_log.see(event)
+                        _tell(watchers, "see", event)
                         yield event
         finally:
-            turn_log.emit()
+            _tell(watchers, "ended")
 
     async def _run_locked(self, request: TurnRequest) -> AsyncIterator[TurnEvent]:
         started = time.monotonic()
@@ -215,3 +232,24 @@ class Conversations:
             await self._store.save_turn(request.key, event.state, record)
         elif usage:
             await self._store.save_usage(request.key, record)
+
+
+class TurnLogWatcher:
+    """The turn's log line, as one watcher among others."""
+
+    def __init__(self, turn_log: TurnLog) -> None:
+        self._log = turn_log
+
+    def see(self, event: TurnEvent) -> None:
+        self._log.see(event)
+
+    def ended(self) -> None:
+        self._log.emit()
+
+
+def _tell(watchers: list[Any], method: str, *args: Any) -> None:
+    for watcher in watchers:
+        try:
+            getattr(watcher, method)(*args)
+        except Exception:
+            log.exception("turn watcher failed in %s", method)

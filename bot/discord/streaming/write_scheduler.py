@@ -21,6 +21,12 @@ class WriteScheduler:
         self._clock = clock
         self._events: dict[int, asyncio.Event] = {}
         self._timer: asyncio.TimerHandle | None = None
+        # Told how long each granted write waited (the metrics); must be quick.
+        self.on_waited: list[Callable[[float], None]] = []
+
+    def waiting(self) -> int:
+        """Message writes waiting for the budget right now."""
+        return len(self._events)
 
     @contextlib.contextmanager
     def reply(self, channel_id: int, reply_id: int) -> Iterator[None]:
@@ -40,9 +46,12 @@ class WriteScheduler:
         """Wait until this reply may make one message write in the channel."""
         ticket = self.budget.submit(channel_id, reply_id, priority)
         event = self._events[id(ticket)] = asyncio.Event()
+        asked = self._clock()
         try:
             self._pump()
             await event.wait()
+            for waited in self.on_waited:
+                waited(self._clock() - asked)
         except BaseException:
             self.budget.cancel(ticket)
             raise
