@@ -165,6 +165,13 @@ async def _serve(
             return
         limits = core.limits
         forgetting = Forgetting(core.store, core.conversations, limits)
+        coordination = None
+        if settings.coordination.redis_url:
+            from bot.ops.coordination import connect
+
+            coordination = connect(settings, token, turn_cost)
+            limits.share(coordination.limits)
+            core.conversations.add_watcher(coordination.limits.watcher)
         services = Services(
             settings=settings,
             store=core.store,
@@ -175,6 +182,7 @@ async def _serve(
             policies=core.policies,
             elicitations=core.elicitations,
             forgetting=forgetting,
+            write_gate=coordination.window if coordination is not None else None,
         )
         bot = build_bot(services)
         live = LiveConfig(settings, core, bot, limits)
@@ -191,12 +199,16 @@ async def _serve(
             metrics.watch_bot(bot)
             metrics_server = metrics.serve(settings.metrics.host, settings.metrics.port)
             chores.append(metrics.watch_loop())
+        if coordination is not None:
+            chores.append(coordination.limits.renew())
         freeze_start_up()
         try:
             await _run_bot(bot, token, live, stop, reload_asked, chores)
         finally:
             if metrics_server is not None:
                 metrics_server.shutdown()
+            if coordination is not None:
+                await coordination.link.aclose()
             await live.aclose()
 
 

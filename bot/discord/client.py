@@ -201,10 +201,13 @@ def build_bot(services: Services) -> McpcordBot | ShardedMcpcordBot:
     # One budget for all message writes of this process; it learns from every response
     # through discord.py's http_trace hook. Off, writes go as soon as a reply wants them and
     # only discord.py's own rate limiter holds them back (the bench's baseline).
-    # A process running some of the shards plans only its share of the token's global limit.
+    # A process running some of the shards plans only its share of the token's global limit,
+    # unless a shared window (coordination.redis_url) lets every process plan the whole.
     settings = services.settings.discord
-    limits = limits_for(global_share(settings)) if settings.write_budget else UNLIMITED
-    budget = WriteScheduler(limits)
+    if settings.write_budget:
+        budget = WriteScheduler(limits_for(global_share(settings)), gate=services.write_gate)
+    else:
+        budget = WriteScheduler(UNLIMITED)
     if settings.shard_count:
         return ShardedMcpcordBot(services, budget)
     return McpcordBot(services, budget)

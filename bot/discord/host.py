@@ -20,7 +20,7 @@ from bot.discord.access import Access
 from bot.discord.audit import DiscordAudit
 from bot.discord.streaming.deletions import DeletedMessages
 from bot.discord.streaming.render import ApprovalUI
-from bot.discord.streaming.write_scheduler import WriteScheduler
+from bot.discord.streaming.write_scheduler import GlobalGate, WriteScheduler
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,6 +36,7 @@ class Services:
     policies: dict[str, ApprovalPolicy]
     elicitations: Any = None  # ElicitationBroker: MCP servers' questions to users
     forgetting: Any = None  # core/forgetting.py's Forgetting: /forget and forget-user
+    write_gate: GlobalGate | None = None  # the global window shared with other processes
 
 
 class ApprovalPrompts(ApprovalUI, Protocol):

@@ -15,9 +15,14 @@ def global_share(discord: DiscordConfig) -> int:
     rounded down, so the parts never add up to more than the whole)."""
     if discord.global_rate_limit is not None:
         return discord.global_rate_limit
+    return shard_share(DISCORD_GLOBAL_PER_S, discord)
+
+
+def shard_share(per_s: int, discord: DiscordConfig) -> int:
+    """This process's shards' part of `per_s` for the whole bot."""
     if discord.shard_ids is None or not discord.shard_count:
-        return DISCORD_GLOBAL_PER_S
-    return max(DISCORD_GLOBAL_PER_S * len(set(discord.shard_ids)) // discord.shard_count, 1)
+        return per_s
+    return max(per_s * len(set(discord.shard_ids)) // discord.shard_count, 1)
 
 
 def limits_for(per_s: int) -> Limits:

@@ -7,17 +7,41 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Iterator
+from typing import Protocol
 
 from bot.discord.streaming.budget import Counted, Limits, Priority, WriteBudget
 
 Clock = Callable[[], float]
 
 
+class GlobalGate(Protocol):
+    """Discord's global limit shared with other processes of the bot token (coordination)."""
+
+    def limits(self) -> Limits:
+        """What this process's own budget may plan now (all the window, or only its share
+        while the shared one cannot be reached)."""
+        ...
+
+    async def admit(self, priority: Priority, waited_s: float) -> None:
+        """Wait for a place in the shared window for one write this budget granted."""
+        ...
+
+    def may_type(self) -> bool: ...
+    def note_other(self) -> None: ...
+    def hold(self, retry_after_s: float) -> None: ...
+
+
 class WriteScheduler:
     """Drives a WriteBudget on the event loop: `await scheduler.acquire(...)` waits its turn."""
 
-    def __init__(self, limits: Limits | None = None, clock: Clock = time.monotonic) -> None:
-        self.budget = WriteBudget(limits)
+    def __init__(
+        self,
+        limits: Limits | None = None,
+        clock: Clock = time.monotonic,
+        gate: GlobalGate | None = None,
+    ) -> None:
+        self.budget = WriteBudget(gate.limits() if gate is not None else limits)
+        self._gate = gate
         self._clock = clock
         self._events: dict[int, asyncio.Event] = {}
         self._timer: asyncio.TimerHandle | None = None
@@ -50,6 +74,8 @@ class WriteScheduler:
         try:
             self._pump()
             await event.wait()
+            if self._gate is not None:
+                await self._gate.admit(priority, self._clock() - asked)
             for waited in self.on_waited:
                 waited(self._clock() - asked)
         except BaseException:
@@ -70,16 +96,25 @@ class WriteScheduler:
 
     def rate_limited(self, channel_id: int | None, retry_after_s: float) -> None:
         self.budget.rate_limited(channel_id, self._clock(), retry_after_s)
+        if channel_id is None and self._gate is not None:
+            self._gate.hold(retry_after_s)  # every process of the token holds, not just this one
         self._pump()
 
     def note_other_request(self, *, typing: bool = False) -> Counted:
+        if self._gate is not None and not typing:
+            self._gate.note_other()  # a typing request was counted by may_type
         return self.budget.note_other_request(self._clock(), typing=typing)
 
     def may_type(self) -> bool:
-        return self.budget.may_type(self._clock())
+        if not self.budget.may_type(self._clock()):
+            return False
+        return self._gate is None or self._gate.may_type()
 
     def note_write(self, channel_id: int) -> Counted:
-        return self.budget.note_write(channel_id, self._clock())
+        counted = self.budget.note_write(channel_id, self._clock())
+        if self._gate is not None and counted.granted_at == counted.left_at:
+            self._gate.note_other()  # a write the budget did not grant (a notice, a prompt)
+        return counted
 
     def answered(self, counted: Counted) -> None:
         """A request's answer was read: its place in the windows frees one period from now."""
@@ -88,6 +123,8 @@ class WriteScheduler:
 
     def _pump(self) -> None:
         now = self._clock()
+        if self._gate is not None:
+            self.budget.limits = self._gate.limits()
         for ticket in self.budget.grant(now):
             event = self._events.get(id(ticket))
             if event is not None:
