@@ -18,7 +18,7 @@ from bot.discord.streaming.share import limits_for, shard_share
 from bot.ops.coordination.limits import SharedLimits
 from bot.ops.coordination.link import Link, default_prefix
 from bot.ops.coordination.scripts import TAKE
-from bot.ops.coordination.window import SharedWindow
+from bot.ops.coordination.window import GRACE_S, HOLD_S, SharedWindow
 from tests.redis_service import SHARED_URL, drop_prefix, own_prefix, private_redis, shared_redis
 
 pytestmark = pytest.mark.redis
@@ -150,6 +150,9 @@ async def test_without_redis_each_process_takes_its_share_and_says_so_once(
         await server.start()
         await asyncio.sleep(1.1)  # a process looks again a second after a failure
         await window.admit(Priority.FINAL, 0.0)
+        # Back, but the share a while longer: the other processes may still be alone.
+        assert link.up and window.limits() == limits_for(25)
+        await asyncio.sleep(GRACE_S)
         assert window.limits() == limits_for(50)
         assert any("back" in r.message for r in caplog.records)
         await link.aclose()
@@ -164,3 +167,33 @@ def test_the_prefix_is_the_application_id_read_from_the_token() -> None:
 def test_the_fallback_share_follows_the_shards() -> None:
     assert shard_share(50, DiscordConfig(shard_count=2, shard_ids=[1])) == 25
     assert shard_share(50, DiscordConfig()) == 50
+
+
+async def test_a_write_cancelled_while_it_asks_redis_ends_cancelled(links: list[Link]) -> None:
+    # A reply's flush loop is cancelled when the reply finishes, often while its write waits
+    # here; a cancellation lost inside redis-py leaves that loop running and the reply unfinished.
+    window = SharedWindow(links[0], per_s=2, share_per_s=1)
+    window.hold(30)  # as after a global 429: nothing is admitted while the test runs
+    await asyncio.sleep(0.05)
+    tasks = [asyncio.create_task(window.admit(Priority.FINAL, 0.0)) for _ in range(300)]
+    for i, task in enumerate(tasks):
+        await asyncio.sleep(0.0005 * (i % 7))
+        task.cancel()
+    await asyncio.wait(tasks)
+    assert [t for t in tasks if not t.cancelled()] == []
+
+
+async def test_an_answered_write_is_held_a_second_from_its_answer(links: list[Link]) -> None:
+    # Discord counts a request somewhere between leaving and its answer: a slow answer must
+    # keep its place longer than its grant alone would (else 51 could land in one second).
+    window = SharedWindow(links[0], per_s=10, share_per_s=5)
+    slot = await window.admit(Priority.FINAL, 0.0)
+    assert slot is not None
+    key = links[0].key("global")
+    expiry = await links[0].redis.zscore(key, slot)  # HOLD_S after its grant
+    await asyncio.sleep(0.6)  # a slow answer
+    window.answered(slot)
+    assert await window.admit(Priority.FINAL, 0.0) is not None  # carries the answer along
+    held = await links[0].redis.zscore(key, slot)
+    # Answered 0.6 s after its grant: held a second from then, 0.3 s past HOLD_S.
+    assert held >= expiry - HOLD_S * 1000 + 1600 - 50

@@ -218,6 +218,7 @@ async def test_limits_hold_across_processes_and_a_dead_processs_lease_lapses(
         await client.aclose()
 
 
+@pytest.mark.redis
 async def test_redis_stopped_mid_run_answers_go_on_within_the_share_and_coordination_returns(
     llm: ScriptedLLM, tmp_path: Path
 ) -> None:
@@ -234,6 +235,6 @@ async def test_redis_stopped_mid_run_answers_go_on_within_the_share_and_coordina
             await redis_server.start()
             await asyncio.sleep(1.2)  # a process looks again a second after a failure
             await burst(world, "k-back", per_channel=2, words=40)
-            assert world.discord.counters["429"] == 0, world.discord.counters
+            assert world.discord.counters["429"] == 0, refusals(world.discord)
             for bot in world.bots:
                 assert "Redis is back" in bot.log()

@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
@@ -25,6 +25,8 @@ log = logging.getLogger("bot.coordination")
 T = TypeVar("T")
 RETRY_AFTER_S = 1.0
 TIMEOUT_S = 0.5
+CONNECTIONS = 16
+POOL_WAIT_S = 5.0
 
 
 def default_prefix(token: str) -> str:
@@ -45,18 +47,27 @@ class Link:
 
     def __init__(self, url: str, prefix: str, *, clock: Callable[[], float] = time.monotonic):
         self.prefix = prefix
-        self.redis: Any = Redis.from_url(
+        # A busy bot asks many times at once: calls wait their turn for a connection (up to
+        # the timeout) instead of failing with "too many connections" as if Redis were down.
+        pool = BlockingConnectionPool.from_url(
             url,
+            max_connections=CONNECTIONS,
+            timeout=POOL_WAIT_S,
             socket_timeout=TIMEOUT_S,
             socket_connect_timeout=TIMEOUT_S,
             retry=Retry(NoBackoff(), 0),
             decode_responses=True,
         )
+        self.redis: Any = Redis(connection_pool=pool)
         self.up = True
         self._clock = clock
         self._retry_at = 0.0
+        self.back_at = float("-inf")  # when Redis last came back (clock), for a grace period
         self._watchers: list[Callable[[bool], None]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
+
+    def since_back(self) -> float:
+        return self._clock() - self.back_at
 
     def key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
@@ -68,9 +79,21 @@ class Link:
         return self.redis.register_script(lua)
 
     async def call(self, make: Callable[[], Awaitable[T]]) -> T | None:
-        """The call's result, or None while Redis is away (then nothing was done there)."""
+        """The call's result, or None while Redis is away (then nothing was done there).
+
+        The call runs as a task of its own, shielded: a caller cancelled meanwhile (a reply's
+        flush loop that finish() stops) gets its CancelledError at once, while redis-py never
+        sees it. Cancelled inside redis-py's read timeout, Python 3.11 could lose it: the
+        renderer's loop then ran on and its reply never got its final text.
+        """
         if not self.up and self._clock() < self._retry_at:
             return None
+        task = asyncio.get_running_loop().create_task(self._attempt(make))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return await asyncio.shield(task)
+
+    async def _attempt(self, make: Callable[[], Awaitable[T]]) -> T | None:
         try:
             result = await make()
         except (RedisError, OSError, TimeoutError) as exc:
@@ -87,22 +110,24 @@ class Link:
             return None
         if not self.up:
             self.up = True
+            self.back_at = self._clock()
             log.warning("coordination: Redis is back; the processes share one window again")
             self._tell(True)
         return result
 
     def later(self, make: Callable[[], Awaitable[Any]]) -> None:
         """A call nobody waits for (a count, a release); kept until done, closed with the link."""
-        task = asyncio.get_running_loop().create_task(self.call(make))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        if self.up or self._clock() >= self._retry_at:
+            task = asyncio.get_running_loop().create_task(self._attempt(make))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def aclose(self) -> None:
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=2)
         for task in self._tasks:
             task.cancel()
-        await self.redis.aclose()
+        await self.redis.aclose(close_connection_pool=True)
 
     def _tell(self, up: bool) -> None:
         for callback in self._watchers:

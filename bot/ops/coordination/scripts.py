@@ -10,6 +10,20 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
+# Requests answered since this process's last call: ARGV from `first` on holds pairs of a slot
+# and the ms since its answer was read. Each is then held until one second after its answer, as
+# one process's budget holds it: Discord counted it somewhere between leaving and that answer,
+# so no later request can land in the same Discord second, whatever the latency.
+_ANSWERED = """
+for i = first, #ARGV - 1, 2 do
+  redis.call('ZADD', KEYS[1], 'XX', now - tonumber(ARGV[i + 1]) + 1000, ARGV[i])
+end
+"""
+
+# Only answers to report (when no write of this process comes soon to carry them).
+# KEYS: window. ARGV: answered pairs.
+ANSWERED = _NOW + "local first = 1" + _ANSWERED + "return 1"
+
 # KEYS: window (zset: slot -> expiry), queue (zset: waiting final/first part -> asked at), hold
 # (a global 429's key). ARGV: slot id, 1 for a final or first part, ms it has waited already,
 # window size, what edits may fill, ms a slot is held. Returns {0, count} when the slot is taken,
@@ -18,6 +32,8 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 # part of it, as in one process's budget.
 TAKE = (
     _NOW
+    + "local first = 7"
+    + _ANSWERED
     + """
 local id, first = ARGV[1], ARGV[2] == '1'
 local age, size, edits, hold = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -48,10 +64,12 @@ return {math.max(math.floor(hold / 4), 1), count}
 """
 )
 
-# A request that did not wait for a slot (typing, interactions, reads) still fills one.
-# KEYS: window. ARGV: slot id, ms held. Returns the count.
+# A request that did not wait for a slot (interactions, reads, notices) still fills one.
+# KEYS: window. ARGV: slot id, ms held, then answered pairs. Returns the count.
 NOTE = (
     _NOW
+    + "local first = 3"
+    + _ANSWERED
     + """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
