@@ -23,7 +23,7 @@ from bot.discord.recent import RecentContext
 from bot.discord.streaming.deletions import DeletedMessages
 from bot.discord.streaming.reactions import ReactionLane
 from bot.discord.streaming.render import ApprovalUI
-from bot.discord.streaming.write_scheduler import GlobalGate, WriteScheduler
+from bot.discord.streaming.write_scheduler import WriteScheduler
 from bot.discord.threads import BotThreads
 
 
@@ -42,7 +42,6 @@ class Services:
     forgetting: Any = None  # core/forgetting.py's Forgetting: /forget and forget-user
     # (system, text, max_tokens) -> the model's few words, e.g. a thread's title; None = none.
     short_answer: Callable[[str, str, int], Awaitable[str]] | None = None
-    write_gate: GlobalGate | None = None  # the global window shared with other processes
 
 
 class ApprovalPrompts(ApprovalUI, Protocol):
