@@ -70,6 +70,7 @@ async def path_world(
     await discord.start()
     workdir = tmp_path_factory.mktemp(f"provider-{path}")
     call_log = workdir / "calls.jsonl"
+    llm.serve(MODEL)
     config = bot_config(llm, workdir, call_log, backend)
     params = RESPONSES_PARAMS if backend == "responses" else CHAT_PARAMS
     config["llm"].update(
