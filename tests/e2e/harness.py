@@ -20,6 +20,8 @@ from tests.fakes.discord import FakeDiscord
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INDICATOR = " ▌"
+# The status reactions a turn ends on (done, failed, stopped): config.yaml's defaults.
+FINAL_REACTIONS = ("✅", "❌", "⏹")
 # What a bot process needs from the test runner's environment to start its own children.
 INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "SSL_CERT_FILE", "VIRTUAL_ENV")
 
@@ -202,6 +204,18 @@ class Chat:
             return parts
 
         return await self.discord.wait_for(ready, timeout=timeout)
+
+    async def turn_over(self, message_id: int, timeout: float = 30) -> str:
+        """Wait for the bot's last status reaction on the asker's message, which it places only
+        after the turn has ended and let go of the asker (the answer's final text comes
+        before that): the emoji, ✅, ❌ or ⏹."""
+
+        def final() -> str | None:
+            message = self.discord.message(message_id) or {}
+            mine = [r["emoji"]["name"] for r in message.get("reactions", []) if r["me"]]
+            return next((e for e in mine if e in FINAL_REACTIONS), None)
+
+        return await self.discord.wait_for(final, timeout=timeout)
 
     async def answer_text(self, message_id: int, contains: str = "", timeout: float = 30) -> str:
         parts = await self.answer(message_id, lambda t: contains in t, timeout)

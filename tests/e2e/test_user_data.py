@@ -84,7 +84,16 @@ def query(db: Path, sql: str, parameters: tuple[Any, ...] = ()) -> list[tuple[An
         return conn.execute(sql, parameters).fetchall()
 
 
-async def ask(chat: Chat, text: str, *, user: int | None = None, channel: int | None = None) -> str:
+async def ask(
+    chat: Chat,
+    text: str,
+    *,
+    user: int | None = None,
+    channel: int | None = None,
+    refused: bool = False,
+) -> str:
+    """Ask and wait for the answer; unless the bot `refused` before any turn began (a one-line
+    answer, no status reactions), also until the turn is over."""
     asked = await chat.discord.send_message(
         channel or chat.channel, user or chat.user, f"{chat.mention()} {text}"
     )
@@ -98,7 +107,12 @@ async def ask(chat: Chat, text: str, *, user: int | None = None, channel: int | 
         ]
         return "\n".join(p["content"] for p in parts) or None
 
-    return await chat.discord.wait_for(answered, timeout=30)
+    text = await chat.discord.wait_for(answered, timeout=30)
+    # The final text shows before the turn lets go of the asker: a /forget right after the
+    # text alone could (rightly) be told "I'm still answering you".
+    if not refused:
+        await chat.turn_over(int(asked["id"]))
+    return text
 
 
 async def forget(discord: FakeDiscord, user: int, channel: int) -> tuple[str, str]:
@@ -161,7 +175,7 @@ async def test_forget_erases_the_callers_data_and_only_theirs(data_world: DataWo
     assert [m["role"] for m in fresh.body["messages"]] == ["system", "user"]
     # Their last 24 hours still count: 600 before, 20 and 600 after, over the 1000 allowed.
     assert await ask(chat, "k-fg-again once more") == "fresh answer again"
-    assert await ask(chat, "k-fg-again one too many") == TOKENS
+    assert await ask(chat, "k-fg-again one too many", refused=True) == TOKENS
     assert len(llm.requests_for("k-fg-again")) == 2
 
 
