@@ -24,6 +24,7 @@ class AskView(discord.ui.View):
         self.submitted: list[str] = []
         self.errors: list[Exception] = []
         self.done = asyncio.Event()
+        self.shown = asyncio.Event()  # send_modal returned: discord.py holds the modal now
 
     @discord.ui.button(label="open", custom_id="ask:open")
     async def open(self, interaction: discord.Interaction[Any], button: Any) -> None:
@@ -46,6 +47,7 @@ class AskView(discord.ui.View):
 
         try:
             await interaction.response.send_modal(Form(custom_id="ask:form"))
+            self.shown.set()
         except discord.HTTPException as exc:
             self.errors.append(exc)
             self.done.set()
@@ -63,6 +65,7 @@ async def test_modal_is_recorded_and_its_submit_reaches_the_bot(fake: FakeDiscor
         assert opened.text_inputs()["answer"]["value"] == "prefilled"
         with pytest.raises(ValueError, match="no text input"):
             await fake.submit_modal(opened, {"nope": "x"})
+        await asyncio.wait_for(view.shown.wait(), 5)
         submitted = await fake.submit_modal(opened, {"answer": "forty-two"})
         await asyncio.wait_for(view.done.wait(), 5)
         assert (
@@ -72,6 +75,27 @@ async def test_modal_is_recorded_and_its_submit_reaches_the_bot(fake: FakeDiscor
     assert view.submitted == ["forty-two"]
     assert submitted.response_type == 7
     assert fake.message(sent.id)["content"] == "got forty-two"
+
+
+async def test_a_submit_can_reach_the_bot_before_the_answer_that_opened_the_modal(
+    fake: FakeDiscord,
+) -> None:
+    """Discord shows the modal as it answers the bot's callback; that answer takes the
+    network's time back, and discord.py holds the modal only once it arrives. A quick user's
+    submit can come first: plain discord.py then drops it, and the user sees "This interaction
+    failed". (The bot reads its forms from the submit itself for this reason.)"""
+    cid, user = fake.add_channel("quick-modal"), fake.add_user("quick")
+    async with running(Bot(), fake) as bot:
+        view = AskView()
+        sent = await channel_of(bot, cid).send("form here", view=view)
+        opened = await fake.click_button(sent.id, "ask:open", user)
+        await opened.wait_response()
+        assert not view.shown.is_set()  # the bot has not heard back yet
+        submitted = await fake.submit_modal(opened, {"answer": "too quick"})
+        await asyncio.wait_for(view.shown.wait(), 5)
+        with pytest.raises(TimeoutError, match="no callback"):
+            await submitted.wait_response(timeout=1.0)
+    assert view.submitted == []
 
 
 async def test_modal_over_discord_limits_is_refused(fake: FakeDiscord) -> None:

@@ -88,6 +88,7 @@ class _McpcordMixin:
             self.audit.start()
         bot.add_dynamic_items(ApprovalButton, ElicitButton, ForgetButton, StopButton)
         bot.add_listener(self.approvals.on_interaction, "on_interaction")
+        bot.add_listener(self.elicitation_ui.on_interaction, "on_interaction")
         for command in (*ALL_COMMANDS, prompt, status, system, forget, stop):
             bot.tree.add_command(command)
         bot.tree.error(on_command_error)

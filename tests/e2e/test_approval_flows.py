@@ -369,29 +369,33 @@ async def test_edit_runs_the_edited_arguments_once(world: Approvals) -> None:
     assert attachment_json(world, final, "edited-arguments.json") == {"note": right}
 
 
-async def test_a_form_discord_py_no_longer_holds_is_answered_and_runs_nothing(
+async def test_every_copy_of_a_form_is_answered_and_only_the_first_decision_runs(
     world: Approvals,
 ) -> None:
+    """Forms are read from the submit itself, not from a copy discord.py holds (it keeps one
+    per custom_id, and only once the bot heard Discord accepted it): an older copy of the
+    form is answered too, and the one-winner rule still holds."""
     chat = Chat(world.discord, "stale-form")
     key = f"k-stale-form-{world.backend}"
     note = f"stale-form-{world.backend}"
-    world.llm.script(key, [ToolCall("gated__record", {"note": "x"})], Text("Fresh click."))
+    world.llm.script(key, [ToolCall("gated__record", {"note": "x"})], Text("First form won."))
     asked = await chat.say(f"{key} record")
     prompt = await chat.prompt()
     first = await click(world, prompt, "edit", chat.user)
     await first.wait_response()
-    second = await click(world, prompt, "edit", chat.user)  # the same form again: replaces it
+    second = await click(world, prompt, "edit", chat.user)  # the same form again
     await second.wait_response()
     invalid = await world.discord.submit_modal(second, {"arguments": "{"})
     assert "not valid JSON" in (await invalid.wait_response())["data"]["content"]
-    stale = await world.discord.submit_modal(first, {"arguments": json.dumps({"note": note})})
-    answer = await stale.wait_response()
-    assert answer["type"] == 4 and answer["data"]["flags"] & 64
-    assert "press the button again" in answer["data"]["content"]
-    assert world.calls("record", note) == []
-    await (await click(world, prompt, "approve", chat.user)).wait_response()
-    await chat.answer_text(int(asked["id"]), "Fresh click.")
-    assert world.calls("record", note) == []
+    older = await world.discord.submit_modal(first, {"arguments": json.dumps({"note": note})})
+    answer = await older.wait_response()
+    assert answer["type"] == 7 and "edited arguments" in answer["data"]["content"]
+    late = await world.discord.submit_modal(second, {"arguments": json.dumps({"note": "late"})})
+    answer = await late.wait_response()
+    assert answer["data"]["flags"] & 64 and "already decided" in answer["data"]["content"]
+    await chat.answer_text(int(asked["id"]), "First form won.")
+    assert [c["arguments"] for c in world.calls("record", note)] == [{"note": note}]
+    assert world.calls("record", "late") == [] and world.calls("record", "x") == []
 
 
 # -- deny with a reason -------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from bot.discord.asks.approval_text import (
     with_outcome,
     withdrawn_line,
 )
+from bot.discord.asks.modal_values import submitted_values
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_MODAL_ID = re.compile(r"mcpm:(?P<approval_id>[0-9]+):(?:edit|reason)")
+_MODAL_ID = re.compile(r"mcpm:(?P<approval_id>[0-9]+):(?P<kind>edit|reason)")
 
 _BUTTONS: tuple[tuple[Action, str, discord.ButtonStyle], ...] = (
     ("approve", "Approve", discord.ButtonStyle.success),
@@ -235,11 +236,13 @@ async def _open_modal(
         if not broker.editable(approval_id) or len(pretty(record.arguments)) > MODAL_TEXT_MAX:
             await _answer_click(bot, interaction, approval_id, ClickResult(outcome="not_editable"))
             return
-        modal = ArgumentsModal(approval_id, record.arguments, decide)
+        modal = ArgumentsModal(approval_id, record.arguments)
     else:
-        modal = ReasonModal(approval_id, decide)
+        modal = ReasonModal(approval_id)
     await interaction.response.send_modal(modal)
-    bot.approvals.opened(modal)
+    # Its submit is answered by DiscordApprovals.on_interaction (see modal_values.py); nothing
+    # in discord.py may answer it a second time.
+    modal.stop()
 
 
 # -- prompts that no click reported ------------------------------------------------------------
@@ -262,35 +265,27 @@ class DiscordApprovals:
         self._settings = settings
         self._prompts: dict[int, discord.Message] = {}
         self.copies = PromptCopies()
-        # The modals discord.py holds, by custom_id (it keeps one per id and drops it once it
-        # was submitted): a submit for any other `mcpm:` id would otherwise go unanswered.
-        self._open: dict[str, discord.ui.Modal] = {}
-
-    def opened(self, modal: discord.ui.Modal) -> None:
-        self._open[modal.custom_id] = modal
-
-    def closed(self, modal: discord.ui.Modal) -> None:
-        if self._open.get(modal.custom_id) is modal:
-            del self._open[modal.custom_id]
 
     async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
-        """Answers the submit of a modal discord.py no longer holds: opened before a restart, or
-        a second copy of a form someone else already submitted. It never decides anything."""
+        """Every submit of an approval form, whenever it was opened (before a restart too):
+        the broker decides whether the submitter may decide, and only the first decision
+        counts."""
         if interaction.type is not discord.InteractionType.modal_submit:
             return
         data: dict[str, Any] = dict(interaction.data or {})
-        custom = str(data.get("custom_id", ""))
-        match = _MODAL_ID.fullmatch(custom)
-        if match is None or custom in self._open:
+        match = _MODAL_ID.fullmatch(str(data.get("custom_id", "")))
+        if match is None:
             return
-        approval_id = int(match["approval_id"])
-        if self._broker.waiting(approval_id):
-            await interaction.response.send_message(
-                "This form was closed meanwhile; press the button again.", ephemeral=True
-            )
-            return
-        # Nobody waits for it: the broker says whether it expired or was decided already.
-        await decide(interaction.client, interaction, approval_id, "deny")
+        values = submitted_values(data)
+        kind: Action = "edit" if match["kind"] == "edit" else "reason"
+        await decide(
+            interaction.client,
+            interaction,
+            int(match["approval_id"]),
+            kind,
+            edited=values.get("arguments", "") if kind == "edit" else None,
+            reason=values.get("reason", "") if kind == "reason" else None,
+        )
 
     async def send_prompt(
         self, event: ApprovalRequested, anchor: discord.Message

@@ -16,6 +16,7 @@ import discord
 
 from bot.core.elicitation import Answer, ElicitationBroker, Pending, validate
 from bot.core.events import ElicitationRequested, ElicitationResolved
+from bot.discord.asks.modal_values import submitted_values
 from bot.store.open_questions import OpenQuestion, OpenQuestionQueries
 
 if TYPE_CHECKING:
@@ -30,6 +31,9 @@ _OUTCOMES = {
     "cancel": "⌛ Nobody answered in time, so the question was cancelled.",
     "expired": "⌛ Expired: the bot restarted before anyone answered. Ask again.",
 }
+
+
+_FORM_ID = re.compile(r"mcpe:(?P<id>[A-Za-z0-9_-]{1,40}):submit")
 
 
 def custom_id(elicitation_id: str, action: str) -> str:
@@ -120,7 +124,11 @@ class ElicitButton(
             broker.finish(pending.id, Answer(action, {} if action == "accept" else None))  # type: ignore[arg-type]
             await _close(interaction, pending, action)
             return
-        await interaction.response.send_modal(FormPage(pending))
+        page = FormPage(pending)
+        await interaction.response.send_modal(page)
+        # Its submit is answered by DiscordElicitations.on_interaction (see modal_values.py);
+        # nothing in discord.py may answer it a second time.
+        page.stop()
 
 
 class FormPage(discord.ui.Modal):
@@ -130,8 +138,6 @@ class FormPage(discord.ui.Modal):
         count = len(pending.pages)
         title = "Answer" + (f" ({pending.page + 1}/{count})" if count > 1 else "")
         super().__init__(title=title, custom_id=custom_id(pending.id, "submit"), timeout=None)
-        self.pending = pending
-        self.page = pending.page  # another copy (say, an admin's) may have moved the form on
         for f in pending.pages[pending.page]:
             self.add_item(
                 discord.ui.TextInput(
@@ -145,36 +151,38 @@ class FormPage(discord.ui.Modal):
                 )
             )
 
-    async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
-        pending = self.pending
-        broker = _broker(interaction)
-        if broker is None or not await _allowed(interaction, broker.get(pending.id)):
-            return
-        if self.page != pending.page:
-            await interaction.response.send_message(
-                "This page was answered meanwhile; press the button again.", ephemeral=True
-            )
-            return
-        raw = {
-            str(child.custom_id): child.value
-            for child in self.children
-            if isinstance(child, discord.ui.TextInput)
-        }
-        pending.drafts.update(raw)
-        values, problems = validate(pending.pages[pending.page], raw)
-        if problems:
-            await interaction.response.send_message(
-                "Please fix and press the button again:\n" + "\n".join(problems), ephemeral=True
-            )
-            return
-        pending.values.update(values)
-        pending.page += 1
-        if pending.page < len(pending.pages):
-            label = f"Continue ({pending.page + 1}/{len(pending.pages)})"
-            await interaction.response.edit_message(view=_view(pending.id, url=None, label=label))
-            return
-        broker.finish(pending.id, Answer("accept", dict(pending.values)))
-        await _close(interaction, pending, "accept")
+
+async def submit_page(
+    interaction: discord.Interaction[Any], elicitation_id: str, raw: dict[str, str]
+) -> None:
+    """One submitted page of a form: checked, kept, and the next page offered or the answer
+    given. Read from the submit itself (see modal_values.py)."""
+    broker = _broker(interaction)
+    pending = broker.get(elicitation_id) if broker is not None else None
+    if broker is None or not await _allowed(interaction, pending):
+        return
+    assert pending is not None
+    if set(raw) != {f.name for f in pending.pages[pending.page]}:
+        # Another copy (say, an admin's) moved the form on since this page was opened.
+        await interaction.response.send_message(
+            "This page was answered meanwhile; press the button again.", ephemeral=True
+        )
+        return
+    pending.drafts.update(raw)
+    values, problems = validate(pending.pages[pending.page], raw)
+    if problems:
+        await interaction.response.send_message(
+            "Please fix and press the button again:\n" + "\n".join(problems), ephemeral=True
+        )
+        return
+    pending.values.update(values)
+    pending.page += 1
+    if pending.page < len(pending.pages):
+        label = f"Continue ({pending.page + 1}/{len(pending.pages)})"
+        await interaction.response.edit_message(view=_view(pending.id, url=None, label=label))
+        return
+    broker.finish(pending.id, Answer("accept", dict(pending.values)))
+    await _close(interaction, pending, "accept")
 
 
 async def _close(interaction: discord.Interaction[Any], pending: Pending, action: str) -> None:
@@ -193,6 +201,15 @@ class DiscordElicitations:
     def __init__(self, store: OpenQuestionQueries) -> None:
         self._store = store
         self._prompts: dict[str, discord.Message] = {}
+
+    async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
+        """Every submit of a form page, however long ago it was opened."""
+        if interaction.type is not discord.InteractionType.modal_submit:
+            return
+        data: dict[str, Any] = dict(interaction.data or {})
+        match = _FORM_ID.fullmatch(str(data.get("custom_id", "")))
+        if match is not None:
+            await submit_page(interaction, match["id"], submitted_values(data))
 
     async def send_prompt(
         self, event: ElicitationRequested, anchor: discord.Message

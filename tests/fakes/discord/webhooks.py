@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -93,6 +94,10 @@ async def callback(request: web.Request) -> web.Response:
     body = request[BODY] or {}
     response = await _callback(fake, inter, body, request[UPLOADS])
     inter._record(body, response.status)
+    if body.get("type") == MODAL and response.status == 200 and fake.latency_s:
+        # Discord shows the modal to the user as it sends this answer back: the answer takes
+        # the network's time to reach the bot, the user's submit may come first.
+        await asyncio.sleep(fake.latency_s)
     return response
 
 
