@@ -161,6 +161,7 @@ async def start_bot(
     llm_base_url: str,
     *,
     budget_env: bool = True,
+    recent_context: int = 0,
 ) -> BotRun:
     config, probe, log_path = prepare_workdir(workdir, bot_config(backend, llm_base_url, workdir))
     env = base_env()
@@ -179,6 +180,8 @@ async def start_bot(
     )
     if budget_env:
         env["DISCORD__WRITE_BUDGET"] = MODES[mode]
+    if recent_context:
+        env["DISCORD__RECENT_CONTEXT__MESSAGES"] = str(recent_context)
     with log_path.open("ab") as log:
         proc = subprocess.Popen(  # noqa: ASYNC220 - returns at once
             [sys.executable, "-m", "bot"],
@@ -195,7 +198,14 @@ async def start_bot(
             if budget_env and "write_budget" in text:
                 # The key is not in this bot's config yet: both modes run the same code.
                 return await start_bot(
-                    backend, mode, workdir, discord_url, token, llm_base_url, budget_env=False
+                    backend,
+                    mode,
+                    workdir,
+                    discord_url,
+                    token,
+                    llm_base_url,
+                    budget_env=False,
+                    recent_context=recent_context,
                 )
             raise RuntimeError(f"bot exited with {proc.returncode}:\n{text[-3000:]}")
         if time.monotonic() > deadline:

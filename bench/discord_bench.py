@@ -147,6 +147,7 @@ class Bench:
         self.fakes = fakes
         self.bot_user_id = bot_user_id
         self.latency = args.latency
+        self.recent_context = args.recent_context
         self.discord_feed = Feed(fakes.discord_requests, lambda r: r["status"] != 0)
         self.llm_feed = Feed(fakes.llm_requests, lambda r: r["ended"] is not None)
         self.llm_calls: dict[
@@ -450,6 +451,11 @@ class Bench:
             },
             "responses_429": statuses.count(429),
             "requests": len(records),
+            # Besides the replies' own writes: recent-context reads and status reactions.
+            "history_reads": sum(
+                1 for r in records if r["method"] == "GET" and r["path"].endswith("/messages")
+            ),
+            "reactions": sum(1 for r in records if "/reactions/" in r["path"]),
             "wrong_final": len(wrong),
             "llm_requests": sum(c.llm_requests for c in convs),
             "bot_cpu_s": rnd(cpu),
@@ -609,6 +615,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "latency_s": args.latency,
+            "recent_context": args.recent_context,
             "deltas": scenarios[0].deltas if scenarios else None,
             "rate": scenarios[0].rate if scenarios else None,
             "command": "python bench/discord_bench.py " + " ".join(sys.argv[1:]),
@@ -639,6 +646,7 @@ async def one_bot(
         info["env"]["FAKE_DISCORD_URL"],
         info["token"],
         llm_info["base_url"],
+        recent_context=runner.recent_context,
     )
     print(
         f"bot {backend}/{mode}: pid {run.proc.pid}"
@@ -659,6 +667,7 @@ async def one_bot(
                 f"p99 {fmt(figures['final_lag_s']['p99'])} s (floor "
                 f"{fmt(figures['floor_s']['final_lag_p99'])}), 429s {figures['responses_429']}, "
                 f"wrong {figures['wrong_final']}, unfinished {figures['unfinished']}, "
+                f"history GETs {figures['history_reads']}, reactions {figures['reactions']}, "
                 f"CPU/1k deltas {fmt(figures['bot_cpu_s_per_1k_deltas'])} s, "
                 f"RSS {fmt(figures['peak_rss_mb'], 0)} MB",
                 flush=True,
@@ -687,6 +696,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--conversations", type=int, default=0, help="cap each scenario's conversations"
     )
     parser.add_argument("--latency", type=float, default=0.05, help="fake Discord latency (s)")
+    parser.add_argument(
+        "--recent-context",
+        type=int,
+        default=0,
+        help="discord.recent_context.messages for the bot (0: off, the default config)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     parser.add_argument(
         "--profile",

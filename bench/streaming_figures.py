@@ -258,6 +258,8 @@ ROWS: list[tuple[str, Any]] = [
     ("staleness p50 / max (s)", lambda r: pair(r["staleness_s"]["p50"], r["staleness_s"]["max"])),
     ("edits per message", lambda r: fmt(r["edits_per_message"])),
     ("429 responses", lambda r: fmt(r["responses_429"])),
+    ("history reads (GET messages)", lambda r: fmt(r.get("history_reads"))),
+    ("status reactions (PUT/DELETE)", lambda r: fmt(r.get("reactions"))),
     ("wrong final texts", lambda r: fmt(r["wrong_final"])),
     ("unfinished replies", lambda r: fmt(r["unfinished"])),
     ("bot CPU s per 1,000 deltas", lambda r: fmt(r["bot_cpu_s_per_1k_deltas"])),
@@ -314,7 +316,13 @@ def markdown(result: dict[str, Any]) -> str:
         f"{meta['latency_s']:g} s with Discord-like limits (5 message writes per 5 s per channel, "
         f"50 requests/s); scripted LLM: {meta['deltas']} deltas at {meta['rate']:g}/s. "
         "Each backend ran with the write budget on (**budget**) and off (**baseline**: no "
-        "scheduling), on fresh bot processes in the same run.",
+        "scheduling), on fresh bot processes in the same run. Bot config: the defaults "
+        "(status reactions and the Stop button on)"
+        + (
+            f", `discord.recent_context.messages: {meta['recent_context']}`."
+            if meta.get("recent_context")
+            else ", recent context off."
+        ),
     ]
     if not all(r["write_budget_applied"] for r in result["runs"]):
         lines += [

@@ -168,7 +168,9 @@ class _CannedLogs:
 
 async def test_a_reply_written_before_the_bench_knows_its_mention_is_still_counted() -> None:
     logs = _CannedLogs()
-    bench = Bench(argparse.Namespace(latency=LATENCY, profile=None), logs, bot_user_id=1)  # type: ignore[arg-type]
+    bench = Bench(
+        argparse.Namespace(latency=LATENCY, profile=None, recent_context=0), logs, bot_user_id=1
+    )  # type: ignore[arg-type]
     conv = Conversation(0, "k", 5, 9, 0.0, "hello there")
     logs.write(
         "POST",
