@@ -97,8 +97,9 @@ def control_app(llm: TimedLLM) -> web.Application:
     return app
 
 
-async def main(host: str, port: int, control_port: int) -> None:
+async def main(host: str, port: int, control_port: int, models: list[str]) -> None:
     llm = TimedLLM()
+    llm.serve(*models)
     await llm.start(host, port)
     runner = web.AppRunner(control_app(llm), access_log=None, shutdown_timeout=0.5)
     await runner.setup()
@@ -121,5 +122,12 @@ if __name__ == "__main__":
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--control-port", type=int, default=0)
+    parser.add_argument(
+        "--serve",
+        action="append",
+        default=[],
+        metavar="MODEL",
+        help="a model to serve besides test-model (repeat); others get OpenAI's 404",
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.host, args.port, args.control_port))
+    asyncio.run(main(args.host, args.port, args.control_port, args.serve))
