@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -130,3 +131,33 @@ async def test_a_write_holds_its_window_until_a_period_after_its_answer(
     budget.submit(channel, 1, Priority.FINAL)
     assert budget.grant(clock.now) == []
     assert budget.next_wake(clock.now) == pytest.approx(107.0)
+
+
+async def test_a_history_read_waits_for_global_room_and_is_counted_once() -> None:
+    """Recent context's one read per turn goes under the global window: it waits while the
+    window is full, and the request that then leaves is not counted a second time."""
+    clock = Clock()
+    scheduler = WriteScheduler(LIMITS, clock=clock)
+    assert [scheduler.may_type() for _ in range(11)] == [True] * 10 + [False]
+    read = asyncio.create_task(scheduler.room_for_read())
+    await asyncio.sleep(0.2)
+    assert not read.done()  # no room: the read waits
+    clock.now += 11.0  # counted requests that never left age out after 10 s
+    await asyncio.wait_for(read, 1.0)
+
+    app = web.Application()
+    app.router.add_get("/api/v10/channels/{channel}/messages", lambda _: web.json_response([]))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with aiohttp.ClientSession(trace_configs=[trace_config(scheduler)]) as session:
+            url = f"http://127.0.0.1:{port}/api/v10/channels/5/messages?limit=30"
+            async with session.get(url) as resp:
+                assert resp.status == 200
+    finally:
+        await runner.cleanup()
+    # The read holds one place of ten: nine more fit, not eight.
+    assert [scheduler.may_type() for _ in range(10)] == [True] * 9 + [False]

@@ -76,7 +76,7 @@ class _McpcordMixin:
         self.elicitation_ui = DiscordElicitations(services.store)
         self.deleted = DeletedMessages()
         self.reactions = ReactionLane(budget)
-        self.recent = RecentContext()
+        self.recent = RecentContext(budget)
         self.threads = BotThreads()
         self.accepting = True
         self._turns = set()

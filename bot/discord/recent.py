@@ -10,6 +10,7 @@ import discord
 
 from bot.config_discord import RecentContextConfig
 from bot.discord.context import message_text
+from bot.discord.streaming.write_scheduler import WriteScheduler
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +24,8 @@ HEADER = (
 class RecentContext:
     """Fetches and formats the block; remembers the channels already logged as unreadable."""
 
-    def __init__(self) -> None:
+    def __init__(self, budget: WriteScheduler) -> None:
+        self._budget = budget
         self._told: set[int] = set()
 
     async def block(
@@ -40,6 +42,9 @@ class RecentContext:
         # Answers and their parts can sit between the messages: fetch a few more than wanted,
         # still one request (at most 100 per request).
         limit = min(100, config.messages * 3)
+        # The read counts against the bot's 50 requests/s: it waits for room like typing does,
+        # behind the first and final texts of answers already streaming.
+        await self._budget.room_for_read()
         try:
             fetched = [m async for m in message.channel.history(limit=limit, before=message)]
         except discord.HTTPException as exc:

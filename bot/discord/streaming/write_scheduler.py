@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterator
 
 from bot.discord.streaming.budget import Counted, Limits, Priority, WriteBudget
 
+ROOM_RETRY_S = 0.05  # how soon a read looks again when the global window has no room
+
 Clock = Callable[[], float]
 
 
@@ -68,6 +70,13 @@ class WriteScheduler:
 
     def may_type(self) -> bool:
         return self.budget.may_type(self._clock())
+
+    async def room_for_read(self) -> None:
+        """Wait until one request outside the message buckets (a history read) fits the global
+        window, behind the writes that wait; it is counted then, as typing is."""
+        # Polled: room comes back as the window's entries age out, which no event announces.
+        while not self.may_type():  # noqa: ASYNC110
+            await asyncio.sleep(ROOM_RETRY_S)
 
     def note_write(self, channel_id: int) -> Counted:
         return self.budget.note_write(channel_id, self._clock())
