@@ -302,6 +302,41 @@ async def test_a_decision_in_the_channel_closes_the_dm_copy(world: Approvals) ->
     assert world.calls("record", note) == []
 
 
+@pytest.mark.discord_errors(403)  # the refused DM is the point of the test
+async def test_an_approver_with_closed_dms_decides_in_the_channel(world: Approvals) -> None:
+    """Their DM copy fails (Discord's 50007): logged, and the channel prompt works as always."""
+    chat = Chat(world.discord, "dm-refused")
+    key = f"k-dm-refused-{world.backend}"
+    note = f"dm-refused-note-{world.backend}"
+    world.llm.script(key, [ToolCall("strict__record", {"note": note})], Text("Decided here."))
+    dm_channel = world.discord.add_dm_channel(world.approver_user)
+    seen = {int(m["id"]) for m in world.discord.messages(dm_channel)}
+    world.discord.close_dms(world.approver_user)
+    try:
+        asked = await chat.say(f"{key} record")
+        prompt = await chat.prompt()
+
+        def refused() -> bool:
+            return any(
+                r.method == "POST"
+                and r.path.endswith(f"/channels/{dm_channel}/messages")
+                and r.status == 403
+                for r in world.discord.requests
+            )
+
+        await world.discord.wait_for(refused, timeout=20)
+        done = await (await click(world, prompt, "approve", world.approver_user)).wait_response()
+        assert f"Approved by <@{world.approver_user}>" in done["data"]["content"]
+        await chat.answer_text(int(asked["id"]), "Decided here.")
+    finally:
+        world.discord.close_dms(world.approver_user, closed=False)
+    assert len(world.calls("record", note)) == 1
+    assert [m for m in world.discord.messages(dm_channel) if int(m["id"]) not in seen] == []
+    await world.bot.wait_logged(
+        f"could not send its prompt to approver {world.approver_user} by DM: 403 Forbidden"
+    )
+
+
 async def test_the_prompt_pings_the_requester_and_never_a_role(world: Approvals) -> None:
     # The requester holds a role and the text names the approvers' role: neither may notify.
     chat = Chat(world.discord, "role-ping")

@@ -144,6 +144,8 @@ async def create_message(request: web.Request) -> web.Response:
     )
     if refused:
         return refused
+    if channel.type == DM and channel.recipient_id in fake.world.closed_dms:
+        return error(403, 50007, "Cannot send messages to this user")
     problem = check_message(body, files=len(uploads))
     if problem:
         return json_response(problem, 400)

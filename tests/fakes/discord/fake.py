@@ -211,6 +211,10 @@ class FakeDiscord:
     def add_dm_channel(self, user_id: int) -> int:
         return self.world.dm_channel_for(user_id).id
 
+    def close_dms(self, user_id: int, closed: bool = True) -> None:
+        """The user turns off DMs from server members: the bot's messages to them get 50007."""
+        (self.world.closed_dms.add if closed else self.world.closed_dms.discard)(user_id)
+
     # -- dispatch -------------------------------------------------------------
 
     def _dispatch_soon(self, event: str, data: dict) -> None:

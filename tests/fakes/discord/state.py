@@ -148,6 +148,9 @@ class World:
         self.channel_messages: dict[int, list[int]] = {}
         self.meta: dict[int, MessageMeta] = {}
         self.blobs: dict[int, bytes] = {}  # attachment id -> bytes, served by the fake's CDN route
+        # Users whose privacy settings refuse DMs from the bot: the DM channel opens, but a
+        # message into it gets 403 / 50007, as on Discord.
+        self.closed_dms: set[int] = set()
         self.base_url = "http://127.0.0.1"
 
         self.guild_id = self.ids.next()
