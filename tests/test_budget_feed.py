@@ -161,3 +161,11 @@ async def test_a_history_read_waits_for_global_room_and_is_counted_once() -> Non
         await runner.cleanup()
     # The read holds one place of ten: nine more fit, not eight.
     assert [scheduler.may_type() for _ in range(10)] == [True] * 9 + [False]
+
+
+def test_reactions_use_only_half_the_global_window() -> None:
+    """Status reactions only decorate: with the window half used they wait, while typing (and
+    the writes behind it) still find room."""
+    scheduler = WriteScheduler(LIMITS, clock=Clock())
+    assert [scheduler.may_spare() for _ in range(6)] == [True] * 5 + [False]
+    assert [scheduler.may_type() for _ in range(6)] == [True] * 5 + [False]

@@ -190,15 +190,15 @@ class WriteBudget:
         else:
             self._blocked_until[channel_id] = max(self._blocked_until.get(channel_id, 0.0), until)
 
-    def may_type(self, now: float) -> bool:
-        """Whether a typing indicator fits the global window now; if so it is counted."""
+    def may_type(self, now: float, *, share: float = 1.0) -> bool:
+        """Whether a typing indicator (or another request outside the message buckets) fits
+        the global window now, using at most `share` of it; if so it is counted."""
         self._expire(now)
         if now < self._global_blocked_until:
             return False
-        if len(self._global_window) + self._waiting_priority >= self.limits.global_per_s:
+        if len(self._global_window) + self._waiting_priority >= self.limits.global_per_s * share:
             return False
-        typing = Counted(granted_at=now)
-        self._global_window.append(typing)
+        self._global_window.append(typing := Counted(granted_at=now))
         self._unclaimed_typing.append(typing)
         return True
 

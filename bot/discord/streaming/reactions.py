@@ -78,7 +78,7 @@ class ReactionLane:
             if wait > 0:
                 await asyncio.sleep(wait)
             while True:  # counted in the global window once it fits
-                if self._budget.may_type():
+                if self._budget.may_spare():
                     break
                 await asyncio.sleep(ROOM_RETRY_S)
             try:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from bot.discord.streaming.budget import Counted, Limits, Priority, WriteBudget
 
 ROOM_RETRY_S = 0.05  # how soon a read looks again when the global window has no room
+SPARE_SHARE = 0.5  # the part of the global window that decorations (reactions) may use
 
 Clock = Callable[[], float]
 
@@ -70,6 +71,12 @@ class WriteScheduler:
 
     def may_type(self) -> bool:
         return self.budget.may_type(self._clock())
+
+    def may_spare(self) -> bool:
+        """Like may_type, for what only decorates (status reactions): only while the global
+        window is at most half full, so a burst of new turns keeps its room for first parts
+        and finals that come a moment later."""
+        return self.budget.may_type(self._clock(), share=SPARE_SHARE)
 
     async def room_for_read(self) -> None:
         """Wait until one request outside the message buckets (a history read) fits the global
