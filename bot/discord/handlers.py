@@ -67,6 +67,14 @@ def replies_to_me(message: discord.Message, me: discord.ClientUser) -> bool:
     return isinstance(resolved, discord.Message) and resolved.author.id == me.id
 
 
+async def said_to_me(bot: BotHost, message: discord.Message, me: discord.ClientUser) -> bool:
+    """A DM, a reply to the bot or a follow-up in its thread (under an open channel too): where
+    no answer at all would puzzle the sender."""
+    if message.guild is None or replies_to_me(message, me):
+        return True
+    return await bot.threads.follows_up(message, me, bot.services.settings.discord)
+
+
 def strip_mentions(content: str, me: discord.ClientUser, own_role_id: int | None) -> str:
     patterns = [rf"<@!?{me.id}>"]
     if own_role_id:
@@ -89,10 +97,9 @@ async def on_message(bot: BotHost, message: discord.Message, *, notice: str | No
     settings = bot.services.settings
     here = channel_settings(settings, message.channel)
     open_here = here.respond_without_mention
-    in_bot_thread = False
     if not is_addressed(message, me, settings.discord.allow_dms, open_channel=open_here):
         # A follow-up in the bot's own thread is addressed as in an open channel.
-        open_here = in_bot_thread = await bot.threads.follows_up(message, me, settings.discord)
+        open_here = await bot.threads.follows_up(message, me, settings.discord)
         if not open_here or not is_addressed(message, me, False, open_channel=True):
             return
     if not bot.accepting:
@@ -108,7 +115,7 @@ async def on_message(bot: BotHost, message: discord.Message, *, notice: str | No
     if voice and not settings.llm.transcription_model:
         # Said to the bot (a DM, a reply to it, its thread): say why no answer comes. In an open
         # channel a voice message may be meant for the people there: no line.
-        if message.guild is None or in_bot_thread or replies_to_me(message, me):
+        if await said_to_me(bot, message, me):
             await reply_plain(message, VOICE_OFF)
         return
     own_role = message.guild.self_role if message.guild else None

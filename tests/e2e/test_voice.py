@@ -4,7 +4,6 @@ else, the cost is counted; with transcription off, a line where one is owed and 
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from tests.fakes.llm import Fault, Heard, ScriptedLLM, Text, duration_usage, tok
 MAX_AUDIO_S = 60
 MAX_AUDIO_BYTES = 4096
 NOT_SET_UP = "Voice messages are not set up here"
+VOICE_OFF = "Voice messages are not set up here: type your question instead."
 
 
 def ogg(key: str, size: int = 0) -> bytes:
@@ -214,39 +214,72 @@ class Deaf:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def deaf(llm: ScriptedLLM, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Deaf]:
-    """A bot without `llm.transcription_model` (what it does is the backend's no business)."""
+    """A bot without `llm.transcription_model` (what it does is the backend's no business),
+    answering channel questions in threads of its own."""
     discord = FakeDiscord()
     await discord.start()
     workdir = tmp_path_factory.mktemp("voice-off")
     open_channel = discord.add_channel("voice-off-open")
     config = voice_config(llm, workdir, "chat", open_channel)
+    config["discord"]["reply_in_thread"] = True
     async with bot_running(discord, config, workdir) as bot:
         yield Deaf(discord, llm, bot, open_channel)
 
 
-async def test_without_transcription_a_dm_or_reply_gets_a_line_and_an_open_channel_nothing(
+def answers_to(discord: FakeDiscord, channel: int, message_id: int | None) -> str:
+    """The bot's messages in `channel` that reply to `message_id` (None: all of them; a bot
+    thread's first answer replies to nothing), as one text."""
+    return "\n".join(
+        m["content"]
+        for m in discord.messages(channel)
+        if int(m["author"]["id"]) == discord.bot_user_id
+        and (
+            message_id is None
+            or int((m.get("message_reference") or {}).get("message_id") or 0) == message_id
+        )
+    )
+
+
+async def test_without_transcription_a_dm_voice_message_or_reply_gets_one_line(
     deaf: Deaf,
 ) -> None:
     discord, llm = deaf.discord, deaf.llm
-    key = "k-voice-off"
+    key = "k-voice-off-dm"
     llm.audio.script(key, Heard(f"{key} never heard"))
+    llm.script(key, Text("Typed answer."))
     dm = Chat(discord, "voice-off-dm")
     dm.channel = discord.add_dm_channel(dm.user)
-    in_dm = await discord.send_voice_message(dm.channel, dm.user, ogg(key), duration_secs=3)
-    assert (await dm.answer_text(int(in_dm["id"]), NOT_SET_UP)).startswith(NOT_SET_UP)
-
-    room = Chat(discord, "voice-off-open", channel=deaf.open_channel)
-    llm.script(key, Text("Typed answer."))
-    typed = await room.say(f"{key} a typed question", mention=False)
-    await room.answer_text(int(typed["id"]), "Typed answer.")
-    answer = room.replies_to(int(typed["id"]))[-1]
-    unsaid = await discord.send_voice_message(room.channel, room.user, ogg(key), duration_secs=3)
+    said = await discord.send_voice_message(dm.channel, dm.user, ogg(key), duration_secs=3)
+    assert await dm.answer_text(int(said["id"]), NOT_SET_UP) == VOICE_OFF
+    typed = await discord.send_message(dm.channel, dm.user, f"{key} a typed question")
+    await dm.answer_text(int(typed["id"]), "Typed answer.")
+    answer = dm.replies_to(int(typed["id"]))[-1]
     replied = await discord.send_voice_message(
-        room.channel, room.user, ogg(key), duration_secs=3, reply_to=int(answer["id"])
+        dm.channel, dm.user, ogg(key), duration_secs=3, reply_to=int(answer["id"])
     )
-    assert NOT_SET_UP in await room.answer_text(int(replied["id"]), NOT_SET_UP)
-    await asyncio.sleep(1)  # the open-channel one came first: its answer would be here by now
-    assert room.replies_to(int(unsaid["id"])) == []
+    assert await dm.answer_text(int(replied["id"]), NOT_SET_UP) == VOICE_OFF
+    assert llm.audio.requests_for(key) == []
+    assert len(llm.requests_for(key)) == 1  # only the typed question
+
+
+async def test_without_transcription_an_open_channel_ignores_voice_and_a_bot_thread_says_so(
+    deaf: Deaf,
+) -> None:
+    discord, llm = deaf.discord, deaf.llm
+    key = "k-voice-off-open"
+    llm.audio.script(key, Heard(f"{key} never heard"))
+    llm.script(key, Text("Typed answer."))
+    room = Chat(discord, "voice-off-open", channel=deaf.open_channel)
+    unsaid = await discord.send_voice_message(room.channel, room.user, ogg(key), duration_secs=3)
+    typed = await room.say(f"{key} a typed question", mention=False)
+    thread = int(typed["id"])  # the bot's thread takes its starter message's id
+    await discord.wait_for(lambda: "Typed answer." in answers_to(discord, thread, None))
+    in_thread = await discord.send_voice_message(thread, room.user, ogg(key), duration_secs=3)
+    said = await discord.wait_for(lambda: answers_to(discord, thread, int(in_thread["id"])))
+    assert said == VOICE_OFF
+    # The open channel's voice message came first: any answer to it would be here by now.
+    assert answers_to(discord, room.channel, int(unsaid["id"])) == ""
+    assert discord.message(int(unsaid["id"])) is not None
     assert llm.audio.requests_for(key) == []
     assert len(llm.requests_for(key)) == 1  # only the typed question
 
@@ -260,5 +293,9 @@ async def test_without_transcription_an_audio_file_is_skipped_and_the_text_answe
     llm.script(key, Text("Text answered."))
     files = [{"filename": "memo.mp3", "content": ogg(key), "content_type": "audio/mpeg"}]
     asked = await chat.say(f"{key} read this", attachments=files)
-    reply = await chat.answer_text(int(asked["id"]), "Text answered.")
+    thread = int(asked["id"])
+    reply = await discord.wait_for(
+        lambda: (text := answers_to(discord, thread, None)) and "Text answered." in text and text
+    )
     assert "Skipped attachment: memo.mp3 (audio transcription is not set up)" in reply
+    assert "memo.mp3" not in last_user_text(llm.requests_for(key)[0].body)
