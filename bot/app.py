@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.backends.chat_transport import needs_litellm
 from bot.backends.factory import configured_models, make_backend
+from bot.backends.transcription import transcribe
 from bot.config import ConfigError, Settings
 from bot.core.approvals import ApprovalBroker, ApprovalPolicy, policy_of, rules_of
 from bot.core.backend import Backend
@@ -179,6 +180,7 @@ async def _serve(
             elicitations=core.elicitations,
             forgetting=forgetting,
             short_answer=core.sampler.short if core.sampler else None,
+            transcribe=transcribe,
         )
         bot = build_bot(services)
         live = LiveConfig(settings, core, bot, limits)

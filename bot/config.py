@@ -124,6 +124,8 @@ class LLMConfig(_Section):
     """responses only: `server` keeps `previous_response_id`; `local` resends the stored history."""
     vision: bool = False
     """Pass image attachments to the model."""
+    transcription_model: str | None = None
+    """Transcribe voice messages (answered as if typed) and audio files (read as their text) with this model, e.g. `openai/gpt-4o-mini-transcribe` (chat; other providers through litellm) or `gpt-4o-mini-transcribe` (responses); its key and server as for any model (`models` entries apply). Billed and counted toward the limits like a turn. null = off."""
     max_history_messages: int = Field(default=40, ge=2)
     """Stored messages sent back each turn (cut at a user message)."""
     max_tool_rounds: int = Field(default=8, ge=1)

@@ -79,6 +79,11 @@ class AttachmentsConfig(BaseModel):
     """Text, code and PDF files larger than this are skipped (with a line saying so)."""
     max_chars: int = Field(default=20_000, ge=100)
     """Text taken from one file; the rest is cut and the model is told so."""
+    max_audio_s: float = Field(default=300, gt=0)
+    """Voice messages longer than this (Discord's `duration_secs`) are not transcribed (a line
+    says so); needs `llm.transcription_model`."""
+    max_audio_bytes: int = Field(default=8_388_608, ge=1)
+    """Voice messages and audio files larger than this are not transcribed (a line says so)."""
 
 
 class AllowBlock(BaseModel):

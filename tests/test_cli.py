@@ -426,3 +426,40 @@ async def test_check_shows_a_server_side_mcp_url_without_its_path_or_query(
     rows = {line.split()[1]: line for line in result.stdout.splitlines() if line.strip()}
     assert "server-side (https://mcp.example.invalid:8443)" in rows["mcp:docs"], result.stdout
     assert "secret-path" not in result.stdout and "abc123" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("configured", "path"),
+    [("openai/check-transcribe", "openai SDK"), ("hosted_vllm/check-transcribe", "litellm")],
+)
+async def test_check_probes_the_transcription_model(
+    tmp_path: Path, llm: ScriptedLLM, configured: str, path: str
+) -> None:
+    llm.serve("check-transcribe")
+    config = check_config(tmp_path, llm, failing=False)
+    config["llm"]["transcription_model"] = configured
+    before = len(llm.audio.requests)
+    rows, code = await run_check(tmp_path, config)
+    status, reason = rows["llm:transcription"]
+    assert status == "OK" and configured in reason and "0.5 s of silence" in reason, (path, rows)
+    assert code == 0, rows
+    [probe] = llm.audio.requests[before:]
+    assert probe.model == "check-transcribe" and probe.data and probe.data[:4] == b"RIFF"
+
+
+async def test_check_fails_a_transcription_model_the_server_does_not_serve(
+    tmp_path: Path, llm: ScriptedLLM
+) -> None:
+    config = check_config(tmp_path, llm, failing=False)
+    config["llm"]["transcription_model"] = "openai/check-transcribe-typo"
+    rows, code = await run_check(tmp_path, config)
+    status, reason = rows["llm:transcription"]
+    assert status == "FAIL" and "check-transcribe-typo" in reason, rows
+    assert code == 1
+
+
+async def test_check_has_no_transcription_row_when_it_is_off(
+    tmp_path: Path, llm: ScriptedLLM
+) -> None:
+    rows, _ = await run_check(tmp_path, check_config(tmp_path, llm, failing=False))
+    assert "llm:transcription" not in rows

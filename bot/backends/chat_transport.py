@@ -45,6 +45,22 @@ def needs_litellm(models: Iterable[str | ModelEntry]) -> bool:
     return any(not speaks_openai(m) for m in models)
 
 
+def litellm_route(llm: LLMConfig, model: str) -> dict[str, Any]:
+    """litellm's arguments that send `model`'s request to its server with its key (routes.py),
+    for a completion and a transcription alike."""
+    found = route(llm, model)
+    extra: dict[str, Any] = {"timeout": llm.request_timeout_s, "max_retries": 0}
+    if found.base_url:
+        extra["api_base"] = found.base_url
+    if found.api_key is not None:
+        extra["api_key"] = found.api_key.get_secret_value()
+    elif not found.own_variable:
+        # Its own server and no api_key_env: litellm must not send the provider's variable.
+        extra["api_key"] = "not-set"
+    # Otherwise no key: litellm reads the provider's own variable (ANTHROPIC_API_KEY, ...).
+    return extra
+
+
 class ChatTransport:
     """Sends a chat completion for any configured model."""
 
@@ -64,17 +80,9 @@ class ChatTransport:
             )
         if self._litellm is None:
             self._litellm = import_litellm()
-        found = route(self._llm, model)
-        extra: dict[str, Any] = {"timeout": self._llm.request_timeout_s, "max_retries": 0}
-        if found.base_url:
-            extra["api_base"] = found.base_url
-        if found.api_key is not None:
-            extra["api_key"] = found.api_key.get_secret_value()
-        elif not found.own_variable:
-            # Its own server and no api_key_env: litellm must not send the provider's variable.
-            extra["api_key"] = "not-set"
-        # Otherwise no key: litellm reads the provider's own variable (ANTHROPIC_API_KEY, ...).
-        return await self._litellm.acompletion(model=model, **kwargs, **extra)
+        return await self._litellm.acompletion(
+            model=model, **kwargs, **litellm_route(self._llm, model)
+        )
 
     async def aclose(self) -> None:
         await self._openai.aclose()

@@ -29,6 +29,9 @@ class ModelInfo:
     cache_write_cost_per_token: float | None = None
     provider: str = ""  # litellm's name for who serves it: anthropic, bedrock_converse, openai...
     supports_prompt_caching: bool = False
+    # Transcription models: the gpt-4o-*-transcribe bill audio tokens, whisper-1 seconds.
+    input_cost_per_audio_token: float | None = None
+    input_cost_per_second: float | None = None
 
     def cost_usd(
         self,
@@ -75,6 +78,8 @@ def model_info(model: str) -> ModelInfo | None:
         cache_write_cost_per_token=_number(entry.get("cache_creation_input_token_cost"), float),
         provider=str(entry.get("litellm_provider") or ""),
         supports_prompt_caching=entry.get("supports_prompt_caching") is True,
+        input_cost_per_audio_token=_number(entry.get("input_cost_per_audio_token"), float),
+        input_cost_per_second=_number(entry.get("input_cost_per_second"), float),
     )
 
 

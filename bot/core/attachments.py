@@ -17,6 +17,9 @@ from pathlib import PurePosixPath
 log = logging.getLogger(__name__)
 
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+# What the transcription endpoints take (OpenAI: flac, mp3, mp4, m4a, ogg, wav, webm); .mp4 and
+# .webm count as audio only with an audio/* content type, as they are mostly videos.
+AUDIO_SUFFIXES = frozenset({".ogg", ".oga", ".opus", ".mp3", ".mpga", ".m4a", ".wav", ".flac"})
 TEXT_SUFFIXES = frozenset(
     [
         ".txt",
@@ -112,11 +115,13 @@ class Extracted:
 
 
 def kind_of(name: str, content_type: str | None) -> str:
-    """ "image", "pdf", "text" or "other", by content type first and file name second."""
+    """ "image", "audio", "pdf", "text" or "other", by content type first and file name second."""
     ctype = (content_type or "").split(";")[0].strip().lower()
     suffix = PurePosixPath(name.lower()).suffix
     if ctype in IMAGE_TYPES:
         return "image"
+    if ctype.startswith("audio/") or (not ctype.startswith("video/") and suffix in AUDIO_SUFFIXES):
+        return "audio"
     if ctype == "application/pdf" or suffix == ".pdf":
         return "pdf"
     if ctype.startswith("text/") or ctype in TEXT_TYPES or suffix in TEXT_SUFFIXES:

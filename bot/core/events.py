@@ -55,6 +55,7 @@ class Notice:
 
     kind: Literal["notice"] = "notice"
     text: str
+    icon: str = "ℹ️"  # e.g. 🎙️ for what was heard in a voice message
 
 
 @dataclass(frozen=True, kw_only=True)

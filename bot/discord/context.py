@@ -16,6 +16,8 @@ from bot.core.attachments import (
     file_block,
     kind_of,
 )
+from bot.core.voice import Heard
+from bot.discord.voice import Listening, hear
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,8 @@ class MessageContext:
     blocks: list[str] = field(default_factory=list)
     image_urls: list[str] = field(default_factory=list)
     files: list[Extracted] = field(default_factory=list)
+    spoken: str | None = None  # a voice message's transcript: the question itself
+    heard: list[Heard] = field(default_factory=list)  # transcriptions to pay for
 
     def text_with(self, question: str) -> str:
         return "\n\n".join([*self.blocks, question] if question else self.blocks)
@@ -42,19 +46,25 @@ async def gather(
     limits: AttachmentLimits,
     vision: bool,
     shared_history: bool,
+    listening: Listening | None = None,
+    voice: bool = False,
 ) -> MessageContext:
+    """`voice`: the message is a voice message, whose transcript is its question (`spoken`);
+    other audio (attached to a mention, or in the quoted message) is read as a file's text."""
     context = MessageContext()
     quoted = await _replied_to(message)
     if quoted is not None and not _is_own_answer(quoted, message, me, shared_history):
         text = _cut(message_text(quoted, limits.max_chars), QUOTE_MAX_CHARS)
         quote = f'<quoted from="{quoted.author.display_name}">\n{text}\n</quoted>'
         context.blocks.append(quote)
-        await _attachments(_files_of(quoted), context, limits, vision=False)
+        await _attachments(_files_of(quoted), context, limits, vision=False, listening=listening)
     # The question's own words are the handler's; what it carries besides them comes first.
     carried = message_text(message, limits.max_chars, with_content=False)
     if carried:
         context.blocks.append(carried)
-    await _attachments(_files_of(message), context, limits, vision=vision)
+    await _attachments(
+        _files_of(message), context, limits, vision=vision, listening=listening, voice=voice
+    )
     return context
 
 
@@ -114,10 +124,21 @@ async def _attachments(
     limits: AttachmentLimits,
     *,
     vision: bool,
+    listening: Listening | None = None,
+    voice: bool = False,
 ) -> None:
     for attachment in attachments:
         name = attachment.filename
         kind = kind_of(name, attachment.content_type)
+        if kind == "audio":
+            item, heard = await hear(attachment, listening)
+            context.heard.extend([heard] if heard is not None else [])
+            context.files.append(item)
+            if item.text is not None and voice and context.spoken is None:
+                context.spoken = item.text
+            elif item.text is not None:
+                context.blocks.append(file_block(item))
+            continue
         if kind == "image":
             if vision:
                 context.image_urls.append(attachment.url)

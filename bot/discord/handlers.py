@@ -16,6 +16,7 @@ from bot.core.attachments import AttachmentLimits, skip_line
 from bot.core.conversations import conversation_key
 from bot.core.events import Notice
 from bot.core.state import TurnRequest
+from bot.core.voice import HEARD_ICON, VOICE_OFF, AudioCaps, heard_text
 from bot.discord.channel_prompt import effective_prompt
 from bot.discord.commands.stop import stop_view
 from bot.discord.context import gather as gather_context
@@ -24,6 +25,7 @@ from bot.discord.streaming.reactions import StatusReactions
 from bot.discord.streaming.render import NO_MENTIONS, StreamRenderer
 from bot.discord.streaming.retry import describe, with_retries
 from bot.discord.threads import retitle
+from bot.discord.voice import Listening, is_voice_message, keep_costs
 
 if TYPE_CHECKING:
     from bot.discord.host import BotHost
@@ -45,9 +47,7 @@ def is_addressed(
     own_role = message.guild.self_role
     if own_role is not None and own_role in message.role_mentions:
         return True
-    reference = message.reference
-    resolved = reference.resolved if reference else None
-    if isinstance(resolved, discord.Message) and resolved.author.id == me.id:
+    if replies_to_me(message, me):
         return True
     if not open_channel:
         return False
@@ -59,6 +59,20 @@ def is_addressed(
         # is no reply: it is answered where a plain message would be
     )
     return not meant_for_others
+
+
+def replies_to_me(message: discord.Message, me: discord.ClientUser) -> bool:
+    reference = message.reference
+    resolved = reference.resolved if reference else None
+    return isinstance(resolved, discord.Message) and resolved.author.id == me.id
+
+
+async def said_to_me(bot: BotHost, message: discord.Message, me: discord.ClientUser) -> bool:
+    """A DM, a reply to the bot or a follow-up in its thread (under an open channel too): where
+    no answer at all would puzzle the sender."""
+    if message.guild is None or replies_to_me(message, me):
+        return True
+    return await bot.threads.follows_up(message, me, bot.services.settings.discord)
 
 
 def strip_mentions(content: str, me: discord.ClientUser, own_role_id: int | None) -> str:
@@ -97,6 +111,13 @@ async def on_message(bot: BotHost, message: discord.Message, *, notice: str | No
     if not bot.access.allows(message.author, message.channel):
         log.info("ignoring %s in %s: not allowed by config", message.author.id, message.channel.id)
         return
+    voice = is_voice_message(message)
+    if voice and not settings.llm.transcription_model:
+        # Said to the bot (a DM, a reply to it, its thread): say why no answer comes. In an open
+        # channel a voice message may be meant for the people there: no line.
+        if await said_to_me(bot, message, me):
+            await reply_plain(message, VOICE_OFF)
+        return
     own_role = message.guild.self_role if message.guild else None
     text = strip_mentions(message.content, me, own_role.id if own_role else None)
     if not text and not message.attachments and message.reference is None:
@@ -132,7 +153,17 @@ async def on_message(bot: BotHost, message: discord.Message, *, notice: str | No
             limits=AttachmentLimits(max_bytes=attached.max_bytes, max_chars=attached.max_chars),
             vision=settings.llm.vision,
             shared_history=settings.discord.scope != "user",
+            listening=listening(bot, settings),
+            voice=voice,
         )
+        if context.heard:
+            await keep_costs(
+                bot.services.store,
+                key_of(settings, message, message.channel),
+                message.author.id,
+                context.heard,
+            )
+        text = context.spoken or text
         skipped = skip_line(context.files)
         if not text and not context.blocks and not context.image_urls:
             await reply_plain(message, skipped or EMPTY_MENTION_HINT.format(name=me.display_name))
@@ -151,13 +182,7 @@ async def on_message(bot: BotHost, message: discord.Message, *, notice: str | No
             bot.threads.started(target, message.author.id)
         instructions = await effective_prompt(bot.services.store, settings, channel)
         request = TurnRequest(
-            key=conversation_key(
-                settings.discord.scope,
-                guild_id=message.guild.id if message.guild else None,
-                channel_id=channel.id,
-                user_id=message.author.id,
-                in_thread=isinstance(channel, discord.Thread),
-            ),
+            key=key_of(settings, message, channel),
             user_id=message.author.id,
             user_name=message.author.display_name,
             text=context.text_with(text),
@@ -168,11 +193,34 @@ async def on_message(bot: BotHost, message: discord.Message, *, notice: str | No
             context=recent,
         )
         notes = "\n".join(line for line in (notice, skipped) if line)
-        await answer(bot, message, request, target, notice=notes or None)
+        heard = heard_text(context.spoken) if context.spoken else None
+        await answer(bot, message, request, target, notice=notes or None, heard=heard)
         short_answer = bot.services.short_answer
         if target is not None and settings.discord.thread_title == "generated" and short_answer:
             # Its own task: the asker's limits are not held while the title is written.
             bot.start_turn(retitle(target, text or request.text, short_answer))
+
+
+def key_of(settings: Any, message: discord.Message, channel: Any) -> Any:
+    """The conversation a question in `channel` (its own, or the bot's new thread) belongs to."""
+    return conversation_key(
+        settings.discord.scope,
+        guild_id=message.guild.id if message.guild else None,
+        channel_id=channel.id,
+        user_id=message.author.id,
+        in_thread=isinstance(channel, discord.Thread),
+    )
+
+
+def listening(bot: BotHost, settings: Any) -> Listening:
+    """Audio is heard while a transcription model is set (a reload may set or unset it)."""
+    on = bool(settings.llm.transcription_model)
+    attached = settings.discord.attachments
+    return Listening(
+        transcribe=bot.services.transcribe if on else None,
+        llm=settings.llm,
+        caps=AudioCaps(max_s=attached.max_audio_s, max_bytes=attached.max_audio_bytes),
+    )
 
 
 def missing_permission(message: discord.Message, reply_in_thread: bool) -> str | None:
@@ -220,7 +268,9 @@ async def answer(
     target: discord.Thread | None,
     *,
     notice: str | None = None,
+    heard: str | None = None,
 ) -> None:
+    """`heard`: what a voice message said, shown first in a small line."""
     services = bot.services
     renderer = StreamRenderer(
         message,
@@ -250,6 +300,8 @@ async def answer(
     events = contextlib.aclosing(services.conversations.run_turn(request, on_start=on_start))
     try:
         async with renderer, events as stream:
+            if heard:
+                await renderer.handle(Notice(text=heard, icon=HEARD_ICON))
             if notice:
                 await renderer.handle(Notice(text=notice))
             async for event in stream:

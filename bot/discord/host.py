@@ -16,6 +16,7 @@ from bot.config import Settings
 from bot.core.approvals import ApprovalBroker, ApprovalPolicy
 from bot.core.conversations import Conversations
 from bot.core.limits import UserLimits
+from bot.core.voice import Transcribe
 from bot.discord.access import Access
 from bot.discord.asks.approval_copies import PromptCopies
 from bot.discord.audit import DiscordAudit
@@ -42,6 +43,8 @@ class Services:
     forgetting: Any = None  # core/forgetting.py's Forgetting: /forget and forget-user
     # (system, text, max_tokens) -> the model's few words, e.g. a thread's title; None = none.
     short_answer: Callable[[str, str, int], Awaitable[str]] | None = None
+    # Audio to text (bot/backends/transcription.py); used while llm.transcription_model is set.
+    transcribe: Transcribe | None = None
 
 
 class ApprovalPrompts(ApprovalUI, Protocol):

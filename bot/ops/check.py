@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import os
+import wave
 
 from bot.backends.base import openai_client
 from bot.backends.chat_transport import ChatTransport, speaks_openai
 from bot.backends.routes import provider, route
+from bot.backends.transcription import transcribe
 from bot.config import DEFAULT_CONFIG_PATH, Settings
 from bot.ops.check_row import Row
 from bot.store.sqlite import Store
@@ -44,6 +47,14 @@ async def run_checks(settings: Settings, *, discord: bool = False) -> int:
             Row(name, False, f"{missing} ({where(settings, model)})")
             if missing
             else await _check_llm(settings, model, name)
+        )
+    listener = settings.llm.transcription_model
+    if listener:
+        missing = missing_llm_key(settings, listener)
+        rows.append(
+            Row("llm:transcription", False, f"{missing} ({where(settings, listener)})")
+            if missing
+            else await _check_transcription(settings, listener)
         )
     if discord:
         from bot.ops.check_discord import discord_rows
@@ -134,6 +145,31 @@ async def _check_llm(settings: Settings, model: str, name: str) -> Row:
     except Exception as exc:
         reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
         return Row(name, False, f"{model}: {reason} ({where(settings, model)})")
+
+
+def silence_wav(seconds: float = 0.5, rate: int = 16_000) -> bytes:
+    """A tiny valid WAV file of silence: every transcription endpoint takes WAV, and half a
+    second costs a fraction of a cent while going the same way a voice message does."""
+    out = io.BytesIO()
+    with wave.open(out, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(b"\x00\x00" * int(seconds * rate))
+    return out.getvalue()
+
+
+async def _check_transcription(settings: Settings, model: str) -> Row:
+    timeout = min(settings.llm.request_timeout_s, 30)
+    try:
+        heard = await asyncio.wait_for(
+            transcribe(settings.llm, "check.wav", silence_wav(), "audio/wav"), timeout=timeout
+        )
+        detail = f"{model} transcribed 0.5 s of silence as {heard.text.strip()[:40]!r}"
+        return Row("llm:transcription", True, f"{detail} ({where(settings, model)})")
+    except Exception as exc:
+        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        return Row("llm:transcription", False, f"{model}: {reason} ({where(settings, model)})")
 
 
 def _print_table(rows: list[Row]) -> None:

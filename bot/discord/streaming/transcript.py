@@ -122,8 +122,8 @@ class Transcript:
                     self._blocks.append(
                         _Line(f"-# ✂️ The tool's notes were cut; more in `{notes_file}`.")
                     )
-            case Notice(text=text):
-                self._blocks.append(_Line(f"-# ℹ️ {text}"))
+            case Notice(text=text, icon=icon):
+                self._blocks.append(_Line(f"-# {icon} {text}"))
             case TurnFailed(message=message):
                 self._blocks.append(_Line(f"⚠️ {message}"))
             case TurnCompleted(stopped_by=None) if self._usage_footer:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import copy
 import inspect
@@ -28,6 +29,7 @@ log = logging.getLogger("fake_discord")
 SITECUSTOMIZE_DIR = str(Path(__file__).with_name("sitecustomize"))
 # A request's round trip to Discord: loopback answers at once, the real API never does.
 NETWORK_LATENCY_S = 0.02
+IS_VOICE_MESSAGE = 1 << 13
 
 
 class FakeDiscord:
@@ -295,11 +297,47 @@ class FakeDiscord:
                     att["filename"],
                     data,
                     content_type=att.get("content_type"),
+                    # Discord's own fields of some attachments (a voice message's duration_secs
+                    # and waveform), as Discord sends them.
+                    **{
+                        k: v
+                        for k, v in att.items()
+                        if k not in ("filename", "content", "content_type")
+                    },
                 )
             )
         self.counters["user_messages"] += 1
         await self.dispatch("MESSAGE_CREATE", msg)
         return copy.deepcopy(msg)
+
+    async def send_voice_message(
+        self,
+        channel_id: int,
+        author_id: int,
+        audio: bytes,
+        *,
+        duration_secs: float,
+        reply_to: int | None = None,
+    ) -> dict:
+        """A voice message as Discord's clients post one: flag IS_VOICE_MESSAGE (1 << 13), no
+        content (Discord refuses text on one, so no mention either), one `voice-message.ogg`
+        (audio/ogg) with its `duration_secs` and a base64 `waveform`, served from the CDN."""
+        waveform = base64.b64encode(bytes(range(0, 256, 4))).decode()
+        voice = {
+            "filename": "voice-message.ogg",
+            "content": audio,
+            "content_type": "audio/ogg",
+            "duration_secs": duration_secs,
+            "waveform": waveform,
+        }
+        return await self.send_message(
+            channel_id,
+            author_id,
+            "",
+            reply_to=reply_to,
+            attachments=[voice],
+            extra={"flags": IS_VOICE_MESSAGE},
+        )
 
     async def forward_message(self, channel_id: int, author_id: int, source_id: int) -> dict:
         """A user forwards message `source_id` (from any channel) into `channel_id`: an empty

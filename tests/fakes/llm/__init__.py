@@ -1,5 +1,6 @@
 """Scripted OpenAI-compatible LLM server (chat completions + Responses) for mcpcord's tests."""
 
+from .audio import Heard, duration_usage, tokens_usage
 from .items import (
     Cut,
     Fault,
@@ -24,6 +25,7 @@ __all__ = [
     "Fault",
     "Finish",
     "HangUp",
+    "Heard",
     "Item",
     "McpApprovalRequest",
     "McpCall",
@@ -37,4 +39,6 @@ __all__ = [
     "Text",
     "ToolCall",
     "UsageReport",
+    "duration_usage",
+    "tokens_usage",
 ]

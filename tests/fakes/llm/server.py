@@ -16,6 +16,7 @@ import aiohttp
 from aiohttp import web
 
 from . import chat, history, refusals, responses, tokens
+from .audio import Transcriptions
 from .items import (
     Cut,
     Fault,
@@ -76,6 +77,8 @@ class ScriptedLLM:
         self._runner: web.AppRunner | None = None
         self._changed: asyncio.Condition | None = None
         self._tasks: set[asyncio.Future[None]] = set()
+        # POST /v1/audio/transcriptions: scripted by a key in the audio's bytes (audio.py).
+        self.audio = Transcriptions(self.models, self._fault)
 
     # -- lifecycle -----------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -83,6 +86,7 @@ class ScriptedLLM:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/responses", self._responses)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_post("/v1/audio/transcriptions", self.audio.handle)
         # Short shutdown timeout: a test's Stall must not hold up stop().
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
@@ -184,6 +188,7 @@ class ScriptedLLM:
         self._usage.clear()
         self._down.clear()
         self.requests.clear()
+        self.audio.clear()
 
     # The timeout parameter is part of the agreed public API, hence the noqa.
     async def wait_for_requests(self, key: str, n: int, timeout: float = 10.0) -> list[Recorded]:  # noqa: ASYNC109
