@@ -578,7 +578,10 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         base_env(),
     )
     llm = Child(
-        "scripted LLM", [sys.executable, "-m", "tests.fakes.llm", "--serve", "bench-model"], workroot / "llm.log", base_env()
+        "scripted LLM",
+        [sys.executable, "-m", "tests.fakes.llm", "--serve", "bench-model"],
+        workroot / "llm.log",
+        base_env(),
     )
     runs: list[dict[str, Any]] = []
     errors: list[str] = []
