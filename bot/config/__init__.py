@@ -18,16 +18,16 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from bot.config_discord import (
+from bot.config.discord_sections import (
     ApprovalDelivery,
     AttachmentsConfig,
     ConversationOptions,
     PermissionsConfig,
     ReactionsConfig,
 )
-from bot.config_file import ConfigError, YamlSource  # ConfigError: imported from here by all
-from bot.config_models import ModelEntry
-from bot.config_params import LLMParams
+from bot.config.file import ConfigError, YamlSource  # ConfigError: imported from here by all
+from bot.config.models import ModelEntry
+from bot.config.params import LLMParams
 
 DEFAULT_CONFIG_PATH = "config.yaml"
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import discord
 
-from bot.config_discord import AllowBlock, PermissionsConfig
+from bot.config.discord_sections import AllowBlock, PermissionsConfig
 
 
 def _passes(rule: AllowBlock, ids: set[int]) -> bool:

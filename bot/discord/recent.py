@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import discord
 
-from bot.config_discord import RecentContextConfig
+from bot.config.discord_sections import RecentContextConfig
 from bot.discord.context import message_text
 from bot.discord.streaming.write_scheduler import WriteScheduler
 

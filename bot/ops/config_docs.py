@@ -25,7 +25,7 @@ DOC_PATH = Path(__file__).resolve().parents[2] / "docs" / "config.md"
 HEADER = """\
 # Configuration reference
 
-Generated from the Settings model in `bot/config.py` by `python -m bot.ops.config_docs`; do not
+Generated from the Settings model in `bot/config/` by `python -m bot.ops.config_docs`; do not
 edit by hand ([`config.yaml`](../config.yaml) is the commented example).
 
 Sources, later wins: defaults < `config.yaml` (path from `BOT_CONFIG`) < `.env` < environment.

@@ -13,7 +13,7 @@ from typing import Any
 
 import discord
 
-from bot.config_discord import ReactionsConfig
+from bot.config.discord_sections import ReactionsConfig
 from bot.core import events as ev
 from bot.discord.streaming.retry import describe
 from bot.discord.streaming.write_scheduler import WriteScheduler
