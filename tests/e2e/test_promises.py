@@ -43,6 +43,34 @@ async def test_a_streaming_reply_shows_the_indicator_until_it_is_final(world: Wo
     assert not parts[-1]["content"].endswith(INDICATOR)
 
 
+async def test_every_write_of_a_reply_shows_newer_text_than_the_one_before(world: World) -> None:
+    """README: an edit always carries the newest text. In the order Discord took them, the
+    reply's writes never go back to older words: each shows what the one before showed, and
+    more, until the final text."""
+    chat = Chat(world.discord, "newest")
+    key = f"k-newest-{world.backend}"
+    text = " ".join(f"word{i}" for i in range(140))  # one message; about 4 s of streaming
+    world.llm.script(key, Text(text, chunk_size=6, delay_s=0.03))
+    asked = await chat.say(f"{key} go")
+    [part] = await chat.answer(int(asked["id"]), lambda t: t == text)
+    shown = [
+        r.json["content"].removesuffix(INDICATOR)
+        for r in world.discord.requests
+        if r.status == 200
+        and isinstance(r.json, dict)
+        and "content" in r.json
+        and (
+            (r.method == "PATCH" and r.path.endswith(f"/messages/{part['id']}"))
+            or (r.method == "POST" and r.json.get("content", "").startswith("word0"))
+            and r.path.endswith(f"/channels/{chat.channel}/messages")
+        )
+    ]
+    assert len(shown) >= 3, shown  # a first part, edits while it streamed, the final text
+    for before, after in zip(shown, shown[1:], strict=False):
+        assert after.startswith(before) and len(after) >= len(before), (before, after)
+    assert shown[-1] == text
+
+
 async def test_role_allow_and_block_lists(llm: ScriptedLLM, tmp_path: Path) -> None:
     discord = FakeDiscord()
     await discord.start()
