@@ -33,6 +33,12 @@ async def message_creates(
     """A server on loopback whose message creates `create` answers; yields its base URL."""
     app = web.Application()
     app.router.add_post("/api/v10/channels/{channel}/messages", create)
+    async with loopback(app) as url:
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def loopback(app: web.Application) -> AsyncIterator[str]:
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -147,18 +153,12 @@ async def test_a_history_read_waits_for_global_room_and_is_counted_once() -> Non
 
     app = web.Application()
     app.router.add_get("/api/v10/channels/{channel}/messages", lambda _: web.json_response([]))
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        async with aiohttp.ClientSession(trace_configs=[trace_config(scheduler)]) as session:
-            url = f"http://127.0.0.1:{port}/api/v10/channels/5/messages?limit=30"
-            async with session.get(url) as resp:
-                assert resp.status == 200
-    finally:
-        await runner.cleanup()
+    async with (
+        loopback(app) as base,
+        aiohttp.ClientSession(trace_configs=[trace_config(scheduler)]) as session,
+        session.get(f"{base}/api/v10/channels/5/messages?limit=30") as resp,
+    ):
+        assert resp.status == 200
     # The read holds one place of ten: nine more fit, not eight.
     assert [scheduler.may_type() for _ in range(10)] == [True] * 9 + [False]
 
