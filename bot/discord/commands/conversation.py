@@ -11,6 +11,7 @@ from bot.core.approvals import ApprovalPolicy, is_read_only
 from bot.core.conversations import BUSY, conversation_key
 from bot.core.state import ConversationKey
 from bot.core.tool_calls import rule_name
+from bot.discord.commands.deadline import guard, reply
 from bot.discord.streaming import split_message
 
 if TYPE_CHECKING:
@@ -62,41 +63,33 @@ async def reset(interaction: discord.Interaction[Any], everyone: bool = False) -
     bot: BotHost = interaction.client  # type: ignore[assignment]
     if await refuse_outsiders(bot, interaction):
         return
+    guard(interaction)
     store = bot.services.store
     conversations = bot.services.conversations
     guild_id, channel_id = interaction.guild_id or 0, interaction.channel_id or 0
     if everyone:
         if not bot.access.is_admin(interaction.user):
-            await interaction.response.send_message(
-                "Only admins can reset everyone's conversations.", ephemeral=True
-            )
+            await reply(interaction, "Only admins can reset everyone's conversations.")
             return
         if conversations.busy_in_channel(guild_id, channel_id):
             # A running turn would save its state after the reset and bring its history back.
-            await interaction.response.send_message(
-                "I'm still answering here. Try /reset again when I'm done.", ephemeral=True
-            )
+            await reply(interaction, "I'm still answering here. Try /reset again when I'm done.")
             return
         count = await store.reset_channel(guild_id, channel_id)
-        await interaction.response.send_message(
-            f"Forgot {count} conversation(s) in this channel.", ephemeral=True
-        )
+        await reply(interaction, f"Forgot {count} conversation(s) in this channel.")
         return
     key = key_for(bot, interaction)
     shared = key.user_id == 0
     if shared and not bot.access.is_manager(interaction.user):
-        await interaction.response.send_message(MANAGERS_ONLY.format(what="reset"), ephemeral=True)
+        await reply(interaction, MANAGERS_ONLY.format(what="reset"))
         return
     forgot = await conversations.when_idle(key, lambda: store.reset_conversation(key))
     if forgot is BUSY:
-        await interaction.response.send_message(
-            "I'm still answering here. Try /reset again when I'm done.", ephemeral=True
-        )
+        await reply(interaction, "I'm still answering here. Try /reset again when I'm done.")
         return
     here = "this conversation" if shared else "our conversation here"
-    await interaction.response.send_message(
-        f"Done: I've forgotten {here}." if forgot else "There was nothing to forget.",
-        ephemeral=True,
+    await reply(
+        interaction, f"Done: I've forgotten {here}." if forgot else "There was nothing to forget."
     )
 
 
@@ -194,8 +187,9 @@ async def model(interaction: discord.Interaction[Any], name: str | None = None) 
             f"`{name}` is not allowed here. Choose one of: " + ", ".join(allowed), ephemeral=True
         )
         return
+    guard(interaction)
     await bot.services.store.set_conversation_model(key, name)
-    await interaction.response.send_message(f"Using `{name}` from now on.", ephemeral=True)
+    await reply(interaction, f"Using `{name}` from now on.")
 
 
 ALL_COMMANDS: tuple[app_commands.Command[Any, ..., None], ...] = (reset, tools, model)

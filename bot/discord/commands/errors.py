@@ -9,6 +9,7 @@ from typing import Any
 import discord
 from discord import app_commands
 
+from bot.discord.commands.deadline import reply
 from bot.discord.streaming import describe, is_transient
 
 log = logging.getLogger(__name__)
@@ -35,9 +36,6 @@ async def on_command_error(
     why = WHY_TRANSIENT if is_transient(cause) else WHY_OURS
     line = COMMAND_FAILED.format(name=name, why=why)
     try:
-        if interaction.response.is_done():
-            await interaction.followup.send(line, ephemeral=True)
-        else:
-            await interaction.response.send_message(line, ephemeral=True)
+        await reply(interaction, line)
     except Exception as exc:  # the interaction expired, or Discord is still unreachable
         log.warning("could not tell the user that /%s failed: %s", name, describe(exc))

@@ -11,6 +11,7 @@ from discord import app_commands
 from bot.core.state import ConversationState
 from bot.discord.channel_prompt import effective_prompt
 from bot.discord.commands.conversation import MAX_REPLY, key_for, refuse_outsiders
+from bot.discord.commands.deadline import guard, reply
 from bot.discord.handlers import channel_settings
 from bot.store.records import UsageTotals
 
@@ -81,6 +82,7 @@ async def status(interaction: discord.Interaction[Any]) -> None:
     bot: BotHost = interaction.client  # type: ignore[assignment]
     if await refuse_outsiders(bot, interaction):
         return
+    guard(interaction)
     services = bot.services
     settings, store = services.settings, services.store
     llm = settings.llm
@@ -132,6 +134,4 @@ async def status(interaction: discord.Interaction[Any]) -> None:
             f"**This channel, everyone, last 30 days**: {describe_usage(channel_month)}",
         ]
     text = "\n".join(lines)
-    await interaction.response.send_message(
-        text[:MAX_REPLY], ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
-    )
+    await reply(interaction, text[:MAX_REPLY], allowed_mentions=discord.AllowedMentions.none())

@@ -10,6 +10,7 @@ from discord import app_commands
 
 from bot.discord.channel_prompt import effective_prompt
 from bot.discord.commands.conversation import MAX_REPLY, refuse_outsiders
+from bot.discord.commands.deadline import guard, reply
 
 if TYPE_CHECKING:
     from bot.discord.host import BotHost
@@ -56,9 +57,9 @@ async def system(
         return
 
     async def say(text: str) -> None:
-        await interaction.response.send_message(
-            text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
-        )
+        await reply(interaction, text, allowed_mentions=discord.AllowedMentions.none())
+
+    guard(interaction)
 
     if prompt is None and not clear:
         current = await effective_prompt(store, settings, channel)
