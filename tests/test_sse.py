@@ -11,7 +11,11 @@ import openai
 import pytest
 from openai._streaming import SSEDecoder
 
-from bot.backends.sse import Fields, SSESplitter, _events
+from bot.backends.failures import classify
+from bot.backends.sse import Fields, SSESplitter, _events, open_stream
+from tests.fakes.llm import ScriptedLLM
+from tests.fakes.llm.items import Cut, Fault, HangUp, Stall
+from tests.module_llm import module_llm  # noqa: F401 - this module's own `llm`
 
 STREAM = (
     b": keep-alive\n\n"
@@ -126,3 +130,62 @@ def test_fields_read_like_the_sdks_models() -> None:
     assert getattr(chunk, "missing", "default") is None  # an optional field left out
     with pytest.raises(AttributeError):
         chunk.__deepcopy__  # noqa: B018 - protocols must not find a field named like them
+
+
+FAILURES = [
+    Fault(429, retry_after=3),
+    Fault(429, message="You exceeded your current quota.", error={"code": "insufficient_quota"}),
+    Fault(503),
+    Fault(401, message="bad key"),
+    Cut(text="half an answer", after_chars=6),
+    Stall(seconds=2.0, text="slow"),
+    HangUp(),
+]
+
+
+async def failure_of_stream(llm: ScriptedLLM, api: str, key: str, lean: bool) -> BaseException:
+    """What reading `key`'s reply raises, through the SDK's own stream or the lean reader."""
+    client = openai.AsyncOpenAI(base_url=llm.base_url, api_key="test", max_retries=0, timeout=0.5)
+    if api == "chat":
+        kwargs: dict[str, object] = {
+            "model": "test-model",
+            "messages": [{"role": "user", "content": key}],
+        }
+        create, start = (
+            client.chat.completions.create,
+            client.chat.completions.with_streaming_response.create,
+        )
+    else:
+        kwargs = {"model": "test-model", "input": key}
+        create, start = client.responses.create, client.responses.with_streaming_response.create
+    try:
+        async with client:
+            stream = await (
+                open_stream(start, {**kwargs, "stream": True})
+                if lean
+                else create(**kwargs, stream=True)
+            )
+            try:
+                async for _ in stream:
+                    pass
+            finally:
+                await stream.close()
+    except Exception as exc:
+        return exc
+    raise AssertionError("no exception")
+
+
+@pytest.mark.parametrize("api", ["chat", "responses"])
+@pytest.mark.parametrize(
+    "fault", FAILURES, ids=lambda f: type(f).__name__ + str(getattr(f, "status", ""))
+)
+async def test_failures_raise_what_the_sdks_own_stream_raised(
+    llm: ScriptedLLM, api: str, fault: object
+) -> None:
+    key = f"fail-{api}-{FAILURES.index(fault)}"
+    llm.script(f"{key}-sdk", fault)
+    llm.script(f"{key}-lean", fault)
+    sdk = await failure_of_stream(llm, api, f"{key}-sdk", lean=False)
+    lean = await failure_of_stream(llm, api, f"{key}-lean", lean=True)
+    assert type(lean) is type(sdk), (lean, sdk)
+    assert classify(lean) == classify(sdk)
