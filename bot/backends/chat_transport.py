@@ -6,9 +6,9 @@ translation buys nothing and costs: about 130 MB of memory for its import and tw
 streamed chunk of the openai SDK (measured in bench/, see README's Performance section). So such
 models go straight through the openai SDK, which the responses backend loads anyway, and
 litellm is imported only when a model needs it. Both return the same chunk shape
-(`choices[0].delta`, `usage`; the openai path's stream is read by sse.py), and litellm's exceptions subclass openai's, so the tool loop and
-the retry rules are the same on both paths. Which server and key a model gets is routes.py's
-business: a key goes only to its own provider.
+(`choices[0].delta`, `usage`; the openai path's stream is read by sse.py), and litellm's
+exceptions subclass openai's, so the tool loop and the retry rules are the same on both paths.
+Which server and key a model gets is routes.py's business: a key goes only to its own provider.
 """
 
 from __future__ import annotations
