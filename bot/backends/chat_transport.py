@@ -6,9 +6,9 @@ translation buys nothing and costs: about 130 MB of memory for its import and tw
 streamed chunk of the openai SDK (measured in bench/, see README's Performance section). So such
 models go straight through the openai SDK, which the responses backend loads anyway, and
 litellm is imported only when a model needs it. Both return the same chunk shape
-(`choices[0].delta`, `usage`), and litellm's exceptions subclass openai's, so the tool loop and
-the retry rules are the same on both paths. Which server and key a model gets is routes.py's
-business: a key goes only to its own provider.
+(`choices[0].delta`, `usage`; the openai path's stream is read by sse.py), and litellm's
+exceptions subclass openai's, so the tool loop and the retry rules are the same on both paths.
+Which server and key a model gets is routes.py's business: a key goes only to its own provider.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 
 from bot.backends.base import OpenAIClients, sdk_arguments
 from bot.backends.routes import OPENAI_PREFIX, route
+from bot.backends.sse import Fields, open_stream
 from bot.config import LLMConfig, ModelEntry
 
 log = logging.getLogger(__name__)
@@ -75,9 +76,15 @@ class ChatTransport:
         if speaks_openai(model):
             client = self._openai.for_model(model)
             create = client.chat.completions.create
-            return await create(
-                model=model.removeprefix(OPENAI_PREFIX), **sdk_arguments(create, kwargs)
-            )
+            arguments = {
+                "model": model.removeprefix(OPENAI_PREFIX),
+                **sdk_arguments(create, kwargs),
+            }
+            if kwargs.get("stream"):
+                # Read through the lean reader (sse.py): chunks as `Fields`, not pydantic models.
+                start = client.chat.completions.with_streaming_response.create
+                return await open_stream(start, arguments, Fields)
+            return await create(**arguments)
         if self._litellm is None:
             self._litellm = import_litellm()
         return await self._litellm.acompletion(
@@ -89,7 +96,7 @@ class ChatTransport:
 
 
 async def close_stream(stream: Any) -> None:
-    """Close a chat stream of either path: openai's AsyncStream or litellm's wrapper."""
+    """Close a chat stream of either path: the lean reader's EventStream or litellm's wrapper."""
     close = getattr(stream, "aclose", None) or getattr(stream, "close", None)
     if close is None:
         return

@@ -320,7 +320,7 @@ def mcp_error_text(error: Any) -> str:
 
 
 def _get(obj: Any, name: str) -> Any:
-    # Events are SDK models, but a proxy's non-standard items may arrive as plain dicts.
+    # Streamed events are plain dicts (sse.py); an SDK model passed in is read by attribute.
     if obj is None:
         return None
     if isinstance(obj, dict):

@@ -10,6 +10,7 @@ from bot.backends.base import sdk_arguments
 from bot.backends.failures import EmptyAnswer, Failure, StreamCut, sleep_before_retry, status_of
 from bot.backends.responses_events import Round, failure_of, missing_previous
 from bot.backends.responses_items import is_output
+from bot.backends.sse import EventStream, open_stream
 from bot.config import LLMConfig
 from bot.core.events import Notice, ReasoningDelta, TurnEvent
 
@@ -48,9 +49,13 @@ async def stream_response(
     attempt = 0
     while True:
         shown = False
-        stream: Any = None
+        stream: EventStream | None = None
         try:
-            stream = await client.responses.create(**sdk_arguments(client.responses.create, kwargs))
+            # The lean reader (sse.py): events as plain dicts, which Round.absorb reads as well.
+            stream = await open_stream(
+                client.responses.with_streaming_response.create,
+                sdk_arguments(client.responses.create, kwargs),
+            )
             async for event in stream:
                 for out in result.absorb(event):
                     shown = shown or not isinstance(out, ReasoningDelta)

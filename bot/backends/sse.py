@@ -1,0 +1,140 @@
+"""A lean reader for the openai SDK's streamed responses: the request stays the SDK's (auth,
+base URL, timeouts, HTTP errors), but the stream is split and decoded here, into plain dicts.
+
+The SDK decodes SSE in Python line by line and builds a pydantic model per event; at 30 deltas
+a second in 200 answers that was most of the bot's CPU (issue 28, bench/README.md). Here the
+bytes are split in a few C calls per network read and each event is one `json.loads`. What
+the SDK did beyond parsing is kept: `[DONE]` ends the stream (draining HTTP/1.1 for reuse), an
+`error` object in an event raises `openai.APIError`, and the HTTP library's failures mid-body
+become `APITimeoutError` / `APIConnectionError`, so bot/backends/failures.py sees what it saw.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from typing import Any
+
+import httpx2
+import openai
+from openai._httpx2 import request_exceptions, timeout_exceptions
+from openai._response import AsyncAPIResponse
+from openai._streaming_cleanup import drain_response_async
+
+# Fields that open an SSE event without data; the SDK then dispatches it with empty data.
+_OTHER_FIELDS = (b"event", b"id", b"retry")
+
+
+class SSESplitter:
+    """Cuts a byte stream into the data of its SSE events, as the SDK's decoder does: lines end
+    in LF, CR or CRLF (even split across reads), `data:` lines of one event are joined with LF,
+    a blank line ends the event, comments (`:` keep-alives) and unknown fields are skipped, and
+    an event the stream does not end with a blank line is never dispatched."""
+
+    def __init__(self) -> None:
+        self._rest = b""  # the unfinished line from the previous read
+        self._data: list[bytes] = []
+        self._pending = False  # an event has begun (data or another field)
+        self._after_cr = False  # the previous read ended in CR: a leading LF belongs to it
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        if not chunk:
+            return []
+        if self._after_cr and chunk[0] == 10:
+            chunk = chunk[1:]
+        self._after_cr = chunk.endswith(b"\r")
+        if b"\r" in chunk:
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        lines = (self._rest + chunk).split(b"\n") if self._rest else chunk.split(b"\n")
+        self._rest = lines.pop()
+        events: list[bytes] = []
+        for line in lines:
+            if line.startswith(b"data:"):
+                value = line[5:]
+                self._data.append(value[1:] if value.startswith(b" ") else value)
+                self._pending = True
+            elif not line:
+                if self._pending:
+                    events.append(self._data[0] if len(self._data) == 1 else b"\n".join(self._data))
+                    self._data, self._pending = [], False
+            elif line == b"data":
+                self._data.append(b"")
+                self._pending = True
+            elif line.partition(b":")[0] in _OTHER_FIELDS:
+                self._pending = True
+        return events
+
+
+class EventStream:
+    """One open streamed response: iterate for its events (decoded JSON, each passed through
+    `view`), close it to end the connection (a stop mid-answer, or the last event read)."""
+
+    def __init__(self, response: AsyncAPIResponse[Any], view: Callable[[Any], Any]) -> None:
+        self._response = response
+        self._events = _events(response.http_response, view)
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._events
+
+    async def aclose(self) -> None:
+        try:
+            await self._events.aclose()
+        finally:
+            await self._response.close()
+
+    close = aclose  # the name the SDK's AsyncStream also answers to
+
+
+async def open_stream(
+    start: Callable[..., Any], kwargs: dict[str, Any], view: Callable[[Any], Any] = lambda e: e
+) -> EventStream:
+    """Send the request with an SDK `with_streaming_response.create` (`start`); an HTTP error
+    status raises here, as the SDK's own `create` does, before any event is read."""
+    response = await start(**kwargs).__aenter__()
+    return EventStream(response, view)
+
+
+async def _events(http: httpx2.Response, view: Callable[[Any], Any]) -> AsyncGenerator[Any, None]:
+    splitter = SSESplitter()
+    try:
+        async for chunk in http.aiter_bytes():
+            for data in splitter.feed(chunk):
+                if data.startswith(b"[DONE]"):
+                    # HTTP/1.1 must read the body's end to reuse the connection (as the SDK).
+                    if http.http_version == "HTTP/1.1":
+                        await drain_response_async(http)
+                    return
+                event = json.loads(data)
+                if isinstance(event, dict) and event.get("error"):
+                    raise stream_error(event["error"], http.request)
+                yield view(event)
+    except timeout_exceptions() as err:
+        raise openai.APITimeoutError(request=http.request) from err
+    except request_exceptions() as err:
+        raise openai.APIConnectionError(request=http.request) from err
+
+
+def stream_error(error: Any, request: httpx2.Request) -> openai.APIError:
+    """The SDK's exception for an event carrying an `error` object (its code rides on it)."""
+    message = error.get("message") if isinstance(error, dict) else None
+    if not message or not isinstance(message, str):
+        message = "An error occurred during streaming"
+    return openai.APIError(message=message, request=request, body=error)
+
+
+class Fields(dict[str, Any]):
+    """A decoded chat chunk read by attribute, as the backends read the SDK's models: a missing
+    field is None (an optional field the server left out); nested objects are viewed lazily,
+    so only the parts a backend reads are touched."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        value = self.get(name)
+        if type(value) is dict:
+            return Fields(value)
+        if type(value) is list:
+            return [Fields(v) if type(v) is dict else v for v in value]
+        return value

@@ -1,0 +1,191 @@
+"""The lean stream reader (bot/backends/sse.py): splitting, decoding and the SDK's stream rules."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import AsyncIterator
+
+import httpx2
+import openai
+import pytest
+from openai._streaming import SSEDecoder
+
+from bot.backends.failures import classify
+from bot.backends.sse import Fields, SSESplitter, _events, open_stream
+from tests.fakes.llm import ScriptedLLM
+from tests.fakes.llm.items import Cut, Fault, HangUp, Stall
+from tests.module_llm import module_llm  # noqa: F401 - this module's own `llm`
+
+STREAM = (
+    b": keep-alive\n\n"
+    b'data: {"n": 1}\n\n'
+    b"event: response.output_text.delta\r\n"
+    b'data: {"n":\r\n'
+    b"data: 2}\r\n\r\n"
+    b"id: 7\n"
+    b"retry: 100\n"
+    b'data: {"n": 3}\r\r'
+    b": ping\n"
+    b'data:{"n": 4}\n\n'
+    b'data: {"n": 5, "text": "a\\nb \xc3\xa9"}\n\n'
+    b'data: {"never": "dispatched"}\n'
+)
+
+
+def split(chunks: list[bytes]) -> list[bytes]:
+    splitter = SSESplitter()
+    return [data for chunk in chunks for data in splitter.feed(chunk)]
+
+
+def sdk_split(stream: bytes) -> list[bytes]:
+    """What the openai SDK's own decoder makes of the same bytes."""
+    decoder = SSEDecoder()
+    return [sse.data.encode() for sse in decoder.iter_bytes(iter([stream])) if sse.data]
+
+
+def test_events_are_split_as_the_sdk_splits_them() -> None:
+    expected = [
+        b'{"n": 1}',
+        b'{"n":\n2}',
+        b'{"n": 3}',
+        b'{"n": 4}',
+        STREAM.split(b"data: ")[-2][:-2],
+    ]
+    assert split([STREAM]) == expected
+    assert sdk_split(STREAM) == expected
+
+
+def test_a_read_may_end_anywhere_even_inside_a_crlf() -> None:
+    one_byte_reads = [STREAM[i : i + 1] for i in range(len(STREAM))]
+    assert split(one_byte_reads) == split([STREAM])
+    rng = random.Random(28)
+    for _ in range(200):
+        cuts = sorted(rng.sample(range(1, len(STREAM)), 6))
+        reads = [STREAM[a:b] for a, b in zip([0, *cuts], [*cuts, len(STREAM)], strict=True)]
+        assert split(reads) == split([STREAM]), cuts
+
+
+def test_a_cr_ending_one_read_and_lf_starting_the_next_are_one_line_end() -> None:
+    # Read as two line ends, the event would end after its first data line.
+    assert split([b"data: a\r", b"\ndata: b\r", b"\n\r", b"\n"]) == [b"a\nb"]
+
+
+def test_comments_and_fields_without_data_dispatch_nothing_alone() -> None:
+    assert split([b": ping\n\n: ping\n\n\n\n"]) == []
+    # The SDK dispatches an event that has only other fields, with empty data (not JSON).
+    assert split([b"event: x\n\n"]) == [b""]
+
+
+async def read(stream: bytes, *, chunk: int = 7) -> list[object]:
+    async def body() -> AsyncIterator[bytes]:
+        for start in range(0, len(stream), chunk):
+            yield stream[start : start + chunk]
+
+    request = httpx2.Request("POST", "http://127.0.0.1/v1/chat/completions")
+    response = httpx2.Response(200, content=body(), request=request)
+    return [event async for event in _events(response, lambda e: e)]
+
+
+async def test_done_ends_the_stream_and_what_follows_is_not_read() -> None:
+    stream = b'data: {"a": 1}\n\ndata: [DONE]\n\ndata: {"a": 2}\n\n'
+    assert await read(stream) == [{"a": 1}]
+
+
+async def test_an_error_object_in_an_event_raises_the_sdks_api_error() -> None:
+    error = {"message": "over quota", "code": "insufficient_quota", "type": "x"}
+    stream = b'data: {"a": 1}\n\n' + b"data: " + json.dumps({"error": error}).encode() + b"\n\n"
+    with pytest.raises(openai.APIError) as raised:
+        await read(stream)
+    assert type(raised.value) is openai.APIError
+    assert raised.value.code == "insufficient_quota"
+    assert raised.value.message == "over quota"
+
+
+async def test_a_responses_error_event_is_an_event_for_the_backend_to_judge() -> None:
+    event = {"type": "error", "code": "server_error", "message": "boom"}
+    assert await read(b"data: " + json.dumps(event).encode() + b"\n\n") == [event]
+
+
+async def test_a_malformed_line_raises_as_the_sdk_does() -> None:
+    with pytest.raises(json.JSONDecodeError):
+        await read(b'data: {"a": 1}\n\ndata: {"a": \n\n')
+
+
+def test_fields_read_like_the_sdks_models() -> None:
+    chunk = Fields(
+        {
+            "choices": [{"delta": {"tool_calls": [{"index": 0, "function": {"name": "f"}}]}}],
+            "usage": None,
+        }
+    )
+    call = chunk.choices[0].delta.tool_calls[0]
+    assert (call.index, call.id, call.function.name, call.function.arguments) == (
+        0,
+        None,
+        "f",
+        None,
+    )
+    assert chunk.usage is None
+    assert getattr(chunk, "missing", "default") is None  # an optional field left out
+    with pytest.raises(AttributeError):
+        chunk.__deepcopy__  # noqa: B018 - protocols must not find a field named like them
+
+
+FAILURES = [
+    Fault(429, retry_after=3),
+    Fault(429, message="You exceeded your current quota.", error={"code": "insufficient_quota"}),
+    Fault(503),
+    Fault(401, message="bad key"),
+    Cut(text="half an answer", after_chars=6),
+    Stall(seconds=2.0, text="slow"),
+    HangUp(),
+]
+
+
+async def failure_of_stream(llm: ScriptedLLM, api: str, key: str, lean: bool) -> BaseException:
+    """What reading `key`'s reply raises, through the SDK's own stream or the lean reader."""
+    client = openai.AsyncOpenAI(base_url=llm.base_url, api_key="test", max_retries=0, timeout=0.5)
+    if api == "chat":
+        kwargs: dict[str, object] = {
+            "model": "test-model",
+            "messages": [{"role": "user", "content": key}],
+        }
+        create, start = (
+            client.chat.completions.create,
+            client.chat.completions.with_streaming_response.create,
+        )
+    else:
+        kwargs = {"model": "test-model", "input": key}
+        create, start = client.responses.create, client.responses.with_streaming_response.create
+    try:
+        async with client:
+            stream = await (
+                open_stream(start, {**kwargs, "stream": True})
+                if lean
+                else create(**kwargs, stream=True)
+            )
+            try:
+                async for _ in stream:
+                    pass
+            finally:
+                await stream.close()
+    except Exception as exc:
+        return exc
+    raise AssertionError("no exception")
+
+
+@pytest.mark.parametrize("api", ["chat", "responses"])
+@pytest.mark.parametrize(
+    "fault", FAILURES, ids=lambda f: type(f).__name__ + str(getattr(f, "status", ""))
+)
+async def test_failures_raise_what_the_sdks_own_stream_raised(
+    llm: ScriptedLLM, api: str, fault: object
+) -> None:
+    key = f"fail-{api}-{FAILURES.index(fault)}"
+    llm.script(f"{key}-sdk", fault)
+    llm.script(f"{key}-lean", fault)
+    sdk = await failure_of_stream(llm, api, f"{key}-sdk", lean=False)
+    lean = await failure_of_stream(llm, api, f"{key}-lean", lean=True)
+    assert type(lean) is type(sdk), (lean, sdk)
+    assert classify(lean) == classify(sdk)
