@@ -145,11 +145,11 @@ async def test_a_history_read_waits_for_global_room_and_is_counted_once() -> Non
     clock = Clock()
     scheduler = WriteScheduler(LIMITS, clock=clock)
     assert [scheduler.may_type() for _ in range(11)] == [True] * 10 + [False]
-    read = asyncio.create_task(scheduler.room_for_read())
+    read = asyncio.create_task(scheduler.room_for_read(max_wait_s=30.0))
     await asyncio.sleep(0.2)
     assert not read.done()  # no room: the read waits
     clock.now += 11.0  # counted requests that never left age out after 10 s
-    await asyncio.wait_for(read, 1.0)
+    assert await asyncio.wait_for(read, 1.0) is True
 
     app = web.Application()
     app.router.add_get("/api/v10/channels/{channel}/messages", lambda _: web.json_response([]))
@@ -169,3 +169,18 @@ def test_reactions_use_only_half_the_global_window() -> None:
     scheduler = WriteScheduler(LIMITS, clock=Clock())
     assert [scheduler.may_spare() for _ in range(6)] == [True] * 5 + [False]
     assert [scheduler.may_type() for _ in range(6)] == [True] * 5 + [False]
+
+
+async def test_a_history_read_that_finds_no_room_in_time_is_not_made() -> None:
+    """In a burst that keeps the window shut (here a global 429 for 5 s), the question goes
+    on without its recent context after max_wait_s instead of waiting for the window."""
+    clock = Clock()
+    scheduler = WriteScheduler(LIMITS, clock=clock)
+    scheduler.rate_limited(None, 5.0)
+    read = asyncio.create_task(scheduler.room_for_read(max_wait_s=1.0))
+    await asyncio.sleep(0.2)
+    assert not read.done()
+    clock.now += 1.0
+    assert await asyncio.wait_for(read, 1.0) is False
+    clock.now += 4.0  # the 429 lifted: the read that gave up holds no place
+    assert [scheduler.may_type() for _ in range(11)] == [True] * 10 + [False]

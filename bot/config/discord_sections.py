@@ -38,7 +38,8 @@ class RecentContextConfig(BaseModel):
     messages: int = Field(default=0, ge=0, le=50)
     """How many of the channel's (or thread's) latest messages go with a question, each with
     its author's name; 0 = none. Sent with that question only, never stored. Needs the Read
-    Message History permission."""
+    Message History permission; left out of a question that would wait over a second for
+    room in Discord's global rate limit."""
     max_age_s: float = Field(default=3600, gt=0)
     """Messages older than this many seconds are left out."""
 

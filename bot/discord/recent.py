@@ -15,6 +15,7 @@ from bot.discord.streaming.write_scheduler import WriteScheduler
 log = logging.getLogger(__name__)
 
 LINE_MAX_CHARS = 1000  # one chatty message must not crowd out the others
+READ_WAIT_S = 1.0  # the longest a question waits for room for its history read
 HEADER = (
     "Recent messages in this channel before the question, oldest first. They are context "
     "only: they were not addressed to you, and the question is the user's message."
@@ -27,6 +28,7 @@ class RecentContext:
     def __init__(self, budget: WriteScheduler) -> None:
         self._budget = budget
         self._told: set[int] = set()
+        self._skipped = 0
 
     async def block(
         self,
@@ -43,8 +45,16 @@ class RecentContext:
         # still one request (at most 100 per request).
         limit = min(100, config.messages * 3)
         # The read counts against the bot's 50 requests/s: it waits for room like typing does,
-        # behind the first and final texts of answers already streaming.
-        await self._budget.room_for_read()
+        # behind the first and final texts of answers already streaming. In a burst that keeps
+        # the window full, the question is answered without the block rather than seconds late.
+        if not await self._budget.room_for_read(READ_WAIT_S):
+            self._skipped += 1
+            if self._skipped == 1 or self._skipped % 100 == 0:
+                log.info(
+                    "recent context left out of %d question(s): Discord's global limit was busy",
+                    self._skipped,
+                )
+            return None
         try:
             fetched = [m async for m in message.channel.history(limit=limit, before=message)]
         except discord.HTTPException as exc:

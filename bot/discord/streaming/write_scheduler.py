@@ -78,12 +78,17 @@ class WriteScheduler:
         and finals that come a moment later."""
         return self.budget.may_type(self._clock(), share=SPARE_SHARE)
 
-    async def room_for_read(self) -> None:
+    async def room_for_read(self, max_wait_s: float) -> bool:
         """Wait until one request outside the message buckets (a history read) fits the global
-        window, behind the writes that wait; it is counted then, as typing is."""
+        window, behind the writes that wait; it is counted then, as typing is. False when no
+        room came within `max_wait_s`: the read is not made."""
+        give_up = self._clock() + max_wait_s
         # Polled: room comes back as the window's entries age out, which no event announces.
         while not self.may_type():  # noqa: ASYNC110
+            if self._clock() >= give_up:
+                return False
             await asyncio.sleep(ROOM_RETRY_S)
+        return True
 
     def note_write(self, channel_id: int) -> Counted:
         return self.budget.note_write(channel_id, self._clock())
