@@ -61,8 +61,11 @@ async def test_every_write_of_a_reply_shows_newer_text_than_the_one_before(world
         and "content" in r.json
         and (
             (r.method == "PATCH" and r.path.endswith(f"/messages/{part['id']}"))
-            or (r.method == "POST" and r.json.get("content", "").startswith("word0"))
-            and r.path.endswith(f"/channels/{chat.channel}/messages")
+            or (
+                r.method == "POST"
+                and r.path.endswith(f"/channels/{chat.channel}/messages")
+                and r.json.get("content", "").startswith("word0")
+            )
         )
     ]
     assert len(shown) >= 3, shown  # a first part, edits while it streamed, the final text

@@ -67,6 +67,15 @@ def _with_outcome(content: str, action: str, user_id: int | None) -> str:
     return content if line in content else f"{content}\n{line}"
 
 
+def _closed(question_id: str, content: str, action: str, user_id: int | None) -> dict[str, Any]:
+    """The edit that closes a question's prompt: its outcome line, the buttons disabled."""
+    return {
+        "content": _with_outcome(content, action, user_id),
+        "view": _view(question_id, url=None, label="Answer", disabled=True),
+        "allowed_mentions": discord.AllowedMentions.none(),
+    }
+
+
 def _broker(interaction: discord.Interaction[Any]) -> ElicitationBroker | None:
     bot: BotHost = interaction.client  # type: ignore[assignment]
     return bot.services.elicitations  # type: ignore[no-any-return]
@@ -188,9 +197,7 @@ async def submit_page(
 async def _close(interaction: discord.Interaction[Any], pending: Pending, action: str) -> None:
     content = interaction.message.content if interaction.message else ""
     await interaction.response.edit_message(
-        content=_with_outcome(content, action, interaction.user.id),
-        view=_view(pending.id, url=None, label="Answer", disabled=True),
-        allowed_mentions=discord.AllowedMentions.none(),
+        **_closed(pending.id, content, action, interaction.user.id)
     )
 
 
@@ -241,11 +248,7 @@ class DiscordElicitations:
         if message is None or event.action != "cancel":
             return  # a click already updated the message
         try:
-            await message.edit(
-                content=_with_outcome(message.content, "cancel", None),
-                view=_view(event.elicitation_id, url=None, label="Answer", disabled=True),
-                allowed_mentions=discord.AllowedMentions.none(),
-            )
+            await message.edit(**_closed(event.elicitation_id, message.content, "cancel", None))
         except discord.HTTPException as exc:
             log.warning("could not mark question %s as cancelled: %s", event.elicitation_id, exc)
 
@@ -257,11 +260,7 @@ class DiscordElicitations:
                 message = await _posted(bot, question)
                 if message is None:
                     continue  # the process died before the prompt went out
-                await message.edit(
-                    content=_with_outcome(message.content, "expired", None),
-                    view=_view(question.id, url=None, label="Answer", disabled=True),
-                    allowed_mentions=discord.AllowedMentions.none(),
-                )
+                await message.edit(**_closed(question.id, message.content, "expired", None))
             except discord.HTTPException as exc:
                 log.warning("could not mark question %s as expired: %s", question.id, exc)
         return len(stale)
