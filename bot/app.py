@@ -169,6 +169,13 @@ async def _serve(
             return
         limits = core.limits
         forgetting = Forgetting(core.store, core.conversations, limits)
+        coordination = None
+        if settings.coordination.redis_url:
+            from bot.ops.coordination import connect
+
+            coordination = connect(settings, token, turn_cost)
+            limits.share(coordination.limits)
+            core.conversations.add_watcher(coordination.limits.watcher)
         services = Services(
             settings=settings,
             store=core.store,
@@ -181,17 +188,33 @@ async def _serve(
             forgetting=forgetting,
             short_answer=core.sampler.short if core.sampler else None,
             transcribe=transcribe,
+            write_gate=coordination.window if coordination is not None else None,
         )
         bot = build_bot(services)
         live = LiveConfig(settings, core, bot, limits)
-        freeze_start_up()
         chores = [
             tidy(core.store, settings.storage.retention_days),
             serve_requests(settings, forgetting, forget_asked),
         ]
+        metrics_server = None
+        if settings.metrics.port is not None:
+            from bot.ops.metrics import Metrics
+
+            metrics = Metrics(turn_cost)
+            core.conversations.add_watcher(metrics.watcher)
+            metrics.watch_bot(bot)
+            metrics_server = metrics.serve(settings.metrics.host, settings.metrics.port)
+            chores.append(metrics.watch_loop())
+        if coordination is not None:
+            chores.append(coordination.limits.renew())
+        freeze_start_up()
         try:
             await _run_bot(bot, token, live, stop, reload_asked, chores)
         finally:
+            if metrics_server is not None:
+                metrics_server.shutdown()
+            if coordination is not None:
+                await coordination.link.aclose()
             await live.aclose()
 
 

@@ -5,6 +5,6 @@ set -eu
 cd "$(dirname "$0")/.."
 common="--universal --python-version 3.11 --generate-hashes --quiet"
 # shellcheck disable=SC2086
-uv pip compile pyproject.toml --extra tools $common -o requirements.lock
+uv pip compile pyproject.toml --extra tools --extra scale $common -o requirements.lock
 # shellcheck disable=SC2086
-uv pip compile pyproject.toml --extra tools --extra dev $common -o requirements-dev.lock
+uv pip compile pyproject.toml --extra tools --extra scale --extra dev $common -o requirements-dev.lock

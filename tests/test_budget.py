@@ -306,3 +306,15 @@ def test_an_unused_grant_frees_its_place_in_the_bots_window_too() -> None:
     assert budget.grant(0.1) == [later]
     assert budget.submit(10, 4, Priority.FINAL) and budget.grant(0.2) == []
     assert budget.next_wake(0.2) == 1.0
+
+
+def test_a_typing_place_is_held_until_a_period_after_its_answer_however_late_it_leaves() -> None:
+    # discord.py may hold a typing request (its route lock, a busy loop) past the second after
+    # may_type counted it; had its place aged out, it would land in a window already full.
+    budget = WriteBudget(Limits(global_per_s=2, global_edits_per_s=2))
+    assert budget.may_type(0.0) and budget.may_type(0.0)
+    assert not budget.may_type(1.5)  # neither has left yet: both still hold their places
+    first = budget.note_other_request(2.0, typing=True)
+    budget.answered(first, 2.5)
+    assert not budget.may_type(3.4)
+    assert budget.may_type(3.5)  # a period after the first one's answer

@@ -28,6 +28,7 @@ from bot.config.discord_sections import (
 from bot.config.file import ConfigError, YamlSource  # ConfigError: imported from here by all
 from bot.config.models import ModelEntry
 from bot.config.params import LLMParams
+from bot.config.scale import CoordinationConfig, MetricsConfig
 
 DEFAULT_CONFIG_PATH = "config.yaml"
 
@@ -215,6 +216,8 @@ class DiscordConfig(_Section, ConversationOptions):
     """Total gateway shards across all processes; set it to run as an AutoShardedBot."""
     shard_ids: list[int] | None = None
     """The shards this process runs (needs `shard_count`); null = all of them."""
+    global_rate_limit: int | None = Field(default=None, ge=1)
+    """Requests/s to Discord from this process; null = 50 x len(shard_ids) / shard_count."""
     permissions: PermissionsConfig = Field(default_factory=PermissionsConfig)
     """Who may talk to the bot."""
     audit_channel_id: int | None = None
@@ -260,8 +263,7 @@ class StorageConfig(_Section):
     path: str = "data/bot.db"
     """The SQLite file (its folder is created). The pid and heartbeat files sit next to it."""
     retention_days: int | None = Field(default=None, ge=1)
-    """Conversations idle this many days, and approvals and usage rows older than that, are
-    deleted at start-up and daily (usage is first added to anonymous daily totals); null = keep."""
+    """Conversations idle this many days, and approvals and usage rows older than that, are deleted at start-up and daily (usage is first added to anonymous daily totals); null = keep."""
 
 
 class LoggingConfig(_Section):
@@ -295,6 +297,10 @@ class Settings(BaseSettings):
     """Where the data lives."""
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     """Logs on stderr."""
+    coordination: CoordinationConfig = Field(default_factory=CoordinationConfig)
+    """What several processes of one bot share (Redis)."""
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    """Prometheus metrics."""
     shutdown_grace_s: float = Field(default=20, ge=0)
     """On SIGTERM, running answers get this many seconds to finish."""
 

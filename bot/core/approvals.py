@@ -195,6 +195,10 @@ class ApprovalBroker:
         """A reload's rules; every later click (also on a prompt already shown) is judged by them."""
         self._rules = dict(rules)
 
+    def pending(self) -> int:
+        """Approvals this process's turns wait for right now."""
+        return len(self._waiting)
+
     def waiting(self, approval_id: int) -> bool:
         """Whether a turn of this process waits for this approval (not so after a restart)."""
         return approval_id in self._waiting

@@ -41,6 +41,18 @@ BUSY = Busy.BUSY
 Observer = Callable[[TurnRequest, TurnEvent], Awaitable[None]]
 
 
+class TurnWatcher(Protocol):
+    """Follows one turn from the moment it is asked (queued ones too) to its end, however it
+    ends: a cancelled turn has no final event, so `ended` is how a watcher learns of it."""
+
+    def see(self, event: TurnEvent) -> None: ...
+    def ended(self) -> None: ...
+
+
+# Makes a watcher for each new turn (e.g. the metrics); must be quick and must not fail the turn.
+WatcherFactory = Callable[[TurnRequest], TurnWatcher]
+
+
 def conversation_key(
     scope: Scope, *, guild_id: int | None, channel_id: int, user_id: int, in_thread: bool
 ) -> ConversationKey:
@@ -105,9 +117,13 @@ class Conversations:
         # Turns whose backend runs now (not those queued behind them), by turn id: what /stop
         # and the Stop button look up.
         self._running: dict[str, TurnRequest] = {}
+        self._watchers: list[WatcherFactory] = []
 
     def add_observer(self, observer: Observer) -> None:
         self._observers.append(observer)
+
+    def add_watcher(self, factory: WatcherFactory) -> None:
+        self._watchers.append(factory)
 
     async def _tell_observers(self, request: TurnRequest, event: TurnEvent) -> None:
         for observer in self._observers:
@@ -171,6 +187,7 @@ class Conversations:
         A turn queues behind another one of the same conversation; `on_start` is called once it
         holds the conversation, so a front end can tell waiting from working."""
         turn_log = TurnLog(request.key, "", self._cost_of)
+        watchers = [TurnLogWatcher(turn_log), *(make(request) for make in self._watchers)]
         try:
             with self._locks.claim(request.key) as lock:
                 async with lock:
@@ -178,10 +195,10 @@ class Conversations:
                         on_start()
                     async for event in self._run_locked(request):
                         await self._tell_observers(request, event)
-                        turn_log.see(event)
+                        _tell(watchers, "see", event)
                         yield event
         finally:
-            turn_log.emit()
+            _tell(watchers, "ended")
 
     async def _run_locked(self, request: TurnRequest) -> AsyncIterator[TurnEvent]:
         started = time.monotonic()
@@ -325,3 +342,24 @@ async def _close(events: AsyncIterator[TurnEvent]) -> None:
     aclose = getattr(events, "aclose", None)
     if aclose is not None:
         await aclose()
+
+
+class TurnLogWatcher:
+    """The turn's log line, as one watcher among others."""
+
+    def __init__(self, turn_log: TurnLog) -> None:
+        self._log = turn_log
+
+    def see(self, event: TurnEvent) -> None:
+        self._log.see(event)
+
+    def ended(self) -> None:
+        self._log.emit()
+
+
+def _tell(watchers: list[Any], method: str, *args: Any) -> None:
+    for watcher in watchers:
+        try:
+            getattr(watcher, method)(*args)
+        except Exception:
+            log.exception("turn watcher failed in %s", method)

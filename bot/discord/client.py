@@ -25,11 +25,12 @@ from bot.discord.commands.stop import StopButton, stop
 from bot.discord.commands.system import system
 from bot.discord.host import Services
 from bot.discord.recent import RecentContext
-from bot.discord.streaming.budget import UNLIMITED, Limits
+from bot.discord.streaming.budget import UNLIMITED
 from bot.discord.streaming.budget_feed import trace_config
 from bot.discord.streaming.deletions import DeletedMessages
 from bot.discord.streaming.finishing import wait_for_finishing
 from bot.discord.streaming.reactions import ReactionLane
+from bot.discord.streaming.share import global_share, limits_for
 from bot.discord.streaming.write_scheduler import WriteScheduler
 from bot.discord.threads import BotThreads
 
@@ -238,8 +239,13 @@ def build_bot(services: Services) -> McpcordBot | ShardedMcpcordBot:
     # One budget for all message writes of this process; it learns from every response
     # through discord.py's http_trace hook. Off, writes go as soon as a reply wants them and
     # only discord.py's own rate limiter holds them back (the bench's baseline).
+    # A process running some of the shards plans only its share of the token's global limit,
+    # unless a shared window (coordination.redis_url) lets every process plan the whole.
     settings = services.settings.discord
-    budget = WriteScheduler(Limits() if settings.write_budget else UNLIMITED)
+    if settings.write_budget:
+        budget = WriteScheduler(limits_for(global_share(settings)), gate=services.write_gate)
+    else:
+        budget = WriteScheduler(UNLIMITED)
     if settings.shard_count:
         return ShardedMcpcordBot(services, budget)
     return McpcordBot(services, budget)

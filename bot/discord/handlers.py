@@ -141,7 +141,7 @@ async def on_message(bot: BotHost, message: discord.Message, *, notice: str | No
         await reply_plain(message, reservation)
         return
     with reservation:
-        refusal = await bot.services.limits.daily_refusal(message.author.id)
+        refusal = await bot.services.limits.admit(message.author.id, reservation)
         if refusal:
             await reply_plain(message, refusal)
             return

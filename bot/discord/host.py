@@ -24,7 +24,7 @@ from bot.discord.recent import RecentContext
 from bot.discord.streaming.deletions import DeletedMessages
 from bot.discord.streaming.reactions import ReactionLane
 from bot.discord.streaming.render import ApprovalUI
-from bot.discord.streaming.write_scheduler import WriteScheduler
+from bot.discord.streaming.write_scheduler import GlobalGate, WriteScheduler
 from bot.discord.threads import BotThreads
 
 
@@ -45,6 +45,7 @@ class Services:
     short_answer: Callable[[str, str, int], Awaitable[str]] | None = None
     # Audio to text (bot/backends/transcription.py); used while llm.transcription_model is set.
     transcribe: Transcribe | None = None
+    write_gate: GlobalGate | None = None  # the global window shared with other processes
 
 
 class ApprovalPrompts(ApprovalUI, Protocol):

@@ -25,6 +25,9 @@ RESTART_ONLY = (
     "discord.audit_channel_id",  # the audit channel and its observer are wired into the client
     "discord.write_budget",  # one scheduler for every write, built with the client
     "discord.catch_up_s",  # missed mentions are looked for once, at start-up
+    "discord.global_rate_limit",  # the scheduler's global window, built with the client
+    "coordination",  # the Redis connection and its scripts, wired in at start-up
+    "metrics",  # the /metrics server and its hooks into the client
     "storage",
     "mcp.approval_timeout_s",
     "mcp.tool_timeout_s",
@@ -125,6 +128,7 @@ def keep_restart_only(old: Settings, new: Settings) -> Settings:
             "audit_channel_id": running.audit_channel_id,
             "write_budget": running.write_budget,
             "catch_up_s": running.catch_up_s,
+            "global_rate_limit": running.global_rate_limit,
         },
     )
     mcp = _kept(
@@ -140,6 +144,8 @@ def keep_restart_only(old: Settings, new: Settings) -> Settings:
         {
             "discord_token": old.discord_token,
             "storage": old.storage,
+            "coordination": old.coordination,
+            "metrics": old.metrics,
             "discord": discord,
             "mcp": mcp,
         },

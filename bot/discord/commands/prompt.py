@@ -124,7 +124,7 @@ async def prompt(
         return
     handed_over = False
     try:
-        refusal = await bot.services.limits.daily_refusal(interaction.user.id)
+        refusal = await bot.services.limits.admit(interaction.user.id, reservation)
         if refusal:
             await _refuse(interaction, refusal)
             return

@@ -36,13 +36,11 @@ class Priority(IntEnum):
 class Limits:
     channel_writes: int = 5
     channel_period_s: float = 5.0
-    # Discord's global limit is 50/s for every request the bot makes; every one of them passes
-    # discord.py's session and is counted (interaction callbacks too, which Discord exempts).
-    # Finals and first parts may fill the window up to `global_per_s`; intermediate edits only
-    # up to `global_edits_per_s` minus the finals and first parts of the last second (the best
-    # guess of the next second's), so a steady stream of new answers is never slowed by
-    # refreshes; typing indicators take what finals and first parts waiting right now do not
-    # need.
+    # Discord's global limit: 50/s for every request the bot makes (all pass discord.py's session
+    # and are counted, interaction callbacks too, which Discord exempts). Finals and first parts
+    # may fill the window up to `global_per_s`; edits only up to `global_edits_per_s` minus the
+    # last second's finals and first parts (the best guess of the next second's), so refreshes
+    # never slow new answers; typing takes what waiting finals and first parts do not need.
     global_per_s: int = 50
     global_edits_per_s: int = 40
     global_period_s: float = 1.0
@@ -121,9 +119,8 @@ class WriteBudget:
         self._awaiting_first[channel_id].add(reply_id)
 
     def shown(self, channel_id: int, reply_id: int) -> None:
-        """The reply showed its first words: from now on it will need one write for its final.
-        Only a reply announced by expect_first counts, so one that never started (and so will
-        never `finish`) cannot hold a reserve forever."""
+        """The reply showed its first words: it will need one write for its final. Only one
+        announced by expect_first counts (one that never started never finishes)."""
         if reply_id not in self._awaiting_first.get(channel_id, ()):
             return
         _discard(self._awaiting_first, channel_id, reply_id)
@@ -154,10 +151,9 @@ class WriteBudget:
         ticket.cancelled = True
 
     def unused(self, channel_id: int) -> None:
-        """A granted write was not needed after all (nothing had changed): its place in the
-        windows is given back at once instead of a period later. Writes are matched to grants
-        oldest first (note_write), so the oldest grant not yet seen leaving is the one that goes:
-        of the channel's unclaimed grants it frees the place that would have freed soonest."""
+        """A granted write was not needed (nothing had changed): its place is given back now,
+        not a period later. Writes match grants oldest first (note_write), so the oldest grant
+        not yet seen leaving goes: the place that would have freed soonest."""
         unclaimed = self._unclaimed.get(channel_id)
         if not unclaimed:
             return
@@ -191,16 +187,21 @@ class WriteBudget:
             self._blocked_until[channel_id] = max(self._blocked_until.get(channel_id, 0.0), until)
 
     def may_type(self, now: float, *, share: float = 1.0) -> bool:
-        """Whether a typing indicator (or another request outside the message buckets) fits
-        the global window now, using at most `share` of it; if so it is counted."""
+        return self.take_typing(now, share=share) is not None
+
+    def take_typing(self, now: float, *, share: float = 1.0) -> Counted | None:
+        """A place in the global window now, using at most `share` of it, for a typing indicator
+        or another request outside the message buckets (None: no room); counted at once."""
         self._expire(now)
         if now < self._global_blocked_until:
-            return False
+            return None
         if len(self._global_window) + self._waiting_priority >= self.limits.global_per_s * share:
-            return False
-        self._global_window.append(typing := Counted(granted_at=now))
+            return None
+        # As if it left now: held until a period after its answer however long discord.py
+        # keeps it (an aged-out grant would land in a full window); never sent: UNANSWERED_S.
+        self._global_window.append(typing := Counted(granted_at=now, left_at=now))
         self._unclaimed_typing.append(typing)
-        return True
+        return typing
 
     def note_other_request(self, now: float, *, typing: bool = False) -> Counted:
         """A request outside the budget (interactions, reads) still counts toward 50/s; a typing
@@ -282,8 +283,7 @@ class WriteBudget:
     # --- internals --------------------------------------------------------------------------
 
     def _leaves(self, counted: Counted, now: float, *, channel_id: int | None) -> Counted:
-        """A request is being written: it stays in its windows until it is answered. A grant
-        that aged out before it left (a very busy event loop) is counted again from now."""
+        """A request is being written: in its windows until answered (again, if aged out)."""
         counted.left_at = now
         windows = [self._global_window]
         if channel_id is not None:

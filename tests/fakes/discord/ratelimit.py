@@ -7,6 +7,8 @@ import math
 import time
 from dataclasses import dataclass, field
 
+from .global_limit import GlobalLimit
+
 # Routes without a documented limit get a roomy bucket so they still carry headers.
 DEFAULT_BUCKET = (50, 1.0)
 # The bot's own reactions (PUT and DELETE): their own per-channel bucket, about one per 0.25 s
@@ -50,21 +52,22 @@ class RateLimiter:
     ) -> None:
         self.enabled = enabled
         self.message_bucket = message_bucket
-        self.global_window = Window(global_limit_per_s, 1.0)
+        self.global_limit = GlobalLimit(global_limit_per_s)
         self.windows: dict[tuple[str, str], Window] = {}
 
-    def check(self, route: str, major: str, *, exempt_global: bool = False) -> Decision:
+    def check(
+        self, route: str, major: str, *, exempt_global: bool = False, token: str = ""
+    ) -> Decision:
         """`route` names the bucket (message create and edit share "messages"); `major` is the
-        channel/guild/webhook id that splits one bucket into independent windows."""
+        channel/guild/webhook id that splits one bucket into independent windows; `token` the
+        bot token whose global window the request spends (every connection of it shares one)."""
         if not self.enabled:
             return Decision()
         now = time.monotonic()
         if not exempt_global:
-            g = self.global_window
-            g.refresh(now)
-            if g.count >= g.limit:
-                return self._refusal(g.reset_after(now), is_global=True, headers={})
-            g.count += 1
+            wait = self.global_limit.take(token, now)
+            if wait is not None:
+                return self._refusal(wait, is_global=True, headers={})
         limit, period = {"messages": self.message_bucket, "reactions": REACTION_BUCKET}.get(
             route, DEFAULT_BUCKET
         )

@@ -126,7 +126,8 @@ async def _respond(fake: FakeDiscord, request: web.Request, handler):
     if needs_auth and request.headers.get("Authorization") != f"Bot {fake.token}":
         return error(401, 0, "401: Unauthorized"), {}
     route, major, exempt = _bucket_for(request)
-    decision = fake.ratelimiter.check(route, major, exempt_global=exempt)
+    token = request.headers.get("Authorization", "")
+    decision = fake.ratelimiter.check(route, major, exempt_global=exempt, token=token)
     if decision.status == 429:
         fake.counters["429"] += 1
         if decision.is_global:

@@ -1,0 +1,172 @@
+"""One global Discord window in Redis for every process of the bot token (the write budget's gate).
+
+Each process's budget still orders its own writes and keeps its channels' windows (a channel
+lives on one shard); before a granted write leaves, it takes a place in the shared window, one
+round trip when there is room. A global 429 seen by one process holds them all. With Redis away
+the budget plans only this process's share of the limit, and the gate lets everything through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import secrets
+import time
+from collections import deque
+
+from bot.discord.streaming.budget import Counted, Limits, Priority
+from bot.discord.streaming.share import limits_for
+from bot.ops.coordination.link import Link
+from bot.ops.coordination.scripts import ANSWERED, HOLD, NOTE, TAKE
+
+# A place is held this long from its grant until its answer is reported (then one second from
+# the answer): a request can leave well after its grant on a busy event loop.
+HOLD_S = 3.0
+# Answers are reported with the next call, or after this long by a call of their own.
+REPORT_AFTER_S = 0.05
+# The windows a process keeps alone (typing; all writes while Redis is away): a little over a
+# second of grants, since Discord counts arrivals.
+ALONE_S = 1.3
+# Just back from an outage, a process keeps to its share a little longer: another process may
+# not have noticed Redis is back yet and still plans its share alone (it looks every second).
+GRACE_S = 3.0
+# Discord's global window: a typing request's place frees this long after its answer.
+TYPING_PERIOD_S = 1.0
+
+
+class SharedWindow:
+    """The GlobalGate of write_scheduler.py, over Redis."""
+
+    def __init__(self, link: Link, *, per_s: int, share_per_s: int) -> None:
+        self._link = link
+        self._whole = limits_for(per_s)
+        self._share = limits_for(share_per_s)
+        # Typing indicators cannot wait for Redis (they go now or never), so they get a fifth
+        # of the window kept out of the shared one, split between the processes as the shards
+        # are; message writes share the other four fifths.
+        typing = per_s // 5
+        self._writes = limits_for(per_s - typing)
+        self._typing_per_s = max(typing * share_per_s // per_s, 1)
+        self._typing: deque[Counted] = deque()  # oldest grant first
+        self._answered: list[tuple[str, float]] = []
+        self._take = link.script(TAKE)
+        self._note = link.script(NOTE)
+        self._hold = link.script(HOLD)
+        self._report = link.script(ANSWERED)
+        self._report_timer: asyncio.TimerHandle | None = None
+        self._keys = [link.key("global"), link.key("global", "waiting"), link.key("global", "hold")]
+        self._me = secrets.token_hex(6)
+        self._ids = itertools.count()
+        # While Redis is away: writes the budget granted before it knew (its limits then were
+        # the whole window's) still keep to this process's share.
+        self._alone: deque[float] = deque()
+
+    def limits(self) -> Limits:
+        if self._link.up and self._link.since_back() >= GRACE_S:
+            return self._whole
+        return self._share
+
+    def answered(self, slot: str, *, sent: bool = True) -> None:
+        """The request that took `slot` was answered (or, `sent=False`, never made): reported
+        with the next call, or soon by itself (see scripts)."""
+        at = time.monotonic() - (0.0 if sent else 1.0)  # never made: free at once
+        self._answered.append((slot, at))
+        if self._report_timer is None:
+            loop = asyncio.get_running_loop()
+            self._report_timer = loop.call_later(REPORT_AFTER_S, self._report_now)
+
+    def _report_now(self) -> None:
+        self._report_timer = None
+        if self._answered:
+            args = self._since_answered()
+            self._link.later(lambda: self._report(keys=[self._keys[0]], args=args))
+
+    def _since_answered(self) -> list[str | int]:
+        now, pairs = time.monotonic(), self._answered
+        self._answered = []
+        return [x for slot, at in pairs for x in (slot, int((now - at) * 1000))]
+
+    async def admit(self, priority: Priority, waited_s: float) -> str | None:
+        """Its slot in the shared window (None: Redis away, this process's share decided)."""
+        first = priority is not Priority.EDIT
+        slot = self._slot()
+        age_ms = int(waited_s * 1000)
+        hold_ms = int(HOLD_S * 1000)
+        whole = self._writes
+        try:
+            while True:
+                answer = await self._link.call(
+                    lambda: self._take(
+                        keys=self._keys,
+                        args=[
+                            slot,
+                            int(first),
+                            age_ms,
+                            whole.global_per_s,
+                            whole.global_edits_per_s,
+                            hold_ms,
+                            *self._since_answered(),
+                        ],
+                    )
+                )
+                if answer is None:
+                    await self._admit_alone()
+                    return None
+                wait_ms = int(answer[0])
+                if wait_ms <= 0:
+                    return slot
+                await asyncio.sleep(wait_ms / 1000)
+        except asyncio.CancelledError:
+            if first:  # leave the queue at once rather than hold others for its 30 s
+                self._link.later(lambda: self._link.redis.zrem(self._keys[1], slot))
+            raise
+
+    async def _admit_alone(self) -> None:
+        """A place in this process's share of the window, as a plain sliding window."""
+        while True:
+            now = time.monotonic()
+            if _slide(self._alone, self._share.global_per_s, now):
+                return
+            await asyncio.sleep(self._alone[0] + ALONE_S - now)
+
+    def typing_room(self) -> bool:
+        """Within this process's part of the typing fifth (Redis away: its share decides)."""
+        if not self._link.up:
+            return True
+        # Held like every write, until a period after its answer: Discord counts a request
+        # when it arrives, which on a busy loop is well after the grant.
+        now = time.monotonic()
+        while self._typing and self._typing[0].expires(TYPING_PERIOD_S) <= now:
+            self._typing.popleft()
+        return len(self._typing) < self._typing_per_s
+
+    def typing_sent(self, counted: Counted) -> None:
+        if self._link.up:
+            self._typing.append(counted)
+
+    def note_other(self) -> None:
+        if not self._link.up:
+            return
+        slot = self._slot()
+        self._link.later(lambda: self._noted(slot))
+
+    def hold(self, retry_after_s: float) -> None:
+        ms = max(int(retry_after_s * 1000), 1)
+        self._link.later(lambda: self._hold(keys=[self._keys[2]], args=[ms]))
+
+    async def _noted(self, slot: str) -> None:
+        args = [slot, int(HOLD_S * 1000), *self._since_answered()]
+        await self._note(keys=[self._keys[0]], args=args)
+
+    def _slot(self) -> str:
+        return f"{self._me}:{next(self._ids)}"
+
+
+def _slide(window: deque[float], per_s: int, now: float) -> bool:
+    """Take a place in a sliding window of ALONE_S if it has one."""
+    while window and window[0] <= now - ALONE_S:
+        window.popleft()
+    if len(window) < per_s:
+        window.append(now)
+        return True
+    return False
