@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 
 class _Section(BaseModel):
@@ -11,7 +11,7 @@ class _Section(BaseModel):
 
 
 class CoordinationConfig(_Section):
-    redis_url: str | None = None
+    redis_url: SecretStr | None = None  # may carry a password: never logged
     """Redis shared by every process of the bot token (e.g. `redis://127.0.0.1:6379/0`): one
     global Discord window for all of them, a global 429 holds them all, and `limits.*` count
     across them. Unreachable, a process falls back to its share and goes on answering. null =

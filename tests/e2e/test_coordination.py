@@ -7,9 +7,7 @@ Discord's 50 requests/s belong to the token, so the processes must share them: w
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,71 +17,11 @@ from bot.core.events import Usage
 from bot.core.limits import BUSY, COST
 from bot.logs import turn_cost
 from bot.ops.metrics import discord_kind
-from tests.conftest import bot_config
-from tests.e2e.harness import BotProcess, Chat
+from tests.e2e.harness import Chat
+from tests.e2e.shards import TwoShards, story, two_shards
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.llm import ScriptedLLM, Stall, Text, UsageReport
 from tests.redis_service import SHARED_URL, drop_prefix, own_prefix, private_redis, shared_redis
-
-SHARDS = 2
-
-
-def story(tag: str, words: int) -> str:
-    return " ".join(f"{tag}w{j}" for j in range(words))
-
-
-class TwoShards:
-    """One fake Discord with `channels` channels on each shard's guild, and a bot per shard."""
-
-    def __init__(self, discord: FakeDiscord, llm: ScriptedLLM, channels: int) -> None:
-        self.discord = discord
-        self.llm = llm
-        self.chats: list[list[Chat]] = []
-        for shard in range(SHARDS):
-            guild = discord.add_guild(f"Shard {shard}", shard=(shard, SHARDS))
-            self.chats.append(
-                [
-                    Chat(
-                        discord,
-                        f"s{shard}c{c}",
-                        channel=discord.add_channel(f"c{c}", guild_id=guild),
-                    )
-                    for c in range(channels)
-                ]
-            )
-        self.bots: list[BotProcess] = []
-
-
-def shard_config(
-    llm: ScriptedLLM, workdir: Path, shard: int, overrides: dict[str, Any]
-) -> dict[str, Any]:
-    config = bot_config(llm, workdir, workdir / "calls.jsonl", "chat", mcp={"servers": {}})
-    config["discord"].update(shard_count=SHARDS, shard_ids=[shard])
-    for section, values in overrides.items():
-        config.setdefault(section, {}).update(values)
-    return config
-
-
-@contextlib.asynccontextmanager
-async def two_shards(
-    llm: ScriptedLLM, tmp_path: Path, channels: int, overrides: dict[str, Any] | None = None
-) -> AsyncIterator[TwoShards]:
-    discord = FakeDiscord(rate_limits=True)
-    world = TwoShards(discord, llm, channels)
-    await discord.start()
-    try:
-        for shard in range(SHARDS):
-            workdir = tmp_path / f"shard{shard}"
-            config = shard_config(llm, workdir, shard, overrides or {})
-            bot = BotProcess(discord, config, workdir)
-            world.bots.append(bot)
-            await bot.start()
-        yield world
-    finally:
-        codes = [await bot.stop() for bot in world.bots]
-        await discord.stop()
-    # 0, or -9 for a process a test killed on purpose.
-    assert all(code in (0, -9) for code in codes), [bot.log()[-2000:] for bot in world.bots]
 
 
 async def burst(world: TwoShards, key: str, per_channel: int, words: int) -> None:

@@ -24,7 +24,7 @@ def connect(settings: Settings, token: str, cost_of: CostOf | None) -> Coordinat
     start-up is the same as one that went away (this process starts alone)."""
     config = settings.coordination
     assert config.redis_url is not None
-    link = Link(config.redis_url, config.prefix or default_prefix(token))
+    link = Link(config.redis_url.get_secret_value(), config.prefix or default_prefix(token))
     per_s = settings.discord.global_rate_limit or DISCORD_GLOBAL_PER_S
     window = SharedWindow(link, per_s=per_s, share_per_s=shard_share(per_s, settings.discord))
     return Coordination(link=link, window=window, limits=SharedLimits(link, cost_of))
