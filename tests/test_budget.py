@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.discord.streaming.budget import UNANSWERED_S, Limits, Priority, WriteBudget
+from bot.discord.streaming.budget import Limits, Priority, WriteBudget
+from bot.discord.streaming.counted import UNANSWERED_S
 from bot.discord.streaming.write_scheduler import WriteScheduler
 
 LIMITS = Limits(channel_writes=5, channel_period_s=5.0, global_per_s=40, global_edits_per_s=40)

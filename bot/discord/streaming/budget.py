@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from enum import IntEnum
+
+from bot.discord.streaming.counted import Counted
 
 
 class Priority(IntEnum):
@@ -48,34 +51,6 @@ class Limits:
 
 # No budget at all: every write goes at once (the bench's baseline, `discord.write_budget: false`).
 UNLIMITED = Limits(channel_writes=10**9, global_per_s=10**9, global_edits_per_s=10**9)
-
-# A request whose answer never comes (a hung connection) is taken as answered this long after it
-# left, so it cannot hold a window shut for good.
-UNANSWERED_S = 10.0
-
-
-@dataclass(eq=False)
-class Counted:
-    """One request in the windows.
-
-    Discord counts a request at some moment between when it leaves and when its answer is read,
-    so a window that holds it until one period after the answer never lets a later request land
-    in the same Discord window, whatever the latency or order of arrival: no safety margin to
-    tune, and on a fast link the window frees as early as it can. A grant not yet seen leaving is
-    held one period from the grant; if it leaves later it is held from then on.
-    """
-
-    granted_at: float
-    priority: bool = False  # a final or first part (see Limits)
-    left_at: float | None = None
-    answered_at: float | None = None
-
-    def expires(self, period: float) -> float:
-        if self.answered_at is not None:
-            return self.answered_at + period
-        if self.left_at is not None:
-            return self.left_at + UNANSWERED_S + period
-        return self.granted_at + period
 
 
 @dataclass(order=True)
@@ -110,6 +85,7 @@ class WriteBudget:
         self._unclaimed_typing: deque[Counted] = deque()
         self._awaiting_first: dict[int, set[int]] = defaultdict(set)
         self._live: dict[int, set[int]] = defaultdict(set)  # shown, still streaming
+        self._settled_until = 0.0  # nothing ages out of a window before this (see _expire)
         self._seq = itertools.count()
 
     # --- what the renderers say -------------------------------------------------------------
@@ -200,6 +176,7 @@ class WriteBudget:
         # As if it left now: held until a period after its answer however long discord.py
         # keeps it (an aged-out grant would land in a full window); never sent: UNANSWERED_S.
         self._global_window.append(typing := Counted(granted_at=now, left_at=now))
+        self._settled_until = 0.0
         self._unclaimed_typing.append(typing)
         return typing
 
@@ -225,6 +202,7 @@ class WriteBudget:
         """Discord's answer to a request (any status, or a failed connection) was read."""
         if counted.answered_at is None:
             counted.answered_at = now
+            self._settled_until = 0.0
 
     # --- decisions --------------------------------------------------------------------------
 
@@ -255,6 +233,7 @@ class WriteBudget:
                 self._waiting_priority -= 1
             self._last_served[ticket.reply_id] = next(self._service)
             granted.append(ticket)
+            self._settled_until = 0.0
         return granted
 
     def next_wake(self, now: float) -> float | None:
@@ -285,6 +264,7 @@ class WriteBudget:
     def _leaves(self, counted: Counted, now: float, *, channel_id: int | None) -> Counted:
         """A request is being written: in its windows until answered (again, if aged out)."""
         counted.left_at = now
+        self._settled_until = 0.0
         windows = [self._global_window]
         if channel_id is not None:
             windows.append(self._channel_window[channel_id])
@@ -296,9 +276,16 @@ class WriteBudget:
         return counted
 
     def _expire(self, now: float) -> None:
+        # Asked many times a second (typing loops look every 50 ms): skipped until something
+        # can have aged out; every change to the windows looks again (`_settled_until = 0`).
+        if now < self._settled_until:
+            return
+        soonest = math.inf
         period = self.limits.channel_period_s
         for channel_id, window in list(self._channel_window.items()):
-            window[:] = [c for c in window if c.expires(period) > now]
+            expiries = [c.expires(period) for c in window]
+            window[:] = [c for c, at in zip(window, expiries, strict=True) if at > now]
+            soonest = min([soonest, *(at for at in expiries if at > now)])
             if not window:
                 del self._channel_window[channel_id]
         for channel_id, unclaimed in list(self._unclaimed.items()):
@@ -309,11 +296,16 @@ class WriteBudget:
         period = self.limits.global_period_s
         while self._unclaimed_typing and self._unclaimed_typing[0].expires(period) <= now:
             self._unclaimed_typing.popleft()
-        self._global_window[:] = [c for c in self._global_window if c.expires(period) > now]
+        expiries = [c.expires(period) for c in self._global_window]
+        kept = zip(self._global_window, expiries, strict=True)
+        self._global_window[:] = [c for c, at in kept if at > now]
+        soonest = min([soonest, *(at for at in expiries if at > now)])
         self._global_priority = sum(c.priority for c in self._global_window)
         for channel_id, until in list(self._blocked_until.items()):
             if until <= now:
                 del self._blocked_until[channel_id]
+            soonest = min(soonest, until) if until > now else soonest
+        self._settled_until = soonest
 
     def _global_free(self, now: float) -> bool:
         return now >= self._global_blocked_until and (
