@@ -11,10 +11,12 @@ import openai
 import pytest
 from openai._streaming import SSEDecoder
 
+from bot.backends.batches import merged
 from bot.backends.failures import classify
-from bot.backends.sse import Fields, SSESplitter, _events, open_stream
+from bot.backends.sse import READ_PACE_S, Fields, SSESplitter, _batches, open_stream
+from bot.core.events import Notice, ReasoningDelta, TextDelta
 from tests.fakes.llm import ScriptedLLM
-from tests.fakes.llm.items import Cut, Fault, HangUp, Stall
+from tests.fakes.llm.items import Cut, Fault, HangUp, Stall, Text
 from tests.module_llm import module_llm  # noqa: F401 - this module's own `llm`
 
 STREAM = (
@@ -84,7 +86,7 @@ async def read(stream: bytes, *, chunk: int = 7) -> list[object]:
 
     request = httpx2.Request("POST", "http://127.0.0.1/v1/chat/completions")
     response = httpx2.Response(200, content=body(), request=request)
-    return [event async for event in _events(response, lambda e: e)]
+    return [event async for batch in _batches(response, lambda e: e, 0.0) for event in batch]
 
 
 async def test_done_ends_the_stream_and_what_follows_is_not_read() -> None:
@@ -189,3 +191,51 @@ async def test_failures_raise_what_the_sdks_own_stream_raised(
     lean = await failure_of_stream(llm, api, f"{key}-lean", lean=True)
     assert type(lean) is type(sdk), (lean, sdk)
     assert classify(lean) == classify(sdk)
+
+
+async def test_a_paced_stream_comes_in_fewer_batches_holding_every_event(llm: ScriptedLLM) -> None:
+    # 40 deltas 10 ms apart: paced reads of 0.1 s gather several per read (issue 28's CPU).
+    text = "".join(f"w{n:02d} " for n in range(40))
+    llm.script("paced", Text(text, chunk_size=4, delay_s=0.01))
+    # The bot's transport (base.openai_client): aiohttp hands over all a read has buffered.
+    client = openai.AsyncOpenAI(
+        api_key="k",
+        base_url=llm.base_url,
+        max_retries=0,
+        http_client=openai.DefaultAioHttpClient(),
+    )
+    async with client:
+        stream = await open_stream(
+            client.chat.completions.with_streaming_response.create,
+            {
+                "model": "test-model",
+                "messages": [{"role": "user", "content": "paced"}],
+                "stream": True,
+            },
+            Fields,
+            READ_PACE_S,
+        )
+        try:
+            batches = [batch async for batch in stream.batches()]
+        finally:
+            await stream.close()
+    deltas = [c.choices[0].delta.content for b in batches for c in b if c.choices]
+    assert "".join(d or "" for d in deltas) == text
+    assert len(batches) < len(deltas) / 2, [len(b) for b in batches]
+
+
+def test_merged_joins_only_neighbouring_deltas_of_one_kind() -> None:
+    events = [
+        TextDelta(text="a"),
+        TextDelta(text="b"),
+        ReasoningDelta(text="r1"),
+        ReasoningDelta(text="r2"),
+        Notice(text="n"),
+        TextDelta(text="c"),
+    ]
+    assert merged(events) == [
+        TextDelta(text="ab"),
+        ReasoningDelta(text="r1r2"),
+        Notice(text="n"),
+        TextDelta(text="c"),
+    ]

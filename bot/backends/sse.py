@@ -11,6 +11,7 @@ become `APITimeoutError` / `APIConnectionError`, so bot/backends/failures.py see
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
@@ -21,6 +22,9 @@ from openai._httpx2 import request_exceptions, timeout_exceptions
 from openai._response import AsyncAPIResponse
 from openai._streaming_cleanup import drain_response_async
 
+# How long a stream's next read waits (see _batches): a tenth of a second, well under the
+# second between two edits of a reply.
+READ_PACE_S = 0.1
 # Fields that open an SSE event without data; the SDK then dispatches it with empty data.
 _OTHER_FIELDS = (b"event", b"id", b"retry")
 
@@ -67,18 +71,26 @@ class SSESplitter:
 
 class EventStream:
     """One open streamed response: iterate for its events (decoded JSON, each passed through
-    `view`), close it to end the connection (a stop mid-answer, or the last event read)."""
+    `view`), or `batches()` for them a network read at a time; close it to end the connection
+    (a stop mid-answer, or the last event read)."""
 
-    def __init__(self, response: AsyncAPIResponse[Any], view: Callable[[Any], Any]) -> None:
+    def __init__(
+        self, response: AsyncAPIResponse[Any], view: Callable[[Any], Any], pace_s: float = 0.0
+    ) -> None:
         self._response = response
-        self._events = _events(response.http_response, view)
+        self._batches = _batches(response.http_response, view, pace_s)
 
-    def __aiter__(self) -> AsyncIterator[Any]:
-        return self._events
+    async def __aiter__(self) -> AsyncIterator[Any]:
+        async for batch in self._batches:
+            for event in batch:
+                yield event
+
+    def batches(self) -> AsyncIterator[list[Any]]:
+        return self._batches
 
     async def aclose(self) -> None:
         try:
-            await self._events.aclose()
+            await self._batches.aclose()
         finally:
             await self._response.close()
 
@@ -86,28 +98,47 @@ class EventStream:
 
 
 async def open_stream(
-    start: Callable[..., Any], kwargs: dict[str, Any], view: Callable[[Any], Any] = lambda e: e
+    start: Callable[..., Any],
+    kwargs: dict[str, Any],
+    view: Callable[[Any], Any] = lambda e: e,
+    pace_s: float = 0.0,
 ) -> EventStream:
     """Send the request with an SDK `with_streaming_response.create` (`start`); an HTTP error
-    status raises here, as the SDK's own `create` does, before any event is read."""
+    status raises here, as the SDK's own `create` does, before any event is read. `pace_s`:
+    see `_batches`."""
     response = await start(**kwargs).__aenter__()
-    return EventStream(response, view)
+    return EventStream(response, view, pace_s)
 
 
-async def _events(http: httpx2.Response, view: Callable[[Any], Any]) -> AsyncGenerator[Any, None]:
+async def _batches(
+    http: httpx2.Response, view: Callable[[Any], Any], pace_s: float
+) -> AsyncGenerator[list[Any], None]:
+    """The events of each network read. With `pace_s`, the next read waits that long: the
+    deltas that arrive meanwhile wait in the socket's buffer and come as one batch, so a
+    stream costs a few wake-ups a second, not one per delta (issue 28: the bench's s4 is
+    6,000 deltas a second). A reply is edited at most about once a second, so nobody sees it."""
     splitter = SSESplitter()
     try:
         async for chunk in http.aiter_bytes():
+            batch: list[Any] = []
             for data in splitter.feed(chunk):
                 if data.startswith(b"[DONE]"):
+                    if batch:
+                        yield batch
                     # HTTP/1.1 must read the body's end to reuse the connection (as the SDK).
                     if http.http_version == "HTTP/1.1":
                         await drain_response_async(http)
                     return
                 event = json.loads(data)
                 if isinstance(event, dict) and event.get("error"):
+                    if batch:
+                        yield batch
                     raise stream_error(event["error"], http.request)
-                yield view(event)
+                batch.append(view(event))
+            if batch:
+                yield batch
+                if pace_s:
+                    await asyncio.sleep(pace_s)
     except timeout_exceptions() as err:
         raise openai.APITimeoutError(request=http.request) from err
     except request_exceptions() as err:
