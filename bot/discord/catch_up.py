@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-OFFLINE_LINE = "-# asked while I was offline"
+OFFLINE_LINE = "asked while I was offline"  # shown small: -# asked while I was offline
 MAX_ANSWERS = 20  # per catch-up, in all
 MAX_READ = 100  # messages read per channel: one request
 # Nobody waits on a catch-up live: its reads wait for room as long as this, behind the writes

@@ -90,7 +90,8 @@ def channel_settings(settings: Any, channel: Any) -> ChannelConfig:
 
 
 async def on_message(bot: BotHost, message: discord.Message, *, notice: str | None = None) -> None:
-    """`notice`: a line shown above the answer (e.g. that it was asked while the bot was down)."""
+    """`notice`: a small line shown above the answer, as is (e.g. that it was asked while the bot
+    was down)."""
     me = bot.user
     if me is None or message.author.bot or message.author.id == me.id:
         return
@@ -192,9 +193,8 @@ async def on_message(bot: BotHost, message: discord.Message, *, notice: str | No
             model=here.model,
             context=recent,
         )
-        notes = "\n".join(line for line in (notice, skipped) if line)
         heard = heard_text(context.spoken) if context.spoken else None
-        await answer(bot, message, request, target, notice=notes or None, heard=heard)
+        await answer(bot, message, request, target, notice=skipped, heard=heard, aside=notice)
         short_answer = bot.services.short_answer
         if target is not None and settings.discord.thread_title == "generated" and short_answer:
             # Its own task: the asker's limits are not held while the title is written.
@@ -269,8 +269,10 @@ async def answer(
     *,
     notice: str | None = None,
     heard: str | None = None,
+    aside: str | None = None,
 ) -> None:
-    """`heard`: what a voice message said, shown first in a small line."""
+    """`heard`: what a voice message said, shown first in a small line; `aside`: a small line
+    without an icon, first of all."""
     services = bot.services
     renderer = StreamRenderer(
         message,
@@ -300,6 +302,8 @@ async def answer(
     events = contextlib.aclosing(services.conversations.run_turn(request, on_start=on_start))
     try:
         async with renderer, events as stream:
+            if aside:
+                await renderer.handle(Notice(text=aside, icon=""))
             if heard:
                 await renderer.handle(Notice(text=heard, icon=HEARD_ICON))
             if notice:

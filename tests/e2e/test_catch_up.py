@@ -1,0 +1,69 @@
+"""Mentions missed while the bot had no gateway session are answered once: at most 20 per
+catch-up, after a restart and after a session that had to begin afresh (issue 23)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import bot_config
+from tests.e2e.harness import BotProcess, Chat, running
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.llm import ScriptedLLM, Text
+
+OFFLINE_LINE = "-# asked while I was offline"
+
+
+def _config(llm: ScriptedLLM, tmp_path: Path) -> dict[str, Any]:
+    config = bot_config(llm, tmp_path, tmp_path / "calls.jsonl", "chat", mcp={"servers": {}})
+    config["discord"]["catch_up_s"] = 600
+    return config
+
+
+def _answered_ids(log: str) -> list[int]:
+    """The message ids a catch-up's log line names, in the order it answers them."""
+    found = re.search(r"catch-up: \d+ question\(s\)[^\n]*\(message ids ([\d, ]+)\)", log)
+    assert found, log[-3000:]
+    return [int(i) for i in found.group(1).split(", ")]
+
+
+async def test_more_than_20_missed_mentions_the_20_newest_are_answered_each_once_oldest_first(
+    llm: ScriptedLLM, tmp_path: Path
+) -> None:
+    """23 mentions by 23 people over three channels where the bot had answered: the 20 newest
+    are answered, each once, oldest first across the channels; the 3 oldest are not."""
+    discord = FakeDiscord(rate_limits=True)
+    await discord.start()
+    config = _config(llm, tmp_path)
+    chats = [Chat(discord, f"catch-up-cap-{c}") for c in range(3)]
+    for c in range(3):
+        llm.script(f"k-cap-before-{c}", Text(f"Before {c}."))
+    for n in range(23):
+        llm.script(f"k-cap-{n}-x", Text(f"Caught up {n}."))
+    try:
+        async with running(BotProcess(discord, config, tmp_path)):
+            for c, chat in enumerate(chats):
+                before = await chat.say(f"k-cap-before-{c} hello")
+                await chat.answer_text(int(before["id"]), f"Before {c}.")
+        asked = []
+        for n in range(23):
+            chat = chats[n % 3]
+            user = discord.add_user(f"catch-up-cap-user-{n}")
+            asked.append((chat, await chat.say(f"k-cap-{n}-x are you back?", user=user)))
+        async with running(BotProcess(discord, config, tmp_path)) as bot:
+            for n in range(3, 23):
+                chat, message = asked[n]
+                text = await chat.answer_text(int(message["id"]), f"Caught up {n}.", timeout=90)
+                assert text.splitlines()[0] == OFFLINE_LINE, text
+            await bot.wait_logged("catch-up: 20 question(s)")
+            order = _answered_ids(bot.log(this_run=True))
+        async with running(BotProcess(discord, config, tmp_path)) as bot:
+            await bot.wait_logged("catch-up: 0 question(s)")
+    finally:
+        await discord.stop()
+    assert order == [int(message["id"]) for _, message in asked[3:]]
+    for n, (chat, message) in enumerate(asked):
+        answered = 1 if n >= 3 else 0
+        assert len(llm.requests_for(f"k-cap-{n}-x")) == answered, n
+        assert len(chat.replies_to(int(message["id"]))) == answered, n
