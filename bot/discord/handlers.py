@@ -89,9 +89,11 @@ def channel_settings(settings: Any, channel: Any) -> ChannelConfig:
     return entry or ChannelConfig()
 
 
-async def on_message(bot: BotHost, message: discord.Message, *, notice: str | None = None) -> None:
+async def on_message(
+    bot: BotHost, message: discord.Message, *, notice: str | None = None, again: bool = False
+) -> None:
     """`notice`: a small line shown above the answer, as is (e.g. that it was asked while the bot
-    was down)."""
+    was down); `again`: a question handled before (cut by a shutdown) is answered once more."""
     me = bot.user
     if me is None or message.author.bot or message.author.id == me.id:
         return
@@ -106,9 +108,12 @@ async def on_message(bot: BotHost, message: discord.Message, *, notice: str | No
     if not bot.accepting:
         return  # shutting down: a half-started turn would only be cancelled
     try:  # taken as a question (answered, refused or over a limit): no catch-up answers it
-        await bot.services.store.note_handled(message.channel.id, message.id)
+        fresh = await bot.services.store.note_handled(message.channel.id, message.id)
     except Exception:
         log.exception("could not note message %s as handled", message.id)
+        fresh = True
+    if not fresh and not again:
+        return  # taken already (a catch-up and the live event, or two catch-ups, met on it)
     if not bot.access.allows(message.author, message.channel):
         log.info("ignoring %s in %s: not allowed by config", message.author.id, message.channel.id)
         return
@@ -348,7 +353,7 @@ async def answer_cut_questions(bot: BotHost, max_age_s: float) -> None:
         except discord.HTTPException as exc:
             log.warning("could not read question %s again: %s", message_id, describe(exc))
             continue
-        bot.start_turn(on_message(bot, message))
+        bot.start_turn(on_message(bot, message, again=True))
 
 
 def status_reactions(bot: BotHost, message: discord.Message) -> StatusReactions | None:

@@ -67,3 +67,43 @@ async def test_more_than_20_missed_mentions_the_20_newest_are_answered_each_once
         answered = 1 if n >= 3 else 0
         assert len(llm.requests_for(f"k-cap-{n}-x")) == answered, n
         assert len(chat.replies_to(int(message["id"]))) == answered, n
+
+
+async def test_a_mention_posted_while_the_gateway_session_had_to_begin_afresh_is_answered_once(
+    llm: ScriptedLLM, tmp_path: Path
+) -> None:
+    """The bot runs; Discord ends its session (op 9, no RESUME); a mention posted before the new
+    session exists reaches the bot only through the channel's history. After the new READY it
+    is answered once, with the offline line; two more new sessions answer nothing more."""
+    discord = FakeDiscord(rate_limits=True)
+    await discord.start()
+    config = _config(llm, tmp_path)
+    chat = Chat(discord, "catch-up-reidentify")
+    llm.script("k-reid-before", Text("Before the new session."))
+    llm.script("k-reid-missed", Text("Caught up after the new session."))
+    try:
+        async with running(BotProcess(discord, config, tmp_path)) as bot:
+            before = await chat.say("k-reid-before hello")
+            await chat.answer_text(int(before["id"]), "Before the new session.")
+            for session in range(3):
+                discord.gateway.down = True  # the new session waits until the mention is in
+                await discord.invalidate_bot_session()
+                if session == 0:
+                    missed = await chat.say("k-reid-missed are you still there?")
+                discord.gateway.down = False
+                await discord.wait_for(
+                    lambda n=session: discord.counters["identify"] == n + 2, timeout=60
+                )
+                if session == 0:
+                    text = await chat.answer_text(int(missed["id"]), "Caught up after")
+                    assert text.splitlines()[0] == OFFLINE_LINE, text
+            await discord.wait_for(
+                lambda: bot.log(this_run=True).count("catch-up: ") == 4, timeout=60
+            )
+            log = bot.log(this_run=True)
+    finally:
+        await discord.stop()
+    assert re.findall(r"catch-up: (\d+) question", log) == ["0", "1", "0", "0"], log[-3000:]
+    assert discord.counters["resume"] == 0
+    assert len(llm.requests_for("k-reid-missed")) == 1
+    assert len(chat.replies_to(int(missed["id"]))) == 1
