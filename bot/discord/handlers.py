@@ -21,6 +21,7 @@ from bot.discord.channel_prompt import effective_prompt
 from bot.discord.commands.stop import stop_view
 from bot.discord.context import gather as gather_context
 from bot.discord.context import is_reply
+from bot.discord.streaming.asking import QuestionNotAsked
 from bot.discord.streaming.reactions import StatusReactions
 from bot.discord.streaming.render import NO_MENTIONS, StreamRenderer
 from bot.discord.streaming.retry import describe, with_retries
@@ -317,6 +318,8 @@ async def answer(
                 if reactions is not None:
                     reactions.see(event)
                 await renderer.handle(event)
+    except QuestionNotAsked:
+        pass  # the reply says so, the log has its line: the turn ends here
     except asyncio.CancelledError:
         if (
             not bot.accepting

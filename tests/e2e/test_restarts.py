@@ -290,9 +290,11 @@ async def test_mentions_posted_while_the_bot_was_down_are_answered_once_after_th
 async def test_a_turn_whose_approval_prompt_cannot_be_posted_keeps_the_tools_that_ran(
     chat_world: World, tmp_path: Path
 ) -> None:
-    """Discord refuses the approval prompt (a 400 is not retried), so the turn ends there; the
-    tool round that completed before it stays in the conversation, so it does not run again."""
+    """Discord refuses the approval prompt (a 400 is not retried), so the turn ends there, with
+    a plain line for the user and one line in the log (no traceback); the tool round that
+    completed before it stays in the conversation, so it does not run again."""
     world = chat_world
+    logged = len(world.bot.log())
     chat = Chat(world.discord, "prompt-refused")
     key, later = "k-prompt-refused", "k-prompt-refused-later"
     gate = tmp_path / "release-prompt-refused"
@@ -314,3 +316,6 @@ async def test_a_turn_whose_approval_prompt_cannot_be_posted_keeps_the_tools_tha
     await chat.answer_text(int(again["id"]), "Later answer.")
     (request,) = world.llm.requests_for(later)
     assert f"released: {gate}" in str(request.body["messages"])
+    log = world.bot.log()[logged:]
+    assert "could not post the approval request" in log, log[-3000:]
+    assert "Traceback" not in log, log[-3000:]

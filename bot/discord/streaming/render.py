@@ -7,13 +7,14 @@ import contextlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import discord
 
 from bot.core import events as mcp
 from bot.core.events import ApprovalRequested, ApprovalResolved, TextDelta, TurnEvent, TurnFailed
 from bot.discord.attachments import ReplyFiles
+from bot.discord.streaming.asking import PROMPT_FAILED, ApprovalUI, QuestionNotAsked, post_prompt
 from bot.discord.streaming.budget import Priority
 from bot.discord.streaming.deletions import DeletedMessages
 from bot.discord.streaming.finishing import begin_finishing, cancel_tasks, through_cancel
@@ -34,16 +35,8 @@ FINAL_ATTEMPTS = 3  # whole final syncs, each request in them retried as in retr
 QUEUED_NOTICE_S = 3.0  # a turn waiting this long for its conversation says so
 QUEUED_LINE = "-# ⏳ Queued behind the current question here; I'll answer as soon as it's done."
 INTERRUPTED = "Interrupted: I was restarting and could not finish. Please ask again."
-PROMPT_FAILED = "I couldn't post the approval request here, so the tool was not run. Try again."
 ASKER_LINE = "-# ↪ For <@{user}> (the question was deleted)"
 UNKNOWN_MESSAGE = 10008
-
-
-class ApprovalUI(Protocol):
-    async def send_prompt(
-        self, event: ApprovalRequested, anchor: discord.Message
-    ) -> discord.Message: ...
-    async def show_resolution(self, event: ApprovalResolved) -> None: ...
 
 
 class StreamRenderer:
@@ -140,8 +133,8 @@ class StreamRenderer:
             last = self._segments[-1].messages or self._segments[0].messages
             anchor = last[-1] if last else self._source
             try:
-                prompt = await with_retries("asking", lambda: ui.send_prompt(event, anchor))
-            except Exception:
+                prompt = await post_prompt(ui, event, anchor, self._channel_id)
+            except QuestionNotAsked:
                 # The turn cannot go on without its question; finish() shows why it stopped.
                 self._transcript.apply(TurnFailed(message=PROMPT_FAILED))
                 raise
