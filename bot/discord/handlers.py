@@ -91,10 +91,15 @@ def channel_settings(settings: Any, channel: Any) -> ChannelConfig:
 
 
 async def on_message(
-    bot: BotHost, message: discord.Message, *, notice: str | None = None, again: bool = False
+    bot: BotHost,
+    message: discord.Message,
+    *,
+    notice: str | None = None,
+    cut_reply: tuple[int, ...] | None = None,
 ) -> None:
     """`notice`: a small line shown above the answer, as is (e.g. that it was asked while the bot
-    was down); `again`: a question handled before (cut by a shutdown) is answered once more."""
+    was down); `cut_reply`: a question handled before, cut by a shutdown, answered once more
+    into the parts of the reply the cut left."""
     me = bot.user
     if me is None or message.author.bot or message.author.id == me.id:
         return
@@ -113,7 +118,7 @@ async def on_message(
     except Exception:
         log.exception("could not note message %s as handled", message.id)
         fresh = True
-    if not fresh and not again:
+    if not fresh and cut_reply is None:
         return  # taken already (a catch-up and the live event, or two catch-ups, met on it)
     if not bot.access.allows(message.author, message.channel):
         log.info("ignoring %s in %s: not allowed by config", message.author.id, message.channel.id)
@@ -200,7 +205,16 @@ async def on_message(
             context=recent,
         )
         heard = heard_text(context.spoken) if context.spoken else None
-        await answer(bot, message, request, target, notice=skipped, heard=heard, aside=notice)
+        await answer(
+            bot,
+            message,
+            request,
+            target,
+            notice=skipped,
+            heard=heard,
+            aside=notice,
+            replacing=cut_reply or (),
+        )
         short_answer = bot.services.short_answer
         if target is not None and settings.discord.thread_title == "generated" and short_answer:
             # Its own task: the asker's limits are not held while the title is written.
@@ -276,6 +290,7 @@ async def answer(
     notice: str | None = None,
     heard: str | None = None,
     aside: str | None = None,
+    replacing: tuple[int, ...] = (),
 ) -> None:
     """`heard`: what a voice message said, shown first in a small line; `aside`: a small line
     without an icon, first of all."""
@@ -293,6 +308,7 @@ async def answer(
         if services.settings.discord.stop_button
         else None,
         usage_footer=services.settings.discord.usage_footer,
+        replacing=replacing,
     )
     reactions = status_reactions(bot, message)
     if reactions is not None and services.conversations.busy(request.key):
@@ -328,7 +344,7 @@ async def answer(
         ):
             # Cut by a shutdown before any tool ran or approval was asked: the next start
             # answers it again, once. Shielded: the cancel must not cut the note itself.
-            await asyncio.shield(remember_cut(bot, message))
+            await asyncio.shield(remember_cut(bot, message, renderer.part_ids()))
         raise
     finally:
         if reactions is not None:
@@ -337,9 +353,9 @@ async def answer(
             bot.start_turn(reactions.finish())
 
 
-async def remember_cut(bot: BotHost, message: discord.Message) -> None:
+async def remember_cut(bot: BotHost, message: discord.Message, parts: tuple[int, ...]) -> None:
     try:
-        await bot.services.store.remember_cut_question(message.channel.id, message.id)
+        await bot.services.store.remember_cut_question(message.channel.id, message.id, parts)
     except Exception:
         log.exception("could not note question %s to answer after the restart", message.id)
 
@@ -348,7 +364,7 @@ async def answer_cut_questions(bot: BotHost, max_age_s: float) -> None:
     """At start-up: the questions the last shutdown cut, answered again through the normal path."""
     questions = await bot.services.store.take_cut_questions(max_age_s)
     log.info("%d question(s) cut by the last shutdown to answer again", len(questions))
-    for channel_id, message_id in questions:
+    for channel_id, message_id, parts in questions:
         try:
             client: Any = bot  # a discord.Client: the host Protocol names only what turns use
             channel = client.get_channel(channel_id) or await client.fetch_channel(channel_id)
@@ -356,7 +372,7 @@ async def answer_cut_questions(bot: BotHost, max_age_s: float) -> None:
         except discord.HTTPException as exc:
             log.warning("could not read question %s again: %s", message_id, describe(exc))
             continue
-        bot.start_turn(on_message(bot, message, again=True))
+        bot.start_turn(on_message(bot, message, cut_reply=parts))
 
 
 def status_reactions(bot: BotHost, message: discord.Message) -> StatusReactions | None:

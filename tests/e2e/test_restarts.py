@@ -156,6 +156,8 @@ async def _cut_by_sigterm(bot: BotProcess, discord: FakeDiscord, chat: Chat, ask
 async def test_a_question_cut_by_a_shutdown_is_answered_once_after_the_restart(
     llm: ScriptedLLM, tmp_path: Path
 ) -> None:
+    """SIGTERM mid-answer: the reply ends with the Interrupted line; after the restart the same
+    reply message is edited into the new answer (no second reply), once."""
     discord = FakeDiscord(rate_limits=True)
     await discord.start()
     config = _plain_config(llm, tmp_path)
@@ -170,6 +172,8 @@ async def test_a_question_cut_by_a_shutdown_is_answered_once_after_the_restart(
         await _cut_by_sigterm(first, discord, chat, asked)
     finally:
         await first.kill()
+    cut = chat.replies_to(int(asked["id"]))
+    assert len(cut) == 1 and "Interrupted" in cut[0]["content"], cut
     try:
         for _ in range(2):  # the second start answers nothing more
             async with running(BotProcess(discord, config, tmp_path)) as bot:
@@ -178,13 +182,9 @@ async def test_a_question_cut_by_a_shutdown_is_answered_once_after_the_restart(
     finally:
         await discord.stop()
     assert len(llm.requests_for(key)) == 2
-    answers = [
-        p
-        for p in chat.replies_to(int(asked["id"]))
-        if "Answered after the restart." in p["content"]
-    ]
-    assert len(answers) == 1
-    assert not any(p["content"].endswith("▌") for p in chat.replies_to(int(asked["id"])))
+    replies = chat.replies_to(int(asked["id"]))
+    assert [r["id"] for r in replies] == [cut[0]["id"]], replies
+    assert replies[0]["content"] == "Answered after the restart.", replies
 
 
 @pytest.mark.parametrize("backend", ["chat", "responses"])

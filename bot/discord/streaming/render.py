@@ -60,6 +60,7 @@ class StreamRenderer:
         elicitations: Any = None,  # bot/discord/asks/elicitation.py's DiscordElicitations
         stop_view: Callable[[], discord.ui.View] | None = None,  # the Stop button, if shown
         usage_footer: bool = False,
+        replacing: tuple[int, ...] = (),  # the parts of a reply a shutdown cut: written into
     ) -> None:
         self._source = source
         # Where the first part goes: a reply to `source`, or (reply_in_thread) a new thread.
@@ -77,6 +78,10 @@ class StreamRenderer:
         self._transcript = Transcript(usage_footer)
         # After an approval prompt the answer continues below it, in a new segment of messages.
         self._segments: list[Segment] = [Segment(start=0, anchor=None)]
+        where: Any = source.channel  # its parts are edited as the queued line is, never sent
+        for part_id in replacing if channel is None else ():
+            self._segments[0].messages.append(where.get_partial_message(part_id))
+            self._segments[0].shown.append(QUEUED_LINE)
         self._dirty = asyncio.Event()
         # llm.reasoning: how thinking is shown; it wakes the flusher to keep its seconds counting
         self._reasoning = ReasoningView(reasoning, wake=self._dirty.set)
@@ -151,6 +156,10 @@ class StreamRenderer:
                 changed = self._transcript.apply(notice) or changed
         if changed:
             self._dirty.set()
+
+    def part_ids(self) -> tuple[int, ...]:
+        """The reply's parts above any prompt: what an answer after a restart may replace."""
+        return tuple(m.id for m in self._segments[0].messages) if self._channel is None else ()
 
     def _ui(self, event: TurnEvent) -> Any:  # approvals and servers' questions show alike
         approval = isinstance(event, ApprovalRequested | ApprovalResolved)
