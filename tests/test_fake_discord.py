@@ -394,6 +394,35 @@ async def test_gateway_resume_after_server_disconnect(fake: FakeDiscord) -> None
     assert fake.counters["identify"] == 1
 
 
+async def test_an_invalidated_session_makes_the_client_identify_afresh(fake: FakeDiscord) -> None:
+    """op 9 with d=false: discord.py identifies again (no RESUME) and gets a second READY; a
+    message posted before that new session exists is never dispatched to it, only stored."""
+    cid, user = fake.add_channel("reidentify"), fake.add_user("u")
+    readies: list[str | None] = []
+    bot = Bot()
+
+    async def on_ready() -> None:
+        readies.append(bot.ws.session_id if bot.ws else None)
+
+    bot.add_listener(on_ready, "on_ready")
+    async with running(bot, fake):
+        await fake.wait_for(lambda: len(readies) == 1, timeout=10)
+        fake.gateway.down = True  # the new session waits until the message below is in
+        await fake.invalidate_bot_session()
+        await fake.send_message(cid, user, "while no session was open")
+        fake.gateway.down = False
+        await fake.wait_for(lambda: len(readies) == 2, timeout=30)
+        await fake.send_message(cid, user, "after the new READY")
+        await fake.wait_for(lambda: bot.seen, timeout=5)
+    assert fake.counters["identify"] == 2 and fake.counters["resume"] == 0
+    assert readies[0] != readies[1]
+    assert [m.content for m in bot.seen] == ["after the new READY"]
+    assert [m["content"] for m in fake.messages(cid)] == [
+        "while no session was open",
+        "after the new READY",
+    ]
+
+
 async def test_bad_token_is_a_login_failure(fake: FakeDiscord) -> None:
     client = discord.Client(intents=discord.Intents.none())
     with pytest.raises(discord.LoginFailure):

@@ -476,3 +476,15 @@ async def test_reads_do_not_queue_behind_a_transaction(
         writer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await writer
+
+
+async def test_a_message_is_taken_once_and_a_cut_question_keeps_its_reply_parts(store: Store):
+    """note_handled says whether this caller took the message (a catch-up and the live event
+    meet on one only once); a cut question comes back with the parts of its reply, once."""
+    assert await store.note_handled(10, 1001) is True
+    assert await store.note_handled(10, 1001) is False
+    assert await store.handled_among([1001, 1002]) == {1001}
+    await store.remember_cut_question(10, 1001, (2001, 2002))
+    await store.remember_cut_question(11, 1003)
+    assert await store.take_cut_questions(3600) == [(10, 1001, (2001, 2002)), (11, 1003, ())]
+    assert await store.take_cut_questions(3600) == []

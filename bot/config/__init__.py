@@ -225,7 +225,7 @@ class DiscordConfig(_Section, ConversationOptions):
     channels: dict[int, ChannelConfig] = Field(default_factory=dict)
     """Per channel id: settings that differ from the global ones."""
     catch_up_s: float = Field(default=600, ge=0)
-    """At start-up, mentions of the bot and replies to it posted while it was down, no older than this, are answered once (in channels where it answered in the last 7 days); 0 = off."""
+    """At start-up (and after a gateway session that had to identify again), mentions of the bot and replies to it posted while it was down, no older than this, are answered once (in channels where it answered in the last 7 days; at most 20 each time); 0 = off."""
     stop_button: bool = True
     """A Stop button on a reply while it streams (the asker, admins and managers may press it)."""
     reactions: ReactionsConfig | Literal[False] = Field(default_factory=ReactionsConfig)

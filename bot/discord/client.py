@@ -56,7 +56,8 @@ class _McpcordMixin:
     recent: RecentContext
     threads: BotThreads
     accepting: bool
-    _answered_cut: bool
+    _started: bool
+    _catching_up: asyncio.Lock
     _turns: set[asyncio.Task[None]]
 
     def _init_mcpcord(self, services: Services, budget: WriteScheduler) -> None:
@@ -81,7 +82,8 @@ class _McpcordMixin:
         self.threads = BotThreads()
         self.accepting = True
         self._turns = set()
-        self._answered_cut = False
+        self._started = False
+        self._catching_up = asyncio.Lock()
 
     async def setup_hook(self) -> None:
         bot: Any = self
@@ -147,16 +149,32 @@ class _McpcordMixin:
     async def on_ready(self) -> None:
         bot: Any = self
         log.info("logged in as %s (%s) in %d guild(s)", bot.user, bot.user.id, len(bot.guilds))
-        if not self._answered_cut:  # READY comes again after a reconnect: once per process
-            self._answered_cut = True
-            self.start_turn(self._after_restart())
+        # READY comes at the start and again after every gateway session that had to begin
+        # afresh (a resumed one misses nothing: Discord replays it, and on_resumed fires). What
+        # was posted while no session was open never came as an event: catch-up reads it.
+        if not self._started:
+            self._started = True
+            self.start_turn(self._after_ready(first=True))
+        elif not isinstance(self, commands.AutoShardedBot):
+            self.start_turn(self._after_ready(first=False))
 
-    async def _after_restart(self) -> None:
-        """Questions the last shutdown cut first (they are in the ledger: catch-up skips them),
-        then the mentions posted while the bot was down."""
+    async def on_shard_ready(self, shard_id: int) -> None:
+        # Sharded, READY of one shard that began afresh fires only this (on_ready waits for
+        # all shards, once). Before the first on_ready, the start's catch-up comes after.
+        if self._started:
+            log.info("shard %d began a new gateway session", shard_id)
+            self.start_turn(self._after_ready(first=False))
+
+    async def _after_ready(self, *, first: bool) -> None:
+        """At the start, the questions the last shutdown cut first (they are in the ledger:
+        catch-up skips them); then the mentions posted while no session was open. One at a
+        time: each catch-up sees the ledger the last one's answers wrote (and a message both
+        would take is answered once: handlers.on_message claims it in the ledger)."""
         bot: Any = self
-        await handlers.answer_cut_questions(bot, CUT_QUESTIONS_MAX_AGE_S)
-        await catch_up(bot, self.services.settings.discord.catch_up_s)
+        async with self._catching_up:
+            if first:
+                await handlers.answer_cut_questions(bot, CUT_QUESTIONS_MAX_AGE_S)
+            await catch_up(bot, self.services.settings.discord.catch_up_s)
 
     async def on_message(self, message: discord.Message) -> None:
         # Our own task, not discord.py's: shutdown can wait for it and then cancel it.

@@ -21,6 +21,7 @@ from bot.discord.channel_prompt import effective_prompt
 from bot.discord.commands.stop import stop_view
 from bot.discord.context import gather as gather_context
 from bot.discord.context import is_reply
+from bot.discord.streaming.asking import QuestionNotAsked
 from bot.discord.streaming.reactions import StatusReactions
 from bot.discord.streaming.render import NO_MENTIONS, StreamRenderer
 from bot.discord.streaming.retry import describe, with_retries
@@ -89,8 +90,16 @@ def channel_settings(settings: Any, channel: Any) -> ChannelConfig:
     return entry or ChannelConfig()
 
 
-async def on_message(bot: BotHost, message: discord.Message, *, notice: str | None = None) -> None:
-    """`notice`: a line shown above the answer (e.g. that it was asked while the bot was down)."""
+async def on_message(
+    bot: BotHost,
+    message: discord.Message,
+    *,
+    notice: str | None = None,
+    cut_reply: tuple[int, ...] | None = None,
+) -> None:
+    """`notice`: a small line shown above the answer, as is (e.g. that it was asked while the bot
+    was down); `cut_reply`: a question handled before, cut by a shutdown, answered once more
+    into the parts of the reply the cut left."""
     me = bot.user
     if me is None or message.author.bot or message.author.id == me.id:
         return
@@ -105,9 +114,12 @@ async def on_message(bot: BotHost, message: discord.Message, *, notice: str | No
     if not bot.accepting:
         return  # shutting down: a half-started turn would only be cancelled
     try:  # taken as a question (answered, refused or over a limit): no catch-up answers it
-        await bot.services.store.note_handled(message.channel.id, message.id)
+        fresh = await bot.services.store.note_handled(message.channel.id, message.id)
     except Exception:
         log.exception("could not note message %s as handled", message.id)
+        fresh = True
+    if not fresh and cut_reply is None:
+        return  # taken already (a catch-up and the live event, or two catch-ups, met on it)
     if not bot.access.allows(message.author, message.channel):
         log.info("ignoring %s in %s: not allowed by config", message.author.id, message.channel.id)
         return
@@ -192,9 +204,17 @@ async def on_message(bot: BotHost, message: discord.Message, *, notice: str | No
             model=here.model,
             context=recent,
         )
-        notes = "\n".join(line for line in (notice, skipped) if line)
         heard = heard_text(context.spoken) if context.spoken else None
-        await answer(bot, message, request, target, notice=notes or None, heard=heard)
+        await answer(
+            bot,
+            message,
+            request,
+            target,
+            notice=skipped,
+            heard=heard,
+            aside=notice,
+            replacing=cut_reply or (),
+        )
         short_answer = bot.services.short_answer
         if target is not None and settings.discord.thread_title == "generated" and short_answer:
             # Its own task: the asker's limits are not held while the title is written.
@@ -269,8 +289,11 @@ async def answer(
     *,
     notice: str | None = None,
     heard: str | None = None,
+    aside: str | None = None,
+    replacing: tuple[int, ...] = (),
 ) -> None:
-    """`heard`: what a voice message said, shown first in a small line."""
+    """`heard`: what a voice message said, shown first in a small line; `aside`: a small line
+    without an icon, first of all."""
     services = bot.services
     renderer = StreamRenderer(
         message,
@@ -285,6 +308,7 @@ async def answer(
         if services.settings.discord.stop_button
         else None,
         usage_footer=services.settings.discord.usage_footer,
+        replacing=replacing,
     )
     reactions = status_reactions(bot, message)
     if reactions is not None and services.conversations.busy(request.key):
@@ -300,6 +324,8 @@ async def answer(
     events = contextlib.aclosing(services.conversations.run_turn(request, on_start=on_start))
     try:
         async with renderer, events as stream:
+            if aside:
+                await renderer.handle(Notice(text=aside, icon=""))
             if heard:
                 await renderer.handle(Notice(text=heard, icon=HEARD_ICON))
             if notice:
@@ -308,6 +334,8 @@ async def answer(
                 if reactions is not None:
                     reactions.see(event)
                 await renderer.handle(event)
+    except QuestionNotAsked:
+        pass  # the reply says so, the log has its line: the turn ends here
     except asyncio.CancelledError:
         if (
             not bot.accepting
@@ -316,7 +344,7 @@ async def answer(
         ):
             # Cut by a shutdown before any tool ran or approval was asked: the next start
             # answers it again, once. Shielded: the cancel must not cut the note itself.
-            await asyncio.shield(remember_cut(bot, message))
+            await asyncio.shield(remember_cut(bot, message, renderer.part_ids()))
         raise
     finally:
         if reactions is not None:
@@ -325,9 +353,9 @@ async def answer(
             bot.start_turn(reactions.finish())
 
 
-async def remember_cut(bot: BotHost, message: discord.Message) -> None:
+async def remember_cut(bot: BotHost, message: discord.Message, parts: tuple[int, ...]) -> None:
     try:
-        await bot.services.store.remember_cut_question(message.channel.id, message.id)
+        await bot.services.store.remember_cut_question(message.channel.id, message.id, parts)
     except Exception:
         log.exception("could not note question %s to answer after the restart", message.id)
 
@@ -336,7 +364,7 @@ async def answer_cut_questions(bot: BotHost, max_age_s: float) -> None:
     """At start-up: the questions the last shutdown cut, answered again through the normal path."""
     questions = await bot.services.store.take_cut_questions(max_age_s)
     log.info("%d question(s) cut by the last shutdown to answer again", len(questions))
-    for channel_id, message_id in questions:
+    for channel_id, message_id, parts in questions:
         try:
             client: Any = bot  # a discord.Client: the host Protocol names only what turns use
             channel = client.get_channel(channel_id) or await client.fetch_channel(channel_id)
@@ -344,7 +372,7 @@ async def answer_cut_questions(bot: BotHost, max_age_s: float) -> None:
         except discord.HTTPException as exc:
             log.warning("could not read question %s again: %s", message_id, describe(exc))
             continue
-        bot.start_turn(on_message(bot, message))
+        bot.start_turn(on_message(bot, message, cut_reply=parts))
 
 
 def status_reactions(bot: BotHost, message: discord.Message) -> StatusReactions | None:

@@ -21,9 +21,9 @@ from bot.discord.access import Access
 from bot.discord.asks.approval_copies import PromptCopies
 from bot.discord.audit import DiscordAudit
 from bot.discord.recent import RecentContext
+from bot.discord.streaming.asking import ApprovalUI
 from bot.discord.streaming.deletions import DeletedMessages
 from bot.discord.streaming.reactions import ReactionLane
-from bot.discord.streaming.render import ApprovalUI
 from bot.discord.streaming.write_scheduler import GlobalGate, WriteScheduler
 from bot.discord.threads import BotThreads
 

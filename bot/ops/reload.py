@@ -24,7 +24,7 @@ RESTART_ONLY = (
     "discord.command_guild_ids",
     "discord.audit_channel_id",  # the audit channel and its observer are wired into the client
     "discord.write_budget",  # one scheduler for every write, built with the client
-    "discord.catch_up_s",  # missed mentions are looked for once, at start-up
+    "discord.catch_up_s",  # catch-ups (start-up, re-identify) use the value it started with
     "discord.global_rate_limit",  # the scheduler's global window, built with the client
     "coordination",  # the Redis connection and its scripts, wired in at start-up
     "metrics",  # the /metrics server and its hooks into the client

@@ -12,12 +12,14 @@ KEEP_DAYS = 7
 
 
 class HandledQueries(Queries):
-    async def note_handled(self, channel_id: int, message_id: int) -> None:
-        await self._write(
+    async def note_handled(self, channel_id: int, message_id: int) -> bool:
+        """True if the message was not noted before: this caller took it."""
+        cursor = await self._write(
             "INSERT OR IGNORE INTO handled_messages (message_id, channel_id, handled_at)"
             " VALUES (?, ?, ?)",
             (message_id, channel_id, now()),
         )
+        return cursor.rowcount == 1
 
     async def last_handled_by_channel(self) -> dict[int, int]:
         """Channel id -> the newest message handled there, for channels with one in the last

@@ -275,4 +275,12 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX handled_messages_by_channel ON handled_messages (channel_id, message_id)",
         ),
     ),
+    Migration(
+        "m015_cut_reply_parts",
+        (
+            # The parts of a cut question's reply (its Interrupted line), space-separated: the
+            # answer after the restart is written into them instead of a new reply.
+            "ALTER TABLE cut_questions ADD COLUMN reply_ids TEXT NOT NULL DEFAULT ''",
+        ),
+    ),
 )

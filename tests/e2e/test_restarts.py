@@ -156,6 +156,8 @@ async def _cut_by_sigterm(bot: BotProcess, discord: FakeDiscord, chat: Chat, ask
 async def test_a_question_cut_by_a_shutdown_is_answered_once_after_the_restart(
     llm: ScriptedLLM, tmp_path: Path
 ) -> None:
+    """SIGTERM mid-answer: the reply ends with the Interrupted line; after the restart the same
+    reply message is edited into the new answer (no second reply), once."""
     discord = FakeDiscord(rate_limits=True)
     await discord.start()
     config = _plain_config(llm, tmp_path)
@@ -170,6 +172,8 @@ async def test_a_question_cut_by_a_shutdown_is_answered_once_after_the_restart(
         await _cut_by_sigterm(first, discord, chat, asked)
     finally:
         await first.kill()
+    cut = chat.replies_to(int(asked["id"]))
+    assert len(cut) == 1 and "Interrupted" in cut[0]["content"], cut
     try:
         for _ in range(2):  # the second start answers nothing more
             async with running(BotProcess(discord, config, tmp_path)) as bot:
@@ -178,13 +182,9 @@ async def test_a_question_cut_by_a_shutdown_is_answered_once_after_the_restart(
     finally:
         await discord.stop()
     assert len(llm.requests_for(key)) == 2
-    answers = [
-        p
-        for p in chat.replies_to(int(asked["id"]))
-        if "Answered after the restart." in p["content"]
-    ]
-    assert len(answers) == 1
-    assert not any(p["content"].endswith("▌") for p in chat.replies_to(int(asked["id"])))
+    replies = chat.replies_to(int(asked["id"]))
+    assert [r["id"] for r in replies] == [cut[0]["id"]], replies
+    assert replies[0]["content"] == "Answered after the restart.", replies
 
 
 @pytest.mark.parametrize("backend", ["chat", "responses"])
@@ -230,32 +230,43 @@ async def test_mentions_posted_while_the_bot_was_down_are_answered_once_after_th
     llm: ScriptedLLM, tmp_path: Path
 ) -> None:
     """Answered: a mention posted while the bot was down, in a channel where it had answered,
-    once (a second start answers nothing more). Not answered: one older than catch_up_s, one
-    in a channel where it never answered, a plain message without a mention."""
+    once, with the offline line (a second start answers nothing more); of one user's two there,
+    only the newer. Not answered: one older than catch_up_s, one in a channel where it never
+    answered, a plain message without a mention, a plain message in an open channel
+    (respond_without_mention) where it had answered."""
     discord = FakeDiscord(rate_limits=True)
     await discord.start()
     config = _plain_config(llm, tmp_path)
     config["discord"]["catch_up_s"] = 600
     chat, elsewhere = Chat(discord, "restart-catch-up"), Chat(discord, "restart-never-answered")
+    open_chat = Chat(discord, "restart-open-channel")
+    config["discord"]["channels"] = {open_chat.channel: {"respond_without_mention": True}}
     llm.script("k-catch-before", Text("Before the restart."))
+    llm.script("k-catch-open-before", Text("Before the restart, openly."))
+    llm.script("k-catch-first-of-two", Text("Superseded."))
     llm.script("k-catch-missed", Text("Caught up."))
     llm.script("k-catch-old", Text("Too old to answer."))
     llm.script("k-catch-elsewhere", Text("Never here."))
     llm.script("k-catch-plain", Text("Not a question for me."))
+    llm.script("k-catch-open-chatter", Text("Chatter is not caught up."))
     try:
         discord.world.ids.offset_s = -3600  # the bot's last answer here: an hour ago
         async with running(BotProcess(discord, config, tmp_path)):
             before = await chat.say("k-catch-before hello")
             await chat.answer_text(int(before["id"]), "Before the restart.")
+            opened = await open_chat.say("k-catch-open-before hello all", mention=False)
+            await open_chat.answer_text(int(opened["id"]), "Before the restart, openly.")
         discord.world.ids.offset_s = -1200  # 20 minutes ago: older than catch_up_s
         old = await chat.say("k-catch-old are you there?")
         discord.world.ids.offset_s = 0
+        first = await chat.say("k-catch-first-of-two are you there?")
         missed = await chat.say("k-catch-missed are you back?")
         await chat.say("k-catch-plain just chatting", mention=False)
         await elsewhere.say("k-catch-elsewhere hello?")
+        await open_chat.say("k-catch-open-chatter anyone around?", mention=False)
         async with running(BotProcess(discord, config, tmp_path)) as bot:
             text = await chat.answer_text(int(missed["id"]), "Caught up.")
-            assert "asked while I was offline" in text
+            assert text.splitlines()[0] == "-# asked while I was offline", text
             await bot.wait_logged("catch-up: 1 question(s)")
         async with running(BotProcess(discord, config, tmp_path)) as bot:
             await bot.wait_logged("catch-up: 0 question(s)")
@@ -264,7 +275,14 @@ async def test_mentions_posted_while_the_bot_was_down_are_answered_once_after_th
     assert len(llm.requests_for("k-catch-missed")) == 1
     assert len(chat.replies_to(int(missed["id"]))) == 1
     assert chat.replies_to(int(old["id"])) == []
-    for marker in ("k-catch-old", "k-catch-elsewhere", "k-catch-plain"):
+    assert chat.replies_to(int(first["id"])) == []
+    for marker in (
+        "k-catch-old",
+        "k-catch-elsewhere",
+        "k-catch-plain",
+        "k-catch-first-of-two",
+        "k-catch-open-chatter",
+    ):
         assert llm.requests_mentioning(marker) == [], marker
 
 
@@ -272,9 +290,11 @@ async def test_mentions_posted_while_the_bot_was_down_are_answered_once_after_th
 async def test_a_turn_whose_approval_prompt_cannot_be_posted_keeps_the_tools_that_ran(
     chat_world: World, tmp_path: Path
 ) -> None:
-    """Discord refuses the approval prompt (a 400 is not retried), so the turn ends there; the
-    tool round that completed before it stays in the conversation, so it does not run again."""
+    """Discord refuses the approval prompt (a 400 is not retried), so the turn ends there, with
+    a plain line for the user and one line in the log (no traceback); the tool round that
+    completed before it stays in the conversation, so it does not run again."""
     world = chat_world
+    logged = len(world.bot.log())
     chat = Chat(world.discord, "prompt-refused")
     key, later = "k-prompt-refused", "k-prompt-refused-later"
     gate = tmp_path / "release-prompt-refused"
@@ -296,3 +316,6 @@ async def test_a_turn_whose_approval_prompt_cannot_be_posted_keeps_the_tools_tha
     await chat.answer_text(int(again["id"]), "Later answer.")
     (request,) = world.llm.requests_for(later)
     assert f"released: {gate}" in str(request.body["messages"])
+    log = world.bot.log()[logged:]
+    assert "could not post the approval request" in log, log[-3000:]
+    assert "Traceback" not in log, log[-3000:]

@@ -21,8 +21,9 @@ log = logging.getLogger(__name__)
 # Message creates, edits and deletes share one per-channel bucket.
 MESSAGE_WRITE = re.compile(r"/channels/(\d+)/messages(?:/\d+)?$")
 WRITE_METHODS = frozenset({"POST", "PATCH", "DELETE"})
-# A channel's history (GET, no message id): the one read recent context makes per turn.
-HISTORY_READ = re.compile(r"/channels/\d+/messages$")
+# A channel's history (GET, no message id): the one read recent context makes per turn, and
+# catch-up's per channel; a channel itself (GET), which catch-up reads when it is not cached.
+HISTORY_READ = re.compile(r"/channels/\d+(?:/messages)?$")
 
 
 def message_write_channel(method: str, path: str) -> int | None:
@@ -41,8 +42,8 @@ def trace_config(scheduler: WriteScheduler) -> aiohttp.TraceConfig:
         # loop the two can be a tenth of a second apart, and Discord counts arrivals.
         channel_id = message_write_channel(params.method, params.url.path)
         if channel_id is None:
-            # Typing, status reactions and recent-context reads were counted when may_type()
-            # let them go.
+            # Typing, status reactions, recent context's and catch-up's reads were counted
+            # when may_type() let them go.
             path = params.url.path
             typing = (
                 path.endswith("/typing")

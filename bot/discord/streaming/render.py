@@ -7,13 +7,14 @@ import contextlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import discord
 
 from bot.core import events as mcp
 from bot.core.events import ApprovalRequested, ApprovalResolved, TextDelta, TurnEvent, TurnFailed
 from bot.discord.attachments import ReplyFiles
+from bot.discord.streaming.asking import PROMPT_FAILED, ApprovalUI, QuestionNotAsked, post_prompt
 from bot.discord.streaming.budget import Priority
 from bot.discord.streaming.deletions import DeletedMessages
 from bot.discord.streaming.finishing import begin_finishing, cancel_tasks, through_cancel
@@ -34,16 +35,8 @@ FINAL_ATTEMPTS = 3  # whole final syncs, each request in them retried as in retr
 QUEUED_NOTICE_S = 3.0  # a turn waiting this long for its conversation says so
 QUEUED_LINE = "-# ⏳ Queued behind the current question here; I'll answer as soon as it's done."
 INTERRUPTED = "Interrupted: I was restarting and could not finish. Please ask again."
-PROMPT_FAILED = "I couldn't post the approval request here, so the tool was not run. Try again."
 ASKER_LINE = "-# ↪ For <@{user}> (the question was deleted)"
 UNKNOWN_MESSAGE = 10008
-
-
-class ApprovalUI(Protocol):
-    async def send_prompt(
-        self, event: ApprovalRequested, anchor: discord.Message
-    ) -> discord.Message: ...
-    async def show_resolution(self, event: ApprovalResolved) -> None: ...
 
 
 class StreamRenderer:
@@ -67,6 +60,7 @@ class StreamRenderer:
         elicitations: Any = None,  # bot/discord/asks/elicitation.py's DiscordElicitations
         stop_view: Callable[[], discord.ui.View] | None = None,  # the Stop button, if shown
         usage_footer: bool = False,
+        replacing: tuple[int, ...] = (),  # the parts of a reply a shutdown cut: written into
     ) -> None:
         self._source = source
         # Where the first part goes: a reply to `source`, or (reply_in_thread) a new thread.
@@ -84,6 +78,10 @@ class StreamRenderer:
         self._transcript = Transcript(usage_footer)
         # After an approval prompt the answer continues below it, in a new segment of messages.
         self._segments: list[Segment] = [Segment(start=0, anchor=None)]
+        where: Any = source.channel  # its parts are edited as the queued line is, never sent
+        for part_id in replacing if channel is None else ():
+            self._segments[0].messages.append(where.get_partial_message(part_id))
+            self._segments[0].shown.append(QUEUED_LINE)
         self._dirty = asyncio.Event()
         # llm.reasoning: how thinking is shown; it wakes the flusher to keep its seconds counting
         self._reasoning = ReasoningView(reasoning, wake=self._dirty.set)
@@ -140,8 +138,8 @@ class StreamRenderer:
             last = self._segments[-1].messages or self._segments[0].messages
             anchor = last[-1] if last else self._source
             try:
-                prompt = await with_retries("asking", lambda: ui.send_prompt(event, anchor))
-            except Exception:
+                prompt = await post_prompt(ui, event, anchor, self._channel_id)
+            except QuestionNotAsked:
                 # The turn cannot go on without its question; finish() shows why it stopped.
                 self._transcript.apply(TurnFailed(message=PROMPT_FAILED))
                 raise
@@ -158,6 +156,10 @@ class StreamRenderer:
                 changed = self._transcript.apply(notice) or changed
         if changed:
             self._dirty.set()
+
+    def part_ids(self) -> tuple[int, ...]:
+        """The reply's parts above any prompt: what an answer after a restart may replace."""
+        return tuple(m.id for m in self._segments[0].messages) if self._channel is None else ()
 
     def _ui(self, event: TurnEvent) -> Any:  # approvals and servers' questions show alike
         approval = isinstance(event, ApprovalRequested | ApprovalResolved)

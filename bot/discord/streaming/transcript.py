@@ -123,7 +123,7 @@ class Transcript:
                         _Line(f"-# ✂️ The tool's notes were cut; more in `{notes_file}`.")
                     )
             case Notice(text=text, icon=icon):
-                self._blocks.append(_Line(f"-# {icon} {text}"))
+                self._blocks.append(_Line(f"-# {icon} {text}" if icon else f"-# {text}"))
             case TurnFailed(message=message):
                 self._blocks.append(_Line(f"⚠️ {message}"))
             case TurnCompleted(stopped_by=None) if self._usage_footer:

@@ -251,6 +251,11 @@ class FakeDiscord:
     async def disconnect_bot(self) -> None:
         await self.gateway.disconnect()
 
+    async def invalidate_bot_session(self) -> None:
+        """The bot's gateway session ends for good (op 9, d=false): it identifies afresh and
+        gets a new READY; what happens meanwhile reaches it only through REST."""
+        await self.gateway.invalidate()
+
     # -- acting as users ------------------------------------------------------
 
     async def send_message(

@@ -264,6 +264,20 @@ class Gateway:
             self._server_closed.add(ws)
             await ws.close(code=code, message=b"fake-discord disconnect")
 
+    async def invalidate(self) -> None:
+        """Discord ends every session (op 9 with d=false, as after a session it could not keep):
+        the client must IDENTIFY afresh, and nothing dispatched until it has is ever sent to it
+        (there is no session left to RESUME and replay)."""
+        for session in list(self.sessions.values()):
+            del self.sessions[session.id]
+            ws = session.ws
+            if ws is not None and not ws.closed:
+                self._server_closed.add(ws)
+                try:
+                    await ws.send_json({"op": 9, "d": False})
+                except ConnectionError:
+                    log.debug("socket gone while invalidating its session")
+
     async def close_all(self) -> None:
         for ws in list(self.sockets):
             self._server_closed.add(ws)
