@@ -114,9 +114,23 @@ def import_graph(root: Path = BOT) -> dict[str, set[str]]:
     a circle through a type hint is still a circle for a reader)."""
     paths = {module_name(p, root): p for p in root.rglob("*.py")}
     return {
-        name: {m for m in imported_modules(path, root) if m in paths and m != name}
+        name: {
+            m
+            for imported in imported_modules(path, root)
+            for m in with_packages(imported, name)
+            if m in paths and m != name
+        }
         for name, path in paths.items()
     }
+
+
+def with_packages(imported: str, importer: str) -> set[str]:
+    """`a.b.c` and the packages Python runs first to import it (`a.b`, `a`), except the
+    importer's own: those are already running by the time it imports anything."""
+    parts = imported.split(".")
+    packages = {".".join(parts[:n]) for n in range(1, len(parts))}
+    own = {importer.rsplit(".", n)[0] for n in range(importer.count(".") + 1)}
+    return {imported} | (packages - own)
 
 
 def circles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -188,6 +202,20 @@ def test_the_circle_check_sees_a_planted_circle(tmp_path: Path) -> None:
         },
     )
     assert circles(import_graph(root)) == [["bot.core.a", "bot.core.b", "bot.core.c"]]
+
+
+def test_the_circle_check_sees_a_circle_through_a_package_door(tmp_path: Path) -> None:
+    # Importing bot.core.pkg.b runs bot/core/pkg/__init__.py first, which imports a back.
+    root = plant(
+        tmp_path,
+        {
+            "core/a.py": "from bot.core.pkg.b import B\n",
+            "core/pkg/__init__.py": "from bot.core.pkg.c import C\n",
+            "core/pkg/b.py": "B = 1\n",
+            "core/pkg/c.py": "from bot.core.a import A\n",
+        },
+    )
+    assert circles(import_graph(root)) == [["bot.core.a", "bot.core.pkg", "bot.core.pkg.c"]]
 
 
 def test_no_import_circles() -> None:

@@ -22,8 +22,9 @@ from bot.discord.commands.stop import stop_view
 from bot.discord.context import gather as gather_context
 from bot.discord.context import is_reply
 from bot.discord.streaming.asking import QuestionNotAsked
+from bot.discord.streaming.mentions import NO_MENTIONS
 from bot.discord.streaming.reactions import StatusReactions
-from bot.discord.streaming.render import NO_MENTIONS, StreamRenderer
+from bot.discord.streaming.render import StreamRenderer
 from bot.discord.streaming.retry import describe, with_retries
 from bot.discord.threads import retitle
 from bot.discord.voice import Listening, is_voice_message, keep_costs

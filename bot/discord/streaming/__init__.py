@@ -3,7 +3,7 @@
 Imports bot.core, discord and the door (bot.discord.*); other wings use only what this door lends.
 """
 
-from bot.discord.streaming.render import NO_MENTIONS
+from bot.discord.streaming.mentions import NO_MENTIONS
 from bot.discord.streaming.retry import describe, is_transient
 from bot.discord.streaming.split import split_message
 

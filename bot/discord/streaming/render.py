@@ -18,6 +18,7 @@ from bot.discord.streaming.asking import PROMPT_FAILED, ApprovalUI, QuestionNotA
 from bot.discord.streaming.budget import Priority
 from bot.discord.streaming.deletions import DeletedMessages
 from bot.discord.streaming.finishing import begin_finishing, cancel_tasks, through_cancel
+from bot.discord.streaming.mentions import NO_MENTIONS
 from bot.discord.streaming.reasoning import ReasoningView
 from bot.discord.streaming.retry import RETRY_DELAYS_S, describe, is_transient, timed, with_retries
 from bot.discord.streaming.segment import Segment
@@ -30,7 +31,6 @@ from bot.discord.streaming.write_scheduler import WriteScheduler
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-NO_MENTIONS = discord.AllowedMentions.none()
 FINAL_ATTEMPTS = 3  # whole final syncs, each request in them retried as in retry.py
 QUEUED_NOTICE_S = 3.0  # a turn waiting this long for its conversation says so
 QUEUED_LINE = "-# ⏳ Queued behind the current question here; I'll answer as soon as it's done."
