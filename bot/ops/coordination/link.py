@@ -63,6 +63,7 @@ class Link:
         self._clock = clock
         self._retry_at = 0.0
         self.back_at = float("-inf")  # when Redis last came back (clock), for a grace period
+        self.down_at = float("-inf")  # when it was last found away
         self._watchers: list[Callable[[bool], None]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -100,6 +101,7 @@ class Link:
             self._retry_at = self._clock() + RETRY_AFTER_S
             if self.up:
                 self.up = False
+                self.down_at = self._clock()
                 log.warning(
                     "coordination: Redis is unreachable (%s); this process goes on alone with "
                     "its share of Discord's global limit and its own limits.* counts until it "

@@ -30,6 +30,9 @@ ALONE_S = 1.3
 # Just back from an outage, a process keeps to its share a little longer: another process may
 # not have noticed Redis is back yet and still plans its share alone (it looks every second).
 GRACE_S = 3.0
+# Redis just went away: no process knows what the others placed in the last second, so none
+# adds to it until that second (and a write's way to Discord) has passed.
+GONE_PAUSE_S = 1.5
 # Discord's global window: a typing request's place frees this long after its answer.
 TYPING_PERIOD_S = 1.0
 
@@ -122,7 +125,12 @@ class SharedWindow:
             raise
 
     async def _admit_alone(self) -> None:
-        """A place in this process's share of the window, as a plain sliding window."""
+        """A place in this process's share of the window, as a plain sliding window; none in
+        the first moment after Redis went away, while what the other processes placed in the
+        shared window can still reach Discord in the same second as this one's share."""
+        pause = self._link.down_at + GONE_PAUSE_S - time.monotonic()
+        if pause > 0:
+            await asyncio.sleep(pause)
         while True:
             now = time.monotonic()
             if _slide(self._alone, self._share.global_per_s, now):
