@@ -44,6 +44,10 @@ class GlobalGate(Protocol):
         """Hold that place for the request `counted` follows, until a period after its answer."""
         ...
 
+    def paused_until(self) -> float:
+        """Until when (clock) nothing new may go to Discord, e.g. just after Redis went away."""
+        ...
+
     def note_other(self) -> None: ...
     def hold(self, retry_after_s: float) -> None: ...
 
@@ -194,6 +198,12 @@ class WriteScheduler:
     def _refresh(self) -> None:
         if self._gate is not None:
             self.budget.limits = self._gate.limits()
+            # A pause holds grants, not writes already granted: a grant held back past its
+            # second would go beside newer ones.
+            now = self._clock()
+            paused = self._gate.paused_until() - now
+            if paused > 0:
+                self.budget.rate_limited(None, now, paused)
 
     def _pump(self) -> None:
         now = self._clock()

@@ -124,13 +124,13 @@ class SharedWindow:
                 self._link.later(lambda: self._link.redis.zrem(self._keys[1], slot))
             raise
 
+    def paused_until(self) -> float:
+        """Just after Redis went away nothing new goes: what the other processes placed in the
+        shared window's last second can still reach Discord beside this process's share."""
+        return self._link.down_at + GONE_PAUSE_S
+
     async def _admit_alone(self) -> None:
-        """A place in this process's share of the window, as a plain sliding window; none in
-        the first moment after Redis went away, while what the other processes placed in the
-        shared window can still reach Discord in the same second as this one's share."""
-        pause = self._link.down_at + GONE_PAUSE_S - time.monotonic()
-        if pause > 0:
-            await asyncio.sleep(pause)
+        """A place in this process's share of the window, as a plain sliding window."""
         while True:
             now = time.monotonic()
             if _slide(self._alone, self._share.global_per_s, now):
