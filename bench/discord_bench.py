@@ -11,6 +11,7 @@ Every scenario runs twice per backend, with `DISCORD__WRITE_BUDGET=true` (the wr
 
 import argparse
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -55,6 +56,7 @@ from bench.streaming_figures import (  # noqa: E402
     markdown,
     model_text,
     pct,
+    peak_share,
     ratio,
     rnd,
     scenario_floor,
@@ -299,9 +301,12 @@ class Bench:
         slowest = float(floor["all_final_after_first_mention"] or 0.0)
         deadline = t0 + slowest + 60  # bounded: a stuck reply ends the wait, not the bench
         done_at = None
+        cpu_samples = [(t0, cpu0)]
         try:
             while time.monotonic() < deadline:
                 await asyncio.sleep(POLL_S)
+                if run.proc.poll() is None:
+                    cpu_samples.append((time.monotonic(), proc_cpu_s(pid)))
                 await self.poll()
                 self._update_streams(convs)
                 if all(c.final_at is not None and c.stream_end is not None for c in convs):
@@ -329,7 +334,12 @@ class Bench:
         figures = self._figures(
             run, scenario, convs, records, floor, wrong, t0, end, cpu, fakes_cpu, hwm, rss_reset
         )
-        figures |= {"load_avg_1m": round(load, 2), "finished": done_at is not None}
+        peak = peak_share(cpu_samples)
+        figures |= {
+            "load_avg_1m": round(load, 2),
+            "finished": done_at is not None,
+            "bot_peak_cpu_share": round(peak, 2) if peak is not None else None,
+        }
         if profile is not None:
             figures["profile"] = profile
         return figures
@@ -556,7 +566,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     scenarios = [s for s in (QUICK if args.quick else FULL) if s.name in args.scenarios]
     if args.conversations:
         scenarios = [
-            Scenario(s.name, min(s.conversations, args.conversations), s.channels, s.spread_s)
+            dataclasses.replace(s, conversations=min(s.conversations, args.conversations))
             for s in scenarios
         ]
     started = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -46,6 +46,9 @@ FULL = [
     Scenario("s2", 50, 10, 2.0),
     Scenario("s3", 10, 1, 0.0),
     Scenario("s4", 200, 50, 4.0),
+    # s4's answers from a model twice as fast: the same text and Discord writes, 12,000 deltas
+    # a second. Run only when named (--scenarios s5).
+    Scenario("s5", 200, 50, 4.0, deltas=240, rate=60.0, chunk=4),
 ]
 # --quick: one backend (chat, the heavier one) and three smaller scenarios that still exercise
 # each regime: a lone reply, a crowded channel (6 > 5 writes per window), many channels.
@@ -263,6 +266,7 @@ ROWS: list[tuple[str, Any]] = [
     ("wrong final texts", lambda r: fmt(r["wrong_final"])),
     ("unfinished replies", lambda r: fmt(r["unfinished"])),
     ("bot CPU s per 1,000 deltas", lambda r: fmt(r["bot_cpu_s_per_1k_deltas"])),
+    ("bot peak CPU (share of one core, any 1 s)", lambda r: fmt(r.get("bot_peak_cpu_share"))),
     ("bot peak RSS (MB)", lambda r: fmt(r["peak_rss_mb"], 0)),
     (
         "event-loop lag p99 / max (s)",
@@ -281,6 +285,7 @@ SUMMARY: list[tuple[str, Any, int]] = [
     ("429s", lambda r: r["responses_429"], 0),
     ("wrong finals", lambda r: r["wrong_final"], 0),
     ("CPU s / 1k deltas", lambda r: r["bot_cpu_s_per_1k_deltas"], 2),
+    ("peak CPU (1 core = 1)", lambda r: r.get("bot_peak_cpu_share"), 2),
     ("peak RSS (MB)", lambda r: r["peak_rss_mb"], 0),
     ("loop lag p99 (s)", lambda r: r["loop_lag_s"]["p99"], 3),
 ]
@@ -361,3 +366,18 @@ def markdown(result: dict[str, Any]) -> str:
         lines += ["", "**Failed runs:**", ""] + [f"- {e.splitlines()[0]}" for e in result["errors"]]
     lines += ["", f"Reproduce: `{meta['command']}`", ""]
     return "\n".join(lines)
+
+
+def peak_share(samples: list[tuple[float, float]], window_s: float = 1.0) -> float | None:
+    """The most CPU a process used in any `window_s` or more, as a share of one core, from
+    (time, CPU seconds so far) samples in time order."""
+    best = None
+    start = 0
+    for end in range(len(samples)):
+        while start + 1 < end and samples[end][0] - samples[start + 1][0] >= window_s:
+            start += 1
+        span = samples[end][0] - samples[start][0]
+        if span >= window_s:
+            share = (samples[end][1] - samples[start][1]) / span
+            best = share if best is None else max(best, share)
+    return best

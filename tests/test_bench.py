@@ -14,7 +14,15 @@ import pytest
 from bench.bench_processes import Child, base_env
 from bench.discord_bench import Bench, Fakes, update_readme
 from bench.profile_stacks import summarize
-from bench.streaming_figures import Conversation, Scenario, floor_delays, pct, scenario_floor
+from bench.streaming_figures import (
+    FULL,
+    Conversation,
+    Scenario,
+    floor_delays,
+    peak_share,
+    pct,
+    scenario_floor,
+)
 
 LATENCY = 0.05
 
@@ -253,3 +261,18 @@ def test_loop_probe_measures_the_main_loop_only(tmp_path: Path) -> None:
     assert max(lags) >= 0.95  # the main loop's 1 s block shows up...
     assert max(lags) < 2.5  # ...and the worker's 3 s block does not
     assert sum(lag >= 0.95 for lag in lags) == 1  # once
+
+
+def test_peak_share_is_the_busiest_second_of_a_process() -> None:
+    # Idle for 2 s, a whole core for 1 s, then half a core: the peak is the whole core.
+    samples = [(t / 10, 0.0) for t in range(21)]
+    samples += [(2 + t / 10, t / 10) for t in range(1, 11)]
+    samples += [(3 + t / 10, 1 + t / 20) for t in range(1, 21)]
+    assert peak_share(samples) == pytest.approx(1.0)
+    assert peak_share(samples[:5]) is None  # under a second of samples: no figure
+
+
+def test_s5_streams_s4s_text_twice_as_fast() -> None:
+    s4, s5 = (next(s for s in FULL if s.name == name) for name in ("s4", "s5"))
+    assert s5.deltas * s5.chunk == s4.deltas * s4.chunk  # the same answers, the same writes
+    assert s5.rate == 2 * s4.rate and s5.stream_s() == pytest.approx(s4.stream_s(), abs=0.05)
