@@ -19,8 +19,8 @@ from bench.streaming_figures import (
     Conversation,
     Scenario,
     floor_delays,
-    peak_share,
     pct,
+    peak_share,
     scenario_floor,
 )
 
