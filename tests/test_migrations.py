@@ -28,6 +28,7 @@ SHIPPED = {
     "m012_open_questions": "caf1ebcf97a0632160afcf67f748aca0ba6e3023a6e9bdb5c2d2e4b70075b3d4",
     "m013_cut_questions": "aa5ff20f365efe5e5e9efcc27b0cbbb5967ab8e8d2d8f43e2399426faf7c303b",
     "m014_handled_messages": "ed429d0e95b47b964db15b503523b6a698490be5c4a4b39309fa6357636ec69c",
+    "m015_approval_resumes": "31ccce7bb0b09e23b42420467c13cc21be6ea1423ce11b44a7e969fd3b639389",
 }
 
 

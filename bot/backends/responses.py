@@ -53,6 +53,7 @@ from bot.core.events import (
     TurnFailed,
     Usage,
 )
+from bot.core.resume import Resumable
 from bot.core.state import ConversationState, TurnRequest
 from bot.core.stops import stopped_here
 from bot.core.tool_calls import ToolCall, ToolExecutor, unknown_tool
@@ -102,8 +103,18 @@ class ResponsesBackend:
     def run_turn(self, state: ConversationState, request: TurnRequest) -> AsyncIterator[TurnEvent]:
         return run_with_fallbacks(self._llm, state, request, self._run)
 
+    def resume_turn(
+        self, state: ConversationState, request: TurnRequest, resumed: Resumable
+    ) -> AsyncIterator[TurnEvent]:
+        # On the model it began on, without fallbacks: another model starts a turn over.
+        return self._run(state, request, resumed.model, resumed)
+
     async def _run(
-        self, state: ConversationState, request: TurnRequest, model: str
+        self,
+        state: ConversationState,
+        request: TurnRequest,
+        model: str,
+        resumed: Resumable | None = None,
     ) -> AsyncGenerator[TurnEvent, None]:
         """The turn on one model (`with_fallbacks` picks which)."""
         llm = self._llm

@@ -25,6 +25,7 @@ from bot.discord.commands.stop import StopButton, stop
 from bot.discord.commands.system import system
 from bot.discord.host import Services
 from bot.discord.recent import RecentContext
+from bot.discord.resume import resume_or_expire
 from bot.discord.streaming.budget import UNLIMITED, Limits
 from bot.discord.streaming.budget_feed import trace_config
 from bot.discord.streaming.deletions import DeletedMessages
@@ -93,7 +94,12 @@ class _McpcordMixin:
             bot.tree.add_command(command)
         bot.tree.error(on_command_error)
         await self._sync_commands()
-        expired = await self.approvals.expire_stale(bot)
+        # Before the gateway connects: no click or question of the same conversation comes first.
+        resumed, expired = await resume_or_expire(bot, self.approvals)
+        for turn in resumed:
+            self.start_turn(
+                handlers.answer(bot, turn.prompt, turn.request, None, resumed=turn.resumable)
+            )
         if expired:
             log.info("%d approval request(s) from before the restart expired", expired)
         questions = await self.elicitation_ui.expire_stale(bot)
