@@ -78,7 +78,7 @@ async def resume_or_expire(
             schema, grant = _what_is_asked(services, record, position)
             services.broker.adopt(record.id, schema=schema, grant=grant, timeout_s=left_s)
             approvals.adopt_prompt(record.id, prompt)
-        await _tidy_cut_reply(bot, prompt)
+        await _tidy_cut_replies(bot, prompt)
         request = await _request(bot, record, resumable, prompt)
         log.info(
             "approval %s (%s): its turn resumed below its prompt in channel %s",
@@ -123,25 +123,33 @@ async def _prompt_message(bot: BotHost, record: Any) -> discord.Message | None:
     return None
 
 
-async def _tidy_cut_reply(bot: BotHost, prompt: discord.Message) -> None:
-    """The reply part the prompt answers to was cut by the restart while it still showed the
-    streaming indicator (and maybe a Stop button): it is finished as it stands, since the
-    answer goes on in a new reply below the prompt."""
-    reference = prompt.reference
-    if reference is None or reference.message_id is None:
+async def _tidy_cut_replies(bot: BotHost, prompt: discord.Message) -> None:
+    """Reply parts the restart cut while they showed the streaming indicator (and maybe a Stop
+    button): the one the prompt answers to, and those already written below it. They are
+    finished as they stand: the answer goes on in a new reply below the prompt."""
+    me = bot.user
+    if me is None:
         return
     try:
-        cut = await prompt.channel.fetch_message(reference.message_id)
-        me = bot.user
-        if me is None or cut.author.id != me.id or not cut.content.endswith(STREAMING_INDICATOR):
-            return
-        await cut.edit(
-            content=cut.content.removesuffix(STREAMING_INDICATOR),
-            view=None,
-            allowed_mentions=discord.AllowedMentions.none(),
-        )
+        cut: list[discord.Message] = []
+        reference = prompt.reference
+        if reference is not None and reference.message_id is not None:
+            cut.append(await prompt.channel.fetch_message(reference.message_id))
+        chain = {prompt.id}
+        async for message in prompt.channel.history(after=prompt, limit=PROMPT_SEARCH_LIMIT):
+            replied = message.reference.message_id if message.reference else None
+            if message.author.id == me.id and replied in chain:
+                chain.add(message.id)
+                cut.append(message)
+        for message in cut:
+            if message.author.id == me.id and message.content.endswith(STREAMING_INDICATOR):
+                await message.edit(
+                    content=message.content.removesuffix(STREAMING_INDICATOR),
+                    view=None,
+                    allowed_mentions=discord.AllowedMentions.none(),
+                )
     except discord.HTTPException as exc:
-        log.info("the reply cut before approval prompt %s stays as it was: %s", prompt.id, exc)
+        log.info("replies cut around approval prompt %s stay as they were: %s", prompt.id, exc)
 
 
 def _has_button(message: discord.Message, prefix: str) -> bool:
