@@ -338,18 +338,6 @@ class Store(
         )
         return approval_record(rows[0]) if rows else None
 
-    async def expire_pending_approvals(self) -> list[ApprovalRecord]:
-        """At start-up: nobody is waiting on approvals from a previous process any more.
-
-        Returns the expired rows, oldest first, so their buttons can be disabled.
-        """
-        rows = await self._fetch(
-            "UPDATE approvals SET status = 'expired', decided_at = ? WHERE status = ?"
-            f" RETURNING {APPROVAL_COLUMNS}",
-            (_now(), PENDING),
-        )
-        return sorted((approval_record(row) for row in rows), key=lambda record: record.id)
-
     async def grant_tool(self, key: ConversationKey, tool: str, granted_by: int) -> None:
         """Let `tool` run without asking in this conversation ("always allow"); first grant wins."""
         await self._write(

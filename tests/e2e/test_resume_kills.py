@@ -14,7 +14,7 @@ from tests.e2e.harness import BotProcess, Chat, buttons, running
 from tests.e2e.test_approval_resume import SETUPS, _button, _config
 from tests.e2e.test_tools import tool_outputs
 from tests.fakes.discord import FakeDiscord
-from tests.fakes.llm import ScriptedLLM, Text, ToolCall
+from tests.fakes.llm import McpApprovalRequest, McpCall, ScriptedLLM, Text, ToolCall
 from tests.fakes.mcp_server import read_calls
 
 LOST = "its result was lost"
@@ -192,3 +192,48 @@ async def _later_question(
     async with running(BotProcess(discord, config, tmp_path)):
         asked = await chat.say(llm_key_question)
         return await chat.answer_text(int(asked["id"]), "Fine.")
+
+
+async def test_a_kill_after_a_server_side_approval_was_sent_never_sends_it_again(
+    llm: ScriptedLLM, tmp_path: Path
+) -> None:
+    """responses, state server: the request carrying the approval may have reached the server
+    (which then runs the tool): after the restart the turn goes on, withdrawing that approval
+    with a reason, never approving it a second time."""
+    discord = FakeDiscord(rate_limits=True)
+    await discord.start()
+    config = _config(llm, tmp_path, "responses-server", approval_timeout_s=60)
+    config["mcp"]["servers"]["docs"] = {
+        "url": "http://127.0.0.1:9/docs-mcp",
+        "server_side": True,
+        "require_approval": "always",
+    }
+    chat = Chat(discord, "kill-server-sent")
+    key = "k-kill-server-sent"
+    slow = " ".join(f"slow{i}" for i in range(80))
+    llm.script(
+        key,
+        [McpApprovalRequest("search", {"q": "once"}, server_label="docs")],
+        [
+            McpCall("search", {"q": "once"}, output="hit", server_label="docs"),
+            Text(slow, chunk_size=5, delay_s=0.3),
+        ],
+        Text("Said so."),
+    )
+    first = BotProcess(discord, config, tmp_path)
+    try:
+        try:
+            asked, _ = await _ask_and_approve(discord, first, chat, key)
+            await _wait(lambda: len(llm.requests_for(key)) == 2)  # the approval went out
+        finally:
+            await first.kill()
+        async with running(BotProcess(discord, config, tmp_path)):
+            await chat.answer_text(int(asked["id"]), "Said so.")
+        answers = [
+            [i for i in r.body["input"] if i.get("type") == "mcp_approval_response"]
+            for r in llm.requests_for(key)[1:]
+        ]
+        assert [[a["approve"] for a in sent] for sent in answers] == [[True], [False]]
+        assert "may already have run" in answers[1][0]["reason"]
+    finally:
+        await discord.stop()
