@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -235,5 +236,80 @@ async def test_a_kill_after_a_server_side_approval_was_sent_never_sends_it_again
         ]
         assert [[a["approve"] for a in sent] for sent in answers] == [[True], [False]]
         assert "may already have run" in answers[1][0]["reason"]
+    finally:
+        await discord.stop()
+
+
+async def test_a_kill_before_the_prompts_id_was_stored_still_resumes_below_it(
+    llm: ScriptedLLM, tmp_path: Path
+) -> None:
+    """The injected fault: the kill lands after the prompt was posted but before its message id
+    was written (the id is cleared in the file). The next start finds the prompt by its
+    buttons; its Approve still runs the tool, once."""
+    discord = FakeDiscord(rate_limits=True)
+    await discord.start()
+    config = _config(llm, tmp_path, "chat", approval_timeout_s=60)
+    chat = Chat(discord, "kill-unattached")
+    key = "k-kill-unattached"
+    llm.script(key, [ToolCall("gated__record", {"note": "unattached"})], Text("Found it."))
+    first = BotProcess(discord, config, tmp_path)
+    try:
+        try:
+            await first.start()
+            asked = await chat.say(f"{key} record")
+            prompt = await chat.prompt()
+        finally:
+            await first.kill()
+        with sqlite3.connect(tmp_path / "bot.db") as db:
+            db.execute("UPDATE approvals SET channel_id = NULL, message_id = NULL")
+        async with running(BotProcess(discord, config, tmp_path)) as bot:
+            await bot.wait_logged("resumed")
+            clicked = await discord.click_button(
+                int(prompt["id"]), _button(prompt, "approve"), chat.user
+            )
+            await clicked.wait_response()
+            await chat.answer_text(int(asked["id"]), "Found it.")
+        records = [c for c in read_calls(tmp_path / "calls.jsonl") if c["tool"] == "record"]
+        assert len(records) == 1
+    finally:
+        await discord.stop()
+
+
+async def test_a_resumed_approval_times_out_counting_from_when_it_was_asked(
+    llm: ScriptedLLM, tmp_path: Path
+) -> None:
+    """Nobody decides after the restart: the prompt times out when approval_timeout_s has
+    passed since it was asked (not since the start), the tool never runs, and the answer ends."""
+    discord = FakeDiscord(rate_limits=True)
+    await discord.start()
+    timeout_s = 15
+    config = _config(llm, tmp_path, "chat", approval_timeout_s=timeout_s)
+    chat = Chat(discord, "kill-timeout")
+    key = "k-kill-timeout"
+    llm.script(key, [ToolCall("gated__record", {"note": "timeout"})], Text("Nobody said yes."))
+    first = BotProcess(discord, config, tmp_path)
+    try:
+        try:
+            await first.start()
+            asked = await chat.say(f"{key} record")
+            prompt = await chat.prompt()
+            asked_at = time.monotonic()
+        finally:
+            await first.kill()
+        async with running(BotProcess(discord, config, tmp_path)) as bot:
+            await bot.wait_logged("resumed")
+            started_at = time.monotonic()
+
+            def timed_out() -> dict | None:
+                now = discord.message(int(prompt["id"])) or {}
+                return now if "Nobody decided in time" in now.get("content", "") else None
+
+            marked = await discord.wait_for(timed_out, timeout=timeout_s + 10)
+            waited = time.monotonic() - asked_at
+            assert started_at - asked_at > 2  # the restart took a while, and that counted
+            assert timeout_s - 2 < waited < timeout_s + 4, waited
+            assert all(b["disabled"] for b in buttons(marked))
+            await chat.answer_text(int(asked["id"]), "Nobody said yes.")
+        assert [c for c in read_calls(tmp_path / "calls.jsonl") if c["tool"] == "record"] == []
     finally:
         await discord.stop()
