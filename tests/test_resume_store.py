@@ -115,3 +115,18 @@ def test_an_unreadable_position_reads_as_none(text: str) -> None:
 def test_a_position_reads_back_as_written() -> None:
     position = {"backend": "responses", "model": "m", "calls": [], "round": 2, "x": "\ud800"}
     assert decode(encode(position)) == {"v": 1, **position}
+
+
+async def test_forgetting_a_user_drops_the_positions_of_shared_conversations(
+    tmp_path: Path,
+) -> None:
+    """A shared conversation's position is a copy of its history, which may hold the forgotten
+    user's words: it goes (that turn will not resume); other people's own ones stay."""
+    path = tmp_path / "bot.db"
+    shared = ConversationKey(guild_id=1, channel_id=12, user_id=0)
+    someone_else = ConversationKey(guild_id=1, channel_id=12, user_id=200)
+    async with Store.open(path) as store:
+        in_shared = await ask(store, shared, "record", where("shared"))
+        theirs = await ask(store, someone_else, "record", where("theirs"))
+        await store.forget_user(300)
+    assert positions(path) == {in_shared: None, theirs: where("theirs")}

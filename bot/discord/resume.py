@@ -24,6 +24,10 @@ log = logging.getLogger(__name__)
 
 # How far back a prompt whose id was not stored yet is looked for (one REST page).
 PROMPT_SEARCH_LIMIT = 50
+# A turn cut after its approval was decided goes on after a restart only this soon after the
+# decision (as a question cut by a shutdown is answered again within an hour); later it ends
+# as it stood.
+DECIDED_MAX_AGE_S = 3600
 
 
 @dataclass(frozen=True)
@@ -42,52 +46,78 @@ async def resume_or_expire(
     turn continues below its prompt (a pending one's buttons decide, within what is left of
     `mcp.approval_timeout_s` counted from when it was asked); an approval whose time is up, or
     whose turn cannot continue, expires as before. Returns the turns and how many expired."""
-    services = bot.services
-    timeout_s = services.settings.mcp.approval_timeout_s
     turns: list[ResumedTurn] = []
     expired = 0
-    for record, stored in await services.store.unfinished_approvals():
-        position = decode(stored)
-        backend = services.conversations.backend.name
-        if position is not None and position["backend"] != backend:
-            log.info("approval %s: its turn ran on %s, not %s; not resumed", record.id, backend)
-            position = None
-        left_s = timeout_s - (datetime.now(UTC) - record.created_at).total_seconds()
-        pending = record.status == "pending"
-        resuming = position is not None and (left_s > 0 or not pending)
-        prompt = None
-        if resuming or (pending and not record.message_id):
-            prompt = await _prompt_message(bot, record)
-        if prompt is None or not resuming:
-            if prompt is not None:  # found by its buttons: its id was not stored in time
-                record = replace(record, channel_id=prompt.channel.id, message_id=prompt.id)
-            if pending and await approvals.expire(bot, record):  # type: ignore[arg-type]
-                expired += 1
-            if stored is not None:
-                await services.store.drop_resume(record.id)
+    for record, stored in await bot.services.store.unfinished_approvals():
+        try:
+            turn = await _resume_one(bot, approvals, record, decode(stored))
+        except Exception:
+            # Never a start-up that fails on every try: this turn is not resumed.
+            log.exception("approval %s: its turn could not be resumed", record.id)
+            turn = None
+        if turn is not None:
+            turns.append(turn)
             continue
-        assert position is not None
-        resumable = Resumable(
-            approval_id=record.id,
-            status=record.status,
-            position=position,
-            edited_arguments=record.edited_arguments,
-        )
-        if pending and not resumable.started:
-            # Registered before the gateway connects: no click can come before it.
-            schema, grant = _what_is_asked(services, record, position)
-            services.broker.adopt(record.id, schema=schema, grant=grant, timeout_s=left_s)
-            approvals.adopt_prompt(record.id, prompt)
-        await _tidy_cut_replies(bot, prompt)
-        request = await _request(bot, record, resumable, prompt)
-        log.info(
-            "approval %s (%s): its turn resumed below its prompt in channel %s",
-            record.id,
-            record.status,
-            record.channel_id,
-        )
-        turns.append(ResumedTurn(prompt, request, resumable))
+        if record.status == "pending" and await _expire(bot, approvals, record):
+            expired += 1
+        if stored is not None:
+            await bot.services.store.drop_resume(record.id)
     return turns, expired
+
+
+async def _resume_one(
+    bot: BotHost, approvals: DiscordApprovals, record: Any, position: dict[str, Any] | None
+) -> ResumedTurn | None:
+    """The turn of one approval to continue, or None when it cannot or may not continue."""
+    services = bot.services
+    backend = services.conversations.backend.name
+    if position is not None and position["backend"] != backend:
+        log.info(
+            "approval %s: its turn ran on the %s backend, not %s; not resumed",
+            record.id,
+            position["backend"],
+            backend,
+        )
+        return None
+    pending = record.status == "pending"
+    since = (record.decided_at or record.created_at) if not pending else record.created_at
+    age_s = (datetime.now(UTC) - since).total_seconds()
+    left_s = services.settings.mcp.approval_timeout_s - age_s
+    if position is None or (left_s <= 0 if pending else age_s > DECIDED_MAX_AGE_S):
+        return None
+    prompt = await _prompt_message(bot, record)
+    if prompt is None:
+        return None
+    resumable = Resumable(
+        approval_id=record.id,
+        status=record.status,
+        position=position,
+        edited_arguments=record.edited_arguments,
+    )
+    if pending and not resumable.started:
+        # Registered before the gateway connects: no click can come before it.
+        schema, grant = _what_is_asked(services, record, position)
+        services.broker.adopt(record.id, schema=schema, grant=grant, timeout_s=left_s)
+        approvals.adopt_prompt(record.id, prompt, record.key.guild_id)
+    await _tidy_cut_replies(bot, prompt)
+    request = await _request(bot, record, resumable, prompt)
+    log.info(
+        "approval %s (%s): its turn resumed below its prompt in channel %s",
+        record.id,
+        record.status,
+        prompt.channel.id,
+    )
+    return ResumedTurn(prompt, request, resumable)
+
+
+async def _expire(bot: BotHost, approvals: DiscordApprovals, record: Any) -> bool:
+    """A pending approval that will not resume: marked expired, on its prompt too (found by
+    its buttons when its id was not stored in time)."""
+    if not record.message_id:
+        prompt = await _prompt_message(bot, record)
+        if prompt is not None:
+            record = replace(record, channel_id=prompt.channel.id, message_id=prompt.id)
+    return await approvals.expire(bot, record)  # type: ignore[arg-type]
 
 
 def _what_is_asked(

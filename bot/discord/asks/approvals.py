@@ -334,9 +334,12 @@ class DiscordApprovals:
         edit = lambda m: m.edit(**closing(m))  # noqa: E731
         await self.copies.show_everywhere(event.approval_id, edit, shown=message.id)
 
-    def adopt_prompt(self, approval_id: int, message: discord.Message) -> None:
-        """A prompt from before a restart whose turn resumed: its timeout is shown on it."""
+    def adopt_prompt(self, approval_id: int, message: discord.Message, guild_id: int) -> None:
+        """A prompt from before a restart whose turn resumed: its timeout is shown on it, and
+        clicks on its DM copies are judged as in its server."""
         self._prompts[approval_id] = message
+        if guild_id:
+            self.copies.judged_in(approval_id, guild_id)
 
     async def expire(self, bot: discord.Client, record: Any) -> bool:
         """A prompt left by a previous process that can no longer be answered (its timeout
