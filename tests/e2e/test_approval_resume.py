@@ -78,6 +78,7 @@ async def test_an_approval_pending_at_a_kill_is_approved_after_the_restart_and_t
             assert not answered["data"].get("flags", 0) & EPHEMERAL, answered
             text = await chat.answer_text(int(asked["id"]), "Recorded after all.")
             assert "✅" in text and "record" in text
+            assert "continued after a restart" in text  # shown at once, before the click
             assert len(_records(tmp_path / "calls.jsonl", note)) == 1
             # The model saw the tool's real result, once.
             (last,) = [r for r in llm.requests_for(key)][-1:]
