@@ -29,6 +29,7 @@ SHIPPED = {
     "m013_cut_questions": "aa5ff20f365efe5e5e9efcc27b0cbbb5967ab8e8d2d8f43e2399426faf7c303b",
     "m014_handled_messages": "ed429d0e95b47b964db15b503523b6a698490be5c4a4b39309fa6357636ec69c",
     "m015_cut_reply_parts": "70ac38ed96d91f0701007f724fdc58b2fde27649f67a84704549d87082432b70",
+    "m016_approval_resumes": "31ccce7bb0b09e23b42420467c13cc21be6ea1423ce11b44a7e969fd3b639389",
 }
 
 

@@ -99,6 +99,7 @@ class Gate:
         self.status = status
         self.granted = granted or set()
         self.opened: list[ApprovalRequest] = []
+        self.positions: list[tuple[int, dict[str, Any]]] = []  # where the turn stood, as kept
 
     async def preapproved(self, key: ConversationKey, tool: str) -> bool:
         return tool in self.granted
@@ -109,6 +110,9 @@ class Gate:
 
     async def wait(self, approval_id: int) -> Decision:
         return Decision(status=self.status, decided_by=99)
+
+    async def keep_position(self, approval_id: int, position: dict[str, Any]) -> None:
+        self.positions.append((approval_id, position))
 
 
 # -- fixtures and helpers ---------------------------------------------------------------

@@ -406,27 +406,6 @@ async def test_racing_decisions_have_exactly_one_winner(store: Store):
     assert (record.status, record.decided_by) == (statuses[winner], winner)
 
 
-async def test_expire_pending_approvals_from_a_previous_process(db_path: Path):
-    async with Store.open(db_path) as store:
-        first = await new_approval(store, "call_1")
-        await store.attach_approval_message(first, channel_id=10, message_id=501)
-        second = await new_approval(store, "call_2")  # its buttons were never sent
-        decided = await new_approval(store, "call_3")
-        await store.decide_approval(decided, status="denied", decided_by=100)
-
-    async with Store.open(db_path) as store:  # the bot restarted
-        expired = await store.expire_pending_approvals()
-        assert [record.id for record in expired] == [first, second]
-        assert [record.status for record in expired] == ["expired", "expired"]
-        assert [(r.channel_id, r.message_id) for r in expired] == [(10, 501), (None, None)]
-        assert all(record.decided_at is not None for record in expired)
-
-        assert await store.expire_pending_approvals() == []
-        assert await store.decide_approval(first, status="approved", decided_by=100) is False
-        record = await store.get_approval(decided)
-        assert record is not None and record.status == "denied"
-
-
 # -- usage --------------------------------------------------------------------------------------
 
 

@@ -47,6 +47,7 @@ from bot.core.events import (
     TurnFailed,
     Usage,
 )
+from bot.core.resume import Resumable, call_entry, calls_of
 from bot.core.state import ConversationState, TurnRequest
 from bot.core.stops import stopped_here
 from bot.core.tool_calls import ToolCall, ToolExecutor, unknown_tool
@@ -79,10 +80,21 @@ class ChatBackend:
     def run_turn(self, state: ConversationState, request: TurnRequest) -> AsyncIterator[TurnEvent]:
         return run_with_fallbacks(self._llm, state, request, self._run)
 
+    def resume_turn(
+        self, state: ConversationState, request: TurnRequest, resumed: Resumable
+    ) -> AsyncIterator[TurnEvent]:
+        # On the model it began on, without fallbacks: another model starts a turn over.
+        return self._run(state, request, resumed.model, resumed)
+
     async def _run(
-        self, state: ConversationState, request: TurnRequest, model: str
+        self,
+        state: ConversationState,
+        request: TurnRequest,
+        model: str,
+        resumed: Resumable | None = None,
     ) -> AsyncGenerator[TurnEvent, None]:
-        """The turn on one model (`with_fallbacks` picks which)."""
+        """The turn on one model (`with_fallbacks` picks which); `resumed`: from where it stood
+        at a restart, the calls of its round still to run."""
         llm = self._llm
         images = await fetch_images(request.image_urls)
         history = without_image_urls(state.history)
@@ -110,6 +122,28 @@ class ChatBackend:
         ):
             extras["prompt_cache_key"] = cache_key(self._secret, request.key)
         marks = marks_cache(llm.prompt_cache, model)
+        resumed_calls: list[ToolCall] | None = None
+        if resumed is not None:
+            where = resumed.position
+            history, stored_user = list(where["history"]), where["user"]
+            new = [stored_user, *where["rounds"]]
+            round_number = where["round"]
+            resumed_calls = [
+                ToolCall(call_id=i, name=n, arguments=a) for i, n, a in calls_of(where)
+            ]
+
+        def position(calls: list[ToolCall], at_round: int) -> dict[str, Any]:
+            """Where the turn stands, for a restart (bot/core/resume.py)."""
+            return {
+                "backend": self.name,
+                "model": model,
+                "user_name": request.user_name,
+                "history": history,
+                "user": stored_user,
+                "rounds": new[1:],
+                "calls": [call_entry(c.call_id, c.name, c.arguments) for c in calls],
+                "round": at_round,
+            }
 
         def keep(items: list[dict[str, Any]]) -> ConversationState:
             stored = trim_history(without_thinking(items), llm.max_history_messages)
@@ -120,68 +154,78 @@ class ChatBackend:
         started: set[str] = set()  # calls that began running (a stop may cut them mid-way)
         try:
             while True:
-                context, _ = fit(
-                    trim_history(history + new, llm.max_history_messages), budget, len(new)
-                )
-                prompt = turn_instructions(request, llm.system_prompt)
-                messages = [{"role": "system", "content": prompt}, *context]
-                if marks:  # the last stored message before the question: the end of what repeats
-                    messages = with_breakpoints(messages, len(context) - len(new))
-                if tool_images:  # not stored: later turns keep the tool's text note only
-                    messages.append(images_message(tool_images, responses=False))
-                    tool_images = []
                 # The last round offers no tool calls, so the model has to answer in words.
                 last_round = round_number == llm.max_tool_rounds
-                result = ChatRound()
-                streaming = True
-                async for event in self._stream(model, messages, tools, last_round, result, extras):
-                    yield event
-                streaming = False
-                usage = usage + result.cost
-                request.cut.spend(result.cost, model)
-                failure = result.failure
-                if failure is not None and failure.overflow and not repaired:
-                    # What is stored no longer fits: trim harder, tell the user, retry once.
-                    repaired = True
-                    size = estimate_tokens(context)
-                    budget = min(budget or size, size // 2)
-                    fitted, trimmed = fit(context, budget, len(new))
-                    history, new = (
-                        fitted[: len(fitted) - len(new)],
-                        fitted[len(fitted) - len(new) :],
+                first: Resumable | None = None  # the call of the approval a restart cut
+                if resumed_calls is not None:
+                    calls, resumed_calls, first = resumed_calls, None, resumed
+                else:
+                    context, _ = fit(
+                        trim_history(history + new, llm.max_history_messages), budget, len(new)
                     )
-                    if trimmed:
-                        log.info("context overflow: %s", trimmed)
-                        yield Notice(text=trimmed.describe())
-                        continue
-                if failure is not None:
-                    if failure.overflow and repaired:
-                        failure = still_too_long()
-                    # Completed tool rounds are kept (no tool runs again), and a repaired history.
-                    rounds = new[1:]
-                    saved = keep(history + [stored_user, *rounds]) if rounds else None
-                    if saved is None and repaired:
-                        saved = keep(history)
-                    yield TurnFailed(
-                        message=failure.message + ran_note(ran),
-                        retryable=failure.retryable,
-                        state=saved,
-                        usage=usage,
-                        model=model,
-                        transient=failure.transient,
-                    )
-                    return
-                message = result.assistant_message()
-                if message is not None:
-                    new.append(message)
-                if result.refused:
-                    yield Notice(text=REFUSED)
-                elif result.finish in CUT_SHORT:
-                    yield Notice(text=CUT_SHORT[result.finish])
-                if not result.calls:
-                    break
-                for call in result.tool_calls():
-                    async for event in self._run_call(call, request):
+                    prompt = turn_instructions(request, llm.system_prompt)
+                    messages = [{"role": "system", "content": prompt}, *context]
+                    if (
+                        marks
+                    ):  # the last stored message before the question: the end of what repeats
+                        messages = with_breakpoints(messages, len(context) - len(new))
+                    if tool_images:  # not stored: later turns keep the tool's text note only
+                        messages.append(images_message(tool_images, responses=False))
+                        tool_images = []
+                    result = ChatRound()
+                    streaming = True
+                    async for event in self._stream(
+                        model, messages, tools, last_round, result, extras
+                    ):
+                        yield event
+                    streaming = False
+                    usage = usage + result.cost
+                    request.cut.spend(result.cost, model)
+                    failure = result.failure
+                    if failure is not None and failure.overflow and not repaired:
+                        # What is stored no longer fits: trim harder, tell the user, retry once.
+                        repaired = True
+                        size = estimate_tokens(context)
+                        budget = min(budget or size, size // 2)
+                        fitted, trimmed = fit(context, budget, len(new))
+                        history, new = (
+                            fitted[: len(fitted) - len(new)],
+                            fitted[len(fitted) - len(new) :],
+                        )
+                        if trimmed:
+                            log.info("context overflow: %s", trimmed)
+                            yield Notice(text=trimmed.describe())
+                            continue
+                    if failure is not None:
+                        if failure.overflow and repaired:
+                            failure = still_too_long()
+                        # Completed tool rounds are kept (no tool runs again), and a repaired history.
+                        rounds = new[1:]
+                        saved = keep(history + [stored_user, *rounds]) if rounds else None
+                        if saved is None and repaired:
+                            saved = keep(history)
+                        yield TurnFailed(
+                            message=failure.message + ran_note(ran),
+                            retryable=failure.retryable,
+                            state=saved,
+                            usage=usage,
+                            model=model,
+                            transient=failure.transient,
+                        )
+                        return
+                    message = result.assistant_message()
+                    if message is not None:
+                        new.append(message)
+                    if result.refused:
+                        yield Notice(text=REFUSED)
+                    elif result.finish in CUT_SHORT:
+                        yield Notice(text=CUT_SHORT[result.finish])
+                    if not result.calls:
+                        break
+                    calls = result.tool_calls()
+                for n, call in enumerate(calls):
+                    request.resume.position = position(calls[n:], round_number)
+                    async for event in self._run_call(call, request, first if n == 0 else None):
                         yield event
                         if isinstance(event, ToolCallStarted):
                             started.add(event.call_id)
@@ -198,6 +242,9 @@ class ChatBackend:
                         elif isinstance(event, ToolImages) and llm.vision:
                             tool_images += event.images
                 request.cut.state = keep(history + [stored_user, *new[1:]])  # a shutdown keeps it
+                request.resume.position = position([], round_number)  # and a restart this
+                if self._tools is not None:
+                    await self._tools.keep_position(request)
                 if last_round:
                     break
                 round_number += 1
@@ -215,9 +262,11 @@ class ChatBackend:
             return
         yield TurnCompleted(state=keep(history + [stored_user, *new[1:]]), usage=usage, model=model)
 
-    async def _run_call(self, call: ToolCall, request: TurnRequest) -> AsyncIterator[TurnEvent]:
+    async def _run_call(
+        self, call: ToolCall, request: TurnRequest, resumed: Resumable | None
+    ) -> AsyncIterator[TurnEvent]:
         if self._tools is not None:
-            async for event in self._tools.run(call, request):
+            async for event in self._tools.run(call, request, resumed=resumed):
                 yield event
             return
         # No tools configured, yet the model called one: it still needs an answer, or the stored

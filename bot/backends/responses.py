@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from bot.backends.base import (
@@ -27,22 +27,22 @@ from bot.backends.history import (
     without_image_urls,
 )
 from bot.backends.images import fetch_images
-from bot.backends.responses_events import ApprovalAsk, Round, asking_server
+from bot.backends.responses_asks import Verdict, ask_server_call
+from bot.backends.responses_events import ApprovalAsk, Round
 from bot.backends.responses_items import (
     call_item,
     is_output,
     output_item,
     overflow_repair,
 )
-from bot.backends.responses_mcp import json_object, mcp_tool
+from bot.backends.responses_mcp import mcp_tool
 from bot.backends.responses_request import request_arguments, request_extras
+from bot.backends.responses_resume import RoundAt, restore
+from bot.backends.responses_resume import position as position_of
 from bot.backends.responses_stream import stream_response
 from bot.backends.stopped import cut_answer, open_calls, server_carry
 from bot.config import LLMConfig, MCPServerConfig
-from bot.core.approval_flow import ask_approval
-from bot.core.approvals import ApprovalRequest
 from bot.core.events import (
-    ApprovalResolved,
     Attachment,
     Notice,
     ToolCallFinished,
@@ -53,6 +53,7 @@ from bot.core.events import (
     TurnFailed,
     Usage,
 )
+from bot.core.resume import Resumable
 from bot.core.state import ConversationState, TurnRequest
 from bot.core.stops import stopped_here
 from bot.core.tool_calls import ToolCall, ToolExecutor, unknown_tool
@@ -65,14 +66,6 @@ NO_ANSWER_ID = (
     "The model service did not identify its answer, so the tool results could not be sent "
     "back. Try again."
 )
-
-
-@dataclass
-class _Verdict:
-    """An approval's outcome, handed out of the async generator that asked for it."""
-
-    approved: bool = False
-    reason: str | None = None  # a person's words when they denied with a reason
 
 
 class ResponsesBackend:
@@ -102,8 +95,18 @@ class ResponsesBackend:
     def run_turn(self, state: ConversationState, request: TurnRequest) -> AsyncIterator[TurnEvent]:
         return run_with_fallbacks(self._llm, state, request, self._run)
 
+    def resume_turn(
+        self, state: ConversationState, request: TurnRequest, resumed: Resumable
+    ) -> AsyncIterator[TurnEvent]:
+        # On the model it began on, without fallbacks: another model starts a turn over.
+        return self._run(state, request, resumed.model, resumed)
+
     async def _run(
-        self, state: ConversationState, request: TurnRequest, model: str
+        self,
+        state: ConversationState,
+        request: TurnRequest,
+        model: str,
+        resumed: Resumable | None = None,
     ) -> AsyncGenerator[TurnEvent, None]:
         """The turn on one model (`with_fallbacks` picks which)."""
         llm = self._llm
@@ -142,6 +145,27 @@ class ResponsesBackend:
         images_item: dict[str, Any] | None = None  # tools' images for the next request (vision)
         extras = request_extras(llm, self._secret, request, model)
         approved: list[str] = []  # tools a person approved in the request about to be sent
+        response_id: str | None = None  # of the round whose calls and approvals run now
+        calls: list[ToolCall] = []  # the round's own calls, answered one by one
+        asks: list[ApprovalAsk] = []  # the round's server-side approval requests
+        resuming = resumed is not None
+        if resumed is not None:
+            at = restore(resumed.position)
+            history, stored_user, kept = at.history, at.user, [at.user, *at.kept]
+            user_item, pending, calls, asks = stored_user, [], at.calls, at.asks
+            answered.update(at.answered)
+            round_number, chained, response_id, send = at.round, at.chained, at.response_id, at.send
+            approved, previous = at.approved, at.previous
+            final_id = previous
+
+        def position(calls_left: list[ToolCall], asks_left: list[ApprovalAsk]) -> dict[str, Any]:
+            """Where the turn stands, for a restart (bot/core/resume.py)."""
+            sent = [item for item in send if item is not images_item]
+            at = RoundAt(
+                history, stored_user, kept[1:], calls_left, asks_left, sent, [*answered],
+                round_number, response_id, previous, chained, approved,
+            )  # fmt: skip
+            return position_of(self.name, model, request.user_name, at)
 
         def keep(
             items: list[dict[str, Any]], last_id: str | None, waiting: list[dict[str, Any]]
@@ -175,89 +199,109 @@ class ResponsesBackend:
 
         result = Round(answered=answered)
         streaming = False  # a stop then cuts this round's words
-        calls: list[ToolCall] = []  # the round's own calls, answered one by one
         asked: list[str] = []  # server-side approvals of the round already answered
         started: set[str] = set()  # calls that began running (a stop may cut them mid-way)
         try:
             while True:
                 # The last round offers no tool calls, so the model has to answer in words.
                 last_round = round_number == llm.max_tool_rounds
-                if chained:
-                    items = outgoing = send
+                first: Resumable | None = None  # the call of the approval a restart cut
+                if resuming:
+                    resuming, first, outgoing = False, resumed, send
                 else:
-                    window = trim_history(history + kept, llm.max_history_messages)
-                    items, _ = fit(window, budget, len(kept))
-                    outgoing = items
-                    if images_item is not None:
-                        # Sent once, never kept: later turns see the tool's text note only. It stays
-                        # out of `items`, which an overflow repair splits into history and kept.
-                        outgoing = [*items, images_item]
-                images_item = None
-                kwargs = {
-                    **request_arguments(llm, model, outgoing, previous, tools, last_round),
-                    **extras,
-                }
-                kwargs["instructions"] = turn_instructions(request, llm.system_prompt)
-                result = Round(answered=answered)
-                streaming, calls, asked = True, [], []
-                # Only the id loaded from storage may be stale; ids from this turn are fresh.
-                may_start_fresh = round_number == 0 and previous is not None
-                async for event in stream_response(
-                    self._clients.for_model(model), llm, kwargs, result, may_start_fresh, approved
-                ):
-                    yield event
-                streaming = False
-                approved = []
-                usage = usage + result.cost
-                request.cut.spend(result.cost, model)
-                failure = result.failure
-                if round_number == 0 and "previous_response_id" not in kwargs:
-                    previous = final_id = None  # the stored id was gone: this turn started fresh
-                if failure is not None and failure.overflow and not repaired:
-                    repaired = True
-                    repair = overflow_repair(kwargs, items, len(kept), budget, round_number == 0)
-                    if repair is not None:
-                        yield Notice(text=repair.notice)
-                        budget, previous, send = repair.budget, repair.previous, repair.send
-                        final_id = previous
-                        if repair.items is not None:
-                            history = repair.items[: len(repair.items) - len(kept)]
-                            kept = repair.items[len(repair.items) - len(kept) :]
-                        continue
-                if failure is not None:
-                    if failure.overflow and repaired:
-                        failure = still_too_long()
-                    yield TurnFailed(
-                        message=failure.message + ran_note(ran),
-                        retryable=failure.retryable,
-                        state=after_failure(send),
-                        usage=usage,
-                        model=model,
-                        transient=failure.transient,
-                    )
-                    return
-                final_id = result.response_id
-                pending = []
-                if result.refused:
-                    yield Notice(text=REFUSED)
-                if result.text:
-                    kept.append({"role": "assistant", "content": result.text})
-                calls = result.calls_to_run(own_tools)
-                if not calls and not result.approvals:
-                    break
-                if last_round:
-                    log.warning(
-                        "model still asked for tools after %d rounds; stopping", round_number
-                    )
-                    # The stored response waits for these answers: without them every later turn
-                    # would be refused. They go with the next turn's message.
-                    pending = [output_item(call.call_id, ROUNDS_USED) for call in calls]
-                    break
-                send = []
+                    if chained:
+                        items = outgoing = send
+                    else:
+                        window = trim_history(history + kept, llm.max_history_messages)
+                        items, _ = fit(window, budget, len(kept))
+                        outgoing = items
+                        if images_item is not None:
+                            # Sent once, never kept: later turns see the tool's text note only. It stays
+                            # out of `items`, which an overflow repair splits into history and kept.
+                            outgoing = [*items, images_item]
+                    images_item = None
+                    kwargs = {
+                        **request_arguments(llm, model, outgoing, previous, tools, last_round),
+                        **extras,
+                    }
+                    kwargs["instructions"] = turn_instructions(request, llm.system_prompt)
+                    result = Round(answered=answered)
+                    streaming, calls, asked = True, [], []
+                    # Only the id loaded from storage may be stale; ids from this turn are fresh.
+                    may_start_fresh = round_number == 0 and previous is not None
+                    if approved and request.resume.position is not None and self._tools:
+                        # Once this reaches the server it may run what was approved: a restart
+                        # from here must not send it again.
+                        request.resume.position = {**request.resume.position, "sent": True}
+                        await self._tools.keep_position(request)
+                    async for event in stream_response(
+                        self._clients.for_model(model),
+                        llm,
+                        kwargs,
+                        result,
+                        may_start_fresh,
+                        approved,
+                    ):
+                        yield event
+                    streaming = False
+                    approved = []
+                    usage = usage + result.cost
+                    request.cut.spend(result.cost, model)
+                    failure = result.failure
+                    if round_number == 0 and "previous_response_id" not in kwargs:
+                        previous = final_id = (
+                            None  # the stored id was gone: this turn started fresh
+                        )
+                    if failure is not None and failure.overflow and not repaired:
+                        repaired = True
+                        repair = overflow_repair(
+                            kwargs, items, len(kept), budget, round_number == 0
+                        )
+                        if repair is not None:
+                            yield Notice(text=repair.notice)
+                            budget, previous, send = repair.budget, repair.previous, repair.send
+                            final_id = previous
+                            if repair.items is not None:
+                                history = repair.items[: len(repair.items) - len(kept)]
+                                kept = repair.items[len(repair.items) - len(kept) :]
+                            continue
+                    if failure is not None:
+                        if failure.overflow and repaired:
+                            failure = still_too_long()
+                        yield TurnFailed(
+                            message=failure.message + ran_note(ran),
+                            retryable=failure.retryable,
+                            state=after_failure(send),
+                            usage=usage,
+                            model=model,
+                            transient=failure.transient,
+                        )
+                        return
+                    final_id = result.response_id
+                    pending = []
+                    if result.refused:
+                        yield Notice(text=REFUSED)
+                    if result.text:
+                        kept.append({"role": "assistant", "content": result.text})
+                    calls = result.calls_to_run(own_tools)
+                    asks, response_id = list(result.approvals), result.response_id
+                    if not calls and not asks:
+                        break
+                    if last_round:
+                        log.warning(
+                            "model still asked for tools after %d rounds; stopping", round_number
+                        )
+                        # The stored response waits for these answers: without them every later turn
+                        # would be refused. They go with the next turn's message.
+                        pending = [output_item(call.call_id, ROUNDS_USED) for call in calls]
+                        break
+                    send = []
                 tool_images: list[Attachment] = []
-                for call in calls:
+                for n, call in enumerate(calls):
+                    request.resume.position = position(calls[n:], asks)
                     output = ""
-                    async for event in self._run_call(call, request):
+                    resumed_call, first = (first, None) if n == 0 else (None, first)
+                    async for event in self._run_call(call, request, resumed_call):
                         yield event
                         if isinstance(event, ToolCallStarted):
                             started.add(event.call_id)
@@ -273,9 +317,13 @@ class ResponsesBackend:
                 if tool_images:
                     images_item = images_message(tool_images, responses=True)
                     send.append(images_item)
-                for ask in result.approvals:
-                    verdict = _Verdict()
-                    async for event in self._ask(ask, request, verdict):
+                for n, ask in enumerate(asks):
+                    request.resume.position = position([], asks[n:])
+                    verdict = Verdict()
+                    resumed_ask, first = first, None
+                    async for event in ask_server_call(
+                        self._tools, self._server_side, ask, request, verdict, resumed_ask
+                    ):
                         yield event
                     answered.add(ask.id)
                     asked.append(ask.id)
@@ -293,8 +341,8 @@ class ResponsesBackend:
                         )
                 # The server holds the pending approval request, so its answer can only continue
                 # that stored response, whatever llm.state says.
-                chained = chained or bool(result.approvals)
-                if chained and not result.response_id:
+                chained = chained or bool(asks)
+                if chained and not response_id:
                     # As any failure: what ran is kept (local history) and named, so nobody runs
                     # it again blindly. The answers of this round have no response to go to.
                     yield TurnFailed(
@@ -305,7 +353,10 @@ class ResponsesBackend:
                         model=model,
                     )
                     return
-                previous = result.response_id if chained else None
+                previous = response_id if chained else None
+                request.resume.position = {**position([], []), "previous": previous}
+                if self._tools is not None:  # a restart goes on from here
+                    await self._tools.keep_position(request)
                 round_number += 1
                 request.cut.state = after_failure(send)  # what a shutdown from here on keeps
         except asyncio.CancelledError:
@@ -337,42 +388,12 @@ class ResponsesBackend:
             model=model,
         )
 
-    async def _run_call(self, call: ToolCall, request: TurnRequest) -> AsyncIterator[TurnEvent]:
+    async def _run_call(
+        self, call: ToolCall, request: TurnRequest, resumed: Resumable | None
+    ) -> AsyncIterator[TurnEvent]:
         if self._tools is not None:
-            async for event in self._tools.run(call, request):
+            async for event in self._tools.run(call, request, resumed=resumed):
                 yield event
             return
         # No executor: the call still needs an answer, or the server's response stays pending.
         yield unknown_tool(call)
-
-    async def _ask(
-        self, ask: ApprovalAsk, request: TurnRequest, verdict: _Verdict
-    ) -> AsyncIterator[TurnEvent]:
-        """Ask a human about a server-side MCP call; the answer lands in `verdict`."""
-        if self._tools is None:
-            # Nobody to ask, so the call is not run.
-            yield ToolCallFinished(
-                call_id=ask.id,
-                server=ask.server,
-                tool=ask.tool,
-                outcome="denied",
-                output="This tool call was not approved, so it was not run.",
-            )
-            return
-        approval = ApprovalRequest(
-            key=request.key,
-            call_id=ask.id,
-            server=asking_server(ask.server, self._server_side),
-            tool=ask.tool,
-            arguments=json_object(ask.arguments),
-            requester_id=request.user_id,
-        )
-        verdict.approved = True
-        async for event in ask_approval(
-            self._tools.gate, approval, shown_tool=ask.tool, stop=request.stop
-        ):
-            if isinstance(event, ToolCallFinished):
-                verdict.approved = False
-            if isinstance(event, ApprovalResolved):
-                verdict.reason = event.reason
-            yield event

@@ -59,6 +59,20 @@ def json_object(raw: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"raw": raw}
 
 
+LOST_APPROVAL = (
+    "Approved before the bot restarted; the request carrying that approval may already have "
+    "run the tool, so it is not approved again. It may or may not have run."
+)
+
+
+def lost_approval(item: dict[str, Any]) -> dict[str, Any]:
+    """An approval answer that may already have reached the server before a restart: sent
+    again it would run the tool twice, so it goes as a refusal that says why."""
+    if item.get("type") != "mcp_approval_response" or not item.get("approve"):
+        return item
+    return {**item, "approve": False, "reason": LOST_APPROVAL}
+
+
 @dataclass
 class _Call:
     call_id: str

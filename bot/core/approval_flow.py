@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import get_args
 
 from bot.core.approvals import ApprovalGate, ApprovalRequest
+from bot.core.decisions import Decision, DecisionStatus
 from bot.core.events import ApprovalRequested, ApprovalResolved, ToolCallFinished, TurnEvent
+from bot.core.resume import LOST_OUTPUT
 from bot.core.stops import StopSignal
 
 
@@ -36,11 +39,26 @@ async def ask_approval(
         requester_id=approval.requester_id,
         editable=approval.input_schema is not None,
     )
+    async for event in await_decision(
+        gate, approval, approval_id, shown_tool=shown_tool, stop=stop
+    ):
+        yield event
+
+
+async def await_decision(
+    gate: ApprovalGate,
+    approval: ApprovalRequest,
+    approval_id: int,
+    *,
+    shown_tool: str,
+    stop: StopSignal | None = None,
+) -> AsyncIterator[TurnEvent]:
+    """The wait for a prompt already shown (just now, or before a restart) and its outcome."""
     try:
         decision = await gate.wait(approval_id)
     except asyncio.CancelledError:
         if stop is None or not stop.requested:
-            raise  # a shutdown: the row stays pending, and the next start-up expires it
+            raise  # a shutdown: the row stays pending, and the next start-up resumes the turn
         await gate.withdraw(approval_id)
         yield ApprovalResolved(
             call_id=approval.call_id,
@@ -69,3 +87,45 @@ async def ask_approval(
             outcome="denied",
             output=decision.tool_output(),
         )
+
+
+async def decision_after_restart(
+    gate: ApprovalGate,
+    approval: ApprovalRequest,
+    approval_id: int,
+    status: str,
+    *,
+    started: bool,
+    shown_tool: str,
+    stop: StopSignal | None = None,
+) -> AsyncIterator[TurnEvent]:
+    """For the first call of a turn resumed after a restart. One that may have started before
+    the restart ends "lost" and is never run again; otherwise the wait when its prompt is still
+    pending, or what was decided before the restart. Yields nothing when the call may run now."""
+    if started:
+        yield ToolCallFinished(
+            call_id=approval.call_id,
+            server=approval.server,
+            tool=shown_tool,
+            outcome="lost",
+            output=LOST_OUTPUT,
+        )
+        return
+    if status == "pending":
+        async for event in await_decision(
+            gate, approval, approval_id, shown_tool=shown_tool, stop=stop
+        ):
+            yield event
+        return
+    if status not in ("approved", "always"):
+        yield ToolCallFinished(
+            call_id=approval.call_id,
+            server=approval.server,
+            tool=shown_tool,
+            outcome="denied",
+            output=Decision(status=_known(status)).tool_output(),
+        )
+
+
+def _known(status: str) -> DecisionStatus:
+    return status if status in get_args(DecisionStatus) else "expired"  # type: ignore[return-value]

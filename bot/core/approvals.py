@@ -8,9 +8,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, get_args
 
-from bot.config import ApprovalLists, ApprovalSetting, MCPServerConfig
+from bot.config import MCPServerConfig
+
+# Re-exported: callers import the approval rules from here.
+from bot.core.approval_policy import ApprovalPolicy as ApprovalPolicy
+from bot.core.approval_policy import is_read_only as is_read_only
+from bot.core.approval_policy import policy_of as policy_of
 from bot.core.arguments import check_arguments
 from bot.core.decisions import ApprovalRequest, Decision, DecisionStatus, grant_name
+from bot.core.resume import encode
 from bot.core.state import ConversationKey
 
 log = logging.getLogger(__name__)
@@ -26,52 +32,6 @@ _STATUS_OF_ACTION: dict[Action, DecisionStatus] = {
 # After a click won the race against the timeout, how long the waiter gives it to hand over its
 # decision (writing an "always" grant may wait for a busy database file) before reading the row.
 _HANDOVER_S = 10.0
-
-
-@dataclass(frozen=True)
-class ApprovalPolicy:
-    """`require_approval` of one server (never, always, or lists where unlisted tools ask), and
-    whether tools the server annotates read-only run unasked."""
-
-    setting: ApprovalSetting = "always"
-    auto_approve_read_only: bool = False
-
-    def needs_approval(self, tool: str, *, read_only: bool = False) -> bool:
-        return self.unasked_because(tool, read_only=read_only) is None
-
-    def unasked_because(self, tool: str, *, read_only: bool = False) -> str | None:
-        """Why this tool runs without asking, or None when it asks."""
-        if self.auto_approve_read_only and read_only:
-            return "read-only"
-        if self.setting == "never":
-            return "require_approval: never"
-        if self.setting == "always":
-            return None
-        assert isinstance(self.setting, ApprovalLists)
-        return None if tool not in self.setting.never else "listed under never"
-
-    def describe(self) -> str:
-        text: str
-        if isinstance(self.setting, str):
-            text = self.setting
-        else:
-            never = ", ".join(self.setting.never) or "none"
-            text = f"never for: {never}; always for the rest"
-        return text + ("; read-only tools run unasked" if self.auto_approve_read_only else "")
-
-
-def is_read_only(annotations: Any) -> bool:
-    """An MCP tool annotated readOnlyHint, and not also destructiveHint (a contradiction that is
-    resolved towards asking)."""
-    return (
-        annotations is not None
-        and getattr(annotations, "read_only_hint", None) is True
-        and getattr(annotations, "destructive_hint", None) is not True
-    )
-
-
-def policy_of(server: MCPServerConfig) -> ApprovalPolicy:
-    return ApprovalPolicy(server.require_approval, server.auto_approve_read_only)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,7 +85,9 @@ class ApprovalStore(Protocol):
         tool: str,
         arguments: dict[str, Any],
         requester_id: int,
+        resume: str | None = None,
     ) -> int: ...
+    async def keep_resume(self, approval_id: int, resume: str) -> None: ...
     async def decide_approval(
         self,
         approval_id: int,
@@ -147,6 +109,7 @@ class ApprovalGate(Protocol):
     async def open(self, request: ApprovalRequest) -> int: ...
     async def wait(self, approval_id: int) -> Decision: ...
     async def withdraw(self, approval_id: int) -> None: ...
+    async def keep_position(self, approval_id: int, position: dict[str, Any]) -> None: ...
 
 
 ClickOutcome = Literal[
@@ -187,6 +150,8 @@ class ApprovalBroker:
         self._waiting: dict[int, asyncio.Future[Decision]] = {}
         self._schemas: dict[int, dict[str, Any] | None] = {}
         self._grants: dict[int, str] = {}
+        # Approvals adopted after a restart wait only what is left of their timeout.
+        self._timeouts: dict[int, float] = {}
 
     def rule(self, server: str) -> ApproverRule:
         return self._rules.get(server, STRICTEST)
@@ -217,19 +182,39 @@ class ApprovalBroker:
             tool=request.tool,
             arguments=request.arguments,
             requester_id=request.requester_id,
+            resume=encode(request.resume) if request.resume is not None else None,
         )
         # Registered before anyone can see the buttons, so an instant click finds its waiter.
-        self._waiting[approval_id] = asyncio.get_running_loop().create_future()
-        self._schemas[approval_id] = request.input_schema
-        self._grants[approval_id] = request.grant()
+        self.adopt(approval_id, schema=request.input_schema, grant=request.grant())
         return approval_id
+
+    def adopt(
+        self,
+        approval_id: int,
+        *,
+        schema: dict[str, Any] | None,
+        grant: str,
+        timeout_s: float | None = None,
+    ) -> None:
+        """Wait for this approval's decision: one just opened, or (after a restart) one whose
+        turn resumes, with what is left of its timeout. Clicks on its buttons then decide."""
+        self._waiting[approval_id] = asyncio.get_running_loop().create_future()
+        self._schemas[approval_id] = schema
+        self._grants[approval_id] = grant
+        if timeout_s is not None:
+            self._timeouts[approval_id] = timeout_s
+
+    async def keep_position(self, approval_id: int, position: dict[str, Any]) -> None:
+        """Where the turn of this approval stands now (before a tool call, after a round)."""
+        await self._store.keep_resume(approval_id, encode(position))
 
     async def wait(self, approval_id: int) -> Decision:
         """The decision, within the timeout and a short handover: never unbounded, since the
         waiting turn holds its conversation's lock."""
         future = self._waiting[approval_id]
+        timeout_s = self._timeouts.pop(approval_id, self._timeout_s)
         try:
-            return await asyncio.wait_for(asyncio.shield(future), self._timeout_s)
+            return await asyncio.wait_for(asyncio.shield(future), timeout_s)
         except TimeoutError:
             if await self._store.decide_approval(approval_id, status="timeout", decided_by=None):
                 return Decision(status="timeout")
@@ -242,8 +227,8 @@ class ApprovalBroker:
             except TimeoutError:
                 return await self._decision_in_row(approval_id)
         finally:
-            # On cancellation (shutdown) the row stays pending: the next start-up marks it
-            # expired and updates its message, and a click meanwhile is answered "expired".
+            # On cancellation (shutdown) the row stays pending: the next start-up resumes the
+            # turn (or expires the row), and a click meanwhile is answered "expired".
             self._waiting.pop(approval_id, None)
             self._schemas.pop(approval_id, None)
             self._grants.pop(approval_id, None)

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Protocol
 
 from bot.core.events import TurnEvent
+from bot.core.resume import Resumable
 from bot.core.state import ConversationState, TurnRequest
 
 
@@ -20,5 +21,12 @@ class Backend(Protocol):
     def run_turn(
         self, state: ConversationState, request: TurnRequest
     ) -> AsyncIterator[TurnEvent]: ...
+
+    def resume_turn(
+        self, state: ConversationState, request: TurnRequest, resumed: Resumable
+    ) -> AsyncIterator[TurnEvent]:
+        """The turn a restart cut while it waited for an approval (or ran what was approved),
+        from where it stood; the same promises as run_turn, and no call runs twice."""
+        ...
 
     async def aclose(self) -> None: ...

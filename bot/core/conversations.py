@@ -22,9 +22,11 @@ from bot.core.events import (
     TurnFailed,
     Usage,
 )
+from bot.core.resume import Resumable
 from bot.core.state import ConversationKey, ConversationState, TurnRequest
 from bot.core.stops import stopped_here
 from bot.core.turn_log import CostOf, TurnLog, price, turn_cost
+from bot.core.turn_watchers import TurnLogWatcher, WatcherFactory, tell
 
 log = logging.getLogger(__name__)
 
@@ -41,18 +43,6 @@ BUSY = Busy.BUSY
 Observer = Callable[[TurnRequest, TurnEvent], Awaitable[None]]
 
 
-class TurnWatcher(Protocol):
-    """Follows one turn from the moment it is asked (queued ones too) to its end, however it
-    ends: a cancelled turn has no final event, so `ended` is how a watcher learns of it."""
-
-    def see(self, event: TurnEvent) -> None: ...
-    def ended(self) -> None: ...
-
-
-# Makes a watcher for each new turn (e.g. the metrics); must be quick and must not fail the turn.
-WatcherFactory = Callable[[TurnRequest], TurnWatcher]
-
-
 def conversation_key(
     scope: Scope, *, guild_id: int | None, channel_id: int, user_id: int, in_thread: bool
 ) -> ConversationKey:
@@ -66,10 +56,19 @@ def conversation_key(
 
 class TurnStore(Protocol):
     async def load_conversation(self, key: ConversationKey) -> ConversationState | None: ...
+    # ends_resume: the turn's stored position (bot/core/resume.py) goes in the same transaction.
     async def save_turn(
-        self, key: ConversationKey, state: ConversationState, turn: Any
+        self,
+        key: ConversationKey,
+        state: ConversationState,
+        turn: Any,
+        *,
+        ends_resume: bool = False,
     ) -> None: ...
-    async def save_usage(self, key: ConversationKey, turn: Any) -> None: ...
+    async def save_usage(
+        self, key: ConversationKey, turn: Any, *, ends_resume: bool = False
+    ) -> None: ...
+    async def end_resume(self, key: ConversationKey) -> None: ...
 
 
 class _KeyedLocks:
@@ -181,11 +180,18 @@ class Conversations:
             yield
 
     async def run_turn(
-        self, request: TurnRequest, *, on_start: Callable[[], None] | None = None
+        self,
+        request: TurnRequest,
+        *,
+        on_start: Callable[[], None] | None = None,
+        resumed: Resumable | None = None,
     ) -> AsyncGenerator[TurnEvent, None]:
         """The turn's events; the new state is saved before TurnCompleted is passed on.
         A turn queues behind another one of the same conversation; `on_start` is called once it
-        holds the conversation, so a front end can tell waiting from working."""
+        holds the conversation, so a front end can tell waiting from working. `resumed`: the
+        turn continues from where it stood at a restart (bot/core/resume.py)."""
+        if resumed is not None:
+            request.resume.approval_id = resumed.approval_id
         turn_log = TurnLog(request.key, "", self._cost_of)
         watchers = [TurnLogWatcher(turn_log), *(make(request) for make in self._watchers)]
         try:
@@ -193,14 +199,16 @@ class Conversations:
                 async with lock:
                     if on_start is not None:
                         on_start()
-                    async for event in self._run_locked(request):
+                    async for event in self._run_locked(request, resumed):
                         await self._tell_observers(request, event)
-                        _tell(watchers, "see", event)
+                        tell(watchers, "see", event)
                         yield event
         finally:
-            _tell(watchers, "ended")
+            tell(watchers, "ended")
 
-    async def _run_locked(self, request: TurnRequest) -> AsyncIterator[TurnEvent]:
+    async def _run_locked(
+        self, request: TurnRequest, resumed: Resumable | None
+    ) -> AsyncIterator[TurnEvent]:
         started = time.monotonic()
         state = await self._store.load_conversation(request.key)
         if state is None or state.backend != self._backend.name:
@@ -212,7 +220,7 @@ class Conversations:
         sampled_costs: list[float | None] = []  # priced by the model that answered each
         ended = False
         try:
-            async with aclosing(self._backend_events(state, request)) as events:
+            async with aclosing(self._backend_events(state, request, resumed)) as events:
                 async for event in events:
                     if isinstance(event, ToolCallStarted | ApprovalRequested):
                         request.cut.acted = True
@@ -231,6 +239,7 @@ class Conversations:
         except Exception:
             # Errors are values at this boundary: the user gets words, the log gets the trace.
             log.exception("turn failed unexpectedly for %s", request.key)
+            await self._end_resume(request)  # a restart does not try it again
             yield TurnFailed(
                 message="Something went wrong on my side. Please try again.", retryable=True
             )
@@ -242,10 +251,11 @@ class Conversations:
                 cut = self._save_cut(request, time.monotonic() - started, sampled, sampled_costs)
                 await asyncio.shield(cut)
         log.error("backend %s ended a turn without a final event", self._backend.name)
+        await self._end_resume(request)
         yield TurnFailed(message="The answer ended unexpectedly. Please try again.")
 
     async def _backend_events(
-        self, state: ConversationState, request: TurnRequest
+        self, state: ConversationState, request: TurnRequest, resumed: Resumable | None
     ) -> AsyncGenerator[TurnEvent, None]:
         """The backend's events, produced in a task of their own: a stop cancels that task, so
         whatever the backend awaits (the LLM stream, a tool call, an approval) ends at once and
@@ -254,7 +264,11 @@ class Conversations:
         queue: asyncio.Queue[TurnEvent | Exception | None] = asyncio.Queue()
 
         async def produce() -> None:
-            events = self._backend.run_turn(state, request)
+            events = (
+                self._backend.resume_turn(state, request, resumed)
+                if resumed is not None
+                else self._backend.run_turn(state, request)
+            )
             try:
                 async for event in events:
                     final = isinstance(event, TurnCompleted | TurnFailed)
@@ -290,6 +304,14 @@ class Conversations:
                 with contextlib.suppress(asyncio.CancelledError):
                     await producer
 
+    async def _end_resume(self, request: TurnRequest) -> None:
+        if request.resume.approval_id is None:
+            return
+        try:
+            await self._store.end_resume(request.key)
+        except Exception:
+            log.exception("could not end the stored position of a turn for %s", request.key)
+
     async def _save_cut(
         self,
         request: TurnRequest,
@@ -304,7 +326,7 @@ class Conversations:
             message="", state=cut.state, usage=cut.usage or Usage(), model=cut.model or ""
         )
         try:
-            await self._save(request, final, duration_s, sampled, sampled_costs)
+            await self._save(request, final, duration_s, sampled, sampled_costs, final=False)
         except Exception:
             log.exception("could not store what the cut turn did for %s", request.key)
 
@@ -315,6 +337,8 @@ class Conversations:
         duration_s: float,
         sampled: Usage,
         sampled_costs: list[float | None],
+        *,
+        final: bool = True,
     ) -> float | None:
         """Store the new state with the turn's usage. A failed turn stores what it completed
         (or a repaired state) if the backend says so, and its usage whenever it cost tokens,
@@ -330,10 +354,14 @@ class Conversations:
             duration_s=duration_s,
             cost_usd=cost,
         )
+        # A final event ends what a restart would have continued (the cut turn's does not).
+        ends = {"ends_resume": True} if final and request.resume.approval_id is not None else {}
         if event.state is not None:
-            await self._store.save_turn(request.key, event.state, record)
+            await self._store.save_turn(request.key, event.state, record, **ends)
         elif usage:
-            await self._store.save_usage(request.key, record)
+            await self._store.save_usage(request.key, record, **ends)
+        elif ends:
+            await self._store.end_resume(request.key)
         return cost
 
 
@@ -342,24 +370,3 @@ async def _close(events: AsyncIterator[TurnEvent]) -> None:
     aclose = getattr(events, "aclose", None)
     if aclose is not None:
         await aclose()
-
-
-class TurnLogWatcher:
-    """The turn's log line, as one watcher among others."""
-
-    def __init__(self, turn_log: TurnLog) -> None:
-        self._log = turn_log
-
-    def see(self, event: TurnEvent) -> None:
-        self._log.see(event)
-
-    def ended(self) -> None:
-        self._log.emit()
-
-
-def _tell(watchers: list[Any], method: str, *args: Any) -> None:
-    for watcher in watchers:
-        try:
-            getattr(watcher, method)(*args)
-        except Exception:
-            log.exception("turn watcher failed in %s", method)

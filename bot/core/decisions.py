@@ -63,6 +63,9 @@ class ApprovalRequest:
     # What "always allow" is granted as when it is not a tool of the server: the bot's own
     # resource reader, or the server's sampling (SAMPLING_GRANT). None: `tool`.
     grant_as: str | None = None
+    # Where the turn stands (bot/core/resume.py), stored with the row so that a restart can
+    # continue the turn; None: nothing to continue (the approval expires at a restart).
+    resume: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     def grant(self) -> str:
         return grant_name(self.server, self.grant_as or self.tool)

@@ -99,7 +99,9 @@ class ToolCallFinished:
     call_id: str
     server: str
     tool: str
-    outcome: Literal["done", "failed", "denied"]
+    # "lost": approved before a restart, and the restart came while it may have been running;
+    # it is never run again, and the model is told so (bot/core/resume.py).
+    outcome: Literal["done", "failed", "denied", "lost"]
     output: str  # what the model receives as the tool result
 
 

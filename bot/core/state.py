@@ -57,6 +57,17 @@ class CutTurn:
         self.model = model
 
 
+@dataclass(kw_only=True)
+class ResumeNotes:
+    """Where a turn that asked for an approval stands, kept by its backend as it goes, so that a
+    restart can continue it (bot/core/resume.py): `position` is plain JSON values, set before
+    each tool call and after each tool round; `approval_id` is the approval row that stores it
+    (none until the turn asks, so turns that never ask write nothing)."""
+
+    position: dict[str, Any] | None = None
+    approval_id: int | None = None
+
+
 @dataclass(frozen=True, kw_only=True)
 class TurnRequest:
     key: ConversationKey
@@ -74,3 +85,4 @@ class TurnRequest:
     turn_id: str = field(default_factory=new_turn_id)
     stop: StopSignal = field(default_factory=StopSignal, compare=False, repr=False)
     cut: CutTurn = field(default_factory=CutTurn, compare=False, repr=False)
+    resume: ResumeNotes = field(default_factory=ResumeNotes, compare=False, repr=False)

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from bot.core.approval_flow import ask_approval
+from bot.core.approval_flow import ask_approval, decision_after_restart
 from bot.core.approvals import (
     ApprovalGate,
     ApprovalPolicy,
@@ -17,11 +17,13 @@ from bot.core.approvals import (
 from bot.core.arguments import pretty
 from bot.core.elicitation import ElicitationBroker
 from bot.core.events import (
+    ApprovalRequested,
     ApprovalResolved,
     ToolCallFinished,
     ToolCallStarted,
     TurnEvent,
 )
+from bot.core.resume import Resumable
 from bot.core.state import TurnRequest
 from bot.core.tool_updates import Allowance, CallDone, CallUpdates, run_with_updates
 
@@ -94,6 +96,11 @@ class ToolExecutor:
     def gate(self) -> ApprovalGate:
         return self._gate
 
+    async def keep_position(self, request: TurnRequest) -> None:
+        """Store where a turn that asked for an approval stands (after a tool round)."""
+        if request.resume.approval_id is not None and request.resume.position is not None:
+            await self._gate.keep_position(request.resume.approval_id, request.resume.position)
+
     def chat_tools(self) -> list[dict[str, Any]]:
         """The tools in Chat Completions' function format."""
         return [
@@ -120,8 +127,12 @@ class ToolExecutor:
             for spec in self._toolbox.tools()
         ]
 
-    async def run(self, call: ToolCall, request: TurnRequest) -> AsyncIterator[TurnEvent]:
-        """Yield the events of one call; the last one is always its ToolCallFinished."""
+    async def run(
+        self, call: ToolCall, request: TurnRequest, *, resumed: Resumable | None = None
+    ) -> AsyncIterator[TurnEvent]:
+        """Yield the events of one call; the last one is always its ToolCallFinished.
+        `resumed`: the call is the first of a turn resumed after a restart (its approval was
+        asked before the restart)."""
         spec = self._toolbox.find(call.name)
         if spec is None:
             yield unknown_tool(call)
@@ -139,28 +150,48 @@ class ToolExecutor:
         policy = self._policies.get(spec.server, ApprovalPolicy())
         read_only = is_read_only(getattr(spec, "annotations", None))
         edited_note = ""
-        if policy.needs_approval(rule_name(spec), read_only=read_only):
-            approval = ApprovalRequest(
-                key=request.key,
-                call_id=call.call_id,
-                server=spec.server,
-                tool=spec.tool,
-                arguments=arguments,
-                requester_id=request.user_id,
-                input_schema=spec.input_schema,
-                grant_as=getattr(spec, "grant_as", None),
+        approval = ApprovalRequest(
+            key=request.key,
+            call_id=call.call_id,
+            server=spec.server,
+            tool=spec.tool,
+            arguments=arguments,
+            requester_id=request.user_id,
+            input_schema=spec.input_schema,
+            grant_as=getattr(spec, "grant_as", None),
+            resume=request.resume.position,
+        )
+        asking: AsyncIterator[TurnEvent] | None = None
+        if resumed is not None:
+            asking = decision_after_restart(
+                self._gate,
+                approval,
+                resumed.approval_id,
+                resumed.status,
+                started=resumed.started,
+                shown_tool=spec.tool,
+                stop=request.stop,
             )
+            if resumed.status != "pending" and resumed.edited_arguments is not None:
+                arguments = resumed.edited_arguments  # approved, edited, before the restart
+        elif policy.needs_approval(rule_name(spec), read_only=read_only):
+            asking = ask_approval(self._gate, approval, shown_tool=spec.tool, stop=request.stop)
+        if asking is not None:
             denied = False
-            async for event in ask_approval(
-                self._gate, approval, shown_tool=spec.tool, stop=request.stop
-            ):
+            async for event in asking:
                 denied = denied or isinstance(event, ToolCallFinished)
+                if isinstance(event, ApprovalRequested) and approval.resume is not None:
+                    request.resume.approval_id = event.approval_id  # its row keeps the turn
                 if isinstance(event, ApprovalResolved) and event.arguments is not None:
                     arguments = event.arguments
                     edited_note = edited_by_note(event, arguments)
                 yield event
             if denied:
                 return
+        if request.resume.approval_id is not None and request.resume.position is not None:
+            # From here the call may run: a restart must never run it again.
+            position = {**request.resume.position, "started": True}
+            await self._gate.keep_position(request.resume.approval_id, position)
         yield ToolCallStarted(
             call_id=call.call_id, server=spec.server, tool=spec.tool, arguments=arguments
         )

@@ -25,6 +25,7 @@ from bot.discord.commands.stop import StopButton, stop
 from bot.discord.commands.system import system
 from bot.discord.host import Services
 from bot.discord.recent import RecentContext
+from bot.discord.resume import resume_or_expire
 from bot.discord.streaming.budget import UNLIMITED
 from bot.discord.streaming.budget_feed import trace_config
 from bot.discord.streaming.deletions import DeletedMessages
@@ -38,6 +39,9 @@ log = logging.getLogger(__name__)
 
 # How long a shutdown waits for replies writing their final text after the turns were cut.
 FINISH_WAIT_S = 60
+# The first line of an answer that goes on after a restart, below its approval prompt: shown at
+# once, so nobody watches a typing indicator while the prompt waits for its decision.
+RESUMED = "continued after a restart"
 # A question cut by a shutdown is answered again after the start only if it is this fresh.
 CUT_QUESTIONS_MAX_AGE_S = 3600
 
@@ -96,7 +100,13 @@ class _McpcordMixin:
             bot.tree.add_command(command)
         bot.tree.error(on_command_error)
         await self._sync_commands()
-        expired = await self.approvals.expire_stale(bot)
+        # Before the gateway connects: no click or question of the same conversation comes first.
+        resumed, expired = await resume_or_expire(bot, self.approvals)
+        for turn in resumed:
+            answer = handlers.answer(
+                bot, turn.prompt, turn.request, None, notice=RESUMED, resumed=turn.resumable
+            )
+            self.start_turn(answer)
         if expired:
             log.info("%d approval request(s) from before the restart expired", expired)
         questions = await self.elicitation_ui.expire_stale(bot)

@@ -15,6 +15,7 @@ from bot.config import ChannelConfig
 from bot.core.attachments import AttachmentLimits, skip_line
 from bot.core.conversations import conversation_key
 from bot.core.events import Notice
+from bot.core.resume import Resumable
 from bot.core.state import TurnRequest
 from bot.core.voice import HEARD_ICON, VOICE_OFF, AudioCaps, heard_text
 from bot.discord.channel_prompt import effective_prompt
@@ -292,9 +293,11 @@ async def answer(
     heard: str | None = None,
     aside: str | None = None,
     replacing: tuple[int, ...] = (),
+    resumed: Resumable | None = None,
 ) -> None:
     """`heard`: what a voice message said, shown first in a small line; `aside`: a small line
-    without an icon, first of all."""
+    without an icon, first of all. `resumed`: a turn a restart cut, continued below its
+    approval prompt (`message`)."""
     services = bot.services
     renderer = StreamRenderer(
         message,
@@ -322,7 +325,9 @@ async def answer(
 
     # aclosing: if Discord fails mid-turn, the turn (and its conversation lock) ends now.
     # The renderer types and paces as streaming only once the conversation is ours (on_start).
-    events = contextlib.aclosing(services.conversations.run_turn(request, on_start=on_start))
+    events = contextlib.aclosing(
+        services.conversations.run_turn(request, on_start=on_start, resumed=resumed)
+    )
     try:
         async with renderer, events as stream:
             if aside:

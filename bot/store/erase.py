@@ -62,6 +62,12 @@ async def erase_user(
         " WHERE decided_by = ?",
         (REMOVED, user_id),
     )
+    # A shared conversation's turn cut by a restart keeps a copy of its history to resume
+    # from, which may hold their words: it is not resumed (its approval expires) instead.
+    await db.execute(
+        "UPDATE approvals SET resume_state = NULL"
+        " WHERE resume_state IS NOT NULL AND conversation_key LIKE '%:0'"
+    )
     shared_turns = await _redact_shared_turns(db, user_id, secret)
     folded, kept = await _anonymize_usage(db, user_id, secret, now)
     prompts = await db.execute("DELETE FROM channel_prompts WHERE set_by = ?", (user_id,))

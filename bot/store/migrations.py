@@ -283,4 +283,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE cut_questions ADD COLUMN reply_ids TEXT NOT NULL DEFAULT ''",
         ),
     ),
+    Migration(
+        "m016_approval_resumes",
+        (
+            # Where the turn that asked stands (bot/core/resume.py), written with the row before
+            # its prompt is posted and cleared when the turn ends: a restart continues the turn.
+            "ALTER TABLE approvals ADD COLUMN resume_state TEXT",
+            # Start-up and each turn's end look for the few rows that hold one.
+            "CREATE INDEX approvals_resumable ON approvals (conversation_key)"
+            " WHERE resume_state IS NOT NULL",
+        ),
+    ),
 )

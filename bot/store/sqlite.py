@@ -16,6 +16,12 @@ from typing import Any
 import aiosqlite
 
 from bot.core.state import ConversationKey, ConversationState
+from bot.store.approval_resumes import (
+    APPROVAL_COLUMNS,
+    DROP_RESUME,
+    ApprovalResumeQueries,
+    approval_record,
+)
 from bot.store.authors import author_statements
 from bot.store.channel_prompts import ChannelPromptQueries
 from bot.store.cut_questions import CutQuestionQueries
@@ -42,11 +48,6 @@ _PRAGMAS = (
     "PRAGMA secure_delete = ON",
 )
 
-_APPROVAL_COLUMNS = (
-    "id, conversation_key, call_id, server, tool, arguments, requester_id, status, decided_by,"
-    " channel_id, message_id, created_at, decided_at, edited_arguments, reason"
-)
-
 
 def _now() -> str:
     return _timestamp(datetime.now(UTC))
@@ -64,29 +65,8 @@ def _dump_json(value: Any) -> str:
     return text
 
 
-def _approval(row: sqlite3.Row) -> ApprovalRecord:
-    return ApprovalRecord(
-        id=row["id"],
-        key=ConversationKey.parse(row["conversation_key"]),
-        call_id=row["call_id"],
-        server=row["server"],
-        tool=row["tool"],
-        arguments=json.loads(row["arguments"]),
-        requester_id=row["requester_id"],
-        status=row["status"],
-        decided_by=row["decided_by"],
-        channel_id=row["channel_id"],
-        message_id=row["message_id"],
-        created_at=datetime.fromisoformat(row["created_at"]),
-        decided_at=datetime.fromisoformat(row["decided_at"]) if row["decided_at"] else None,
-        edited_arguments=(
-            json.loads(row["edited_arguments"]) if row["edited_arguments"] is not None else None
-        ),
-        reason=row["reason"],
-    )
-
-
 class Store(
+    ApprovalResumeQueries,
     UsageQueries,
     ChannelPromptQueries,
     InstallQueries,
@@ -244,9 +224,15 @@ class Store(
         )
 
     async def save_turn(
-        self, key: ConversationKey, state: ConversationState, turn: TurnRecord
+        self,
+        key: ConversationKey,
+        state: ConversationState,
+        turn: TurnRecord,
+        *,
+        ends_resume: bool = False,
     ) -> None:
-        """Store the conversation's new state and the turn's usage together, or neither."""
+        """Store the conversation's new state and the turn's usage together, or neither;
+        `ends_resume`: and forget the turn's stored position (it is over)."""
         # Encoded before the transaction: a history that is not JSON fails without touching
         # the database or holding the lock.
         history = _dump_json(list(state.history))
@@ -256,12 +242,18 @@ class Store(
             # A shared history has no names: remember whose question this turn was (/forget).
             secret = self._install_secret
             statements += author_statements(key, state.history, turn.user_id, secret, now)
+        if ends_resume:
+            statements.append((DROP_RESUME, (str(key),)))
         await self._transaction_in_one_step(statements)
 
-    async def save_usage(self, key: ConversationKey, turn: TurnRecord) -> None:
+    async def save_usage(
+        self, key: ConversationKey, turn: TurnRecord, *, ends_resume: bool = False
+    ) -> None:
         """Record what a turn cost when nothing of it is stored (it failed)."""
         async with self._transaction() as db:
             await insert_usage(db, key, turn, _now())
+            if ends_resume:
+                await db.execute(DROP_RESUME, (str(key),))
 
     async def reset_conversation(self, key: ConversationKey) -> bool:
         """Forget the conversation and its "always allow" grants; True if there was anything."""
@@ -305,26 +297,6 @@ class Store(
 
     # -- approvals ------------------------------------------------------------------------------
 
-    async def create_approval(
-        self,
-        *,
-        key: ConversationKey,
-        call_id: str,
-        server: str,
-        tool: str,
-        arguments: dict[str, Any],
-        requester_id: int,
-    ) -> int:
-        """Record a pending approval and return its id (the one the buttons' custom_id carries)."""
-        encoded = _dump_json(arguments)
-        cursor = await self._write(
-            "INSERT INTO approvals (conversation_key, call_id, server, tool, arguments,"
-            " requester_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (str(key), call_id, server, tool, encoded, requester_id, _now()),
-        )
-        assert cursor.lastrowid is not None  # always set after a successful INSERT
-        return cursor.lastrowid
-
     async def attach_approval_message(
         self, approval_id: int, channel_id: int, message_id: int
     ) -> None:
@@ -362,21 +334,9 @@ class Store(
 
     async def get_approval(self, approval_id: int) -> ApprovalRecord | None:
         rows = await self._fetch(
-            f"SELECT {_APPROVAL_COLUMNS} FROM approvals WHERE id = ?", (approval_id,)
+            f"SELECT {APPROVAL_COLUMNS} FROM approvals WHERE id = ?", (approval_id,)
         )
-        return _approval(rows[0]) if rows else None
-
-    async def expire_pending_approvals(self) -> list[ApprovalRecord]:
-        """At start-up: nobody is waiting on approvals from a previous process any more.
-
-        Returns the expired rows, oldest first, so their buttons can be disabled.
-        """
-        rows = await self._fetch(
-            "UPDATE approvals SET status = 'expired', decided_at = ? WHERE status = ?"
-            f" RETURNING {_APPROVAL_COLUMNS}",
-            (_now(), PENDING),
-        )
-        return sorted((_approval(row) for row in rows), key=lambda record: record.id)
+        return approval_record(rows[0]) if rows else None
 
     async def grant_tool(self, key: ConversationKey, tool: str, granted_by: int) -> None:
         """Let `tool` run without asking in this conversation ("always allow"); first grant wins."""

@@ -724,7 +724,9 @@ async def test_a_form_opened_before_a_restart_expires_runs_nothing_and_is_audite
             )
             await opened.wait_response()
             assert await bot.stop() == 0
-        async with running(BotProcess(discord, config, tmp_path)) as restarted:
+        # Its time is up by the next start (one within its time resumes instead).
+        late_config = {**config, "mcp": {**config["mcp"], "approval_timeout_s": 1}}
+        async with running(BotProcess(discord, late_config, tmp_path)) as restarted:
             await discord.wait_for(
                 lambda: "Expired" in (discord.message(int(prompt["id"])) or {}).get("content", "")
             )

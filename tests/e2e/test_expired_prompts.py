@@ -30,7 +30,10 @@ async def test_a_click_on_a_prompt_expired_by_a_restart_says_expired_ask_again(
             await chat.say(f"{key} record")
             shown = await chat.prompt()  # what a client that misses the next edit keeps showing
             assert await bot.stop() == 0
-        async with running(BotProcess(discord, config, tmp_path)) as restarted:
+        # Its time is up by the next start (a pending approval within its time resumes:
+        # tests/e2e/test_approval_resume.py).
+        late_config = {**config, "mcp": {**config["mcp"], "approval_timeout_s": 1}}
+        async with running(BotProcess(discord, late_config, tmp_path)) as restarted:
 
             def expired() -> dict | None:
                 now = discord.message(int(shown["id"])) or {}

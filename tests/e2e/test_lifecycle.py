@@ -59,11 +59,13 @@ async def test_restart_keeps_history_and_expires_pending_approvals(
         await chat.say(f"{key} record something")
         prompt = await chat.prompt()
 
-    async with running(BotProcess(discord, config, tmp_path)):
+    # Its time is up by the next start (one within its time resumes instead).
+    late_config = {**config, "mcp": {**config["mcp"], "approval_timeout_s": 1}}
+    async with running(BotProcess(discord, late_config, tmp_path)):
         expired = await discord.wait_for(
             lambda: (m := discord.message(int(prompt["id"]))) and "Expired" in m["content"] and m
         )
-        # Stale prompts are disabled at start-up, so no click can reach a turn that is gone;
+        # Prompts past their time are disabled at start-up, so no click reaches a turn that is gone;
         # a click that still arrives is answered "expired" (tests/test_approvals.py).
         assert all(b["disabled"] for b in buttons(expired))
         assert "Expired" in expired["content"]

@@ -80,6 +80,10 @@ class PromptCopies:
         self._closed: dict[int, Callable[[discord.Message], Any]] = {}
         self._sending: set[int] = set()
 
+    def judged_in(self, approval_id: int, guild_id: int) -> None:
+        """After a restart: a click on a DM copy of this prompt is judged as in its server."""
+        self._guilds[approval_id] = guild_id
+
     async def decider(
         self, interaction: discord.Interaction[Any], approval_id: int
     ) -> discord.abc.User:

@@ -334,23 +334,31 @@ class DiscordApprovals:
         edit = lambda m: m.edit(**closing(m))  # noqa: E731
         await self.copies.show_everywhere(event.approval_id, edit, shown=message.id)
 
-    async def expire_stale(self, bot: discord.Client) -> int:
-        """At start-up: prompts left by a previous process can no longer be answered."""
-        stale = await self._store.expire_pending_approvals()
-        for record in stale:
-            if self._audit is not None:
-                self._audit.expired(record)
-            if not record.message_id or not record.channel_id:
-                continue
-            channel = bot.get_partial_messageable(record.channel_id)
-            message = channel.get_partial_message(record.message_id)
-            try:
-                current = await message.fetch()
-                await message.edit(
-                    content=with_outcome(current.content, "expired", None),
-                    view=approval_view(record.id, disabled=True),
-                    allowed_mentions=discord.AllowedMentions.none(),
-                )
-            except discord.HTTPException as exc:
-                log.warning("could not mark approval %s as expired: %s", record.id, exc)
-        return len(stale)
+    def adopt_prompt(self, approval_id: int, message: discord.Message, guild_id: int) -> None:
+        """A prompt from before a restart whose turn resumed: its timeout is shown on it, and
+        clicks on its DM copies are judged as in its server."""
+        self._prompts[approval_id] = message
+        if guild_id:
+            self.copies.judged_in(approval_id, guild_id)
+
+    async def expire(self, bot: discord.Client, record: Any) -> bool:
+        """A prompt left by a previous process that can no longer be answered (its timeout
+        passed, or its turn cannot continue): marked expired, once. False if it was decided."""
+        if not await self._store.decide_approval(record.id, status="expired", decided_by=None):
+            return False
+        if self._audit is not None:
+            self._audit.expired(record)
+        if not record.message_id or not record.channel_id:
+            return True
+        channel = bot.get_partial_messageable(record.channel_id)
+        message = channel.get_partial_message(record.message_id)
+        try:
+            current = await message.fetch()
+            await message.edit(
+                content=with_outcome(current.content, "expired", None),
+                view=approval_view(record.id, disabled=True),
+                allowed_mentions=discord.AllowedMentions.none(),
+            )
+        except discord.HTTPException as exc:
+            log.warning("could not mark approval %s as expired: %s", record.id, exc)
+        return True

@@ -103,6 +103,7 @@ class Transcript:
                     "done": "✅ {label} done",
                     "failed": "⚠️ {label} failed",
                     "denied": "🚫 {label} not run (not approved)",
+                    "lost": "⚠️ {label} may have run; its result was lost in a restart",
                 }[outcome]
                 self._tool_line(call_id, "-# " + words.format(label=_label(server, tool)))
             case ToolProgress(call_id=call_id) if call_id in self._tool_lines:
