@@ -11,12 +11,12 @@ import openai
 import pytest
 from openai._streaming import SSEDecoder
 
-from bot.backends.batches import merged
+from bot.backends.batches import folded, merged
 from bot.backends.failures import classify
-from bot.backends.sse import READ_PACE_S, Fields, SSESplitter, _batches, open_stream
+from bot.backends.sse import Fields, SSESplitter, _batches, open_stream
 from bot.core.events import Notice, ReasoningDelta, TextDelta
 from tests.fakes.llm import ScriptedLLM
-from tests.fakes.llm.items import Cut, Fault, HangUp, Stall, Text
+from tests.fakes.llm.items import Cut, Fault, HangUp, Stall
 from tests.module_llm import module_llm  # noqa: F401 - this module's own `llm`
 
 STREAM = (
@@ -86,7 +86,7 @@ async def read(stream: bytes, *, chunk: int = 7) -> list[object]:
 
     request = httpx2.Request("POST", "http://127.0.0.1/v1/chat/completions")
     response = httpx2.Response(200, content=body(), request=request)
-    return [event async for batch in _batches(response, lambda e: e, 0.0) for event in batch]
+    return [event async for batch in _batches(response, lambda e: e) for event in batch]
 
 
 async def test_done_ends_the_stream_and_what_follows_is_not_read() -> None:
@@ -193,35 +193,20 @@ async def test_failures_raise_what_the_sdks_own_stream_raised(
     assert classify(lean) == classify(sdk)
 
 
-async def test_a_paced_stream_comes_in_fewer_batches_holding_every_event(llm: ScriptedLLM) -> None:
-    # 40 deltas 10 ms apart: paced reads of 0.1 s gather several per read (issue 28's CPU).
-    text = "".join(f"w{n:02d} " for n in range(40))
-    llm.script("paced", Text(text, chunk_size=4, delay_s=0.01))
-    # The bot's transport (base.openai_client): aiohttp hands over all a read has buffered.
-    client = openai.AsyncOpenAI(
-        api_key="k",
-        base_url=llm.base_url,
-        max_retries=0,
-        http_client=openai.DefaultAioHttpClient(),
-    )
-    async with client:
-        stream = await open_stream(
-            client.chat.completions.with_streaming_response.create,
-            {
-                "model": "test-model",
-                "messages": [{"role": "user", "content": "paced"}],
-                "stream": True,
-            },
-            Fields,
-            READ_PACE_S,
-        )
-        try:
-            batches = [batch async for batch in stream.batches()]
-        finally:
-            await stream.close()
-    deltas = [c.choices[0].delta.content for b in batches for c in b if c.choices]
-    assert "".join(d or "" for d in deltas) == text
-    assert len(batches) < len(deltas) / 2, [len(b) for b in batches]
+async def test_the_events_of_one_read_come_as_one_batch() -> None:
+    # A read that holds three events hands them over together; the next read, its own.
+    events = [{"n": n} for n in range(4)]
+    body = b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events)
+    three = len(body) * 3 // 4
+
+    async def reads() -> AsyncIterator[bytes]:
+        yield body[:three]
+        yield body[three:]
+
+    request = httpx2.Request("POST", "http://127.0.0.1/v1/responses")
+    response = httpx2.Response(200, content=reads(), request=request)
+    batches = [batch async for batch in _batches(response, lambda e: e)]
+    assert batches == [events[:3], events[3:]]
 
 
 def test_merged_joins_only_neighbouring_deltas_of_one_kind() -> None:
@@ -239,3 +224,17 @@ def test_merged_joins_only_neighbouring_deltas_of_one_kind() -> None:
         Notice(text="n"),
         TextDelta(text="c"),
     ]
+
+
+def test_what_a_read_held_before_a_failing_item_is_shown_first() -> None:
+    # One read: two text deltas, then a `response.failed`: the text is shown, then it raises.
+    def fold(item: str) -> list[TextDelta]:
+        if item == "failed":
+            raise RuntimeError("response.failed")
+        return [TextDelta(text=item)]
+
+    shown: list[TextDelta] = []
+    with pytest.raises(RuntimeError):
+        for event in folded(["Par", "tial", "failed", "never"], fold):
+            shown.append(event)  # type: ignore[arg-type]
+    assert shown == [TextDelta(text="Partial")]

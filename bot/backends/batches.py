@@ -1,13 +1,13 @@
 """A stream's events a network read at a time, with the text of one read merged into one delta.
 
-The lean reader (sse.py) paces its reads, so a read carries the deltas of about a tenth of a
-second; passing them on as one TextDelta saves the core and the renderer a step per delta
-(issue 28). litellm's streams are read one chunk at a time, as before.
+When the bot is busy, one read of the lean reader (sse.py) carries several deltas; passing them
+on as one TextDelta saves the core and the renderer a step per delta (issue 28). litellm's
+streams are read one chunk at a time, as before.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
 from bot.backends.sse import EventStream
@@ -38,3 +38,20 @@ def merged(events: Iterable[TurnEvent]) -> list[TurnEvent]:
         else:
             out.append(event)
     return out
+
+
+def folded(items: Iterable[Any], fold: Callable[[Any], list[TurnEvent]]) -> Iterator[TurnEvent]:
+    """The events of one read's items (`fold` turns an item into events), text merged; when an
+    item fails (a `response.failed`, an error event), what came before it in the read is still
+    shown first, as it was when items went one by one, and then the failure is raised."""
+    events: list[TurnEvent] = []
+    failure: Exception | None = None
+    for item in items:
+        try:
+            events.extend(fold(item))
+        except Exception as exc:
+            failure = exc
+            break
+    yield from merged(events)
+    if failure is not None:
+        raise failure

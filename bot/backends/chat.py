@@ -9,7 +9,7 @@ from typing import Any
 
 from bot.backends import chat_transport, stopped
 from bot.backends.base import turn_instructions, user_field
-from bot.backends.batches import batches_of, merged
+from bot.backends.batches import batches_of, folded
 from bot.backends.chat_round import ChatRound, absorb
 from bot.backends.context import budget_for, estimate_tokens, fit, model_window
 from bot.backends.failures import (
@@ -303,7 +303,7 @@ class ChatBackend:
                 stream = await self._transport.create(model, **kwargs)
                 try:
                     async for chunks in batches_of(stream):
-                        for event in merged(e for c in chunks for e in absorb(c, result)):
+                        for event in folded(chunks, lambda c: absorb(c, result)):
                             shown = shown or isinstance(event, TextDelta)
                             yield event
                 finally:

@@ -20,7 +20,7 @@ from typing import Any
 
 from bot.backends.base import OpenAIClients, sdk_arguments
 from bot.backends.routes import OPENAI_PREFIX, route
-from bot.backends.sse import READ_PACE_S, Fields, open_stream
+from bot.backends.sse import Fields, open_stream
 from bot.config import LLMConfig, ModelEntry
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ class ChatTransport:
             if kwargs.get("stream"):
                 # Read through the lean reader (sse.py): chunks as `Fields`, not pydantic models.
                 start = client.chat.completions.with_streaming_response.create
-                return await open_stream(start, arguments, Fields, READ_PACE_S)
+                return await open_stream(start, arguments, Fields)
             return await create(**arguments)
         if self._litellm is None:
             self._litellm = import_litellm()

@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from bot.backends.base import sdk_arguments
-from bot.backends.batches import merged
+from bot.backends.batches import folded
 from bot.backends.failures import EmptyAnswer, Failure, StreamCut, sleep_before_retry, status_of
 from bot.backends.responses_events import Round, failure_of, missing_previous
 from bot.backends.responses_items import is_output
-from bot.backends.sse import READ_PACE_S, EventStream, open_stream
+from bot.backends.sse import EventStream, open_stream
 from bot.config import LLMConfig
 from bot.core.events import Notice, ReasoningDelta, TurnEvent
 
@@ -56,10 +56,9 @@ async def stream_response(
             stream = await open_stream(
                 client.responses.with_streaming_response.create,
                 sdk_arguments(client.responses.create, kwargs),
-                pace_s=READ_PACE_S,
             )
             async for events in stream.batches():
-                for out in merged(o for e in events for o in result.absorb(e)):
+                for out in folded(events, result.absorb):
                     shown = shown or not isinstance(out, ReasoningDelta)
                     yield out
             if not result.completed:

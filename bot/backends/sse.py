@@ -11,7 +11,6 @@ become `APITimeoutError` / `APIConnectionError`, so bot/backends/failures.py see
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
@@ -22,9 +21,6 @@ from openai._httpx2 import request_exceptions, timeout_exceptions
 from openai._response import AsyncAPIResponse
 from openai._streaming_cleanup import drain_response_async
 
-# How long a stream's next read waits (see _batches): a tenth of a second, well under the
-# second between two edits of a reply.
-READ_PACE_S = 0.1
 # Fields that open an SSE event without data; the SDK then dispatches it with empty data.
 _OTHER_FIELDS = (b"event", b"id", b"retry")
 
@@ -74,11 +70,9 @@ class EventStream:
     `view`), or `batches()` for them a network read at a time; close it to end the connection
     (a stop mid-answer, or the last event read)."""
 
-    def __init__(
-        self, response: AsyncAPIResponse[Any], view: Callable[[Any], Any], pace_s: float = 0.0
-    ) -> None:
+    def __init__(self, response: AsyncAPIResponse[Any], view: Callable[[Any], Any]) -> None:
         self._response = response
-        self._batches = _batches(response.http_response, view, pace_s)
+        self._batches = _batches(response.http_response, view)
 
     async def __aiter__(self) -> AsyncIterator[Any]:
         async for batch in self._batches:
@@ -98,25 +92,21 @@ class EventStream:
 
 
 async def open_stream(
-    start: Callable[..., Any],
-    kwargs: dict[str, Any],
-    view: Callable[[Any], Any] = lambda e: e,
-    pace_s: float = 0.0,
+    start: Callable[..., Any], kwargs: dict[str, Any], view: Callable[[Any], Any] = lambda e: e
 ) -> EventStream:
     """Send the request with an SDK `with_streaming_response.create` (`start`); an HTTP error
-    status raises here, as the SDK's own `create` does, before any event is read. `pace_s`:
-    see `_batches`."""
+    status raises here, as the SDK's own `create` does, before any event is read."""
     response = await start(**kwargs).__aenter__()
-    return EventStream(response, view, pace_s)
+    return EventStream(response, view)
 
 
 async def _batches(
-    http: httpx2.Response, view: Callable[[Any], Any], pace_s: float
+    http: httpx2.Response, view: Callable[[Any], Any]
 ) -> AsyncGenerator[list[Any], None]:
-    """The events of each network read. With `pace_s`, the next read waits that long: the
-    deltas that arrive meanwhile wait in the socket's buffer and come as one batch, so a
-    stream costs a few wake-ups a second, not one per delta (issue 28: the bench's s4 is
-    6,000 deltas a second). A reply is edited at most about once a second, so nobody sees it."""
+    """The events of each network read, as one list: the backends pass a read's text on as one
+    delta (batches.py). Reads are not paced: a connection cut while a reader waited would take
+    with it what arrived in the wait (aiohttp raises before it hands over its buffer), and a
+    lost `mcp_call` item would let a retry run a server-side tool again."""
     splitter = SSESplitter()
     try:
         async for chunk in http.aiter_bytes():
@@ -137,8 +127,6 @@ async def _batches(
                 batch.append(view(event))
             if batch:
                 yield batch
-                if pace_s:
-                    await asyncio.sleep(pace_s)
     except timeout_exceptions() as err:
         raise openai.APITimeoutError(request=http.request) from err
     except request_exceptions() as err:
