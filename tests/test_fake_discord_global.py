@@ -11,6 +11,7 @@ import pytest_asyncio
 
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord.global_limit import GlobalLimit
+from tests.fakes.discord.ratelimit import RateLimiter
 
 
 @pytest_asyncio.fixture
@@ -59,3 +60,13 @@ def test_each_token_has_a_window_of_its_own() -> None:
     assert limit.take("Bot a", 0.2) == 0.8
     assert limit.take("Bot b", 0.2) is None  # another bot's requests are not counted here
     assert limit.take("Bot a", 1.0) is None
+
+
+def test_the_global_window_counts_arrivals_not_when_a_busy_fake_gets_round_to_them() -> None:
+    # 50 arrived in the first second, 1 more at 1.05 s; a busy fake checks them all at 1.1 s.
+    limiter = RateLimiter(enabled=True, message_bucket=(5, 5.0), global_limit_per_s=50)
+    arrivals = [i / 50 for i in range(50)] + [1.05]
+    decisions = [  # a route bucket each (their own limits aside): only the global window binds
+        limiter.check("other", str(n), token="Bot t", arrived_at=t) for n, t in enumerate(arrivals)
+    ]
+    assert [d.status for d in decisions] == [200] * 51  # Discord: the 51st is in a new second

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from .fake import FakeDiscord
 
 log = logging.getLogger("fake_discord.rest")
+# When a request reached the fake: the rate limiter counts Discord's global window by it.
+ARRIVED: web.RequestKey[float] = web.RequestKey("arrived_at", float)
 API = "/api/v10"
 # Routes authenticated by the token in the URL: Discord wants no Authorization header there.
 TOKEN_ROUTE_PREFIXES = (f"{API}/interactions/", f"{API}/webhooks/")
@@ -68,6 +70,7 @@ def make_middleware(fake: FakeDiscord):
             ],
         )
         fake.requests.append(rec)
+        request[ARRIVED] = rec.t
         if fake.latency_s:
             await asyncio.sleep(fake.latency_s)
         fault = fake.faults.take(request.method, request.path)
@@ -127,7 +130,9 @@ async def _respond(fake: FakeDiscord, request: web.Request, handler):
         return error(401, 0, "401: Unauthorized"), {}
     route, major, exempt = _bucket_for(request)
     token = request.headers.get("Authorization", "")
-    decision = fake.ratelimiter.check(route, major, exempt_global=exempt, token=token)
+    decision = fake.ratelimiter.check(
+        route, major, exempt_global=exempt, token=token, arrived_at=request.get(ARRIVED)
+    )
     if decision.status == 429:
         fake.counters["429"] += 1
         if decision.is_global:
