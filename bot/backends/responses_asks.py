@@ -55,15 +55,7 @@ async def ask_server_call(
     verdict.approved = True
     gate = tools.gate
     asking = (
-        decision_after_restart(
-            gate,
-            approval,
-            resumed.approval_id,
-            resumed.status,
-            started=resumed.started,
-            shown_tool=ask.tool,
-            stop=request.stop,
-        )
+        decision_after_restart(gate, approval, resumed, shown_tool=ask.tool, stop=request.stop)
         if resumed is not None
         else ask_approval(gate, approval, shown_tool=ask.tool, stop=request.stop)
     )

@@ -9,7 +9,7 @@ from typing import get_args
 from bot.core.approvals import ApprovalGate, ApprovalRequest
 from bot.core.decisions import Decision, DecisionStatus
 from bot.core.events import ApprovalRequested, ApprovalResolved, ToolCallFinished, TurnEvent
-from bot.core.resume import LOST_OUTPUT
+from bot.core.resume import LOST_OUTPUT, Resumable
 from bot.core.stops import StopSignal
 
 
@@ -92,17 +92,16 @@ async def await_decision(
 async def decision_after_restart(
     gate: ApprovalGate,
     approval: ApprovalRequest,
-    approval_id: int,
-    status: str,
+    resumed: Resumable,
     *,
-    started: bool,
     shown_tool: str,
     stop: StopSignal | None = None,
 ) -> AsyncIterator[TurnEvent]:
     """For the first call of a turn resumed after a restart. One that may have started before
     the restart ends "lost" and is never run again; otherwise the wait when its prompt is still
     pending, or what was decided before the restart. Yields nothing when the call may run now."""
-    if started:
+    status = resumed.status
+    if resumed.started:
         yield ToolCallFinished(
             call_id=approval.call_id,
             server=approval.server,
@@ -113,7 +112,7 @@ async def decision_after_restart(
         return
     if status == "pending":
         async for event in await_decision(
-            gate, approval, approval_id, shown_tool=shown_tool, stop=stop
+            gate, approval, resumed.approval_id, shown_tool=shown_tool, stop=stop
         ):
             yield event
         return

@@ -164,13 +164,7 @@ class ToolExecutor:
         asking: AsyncIterator[TurnEvent] | None = None
         if resumed is not None:
             asking = decision_after_restart(
-                self._gate,
-                approval,
-                resumed.approval_id,
-                resumed.status,
-                started=resumed.started,
-                shown_tool=spec.tool,
-                stop=request.stop,
+                self._gate, approval, resumed, shown_tool=spec.tool, stop=request.stop
             )
             if resumed.status != "pending" and resumed.edited_arguments is not None:
                 arguments = resumed.edited_arguments  # approved, edited, before the restart
