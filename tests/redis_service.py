@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import uuid
@@ -95,6 +96,16 @@ class PrivateRedis:
             self.proc.terminate()
             self.proc.wait(timeout=10)
             self.proc = None
+
+    async def freeze(self, seconds: float) -> None:
+        """Redis stalls (a slow disk, a swapped-out host, a network hiccup): every call made
+        meanwhile times out, then it answers again as if nothing happened."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            self.proc.send_signal(signal.SIGCONT)
 
     def remove(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)

@@ -142,7 +142,10 @@ async def test_without_redis_each_process_takes_its_share_and_says_so_once(
         await window.admit(Priority.FINAL, 0.0)
         assert window.limits() == limits_for(50)
         server.stop()
-        await window.admit(Priority.FINAL, 0.0)  # granted before: goes, the share decides now
+        # Granted before: it finds Redis gone, then waits out the pause like everything new.
+        waiting = asyncio.create_task(window.admit(Priority.FINAL, 0.0))
+        while link.up:  # noqa: ASYNC110 - polled: the link announces nothing to a test
+            await asyncio.sleep(0.01)
         found_gone = time.monotonic()
         assert window.limits() == limits_for(25)
         # Nothing new goes while what the other process placed in the shared window's last
@@ -150,6 +153,8 @@ async def test_without_redis_each_process_takes_its_share_and_says_so_once(
         scheduler = WriteScheduler(gate=window)
         assert not scheduler.may_type()
         await scheduler.acquire(1, 1, Priority.FINAL)
+        assert time.monotonic() - found_gone >= GONE_PAUSE_S - 0.05
+        assert await waiting is None  # then went alone, the share deciding
         assert time.monotonic() - found_gone >= GONE_PAUSE_S - 0.05
         assert await limits.admit(1, concurrent=1, per_minute=1) is None
         await window.admit(Priority.EDIT, 0.0)

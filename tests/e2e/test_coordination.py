@@ -177,3 +177,26 @@ async def test_redis_stopped_mid_run_answers_go_on_within_the_share_and_coordina
             assert world.discord.counters["429"] == 0, refusals(world.discord)
             for bot in world.bots:
                 assert "Redis is back" in bot.log()
+
+
+@pytest.mark.redis
+async def test_a_redis_stall_mid_burst_adds_nothing_to_what_the_window_already_let_through(
+    llm: ScriptedLLM, tmp_path: Path
+) -> None:
+    # Both processes lose Redis for a moment while their writes wait in the shared window: what
+    # it let through in the last second is still reaching Discord, so nothing waiting may go on
+    # alone before that second has passed (and, Redis back by then, nothing goes alone at all).
+    async with private_redis() as redis_server:
+        coordination = {"redis_url": redis_server.url, "prefix": own_prefix()}
+        async with two_shards(llm, tmp_path, 30, {"coordination": coordination}) as world:
+            running = asyncio.create_task(burst(world, "k-stall", per_channel=2, words=40))
+            # Polled: the fake announces no count.
+            while world.discord.counters["messages_created"] < 20 and not running.done():  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+            await redis_server.freeze(0.8)
+            await running
+            assert world.discord.counters["429"] == 0, refusals(world.discord)
+            for bot in world.bots:
+                log = bot.log()
+                assert "Redis is unreachable" in log
+                assert "Redis is back" in log

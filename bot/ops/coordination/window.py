@@ -113,6 +113,14 @@ class SharedWindow:
                     )
                 )
                 if answer is None:
+                    # Writes that were waiting here when Redis went away wait out the pause
+                    # too (the budget's pause holds only new grants): the other processes'
+                    # last second is still reaching Discord. Then Redis once more, since a
+                    # stall or one lost connection is often over by then.
+                    paused_s = self.paused_until() - time.monotonic()
+                    if paused_s > 0:
+                        await asyncio.sleep(paused_s)
+                        continue
                     await self._admit_alone()
                     return None
                 wait_ms = int(answer[0])
