@@ -213,6 +213,25 @@ async def test_an_answered_write_is_held_a_second_from_its_answer(links: list[Li
     assert held >= expiry - HOLD_S * 1000 + 1600 - 50
 
 
+async def test_a_place_that_lapsed_before_its_answer_is_put_back_for_its_second(
+    links: list[Link],
+) -> None:
+    # A request can leave long after its grant (a stalled host): if its place lapsed meanwhile,
+    # its answer puts the place back until a second after; a write never made frees its own.
+    window = SharedWindow(links[0], per_s=10, share_per_s=5)
+    key = links[0].key("global")
+    slot = await window.admit(Priority.FINAL, 0.0)
+    assert slot is not None
+    await links[0].redis.zrem(key, slot)  # lapsed, as HOLD_S after a grant with no answer
+    window.answered(slot)
+    never = await window.admit(Priority.FINAL, 0.0)  # carries the answer along
+    assert never is not None
+    assert await links[0].redis.zscore(key, slot) is not None
+    window.answered(never, sent=False)
+    await window.admit(Priority.FINAL, 0.0)
+    assert await links[0].redis.zscore(key, never) is None
+
+
 async def test_a_typing_place_is_held_until_a_second_after_its_answer(links: list[Link]) -> None:
     # Typing, reactions and history reads share the fifth of the window kept out of Redis;
     # a slow answer must keep its place past the second after its grant, as writes do.

@@ -196,7 +196,9 @@ async def test_a_redis_stall_mid_burst_adds_nothing_to_what_the_window_already_l
             await redis_server.freeze(0.8)
             await running
             assert world.discord.counters["429"] == 0, refusals(world.discord)
-            for bot in world.bots:
-                log = bot.log()
-                assert "Redis is unreachable" in log
-                assert "Redis is back" in log
+            # The stall was felt (a process with no call out during it may not notice), and
+            # every process that found Redis away found it back.
+            logs = [bot.log() for bot in world.bots]
+            assert any("Redis is unreachable" in log for log in logs)
+            for log in logs:
+                assert ("Redis is unreachable" in log) <= ("Redis is back" in log)

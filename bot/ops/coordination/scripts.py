@@ -13,10 +13,16 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 # Requests answered since this process's last call: ARGV from `first` on holds pairs of a slot
 # and the ms since its answer was read. Each is then held until one second after its answer, as
 # one process's budget holds it: Discord counted it somewhere between leaving and that answer,
-# so no later request can land in the same Discord second, whatever the latency.
+# so no later request can land in the same Discord second, whatever the latency. A place whose
+# hold lapsed before its answer came is put back for the rest of that second.
 _ANSWERED = """
 for i = first, #ARGV - 1, 2 do
-  redis.call('ZADD', KEYS[1], 'XX', now - tonumber(ARGV[i + 1]) + 1000, ARGV[i])
+  local free_at = now - tonumber(ARGV[i + 1]) + 1000
+  if free_at > now then
+    redis.call('ZADD', KEYS[1], free_at, ARGV[i])
+  else
+    redis.call('ZREM', KEYS[1], ARGV[i])
+  end
 end
 """
 

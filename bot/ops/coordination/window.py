@@ -15,13 +15,17 @@ import time
 from collections import deque
 
 from bot.discord.streaming.budget import Counted, Limits, Priority
+from bot.discord.streaming.counted import UNANSWERED_S
 from bot.discord.streaming.share import limits_for
 from bot.ops.coordination.link import Link
 from bot.ops.coordination.scripts import ANSWERED, HOLD, NOTE, TAKE
 
-# A place is held this long from its grant until its answer is reported (then one second from
-# the answer): a request can leave well after its grant on a busy event loop.
-HOLD_S = 3.0
+# A place is held from its grant until its answer is reported (then one second from the answer),
+# or this long if no answer ever is (a process that died, a request never made and never given
+# back): as long as the budget holds a request it saw leave (UNANSWERED_S) and a second more.
+# Under load a request can leave seconds after its grant: CI's Redis trace showed answers
+# reported 3.8 s after the grant, and at 3 s those places had lapsed and been taken by others.
+HOLD_S = UNANSWERED_S + 1.0
 # Answers are reported with the next call, or after this long by a call of their own.
 REPORT_AFTER_S = 0.05
 # The windows a process keeps alone (typing; all writes while Redis is away): a little over a
