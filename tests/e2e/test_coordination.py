@@ -128,12 +128,16 @@ async def test_limits_hold_across_processes_and_a_dead_processs_lease_lapses(
             assert busy == BUSY
             assert llm.requests_mentioning("k-lim-busy") == []
             await zero.answer_text(int(slow["id"]), "slow start", timeout=30)
+            # Its final text shows a moment before the turn lets go of the user (CI asked in
+            # between and was rightly told to wait): the turn's last status reaction comes after.
+            await zero.turn_over(int(slow["id"]))
             # Spending over the daily cost on shard 1 is refused on shard 0 too.
             spend = UsageReport(100_000, 20_000)
             assert (turn_cost(model, Usage(input_tokens=100_000, output_tokens=20_000)) or 0) > 0.01
             llm.report_usage("k-lim-spend", spend)
-            _, spent = await ask(one, "k-lim-spend", user)
+            spend_asked, spent = await ask(one, "k-lim-spend", user)
             assert "echo" in spent
+            await one.turn_over(int(spend_asked["id"]))  # its usage is counted by then
             _, refused = await ask(zero, "k-lim-after", user)
             assert refused == COST
             assert llm.requests_mentioning("k-lim-after") == []
