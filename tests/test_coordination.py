@@ -154,7 +154,8 @@ async def test_without_redis_each_process_takes_its_share_and_says_so_once(
         assert not scheduler.may_type()
         await scheduler.acquire(1, 1, Priority.FINAL)
         assert time.monotonic() - found_gone >= GONE_PAUSE_S - 0.05
-        assert await waiting is None  # then went alone, the share deciding
+        alone = await waiting  # then went alone, the share deciding
+        assert alone is not None
         assert time.monotonic() - found_gone >= GONE_PAUSE_S - 0.05
         assert await limits.admit(1, concurrent=1, per_minute=1) is None
         await window.admit(Priority.EDIT, 0.0)
@@ -169,6 +170,30 @@ async def test_without_redis_each_process_takes_its_share_and_says_so_once(
         await asyncio.sleep(GRACE_S)
         assert window.limits() == limits_for(50)
         assert any("back" in r.message for r in caplog.records)
+        await link.aclose()
+
+
+async def test_alone_a_place_is_held_until_its_answer_not_for_a_fixed_time() -> None:
+    # With Redis away a write can still leave seconds after its grant on a loaded host: its place
+    # in this process's share stays taken until a second after its answer, and a write never
+    # made gives its place back at once.
+    async with private_redis() as server:
+        link = Link(server.url, own_prefix())
+        window = SharedWindow(link, per_s=4, share_per_s=2)
+        server.stop()
+        first = await window.admit(Priority.FINAL, 0.0)  # finds Redis gone, waits the pause
+        second = await window.admit(Priority.FINAL, 0.0)
+        assert first is not None and second is not None
+        third = asyncio.create_task(window.admit(Priority.FINAL, 0.0))
+        await asyncio.sleep(2.0)  # longer than any fixed window of grants: both still unsent
+        assert not third.done()
+        window.answered(first, sent=False)  # never made: its place is free at once
+        assert await asyncio.wait_for(third, 1.0) is not None
+        fourth = asyncio.create_task(window.admit(Priority.FINAL, 0.0))
+        window.answered(second)
+        await asyncio.sleep(0.5)
+        assert not fourth.done()  # answered: held a second from the answer
+        assert await asyncio.wait_for(fourth, 1.0) is not None
         await link.aclose()
 
 

@@ -28,9 +28,6 @@ from bot.ops.coordination.scripts import ANSWERED, HOLD, NOTE, TAKE
 HOLD_S = UNANSWERED_S + 1.0
 # Answers are reported with the next call, or after this long by a call of their own.
 REPORT_AFTER_S = 0.05
-# The windows a process keeps alone (typing; all writes while Redis is away): a little over a
-# second of grants, since Discord counts arrivals.
-ALONE_S = 1.3
 # Just back from an outage, a process keeps to its share a little longer: another process may
 # not have noticed Redis is back yet and still plans its share alone (it looks every second).
 GRACE_S = 3.0
@@ -39,6 +36,8 @@ GRACE_S = 3.0
 GONE_PAUSE_S = 1.5
 # Discord's global window: a typing request's place frees this long after its answer.
 TYPING_PERIOD_S = 1.0
+# While Redis is away, how often a write waiting for one of this process's places looks again.
+ALONE_POLL_S = 0.05
 
 
 class SharedWindow:
@@ -64,9 +63,10 @@ class SharedWindow:
         self._keys = [link.key("global"), link.key("global", "waiting"), link.key("global", "hold")]
         self._me = secrets.token_hex(6)
         self._ids = itertools.count()
-        # While Redis is away: writes the budget granted before it knew (its limits then were
-        # the whole window's) still keep to this process's share.
-        self._alone: deque[float] = deque()
+        # While Redis is away, this process's share as places of its own: slot -> when it frees
+        # (held like a shared place: until a second after its answer, HOLD_S if none comes; a
+        # write can leave seconds after its grant on a loaded host, and Discord counts arrivals).
+        self._alone: dict[str, float] = {}
 
     def limits(self) -> Limits:
         if self._link.up and self._link.since_back() >= GRACE_S:
@@ -76,6 +76,9 @@ class SharedWindow:
     def answered(self, slot: str, *, sent: bool = True) -> None:
         """The request that took `slot` was answered (or, `sent=False`, never made): reported
         with the next call, or soon by itself (see scripts)."""
+        if slot in self._alone:
+            self._alone[slot] = time.monotonic() + (TYPING_PERIOD_S if sent else 0.0)
+            return
         at = time.monotonic() - (0.0 if sent else 1.0)  # never made: free at once
         self._answered.append((slot, at))
         if self._report_timer is None:
@@ -94,7 +97,7 @@ class SharedWindow:
         return [x for slot, at in pairs for x in (slot, int((now - at) * 1000))]
 
     async def admit(self, priority: Priority, waited_s: float) -> str | None:
-        """Its slot in the shared window (None: Redis away, this process's share decided)."""
+        """Its slot in the shared window, or (Redis away) in this process's share."""
         first = priority is not Priority.EDIT
         slot = self._slot()
         age_ms = int(waited_s * 1000)
@@ -125,8 +128,7 @@ class SharedWindow:
                     if paused_s > 0:
                         await asyncio.sleep(paused_s)
                         continue
-                    await self._admit_alone()
-                    return None
+                    return await self._admit_alone()
                 wait_ms = int(answer[0])
                 if wait_ms <= 0:
                     return slot
@@ -141,13 +143,17 @@ class SharedWindow:
         shared window's last second can still reach Discord beside this process's share."""
         return self._link.down_at + GONE_PAUSE_S
 
-    async def _admit_alone(self) -> None:
-        """A place in this process's share of the window, as a plain sliding window."""
+    async def _admit_alone(self) -> str:
+        """A place in this process's share of the window, held as the shared ones are."""
         while True:
             now = time.monotonic()
-            if _slide(self._alone, self._share.global_per_s, now):
-                return
-            await asyncio.sleep(self._alone[0] + ALONE_S - now)
+            self._alone = {slot: until for slot, until in self._alone.items() if until > now}
+            if len(self._alone) < self._share.global_per_s:
+                slot = f"alone:{self._slot()}"
+                self._alone[slot] = now + HOLD_S
+                return slot
+            # Polled: an answer can free a place before its hold runs out.
+            await asyncio.sleep(min(min(self._alone.values()) - now, ALONE_POLL_S))
 
     def typing_room(self) -> bool:
         """Within this process's part of the typing fifth (Redis away: its share decides)."""
@@ -180,13 +186,3 @@ class SharedWindow:
 
     def _slot(self) -> str:
         return f"{self._me}:{next(self._ids)}"
-
-
-def _slide(window: deque[float], per_s: int, now: float) -> bool:
-    """Take a place in a sliding window of ALONE_S if it has one."""
-    while window and window[0] <= now - ALONE_S:
-        window.popleft()
-    if len(window) < per_s:
-        window.append(now)
-        return True
-    return False
