@@ -176,7 +176,7 @@ class WriteBudget:
         # As if it left now: held until a period after its answer however long discord.py
         # keeps it (an aged-out grant would land in a full window); never sent: UNANSWERED_S.
         self._global_window.append(typing := Counted(granted_at=now, left_at=now))
-        self._settled_until = 0.0
+        self._may_age_out(typing)
         self._unclaimed_typing.append(typing)
         return typing
 
@@ -202,7 +202,7 @@ class WriteBudget:
         """Discord's answer to a request (any status, or a failed connection) was read."""
         if counted.answered_at is None:
             counted.answered_at = now
-            self._settled_until = 0.0
+            self._may_age_out(counted)
 
     # --- decisions --------------------------------------------------------------------------
 
@@ -211,29 +211,36 @@ class WriteBudget:
         limit is what binds, a final in one channel still goes before an edit in another)."""
         granted: list[Ticket] = []
         self._expire(now)
-        while self._global_free(now):
-            ready = [
-                t
-                for c in list(self._waiting)
-                if (t := self._ready(c, now)) is not None and self._global_room(t)
-            ]
-            if not ready:
+        if not self._global_free(now):
+            return granted
+        # Each channel's head, if its own window lets it go; a grant changes only its own
+        # channel's, while the bot's window is looked at again for every grant.
+        ready = {c: t for c in list(self._waiting) if (t := self._ready(c, now)) is not None}
+        while ready and self._global_free(now):
+            fits = [t for t in ready.values() if self._global_room(t)]
+            if not fits:
                 break
-            ticket = min(ready, key=_across_channels)
-            heapq.heappop(self._waiting[ticket.channel_id])
-            if not self._waiting[ticket.channel_id]:
-                del self._waiting[ticket.channel_id]
+            ticket = min(fits, key=_across_channels)
+            channel_id = ticket.channel_id
+            heapq.heappop(self._waiting[channel_id])
+            if not self._waiting[channel_id]:
+                del self._waiting[channel_id]
             ticket.granted = True
             counted = Counted(granted_at=now, priority=ticket.priority is not Priority.EDIT)
-            self._channel_window[ticket.channel_id].append(counted)
-            self._unclaimed[ticket.channel_id].append(counted)
+            self._channel_window[channel_id].append(counted)
+            self._unclaimed[channel_id].append(counted)
             self._global_window.append(counted)
             if counted.priority:
                 self._global_priority += 1
                 self._waiting_priority -= 1
             self._last_served[ticket.reply_id] = next(self._service)
             granted.append(ticket)
-            self._settled_until = 0.0
+            self._may_age_out(counted)
+            after = self._ready(channel_id, now) if channel_id in self._waiting else None
+            if after is None:
+                del ready[channel_id]
+            else:
+                ready[channel_id] = after
         return granted
 
     def next_wake(self, now: float) -> float | None:
@@ -264,7 +271,7 @@ class WriteBudget:
     def _leaves(self, counted: Counted, now: float, *, channel_id: int | None) -> Counted:
         """A request is being written: in its windows until answered (again, if aged out)."""
         counted.left_at = now
-        self._settled_until = 0.0
+        self._may_age_out(counted)
         windows = [self._global_window]
         if channel_id is not None:
             windows.append(self._channel_window[channel_id])
@@ -275,36 +282,43 @@ class WriteBudget:
                     self._global_priority += 1
         return counted
 
+    def _may_age_out(self, counted: Counted) -> None:
+        """A request was added to the windows or its hold changed: it may age out sooner than
+        anything _expire saw (the channel's period or the bot's, whichever is shorter)."""
+        period = min(self.limits.channel_period_s, self.limits.global_period_s)
+        self._settled_until = min(self._settled_until, counted.held_from + period)
+
     def _expire(self, now: float) -> None:
-        # Asked many times a second (typing loops look every 50 ms): skipped until something
-        # can have aged out; every change to the windows looks again (`_settled_until = 0`).
+        # Asked many times a second (typing loops look every 50 ms, every answer pumps): skipped
+        # until something can have aged out; each change to a request's hold brings that moment
+        # forward (_may_age_out).
         if now < self._settled_until:
             return
         soonest = math.inf
         period = self.limits.channel_period_s
         for channel_id, window in list(self._channel_window.items()):
-            expiries = [c.expires(period) for c in window]
-            window[:] = [c for c, at in zip(window, expiries, strict=True) if at > now]
-            soonest = min([soonest, *(at for at in expiries if at > now)])
+            window[:] = [c for c in window if c.held_from + period > now]
             if not window:
                 del self._channel_window[channel_id]
+                continue
+            soonest = min(soonest, min(c.held_from for c in window) + period)
         for channel_id, unclaimed in list(self._unclaimed.items()):
-            while unclaimed and unclaimed[0].expires(period) <= now:
+            while unclaimed and unclaimed[0].held_from + period <= now:
                 unclaimed.popleft()  # granted but never sent: nothing left to match
             if not unclaimed:
                 del self._unclaimed[channel_id]
         period = self.limits.global_period_s
-        while self._unclaimed_typing and self._unclaimed_typing[0].expires(period) <= now:
+        while self._unclaimed_typing and self._unclaimed_typing[0].held_from + period <= now:
             self._unclaimed_typing.popleft()
-        expiries = [c.expires(period) for c in self._global_window]
-        kept = zip(self._global_window, expiries, strict=True)
-        self._global_window[:] = [c for c, at in kept if at > now]
-        soonest = min([soonest, *(at for at in expiries if at > now)])
+        self._global_window[:] = [c for c in self._global_window if c.held_from + period > now]
+        if self._global_window:
+            soonest = min(soonest, min(c.held_from for c in self._global_window) + period)
         self._global_priority = sum(c.priority for c in self._global_window)
         for channel_id, until in list(self._blocked_until.items()):
             if until <= now:
                 del self._blocked_until[channel_id]
-            soonest = min(soonest, until) if until > now else soonest
+            else:
+                soonest = min(soonest, until)
         self._settled_until = soonest
 
     def _global_free(self, now: float) -> bool:
@@ -357,9 +371,11 @@ class WriteBudget:
         edit only refreshes text, a final or a first part is what a user waits for."""
         if ticket.priority is not Priority.EDIT:
             return 1
-        channel = ticket.channel_id
-        finals = len(self._live.get(channel, set()) | {ticket.reply_id})
-        first = bool(self._awaiting_first.get(channel, set()) - {ticket.reply_id})
+        channel, reply = ticket.channel_id, ticket.reply_id
+        live = self._live.get(channel, ())
+        finals = len(live) + (reply not in live)
+        waiting = self._awaiting_first.get(channel, ())
+        first = len(waiting) > (reply in waiting)  # another reply still waits for its first words
         return min(1 + finals + first, self.limits.channel_writes)
 
     def _ready(self, channel_id: int, now: float) -> Ticket | None:
@@ -381,7 +397,9 @@ def _across_channels(ticket: Ticket) -> tuple[int, int, int]:
 
 def _nth_expiry(window: list[Counted], period: float, n: int) -> float:
     """When the n-th request of the window (1-based, soonest first) ages out."""
-    return sorted(c.expires(period) for c in window)[n - 1]
+    if n == 1:
+        return min(c.held_from for c in window) + period
+    return sorted([c.held_from for c in window])[n - 1] + period
 
 
 def _discard(sets: dict[int, set[int]], channel_id: int, reply_id: int) -> None:
