@@ -21,49 +21,14 @@ import heapq
 import itertools
 import math
 from collections import defaultdict, deque
-from dataclasses import dataclass, field
-from enum import IntEnum
 
+from bot.discord.streaming.budget_terms import UNLIMITED, Limits, Priority, Ticket, across_channels
 from bot.discord.streaming.counted import Counted
 
-
-class Priority(IntEnum):
-    """Lower goes first."""
-
-    FINAL = 0  # the last text of a reply: nothing after it will fix a stale message
-    FIRST = 1  # a new message: the user's first sight of (more of) an answer
-    EDIT = 2  # an intermediate edit: only refreshes text that is already visible
+__all__ = ["UNLIMITED", "Counted", "Limits", "Priority", "Ticket", "WriteBudget"]
 
 
-@dataclass(frozen=True)
-class Limits:
-    channel_writes: int = 5
-    channel_period_s: float = 5.0
-    # Discord's global limit: 50/s for every request the bot makes (all pass discord.py's session
-    # and are counted, interaction callbacks too, which Discord exempts). Finals and first parts
-    # may fill the window up to `global_per_s`; edits only up to `global_edits_per_s` minus the
-    # last second's finals and first parts (the best guess of the next second's), so refreshes
-    # never slow new answers; typing takes what waiting finals and first parts do not need.
-    global_per_s: int = 50
-    global_edits_per_s: int = 40
-    global_period_s: float = 1.0
-
-
-# No budget at all: every write goes at once (the bench's baseline, `discord.write_budget: false`).
-UNLIMITED = Limits(channel_writes=10**9, global_per_s=10**9, global_edits_per_s=10**9)
-
-
-@dataclass(order=True)
-class Ticket:
-    """One write waiting for the budget."""
-
-    priority: Priority
-    last_served: int  # this reply's place in the order of service: served longest ago goes first
-    seq: int
-    channel_id: int = field(compare=False)
-    reply_id: int = field(compare=False)
-    granted: bool = field(default=False, compare=False)
-    cancelled: bool = field(default=False, compare=False)
+EDIT = Priority.EDIT
 
 
 class WriteBudget:
@@ -87,12 +52,16 @@ class WriteBudget:
         self._live: dict[int, set[int]] = defaultdict(set)  # shown, still streaming
         self._settled_until = 0.0  # nothing ages out of a window before this (see _expire)
         self._seq = itertools.count()
+        # Per waiting channel, what _channel_wake said, until the channel's state changes.
+        self._wake_of: dict[int, tuple[float, bool]] = {}
+        self._wake_limits: tuple[int, float] | None = None
 
     # --- what the renderers say -------------------------------------------------------------
 
     def expect_first(self, channel_id: int, reply_id: int) -> None:
         """A reply in this channel will soon need a FIRST write: keep a token for it."""
         self._awaiting_first[channel_id].add(reply_id)
+        self._changed(channel_id)
 
     def shown(self, channel_id: int, reply_id: int) -> None:
         """The reply showed its first words: it will need one write for its final. Only one
@@ -101,12 +70,14 @@ class WriteBudget:
             return
         _discard(self._awaiting_first, channel_id, reply_id)
         self._live[channel_id].add(reply_id)
+        self._changed(channel_id)
 
     def finish(self, channel_id: int, reply_id: int) -> None:
         """The reply has ended: drop what was kept about it."""
         _discard(self._awaiting_first, channel_id, reply_id)
         _discard(self._live, channel_id, reply_id)
         self._last_served.pop(reply_id, None)
+        self._changed(channel_id)
 
     def submit(self, channel_id: int, reply_id: int, priority: Priority) -> Ticket:
         ticket = Ticket(
@@ -117,6 +88,7 @@ class WriteBudget:
             reply_id=reply_id,
         )
         heapq.heappush(self._waiting[channel_id], ticket)
+        self._changed(channel_id)
         if priority is not Priority.EDIT:
             self._waiting_priority += 1
         return ticket
@@ -125,6 +97,7 @@ class WriteBudget:
         if not ticket.cancelled and not ticket.granted and ticket.priority is not Priority.EDIT:
             self._waiting_priority -= 1
         ticket.cancelled = True
+        self._changed(ticket.channel_id)
 
     def unused(self, channel_id: int) -> None:
         """A granted write was not needed (nothing had changed): its place is given back now,
@@ -136,6 +109,7 @@ class WriteBudget:
         counted = unclaimed.popleft()
         if not unclaimed:
             del self._unclaimed[channel_id]
+        self._changed(channel_id)
         window = self._channel_window.get(channel_id, [])
         window[:] = [c for c in window if c is not counted]
         if not window:
@@ -153,6 +127,7 @@ class WriteBudget:
         if remaining <= 0:
             until = now + reset_after_s
             self._blocked_until[channel_id] = max(self._blocked_until.get(channel_id, 0.0), until)
+            self._changed(channel_id)
 
     def rate_limited(self, channel_id: int | None, now: float, retry_after_s: float) -> None:
         """A 429: nothing more goes to that channel (or anywhere, if global) until it lifts."""
@@ -161,6 +136,7 @@ class WriteBudget:
             self._global_blocked_until = max(self._global_blocked_until, until)
         else:
             self._blocked_until[channel_id] = max(self._blocked_until.get(channel_id, 0.0), until)
+            self._changed(channel_id)
 
     def may_type(self, now: float, *, share: float = 1.0) -> bool:
         return self.take_typing(now, share=share) is not None
@@ -203,6 +179,7 @@ class WriteBudget:
         if counted.answered_at is None:
             counted.answered_at = now
             self._may_age_out(counted)
+            self._changed(counted.channel_id)
 
     # --- decisions --------------------------------------------------------------------------
 
@@ -217,16 +194,18 @@ class WriteBudget:
         # channel's, while the bot's window is looked at again for every grant.
         ready = {c: t for c in list(self._waiting) if (t := self._ready(c, now)) is not None}
         while ready and self._global_free(now):
-            fits = [t for t in ready.values() if self._global_room(t)]
+            fits = [t for t in ready.values() if self._global_room(t.priority is EDIT)]
             if not fits:
                 break
-            ticket = min(fits, key=_across_channels)
+            ticket = min(fits, key=across_channels)
             channel_id = ticket.channel_id
             heapq.heappop(self._waiting[channel_id])
             if not self._waiting[channel_id]:
                 del self._waiting[channel_id]
             ticket.granted = True
-            counted = Counted(granted_at=now, priority=ticket.priority is not Priority.EDIT)
+            counted = Counted(granted_at=now, priority=ticket.priority is not EDIT)
+            counted.channel_id = channel_id
+            self._changed(channel_id)
             self._channel_window[channel_id].append(counted)
             self._unclaimed[channel_id].append(counted)
             self._global_window.append(counted)
@@ -246,25 +225,39 @@ class WriteBudget:
     def next_wake(self, now: float) -> float | None:
         """When a waiting write could next be granted (None: nothing waits). A request still in
         flight frees its place only once answered, and `answered` is followed by a new look."""
-        wakes = []
-        global_room_at: dict[bool, float] = {}  # the same for every edit, and every other write
+        if self._wake_limits != (self.limits.channel_writes, self.limits.channel_period_s):
+            self._wake_of.clear()
+            self._wake_limits = (self.limits.channel_writes, self.limits.channel_period_s)
+        soonest: dict[bool, float] = {}  # by kind (an edit or not): the bot's window is per kind
         for channel_id in list(self._waiting):
-            head = self._head(channel_id)
-            if head is None:
-                continue
-            window = self._channel_window.get(channel_id, [])
-            # Enough requests must age out to leave `needed` writes free.
-            expire = len(window) - self.limits.channel_writes + self._needed(head)
-            at = _nth_expiry(window, self.limits.channel_period_s, expire) if expire > 0 else now
-            # ...and the whole bot's window must have room too.
-            edit = head.priority is Priority.EDIT
-            if edit not in global_room_at:
-                global_room_at[edit] = self._global_room_at(head, now)
-            at = max(at, global_room_at[edit])
-            wakes.append(max(at, self._blocked_until.get(channel_id, now)))
-        if not wakes:
+            if (wake := self._wake_of.get(channel_id)) is None:
+                if (wake := self._channel_wake(channel_id)) is None:
+                    continue
+                self._wake_of[channel_id] = wake
+            at, edit = wake
+            soonest[edit] = min(at, soonest.get(edit, at))
+        if not soonest:
             return None
+        # ...and the whole bot's window must have room too.
+        wakes = [max(at, self._global_room_at(edit, now)) for edit, at in soonest.items()]
         return max(min(wakes), self._global_blocked_until, now)
+
+    def _channel_wake(self, channel_id: int) -> tuple[float, bool] | None:
+        """When the channel's own window and Discord's word let its head go (-inf: now), and
+        whether that head is an edit. It changes only with the channel's own state, so it is
+        kept until then (_changed); requests aging out of the window do not move it."""
+        head = self._head(channel_id)
+        if head is None:
+            return None
+        window = self._channel_window.get(channel_id, [])
+        # Enough requests must age out to leave `needed` writes free.
+        expire = len(window) - self.limits.channel_writes + self._needed(head)
+        at = _nth_expiry(window, self.limits.channel_period_s, expire) if expire > 0 else -math.inf
+        return max(at, self._blocked_until.get(channel_id, -math.inf)), head.priority is EDIT
+
+    def _changed(self, channel_id: int | None) -> None:
+        if channel_id is not None:
+            self._wake_of.pop(channel_id, None)
 
     # --- internals --------------------------------------------------------------------------
 
@@ -275,6 +268,8 @@ class WriteBudget:
         windows = [self._global_window]
         if channel_id is not None:
             windows.append(self._channel_window[channel_id])
+            counted.channel_id = channel_id
+            self._changed(channel_id)
         for window in windows:
             if not any(c is counted for c in window):
                 window.append(counted)
@@ -326,11 +321,12 @@ class WriteBudget:
             len(self._global_window) < self.limits.global_per_s
         )
 
-    def _global_room(self, ticket: Ticket) -> bool:
-        """Whether the bot's window has room for this ticket now (its channel's aside)."""
+    def _global_room(self, edit: bool) -> bool:
+        """Whether the bot's window has room now for an edit, or another write (its channel's
+        aside)."""
         if len(self._global_window) >= self.limits.global_per_s:
             return False
-        return ticket.priority is not Priority.EDIT or self._global_edits() < self._edit_allowance()
+        return not edit or self._global_edits() < self._edit_allowance()
 
     def _global_edits(self) -> int:
         """Requests in the window that were not finals or first parts (edits, typing, reads)."""
@@ -341,9 +337,9 @@ class WriteBudget:
         second (the best guess of the next one's) and those waiting now leave over."""
         return self.limits.global_edits_per_s - self._global_priority - self._waiting_priority
 
-    def _global_room_at(self, ticket: Ticket, now: float) -> float:
-        """When the bot's window may next have room for this ticket."""
-        if self._global_room(ticket):
+    def _global_room_at(self, edit: bool, now: float) -> float:
+        """When the bot's window may next have room for an edit, or another write."""
+        if self._global_room(edit):
             return now
         period = self.limits.global_period_s
         over = len(self._global_window) - self.limits.global_per_s
@@ -384,15 +380,6 @@ class WriteBudget:
             return None
         used = len(self._channel_window.get(channel_id, ()))
         return head if self.limits.channel_writes - used >= self._needed(head) else None
-
-
-def _across_channels(ticket: Ticket) -> tuple[int, int, int]:
-    """Which channel's head goes first when the bot's own window is what binds: finals and first
-    parts before edits, and among them the oldest (strict finals-first would starve new answers
-    for as long as old ones keep finishing); edits by the same fairness as within a channel."""
-    if ticket.priority is Priority.EDIT:
-        return (1, ticket.last_served, ticket.seq)
-    return (0, ticket.seq, 0)
 
 
 def _nth_expiry(window: list[Counted], period: float, n: int) -> float:

@@ -22,7 +22,15 @@ class Counted:
     second, and a method call each time was a tenth of the bot's CPU in the bench's s4.
     """
 
-    __slots__ = ("granted_at", "priority", "_left_at", "_answered_at", "held_from", "__weakref__")
+    __slots__ = (
+        "granted_at",
+        "priority",
+        "_left_at",
+        "_answered_at",
+        "held_from",
+        "channel_id",
+        "__weakref__",
+    )
 
     def __init__(
         self,
@@ -36,6 +44,7 @@ class Counted:
         self._left_at = left_at
         self._answered_at = answered_at
         self.held_from = granted_at
+        self.channel_id: int | None = None  # the channel window it is in, if any (budget.py)
         self._update()
 
     @property
