@@ -89,17 +89,21 @@ def _leaves(exc: BaseException) -> list[BaseException]:
     return [exc]
 
 
-def describe_error(exc: BaseException, http_status: int | None = None) -> str:
-    """One short plain reason for a failed connection or call (no secrets: see redact())."""
+def describe_error(
+    exc: BaseException, http_status: int | None = None, command: str | None = None
+) -> str:
+    """One short plain reason for a failed connection or call (no secrets: see redact());
+    `command`: the program a stdio server was started with, named when it is not found (uvloop
+    raises FileNotFoundError without the file's name)."""
     leaves = _leaves(exc)
     # The root cause is the first non-cancellation leaf; cancellations are its consequences.
     leaf = next((e for e in leaves if isinstance(e, Exception)), leaves[0])
     if http_status is not None and http_status >= 400:
         return f"the server answered HTTP {http_status}"
     if isinstance(leaf, FileNotFoundError):
-        return f"not found: {leaf.filename}"
+        return f"not found: {leaf.filename or command}"
     if isinstance(leaf, PermissionError):
-        return f"permission denied: {leaf.filename}"
+        return f"permission denied: {leaf.filename or command}"
     if isinstance(leaf, httpx2.ConnectError):
         return "cannot connect (connection refused or host unreachable)"
     if isinstance(leaf, httpx2.TimeoutException):

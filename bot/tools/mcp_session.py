@@ -153,7 +153,7 @@ async def run_connection(
         if scope.cancelled_caught and conn.error is None and not conn.ready.is_set():
             conn.error = f"did not connect within {connect_timeout_s:g} s"
     except Exception as exc:
-        reason = describe_error(exc, conn.http_status)
+        reason = describe_error(exc, conn.http_status, server.config.command)
         if sink is not None and reason == "connection closed":
             tail = await sink.last_line()
             reason = "the process exited" + (f" (stderr: {tail})" if tail else "")
