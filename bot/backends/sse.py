@@ -7,19 +7,30 @@ bytes are split in a few C calls per network read and each event is one `json.lo
 the SDK did beyond parsing is kept: `[DONE]` ends the stream (draining HTTP/1.1 for reuse), an
 `error` object in an event raises `openai.APIError`, and the HTTP library's failures mid-body
 become `APITimeoutError` / `APIConnectionError`, so bot/backends/failures.py sees what it saw.
+On the SDK's aiohttp transport (the bot's, base.py) an uncompressed body is read from aiohttp
+itself, past httpx2's generators (`_aiohttp_body`).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from typing import Any
+from typing import Any, NoReturn
 
+import aiohttp
 import httpx2
 import openai
 from openai._httpx2 import request_exceptions, timeout_exceptions
 from openai._response import AsyncAPIResponse
 from openai._streaming_cleanup import drain_response_async
+
+try:  # the SDK's aiohttp transport (openai.DefaultAioHttpClient), vendored in the SDK
+    from openai._vendor.httpx_aiohttp.transport import (
+        AiohttpResponseStream,
+        map_aiohttp_exceptions,
+    )
+except ImportError:  # moved or gone in another SDK release: every body takes httpx2's path
+    AiohttpResponseStream = None  # type: ignore[misc, assignment]
 
 # Fields that open an SSE event without data; the SDK then dispatches it with empty data.
 _OTHER_FIELDS = (b"event", b"id", b"retry")
@@ -108,8 +119,10 @@ async def _batches(
     with it what arrived in the wait (aiohttp raises before it hands over its buffer), and a
     lost `mcp_call` item would let a retry run a server-side tool again."""
     splitter = SSESplitter()
+    direct = _aiohttp_body(http)
+    reads = http.aiter_bytes() if direct is None else _direct_reads(http, direct)
     try:
-        async for chunk in http.aiter_bytes():
+        async for chunk in reads:
             batch: list[Any] = []
             for data in splitter.feed(chunk):
                 if data.startswith(b"[DONE]"):
@@ -131,6 +144,61 @@ async def _batches(
         raise openai.APITimeoutError(request=http.request) from err
     except request_exceptions() as err:
         raise openai.APIConnectionError(request=http.request) from err
+    finally:
+        await reads.aclose()  # now, not when collected: it closes the response
+
+
+def _aiohttp_body(http: httpx2.Response) -> aiohttp.StreamReader | None:
+    """The aiohttp body under `http` when it may be read directly: httpx2's `aiter_bytes` passes
+    each read through four async generators (aiter_bytes, aiter_raw, httpx2's BoundAsyncStream,
+    the transport's stream) to aiohttp's, about as much CPU per delta as our own decoding
+    (issue 28). Neither httpx2 nor the transport offers the aiohttp response publicly, so this
+    looks for their private attributes and answers None, for httpx2's path, when any is not
+    there (another transport, another release) or the body is compressed: the transport asks
+    aiohttp not to decompress, and httpx2's decoders do it on that path."""
+    if AiohttpResponseStream is None or http.is_stream_consumed or http.is_closed:
+        return None
+    encodings = http.headers.get_list("content-encoding", split_commas=True)
+    if any(value.strip().lower() != "identity" for value in encodings):
+        return None
+    stream = getattr(http.stream, "_stream", http.stream)  # httpx2's BoundAsyncStream wraps it
+    if not isinstance(stream, AiohttpResponseStream):
+        return None
+    content = getattr(getattr(stream, "_aiohttp_response", None), "content", None)
+    return content if isinstance(content, aiohttp.StreamReader) else None
+
+
+async def _direct_reads(
+    http: httpx2.Response, content: aiohttp.StreamReader
+) -> AsyncGenerator[bytes, None]:
+    """What aiohttp has received at each read, as `aiter_raw` would give it (one generator, no
+    re-chunking: `readany` hands over its whole buffer); its failures become the httpx2
+    exceptions the transport would have raised, and the response is closed at the end, as
+    `aiter_raw` does."""
+    http.is_stream_consumed = True  # as aiter_raw: a second reader gets StreamConsumed
+    try:
+        while True:
+            try:
+                chunk = await content.readany()
+            except aiohttp.ClientError as err:
+                _raise_as_transport(err, http.request)
+            if not chunk:
+                return
+            yield chunk
+    finally:
+        await http.aclose()
+
+
+def _raise_as_transport(err: aiohttp.ClientError, request: httpx2.Request) -> NoReturn:
+    """Raise the httpx2 exception the transport makes of `err` by its own table (a cut body is a
+    `ReadError`, a read timeout a `ReadTimeout`), chained to `err` and carrying the request as
+    httpx2 sets it; an error not in the table passes through unchanged, as it does there."""
+    try:
+        with map_aiohttp_exceptions():
+            raise err
+    except httpx2.RequestError as mapped:
+        mapped.request = request
+        raise
 
 
 def stream_error(error: Any, request: httpx2.Request) -> openai.APIError:
