@@ -164,17 +164,14 @@ async def failure_of_stream(
             "model": "test-model",
             "messages": [{"role": "user", "content": key}],
         }
-        create, start = (
-            client.chat.completions.create,
-            client.chat.completions.with_streaming_response.create,
-        )
+        create, path = client.chat.completions.create, "/chat/completions"
     else:
         kwargs = {"model": "test-model", "input": key}
-        create, start = client.responses.create, client.responses.with_streaming_response.create
+        create, path = client.responses.create, "/responses"
     try:
         async with client:
             stream = await (
-                open_stream(start, {**kwargs, "stream": True})
+                open_stream(client, path, {**kwargs, "stream": True})
                 if lean
                 else create(**kwargs, stream=True)
             )
@@ -219,8 +216,7 @@ async def chat_text(
     stream or by the lean reader."""
     kwargs = {"model": "test-model", "messages": [{"role": "user", "content": key}]}
     if lean:
-        start = client.chat.completions.with_streaming_response.create
-        stream = await open_stream(start, {**kwargs, "stream": True})
+        stream = await open_stream(client, "/chat/completions", {**kwargs, "stream": True})
     else:
         stream = await client.chat.completions.create(**kwargs, stream=True)
     text, error = "", None
@@ -240,9 +236,8 @@ async def test_an_aiohttp_body_is_read_directly_and_closed_at_its_end(llm: Scrip
     llm.script("direct-1", Text("read without httpx2's generators", chunk_size=3))
     llm.script("direct-2", Text("and the connection serves again"))
     async with sdk_client(llm, "aiohttp") as client:
-        start = client.chat.completions.with_streaming_response.create
         kwargs = {"model": "test-model", "messages": [{"role": "user", "content": "direct-1"}]}
-        stream = await open_stream(start, {**kwargs, "stream": True})
+        stream = await open_stream(client, "/chat/completions", {**kwargs, "stream": True})
         http = stream._response.http_response
         assert _aiohttp_body(http) is not None
         text = ""
@@ -274,9 +269,8 @@ async def test_a_compressed_body_is_decoded_on_httpx2s_path(llm: ScriptedLLM) ->
     llm.compress = True
     try:
         async with sdk_client(llm, "aiohttp") as client:
-            start = client.chat.completions.with_streaming_response.create
             kwargs = {"model": "test-model", "messages": [{"role": "user", "content": "gzip-1"}]}
-            stream = await open_stream(start, {**kwargs, "stream": True})
+            stream = await open_stream(client, "/chat/completions", {**kwargs, "stream": True})
             http = stream._response.http_response
             assert http.headers["content-encoding"] == "gzip"
             assert _aiohttp_body(http) is None

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 import aiohttp
 import httpx2
 import openai
+from openai._base_client import make_request_options
+from openai._constants import RAW_RESPONSE_HEADER
 from openai._httpx2 import request_exceptions, timeout_exceptions
 from openai._response import AsyncAPIResponse
 from openai._streaming_cleanup import drain_response_async
@@ -102,13 +104,42 @@ class EventStream:
     close = aclose  # the name the SDK's AsyncStream also answers to
 
 
+# What an SDK `create` takes as options of the request rather than fields of its body.
+_REQUEST_OPTIONS = frozenset({"extra_headers", "extra_query", "extra_body", "timeout"})
+
+
 async def open_stream(
-    start: Callable[..., Any], kwargs: dict[str, Any], view: Callable[[Any], Any] = lambda e: e
+    client: openai.AsyncOpenAI,
+    path: str,
+    kwargs: dict[str, Any],
+    view: Callable[[Any], Any] = lambda e: e,
 ) -> EventStream:
-    """Send the request with an SDK `with_streaming_response.create` (`start`); an HTTP error
-    status raises here, as the SDK's own `create` does, before any event is read."""
-    response = await start(**kwargs).__aenter__()
-    return EventStream(response, view)
+    """POST `kwargs` to `path` (`/chat/completions`, `/responses`) as the SDK's streaming
+    `create` does: through the client's `post`, so auth, base URL, headers, timeouts and its HTTP
+    errors (raised here, before any event is read) stay the SDK's; `extra_headers`,
+    `extra_query`, `extra_body` and `timeout` are the request's options, as `create` takes them.
+
+    What is skipped is `create`'s transform of the body against its TypedDicts, which walks
+    every message of the history on every request (issue 28). For these two endpoints it only
+    renames fields with an alias, formats dates and files, and dumps pydantic models: their
+    parameters have no alias or format, and the backends send plain JSON (so the server gets
+    the same body: tests/test_lean_request.py). `kwargs` are `create`'s, as `sdk_arguments`
+    makes them: a name it does not know is in `extra_body`, which the SDK merges over the
+    body, so the same value wins where both name a field."""
+    body = {k: v for k, v in kwargs.items() if k not in _REQUEST_OPTIONS}
+    options = make_request_options(
+        # The header `with_streaming_response` adds: the raw response, its body left unread.
+        extra_headers={**(kwargs.get("extra_headers") or {}), RAW_RESPONSE_HEADER: "stream"},
+        extra_query=kwargs.get("extra_query"),
+        extra_body=kwargs.get("extra_body"),
+        timeout=kwargs.get("timeout", openai.not_given),
+        security={"bearer_auth": True},
+    )
+    # With that header the SDK answers an AsyncAPIResponse whatever `cast_to` (never parsed).
+    response = await client.post(
+        path, cast_to=object, body=body, options=options, stream=True, stream_cls=None
+    )
+    return EventStream(cast(AsyncAPIResponse[Any], response), view)
 
 
 async def _batches(
