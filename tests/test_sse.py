@@ -13,9 +13,9 @@ from openai._streaming import SSEDecoder
 
 from bot.backends.batches import folded, merged
 from bot.backends.failures import classify
-from bot.backends.sse import Fields, SSESplitter, _batches, open_stream
+from bot.backends.sse import Fields, SSESplitter, _aiohttp_body, _batches, open_stream
 from bot.core.events import Notice, ReasoningDelta, TextDelta
-from tests.fakes.llm import ScriptedLLM
+from tests.fakes.llm import ScriptedLLM, Text
 from tests.fakes.llm.items import Cut, Fault, HangUp, Stall
 from tests.module_llm import module_llm  # noqa: F401 - this module's own `llm`
 
@@ -145,25 +145,33 @@ FAILURES = [
 ]
 
 
-async def failure_of_stream(llm: ScriptedLLM, api: str, key: str, lean: bool) -> BaseException:
+def sdk_client(llm: ScriptedLLM, transport: str) -> openai.AsyncOpenAI:
+    """The SDK on httpx2's own transport, or on aiohttp's as the bot has it (base.py), where the
+    lean reader reads aiohttp's body directly."""
+    http = openai.DefaultAioHttpClient() if transport == "aiohttp" else None
+    return openai.AsyncOpenAI(
+        base_url=llm.base_url, api_key="test", max_retries=0, timeout=0.5, http_client=http
+    )
+
+
+async def failure_of_stream(
+    llm: ScriptedLLM, api: str, key: str, lean: bool, transport: str = "httpx2"
+) -> BaseException:
     """What reading `key`'s reply raises, through the SDK's own stream or the lean reader."""
-    client = openai.AsyncOpenAI(base_url=llm.base_url, api_key="test", max_retries=0, timeout=0.5)
+    client = sdk_client(llm, transport)
     if api == "chat":
         kwargs: dict[str, object] = {
             "model": "test-model",
             "messages": [{"role": "user", "content": key}],
         }
-        create, start = (
-            client.chat.completions.create,
-            client.chat.completions.with_streaming_response.create,
-        )
+        create, path = client.chat.completions.create, "/chat/completions"
     else:
         kwargs = {"model": "test-model", "input": key}
-        create, start = client.responses.create, client.responses.with_streaming_response.create
+        create, path = client.responses.create, "/responses"
     try:
         async with client:
             stream = await (
-                open_stream(start, {**kwargs, "stream": True})
+                open_stream(client, path, {**kwargs, "stream": True})
                 if lean
                 else create(**kwargs, stream=True)
             )
@@ -177,20 +185,100 @@ async def failure_of_stream(llm: ScriptedLLM, api: str, key: str, lean: bool) ->
     raise AssertionError("no exception")
 
 
+@pytest.mark.parametrize("transport", ["httpx2", "aiohttp"])
 @pytest.mark.parametrize("api", ["chat", "responses"])
 @pytest.mark.parametrize(
     "fault", FAILURES, ids=lambda f: type(f).__name__ + str(getattr(f, "status", ""))
 )
 async def test_failures_raise_what_the_sdks_own_stream_raised(
-    llm: ScriptedLLM, api: str, fault: object
+    llm: ScriptedLLM, api: str, fault: object, transport: str
 ) -> None:
-    key = f"fail-{api}-{FAILURES.index(fault)}"
+    key = f"fail-{transport}-{api}-{FAILURES.index(fault)}"
     llm.script(f"{key}-sdk", fault)
     llm.script(f"{key}-lean", fault)
-    sdk = await failure_of_stream(llm, api, f"{key}-sdk", lean=False)
-    lean = await failure_of_stream(llm, api, f"{key}-lean", lean=True)
+    sdk = await failure_of_stream(llm, api, f"{key}-sdk", lean=False, transport=transport)
+    lean = await failure_of_stream(llm, api, f"{key}-lean", lean=True, transport=transport)
     assert type(lean) is type(sdk), (lean, sdk)
     assert classify(lean) == classify(sdk)
+    if transport == "aiohttp":
+        # Read directly, aiohttp's failure still comes through httpx2's exception, as it did.
+        assert type(lean.__cause__) is type(sdk.__cause__), (lean.__cause__, sdk.__cause__)
+        cause = lean.__cause__
+        if isinstance(cause, httpx2.RequestError):
+            assert type(cause.__cause__) is type(sdk.__cause__.__cause__)
+            assert cause.request.url == sdk.__cause__.request.url  # type: ignore[union-attr]
+
+
+async def chat_text(
+    client: openai.AsyncOpenAI, key: str, *, lean: bool
+) -> tuple[str, BaseException | None]:
+    """The text a chat stream carried and what ended it (None: its end), read by the SDK's own
+    stream or by the lean reader."""
+    kwargs = {"model": "test-model", "messages": [{"role": "user", "content": key}]}
+    if lean:
+        stream = await open_stream(client, "/chat/completions", {**kwargs, "stream": True})
+    else:
+        stream = await client.chat.completions.create(**kwargs, stream=True)
+    text, error = "", None
+    try:
+        async for chunk in stream:
+            chunk = Fields(chunk) if lean else chunk
+            if chunk.choices:
+                text += chunk.choices[0].delta.content or ""
+    except Exception as exc:
+        error = exc
+    finally:
+        await stream.close()
+    return text, error
+
+
+async def test_an_aiohttp_body_is_read_directly_and_closed_at_its_end(llm: ScriptedLLM) -> None:
+    llm.script("direct-1", Text("read without httpx2's generators", chunk_size=3))
+    llm.script("direct-2", Text("and the connection serves again"))
+    async with sdk_client(llm, "aiohttp") as client:
+        kwargs = {"model": "test-model", "messages": [{"role": "user", "content": "direct-1"}]}
+        stream = await open_stream(client, "/chat/completions", {**kwargs, "stream": True})
+        http = stream._response.http_response
+        assert _aiohttp_body(http) is not None
+        text = ""
+        async for event in stream:
+            text += Fields(event).choices[0].delta.content or "" if event["choices"] else ""
+        assert text == "read without httpx2's generators"
+        assert http.is_closed  # [DONE] drained the body and closed it, as the SDK does
+        await stream.aclose()
+        assert await chat_text(client, "direct-2", lean=True) == (
+            "and the connection serves again",
+            None,
+        )
+
+
+async def test_what_arrived_before_a_cut_comes_first_on_the_direct_path(llm: ScriptedLLM) -> None:
+    llm.script("cut-direct-sdk", Cut("half an answer", after_chars=6))
+    llm.script("cut-direct-lean", Cut("half an answer", after_chars=6))
+    async with sdk_client(llm, "aiohttp") as client:
+        sdk = await chat_text(client, "cut-direct-sdk", lean=False)
+        lean = await chat_text(client, "cut-direct-lean", lean=True)
+    assert lean[0] == sdk[0] == "half a"
+    assert type(lean[1]) is type(sdk[1]) is openai.APIConnectionError
+
+
+async def test_a_compressed_body_is_decoded_on_httpx2s_path(llm: ScriptedLLM) -> None:
+    # The transport asks aiohttp not to decompress: a gzip body goes through httpx2's decoder.
+    for key in ("gzip-1", "gzip-lean", "gzip-sdk"):
+        llm.script(key, Text("squeezed by a proxy", chunk_size=4))
+    llm.compress = True
+    try:
+        async with sdk_client(llm, "aiohttp") as client:
+            kwargs = {"model": "test-model", "messages": [{"role": "user", "content": "gzip-1"}]}
+            stream = await open_stream(client, "/chat/completions", {**kwargs, "stream": True})
+            http = stream._response.http_response
+            assert http.headers["content-encoding"] == "gzip"
+            assert _aiohttp_body(http) is None
+            await stream.aclose()
+            assert await chat_text(client, "gzip-lean", lean=True) == ("squeezed by a proxy", None)
+            assert await chat_text(client, "gzip-sdk", lean=False) == ("squeezed by a proxy", None)
+    finally:
+        llm.compress = False
 
 
 async def test_the_events_of_one_read_come_as_one_batch() -> None:

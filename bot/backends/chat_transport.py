@@ -81,9 +81,8 @@ class ChatTransport:
                 **sdk_arguments(create, kwargs),
             }
             if kwargs.get("stream"):
-                # Read through the lean reader (sse.py): chunks as `Fields`, not pydantic models.
-                start = client.chat.completions.with_streaming_response.create
-                return await open_stream(start, arguments, Fields)
+                # The lean request and reader (sse.py): chunks as `Fields`, not pydantic models.
+                return await open_stream(client, "/chat/completions", arguments, Fields)
             return await create(**arguments)
         if self._litellm is None:
             self._litellm = import_litellm()

@@ -53,10 +53,8 @@ async def stream_response(
         stream: EventStream | None = None
         try:
             # The lean reader (sse.py): events as plain dicts, which Round.absorb reads as well.
-            stream = await open_stream(
-                client.responses.with_streaming_response.create,
-                sdk_arguments(client.responses.create, kwargs),
-            )
+            arguments = sdk_arguments(client.responses.create, kwargs)
+            stream = await open_stream(client, "/responses", arguments)
             async for events in stream.batches():
                 for out in folded(events, result.absorb):
                     shown = shown or not isinstance(out, ReasoningDelta)

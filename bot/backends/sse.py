@@ -7,19 +7,32 @@ bytes are split in a few C calls per network read and each event is one `json.lo
 the SDK did beyond parsing is kept: `[DONE]` ends the stream (draining HTTP/1.1 for reuse), an
 `error` object in an event raises `openai.APIError`, and the HTTP library's failures mid-body
 become `APITimeoutError` / `APIConnectionError`, so bot/backends/failures.py sees what it saw.
+On the SDK's aiohttp transport (the bot's, base.py) an uncompressed body is read from aiohttp
+itself, past httpx2's generators (`_aiohttp_body`).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from typing import Any
+from typing import Any, NoReturn, cast
 
+import aiohttp
 import httpx2
 import openai
+from openai._base_client import make_request_options
+from openai._constants import RAW_RESPONSE_HEADER
 from openai._httpx2 import request_exceptions, timeout_exceptions
 from openai._response import AsyncAPIResponse
 from openai._streaming_cleanup import drain_response_async
+
+try:  # the SDK's aiohttp transport (openai.DefaultAioHttpClient), vendored in the SDK
+    from openai._vendor.httpx_aiohttp.transport import (
+        AiohttpResponseStream,
+        map_aiohttp_exceptions,
+    )
+except ImportError:  # moved or gone in another SDK release: every body takes httpx2's path
+    AiohttpResponseStream = None  # type: ignore[misc, assignment]
 
 # Fields that open an SSE event without data; the SDK then dispatches it with empty data.
 _OTHER_FIELDS = (b"event", b"id", b"retry")
@@ -91,13 +104,42 @@ class EventStream:
     close = aclose  # the name the SDK's AsyncStream also answers to
 
 
+# What an SDK `create` takes as options of the request rather than fields of its body.
+_REQUEST_OPTIONS = frozenset({"extra_headers", "extra_query", "extra_body", "timeout"})
+
+
 async def open_stream(
-    start: Callable[..., Any], kwargs: dict[str, Any], view: Callable[[Any], Any] = lambda e: e
+    client: openai.AsyncOpenAI,
+    path: str,
+    kwargs: dict[str, Any],
+    view: Callable[[Any], Any] = lambda e: e,
 ) -> EventStream:
-    """Send the request with an SDK `with_streaming_response.create` (`start`); an HTTP error
-    status raises here, as the SDK's own `create` does, before any event is read."""
-    response = await start(**kwargs).__aenter__()
-    return EventStream(response, view)
+    """POST `kwargs` to `path` (`/chat/completions`, `/responses`) as the SDK's streaming
+    `create` does: through the client's `post`, so auth, base URL, headers, timeouts and its HTTP
+    errors (raised here, before any event is read) stay the SDK's; `extra_headers`,
+    `extra_query`, `extra_body` and `timeout` are the request's options, as `create` takes them.
+
+    What is skipped is `create`'s transform of the body against its TypedDicts, which walks
+    every message of the history on every request (issue 28). For these two endpoints it only
+    renames fields with an alias, formats dates and files, and dumps pydantic models: their
+    parameters have no alias or format, and the backends send plain JSON (so the server gets
+    the same body: tests/test_lean_request.py). `kwargs` are `create`'s, as `sdk_arguments`
+    makes them: a name it does not know is in `extra_body`, which the SDK merges over the
+    body, so the same value wins where both name a field."""
+    body = {k: v for k, v in kwargs.items() if k not in _REQUEST_OPTIONS}
+    options = make_request_options(
+        # The header `with_streaming_response` adds: the raw response, its body left unread.
+        extra_headers={**(kwargs.get("extra_headers") or {}), RAW_RESPONSE_HEADER: "stream"},
+        extra_query=kwargs.get("extra_query"),
+        extra_body=kwargs.get("extra_body"),
+        timeout=kwargs.get("timeout", openai.not_given),
+        security={"bearer_auth": True},
+    )
+    # With that header the SDK answers an AsyncAPIResponse whatever `cast_to` (never parsed).
+    response = await client.post(
+        path, cast_to=object, body=body, options=options, stream=True, stream_cls=None
+    )
+    return EventStream(cast(AsyncAPIResponse[Any], response), view)
 
 
 async def _batches(
@@ -108,8 +150,10 @@ async def _batches(
     with it what arrived in the wait (aiohttp raises before it hands over its buffer), and a
     lost `mcp_call` item would let a retry run a server-side tool again."""
     splitter = SSESplitter()
+    direct = _aiohttp_body(http)
+    reads = http.aiter_bytes() if direct is None else _direct_reads(http, direct)
     try:
-        async for chunk in http.aiter_bytes():
+        async for chunk in reads:
             batch: list[Any] = []
             for data in splitter.feed(chunk):
                 if data.startswith(b"[DONE]"):
@@ -131,6 +175,61 @@ async def _batches(
         raise openai.APITimeoutError(request=http.request) from err
     except request_exceptions() as err:
         raise openai.APIConnectionError(request=http.request) from err
+    finally:
+        await reads.aclose()  # now, not when collected: it closes the response
+
+
+def _aiohttp_body(http: httpx2.Response) -> aiohttp.StreamReader | None:
+    """The aiohttp body under `http` when it may be read directly: httpx2's `aiter_bytes` passes
+    each read through four async generators (aiter_bytes, aiter_raw, httpx2's BoundAsyncStream,
+    the transport's stream) to aiohttp's, about as much CPU per delta as our own decoding
+    (issue 28). Neither httpx2 nor the transport offers the aiohttp response publicly, so this
+    looks for their private attributes and answers None, for httpx2's path, when any is not
+    there (another transport, another release) or the body is compressed: the transport asks
+    aiohttp not to decompress, and httpx2's decoders do it on that path."""
+    if AiohttpResponseStream is None or http.is_stream_consumed or http.is_closed:
+        return None
+    encodings = http.headers.get_list("content-encoding", split_commas=True)
+    if any(value.strip().lower() != "identity" for value in encodings):
+        return None
+    stream = getattr(http.stream, "_stream", http.stream)  # httpx2's BoundAsyncStream wraps it
+    if not isinstance(stream, AiohttpResponseStream):
+        return None
+    content = getattr(getattr(stream, "_aiohttp_response", None), "content", None)
+    return content if isinstance(content, aiohttp.StreamReader) else None
+
+
+async def _direct_reads(
+    http: httpx2.Response, content: aiohttp.StreamReader
+) -> AsyncGenerator[bytes, None]:
+    """What aiohttp has received at each read, as `aiter_raw` would give it (one generator, no
+    re-chunking: `readany` hands over its whole buffer); its failures become the httpx2
+    exceptions the transport would have raised, and the response is closed at the end, as
+    `aiter_raw` does."""
+    http.is_stream_consumed = True  # as aiter_raw: a second reader gets StreamConsumed
+    try:
+        while True:
+            try:
+                chunk = await content.readany()
+            except aiohttp.ClientError as err:
+                _raise_as_transport(err, http.request)
+            if not chunk:
+                return
+            yield chunk
+    finally:
+        await http.aclose()
+
+
+def _raise_as_transport(err: aiohttp.ClientError, request: httpx2.Request) -> NoReturn:
+    """Raise the httpx2 exception the transport makes of `err` by its own table (a cut body is a
+    `ReadError`, a read timeout a `ReadTimeout`), chained to `err` and carrying the request as
+    httpx2 sets it; an error not in the table passes through unchanged, as it does there."""
+    try:
+        with map_aiohttp_exceptions():
+            raise err
+    except httpx2.RequestError as mapped:
+        mapped.request = request
+        raise
 
 
 def stream_error(error: Any, request: httpx2.Request) -> openai.APIError:

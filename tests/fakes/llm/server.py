@@ -79,6 +79,8 @@ class ScriptedLLM:
         self._tasks: set[asyncio.Future[None]] = set()
         # POST /v1/audio/transcriptions: scripted by a key in the audio's bytes (audio.py).
         self.audio = Transcriptions(self.models, self._fault)
+        # Compress streams as the client's Accept-Encoding allows (gzip), as a proxy may.
+        self.compress = False
 
     # -- lifecycle -----------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -382,7 +384,11 @@ class ScriptedLLM:
         renderer = chat.ChatRenderer(body, plan)
         if body.get("stream"):
             return await pump(
-                request, self._headers(), renderer.events(plan), self._hangup(recorded)
+                request,
+                self._headers(),
+                renderer.events(plan),
+                self._hangup(recorded),
+                self.compress,
             )
         return await self._whole(request, plan, json.dumps(renderer.completion()).encode())
 
@@ -422,7 +428,11 @@ class ScriptedLLM:
         self._stored[renderer.id] = _Stored(renderer.final, key, text, body)
         if body.get("stream"):
             return await pump(
-                request, self._headers(), renderer.events(plan), self._hangup(recorded)
+                request,
+                self._headers(),
+                renderer.events(plan),
+                self._hangup(recorded),
+                self.compress,
             )
         return await self._whole(request, plan, responses.dumps(renderer.response(True)))
 

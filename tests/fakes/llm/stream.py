@@ -163,13 +163,18 @@ async def pump(
     headers: dict[str, str],
     events: Iterable[Event],
     on_hangup: Callable[[], None] | None = None,
+    compress: bool = False,
 ) -> web.StreamResponse:
     """Write events as SSE; a Drop closes the transport so no terminator chunk is ever sent.
-    A client that closes the stream before its end is reported to `on_hangup`."""
+    A client that closes the stream before its end is reported to `on_hangup`. With `compress`
+    the body is gzipped (aiohttp's compressor holds small writes back, so the events then
+    arrive together near the end)."""
     resp = web.StreamResponse(
         status=200,
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", **headers},
     )
+    if compress:
+        resp.enable_compression(web.ContentCoding.gzip)
     await resp.prepare(request)
     try:
         for ev in events:
