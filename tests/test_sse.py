@@ -13,7 +13,7 @@ from openai._streaming import SSEDecoder
 
 from bot.backends.batches import folded, merged
 from bot.backends.failures import classify
-from bot.backends.sse import Fields, SSESplitter, _aiohttp_body, _batches, open_stream
+from bot.backends.sse import Fields, SSESplitter, _aiohttp_body, _batches, _decode, open_stream
 from bot.core.events import Notice, ReasoningDelta, TextDelta
 from tests.fakes.llm import ScriptedLLM, Text
 from tests.fakes.llm.items import Cut, Fault, HangUp, Stall
@@ -326,3 +326,26 @@ def test_what_a_read_held_before_a_failing_item_is_shown_first() -> None:
         for event in folded(["Par", "tial", "failed", "never"], fold):
             shown.append(event)  # type: ignore[arg-type]
     assert shown == [TextDelta(text="Partial")]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'{"choices":[{"delta":{"content":" word"},"index":0}]}',
+        b'{"value": NaN, "big": 123456789012345678901234567890}',  # orjson refuses both
+        b'{"text": "\\ud83d\\ude00 and a lone \\ud800"}',  # a lone surrogate: orjson refuses
+        b'{"same": 1, "same": 2}',
+        b'[1.5e308, -0.0, "\\u00e9"]',
+    ],
+)
+def test_events_decode_as_the_standard_library_reads_them(data: bytes) -> None:
+    """The reader decodes with orjson for speed; what orjson refuses falls back, so an event
+    means what it meant when json.loads read every one."""
+    expected = json.loads(data)
+    decoded = _decode(data)
+    assert json.dumps(decoded, sort_keys=True) == json.dumps(expected, sort_keys=True)
+
+
+def test_an_event_neither_parser_reads_raises_the_standard_librarys_error() -> None:
+    with pytest.raises(json.JSONDecodeError):
+        _decode(b'{"cut": ')
