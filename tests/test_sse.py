@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 from collections.abc import AsyncIterator
 
+import aiohttp
 import httpx2
 import openai
 import pytest
+from aiohttp.base_protocol import BaseProtocol
 from openai._streaming import SSEDecoder
 
 from bot.backends.batches import folded, merged
 from bot.backends.failures import classify
-from bot.backends.sse import Fields, SSESplitter, _aiohttp_body, _batches, _decode, open_stream
+from bot.backends.sse import (
+    PACE_S,
+    Fields,
+    SSESplitter,
+    _aiohttp_body,
+    _batches,
+    _decode,
+    _direct_reads,
+    open_stream,
+)
 from bot.core.events import Notice, ReasoningDelta, TextDelta
 from tests.fakes.llm import ScriptedLLM, Text
 from tests.fakes.llm.items import Cut, Fault, HangUp, Stall
@@ -260,6 +272,34 @@ async def test_what_arrived_before_a_cut_comes_first_on_the_direct_path(llm: Scr
         lean = await chat_text(client, "cut-direct-lean", lean=True)
     assert lean[0] == sdk[0] == "half a"
     assert type(lean[1]) is type(sdk[1]) is openai.APIConnectionError
+
+
+async def test_deltas_that_arrived_during_a_pause_come_before_a_cut(llm: ScriptedLLM) -> None:
+    """The direct path pauses reading between reads (PACE_S): deltas that arrive meanwhile wait
+    in the socket, and a cut in that pause comes after them."""
+    during = Text("abcdefghijklmnop", chunk_size=4, delay_s=PACE_S / 5)
+    llm.script("paused-cut", Cut(during=during))
+    async with sdk_client(llm, "aiohttp") as client:
+        text, error = await chat_text(client, "paused-cut", lean=True)
+    assert text == "abcdefghijklmnop"
+    assert type(error) is openai.APIConnectionError
+
+
+async def test_a_cut_taken_in_with_the_last_deltas_still_hands_them_over() -> None:
+    """On uvloop (the bot's loop) one wake-up of a socket can take in a pause's deltas and the
+    cut after them before the reader runs; aiohttp's reader then raises before it hands over
+    its buffer. Here a real aiohttp StreamReader is given exactly that: the deltas come first,
+    then the error the transport would have raised."""
+    loop = asyncio.get_running_loop()
+    content = aiohttp.StreamReader(BaseProtocol(loop), 2**16, loop=loop)
+    content.feed_data(b'data: {"choices":[{"delta":{"content":"kept"}}]}\n\n')
+    content.set_exception(aiohttp.ClientPayloadError("Response payload is not completed"))
+    request = httpx2.Request("POST", "http://127.0.0.1/chat/completions")
+    http = httpx2.Response(200, request=request)
+    reads = _direct_reads(http, content)
+    assert await anext(reads) == b'data: {"choices":[{"delta":{"content":"kept"}}]}\n\n'
+    with pytest.raises(httpx2.ReadError):  # APIConnectionError for the backends (_batches)
+        await anext(reads)
 
 
 async def test_a_compressed_body_is_decoded_on_httpx2s_path(llm: ScriptedLLM) -> None:
