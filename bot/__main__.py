@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 
-from bot import event_loop
 from bot.config import ConfigError, Settings, load_settings
 from bot.logs import setup_logging
 
@@ -60,14 +60,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "check":
             from bot.ops.check import run_checks
 
-            return event_loop.run(run_checks(settings, discord=args.discord))
+            return asyncio.run(run_checks(settings, discord=args.discord))
         if args.command == "chat":
             from bot.ops.console import chat
 
-            return event_loop.run(chat(settings))
+            return asyncio.run(chat(settings))
         from bot.app import serve
 
-        event_loop.run(serve(settings))
+        asyncio.run(serve(settings))
         return 0
     except ConfigError as exc:
         for line in str(exc).splitlines():
@@ -96,7 +96,7 @@ def _forget_user(settings: Settings, target: str | None) -> int:
     if not target or not target.isdigit():
         print("usage: python -m bot forget-user <Discord user id (digits)>", file=sys.stderr)
         return EXIT_CONFIG
-    done, line = event_loop.run(forget_user(settings, int(target)))
+    done, line = asyncio.run(forget_user(settings, int(target)))
     print(line, file=sys.stdout if done else sys.stderr)
     return 0 if done else 1
 

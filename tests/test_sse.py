@@ -286,7 +286,7 @@ async def test_deltas_that_arrived_during_a_pause_come_before_a_cut(llm: Scripte
 
 
 async def test_a_cut_taken_in_with_the_last_deltas_still_hands_them_over() -> None:
-    """On uvloop (the bot's loop) one wake-up of a socket can take in a pause's deltas and the
+    """A loop that drains a socket in one wake-up (uvloop) can take in a pause's deltas and the
     cut after them before the reader runs; aiohttp's reader then raises before it hands over
     its buffer. Here a real aiohttp StreamReader is given exactly that: the deltas come first,
     then the error the transport would have raised."""

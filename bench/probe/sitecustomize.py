@@ -71,31 +71,10 @@ class _ProbingPolicy(asyncio.DefaultEventLoopPolicy):
         return loop
 
 
-def _probe_uvloop(policy: _ProbingPolicy) -> None:
-    """The bot runs on uvloop where it is installed (bot/event_loop.py), making its loop with
-    `uvloop.new_event_loop` rather than through the policy: probe that loop the same way."""
-    try:
-        import uvloop
-    except ImportError:
-        return
-    make = uvloop.new_event_loop
-
-    def new_event_loop() -> asyncio.AbstractEventLoop:
-        loop = make()
-        if policy.path is not None and threading.current_thread() is threading.main_thread():
-            loop.call_soon(_Probe, loop, policy.path)
-            policy.path = None
-        return loop
-
-    uvloop.new_event_loop = new_event_loop
-
-
 # Popped, so that processes the bot starts (MCP servers) do not write into the same file.
 _path = os.environ.pop("BENCH_LOOP_PROBE", None)
 if _path:
-    _policy = _ProbingPolicy(_path)
-    asyncio.set_event_loop_policy(_policy)
-    _probe_uvloop(_policy)
+    asyncio.set_event_loop_policy(_ProbingPolicy(_path))
 
 
 # Innermost Python frames of a thread that waits in C: the event loop's select(), a lock, and

@@ -253,10 +253,11 @@ def _may_pause(content: aiohttp.StreamReader, protocol: Any) -> bool:
 
 
 def _left_in(content: aiohttp.StreamReader) -> bytes:
-    """What aiohttp's reader still holds when it raises. One wake-up of uvloop can take in a
-    pause's deltas and the cut after them before the reader runs, and `readany` raises before
-    it hands its buffer over; lost, a server-side tool's items could let a retry run it again.
-    The buffer is private: without it, nothing is recovered (as before pacing)."""
+    """What aiohttp's reader still holds when it raises. A loop that reads a socket until it is
+    drained (uvloop; asyncio's reads once per pass) takes in a pause's deltas and the cut after
+    them before the reader runs, and `readany` raises before it hands its buffer over; lost, a
+    server-side tool's items could let a retry run it again. The buffer is private: without
+    it, nothing is recovered (as before pacing)."""
     buffer = getattr(content, "_buffer", None)
     if not buffer:
         return b""

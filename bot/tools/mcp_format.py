@@ -93,8 +93,8 @@ def describe_error(
     exc: BaseException, http_status: int | None = None, command: str | None = None
 ) -> str:
     """One short plain reason for a failed connection or call (no secrets: see redact());
-    `command`: the program a stdio server was started with, named when it is not found (uvloop
-    raises FileNotFoundError without the file's name)."""
+    `command`: the program a stdio server was started with, named when it is not found and the
+    error carries no file name (uvloop's does not)."""
     leaves = _leaves(exc)
     # The root cause is the first non-cancellation leaf; cancellations are its consequences.
     leaf = next((e for e in leaves if isinstance(e, Exception)), leaves[0])
