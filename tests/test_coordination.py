@@ -20,7 +20,7 @@ from bot.discord.streaming.write_scheduler import WriteScheduler
 from bot.ops.coordination.limits import SharedLimits
 from bot.ops.coordination.link import Link, default_prefix
 from bot.ops.coordination.scripts import TAKE
-from bot.ops.coordination.window import GONE_PAUSE_S, GRACE_S, HOLD_S, SharedWindow
+from bot.ops.coordination.window import GONE_PAUSE_S, GRACE_S, HOLD_S, TYPING_PERIOD_S, SharedWindow
 from tests.redis_service import SHARED_URL, drop_prefix, own_prefix, private_redis, shared_redis
 
 pytestmark = pytest.mark.redis
@@ -194,6 +194,26 @@ async def test_alone_a_place_is_held_until_its_answer_not_for_a_fixed_time() -> 
         await asyncio.sleep(0.5)
         assert not fourth.done()  # answered: held a second from the answer
         assert await asyncio.wait_for(fourth, 1.0) is not None
+        await link.aclose()
+
+
+async def test_alone_typing_and_writes_share_the_one_share() -> None:
+    # With Redis away, typing (reactions, reads) and message writes count toward Discord's 50/s
+    # alike: together they stay within this process's share, each held until its answer.
+    async with private_redis() as server:
+        link = Link(server.url, own_prefix())
+        window = SharedWindow(link, per_s=4, share_per_s=2)
+        server.stop()
+        written = await window.admit(Priority.FINAL, 0.0)  # finds Redis gone, waits the pause
+        assert written is not None and window.typing_room()
+        typing = Counted(granted_at=time.monotonic(), left_at=time.monotonic())
+        window.typing_sent(typing)
+        assert not window.typing_room()  # one write and one typing: the share of 2 is used
+        waiting = asyncio.create_task(window.admit(Priority.FINAL, 0.0))
+        await asyncio.sleep(0.5)
+        assert not waiting.done()  # the typing request holds its place until its answer
+        typing.answered_at = time.monotonic() - TYPING_PERIOD_S  # answered a period ago
+        assert await asyncio.wait_for(waiting, 1.0) is not None
         await link.aclose()
 
 
