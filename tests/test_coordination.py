@@ -214,6 +214,17 @@ async def test_alone_typing_and_writes_share_the_one_share() -> None:
         assert not waiting.done()  # the typing request holds its place until its answer
         typing.answered_at = time.monotonic() - TYPING_PERIOD_S  # answered a period ago
         assert await asyncio.wait_for(waiting, 1.0) is not None
+        # Typing alone may fill the share too: a write then waits for it, with no write's hold.
+        for place in (written, waiting.result()):
+            window.answered(place, sent=False)
+        both = [Counted(granted_at=time.monotonic(), left_at=time.monotonic()) for _ in (1, 2)]
+        for counted in both:
+            window.typing_sent(counted)
+        blocked = asyncio.create_task(window.admit(Priority.FINAL, 0.0))
+        await asyncio.sleep(0.3)
+        assert not blocked.done()
+        both[0].answered_at = time.monotonic() - TYPING_PERIOD_S
+        assert await asyncio.wait_for(blocked, 1.0) is not None
         await link.aclose()
 
 

@@ -156,8 +156,9 @@ class SharedWindow:
                 slot = f"alone:{self._slot()}"
                 self._alone[slot] = now + HOLD_S
                 return slot
-            # Polled: an answer can free a place before its hold runs out.
-            await asyncio.sleep(min(min(self._alone.values()) - now, ALONE_POLL_S))
+            # Polled: an answer can free a place before its hold runs out (typing may hold them
+            # all, with no write's hold to wait for).
+            await asyncio.sleep(min([*(at - now for at in self._alone.values()), ALONE_POLL_S]))
 
     def _alone_taken(self, now: float) -> int:
         """Places of this process's share in use while Redis is away: writes and typing."""
