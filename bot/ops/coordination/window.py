@@ -151,7 +151,6 @@ class SharedWindow:
         """A place in this process's share of the window, held as the shared ones are."""
         while True:
             now = time.monotonic()
-            self._alone = {slot: until for slot, until in self._alone.items() if until > now}
             if self._alone_taken(now) < self._share.global_per_s:
                 slot = f"alone:{self._slot()}"
                 self._alone[slot] = now + HOLD_S
@@ -162,6 +161,7 @@ class SharedWindow:
 
     def _alone_taken(self, now: float) -> int:
         """Places of this process's share in use while Redis is away: writes and typing."""
+        self._alone = {slot: until for slot, until in self._alone.items() if until > now}
         while self._alone_typing and self._alone_typing[0].expires(TYPING_PERIOD_S) <= now:
             self._alone_typing.popleft()
         return len(self._alone) + len(self._alone_typing)
@@ -170,9 +170,7 @@ class SharedWindow:
         """Within this process's part of the typing fifth (Redis away: within its share, beside
         the writes that went alone)."""
         if not self._link.up:
-            now = time.monotonic()
-            self._alone = {slot: until for slot, until in self._alone.items() if until > now}
-            return self._alone_taken(now) < self._share.global_per_s
+            return self._alone_taken(time.monotonic()) < self._share.global_per_s
         # Held like every write, until a period after its answer: Discord counts a request
         # when it arrives, which on a busy loop is well after the grant.
         now = time.monotonic()
