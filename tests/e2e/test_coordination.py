@@ -42,9 +42,30 @@ async def burst(world: TwoShards, key: str, per_channel: int, words: int) -> Non
             for (chat, marker, _), user in zip(asks, users, strict=True)
         )
     )
+    # Under pytest-timeout's 180 s for the whole test, so a turn that never ends says why here.
+    give_up = asyncio.get_running_loop().time() + 150
     for (chat, _, text), message in zip(asks, asked, strict=True):
-        parts = await chat.answer(int(message["id"]), lambda t, text=text: t == text, timeout=180)
-        assert "\n".join(p["content"] for p in parts) == text
+        left = give_up - asyncio.get_running_loop().time()
+        try:
+            await chat.answer(int(message["id"]), lambda t, text=text: t == text, timeout=left)
+        except TimeoutError:
+            shown = [p["content"] for p in chat.replies_to(int(message["id"]))]
+            mine = (world.discord.message(int(message["id"])) or {}).get("reactions", [])
+            raise AssertionError(
+                f"shown: {shown}\nreactions: {[r['emoji']['name'] for r in mine if r['me']]}\n"
+                + troubles(world)
+            ) from None
+
+
+def troubles(world: TwoShards) -> str:
+    """What the bot processes logged of failures and retries: why a turn failed or never ended."""
+    lines = [
+        f"shard {n}: {line}"
+        for n, bot in enumerate(world.bots)
+        for line in bot.log().splitlines()
+        if " WARNING " in line or " ERROR " in line or "failed" in line
+    ]
+    return "\n".join(lines[-40:])
 
 
 async def test_two_half_processes_take_their_share_of_the_global_limit(
@@ -197,7 +218,9 @@ async def test_a_redis_stall_mid_burst_adds_nothing_to_what_the_window_already_l
             # Polled: the fake announces no count.
             while world.discord.counters["messages_created"] < 20 and not running.done():  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
-            await redis_server.freeze(0.8)
+            # Long enough that calls in flight under load surely time out (TIMEOUT_S, 0.5 s);
+            # short enough that Redis is back before the pause after the first timeout ends.
+            await redis_server.freeze(1.2)
             await running
             assert world.discord.counters["429"] == 0, refusals(world.discord)
             # The stall was felt (a process with no call out during it may not notice), and
