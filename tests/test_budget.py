@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from bot.discord.streaming.budget import Limits, Priority, WriteBudget
 from bot.discord.streaming.counted import UNANSWERED_S
 from bot.discord.streaming.write_scheduler import WriteScheduler
@@ -319,3 +321,47 @@ def test_a_typing_place_is_held_until_a_period_after_its_answer_however_late_it_
     budget.answered(first, 2.5)
     assert not budget.may_type(3.4)
     assert budget.may_type(3.5)  # a period after the first one's answer
+
+
+def test_after_a_restart_discords_count_of_the_last_runs_writes_holds_the_channel() -> None:
+    """The bot's previous run wrote 3 times into a channel a moment before it stopped; Discord
+    still counts them. Until a channel period has passed since start, a channel's first write
+    goes alone, and its answer's count (4 used) holds the window to 1 more until Discord's
+    reset, not the 4 more a fresh window would allow (CI saw two 429s answering what was missed
+    right after a restart)."""
+    budget = WriteBudget(LIMITS, earlier_writes_until=5.0)
+    tickets = [budget.submit(7, reply, Priority.FIRST) for reply in range(4)]
+    assert budget.grant(0.0) == tickets[:1]
+    first = budget.note_write(7, 0.0)
+    assert budget.grant(0.01) == []  # Discord has not said what it counts yet
+    assert budget.next_wake(0.01) == 5.0  # or the answer, which looks again
+    budget.observe(7, 0.05, remaining=1, reset_after_s=2.0)
+    budget.answered(first, 0.05)
+    assert budget.grant(0.05) == tickets[1:2]
+    budget.answered(budget.note_write(7, 0.06), 0.1)
+    assert budget.grant(0.1) == []
+    assert budget.next_wake(0.1) == pytest.approx(
+        2.05
+    )  # the earlier writes age out at Discord's reset
+    assert budget.grant(2.05) == tickets[2:]
+    # Another channel Discord has not answered about: its first write alone too...
+    other = [budget.submit(8, reply, Priority.FIRST) for reply in (10, 11)]
+    assert budget.grant(2.1) == other[:1]
+    # ...while once the period is over nothing the bot did not write can still count.
+    later = [budget.submit(9, reply, Priority.FIRST) for reply in (20, 21, 22)]
+    assert budget.grant(5.0) == [*other[1:], *later]
+
+
+def test_a_budget_that_expects_no_earlier_writes_still_takes_discords_count() -> None:
+    """Without a restart to allow for, a fresh channel's writes go at once; an answer that
+    counts more than the window holds is still Discord's word, held until its reset."""
+    budget = WriteBudget(LIMITS)
+    tickets = [budget.submit(7, reply, Priority.FIRST) for reply in range(2)]
+    assert budget.grant(0.0) == tickets
+    for _ in tickets:
+        budget.answered(budget.note_write(7, 0.0), 0.05)
+    budget.observe(7, 0.05, remaining=1, reset_after_s=1.0)  # 4 counted: 2 it never saw
+    more = [budget.submit(7, reply, Priority.FIRST) for reply in range(2, 4)]
+    assert budget.grant(0.05) == more[:1]
+    assert budget.next_wake(0.05) == pytest.approx(1.05)
+    assert budget.grant(1.05) == more[1:]

@@ -271,7 +271,9 @@ def build_bot(services: Services) -> McpcordBot | ShardedMcpcordBot:
     # unless a shared window (coordination.redis_url) lets every process plan the whole.
     settings = services.settings.discord
     if settings.write_budget:
-        budget = WriteScheduler(limits_for(global_share(settings)), gate=services.write_gate)
+        budget = WriteScheduler(
+            limits_for(global_share(settings)), gate=services.write_gate, after_restart=True
+        )
     else:
         budget = WriteScheduler(UNLIMITED)
     if settings.shard_count:

@@ -34,8 +34,15 @@ EDIT = Priority.EDIT
 class WriteBudget:
     """The budget's state and decisions; no I/O and no event loop."""
 
-    def __init__(self, limits: Limits | None = None) -> None:
+    def __init__(self, limits: Limits | None = None, *, earlier_writes_until: float = -math.inf):
+        """`earlier_writes_until` (clock): until then Discord's channel windows may still hold
+        writes this budget never saw (the bot's previous run, stopped a moment ago: answering
+        what it missed meanwhile, the new one wrote into channels Discord had already counted
+        3 writes in, and got 429s). Until then a channel Discord has not yet answered about
+        gets one write at a time, and each answer's count corrects the window (observe)."""
         self.limits = limits or Limits()
+        self._earlier_writes_until = earlier_writes_until
+        self._heard: set[int] = set()  # channels whose count Discord told us, in that time
         self._channel_window: dict[int, list[Counted]] = defaultdict(list)
         self._global_window: list[Counted] = []
         self._global_priority = 0  # the finals and first parts among them
@@ -123,7 +130,24 @@ class WriteBudget:
 
     def observe(self, channel_id: int, now: float, *, remaining: int, reset_after_s: float) -> None:
         """Response headers of a message write: Discord's own count wins over the model. Its
-        reset was reckoned before the answer left Discord, so from `now` it is never early."""
+        reset was reckoned before the answer left Discord, so from `now` it is never early.
+        Discord never counts more than the window holds (a request stays in it until a period
+        after its answer), unless writes the budget never saw are in its count: those are held
+        until the reset."""
+        if now < self._earlier_writes_until:
+            self._heard.add(channel_id)
+        window = self._channel_window[channel_id]
+        unseen = self.limits.channel_writes - remaining - len(window)
+        for _ in range(unseen):
+            # Held as if answered a period before the reset: it ages out at the reset.
+            ages_out = now + reset_after_s - self.limits.channel_period_s
+            earlier = Counted(granted_at=now, answered_at=ages_out)
+            earlier.channel_id = channel_id
+            window.append(earlier)
+            self._may_age_out(earlier)
+        if not window:
+            del self._channel_window[channel_id]
+        self._changed(channel_id)
         if remaining <= 0:
             until = now + reset_after_s
             self._blocked_until[channel_id] = max(self._blocked_until.get(channel_id, 0.0), until)
@@ -253,6 +277,8 @@ class WriteBudget:
         # Enough requests must age out to leave `needed` writes free.
         expire = len(window) - self.limits.channel_writes + self._needed(head)
         at = _nth_expiry(window, self.limits.channel_period_s, expire) if expire > 0 else -math.inf
+        if self._unheard_in_flight(channel_id):
+            at = max(at, self._earlier_writes_until)  # or the answer, which looks again
         return max(at, self._blocked_until.get(channel_id, -math.inf)), head.priority is EDIT
 
     def _changed(self, channel_id: int | None) -> None:
@@ -374,9 +400,18 @@ class WriteBudget:
         first = len(waiting) > (reply in waiting)  # another reply still waits for its first words
         return min(1 + finals + first, self.limits.channel_writes)
 
+    def _unheard_in_flight(self, channel_id: int) -> bool:
+        """Whether a write to a channel Discord has not told us about yet is still unanswered:
+        the next waits for that answer (see __init__)."""
+        if channel_id in self._heard or not self._earlier_writes_until > -math.inf:
+            return False
+        return any(c.answered_at is None for c in self._channel_window.get(channel_id, ()))
+
     def _ready(self, channel_id: int, now: float) -> Ticket | None:
         head = self._head(channel_id)
         if head is None or now < self._blocked_until.get(channel_id, 0.0):
+            return None
+        if now < self._earlier_writes_until and self._unheard_in_flight(channel_id):
             return None
         used = len(self._channel_window.get(channel_id, ()))
         return head if self.limits.channel_writes - used >= self._needed(head) else None

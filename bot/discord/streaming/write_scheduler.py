@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 import weakref
 from collections import defaultdict, deque
@@ -60,8 +61,14 @@ class WriteScheduler:
         limits: Limits | None = None,
         clock: Clock = time.monotonic,
         gate: GlobalGate | None = None,
+        *,
+        after_restart: bool = False,
     ) -> None:
-        self.budget = WriteBudget(gate.limits() if gate is not None else limits)
+        """`after_restart`: the bot's previous run may have written into the channels in the
+        last channel period, which Discord still counts (WriteBudget's earlier_writes_until)."""
+        budget_limits = gate.limits() if gate is not None else (limits or Limits())
+        earlier_until = clock() + budget_limits.channel_period_s if after_restart else -math.inf
+        self.budget = WriteBudget(budget_limits, earlier_writes_until=earlier_until)
         self._gate = gate
         self._clock = clock
         self._events: dict[int, asyncio.Event] = {}
