@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from bot.discord.streaming.budget import Limits, Priority, WriteBudget
+from bot.discord.streaming.budget import UNLIMITED, Limits, Priority, WriteBudget
 from bot.discord.streaming.counted import UNANSWERED_S
 from bot.discord.streaming.write_scheduler import WriteScheduler
 
@@ -335,7 +335,7 @@ def test_after_a_restart_discords_count_of_the_last_runs_writes_holds_the_channe
     first = budget.note_write(7, 0.0)
     assert budget.grant(0.01) == []  # Discord has not said what it counts yet
     assert budget.next_wake(0.01) == 5.0  # or the answer, which looks again
-    budget.observe(7, 0.05, remaining=1, reset_after_s=2.0)
+    budget.observe(7, 0.05, remaining=1, reset_after_s=2.0, limit=5)
     budget.answered(first, 0.05)
     assert budget.grant(0.05) == tickets[1:2]
     budget.answered(budget.note_write(7, 0.06), 0.1)
@@ -360,8 +360,17 @@ def test_a_budget_that_expects_no_earlier_writes_still_takes_discords_count() ->
     assert budget.grant(0.0) == tickets
     for _ in tickets:
         budget.answered(budget.note_write(7, 0.0), 0.05)
-    budget.observe(7, 0.05, remaining=1, reset_after_s=1.0)  # 4 counted: 2 it never saw
+    budget.observe(7, 0.05, remaining=1, reset_after_s=1.0, limit=5)  # 4 counted: 2 it never saw
     more = [budget.submit(7, reply, Priority.FIRST) for reply in range(2, 4)]
     assert budget.grant(0.05) == more[:1]
     assert budget.next_wake(0.05) == pytest.approx(1.05)
     assert budget.grant(1.05) == more[1:]
+
+
+def test_with_the_budget_off_discords_count_holds_nothing_back() -> None:
+    """Off (the bench's baseline), the limits are endless: what Discord counted is reckoned from
+    its own limit, a handful of places, not from the budget's (a billion, once: a hang)."""
+    budget = WriteBudget(UNLIMITED)
+    budget.observe(7, 0.0, remaining=1, reset_after_s=5.0, limit=5)
+    tickets = [budget.submit(7, reply, Priority.FIRST) for reply in range(10)]
+    assert budget.grant(0.0) == tickets

@@ -128,16 +128,25 @@ class WriteBudget:
 
     # --- what Discord says ------------------------------------------------------------------
 
-    def observe(self, channel_id: int, now: float, *, remaining: int, reset_after_s: float) -> None:
+    def observe(
+        self,
+        channel_id: int,
+        now: float,
+        *,
+        remaining: int,
+        reset_after_s: float,
+        limit: int | None = None,
+    ) -> None:
         """Response headers of a message write: Discord's own count wins over the model. Its
         reset was reckoned before the answer left Discord, so from `now` it is never early.
         Discord never counts more than the window holds (a request stays in it until a period
         after its answer), unless writes the budget never saw are in its count: those are held
-        until the reset."""
+        until the reset. `limit` is Discord's own for the bucket (X-RateLimit-Limit): what it
+        counted is reckoned from it, never from this budget's limits (off, they are endless)."""
         if now < self._earlier_writes_until:
             self._heard.add(channel_id)
         window = self._channel_window[channel_id]
-        unseen = self.limits.channel_writes - remaining - len(window)
+        unseen = 0 if limit is None else limit - remaining - len(window)
         for _ in range(unseen):
             # Held as if answered a period before the reset: it ages out at the reset.
             ages_out = now + reset_after_s - self.limits.channel_period_s

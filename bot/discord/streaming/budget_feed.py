@@ -94,9 +94,15 @@ def trace_config(scheduler: WriteScheduler) -> aiohttp.TraceConfig:
             return
         remaining = headers.get("X-RateLimit-Remaining")
         reset_after = _seconds(headers.get("X-RateLimit-Reset-After"))
+        limit = headers.get("X-RateLimit-Limit")
         if remaining is not None and reset_after is not None:
             with contextlib.suppress(ValueError):
-                scheduler.observe(channel_id, remaining=int(remaining), reset_after_s=reset_after)
+                scheduler.observe(
+                    channel_id,
+                    remaining=int(remaining),
+                    reset_after_s=reset_after,
+                    limit=int(limit) if limit is not None and limit.isdigit() else None,
+                )
 
     trace.on_request_headers_sent.append(on_sent)
     trace.on_request_end.append(on_end)

@@ -126,9 +126,15 @@ class WriteScheduler:
             self._gate.answered(slot, sent=False)
         self._pump()
 
-    def observe(self, channel_id: int, *, remaining: int, reset_after_s: float) -> None:
+    def observe(
+        self, channel_id: int, *, remaining: int, reset_after_s: float, limit: int | None = None
+    ) -> None:
         self.budget.observe(
-            channel_id, self._clock(), remaining=remaining, reset_after_s=reset_after_s
+            channel_id,
+            self._clock(),
+            remaining=remaining,
+            reset_after_s=reset_after_s,
+            limit=limit,
         )
 
     def rate_limited(self, channel_id: int | None, retry_after_s: float) -> None:
