@@ -22,8 +22,10 @@ import itertools
 import math
 from collections import defaultdict, deque
 
+from bot.discord.streaming import budget_terms as terms
 from bot.discord.streaming.budget_terms import UNLIMITED, Limits, Priority, Ticket, across_channels
-from bot.discord.streaming.counted import Counted
+from bot.discord.streaming.counted import Counted, drop, nth_expiry
+from bot.discord.streaming.discord_count import EarlierWrites, unseen_writes
 
 __all__ = ["UNLIMITED", "Counted", "Limits", "Priority", "Ticket", "WriteBudget"]
 
@@ -36,13 +38,9 @@ class WriteBudget:
 
     def __init__(self, limits: Limits | None = None, *, earlier_writes_until: float = -math.inf):
         """`earlier_writes_until` (clock): until then Discord's channel windows may still hold
-        writes this budget never saw (the bot's previous run, stopped a moment ago: answering
-        what it missed meanwhile, the new one wrote into channels Discord had already counted
-        3 writes in, and got 429s). Until then a channel Discord has not yet answered about
-        gets one write at a time, and each answer's count corrects the window (observe)."""
+        writes of the bot's previous run (discord_count.py)."""
         self.limits = limits or Limits()
-        self._earlier_writes_until = earlier_writes_until
-        self._heard: set[int] = set()  # channels whose count Discord told us, in that time
+        self._earlier = EarlierWrites(earlier_writes_until)
         self._channel_window: dict[int, list[Counted]] = defaultdict(list)
         self._global_window: list[Counted] = []
         self._global_priority = 0  # the finals and first parts among them
@@ -75,14 +73,14 @@ class WriteBudget:
         announced by expect_first counts (one that never started never finishes)."""
         if reply_id not in self._awaiting_first.get(channel_id, ()):
             return
-        _discard(self._awaiting_first, channel_id, reply_id)
+        terms.discard(self._awaiting_first, channel_id, reply_id)
         self._live[channel_id].add(reply_id)
         self._changed(channel_id)
 
     def finish(self, channel_id: int, reply_id: int) -> None:
         """The reply has ended: drop what was kept about it."""
-        _discard(self._awaiting_first, channel_id, reply_id)
-        _discard(self._live, channel_id, reply_id)
+        terms.discard(self._awaiting_first, channel_id, reply_id)
+        terms.discard(self._live, channel_id, reply_id)
         self._last_served.pop(reply_id, None)
         self._changed(channel_id)
 
@@ -118,12 +116,9 @@ class WriteBudget:
             del self._unclaimed[channel_id]
         self._changed(channel_id)
         window = self._channel_window.get(channel_id, [])
-        window[:] = [c for c in window if c is not counted]
-        if not window:
-            self._channel_window.pop(channel_id, None)
-        before = len(self._global_window)
-        self._global_window[:] = [c for c in self._global_window if c is not counted]
-        if counted.priority and len(self._global_window) < before:
+        if drop(window, counted) and not window:
+            del self._channel_window[channel_id]
+        if drop(self._global_window, counted) and counted.priority:
             self._global_priority -= 1
 
     # --- what Discord says ------------------------------------------------------------------
@@ -139,18 +134,12 @@ class WriteBudget:
     ) -> None:
         """Response headers of a message write: Discord's own count wins over the model. Its
         reset was reckoned before the answer left Discord, so from `now` it is never early.
-        Discord never counts more than the window holds (a request stays in it until a period
-        after its answer), unless writes the budget never saw are in its count: those are held
-        until the reset. `limit` is Discord's own for the bucket (X-RateLimit-Limit): what it
-        counted is reckoned from it, never from this budget's limits (off, they are endless)."""
-        if now < self._earlier_writes_until:
-            self._heard.add(channel_id)
+        Writes it counts that the window does not hold are held until its reset (`limit`:
+        X-RateLimit-Limit; see discord_count.py)."""
+        self._earlier.heard(channel_id, now)
         window = self._channel_window[channel_id]
-        unseen = 0 if limit is None else limit - remaining - len(window)
-        for _ in range(unseen):
-            # Held as if answered a period before the reset: it ages out at the reset.
-            ages_out = now + reset_after_s - self.limits.channel_period_s
-            earlier = Counted(granted_at=now, answered_at=ages_out)
+        period = self.limits.channel_period_s
+        for earlier in unseen_writes(window, now, limit, remaining, reset_after_s, period):
             earlier.channel_id = channel_id
             window.append(earlier)
             self._may_age_out(earlier)
@@ -285,9 +274,9 @@ class WriteBudget:
         window = self._channel_window.get(channel_id, [])
         # Enough requests must age out to leave `needed` writes free.
         expire = len(window) - self.limits.channel_writes + self._needed(head)
-        at = _nth_expiry(window, self.limits.channel_period_s, expire) if expire > 0 else -math.inf
-        if self._unheard_in_flight(channel_id):
-            at = max(at, self._earlier_writes_until)  # or the answer, which looks again
+        at = nth_expiry(window, self.limits.channel_period_s, expire) if expire > 0 else -math.inf
+        if self._earlier.waits_for_answer(channel_id, window):
+            at = max(at, self._earlier.until)  # or the answer, which looks again
         return max(at, self._blocked_until.get(channel_id, -math.inf)), head.priority is EDIT
 
     def _changed(self, channel_id: int | None) -> None:
@@ -379,12 +368,12 @@ class WriteBudget:
         period = self.limits.global_period_s
         over = len(self._global_window) - self.limits.global_per_s
         if over >= 0:
-            return _nth_expiry(self._global_window, period, over + 1)
+            return nth_expiry(self._global_window, period, over + 1)
         # An edit held back for finals and first parts: each request that ages out changes the
         # count, so look again then (or, with none in the window, a window later).
         if not self._global_window:
             return now + period
-        return max(_nth_expiry(self._global_window, period, 1), now + 0.001)
+        return max(nth_expiry(self._global_window, period, 1), now + 0.001)
 
     def _head(self, channel_id: int) -> Ticket | None:
         heap = self._waiting[channel_id]
@@ -396,46 +385,16 @@ class WriteBudget:
         return heap[0]
 
     def _needed(self, ticket: Ticket) -> int:
-        """Free writes the window must hold for this ticket to go. An intermediate edit leaves
-        one for every final that will come in this channel (its own and those of the other
-        replies showing there) and one for a reply still waiting to show its first words: an
-        edit only refreshes text, a final or a first part is what a user waits for."""
-        if ticket.priority is not Priority.EDIT:
-            return 1
-        channel, reply = ticket.channel_id, ticket.reply_id
-        live = self._live.get(channel, ())
-        finals = len(live) + (reply not in live)
-        waiting = self._awaiting_first.get(channel, ())
-        first = len(waiting) > (reply in waiting)  # another reply still waits for its first words
-        return min(1 + finals + first, self.limits.channel_writes)
-
-    def _unheard_in_flight(self, channel_id: int) -> bool:
-        """Whether a write to a channel Discord has not told us about yet is still unanswered:
-        the next waits for that answer (see __init__)."""
-        if channel_id in self._heard or not self._earlier_writes_until > -math.inf:
-            return False
-        return any(c.answered_at is None for c in self._channel_window.get(channel_id, ()))
+        channel, limit = ticket.channel_id, self.limits.channel_writes
+        live, waiting = self._live.get(channel, ()), self._awaiting_first.get(channel, ())
+        return terms.free_writes_needed(ticket, live, waiting, limit)
 
     def _ready(self, channel_id: int, now: float) -> Ticket | None:
         head = self._head(channel_id)
         if head is None or now < self._blocked_until.get(channel_id, 0.0):
             return None
-        if now < self._earlier_writes_until and self._unheard_in_flight(channel_id):
+        window = self._channel_window.get(channel_id, ())
+        if now < self._earlier.until and self._earlier.waits_for_answer(channel_id, window):
             return None
-        used = len(self._channel_window.get(channel_id, ()))
+        used = len(window)
         return head if self.limits.channel_writes - used >= self._needed(head) else None
-
-
-def _nth_expiry(window: list[Counted], period: float, n: int) -> float:
-    """When the n-th request of the window (1-based, soonest first) ages out."""
-    if n == 1:
-        return min(c.held_from for c in window) + period
-    return sorted([c.held_from for c in window])[n - 1] + period
-
-
-def _discard(sets: dict[int, set[int]], channel_id: int, reply_id: int) -> None:
-    members = sets.get(channel_id)
-    if members is not None:
-        members.discard(reply_id)
-        if not members:
-            del sets[channel_id]

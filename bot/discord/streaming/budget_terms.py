@@ -3,6 +3,7 @@ and the ticket a waiting write holds."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -53,3 +54,27 @@ def across_channels(ticket: Ticket) -> tuple[int, int, int]:
     if ticket.priority is Priority.EDIT:
         return (1, ticket.last_served, ticket.seq)
     return (0, ticket.seq, 0)
+
+
+def free_writes_needed(
+    ticket: Ticket, live: Collection[int], waiting: Collection[int], channel_writes: int
+) -> int:
+    """Free writes a channel's window must hold for this ticket to go. An intermediate edit
+    leaves one for every final that will come in the channel (its own and those of the other
+    replies showing there: `live`) and one for a reply still waiting to show its first words
+    (`waiting`): an edit only refreshes text, a final or a first part is what a user waits for."""
+    if ticket.priority is not Priority.EDIT:
+        return 1
+    reply = ticket.reply_id
+    finals = len(live) + (reply not in live)
+    first = len(waiting) > (reply in waiting)  # another reply still waits for its first words
+    return min(1 + finals + first, channel_writes)
+
+
+def discard(sets: dict[int, set[int]], channel_id: int, reply_id: int) -> None:
+    """Take a reply out of its channel's set, and the set out when it empties."""
+    members = sets.get(channel_id)
+    if members is not None:
+        members.discard(reply_id)
+        if not members:
+            del sets[channel_id]

@@ -81,3 +81,17 @@ class Counted:
             f"Counted(granted_at={self.granted_at}, priority={self.priority}, "
             f"left_at={self._left_at}, answered_at={self._answered_at})"
         )
+
+
+def nth_expiry(window: list[Counted], period: float, n: int) -> float:
+    """When the n-th request of the window (1-based, soonest first) ages out."""
+    if n == 1:
+        return min(c.held_from for c in window) + period
+    return sorted([c.held_from for c in window])[n - 1] + period
+
+
+def drop(window: list[Counted], counted: Counted) -> bool:
+    """Take `counted` out of `window` (by identity); whether it was there."""
+    before = len(window)
+    window[:] = [c for c in window if c is not counted]
+    return len(window) < before
