@@ -162,9 +162,7 @@ class SharedWindow:
     def _alone_taken(self, now: float) -> int:
         """Places of this process's share in use while Redis is away: writes and typing."""
         self._alone = {slot: until for slot, until in self._alone.items() if until > now}
-        while self._alone_typing and self._alone_typing[0].expires(TYPING_PERIOD_S) <= now:
-            self._alone_typing.popleft()
-        return len(self._alone) + len(self._alone_typing)
+        return len(self._alone) + _typing_held(self._alone_typing, now)
 
     def typing_room(self) -> bool:
         """Within this process's part of the typing fifth (Redis away: within its share, beside
@@ -173,10 +171,7 @@ class SharedWindow:
             return self._alone_taken(time.monotonic()) < self._share.global_per_s
         # Held like every write, until a period after its answer: Discord counts a request
         # when it arrives, which on a busy loop is well after the grant.
-        now = time.monotonic()
-        while self._typing and self._typing[0].expires(TYPING_PERIOD_S) <= now:
-            self._typing.popleft()
-        return len(self._typing) < self._typing_per_s
+        return _typing_held(self._typing, time.monotonic()) < self._typing_per_s
 
     def typing_sent(self, counted: Counted) -> None:
         if self._link.up:
@@ -200,3 +195,11 @@ class SharedWindow:
 
     def _slot(self) -> str:
         return f"{self._me}:{next(self._ids)}"
+
+
+def _typing_held(sent: deque[Counted], now: float) -> int:
+    """Typing requests (reactions, reads) still holding their place, oldest grant first: each
+    until a period after its answer."""
+    while sent and sent[0].expires(TYPING_PERIOD_S) <= now:
+        sent.popleft()
+    return len(sent)
