@@ -173,59 +173,62 @@ async def test_without_redis_each_process_takes_its_share_and_says_so_once(
         await link.aclose()
 
 
-async def test_alone_a_place_is_held_until_its_answer_not_for_a_fixed_time() -> None:
+@pytest_asyncio.fixture(name="window")
+async def window_alone() -> AsyncIterator[SharedWindow]:
+    """A process's shared window (a share of 2 in 4) whose Redis has just gone away."""
+    async with private_redis() as server:
+        link = Link(server.url, own_prefix())
+        window = SharedWindow(link, per_s=4, share_per_s=2)
+        server.stop()
+        yield window
+        await link.aclose()
+
+
+async def test_alone_a_place_is_held_until_its_answer_not_for_a_fixed_time(
+    window: SharedWindow,
+) -> None:
     # With Redis away a write can still leave seconds after its grant on a loaded host: its place
     # in this process's share stays taken until a second after its answer, and a write never
     # made gives its place back at once.
-    async with private_redis() as server:
-        link = Link(server.url, own_prefix())
-        window = SharedWindow(link, per_s=4, share_per_s=2)
-        server.stop()
-        first = await window.admit(Priority.FINAL, 0.0)  # finds Redis gone, waits the pause
-        second = await window.admit(Priority.FINAL, 0.0)
-        assert first is not None and second is not None
-        third = asyncio.create_task(window.admit(Priority.FINAL, 0.0))
-        await asyncio.sleep(2.0)  # longer than any fixed window of grants: both still unsent
-        assert not third.done()
-        window.answered(first, sent=False)  # never made: its place is free at once
-        assert await asyncio.wait_for(third, 1.0) is not None
-        fourth = asyncio.create_task(window.admit(Priority.FINAL, 0.0))
-        window.answered(second)
-        await asyncio.sleep(0.5)
-        assert not fourth.done()  # answered: held a second from the answer
-        assert await asyncio.wait_for(fourth, 1.0) is not None
-        await link.aclose()
+    first = await window.admit(Priority.FINAL, 0.0)  # finds Redis gone, waits the pause
+    second = await window.admit(Priority.FINAL, 0.0)
+    assert first is not None and second is not None
+    third = asyncio.create_task(window.admit(Priority.FINAL, 0.0))
+    await asyncio.sleep(2.0)  # longer than any fixed window of grants: both still unsent
+    assert not third.done()
+    window.answered(first, sent=False)  # never made: its place is free at once
+    assert await asyncio.wait_for(third, 1.0) is not None
+    fourth = asyncio.create_task(window.admit(Priority.FINAL, 0.0))
+    window.answered(second)
+    await asyncio.sleep(0.5)
+    assert not fourth.done()  # answered: held a second from the answer
+    assert await asyncio.wait_for(fourth, 1.0) is not None
 
 
-async def test_alone_typing_and_writes_share_the_one_share() -> None:
+async def test_alone_typing_and_writes_share_the_one_share(window: SharedWindow) -> None:
     # With Redis away, typing (reactions, reads) and message writes count toward Discord's 50/s
     # alike: together they stay within this process's share, each held until its answer.
-    async with private_redis() as server:
-        link = Link(server.url, own_prefix())
-        window = SharedWindow(link, per_s=4, share_per_s=2)
-        server.stop()
-        written = await window.admit(Priority.FINAL, 0.0)  # finds Redis gone, waits the pause
-        assert written is not None and window.typing_room()
-        typing = Counted(granted_at=time.monotonic(), left_at=time.monotonic())
-        window.typing_sent(typing)
-        assert not window.typing_room()  # one write and one typing: the share of 2 is used
-        waiting = asyncio.create_task(window.admit(Priority.FINAL, 0.0))
-        await asyncio.sleep(0.5)
-        assert not waiting.done()  # the typing request holds its place until its answer
-        typing.answered_at = time.monotonic() - TYPING_PERIOD_S  # answered a period ago
-        assert await asyncio.wait_for(waiting, 1.0) is not None
-        # Typing alone may fill the share too: a write then waits for it, with no write's hold.
-        for place in (written, waiting.result()):
-            window.answered(place, sent=False)
-        both = [Counted(granted_at=time.monotonic(), left_at=time.monotonic()) for _ in (1, 2)]
-        for counted in both:
-            window.typing_sent(counted)
-        blocked = asyncio.create_task(window.admit(Priority.FINAL, 0.0))
-        await asyncio.sleep(0.3)
-        assert not blocked.done()
-        both[0].answered_at = time.monotonic() - TYPING_PERIOD_S
-        assert await asyncio.wait_for(blocked, 1.0) is not None
-        await link.aclose()
+    written = await window.admit(Priority.FINAL, 0.0)  # finds Redis gone, waits the pause
+    assert written is not None and window.typing_room()
+    typing = Counted(granted_at=time.monotonic(), left_at=time.monotonic())
+    window.typing_sent(typing)
+    assert not window.typing_room()  # one write and one typing: the share of 2 is used
+    waiting = asyncio.create_task(window.admit(Priority.FINAL, 0.0))
+    await asyncio.sleep(0.5)
+    assert not waiting.done()  # the typing request holds its place until its answer
+    typing.answered_at = time.monotonic() - TYPING_PERIOD_S  # answered a period ago
+    assert await asyncio.wait_for(waiting, 1.0) is not None
+    # Typing alone may fill the share too: a write then waits for it, with no write's hold.
+    for place in (written, waiting.result()):
+        window.answered(place, sent=False)
+    both = [Counted(granted_at=time.monotonic(), left_at=time.monotonic()) for _ in (1, 2)]
+    for counted in both:
+        window.typing_sent(counted)
+    blocked = asyncio.create_task(window.admit(Priority.FINAL, 0.0))
+    await asyncio.sleep(0.3)
+    assert not blocked.done()
+    both[0].answered_at = time.monotonic() - TYPING_PERIOD_S
+    assert await asyncio.wait_for(blocked, 1.0) is not None
 
 
 def test_the_prefix_is_the_application_id_read_from_the_token() -> None:
